@@ -1,0 +1,262 @@
+//! Hashes, keys and domain-separated signatures.
+//!
+//! Every signature in the system is over `DOMAIN_PREFIX ‖ tag ‖ 0x00 ‖ payload`,
+//! where `tag` names the message kind (see the `TAG_*` constants across the crates).
+//! A signature made for one kind of message can therefore never verify as another.
+
+use std::fmt;
+
+use ed25519_dalek::Signer;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Prefix of every signed message of this chain (the namespace).
+pub const DOMAIN_PREFIX: &[u8] = b"YRD-CREDIT-CHAIN/v1/";
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Hash32(pub [u8; 32]);
+
+impl Hash32 {
+    pub const ZERO: Hash32 = Hash32([0u8; 32]);
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses 64 hex characters (either case).
+    pub fn from_hex(s: &str) -> Result<Self, CryptoError> {
+        let bytes = hex::decode(s.trim()).map_err(|e| CryptoError::BadHex(e.to_string()))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|v: Vec<u8>| CryptoError::BadLength { what: "hash", expected: 32, got: v.len() })?;
+        Ok(Hash32(arr))
+    }
+}
+
+impl fmt::Debug for Hash32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for Hash32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// SHA-256 of the concatenation of `parts`.
+pub fn sha256(parts: &[&[u8]]) -> Hash32 {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    Hash32(h.finalize().into())
+}
+
+/// The exact bytes that get signed for a message of kind `tag`.
+pub fn signing_bytes(tag: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(DOMAIN_PREFIX.len() + tag.len() + 1 + payload.len());
+    out.extend_from_slice(DOMAIN_PREFIX);
+    out.extend_from_slice(tag);
+    out.push(0);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    #[error("not valid hex: {0}")]
+    BadHex(String),
+    #[error("{what} must be {expected} bytes, got {got}")]
+    BadLength { what: &'static str, expected: usize, got: usize },
+    #[error("not a valid ed25519 public key")]
+    BadPublicKey,
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// An ed25519 public key as it appears on the wire: 32 bytes, checked when used.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl PublicKey {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Result<Self, CryptoError> {
+        let bytes = hex::decode(s.trim()).map_err(|e| CryptoError::BadHex(e.to_string()))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|v: Vec<u8>| CryptoError::BadLength {
+            what: "public key",
+            expected: 32,
+            got: v.len(),
+        })?;
+        Ok(PublicKey(arr))
+    }
+
+    /// Parses the key into a verifying key (a curve-point decompression: cache it
+    /// where the same key is used often).
+    pub fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, CryptoError> {
+        ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| CryptoError::BadPublicKey)
+    }
+
+    /// Verifies `sig` over `signing_bytes(tag, payload)`. Uses strict verification
+    /// (rejects small-order keys and non-canonical signatures).
+    pub fn verify(&self, tag: &[u8], payload: &[u8], sig: &Signature) -> Result<(), CryptoError> {
+        let vk = self.verifying_key()?;
+        verify_with(&vk, tag, payload, sig)
+    }
+}
+
+/// Verifies with an already-parsed key.
+pub fn verify_with(
+    vk: &ed25519_dalek::VerifyingKey,
+    tag: &[u8],
+    payload: &[u8],
+    sig: &Signature,
+) -> Result<(), CryptoError> {
+    let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
+    vk.verify_strict(&signing_bytes(tag, payload), &sig)
+        .map_err(|_| CryptoError::BadSignature)
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pk:{}", &self.to_hex()[..12])
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// An ed25519 signature: 64 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; 64]);
+
+impl Signature {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Result<Self, CryptoError> {
+        let bytes = hex::decode(s.trim()).map_err(|e| CryptoError::BadHex(e.to_string()))?;
+        let arr: [u8; 64] = bytes.try_into().map_err(|v: Vec<u8>| CryptoError::BadLength {
+            what: "signature",
+            expected: 64,
+            got: v.len(),
+        })?;
+        Ok(Signature(arr))
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sig:{}", &self.to_hex()[..12])
+    }
+}
+
+// serde has no impls for [u8; 64]; encode as a fixed 64-byte tuple (no length prefix).
+impl Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(64)?;
+        for b in &self.0 {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Signature;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 signature bytes")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+                let mut out = [0u8; 64];
+                for (i, b) in out.iter_mut().enumerate() {
+                    *b = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                }
+                Ok(Signature(out))
+            }
+        }
+        d.deserialize_tuple(64, V)
+    }
+}
+
+/// A private signing key. Never serialised by serde; see the key-file helpers in
+/// the CLI for storage.
+#[derive(Clone)]
+pub struct SecretKey(ed25519_dalek::SigningKey);
+
+impl SecretKey {
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        SecretKey(ed25519_dalek::SigningKey::from_bytes(bytes))
+    }
+
+    /// A deterministic key for tests and simulations: SHA-256 of the seed bytes.
+    pub fn from_seed(seed: &[u8]) -> Self {
+        Self::from_bytes(&sha256(&[b"yrd-test-key", seed]).0)
+    }
+
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    /// Signs `signing_bytes(tag, payload)`.
+    pub fn sign(&self, tag: &[u8], payload: &[u8]) -> Signature {
+        Signature(self.0.sign(&signing_bytes(tag, payload)).to_bytes())
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({:?})", self.public())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_domain_separated() {
+        let k = SecretKey::from_seed(b"a");
+        let sig = k.sign(b"vote", b"payload");
+        assert!(k.public().verify(b"vote", b"payload", &sig).is_ok());
+        assert_eq!(k.public().verify(b"proposal", b"payload", &sig), Err(CryptoError::BadSignature));
+        assert_eq!(k.public().verify(b"vote", b"payloaD", &sig), Err(CryptoError::BadSignature));
+    }
+
+    #[test]
+    fn signature_encodes_as_64_bytes_without_length() {
+        let k = SecretKey::from_seed(b"a");
+        let sig = k.sign(b"t", b"p");
+        let bytes = crate::codec::encode(&sig).unwrap();
+        assert_eq!(bytes.len(), 64);
+        let back: Signature = crate::codec::decode(&bytes, 64, "signature").unwrap();
+        assert_eq!(back, sig);
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_wrong_length() {
+        let h = sha256(&[b"x"]);
+        assert_eq!(Hash32::from_hex(&h.to_hex()).unwrap(), h);
+        assert!(matches!(Hash32::from_hex("abcd"), Err(CryptoError::BadLength { got: 2, .. })));
+        assert!(matches!(Hash32::from_hex("zz"), Err(CryptoError::BadHex(_))));
+    }
+}

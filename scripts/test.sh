@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit, property, simulator, crash and multi-node tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --workspace --bins
+cargo test --workspace --no-fail-fast
