@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 pub const DOMAIN_PREFIX: &[u8] = b"YRD-CREDIT-CHAIN/v1/";
 
 /// A SHA-256 digest.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Hash32(pub [u8; 32]);
 
 impl Hash32 {
@@ -78,7 +78,7 @@ pub enum CryptoError {
 }
 
 /// An ed25519 public key as it appears on the wire: 32 bytes, checked when used.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublicKey(pub [u8; 32]);
 
 impl PublicKey {
@@ -164,6 +164,9 @@ impl fmt::Debug for Signature {
 impl Serialize for Signature {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
+        if s.is_human_readable() {
+            return s.serialize_str(&self.to_hex());
+        }
         let mut t = s.serialize_tuple(64)?;
         for b in &self.0 {
             t.serialize_element(b)?;
@@ -174,6 +177,10 @@ impl Serialize for Signature {
 
 impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            return Signature::from_hex(&s).map_err(serde::de::Error::custom);
+        }
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = Signature;
@@ -253,6 +260,18 @@ mod tests {
     }
 
     #[test]
+    fn json_uses_hex_and_codec_uses_raw_bytes() {
+        let k = SecretKey::from_seed(b"a");
+        let pk = k.public();
+        let sig = k.sign(b"t", b"p");
+        let json = serde_json::to_string(&(pk, sig, Hash32::ZERO)).unwrap();
+        assert_eq!(json, format!("[\"{}\",\"{}\",\"{}\"]", pk.to_hex(), sig.to_hex(), "00".repeat(32)));
+        let back: (PublicKey, Signature, Hash32) = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, (pk, sig, Hash32::ZERO));
+        assert_eq!(crate::codec::encode(&pk).unwrap(), pk.0.to_vec());
+    }
+
+    #[test]
     fn hex_round_trips_and_rejects_wrong_length() {
         let h = sha256(&[b"x"]);
         assert_eq!(Hash32::from_hex(&h.to_hex()).unwrap(), h);
@@ -260,3 +279,32 @@ mod tests {
         assert!(matches!(Hash32::from_hex("zz"), Err(CryptoError::BadHex(_))));
     }
 }
+
+/// Serde for 32-byte values: a lowercase hex string in human-readable formats
+/// (JSON, TOML), exactly 32 raw bytes with no length prefix in the canonical codec.
+macro_rules! serde_bytes32 {
+    ($t:ident, $what:literal) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_hex())
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let s = String::deserialize(d)?;
+                    $t::from_hex(&s).map_err(|e| serde::de::Error::custom(format!("{}: {e}", $what)))
+                } else {
+                    <[u8; 32]>::deserialize(d).map($t)
+                }
+            }
+        }
+    };
+}
+serde_bytes32!(Hash32, "hash");
+serde_bytes32!(PublicKey, "public key");
