@@ -1,2 +1,17 @@
-//! placeholder
+//! # yrd-ledger
+//!
+//! The ledger of the YRD credit chain: credit attestations and revocations
+//! ([`tx`]), agencies and the genesis ([`genesis`]), blocks ([`block`]), the
+//! RFC 9162 transaction log ([`merkle`]), the subject map ([`subjects`]), the USCC
+//! type ([`uscc`]), validation rules ([`validate`]) and the sled store ([`store`]).
+//!
+//! Canonical bytes come from `yrd_consensus::codec` (one configuration for the
+//! whole chain).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
+
+pub mod block;
+pub mod genesis;
+pub mod merkle;
+pub mod subjects;
+pub mod tx;
 pub mod uscc;

@@ -1,0 +1,272 @@
+//! Agencies and the genesis: who validates, who may issue what, who may observe.
+//!
+//! The genesis file is JSON (humans write and read it). The chain id is
+//! `SHA-256("YRD-CREDIT-CHAIN/v1/genesis" ‖ canonical(Genesis))`; every transaction,
+//! vote and proposal carries it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use yrd_consensus::codec::{self, CodecError};
+use yrd_consensus::crypto::{sha256, Hash32, PublicKey, DOMAIN_PREFIX};
+use yrd_consensus::types::{ValidatorIndex, ValidatorSet, ValidatorSetError, MAX_VALIDATORS};
+
+use crate::tx::AttestationKind;
+
+/// Largest genesis file accepted.
+pub const MAX_GENESIS_BYTES: usize = 1024 * 1024;
+/// Most issuers a genesis may list.
+pub const MAX_ISSUERS: usize = 1024;
+/// Most observers a genesis may list.
+pub const MAX_OBSERVERS: usize = 1024;
+
+/// A region code: 2 to 8 upper-case ASCII letters. The chain starts with
+/// `SH` (Shanghai), `JS` (Jiangsu), `ZJ` (Zhejiang) and `AH` (Anhui); more may join.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Region(String);
+
+impl Region {
+    pub fn parse(s: &str) -> Result<Region, GenesisError> {
+        let t = s.trim().to_ascii_uppercase();
+        if (2..=8).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Region(t))
+        } else {
+            Err(GenesisError::BadRegion(s.to_string()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The region's name in English and Chinese, for the four founding regions.
+    pub fn description(&self) -> &'static str {
+        match self.0.as_str() {
+            "SH" => "Shanghai 上海",
+            "JS" => "Jiangsu 江苏",
+            "ZJ" => "Zhejiang 浙江",
+            "AH" => "Anhui 安徽",
+            _ => "",
+        }
+    }
+}
+
+impl TryFrom<String> for Region {
+    type Error = GenesisError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Region::parse(&s)
+    }
+}
+
+impl From<Region> for String {
+    fn from(r: Region) -> String {
+        r.0
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An agency that votes in consensus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorInfo {
+    pub name: String,
+    pub region: Region,
+    /// The validator (consensus) key; also the node's network identity.
+    pub key: PublicKey,
+}
+
+/// An agency that signs attestations, with the kinds it may issue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerInfo {
+    pub name: String,
+    pub region: Region,
+    /// The issuer key (distinct from any validator key).
+    pub key: PublicKey,
+    /// Kinds this issuer may attest. Sorted, unique.
+    pub kinds: Vec<AttestationKind>,
+    /// May revoke other issuers' attestations (e.g. a provincial credit-repair office).
+    #[serde(default)]
+    pub may_revoke_any: bool,
+}
+
+/// A non-voting node allowed to connect (a lender's or auditor's observer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObserverInfo {
+    pub name: String,
+    pub key: PublicKey,
+}
+
+/// Chain parameters fixed at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainParams {
+    /// Most transactions in one block.
+    pub max_block_txs: u32,
+    /// Largest encoded block.
+    pub max_block_bytes: u32,
+}
+
+impl Default for ChainParams {
+    fn default() -> Self {
+        ChainParams { max_block_txs: 4096, max_block_bytes: 8 * 1024 * 1024 }
+    }
+}
+
+/// The genesis: the founding agreement of the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// A human name, e.g. "yrd-credit-chain-testnet".
+    pub chain_name: String,
+    /// Milliseconds since the Unix epoch.
+    pub genesis_time_ms: u64,
+    pub params: ChainParams,
+    pub validators: Vec<ValidatorInfo>,
+    pub issuers: Vec<IssuerInfo>,
+    #[serde(default)]
+    pub observers: Vec<ObserverInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    #[error("region code {0:?} must be 2 to 8 letters A-Z (e.g. SH, JS, ZJ, AH)")]
+    BadRegion(String),
+    #[error("genesis file is {0} bytes, more than the {MAX_GENESIS_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("genesis is not valid JSON: {0}")]
+    Json(String),
+    #[error("invalid validator set: {0}")]
+    Validators(#[from] ValidatorSetError),
+    #[error("{what} name {name:?} must be 1 to 64 characters with no control characters")]
+    BadName { what: &'static str, name: String },
+    #[error("name {0:?} is used twice")]
+    DuplicateName(String),
+    #[error("key {0} is used twice (validator, issuer and observer keys must all differ)")]
+    DuplicateKey(String),
+    #[error("issuer {name:?} key is not a valid ed25519 public key")]
+    BadIssuerKey { name: String },
+    #[error("issuer {name:?} may issue no kind of attestation")]
+    NoKinds { name: String },
+    #[error("issuer {name:?} lists a kind twice or out of order")]
+    KindsNotSorted { name: String },
+    #[error("too many {what}: {count} (at most {max})")]
+    TooMany { what: &'static str, count: usize, max: usize },
+    #[error("chain parameter {0}")]
+    BadParams(String),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+fn check_name(what: &'static str, name: &str) -> Result<(), GenesisError> {
+    let n = name.chars().count();
+    if n == 0 || n > 64 || name.chars().any(char::is_control) || name.trim() != name {
+        return Err(GenesisError::BadName { what, name: name.to_string() });
+    }
+    Ok(())
+}
+
+impl Genesis {
+    /// Parses and validates a genesis JSON document.
+    pub fn from_json(bytes: &[u8]) -> Result<Genesis, GenesisError> {
+        if bytes.len() > MAX_GENESIS_BYTES {
+            return Err(GenesisError::TooLarge(bytes.len()));
+        }
+        let g: Genesis = serde_json::from_slice(bytes).map_err(|e| GenesisError::Json(e.to_string()))?;
+        g.validate()?;
+        Ok(g)
+    }
+
+    pub fn to_json_pretty(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks names, keys, uniqueness and limits.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        check_name("chain", &self.chain_name)?;
+        if self.validators.len() > MAX_VALIDATORS {
+            return Err(GenesisError::TooMany { what: "validators", count: self.validators.len(), max: MAX_VALIDATORS });
+        }
+        if self.issuers.len() > MAX_ISSUERS {
+            return Err(GenesisError::TooMany { what: "issuers", count: self.issuers.len(), max: MAX_ISSUERS });
+        }
+        if self.observers.len() > MAX_OBSERVERS {
+            return Err(GenesisError::TooMany { what: "observers", count: self.observers.len(), max: MAX_OBSERVERS });
+        }
+        if self.params.max_block_txs == 0 || self.params.max_block_txs > 100_000 {
+            return Err(GenesisError::BadParams(format!("max_block_txs = {} must be 1..=100000", self.params.max_block_txs)));
+        }
+        if self.params.max_block_bytes < 64 * 1024 || self.params.max_block_bytes as usize > codec::MAX_ENCODED_BYTES {
+            return Err(GenesisError::BadParams(format!(
+                "max_block_bytes = {} must be 65536..={}",
+                self.params.max_block_bytes,
+                codec::MAX_ENCODED_BYTES
+            )));
+        }
+        self.validator_set()?;
+        let mut names = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        let all = self
+            .validators
+            .iter()
+            .map(|v| ("validator", &v.name, &v.key))
+            .chain(self.issuers.iter().map(|i| ("issuer", &i.name, &i.key)))
+            .chain(self.observers.iter().map(|o| ("observer", &o.name, &o.key)));
+        for (what, name, key) in all {
+            check_name(what, name)?;
+            if !names.insert(name.as_str()) {
+                return Err(GenesisError::DuplicateName(name.clone()));
+            }
+            if !keys.insert(*key) {
+                return Err(GenesisError::DuplicateKey(key.to_hex()));
+            }
+        }
+        for i in &self.issuers {
+            if i.key.verifying_key().is_err() {
+                return Err(GenesisError::BadIssuerKey { name: i.name.clone() });
+            }
+            if i.kinds.is_empty() {
+                return Err(GenesisError::NoKinds { name: i.name.clone() });
+            }
+            if i.kinds.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(GenesisError::KindsNotSorted { name: i.name.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The chain id: a hash of the canonical genesis bytes.
+    pub fn chain_id(&self) -> Result<Hash32, CodecError> {
+        let bytes = codec::encode(self)?;
+        Ok(sha256(&[DOMAIN_PREFIX, b"genesis", &[0], &bytes]))
+    }
+
+    pub fn validator_set(&self) -> Result<ValidatorSet, ValidatorSetError> {
+        ValidatorSet::new(self.validators.iter().map(|v| v.key).collect())
+    }
+
+    pub fn issuer(&self, key: &PublicKey) -> Option<&IssuerInfo> {
+        self.issuers.iter().find(|i| &i.key == key)
+    }
+
+    pub fn issuer_by_name(&self, name: &str) -> Option<&IssuerInfo> {
+        self.issuers.iter().find(|i| i.name == name)
+    }
+
+    pub fn validator(&self, index: ValidatorIndex) -> Option<&ValidatorInfo> {
+        self.validators.get(index.0 as usize)
+    }
+
+    /// Keys allowed to connect to the network: validators and observers.
+    pub fn network_keys(&self) -> Vec<PublicKey> {
+        self.validators.iter().map(|v| v.key).chain(self.observers.iter().map(|o| o.key)).collect()
+    }
+}

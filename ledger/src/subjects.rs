@@ -1,0 +1,434 @@
+//! The subject map: an authenticated map from USCC to the set of records about
+//! that subject, committed to by every block header (`subjects_root`).
+//!
+//! It is a compact sparse Merkle tree over 256-bit keys `SHA-256(uscc)`:
+//! - the empty subtree hashes to 32 zero bytes;
+//! - a subtree holding exactly one entry is that entry's leaf,
+//!   `H(0x00 ‖ key ‖ value)`, at whatever depth it sits;
+//! - any other subtree is `H(0x01 ‖ left ‖ right)`, left = next key bit 0.
+//!
+//! A leaf's value is `H(TAG_SUBJECT_RECORD ‖ canonical(SubjectRecord))`: the list
+//! of every attestation about the subject with its current status. A lender who
+//! holds the record and a proof against a certified header knows the list is
+//! complete as of that height. Absence is proved by an empty slot or by another
+//! key's leaf sitting where the path ends.
+//!
+//! Updates cost O(log n) hashes per changed subject; the tree lives in memory
+//! and is rebuilt from the stored records when the store opens.
+
+use serde::{Deserialize, Serialize};
+use yrd_consensus::codec::{self, CodecError};
+use yrd_consensus::crypto::{sha256, signing_bytes, Hash32, PublicKey};
+use yrd_consensus::types::Height;
+
+use crate::tx::{AttestationKind, RevocationReason, TxId};
+use crate::uscc::Uscc;
+
+/// Domain tag of subject-record value hashes.
+pub const TAG_SUBJECT_RECORD: &[u8] = b"ledger/subject-record";
+/// Largest encoded subject record we accept from the wire.
+pub const MAX_SUBJECT_RECORD_BYTES: usize = 4 * 1024 * 1024;
+
+/// One attestation about a subject, with its current status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectEntry {
+    pub id: TxId,
+    pub height: Height,
+    pub issuer: PublicKey,
+    pub kind: AttestationKind,
+    pub valid_until_ms: Option<u64>,
+    /// `Some` once revoked: the revoking transaction and why.
+    pub revoked: Option<(TxId, RevocationReason)>,
+}
+
+/// Everything about one subject, in commit order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectRecord {
+    pub subject: Uscc,
+    pub entries: Vec<SubjectEntry>,
+}
+
+impl SubjectRecord {
+    /// The map value this record commits to.
+    pub fn value_hash(&self) -> Result<Hash32, CodecError> {
+        let bytes = codec::encode(self)?;
+        Ok(sha256(&[&signing_bytes(TAG_SUBJECT_RECORD, &bytes)]))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<SubjectRecord, CodecError> {
+        codec::decode(bytes, MAX_SUBJECT_RECORD_BYTES, "subject record")
+    }
+}
+
+/// The map key of a subject.
+pub fn subject_key(subject: &Uscc) -> [u8; 32] {
+    sha256(&[subject.as_str().as_bytes()]).0
+}
+
+fn leaf_hash(key: &[u8; 32], value: &Hash32) -> Hash32 {
+    sha256(&[&[0u8], key, &value.0])
+}
+
+fn internal_hash(left: &Hash32, right: &Hash32) -> Hash32 {
+    sha256(&[&[1u8], &left.0, &right.0])
+}
+
+/// Bit `depth` of `key`, most significant bit of byte 0 first.
+fn bit(key: &[u8; 32], depth: usize) -> bool {
+    (key[depth / 8] >> (7 - depth % 8)) & 1 == 1
+}
+
+enum Node {
+    Empty,
+    Leaf { key: [u8; 32], value: Hash32, hash: Hash32 },
+    Internal { left: Box<Node>, right: Box<Node>, hash: Hash32 },
+}
+
+impl Node {
+    fn hash(&self) -> Hash32 {
+        match self {
+            Node::Empty => Hash32::ZERO,
+            Node::Leaf { hash, .. } | Node::Internal { hash, .. } => *hash,
+        }
+    }
+
+    fn leaf(key: [u8; 32], value: Hash32) -> Node {
+        Node::Leaf { key, value, hash: leaf_hash(&key, &value) }
+    }
+
+    fn internal(left: Node, right: Node) -> Node {
+        let hash = internal_hash(&left.hash(), &right.hash());
+        Node::Internal { left: Box::new(left), right: Box::new(right), hash }
+    }
+
+    /// Builds the subtree at `depth` holding exactly `items` (sorted, distinct).
+    fn build(depth: usize, items: &[([u8; 32], Hash32)]) -> Node {
+        match items {
+            [] => Node::Empty,
+            [(k, v)] => Node::leaf(*k, *v),
+            _ => {
+                let split = items.partition_point(|(k, _)| !bit(k, depth));
+                Node::internal(Node::build(depth + 1, &items[..split]), Node::build(depth + 1, &items[split..]))
+            }
+        }
+    }
+
+    /// Applies sorted, distinct `changes` (insert or overwrite) to the subtree at `depth`.
+    fn apply(self, depth: usize, changes: &[([u8; 32], Hash32)]) -> Node {
+        if changes.is_empty() {
+            return self;
+        }
+        match self {
+            Node::Empty => Node::build(depth, changes),
+            Node::Leaf { key, value, .. } => Node::build(depth, &merge_leaf(key, value, changes)),
+            Node::Internal { left, right, .. } => {
+                let split = changes.partition_point(|(k, _)| !bit(k, depth));
+                Node::internal(left.apply(depth + 1, &changes[..split]), right.apply(depth + 1, &changes[split..]))
+            }
+        }
+    }
+
+    /// The hash the subtree would have after `changes`, without changing it.
+    fn hash_with(&self, depth: usize, changes: &[([u8; 32], Hash32)]) -> Hash32 {
+        if changes.is_empty() {
+            return self.hash();
+        }
+        match self {
+            Node::Empty => hash_of_items(depth, changes),
+            Node::Leaf { key, value, .. } => hash_of_items(depth, &merge_leaf(*key, *value, changes)),
+            Node::Internal { left, right, .. } => {
+                let split = changes.partition_point(|(k, _)| !bit(k, depth));
+                internal_hash(&left.hash_with(depth + 1, &changes[..split]), &right.hash_with(depth + 1, &changes[split..]))
+            }
+        }
+    }
+}
+
+fn hash_of_items(depth: usize, items: &[([u8; 32], Hash32)]) -> Hash32 {
+    match items {
+        [] => Hash32::ZERO,
+        [(k, v)] => leaf_hash(k, v),
+        _ => {
+            let split = items.partition_point(|(k, _)| !bit(k, depth));
+            internal_hash(&hash_of_items(depth + 1, &items[..split]), &hash_of_items(depth + 1, &items[split..]))
+        }
+    }
+}
+
+/// `changes` plus the existing leaf unless a change overwrites it; stays sorted.
+fn merge_leaf(key: [u8; 32], value: Hash32, changes: &[([u8; 32], Hash32)]) -> Vec<([u8; 32], Hash32)> {
+    let mut items = changes.to_vec();
+    if let Err(pos) = items.binary_search_by(|(k, _)| k.cmp(&key)) {
+        items.insert(pos, (key, value));
+    }
+    items
+}
+
+/// Sorts changes by key and keeps the last value given for each key.
+fn normalise(changes: &[([u8; 32], Hash32)]) -> Vec<([u8; 32], Hash32)> {
+    let mut v: Vec<([u8; 32], Hash32)> = Vec::with_capacity(changes.len());
+    let mut sorted: Vec<(usize, &([u8; 32], Hash32))> = changes.iter().enumerate().collect();
+    sorted.sort_by(|a, b| a.1 .0.cmp(&b.1 .0).then(a.0.cmp(&b.0)));
+    for (_, (k, val)) in sorted {
+        match v.last_mut() {
+            Some(last) if &last.0 == k => last.1 = *val,
+            _ => v.push((*k, *val)),
+        }
+    }
+    v
+}
+
+/// The in-memory subject map.
+pub struct SubjectMap {
+    root: Node,
+    len: u64,
+}
+
+impl Default for SubjectMap {
+    fn default() -> Self {
+        SubjectMap { root: Node::Empty, len: 0 }
+    }
+}
+
+/// What a proof ends on, where the path to the key stops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProofTerminal {
+    /// The key is present with this value hash.
+    Present { value: Hash32 },
+    /// The path ends on an empty subtree: the key is absent.
+    Empty,
+    /// The path ends on another key's leaf: the key is absent.
+    Other { key: Hash32, value: Hash32 },
+}
+
+/// A membership or absence proof: sibling hashes from the root down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectProof {
+    pub siblings: Vec<Hash32>,
+    pub terminal: ProofTerminal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubjectProofError {
+    #[error("subject-map proof has {0} siblings, more than the 256 a key has bits")]
+    TooLong(usize),
+    #[error("subject-map proof ends on a leaf of another key that does not share the path")]
+    OtherKeyOffPath,
+    #[error("subject-map proof ends on the key itself, so it cannot prove absence")]
+    OtherKeyIsSame,
+    #[error("subject-map root mismatch: proof gives {computed}, header has {expected}")]
+    RootMismatch { computed: Hash32, expected: Hash32 },
+    #[error("subject-map proof shows {got}, expected {expected}")]
+    WrongKind { expected: &'static str, got: &'static str },
+    #[error("subject record value mismatch: record hashes to {computed}, proof has {proved}")]
+    ValueMismatch { computed: Hash32, proved: Hash32 },
+}
+
+impl SubjectMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the map from (subject key, value) pairs in any order.
+    pub fn from_entries(entries: &[([u8; 32], Hash32)]) -> Self {
+        let items = normalise(entries);
+        SubjectMap { len: items.len() as u64, root: Node::build(0, &items) }
+    }
+
+    pub fn root(&self) -> Hash32 {
+        self.root.hash()
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The root after `changes`, leaving the map unchanged (for proposals).
+    pub fn root_with(&self, changes: &[([u8; 32], Hash32)]) -> Hash32 {
+        self.root.hash_with(0, &normalise(changes))
+    }
+
+    /// Inserts or overwrites values.
+    pub fn apply(&mut self, changes: &[([u8; 32], Hash32)]) {
+        let changes = normalise(changes);
+        let new_keys = changes.iter().filter(|(k, _)| self.get(k).is_none()).count() as u64;
+        let root = std::mem::replace(&mut self.root, Node::Empty);
+        self.root = root.apply(0, &changes);
+        self.len += new_keys;
+    }
+
+    pub fn get(&self, key: &[u8; 32]) -> Option<Hash32> {
+        let mut node = &self.root;
+        let mut depth = 0;
+        loop {
+            match node {
+                Node::Empty => return None,
+                Node::Leaf { key: k, value, .. } => return (k == key).then_some(*value),
+                Node::Internal { left, right, .. } => {
+                    node = if bit(key, depth) { right } else { left };
+                    depth += 1;
+                }
+            }
+        }
+    }
+
+    /// A proof of the key's value, or of its absence.
+    pub fn prove(&self, key: &[u8; 32]) -> SubjectProof {
+        let mut siblings = Vec::new();
+        let mut node = &self.root;
+        let mut depth = 0;
+        loop {
+            match node {
+                Node::Empty => return SubjectProof { siblings, terminal: ProofTerminal::Empty },
+                Node::Leaf { key: k, value, .. } => {
+                    let terminal = if k == key {
+                        ProofTerminal::Present { value: *value }
+                    } else {
+                        ProofTerminal::Other { key: Hash32(*k), value: *value }
+                    };
+                    return SubjectProof { siblings, terminal };
+                }
+                Node::Internal { left, right, .. } => {
+                    let (next, sibling) = if bit(key, depth) { (right, left) } else { (left, right) };
+                    siblings.push(sibling.hash());
+                    node = next;
+                    depth += 1;
+                }
+            }
+        }
+    }
+}
+
+impl SubjectProof {
+    /// Recomputes the root from the proof for `key`.
+    pub fn compute_root(&self, key: &[u8; 32]) -> Result<Hash32, SubjectProofError> {
+        let depth = self.siblings.len();
+        if depth > 256 {
+            return Err(SubjectProofError::TooLong(depth));
+        }
+        let mut h = match &self.terminal {
+            ProofTerminal::Present { value } => leaf_hash(key, value),
+            ProofTerminal::Empty => Hash32::ZERO,
+            ProofTerminal::Other { key: other, value } => {
+                if &other.0 == key {
+                    return Err(SubjectProofError::OtherKeyIsSame);
+                }
+                if (0..depth).any(|d| bit(&other.0, d) != bit(key, d)) {
+                    return Err(SubjectProofError::OtherKeyOffPath);
+                }
+                leaf_hash(&other.0, value)
+            }
+        };
+        for (d, sibling) in self.siblings.iter().enumerate().rev() {
+            h = if bit(key, d) { internal_hash(sibling, &h) } else { internal_hash(&h, sibling) };
+        }
+        Ok(h)
+    }
+
+    /// Verifies that `key` maps to `value` under `root`.
+    pub fn verify_present(&self, key: &[u8; 32], value: &Hash32, root: &Hash32) -> Result<(), SubjectProofError> {
+        match &self.terminal {
+            ProofTerminal::Present { value: v } if v == value => {}
+            ProofTerminal::Present { value: v } => {
+                return Err(SubjectProofError::ValueMismatch { computed: *value, proved: *v })
+            }
+            ProofTerminal::Empty => return Err(SubjectProofError::WrongKind { expected: "present", got: "empty" }),
+            ProofTerminal::Other { .. } => {
+                return Err(SubjectProofError::WrongKind { expected: "present", got: "other key" })
+            }
+        }
+        self.check_root(key, root)
+    }
+
+    /// Verifies that `key` is absent under `root`.
+    pub fn verify_absent(&self, key: &[u8; 32], root: &Hash32) -> Result<(), SubjectProofError> {
+        if matches!(self.terminal, ProofTerminal::Present { .. }) {
+            return Err(SubjectProofError::WrongKind { expected: "absent", got: "present" });
+        }
+        self.check_root(key, root)
+    }
+
+    fn check_root(&self, key: &[u8; 32], root: &Hash32) -> Result<(), SubjectProofError> {
+        let computed = self.compute_root(key)?;
+        if &computed != root {
+            return Err(SubjectProofError::RootMismatch { computed, expected: *root });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> [u8; 32] {
+        sha256(&[&i.to_be_bytes()]).0
+    }
+    fn val(i: u32) -> Hash32 {
+        sha256(&[b"v", &i.to_be_bytes()])
+    }
+
+    #[test]
+    fn incremental_equals_bulk_and_speculative() {
+        let mut m = SubjectMap::new();
+        let mut all = Vec::new();
+        for batch in 0..20u32 {
+            let changes: Vec<_> = (0..batch % 7 + 1).map(|j| (key(batch * 3 + j), val(batch * 100 + j))).collect();
+            let predicted = m.root_with(&changes);
+            m.apply(&changes);
+            assert_eq!(m.root(), predicted, "batch {batch}");
+            all.extend(changes);
+            assert_eq!(m.root(), SubjectMap::from_entries(&all).root(), "batch {batch}");
+        }
+        assert_eq!(m.len(), SubjectMap::from_entries(&all).len());
+    }
+
+    #[test]
+    fn proofs_of_presence_and_absence() {
+        let entries: Vec<_> = (0..200).map(|i| (key(i), val(i))).collect();
+        let m = SubjectMap::from_entries(&entries);
+        let root = m.root();
+        for i in 0..200 {
+            let p = m.prove(&key(i));
+            p.verify_present(&key(i), &val(i), &root).unwrap();
+            assert!(p.verify_present(&key(i), &val(i + 1), &root).is_err());
+            assert!(p.verify_absent(&key(i), &root).is_err());
+        }
+        for i in 200..400 {
+            let p = m.prove(&key(i));
+            p.verify_absent(&key(i), &root).unwrap();
+            assert!(p.verify_present(&key(i), &val(i), &root).is_err());
+            // A proof for one absent key does not prove another.
+            assert!(p.verify_absent(&key(i + 1000), &root).is_err() || m.prove(&key(i + 1000)) == p);
+        }
+    }
+
+    #[test]
+    fn empty_map_proves_absence() {
+        let m = SubjectMap::new();
+        assert_eq!(m.root(), Hash32::ZERO);
+        m.prove(&key(1)).verify_absent(&key(1), &Hash32::ZERO).unwrap();
+    }
+
+    #[test]
+    fn tampered_proofs_fail() {
+        let entries: Vec<_> = (0..50).map(|i| (key(i), val(i))).collect();
+        let m = SubjectMap::from_entries(&entries);
+        let root = m.root();
+        let p = m.prove(&key(7));
+        for s in 0..p.siblings.len() {
+            for b in 0..256 {
+                let mut q = p.clone();
+                q.siblings[s].0[b / 8] ^= 1 << (b % 8);
+                assert!(q.verify_present(&key(7), &val(7), &root).is_err());
+            }
+        }
+        let mut q = p.clone();
+        q.siblings.pop();
+        assert!(q.verify_present(&key(7), &val(7), &root).is_err());
+    }
+}
