@@ -13,5 +13,8 @@ pub mod block;
 pub mod genesis;
 pub mod merkle;
 pub mod subjects;
+pub mod testkit;
 pub mod tx;
+pub mod store;
 pub mod uscc;
+pub mod validate;

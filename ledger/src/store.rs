@@ -1,0 +1,958 @@
+//! The sled store and the ledger state machine.
+//!
+//! One sled tree holds everything, under one-byte key prefixes, so that a block,
+//! its certificate, its log nodes and every index it touches are written by one
+//! atomic `apply_batch` and flushed (fsync) before [`Ledger::commit`] returns.
+//! After a crash the store holds whole blocks or none.
+//!
+//! | prefix | key                         | value                                      |
+//! |--------|-----------------------------|--------------------------------------------|
+//! | `m`    | name                        | metadata: height, log size, chain id, genesis |
+//! | `b`    | height (u64 BE)             | the block, canonical bytes                 |
+//! | `h`    | height (u64 BE)             | the block header, canonical bytes          |
+//! | `c`    | height (u64 BE)             | the commit certificate                     |
+//! | `l`    | level (u8) ‖ chunk (u64 BE) | up to 256 log node hashes of that level    |
+//! | `t`    | tx id (32)                  | height u64 ‖ index u32 ‖ offset u32 ‖ len u32 in the block bytes |
+//! | `i`    | issuer key (32) ‖ seq u64   | tx id — the issuer index and replay guard  |
+//! | `s`    | USCC (18)                   | the subject record (subject index and map value) |
+//!
+//! Three index keys per attestation (`t`, `i`, `s`), a handful per block.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use yrd_consensus::codec::{self, CodecError};
+use yrd_consensus::crypto::{Hash32, PublicKey};
+use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSet};
+use yrd_consensus::{CertificateError, CommitCertificate};
+
+use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
+use crate::genesis::Genesis;
+use crate::merkle::{self, MerkleError, NodeSource};
+use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectProof, SubjectRecord};
+use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId};
+use crate::uscc::Uscc;
+use crate::validate::{check_stateless, TxError};
+
+const LOG_CHUNK: u64 = 256;
+const META_HEIGHT: &[u8] = b"mheight";
+const META_LOG_SIZE: &[u8] = b"mlogsize";
+const META_CHAIN: &[u8] = b"mchain";
+const META_GENESIS: &[u8] = b"mgenesis";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage failure: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("this data directory belongs to chain {stored}, the genesis given is chain {given}")]
+    WrongChain { stored: Hash32, given: Hash32 },
+    #[error("invalid genesis: {0}")]
+    Genesis(String),
+    #[error("log: {0}")]
+    Log(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// Why a block was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    #[error("block is for chain {got}, expected {expected}")]
+    WrongChain { expected: Hash32, got: Hash32 },
+    #[error("block height {got}, expected {expected}")]
+    WrongHeight { expected: Height, got: Height },
+    #[error("block parent {got}, expected {expected}")]
+    WrongParent { expected: BlockHash, got: BlockHash },
+    #[error("block timestamp {got} ms is not after the parent's {parent} ms")]
+    TimestampNotIncreasing { parent: u64, got: u64 },
+    #[error("block has {got} transactions, more than the {max} allowed")]
+    TooManyTxs { got: usize, max: u32 },
+    #[error("block is {got} bytes, more than the {max} allowed")]
+    TooLarge { got: usize, max: u32 },
+    #[error("transaction {index} in the block is invalid: {error}")]
+    InvalidTx { index: usize, error: TxError },
+    #[error("transaction {index} appears twice in the block")]
+    DuplicateInBlock { index: usize },
+    #[error("header field {field} is {got}, the transactions give {expected}")]
+    RootMismatch { field: &'static str, expected: String, got: String },
+    #[error("proposer {got} is not the proposer {expected} of round {round}")]
+    WrongProposer { round: Round, expected: ValidatorIndex, got: ValidatorIndex },
+    #[error("certificate: {0}")]
+    Certificate(#[from] CertificateError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// Where a transaction lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    pub height: Height,
+    pub index: u32,
+    offset: u32,
+    len: u32,
+}
+
+/// The status of an attestation at some time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Status {
+    Active,
+    /// `valid_until` has passed.
+    Expired,
+    Revoked { by: TxId, reason: RevocationReason },
+    /// The transaction is itself a revocation.
+    Revocation { target: TxId },
+}
+
+impl Status {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Expired => "expired",
+            Status::Revoked { .. } => "revoked",
+            Status::Revocation { .. } => "revocation",
+        }
+    }
+}
+
+/// A committed transaction with where it is and what became of it.
+#[derive(Debug, Clone)]
+pub struct TxRecord {
+    pub id: TxId,
+    pub tx: SignedTransaction,
+    pub height: Height,
+    pub index: u32,
+    /// Position in the RFC 9162 log.
+    pub log_index: u64,
+    pub block_hash: BlockHash,
+    pub block_time_ms: u64,
+    pub status: Status,
+}
+
+/// The result of executing a block's transactions against the current state:
+/// everything `commit` writes. Cached by block hash between validation and commit.
+#[derive(Clone)]
+struct Execution {
+    header: BlockHeader,
+    block_bytes: Vec<u8>,
+    locations: Vec<(TxId, TxLocation)>,
+    log_nodes: Vec<(u8, u64, Hash32)>,
+    subjects: BTreeMap<Uscc, SubjectRecord>,
+    issuer_keys: Vec<(PublicKey, u64, TxId)>,
+}
+
+/// Outcome of building a block from candidates: the block, and the candidates
+/// that were left out with the reason.
+pub struct Built {
+    pub block: Block,
+    pub rejected: Vec<(TxId, TxError)>,
+}
+
+/// The ledger: genesis, sled store, in-memory subject map.
+pub struct Ledger {
+    db: sled::Db,
+    tree: sled::Tree,
+    genesis: Genesis,
+    chain: Hash32,
+    validators: ValidatorSet,
+    height: Height,
+    log_size: u64,
+    last_header: Option<BlockHeader>,
+    last_hash: BlockHash,
+    subjects: SubjectMap,
+    pending: Mutex<HashMap<BlockHash, Execution>>,
+}
+
+fn height_key(prefix: u8, h: Height) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = prefix;
+    k[1..].copy_from_slice(&h.0.to_be_bytes());
+    k
+}
+
+fn tx_key(id: &TxId) -> [u8; 33] {
+    let mut k = [0u8; 33];
+    k[0] = b't';
+    k[1..].copy_from_slice(&id.0 .0);
+    k
+}
+
+fn issuer_key(issuer: &PublicKey, seq: u64) -> [u8; 41] {
+    let mut k = [0u8; 41];
+    k[0] = b'i';
+    k[1..33].copy_from_slice(&issuer.0);
+    k[33..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn subject_db_key(s: &Uscc) -> Vec<u8> {
+    let mut k = Vec::with_capacity(19);
+    k.push(b's');
+    k.extend_from_slice(s.as_str().as_bytes());
+    k
+}
+
+fn log_key(level: u8, chunk: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[0] = b'l';
+    k[1] = level;
+    k[2..].copy_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+fn u64_of(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{what} is not 8 bytes")))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn encode_location(loc: &TxLocation) -> [u8; 20] {
+    let mut v = [0u8; 20];
+    v[..8].copy_from_slice(&loc.height.0.to_be_bytes());
+    v[8..12].copy_from_slice(&loc.index.to_be_bytes());
+    v[12..16].copy_from_slice(&loc.offset.to_be_bytes());
+    v[16..].copy_from_slice(&loc.len.to_be_bytes());
+    v
+}
+
+fn decode_location(v: &[u8]) -> Result<TxLocation, StoreError> {
+    if v.len() != 20 {
+        return Err(StoreError::Corrupt(format!("transaction index entry is {} bytes, expected 20", v.len())));
+    }
+    let u32_at = |i: usize| u32::from_be_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
+    Ok(TxLocation { height: Height(u64_of(&v[..8], "height")?), index: u32_at(8), offset: u32_at(12), len: u32_at(16) })
+}
+
+/// Log nodes as seen from the store plus not-yet-written nodes of a block.
+struct LogView<'a> {
+    ledger: &'a Ledger,
+    extra: BTreeMap<(u8, u64), Hash32>,
+    size: u64,
+}
+
+impl NodeSource for LogView<'_> {
+    type Error = StoreError;
+    fn node(&self, level: u8, index: u64) -> Result<Hash32, StoreError> {
+        if let Some(h) = self.extra.get(&(level, index)) {
+            return Ok(*h);
+        }
+        self.ledger.stored_log_node(level, index)
+    }
+    fn tree_size(&self) -> Result<u64, StoreError> {
+        Ok(self.size)
+    }
+}
+
+impl NodeSource for Ledger {
+    type Error = StoreError;
+    fn node(&self, level: u8, index: u64) -> Result<Hash32, StoreError> {
+        self.stored_log_node(level, index)
+    }
+    fn tree_size(&self) -> Result<u64, StoreError> {
+        Ok(self.log_size)
+    }
+}
+
+fn log_err<E: std::fmt::Display>(e: MerkleError<E>) -> StoreError {
+    StoreError::Log(e.to_string())
+}
+
+/// How `execute` treats an invalid transaction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Leave it out (building a proposal).
+    Skip,
+    /// Reject the block (validating one).
+    Fail,
+}
+
+impl Ledger {
+    /// Opens (or creates) the store in `dir` for `genesis`. Refuses a directory
+    /// that belongs to another chain. Rebuilds the subject map from the records.
+    pub fn open(dir: &Path, genesis: Genesis) -> Result<Ledger, StoreError> {
+        genesis.validate().map_err(|e| StoreError::Genesis(e.to_string()))?;
+        let chain = genesis.chain_id()?;
+        let validators = genesis.validator_set().map_err(|e| StoreError::Genesis(e.to_string()))?;
+        let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
+        let tree = db.open_tree("ledger")?;
+        match tree.get(META_CHAIN)? {
+            Some(stored) => {
+                let stored = Hash32(
+                    stored.as_ref().try_into().map_err(|_| StoreError::Corrupt("chain id is not 32 bytes".into()))?,
+                );
+                if stored != chain {
+                    return Err(StoreError::WrongChain { stored, given: chain });
+                }
+            }
+            None => {
+                let mut batch = sled::Batch::default();
+                batch.insert(META_CHAIN, &chain.0[..]);
+                batch.insert(META_GENESIS, genesis.to_json_pretty().as_bytes());
+                batch.insert(META_HEIGHT, &0u64.to_be_bytes()[..]);
+                batch.insert(META_LOG_SIZE, &0u64.to_be_bytes()[..]);
+                tree.apply_batch(batch)?;
+                db.flush()?;
+            }
+        }
+        let height = Height(u64_of(&tree.get(META_HEIGHT)?.ok_or_else(|| StoreError::Corrupt("no height".into()))?, "height")?);
+        let log_size = u64_of(&tree.get(META_LOG_SIZE)?.ok_or_else(|| StoreError::Corrupt("no log size".into()))?, "log size")?;
+        let mut ledger = Ledger {
+            db,
+            tree,
+            genesis,
+            chain,
+            validators,
+            height,
+            log_size,
+            last_header: None,
+            last_hash: Hash32::ZERO,
+            subjects: SubjectMap::new(),
+            pending: Mutex::new(HashMap::new()),
+        };
+        if height.0 > 0 {
+            let header = ledger.header(height)?.ok_or_else(|| StoreError::Corrupt(format!("no header at height {height}")))?;
+            ledger.last_hash = header.hash()?;
+            ledger.last_header = Some(header);
+        }
+        let mut entries = Vec::new();
+        for item in ledger.tree.scan_prefix([b's']) {
+            let (_, v) = item?;
+            let rec = SubjectRecord::decode(&v)?;
+            entries.push((subject_key(&rec.subject), rec.value_hash()?));
+        }
+        ledger.subjects = SubjectMap::from_entries(&entries);
+        if let Some(h) = &ledger.last_header {
+            if h.subjects_root != ledger.subjects.root() {
+                return Err(StoreError::Corrupt(format!(
+                    "subject records give root {}, header {} has {}",
+                    ledger.subjects.root(),
+                    h.height,
+                    h.subjects_root
+                )));
+            }
+        }
+        Ok(ledger)
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+    pub fn chain_id(&self) -> Hash32 {
+        self.chain
+    }
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
+    }
+    /// Height of the last committed block (0 before the first).
+    pub fn height(&self) -> Height {
+        self.height
+    }
+    pub fn log_size(&self) -> u64 {
+        self.log_size
+    }
+    pub fn last_hash(&self) -> BlockHash {
+        self.last_hash
+    }
+    pub fn last_header(&self) -> Option<&BlockHeader> {
+        self.last_header.as_ref()
+    }
+    pub fn subjects_root(&self) -> Hash32 {
+        self.subjects.root()
+    }
+    /// The sled database, for other components' trees (e.g. consensus safety state).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    fn stored_log_node(&self, level: u8, index: u64) -> Result<Hash32, StoreError> {
+        let chunk = self
+            .tree
+            .get(log_key(level, index / LOG_CHUNK))?
+            .ok_or_else(|| StoreError::Corrupt(format!("log node ({level}, {index}) missing")))?;
+        let off = (index % LOG_CHUNK) as usize * 32;
+        let bytes = chunk
+            .get(off..off + 32)
+            .ok_or_else(|| StoreError::Corrupt(format!("log node ({level}, {index}) missing from its chunk")))?;
+        let mut h = [0u8; 32];
+        h.copy_from_slice(bytes);
+        Ok(Hash32(h))
+    }
+
+    pub fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {
+        match self.tree.get(height_key(b'h', height))? {
+            Some(v) => Ok(Some(BlockHeader::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn block(&self, height: Height) -> Result<Option<Block>, StoreError> {
+        match self.tree.get(height_key(b'b', height))? {
+            Some(v) => Ok(Some(Block::decode(&v, codec::MAX_ENCODED_BYTES)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The block's canonical bytes, as stored (for sync responses).
+    pub fn block_bytes(&self, height: Height) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(height_key(b'b', height))?.map(|v| v.to_vec()))
+    }
+
+    pub fn certificate(&self, height: Height) -> Result<Option<CommitCertificate>, StoreError> {
+        match self.tree.get(height_key(b'c', height))? {
+            Some(v) => Ok(Some(codec::decode(&v, MAX_CERTIFICATE_BYTES, "certificate")?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn tx_location(&self, id: &TxId) -> Result<Option<TxLocation>, StoreError> {
+        self.tree.get(tx_key(id))?.map(|v| decode_location(&v)).transpose()
+    }
+
+    /// Whether the issuer's sequence number was used, and by which transaction.
+    pub fn sequence_used(&self, issuer: &PublicKey, seq: u64) -> Result<Option<TxId>, StoreError> {
+        match self.tree.get(issuer_key(issuer, seq))? {
+            Some(v) => Ok(Some(TxId(Hash32(
+                v.as_ref().try_into().map_err(|_| StoreError::Corrupt("issuer index entry is not 32 bytes".into()))?,
+            )))),
+            None => Ok(None),
+        }
+    }
+
+    /// The highest sequence number the issuer has used, if any.
+    pub fn last_sequence(&self, issuer: &PublicKey) -> Result<Option<u64>, StoreError> {
+        let mut prefix = vec![b'i'];
+        prefix.extend_from_slice(&issuer.0);
+        match self.tree.scan_prefix(&prefix).next_back() {
+            Some(item) => {
+                let (k, _) = item?;
+                Ok(Some(u64_of(&k[33..], "sequence")?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn tx_at(&self, loc: &TxLocation) -> Result<SignedTransaction, StoreError> {
+        let block = self
+            .tree
+            .get(height_key(b'b', loc.height))?
+            .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} missing", loc.height)))?;
+        let start = loc.offset as usize;
+        let bytes = block
+            .get(start..start + loc.len as usize)
+            .ok_or_else(|| StoreError::Corrupt(format!("transaction index points outside block {}", loc.height)))?;
+        Ok(SignedTransaction::decode(bytes)?)
+    }
+
+    /// The subject record (every attestation about the subject, with status).
+    pub fn subject_record(&self, subject: &Uscc) -> Result<Option<SubjectRecord>, StoreError> {
+        match self.tree.get(subject_db_key(subject))? {
+            Some(v) => Ok(Some(SubjectRecord::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A proof of the subject's record (or absence) against the current subjects root.
+    pub fn subject_proof(&self, subject: &Uscc) -> SubjectProof {
+        self.subjects.prove(&subject_key(subject))
+    }
+
+    /// A committed transaction with its location and status as of `now_ms`.
+    pub fn tx_record(&self, id: &TxId, now_ms: u64) -> Result<Option<TxRecord>, StoreError> {
+        let Some(loc) = self.tx_location(id)? else { return Ok(None) };
+        let tx = self.tx_at(&loc)?;
+        let header = self
+            .header(loc.height)?
+            .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} has no header", loc.height)))?;
+        let status = match &tx.tx.body {
+            TxBody::Revoke(r) => Status::Revocation { target: r.target },
+            TxBody::Attest(a) => {
+                let rec = self
+                    .subject_record(&a.subject)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("subject {} has no record", a.subject)))?;
+                let entry = rec
+                    .entries
+                    .iter()
+                    .find(|e| &e.id == id)
+                    .ok_or_else(|| StoreError::Corrupt(format!("{id} missing from its subject record")))?;
+                entry_status(entry, now_ms)
+            }
+        };
+        Ok(Some(TxRecord {
+            id: *id,
+            tx,
+            height: loc.height,
+            index: loc.index,
+            log_index: header.first_log_index() + loc.index as u64,
+            block_hash: header.hash()?,
+            block_time_ms: header.timestamp_ms,
+            status,
+        }))
+    }
+
+    /// Every attestation about `subject`, in commit order, with status as of `now_ms`.
+    pub fn by_subject(&self, subject: &Uscc, now_ms: u64) -> Result<Vec<TxRecord>, StoreError> {
+        let Some(rec) = self.subject_record(subject)? else { return Ok(Vec::new()) };
+        let mut out = Vec::with_capacity(rec.entries.len());
+        for e in &rec.entries {
+            if let Some(r) = self.tx_record(&e.id, now_ms)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Transactions signed by `issuer`, by sequence number, starting after `after`.
+    pub fn by_issuer(
+        &self,
+        issuer: &PublicKey,
+        after: Option<u64>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<TxRecord>, StoreError> {
+        let start = issuer_key(issuer, after.map_or(0, |a| a.saturating_add(1)));
+        let end = {
+            let mut e = vec![b'i'];
+            e.extend_from_slice(&issuer.0);
+            e.extend_from_slice(&u64::MAX.to_be_bytes());
+            e
+        };
+        let mut out = Vec::new();
+        if after == Some(u64::MAX) {
+            return Ok(out);
+        }
+        for item in self.tree.range(start.to_vec()..=end) {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, v) = item?;
+            let id = TxId(Hash32(v.as_ref().try_into().map_err(|_| StoreError::Corrupt("issuer index entry".into()))?));
+            if let Some(r) = self.tx_record(&id, now_ms)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// RFC 9162 root of the log at `size`.
+    pub fn log_root(&self, size: u64) -> Result<Hash32, StoreError> {
+        merkle::root(self, size).map_err(log_err)
+    }
+
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash32>, StoreError> {
+        merkle::inclusion_proof(self, index, size).map_err(log_err)
+    }
+
+    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash32>, StoreError> {
+        merkle::consistency_proof(self, size1, size2).map_err(log_err)
+    }
+
+    /// Stateful rules 6–7 for one transaction, given what earlier transactions of
+    /// the same block already claimed.
+    fn check_stateful(&self, tx: &SignedTransaction, id: &TxId, overlay: &Overlay) -> Result<(), TxError> {
+        let storage = |e: StoreError| TxError::Decode(CodecError::Malformed { what: "store", reason: e.to_string() });
+        if overlay.ids.contains_key(id) || self.tx_location(id).map_err(storage)?.is_some() {
+            return Err(TxError::Duplicate(*id));
+        }
+        let t = &tx.tx;
+        let issuer_name = || self.genesis.issuer(&t.issuer).map(|i| i.name.clone()).unwrap_or_default();
+        if let Some(by) = overlay.seqs.get(&(t.issuer, t.sequence)) {
+            return Err(TxError::SequenceUsed { issuer: issuer_name(), sequence: t.sequence, by: *by });
+        }
+        if let Some(by) = self.sequence_used(&t.issuer, t.sequence).map_err(storage)? {
+            return Err(TxError::SequenceUsed { issuer: issuer_name(), sequence: t.sequence, by });
+        }
+        if let TxBody::Revoke(r) = &t.body {
+            let loc = self.tx_location(&r.target).map_err(storage)?.ok_or(TxError::TargetUnknown(r.target))?;
+            let target = self.tx_at(&loc).map_err(storage)?;
+            let TxBody::Attest(a) = &target.tx.body else {
+                return Err(TxError::TargetNotAttestation(r.target));
+            };
+            let revoker = self.genesis.issuer(&t.issuer).ok_or(TxError::UnknownIssuer(t.issuer))?;
+            if target.tx.issuer != t.issuer && !revoker.may_revoke_any {
+                let target_issuer =
+                    self.genesis.issuer(&target.tx.issuer).map(|i| i.name.clone()).unwrap_or_default();
+                return Err(TxError::NotAuthorised { issuer: revoker.name.clone(), target: r.target, target_issuer });
+            }
+            if let Some(by) = overlay.revoked.get(&r.target) {
+                return Err(TxError::AlreadyRevoked { target: r.target, by: *by });
+            }
+            let rec = self.subject_record(&a.subject).map_err(storage)?;
+            if let Some(by) = rec
+                .as_ref()
+                .and_then(|rec| rec.entries.iter().find(|e| e.id == r.target))
+                .and_then(|e| e.revoked.map(|(by, _)| by))
+            {
+                return Err(TxError::AlreadyRevoked { target: r.target, by });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a transaction against the committed state (mempool admission).
+    /// The signature is NOT checked here; callers verify it first (see
+    /// `validate::check_untrusted_bytes`).
+    pub fn check_tx(&self, tx: &SignedTransaction, id: &TxId) -> Result<(), TxError> {
+        check_stateless(&self.genesis, &self.chain, tx)?;
+        self.check_stateful(tx, id, &Overlay::default())
+    }
+
+    /// Builds the next block from candidate transactions (already signature-checked),
+    /// leaving out any that are invalid against the state.
+    pub fn build_block(
+        &self,
+        candidates: Vec<SignedTransaction>,
+        proposer: ValidatorIndex,
+        round: Round,
+        timestamp_ms: u64,
+    ) -> Result<Built, StoreError> {
+        let timestamp_ms = timestamp_ms.max(self.last_header.as_ref().map_or(0, |h| h.timestamp_ms + 1));
+        let max = self.genesis.params.max_block_txs as usize;
+        let mut candidates = candidates;
+        candidates.truncate(max);
+        let (exec, rejected, txs) = match self.execute(candidates, proposer, round, timestamp_ms, Mode::Skip, &|_| true) {
+            Ok(v) => v,
+            Err(BlockError::Store(e)) => return Err(e),
+            Err(e) => return Err(StoreError::Corrupt(format!("building a block failed: {e}"))),
+        };
+        let block = Block { header: exec.header.clone(), txs };
+        let hash = exec.header.hash()?;
+        self.cache_execution(hash, exec);
+        Ok(Built { block, rejected })
+    }
+
+    /// Validates a proposed block: header fields, every transaction (signatures
+    /// are checked unless `sig_verified` says the id was verified before), and
+    /// the roots. The execution is cached for `commit`.
+    pub fn validate_block(&self, block: &Block, sig_verified: &dyn Fn(&TxId) -> bool) -> Result<BlockHash, BlockError> {
+        let h = &block.header;
+        if h.chain != self.chain {
+            return Err(BlockError::WrongChain { expected: self.chain, got: h.chain });
+        }
+        if h.height != self.height.next() {
+            return Err(BlockError::WrongHeight { expected: self.height.next(), got: h.height });
+        }
+        if h.parent != self.last_hash {
+            return Err(BlockError::WrongParent { expected: self.last_hash, got: h.parent });
+        }
+        let parent_ts = self.last_header.as_ref().map_or(0, |p| p.timestamp_ms);
+        if self.height.0 > 0 && h.timestamp_ms <= parent_ts {
+            return Err(BlockError::TimestampNotIncreasing { parent: parent_ts, got: h.timestamp_ms });
+        }
+        let expected_proposer = self.validators.proposer(h.height, h.round);
+        if h.proposer != expected_proposer {
+            return Err(BlockError::WrongProposer { round: h.round, expected: expected_proposer, got: h.proposer });
+        }
+        if block.txs.len() > self.genesis.params.max_block_txs as usize {
+            return Err(BlockError::TooManyTxs { got: block.txs.len(), max: self.genesis.params.max_block_txs });
+        }
+        let hash = h.hash()?;
+        if self.cached_matches(&hash, block)? {
+            return Ok(hash);
+        }
+        let (exec, _, _) = self.execute(block.txs.clone(), h.proposer, h.round, h.timestamp_ms, Mode::Fail, sig_verified)?;
+        let e = &exec.header;
+        let checks: [(&'static str, String, String); 4] = [
+            ("tx_count", e.tx_count.to_string(), h.tx_count.to_string()),
+            ("log_size", e.log_size.to_string(), h.log_size.to_string()),
+            ("log_root", e.log_root.to_hex(), h.log_root.to_hex()),
+            ("subjects_root", e.subjects_root.to_hex(), h.subjects_root.to_hex()),
+        ];
+        for (field, expected, got) in checks {
+            if expected != got {
+                return Err(BlockError::RootMismatch { field, expected, got });
+            }
+        }
+        if exec.block_bytes.len() > self.genesis.params.max_block_bytes as usize {
+            return Err(BlockError::TooLarge { got: exec.block_bytes.len(), max: self.genesis.params.max_block_bytes });
+        }
+        self.cache_execution(hash, exec);
+        Ok(hash)
+    }
+
+    /// Whether an execution of exactly this block (header and body) is cached.
+    fn cached_matches(&self, hash: &BlockHash, block: &Block) -> Result<bool, CodecError> {
+        let Ok(p) = self.pending.lock() else { return Ok(false) };
+        match p.get(hash) {
+            Some(exec) => Ok(exec.block_bytes == block.encode()?),
+            None => Ok(false),
+        }
+    }
+
+    fn cache_execution(&self, hash: BlockHash, exec: Execution) {
+        if let Ok(mut p) = self.pending.lock() {
+            if p.len() > 16 {
+                p.clear();
+            }
+            p.insert(hash, exec);
+        }
+    }
+
+    /// Runs the transactions against the state and computes the header.
+    #[allow(clippy::type_complexity)]
+    fn execute(
+        &self,
+        txs: Vec<SignedTransaction>,
+        proposer: ValidatorIndex,
+        round: Round,
+        timestamp_ms: u64,
+        mode: Mode,
+        sig_verified: &dyn Fn(&TxId) -> bool,
+    ) -> Result<(Execution, Vec<(TxId, TxError)>, Vec<SignedTransaction>), BlockError> {
+        let height = self.height.next();
+        let mut overlay = Overlay::default();
+        let mut rejected = Vec::new();
+        let mut accepted: Vec<(SignedTransaction, TxId, Vec<u8>)> = Vec::with_capacity(txs.len());
+        let mut to_verify = Vec::new();
+        for (index, tx) in txs.into_iter().enumerate() {
+            let bytes = tx.encode()?;
+            let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
+            let verdict = check_stateless(&self.genesis, &self.chain, &tx)
+                .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) })
+                .and_then(|_| self.check_stateful(&tx, &id, &overlay));
+            if let Err(error) = verdict {
+                match mode {
+                    Mode::Fail => return Err(BlockError::InvalidTx { index, error }),
+                    Mode::Skip => {
+                        rejected.push((id, error));
+                        continue;
+                    }
+                }
+            }
+            overlay.ids.insert(id, ());
+            overlay.seqs.insert((tx.tx.issuer, tx.tx.sequence), id);
+            if let TxBody::Revoke(r) = &tx.tx.body {
+                overlay.revoked.insert(r.target, id);
+            }
+            if !sig_verified(&id) {
+                to_verify.push(accepted.len());
+            }
+            accepted.push((tx, id, bytes));
+        }
+        if !to_verify.is_empty() {
+            let refs: Vec<&SignedTransaction> = to_verify.iter().map(|&i| &accepted[i].0).collect();
+            if let Err(bad) = crate::tx::verify_batch(&refs) {
+                let index = to_verify[bad];
+                match mode {
+                    Mode::Fail => return Err(BlockError::InvalidTx { index, error: TxError::BadSignature }),
+                    Mode::Skip => {
+                        // Only reachable if a caller skipped signature checks; verify one by one.
+                        let mut keep = Vec::with_capacity(accepted.len());
+                        for (tx, id, bytes) in accepted {
+                            if tx.verify_signature().is_ok() {
+                                keep.push((tx, id, bytes));
+                            } else {
+                                rejected.push((id, TxError::BadSignature));
+                            }
+                        }
+                        return self.execute(
+                            keep.into_iter().map(|(t, _, _)| t).collect(),
+                            proposer,
+                            round,
+                            timestamp_ms,
+                            Mode::Fail,
+                            &|_| true,
+                        )
+                        .map(|(e, mut r, t)| {
+                            rejected.append(&mut r);
+                            (e, rejected, t)
+                        });
+                    }
+                }
+            }
+        }
+
+        // Log: append leaf hashes of the canonical transaction bytes.
+        let leaves: Vec<Hash32> = accepted.iter().map(|(_, _, b)| merkle::leaf_hash(b)).collect();
+        let log_nodes = merkle::append_nodes(self, self.log_size, &leaves).map_err(log_err)?;
+        let new_size = self.log_size + leaves.len() as u64;
+        let view = LogView {
+            ledger: self,
+            extra: log_nodes.iter().map(|(l, i, h)| ((*l, *i), *h)).collect(),
+            size: new_size,
+        };
+        let log_root = merkle::root(&view, new_size).map_err(log_err)?;
+
+        // Subjects and issuer index.
+        let mut subjects: BTreeMap<Uscc, SubjectRecord> = BTreeMap::new();
+        let mut issuer_keys = Vec::with_capacity(accepted.len());
+        for (tx, id, _) in &accepted {
+            issuer_keys.push((tx.tx.issuer, tx.tx.sequence, *id));
+            match &tx.tx.body {
+                TxBody::Attest(a) => {
+                    let rec = self.record_for_update(&mut subjects, &a.subject)?;
+                    rec.entries.push(SubjectEntry {
+                        id: *id,
+                        height,
+                        issuer: tx.tx.issuer,
+                        kind: a.kind,
+                        valid_until_ms: a.valid_until_ms,
+                        revoked: None,
+                    });
+                }
+                TxBody::Revoke(r) => {
+                    let loc = self.tx_location(&r.target)?.ok_or_else(|| StoreError::NotFound(r.target.to_hex()))?;
+                    let target = self.tx_at(&loc)?;
+                    if let TxBody::Attest(a) = &target.tx.body {
+                        let rec = self.record_for_update(&mut subjects, &a.subject)?;
+                        if let Some(e) = rec.entries.iter_mut().find(|e| e.id == r.target) {
+                            e.revoked = Some((*id, r.reason));
+                        }
+                    }
+                }
+            }
+        }
+        let mut changes = Vec::with_capacity(subjects.len());
+        for rec in subjects.values() {
+            changes.push((subject_key(&rec.subject), rec.value_hash()?));
+        }
+        let subjects_root = self.subjects.root_with(&changes);
+
+        let header = BlockHeader {
+            chain: self.chain,
+            height,
+            parent: self.last_hash,
+            proposer,
+            round,
+            timestamp_ms,
+            tx_count: accepted.len() as u32,
+            log_size: new_size,
+            log_root,
+            subjects_root,
+        };
+        // Block bytes = header ‖ u64 count ‖ transactions: identical to
+        // codec::encode(&Block), built by hand to learn each transaction's offset.
+        let header_bytes = codec::encode(&header)?;
+        let total: usize = header_bytes.len() + 8 + accepted.iter().map(|(_, _, b)| b.len()).sum::<usize>();
+        let mut block_bytes = Vec::with_capacity(total);
+        block_bytes.extend_from_slice(&header_bytes);
+        block_bytes.extend_from_slice(&(accepted.len() as u64).to_be_bytes());
+        let mut locations = Vec::with_capacity(accepted.len());
+        let mut txs = Vec::with_capacity(accepted.len());
+        for (index, (tx, id, bytes)) in accepted.into_iter().enumerate() {
+            locations.push((
+                id,
+                TxLocation { height, index: index as u32, offset: block_bytes.len() as u32, len: bytes.len() as u32 },
+            ));
+            block_bytes.extend_from_slice(&bytes);
+            txs.push(tx);
+        }
+        Ok((Execution { header, block_bytes, locations, log_nodes, subjects, issuer_keys }, rejected, txs))
+    }
+
+    fn record_for_update<'a>(
+        &self,
+        subjects: &'a mut BTreeMap<Uscc, SubjectRecord>,
+        subject: &Uscc,
+    ) -> Result<&'a mut SubjectRecord, StoreError> {
+        if !subjects.contains_key(subject) {
+            let rec = self.subject_record(subject)?.unwrap_or(SubjectRecord { subject: *subject, entries: Vec::new() });
+            subjects.insert(*subject, rec);
+        }
+        subjects.get_mut(subject).ok_or_else(|| StoreError::Corrupt("subject record vanished".into()))
+    }
+
+    /// Commits a final block with its certificate: verifies both, writes the
+    /// block, certificate, log nodes and indexes in one atomic batch, and flushes
+    /// to disk before returning.
+    pub fn commit(&mut self, block: &Block, certificate: &CommitCertificate) -> Result<(), BlockError> {
+        let hash = block.header.hash()?;
+        certificate.verify(&self.chain, &self.validators, block.header.height, &hash)?;
+        if !self.cached_matches(&hash, block)? {
+            self.validate_block(block, &|_| false)?;
+        }
+        let cached = self.pending.lock().ok().and_then(|mut p| p.remove(&hash));
+        let exec = match cached {
+            Some(e) if e.header.height == self.height.next() => e,
+            _ => {
+                self.validate_block(block, &|_| false)?;
+                self.pending
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.remove(&hash))
+                    .ok_or_else(|| StoreError::Corrupt("validated execution missing".into()))?
+            }
+        };
+        self.write(exec, certificate)?;
+        if let Ok(mut p) = self.pending.lock() {
+            p.clear();
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, exec: Execution, certificate: &CommitCertificate) -> Result<(), StoreError> {
+        let height = exec.header.height;
+        let mut batch = sled::Batch::default();
+        batch.insert(&height_key(b'b', height)[..], exec.block_bytes);
+        batch.insert(&height_key(b'h', height)[..], codec::encode(&exec.header)?);
+        batch.insert(&height_key(b'c', height)[..], codec::encode(certificate)?);
+        // Log nodes, grouped into chunks of 256 per level.
+        let mut chunks: BTreeMap<(u8, u64), Vec<u8>> = BTreeMap::new();
+        for (level, index, hash) in &exec.log_nodes {
+            let chunk_id = (*level, index / LOG_CHUNK);
+            if !chunks.contains_key(&chunk_id) {
+                let existing = self.tree.get(log_key(chunk_id.0, chunk_id.1))?.map(|v| v.to_vec()).unwrap_or_default();
+                chunks.insert(chunk_id, existing);
+            }
+            let chunk = chunks.get_mut(&chunk_id).ok_or_else(|| StoreError::Corrupt("chunk".into()))?;
+            let off = (index % LOG_CHUNK) as usize * 32;
+            if chunk.len() != off {
+                return Err(StoreError::Corrupt(format!(
+                    "log chunk ({level}, {}) holds {} bytes, appending node {index} needs {off}",
+                    chunk_id.1,
+                    chunk.len()
+                )));
+            }
+            chunk.extend_from_slice(&hash.0);
+        }
+        for ((level, chunk), bytes) in chunks {
+            batch.insert(&log_key(level, chunk)[..], bytes);
+        }
+        for (id, loc) in &exec.locations {
+            batch.insert(&tx_key(id)[..], &encode_location(loc)[..]);
+        }
+        for (issuer, seq, id) in &exec.issuer_keys {
+            batch.insert(&issuer_key(issuer, *seq)[..], &id.0 .0[..]);
+        }
+        let mut changes = Vec::with_capacity(exec.subjects.len());
+        for rec in exec.subjects.values() {
+            batch.insert(subject_db_key(&rec.subject), codec::encode(rec)?);
+            changes.push((subject_key(&rec.subject), rec.value_hash()?));
+        }
+        batch.insert(META_HEIGHT, &height.0.to_be_bytes()[..]);
+        batch.insert(META_LOG_SIZE, &exec.header.log_size.to_be_bytes()[..]);
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        self.subjects.apply(&changes);
+        self.height = height;
+        self.log_size = exec.header.log_size;
+        self.last_hash = exec.header.hash()?;
+        self.last_header = Some(exec.header);
+        Ok(())
+    }
+}
+
+/// Claims made by earlier transactions of the block being executed.
+#[derive(Default)]
+struct Overlay {
+    ids: HashMap<TxId, ()>,
+    seqs: HashMap<(PublicKey, u64), TxId>,
+    revoked: HashMap<TxId, TxId>,
+}
+
+/// The status of a subject entry at `now_ms`.
+pub fn entry_status(e: &SubjectEntry, now_ms: u64) -> Status {
+    if let Some((by, reason)) = e.revoked {
+        return Status::Revoked { by, reason };
+    }
+    match e.valid_until_ms {
+        Some(until) if until <= now_ms => Status::Expired,
+        _ => Status::Active,
+    }
+}

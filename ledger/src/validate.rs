@@ -1,0 +1,105 @@
+//! Validation rules for transactions against the genesis and ledger state.
+//!
+//! Each rule has its own error variant, so callers (API, mempool, block
+//! validation) can report exactly which rule a transaction broke. The rules
+//! (DESIGN.md, Ledger):
+//! 1. size within [`MAX_TX_BYTES`] and canonical encoding;
+//! 2. well-formed (grade, severity, validity window, public fields);
+//! 3. for this chain;
+//! 4. issuer registered in the genesis, and allowed this kind;
+//! 5. signature valid;
+//! 6. not already committed (transaction id) and sequence number not used before
+//!    by this issuer;
+//! 7. a revocation's target exists in an earlier block, is an attestation, is
+//!    not already revoked, and the revoker is its issuer or an issuer with
+//!    `may_revoke_any`.
+
+use yrd_consensus::codec::CodecError;
+use yrd_consensus::crypto::{Hash32, PublicKey};
+
+use crate::genesis::Genesis;
+use crate::tx::{AttestationKind, SignedTransaction, TxBody, TxFormatError, TxId, MAX_TX_BYTES};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("transaction is {len} bytes, more than the {MAX_TX_BYTES}-byte limit")]
+    TooLarge { len: usize },
+    #[error("transaction cannot be decoded: {0}")]
+    Decode(#[from] CodecError),
+    #[error("malformed attestation: {0}")]
+    Format(#[from] TxFormatError),
+    #[error("transaction is for chain {got}, this chain is {expected}")]
+    WrongChain { expected: Hash32, got: Hash32 },
+    #[error("issuer key {0} is not registered in the genesis")]
+    UnknownIssuer(PublicKey),
+    #[error("issuer {issuer:?} is not allowed to issue {kind} attestations")]
+    KindNotAllowed { issuer: String, kind: AttestationKind },
+    #[error("issuer signature does not verify")]
+    BadSignature,
+    #[error("transaction {0} is already on the ledger (replay)")]
+    Duplicate(TxId),
+    #[error("issuer {issuer:?} already used sequence number {sequence} (in transaction {by}); sequence numbers are single-use")]
+    SequenceUsed { issuer: String, sequence: u64, by: TxId },
+    #[error("revocation target {0} is not on the ledger")]
+    TargetUnknown(TxId),
+    #[error("revocation target {0} is a revocation, not an attestation")]
+    TargetNotAttestation(TxId),
+    #[error("issuer {issuer:?} may not revoke {target}: it was issued by {target_issuer:?}")]
+    NotAuthorised { issuer: String, target: TxId, target_issuer: String },
+    #[error("attestation {target} is already revoked by {by}")]
+    AlreadyRevoked { target: TxId, by: TxId },
+}
+
+impl TxError {
+    /// A short machine-readable name of the rule that failed.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::TooLarge { .. } => "too_large",
+            TxError::Decode(_) => "decode",
+            TxError::Format(_) => "format",
+            TxError::WrongChain { .. } => "wrong_chain",
+            TxError::UnknownIssuer(_) => "unknown_issuer",
+            TxError::KindNotAllowed { .. } => "kind_not_allowed",
+            TxError::BadSignature => "bad_signature",
+            TxError::Duplicate(_) => "duplicate",
+            TxError::SequenceUsed { .. } => "sequence_used",
+            TxError::TargetUnknown(_) => "target_unknown",
+            TxError::TargetNotAttestation(_) => "target_not_attestation",
+            TxError::NotAuthorised { .. } => "not_authorised",
+            TxError::AlreadyRevoked { .. } => "already_revoked",
+        }
+    }
+}
+
+/// Rules 2–4: everything that needs only the genesis. Cheap; run before the signature.
+pub fn check_stateless(genesis: &Genesis, chain: &Hash32, tx: &SignedTransaction) -> Result<(), TxError> {
+    let t = &tx.tx;
+    if &t.chain != chain {
+        return Err(TxError::WrongChain { expected: *chain, got: t.chain });
+    }
+    let issuer = genesis.issuer(&t.issuer).ok_or(TxError::UnknownIssuer(t.issuer))?;
+    t.check_format()?;
+    if let TxBody::Attest(a) = &t.body {
+        if !issuer.kinds.contains(&a.kind) {
+            return Err(TxError::KindNotAllowed { issuer: issuer.name.clone(), kind: a.kind });
+        }
+    }
+    Ok(())
+}
+
+/// Rules 1–5 on raw bytes from outside (API, gossip): decode with limits, check
+/// statelessly, verify the signature. Returns the transaction and its id.
+pub fn check_untrusted_bytes(
+    genesis: &Genesis,
+    chain: &Hash32,
+    bytes: &[u8],
+) -> Result<(SignedTransaction, TxId), TxError> {
+    if bytes.len() > MAX_TX_BYTES {
+        return Err(TxError::TooLarge { len: bytes.len() });
+    }
+    let tx = SignedTransaction::decode(bytes)?;
+    check_stateless(genesis, chain, &tx)?;
+    tx.verify_signature().map_err(|_| TxError::BadSignature)?;
+    let id = tx.id()?;
+    Ok((tx, id))
+}

@@ -1,0 +1,190 @@
+//! The sled store: commit, read back, indexes, validation rules, proofs.
+
+use yrd_consensus::types::{Height, Round, ValidatorIndex};
+use yrd_ledger::merkle;
+use yrd_ledger::store::{BlockError, Ledger, Status};
+use yrd_ledger::testkit::TestChain;
+use yrd_ledger::tx::{AttestationKind, RevocationReason, SignedTransaction};
+use yrd_ledger::uscc::Uscc;
+use yrd_ledger::validate::TxError;
+
+fn commit(ledger: &mut Ledger, chain: &TestChain, txs: Vec<SignedTransaction>) -> yrd_ledger::block::Block {
+    let h = ledger.height().next();
+    let proposer = ledger.validators().proposer(h, Round(0));
+    let built = ledger.build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0).unwrap();
+    assert!(built.rejected.is_empty(), "rejected: {:?}", built.rejected);
+    let cert = chain.certify(&built.block.header);
+    ledger.commit(&built.block, &cert).unwrap();
+    built.block
+}
+
+#[test]
+fn commit_and_read_back_by_height_id_subject_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let s1 = Uscc::sample(1);
+    let s2 = Uscc::sample(2);
+    let a = chain.attestation(0, 1, s1, AttestationKind::RedList);
+    let b = chain.attestation(1, 1, s1, AttestationKind::TaxCredit);
+    let c = chain.attestation(1, 2, s2, AttestationKind::AdministrativePenalty);
+    let block1 = commit(&mut ledger, &chain, vec![a.clone(), b.clone()]);
+    let block2 = commit(&mut ledger, &chain, vec![c.clone()]);
+    assert_eq!(ledger.height(), Height(2));
+    assert_eq!(ledger.block(Height(1)).unwrap().unwrap(), block1);
+    assert_eq!(ledger.block(Height(2)).unwrap().unwrap(), block2);
+    assert_eq!(block2.header.parent, block1.header.hash().unwrap());
+    assert_eq!(ledger.block_bytes(Height(2)).unwrap().unwrap(), block2.encode().unwrap(), "stored bytes are canonical");
+
+    let rec = ledger.tx_record(&c.id().unwrap(), 0).unwrap().unwrap();
+    assert_eq!((rec.height, rec.index, rec.log_index), (Height(2), 0, 2));
+    assert_eq!(rec.tx, c);
+    assert_eq!(rec.status, Status::Active);
+    assert_eq!(rec.block_hash, block2.header.hash().unwrap());
+
+    let about_s1: Vec<_> = ledger.by_subject(&s1, 0).unwrap().into_iter().map(|r| r.tx).collect();
+    assert_eq!(about_s1, vec![a.clone(), b.clone()]);
+    assert!(ledger.by_subject(&Uscc::sample(3), 0).unwrap().is_empty());
+
+    let by_issuer1: Vec<_> =
+        ledger.by_issuer(&chain.issuer_keys[1].public(), None, 10, 0).unwrap().into_iter().map(|r| r.tx).collect();
+    assert_eq!(by_issuer1, vec![b.clone(), c.clone()]);
+    let after1: Vec<_> =
+        ledger.by_issuer(&chain.issuer_keys[1].public(), Some(1), 10, 0).unwrap().into_iter().map(|r| r.tx).collect();
+    assert_eq!(after1, vec![c.clone()]);
+    assert_eq!(ledger.last_sequence(&chain.issuer_keys[1].public()).unwrap(), Some(2));
+
+    // The log: root in the header, proofs verify against it.
+    let size = block2.header.log_size;
+    assert_eq!(size, 3);
+    let leaves: Vec<Vec<u8>> = [a, b, c].iter().map(|t| t.encode().unwrap()).collect();
+    assert_eq!(block2.header.log_root, merkle::reference_root(&leaves));
+    for (i, leaf) in leaves.iter().enumerate() {
+        let proof = ledger.inclusion_proof(i as u64, size).unwrap();
+        merkle::verify_inclusion(&merkle::leaf_hash(leaf), i as u64, size, &proof, &block2.header.log_root).unwrap();
+    }
+    let proof = ledger.consistency_proof(2, 3).unwrap();
+    merkle::verify_consistency(2, 3, &block1.header.log_root, &block2.header.log_root, &proof).unwrap();
+
+    // Reopen: same state.
+    let root = ledger.subjects_root();
+    drop(ledger);
+    let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    assert_eq!(ledger.height(), Height(2));
+    assert_eq!(ledger.subjects_root(), root);
+    assert_eq!(ledger.last_hash(), block2.header.hash().unwrap());
+}
+
+#[test]
+fn replays_and_reused_sequences_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let a = chain.attestation(0, 7, Uscc::sample(1), AttestationKind::RedList);
+    commit(&mut ledger, &chain, vec![a.clone()]);
+    assert_eq!(ledger.check_tx(&a, &a.id().unwrap()), Err(TxError::Duplicate(a.id().unwrap())));
+    let same_seq = chain.attestation(0, 7, Uscc::sample(2), AttestationKind::RedList);
+    assert!(matches!(
+        ledger.check_tx(&same_seq, &same_seq.id().unwrap()),
+        Err(TxError::SequenceUsed { sequence: 7, .. })
+    ));
+    // Building a block leaves both out, with reasons.
+    let built = ledger.build_block(vec![a.clone(), same_seq.clone()], ValidatorIndex(2), Round(0), 1).unwrap();
+    assert_eq!(built.block.txs.len(), 0);
+    assert_eq!(built.rejected.len(), 2);
+    // Two transactions with one sequence number in one block: the second is out.
+    let x = chain.attestation(1, 1, Uscc::sample(3), AttestationKind::RedList);
+    let y = chain.attestation(1, 1, Uscc::sample(4), AttestationKind::RedList);
+    let built = ledger.build_block(vec![x.clone(), y], ValidatorIndex(2), Round(0), 1).unwrap();
+    assert_eq!(built.block.txs, vec![x]);
+}
+
+#[test]
+fn revocation_changes_status_and_keeps_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 3);
+    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let s = Uscc::sample(9);
+    let a = chain.attestation(1, 1, s, AttestationKind::SeriousDishonesty);
+    commit(&mut ledger, &chain, vec![a.clone()]);
+    let root_before = ledger.subjects_root();
+    let aid = a.id().unwrap();
+
+    // Issuer 2 is neither the issuer nor allowed to revoke any record.
+    let bad = chain.revocation(2, 1, aid, RevocationReason::Repair);
+    assert!(matches!(ledger.check_tx(&bad, &bad.id().unwrap()), Err(TxError::NotAuthorised { .. })));
+    let unknown = chain.revocation(1, 2, yrd_ledger::tx::TxId(yrd_consensus::crypto::sha256(&[b"x"])), RevocationReason::Error);
+    assert!(matches!(ledger.check_tx(&unknown, &unknown.id().unwrap()), Err(TxError::TargetUnknown(_))));
+
+    let r = chain.revocation(1, 2, aid, RevocationReason::Repair);
+    commit(&mut ledger, &chain, vec![r.clone()]);
+    let rid = r.id().unwrap();
+    assert_ne!(ledger.subjects_root(), root_before, "status change moves the subject root");
+    let rec = ledger.tx_record(&aid, 0).unwrap().unwrap();
+    assert_eq!(rec.status, Status::Revoked { by: rid, reason: RevocationReason::Repair });
+    assert_eq!(ledger.tx_record(&rid, 0).unwrap().unwrap().status, Status::Revocation { target: aid });
+
+    // Revoking twice, or revoking a revocation, is refused.
+    let again = chain.revocation(0, 1, aid, RevocationReason::Dispute);
+    assert!(matches!(ledger.check_tx(&again, &again.id().unwrap()), Err(TxError::AlreadyRevoked { .. })));
+    let meta = chain.revocation(1, 3, rid, RevocationReason::Error);
+    assert!(matches!(ledger.check_tx(&meta, &meta.id().unwrap()), Err(TxError::TargetNotAttestation(_))));
+    // Issuer 0 may revoke any record (it is a repair office in the test genesis).
+    let b = chain.attestation(2, 5, s, AttestationKind::CourtEnforcement);
+    commit(&mut ledger, &chain, vec![b.clone()]);
+    let by_office = chain.revocation(0, 1, b.id().unwrap(), RevocationReason::Dispute);
+    ledger.check_tx(&by_office, &by_office.id().unwrap()).unwrap();
+    // History: both attestations are still there.
+    assert_eq!(ledger.by_subject(&s, 0).unwrap().len(), 2);
+}
+
+#[test]
+fn tampered_blocks_and_bad_certificates_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 1);
+    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let a = chain.attestation(0, 1, Uscc::sample(1), AttestationKind::RedList);
+    let built = ledger.build_block(vec![a], ValidatorIndex(1), Round(0), 5).unwrap();
+    let good = built.block.clone();
+
+    let mut wrong_root = good.clone();
+    wrong_root.header.log_root.0[0] ^= 1;
+    assert!(matches!(ledger.validate_block(&wrong_root, &|_| false), Err(BlockError::RootMismatch { field: "log_root", .. })));
+    let mut wrong_subjects = good.clone();
+    wrong_subjects.header.subjects_root.0[31] ^= 0x80;
+    assert!(matches!(
+        ledger.validate_block(&wrong_subjects, &|_| false),
+        Err(BlockError::RootMismatch { field: "subjects_root", .. })
+    ));
+    let mut bad_sig = good.clone();
+    bad_sig.txs[0].signature.0[5] ^= 1;
+    assert!(matches!(
+        ledger.validate_block(&bad_sig, &|_| false),
+        Err(BlockError::InvalidTx { index: 0, error: TxError::BadSignature })
+    ));
+    let mut wrong_height = good.clone();
+    wrong_height.header.height = Height(2);
+    assert!(matches!(ledger.validate_block(&wrong_height, &|_| false), Err(BlockError::WrongHeight { .. })));
+
+    // A certificate over another block, or with too few signers, is refused.
+    let mut other = good.header.clone();
+    other.timestamp_ms += 1;
+    let cert_other = chain.certify(&other);
+    assert!(matches!(ledger.commit(&good, &cert_other), Err(BlockError::Certificate(_))));
+    let mut short = chain.certify(&good.header);
+    short.signatures.pop();
+    assert!(matches!(ledger.commit(&good, &short), Err(BlockError::Certificate(_))));
+    assert_eq!(ledger.height(), Height(0));
+    ledger.commit(&good, &chain.certify(&good.header)).unwrap();
+    assert_eq!(ledger.height(), Height(1));
+}
+
+#[test]
+fn a_store_refuses_another_chains_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 1);
+    drop(Ledger::open(dir.path(), chain.genesis.clone()).unwrap());
+    let other = TestChain::new(5, 1);
+    let err = Ledger::open(dir.path(), other.genesis.clone()).err().expect("must refuse");
+    assert!(err.to_string().contains("belongs to chain"), "{err}");
+}
