@@ -10,13 +10,19 @@
 //! and inside the deterministic simulator.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
-pub mod codec;
-pub mod crypto;
 pub mod certificate;
+pub mod codec;
+pub mod core;
+pub mod crypto;
+pub mod evidence;
 pub mod messages;
+pub mod safety;
 pub mod types;
 
+pub use crate::core::{Action, Config, ConfigError, Core, Event, Rejection, Step, Timeout, TimeoutConfig};
 pub use certificate::{CertificateError, CommitCertificate};
+pub use evidence::Equivocation;
+pub use safety::SafetyState;
 pub use crypto::{Hash32, PublicKey, SecretKey, Signature};
 pub use messages::{Proposal, SignedProposal, SignedVote, Vote, VoteKind};
 pub use types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSet};
