@@ -1,1 +1,91 @@
-fn main() {}
+//! `yrd`: the command-line tool of the YRD credit chain.
+//!
+//! Each subcommand lives in its own module under `src/cmd/` and exposes
+//!
+//! ```text
+//! #[derive(clap::Args)] pub struct Args { .. }
+//! pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode>
+//! ```
+//!
+//! Adding a subcommand is one `pub mod` line in [`cmd`], one variant of [`Command`]
+//! (its doc comment is the one-line help) and one arm in [`dispatch`].
+//!
+//! Exit status, for every subcommand: 0 success; 1 the command ran but its check
+//! failed (invalid codes, a proof that does not verify, …); 2 usage error or the
+//! command could not be carried out (unreadable file, unreachable node, …). Errors go
+//! to stderr as `yrd: error: …`; reports go to stdout.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// One module per subcommand.
+mod cmd {
+    pub mod uscc;
+}
+
+/// Exit status when the command ran and its check failed.
+pub const EXIT_CHECK_FAILED: u8 = 1;
+/// Exit status for usage errors and commands that could not be carried out.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "yrd",
+    version,
+    about = "YRD Credit Chain: credit attestations about enterprises, on a permissioned blockchain",
+    long_about = "\
+YRD Credit Chain: credit attestations about enterprises, on a permissioned blockchain.
+
+Agencies of the Yangtze River Delta record credit attestations (red lists, serious
+dishonesty lists, administrative penalties, credit ratings, court enforcement records,
+credit commitments) and their revocations about enterprises identified by their Unified
+Social Credit Code (USCC, GB 32100-2015). The agencies' validator nodes replicate the
+ledger under BFT consensus; a lender or auditor can verify any record, its current
+status and that a subject's list of records is complete, offline, with only the genesis
+file.
+
+`yrd` generates keys and the genesis, runs a node, signs and submits attestations and
+revocations, queries the ledger, produces and verifies proof bundles, audits the ledger,
+and cleans registers of USCCs before they are used.",
+    after_help = "\
+Exit status: 0 success; 1 the check failed (e.g. invalid codes found); 2 usage error or
+the command could not be carried out. Run `yrd <COMMAND> --help` for details."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check Unified Social Credit Codes (GB 32100-2015): one code, or whole registers for errors and duplicates
+    Uscc(cmd::uscc::Args),
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Uscc(args) => cmd::uscc::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("yrd: error: {error:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// `yrd … | head` closes the pipe early; that is not an error worth reporting.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
