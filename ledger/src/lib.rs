@@ -9,6 +9,7 @@
 //! whole chain).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
+pub mod audit;
 pub mod block;
 pub mod genesis;
 pub mod merkle;

@@ -1,0 +1,263 @@
+//! Whole-store verification: re-checks a node's sled data from genesis.
+//!
+//! [`verify_store`] reads the raw store (without trusting anything it holds) and
+//! recomputes, block by block: canonical encoding, header hash chain, commit
+//! certificates, the RFC 9162 log (size, root, every stored node), the subject
+//! map root, and every index entry; then it checks that nothing is stored beyond
+//! what the blocks justify. It stops at the first inconsistency and says where.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use yrd_consensus::codec;
+use yrd_consensus::crypto::Hash32;
+use yrd_consensus::types::Height;
+
+use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
+use crate::genesis::Genesis;
+use crate::merkle::MemoryLog;
+use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectRecord};
+use crate::tx::{TxBody, TxId};
+use crate::uscc::Uscc;
+use yrd_consensus::CommitCertificate;
+
+/// What was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreReport {
+    pub height: Height,
+    pub transactions: u64,
+    pub subjects: u64,
+    pub log_root: Hash32,
+    pub last_block_hash: Hash32,
+}
+
+/// The first inconsistency found, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {problem}")]
+pub struct Inconsistency {
+    pub location: String,
+    pub problem: String,
+}
+
+fn bad(location: impl Into<String>, problem: impl Into<String>) -> Inconsistency {
+    Inconsistency { location: location.into(), problem: problem.into() }
+}
+
+fn hkey(prefix: u8, h: u64) -> Vec<u8> {
+    let mut k = vec![prefix];
+    k.extend_from_slice(&h.to_be_bytes());
+    k
+}
+
+/// Verifies the store in `dir` against `genesis`.
+pub fn verify_store(dir: &Path, genesis: &Genesis) -> Result<StoreReport, Inconsistency> {
+    let db = sled::Config::new()
+        .path(dir)
+        .open()
+        .map_err(|e| bad(dir.display().to_string(), format!("cannot open the store: {e}")))?;
+    let tree = db.open_tree("ledger").map_err(|e| bad("store", e.to_string()))?;
+    verify_tree(&tree, genesis)
+}
+
+fn get(tree: &sled::Tree, key: &[u8], location: &str) -> Result<Option<sled::IVec>, Inconsistency> {
+    tree.get(key).map_err(|e| bad(location, format!("read failed: {e}")))
+}
+
+fn meta_u64(tree: &sled::Tree, key: &[u8], name: &str) -> Result<u64, Inconsistency> {
+    let v = get(tree, key, name)?.ok_or_else(|| bad("metadata", format!("{name} missing")))?;
+    let arr: [u8; 8] = v.as_ref().try_into().map_err(|_| bad("metadata", format!("{name} is not 8 bytes")))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+pub(crate) fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, Inconsistency> {
+    let chain = genesis.chain_id().map_err(|e| bad("genesis", e.to_string()))?;
+    let validators = genesis.validator_set().map_err(|e| bad("genesis", e.to_string()))?;
+    let stored_chain = get(tree, b"mchain", "metadata")?.ok_or_else(|| bad("metadata", "chain id missing"))?;
+    if stored_chain.as_ref() != chain.0 {
+        return Err(bad("metadata", format!("chain id {} is not the genesis' {}", hex::encode(&stored_chain), chain)));
+    }
+    let height = meta_u64(tree, b"mheight", "height")?;
+    let stored_log_size = meta_u64(tree, b"mlogsize", "log size")?;
+
+    let mut log = MemoryLog::new();
+    let mut map = SubjectMap::new();
+    let mut records: BTreeMap<Uscc, SubjectRecord> = BTreeMap::new();
+    let mut subject_of: BTreeMap<TxId, Uscc> = BTreeMap::new();
+    let mut parent = Hash32::ZERO;
+    let mut parent_ts = 0u64;
+    let mut tx_count = 0u64;
+    let mut issuer_entries = 0u64;
+
+    for h in 1..=height {
+        let at = |what: &str| format!("block {h} {what}");
+        let bytes = get(tree, &hkey(b'b', h), &at("body"))?.ok_or_else(|| bad(at("body"), "missing"))?;
+        let block = Block::decode(&bytes, codec::MAX_ENCODED_BYTES).map_err(|e| bad(at("body"), e.to_string()))?;
+        let again = block.encode().map_err(|e| bad(at("body"), e.to_string()))?;
+        if again != bytes.as_ref() {
+            return Err(bad(at("body"), "stored bytes are not the canonical encoding"));
+        }
+        let hb = get(tree, &hkey(b'h', h), &at("header"))?.ok_or_else(|| bad(at("header"), "missing"))?;
+        let header = BlockHeader::decode(&hb).map_err(|e| bad(at("header"), e.to_string()))?;
+        if header != block.header {
+            return Err(bad(at("header"), "stored header differs from the block's header"));
+        }
+        let hash = header.hash().map_err(|e| bad(at("header"), e.to_string()))?;
+        if header.chain != chain {
+            return Err(bad(at("header"), format!("chain {} is not {}", header.chain, chain)));
+        }
+        if header.height != Height(h) {
+            return Err(bad(at("header"), format!("says height {}", header.height)));
+        }
+        if header.parent != parent {
+            return Err(bad(at("header"), format!("parent {} but block {} hashes to {}", header.parent, h - 1, parent)));
+        }
+        if h > 1 && header.timestamp_ms <= parent_ts {
+            return Err(bad(at("header"), "timestamp does not increase"));
+        }
+        let cb = get(tree, &hkey(b'c', h), &at("certificate"))?.ok_or_else(|| bad(at("certificate"), "missing"))?;
+        let cert: CommitCertificate = codec::decode(&cb, MAX_CERTIFICATE_BYTES, "certificate")
+            .map_err(|e| bad(at("certificate"), e.to_string()))?;
+        cert.verify(&chain, &validators, Height(h), &hash).map_err(|e| bad(at("certificate"), e.to_string()))?;
+
+        // Transactions: log leaves, indexes, subject records.
+        let header_len = codec::encode(&header).map_err(|e| bad(at("header"), e.to_string()))?.len();
+        let mut offset = header_len + 8;
+        let mut changed: BTreeMap<Uscc, ()> = BTreeMap::new();
+        for (i, tx) in block.txs.iter().enumerate() {
+            let loc = format!("block {h} transaction {i}");
+            let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
+            tx.verify_signature().map_err(|e| bad(&loc, e.to_string()))?;
+            let id = TxId(yrd_consensus::crypto::sha256(&[&tb]));
+            log.append(&tb);
+            // t index
+            let mut tk = vec![b't'];
+            tk.extend_from_slice(&id.0 .0);
+            let entry = get(tree, &tk, &loc)?.ok_or_else(|| bad(&loc, format!("transaction index has no entry for {id}")))?;
+            let mut expect = Vec::with_capacity(20);
+            expect.extend_from_slice(&h.to_be_bytes());
+            expect.extend_from_slice(&(i as u32).to_be_bytes());
+            expect.extend_from_slice(&(offset as u32).to_be_bytes());
+            expect.extend_from_slice(&(tb.len() as u32).to_be_bytes());
+            if entry.as_ref() != expect.as_slice() {
+                return Err(bad(&loc, format!("transaction index entry for {id} points elsewhere")));
+            }
+            offset += tb.len();
+            // i index
+            let mut ik = vec![b'i'];
+            ik.extend_from_slice(&tx.tx.issuer.0);
+            ik.extend_from_slice(&tx.tx.sequence.to_be_bytes());
+            let ie = get(tree, &ik, &loc)?.ok_or_else(|| bad(&loc, "issuer index entry missing"))?;
+            if ie.as_ref() != id.0 .0 {
+                return Err(bad(&loc, "issuer index entry names another transaction"));
+            }
+            issuer_entries += 1;
+            match &tx.tx.body {
+                TxBody::Attest(a) => {
+                    let rec = records.entry(a.subject).or_insert_with(|| SubjectRecord { subject: a.subject, entries: vec![] });
+                    rec.entries.push(SubjectEntry {
+                        id,
+                        height: Height(h),
+                        issuer: tx.tx.issuer,
+                        kind: a.kind,
+                        valid_until_ms: a.valid_until_ms,
+                        revoked: None,
+                    });
+                    changed.insert(a.subject, ());
+                    subject_of.insert(id, a.subject);
+                }
+                TxBody::Revoke(r) => {
+                    let target = subject_of.get(&r.target).and_then(|s| records.get_mut(s)).and_then(|rec| {
+                        let subject = rec.subject;
+                        rec.entries.iter_mut().find(|e| e.id == r.target).map(|e| (subject, e))
+                    });
+                    match target {
+                        Some((subject, e)) => {
+                            e.revoked = Some((id, r.reason));
+                            changed.insert(subject, ());
+                        }
+                        None => return Err(bad(&loc, format!("revokes {} which is not an earlier attestation", r.target))),
+                    }
+                }
+            }
+        }
+        tx_count += block.txs.len() as u64;
+        if log.size() != header.log_size {
+            return Err(bad(at("header"), format!("log size {} but the chain holds {} transactions", header.log_size, log.size())));
+        }
+        if log.root() != header.log_root {
+            return Err(bad(at("header"), format!("log root {} but the transactions give {}", header.log_root, log.root())));
+        }
+        let mut changes = Vec::with_capacity(changed.len());
+        for s in changed.keys() {
+            let rec = &records[s];
+            changes.push((subject_key(s), rec.value_hash().map_err(|e| bad(at("subjects"), e.to_string()))?));
+        }
+        map.apply(&changes);
+        if map.root() != header.subjects_root {
+            return Err(bad(at("header"), format!("subjects root {} but the records give {}", header.subjects_root, map.root())));
+        }
+        parent = hash;
+        parent_ts = header.timestamp_ms;
+    }
+
+    if stored_log_size != log.size() {
+        return Err(bad("metadata", format!("log size {} but the blocks hold {}", stored_log_size, log.size())));
+    }
+    // Nothing beyond the last block.
+    for prefix in [b'b', b'h', b'c'] {
+        if get(tree, &hkey(prefix, height + 1), "store")?.is_some() {
+            return Err(bad(format!("block {}", height + 1), format!("'{}' entry stored beyond the committed height {height}", prefix as char)));
+        }
+        let count = tree.scan_prefix([prefix]).count() as u64;
+        if count != height {
+            return Err(bad("store", format!("{count} '{}' entries for {height} blocks", prefix as char)));
+        }
+    }
+    let t_count = tree.scan_prefix([b't']).count() as u64;
+    if t_count != tx_count {
+        return Err(bad("transaction index", format!("{t_count} entries for {tx_count} transactions")));
+    }
+    let i_count = tree.scan_prefix([b'i']).count() as u64;
+    if i_count != issuer_entries {
+        return Err(bad("issuer index", format!("{i_count} entries for {issuer_entries} transactions")));
+    }
+    // Subject records.
+    let mut stored_subjects = 0u64;
+    for item in tree.scan_prefix([b's']) {
+        let (k, v) = item.map_err(|e| bad("subject index", e.to_string()))?;
+        stored_subjects += 1;
+        let name = String::from_utf8_lossy(&k[1..]).to_string();
+        let rec = SubjectRecord::decode(&v).map_err(|e| bad(format!("subject {name}"), e.to_string()))?;
+        match records.get(&rec.subject) {
+            Some(expected) if expected == &rec && rec.subject.as_str().as_bytes() == &k[1..] => {}
+            _ => return Err(bad(format!("subject {name}"), "stored record differs from what the blocks say")),
+        }
+    }
+    if stored_subjects != records.len() as u64 {
+        return Err(bad("subject index", format!("{stored_subjects} records for {} subjects", records.len())));
+    }
+    // Every stored log node.
+    for (level, nodes) in log.levels().iter().enumerate() {
+        for (chunk, hashes) in nodes.chunks(256).enumerate() {
+            let mut k = vec![b'l', level as u8];
+            k.extend_from_slice(&(chunk as u64).to_be_bytes());
+            let stored = get(tree, &k, "log")?.ok_or_else(|| bad(format!("log level {level} chunk {chunk}"), "missing"))?;
+            let expect: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
+            if stored.as_ref() != expect.as_slice() {
+                return Err(bad(format!("log level {level} chunk {chunk}"), "stored node hashes differ from the transactions"));
+            }
+        }
+    }
+    let stored_chunks = tree.scan_prefix([b'l']).count();
+    let expected_chunks: usize = log.levels().iter().map(|l| l.len().div_ceil(256)).sum();
+    if stored_chunks != expected_chunks {
+        return Err(bad("log", format!("{stored_chunks} node chunks stored, {expected_chunks} expected")));
+    }
+    Ok(StoreReport {
+        height: Height(height),
+        transactions: tx_count,
+        subjects: records.len() as u64,
+        log_root: log.root(),
+        last_block_hash: parent,
+    })
+}
