@@ -443,6 +443,14 @@ fn csv_field<'a>(
     }
 }
 
+fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
 fn write_text(report: &Report, options: &Options, out: &mut impl Write) -> io::Result<()> {
     for bad in &report.invalid {
         writeln!(out, "line {}: invalid {:?}: {}", bad.line, bad.input, bad.reason)?;
@@ -474,20 +482,21 @@ fn write_text(report: &Report, options: &Options, out: &mut impl Write) -> io::R
     } else {
         format!(" ({} skipped)", skipped.join(" and "))
     };
-    writeln!(out, "summary: {} codes checked{from}{skipped}", report.total)?;
+    let total = report.total;
+    writeln!(out, "summary: {total} {} checked{from}{skipped}", plural(total, "code", "codes"))?;
     writeln!(out, "  invalid:    {}", report.invalid.len())?;
+    let (duplicated, extra) = (report.duplicated, report.duplicate_extra);
     writeln!(
         out,
-        "  duplicated: {} codes occur on more than one line ({} extra occurrences)",
-        report.duplicated, report.duplicate_extra
+        "  duplicated: {duplicated} {} on more than one line ({extra} extra {})",
+        plural(duplicated, "code occurs", "codes occur"),
+        plural(extra, "occurrence", "occurrences"),
     )?;
     writeln!(
         out,
-        "  rate:       {:.4}% = (invalid {} + extra occurrences {}) / total {}",
+        "  rate:       {:.4}% = (invalid {} + extra occurrences {extra}) / total {total}",
         report.rate * 100.0,
         report.invalid.len(),
-        report.duplicate_extra,
-        report.total
     )?;
     let verdict = if report.meets_target { "met" } else { "NOT met" };
     writeln!(out, "  target:     rate below {:.2}% (the plan's target): {verdict}", TARGET_RATE * 100.0)?;
