@@ -1,0 +1,198 @@
+//! Golden bytes: the canonical encoding of every signed or hashed type is pinned.
+//! If one of these fails, the wire format changed: every signature and proof
+//! made before would break. Change the constants only with a format version bump.
+
+use yrd_consensus::codec;
+use yrd_consensus::crypto::{sha256, Hash32, SecretKey};
+use yrd_consensus::messages::{Proposal, Vote, VoteKind};
+use yrd_consensus::types::{Height, Round, ValidatorIndex};
+use yrd_ledger::block::BlockHeader;
+use yrd_ledger::subjects::{SubjectEntry, SubjectRecord};
+use yrd_ledger::tx::{
+    Attestation, AttestationKind, Grade, Revocation, RevocationReason, Severity, SignedTransaction, Transaction, TxBody, TxId,
+};
+use yrd_ledger::uscc::Uscc;
+
+fn chain() -> Hash32 {
+    sha256(&[b"golden-chain"])
+}
+
+fn key() -> SecretKey {
+    SecretKey::from_seed(b"golden-issuer")
+}
+
+fn attestation_tx() -> Transaction {
+    Transaction {
+        chain: chain(),
+        issuer: key().public(),
+        sequence: 42,
+        body: TxBody::Attest(Attestation {
+            subject: Uscc::parse("91350100M000100Y43").unwrap(),
+            kind: AttestationKind::AdministrativePenalty,
+            grade: None,
+            severity: Some(Severity::General),
+            evidence: sha256(&[b"evidence"]),
+            issued_at_ms: 1_700_000_000_000,
+            valid_from_ms: 1_700_000_000_000,
+            valid_until_ms: Some(1_800_000_000_000),
+            fields: vec![("decision-no".into(), "沪市监罚〔2024〕1号".into())],
+        }),
+    }
+}
+
+fn revocation_tx() -> Transaction {
+    Transaction {
+        chain: chain(),
+        issuer: key().public(),
+        sequence: 43,
+        body: TxBody::Revoke(Revocation {
+            target: TxId(sha256(&[b"target"])),
+            reason: RevocationReason::Repair,
+            evidence: None,
+            issued_at_ms: 1_700_000_000_001,
+        }),
+    }
+}
+
+fn check(name: &str, bytes: &[u8], expected_hex: &str) {
+    assert_eq!(hex::encode(bytes), expected_hex, "{name}: canonical bytes changed");
+}
+
+fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: &T) {
+    let bytes = codec::encode(v).unwrap();
+    let back: T = codec::decode(&bytes, 1 << 20, "value").unwrap();
+    assert_eq!(&back, v);
+    assert_eq!(codec::encode(&back).unwrap(), bytes, "decode→encode gives the same bytes");
+}
+
+#[test]
+fn golden_attestation_transaction() {
+    let tx = attestation_tx();
+    let signed = tx.clone().sign(&key()).unwrap();
+    check("attestation signing payload", &tx.signing_payload().unwrap(), GOLDEN_ATTEST_PAYLOAD);
+    check("signed attestation", &signed.encode().unwrap(), GOLDEN_ATTEST_SIGNED);
+    assert_eq!(signed.id().unwrap().to_hex(), GOLDEN_ATTEST_ID);
+    assert_eq!(SignedTransaction::decode(&signed.encode().unwrap()).unwrap(), signed);
+    signed.verify_signature().unwrap();
+    round_trip(&signed);
+}
+
+#[test]
+fn golden_revocation_transaction() {
+    let tx = revocation_tx();
+    let signed = tx.clone().sign(&key()).unwrap();
+    check("signed revocation", &signed.encode().unwrap(), GOLDEN_REVOKE_SIGNED);
+    round_trip(&signed);
+}
+
+#[test]
+fn golden_block_header() {
+    let header = BlockHeader {
+        chain: chain(),
+        height: Height(7),
+        parent: sha256(&[b"parent"]),
+        proposer: ValidatorIndex(3),
+        round: Round(1),
+        timestamp_ms: 1_700_000_123_456,
+        tx_count: 2,
+        log_size: 99,
+        log_root: sha256(&[b"log"]),
+        subjects_root: sha256(&[b"subjects"]),
+    };
+    check("block header", &codec::encode(&header).unwrap(), GOLDEN_HEADER);
+    assert_eq!(header.hash().unwrap().to_hex(), GOLDEN_HEADER_HASH);
+    round_trip(&header);
+}
+
+#[test]
+fn golden_consensus_messages() {
+    let vote = Vote {
+        chain: chain(),
+        kind: VoteKind::Precommit,
+        height: Height(7),
+        round: Round(1),
+        value: Some(sha256(&[b"block"])),
+        validator: ValidatorIndex(2),
+    };
+    check("precommit", &vote.signing_payload().unwrap(), GOLDEN_VOTE);
+    let nil = Vote { kind: VoteKind::Prevote, value: None, ..vote.clone() };
+    check("nil prevote", &nil.signing_payload().unwrap(), GOLDEN_NIL_VOTE);
+    let proposal = Proposal {
+        chain: chain(),
+        height: Height(7),
+        round: Round(1),
+        value: sha256(&[b"block"]),
+        pol_round: Some(Round(0)),
+        proposer: ValidatorIndex(1),
+    };
+    check("proposal", &proposal.signing_payload().unwrap(), GOLDEN_PROPOSAL);
+    round_trip(&vote.sign(&key()).unwrap());
+    round_trip(&proposal.sign(&key()).unwrap());
+}
+
+#[test]
+fn golden_subject_record() {
+    let rec = SubjectRecord {
+        subject: Uscc::parse("91350100M000100Y43").unwrap(),
+        entries: vec![SubjectEntry {
+            id: TxId(sha256(&[b"a"])),
+            height: Height(3),
+            issuer: key().public(),
+            kind: AttestationKind::TaxCredit,
+            valid_until_ms: None,
+            revoked: Some((TxId(sha256(&[b"r"])), RevocationReason::Dispute)),
+        }],
+    };
+    check("subject record", &codec::encode(&rec).unwrap(), GOLDEN_SUBJECT_RECORD);
+    assert_eq!(rec.value_hash().unwrap().to_hex(), GOLDEN_SUBJECT_VALUE);
+    round_trip(&rec);
+    let _ = Grade::A;
+}
+
+const GOLDEN_ATTEST_PAYLOAD: &str = concat!(
+    "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2acd32f8f785630d21fb0ef73f07d06001",
+    "65a3955706f8ce86cfe75d8d7403f57f000000000000002a0000000039313335303130304d3030303130305934330000",
+    "0002000100000001ee8250fb76e094b34b471f13a73dbbe51d1ae142e9df59d7c0d31ec20f0a0a8e0000018bcfe56800",
+    "0000018bcfe5680001000001a3185c50000000000000000001000000000000000b6465636973696f6e2d6e6f00000000",
+    "0000001ae6b2aae5b882e79b91e7bd9ae3809432303234e3809531e58fb7",
+);
+const GOLDEN_ATTEST_SIGNED: &str = concat!(
+    "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2acd32f8f785630d21fb0ef73f07d06001",
+    "65a3955706f8ce86cfe75d8d7403f57f000000000000002a0000000039313335303130304d3030303130305934330000",
+    "0002000100000001ee8250fb76e094b34b471f13a73dbbe51d1ae142e9df59d7c0d31ec20f0a0a8e0000018bcfe56800",
+    "0000018bcfe5680001000001a3185c50000000000000000001000000000000000b6465636973696f6e2d6e6f00000000",
+    "0000001ae6b2aae5b882e79b91e7bd9ae3809432303234e3809531e58fb7b92877a6c61eb9489b269b64f4ce234f7fd5",
+    "f14b41e6e1a91c593531198a0133b8cc1bc8896fed375c834180d3977a8b3d158136c6e712f1315651019aa4d809",
+);
+const GOLDEN_ATTEST_ID: &str = "e2b04d4e24fcb53981a4e8cf537f4a9c4913b118d5aafaf80ad28742a92bd29b";
+const GOLDEN_REVOKE_SIGNED: &str = concat!(
+    "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2acd32f8f785630d21fb0ef73f07d06001",
+    "65a3955706f8ce86cfe75d8d7403f57f000000000000002b0000000134a04005bcaf206eec990bd9637d9fdb6725e0a0",
+    "c0d4aebf003f17f4c956eb5c00000000000000018bcfe568013ef59035a523638d72d2a700532ae022395f365646064f",
+    "68d4e5e3f52d98fab9e5570a6e361059b3523390abd31afc9c20c06dc00643f49cccfaf47d5180e809",
+);
+const GOLDEN_HEADER: &str = concat!(
+    "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a0000000000000007e47125968b3b7104",
+    "9fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c00000003000000010000018bcfe74a400000000200000000",
+    "00000063836ff184e7b41b1e13cb5fd89fa1de98dbbab99e9d2918913ff43b86a5c7c213e223d8ec1e6450dae88d4eb0",
+    "42479e5fa6104e6fd30b15add076db936b290367",
+);
+const GOLDEN_HEADER_HASH: &str = "8c5475173fac13f8282888f1b2dfb5ca1217b3dc55fa7ab019112f6b8c8869be";
+const GOLDEN_VOTE: &str = concat!(
+    "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a00000001000000000000000700000001",
+    "01496aca80e4d8f29fb8e8cd816c3afb48d3f103970b3a2ee1600c08ca67326dee00000002",
+);
+const GOLDEN_NIL_VOTE: &str = concat!(
+    "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a00000000000000000000000700000001",
+    "0000000002",
+);
+const GOLDEN_PROPOSAL: &str = concat!(
+    "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a000000000000000700000001496aca80",
+    "e4d8f29fb8e8cd816c3afb48d3f103970b3a2ee1600c08ca67326dee010000000000000001",
+);
+const GOLDEN_SUBJECT_RECORD: &str = concat!(
+    "39313335303130304d3030303130305934330000000000000001ca978112ca1bbdcafac231b39a23dc4da786eff8147c",
+    "4e72b9807785afee48bb0000000000000003cd32f8f785630d21fb0ef73f07d0600165a3955706f8ce86cfe75d8d7403",
+    "f57f000000040001454349e422f05297191ead13e21d3db520e5abef52055e4964b82fb213f593a100000001",
+);
+const GOLDEN_SUBJECT_VALUE: &str = "a962cf0f313758cbb17f98a7ccf02b218a018ea3393efdf32c5c5b00fc6e4756";
