@@ -1,0 +1,157 @@
+//! Node configuration: a TOML file, overridable by command-line flags.
+//!
+//! ```toml
+//! name = "shanghai"                       # must match a validator or observer in the genesis
+//! genesis = "/etc/yrd/genesis.json"
+//! key = "/etc/yrd/shanghai.key"           # validator (or observer) key file, mode 0600
+//! data_dir = "/var/lib/yrd/shanghai"
+//! listen = "/ip4/0.0.0.0/tcp/26601"       # libp2p
+//! api = "127.0.0.1:8601"                  # HTTP API and /metrics
+//! peers = ["/ip4/10.0.0.2/tcp/26601/p2p/12D3KooW..."]
+//! log_format = "text"                     # or "json"
+//!
+//! [mempool]
+//! max_txs = 200000
+//!
+//! [consensus]
+//! propose_timeout_ms = 3000
+//! block_interval_ms = 200                 # least time between blocks
+//! max_block_txs = 4096                    # also capped by the genesis
+//! ```
+//! Relative paths are resolved against the config file's directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub name: String,
+    pub genesis: PathBuf,
+    pub key: PathBuf,
+    pub data_dir: PathBuf,
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_api")]
+    pub api: String,
+    #[serde(default)]
+    pub peers: Vec<String>,
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+    #[serde(default)]
+    pub consensus: ConsensusConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConfig {
+    /// Most pending transactions; submissions beyond get HTTP 503.
+    pub max_txs: usize,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig { max_txs: 200_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusConfig {
+    pub propose_timeout_ms: u64,
+    pub propose_timeout_delta_ms: u64,
+    pub vote_timeout_ms: u64,
+    pub vote_timeout_delta_ms: u64,
+    /// Least time between the previous block and our proposal of the next.
+    pub block_interval_ms: u64,
+    /// Most transactions we put in a block (the genesis cap also applies).
+    pub max_block_txs: u32,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        ConsensusConfig {
+            propose_timeout_ms: 3000,
+            propose_timeout_delta_ms: 500,
+            vote_timeout_ms: 1000,
+            vote_timeout_delta_ms: 500,
+            block_interval_ms: 200,
+            max_block_txs: 4096,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "/ip4/127.0.0.1/tcp/26601".into()
+}
+fn default_api() -> String {
+    "127.0.0.1:8601".into()
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config file {path} is invalid: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Reads a TOML config; relative paths are taken relative to its directory.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: p.clone(), reason: e.to_string() })?;
+        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: p, reason: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for f in [&mut cfg.genesis, &mut cfg.key, &mut cfg.data_dir] {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.trim().is_empty() {
+            return Err(ConfigError::Invalid("name must not be empty".into()));
+        }
+        if self.api.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!("api = {:?} is not an address like 127.0.0.1:8601", self.api)));
+        }
+        if self.listen.parse::<libp2p::Multiaddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "listen = {:?} is not a multiaddr like /ip4/127.0.0.1/tcp/26601",
+                self.listen
+            )));
+        }
+        for p in &self.peers {
+            if p.parse::<libp2p::Multiaddr>().is_err() {
+                return Err(ConfigError::Invalid(format!("peer {p:?} is not a multiaddr like /ip4/127.0.0.1/tcp/26602")));
+            }
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!("log_format = {:?} must be \"text\" or \"json\"", self.log_format)));
+        }
+        if self.mempool.max_txs == 0 {
+            return Err(ConfigError::Invalid("mempool.max_txs must be at least 1".into()));
+        }
+        let c = &self.consensus;
+        if c.propose_timeout_ms == 0 || c.vote_timeout_ms == 0 || c.max_block_txs == 0 {
+            return Err(ConfigError::Invalid("consensus timeouts and max_block_txs must be positive".into()));
+        }
+        Ok(())
+    }
+}
