@@ -9,3 +9,6 @@
 pub mod config;
 pub mod keys;
 pub mod net;
+pub mod mempool;
+pub mod metrics;
+pub mod shared;

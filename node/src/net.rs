@@ -41,7 +41,7 @@ use libp2p::{
     gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, TopicHash},
     identity::{self, Keypair},
     multiaddr::Protocol,
-    noise, request_response,
+    noise, ping, request_response,
     swarm::{dial_opts::DialOpts, ConnectionId, DialError, NetworkBehaviour, SwarmEvent},
     tcp, yamux, StreamProtocol, Swarm, SwarmBuilder,
 };
@@ -137,6 +137,11 @@ pub struct NetConfig {
     pub reconnect_max: Duration,
     /// Idle time after which a connection with no active protocol is closed.
     pub idle_timeout: Duration,
+    /// Every connection is pinged this often ...
+    pub ping_interval: Duration,
+    /// ... and closed after two consecutive pings unanswered for this long (a peer that
+    /// vanished without closing TCP: power loss, partition).
+    pub ping_timeout: Duration,
     /// Accept every gossip message that passes gossipsub's own checks without waiting for
     /// [`NetHandle::report`] (the application still receives it). Off by default.
     pub auto_accept_gossip: bool,
@@ -145,7 +150,8 @@ pub struct NetConfig {
 impl NetConfig {
     /// Defaults: listen on `/ip4/127.0.0.1/tcp/0`, no bootstrap, only self allowed,
     /// gossip ≤ 1 MiB, request ≤ 64 KiB, response ≤ 16 MiB, request timeout 10 s,
-    /// 4096 buffered events, reconnect 200 ms .. 3 s, idle timeout 1 h.
+    /// 4096 buffered events, reconnect 200 ms .. 3 s, idle timeout 1 h, ping every 5 s
+    /// with a 10 s timeout.
     pub fn new(secret_key: [u8; 32], chain_tag: impl Into<String>) -> Self {
         NetConfig {
             secret_key,
@@ -161,6 +167,8 @@ impl NetConfig {
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(3),
             idle_timeout: Duration::from_secs(3600),
+            ping_interval: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(10),
             auto_accept_gossip: false,
         }
     }
@@ -183,6 +191,9 @@ impl NetConfig {
         }
         if self.request_timeout.is_zero() || self.event_capacity == 0 {
             return bad("request_timeout and event_capacity must be non-zero");
+        }
+        if self.ping_interval.is_zero() || self.ping_timeout.is_zero() {
+            return bad("ping_interval and ping_timeout must be non-zero");
         }
         if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
             return bad("need 0 < reconnect_min <= reconnect_max");
@@ -316,6 +327,10 @@ pub struct NetStats {
     pub gossip_received: u64,
     /// Gossip messages rejected (by the application or because the author is not allowed).
     pub gossip_rejected: u64,
+    /// Pings answered (connection health).
+    pub pings_ok: u64,
+    /// Connections closed because pings went unanswered.
+    pub ping_closures: u64,
 }
 
 #[derive(Default)]
@@ -324,6 +339,8 @@ struct Counters {
     dropped_events: AtomicU64,
     gossip_received: AtomicU64,
     gossip_rejected: AtomicU64,
+    pings_ok: AtomicU64,
+    ping_closures: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -468,6 +485,8 @@ impl NetHandle {
             dropped_events: c.dropped_events.load(Ordering::Relaxed),
             gossip_received: c.gossip_received.load(Ordering::Relaxed),
             gossip_rejected: c.gossip_rejected.load(Ordering::Relaxed),
+            pings_ok: c.pings_ok.load(Ordering::Relaxed),
+            ping_closures: c.ping_closures.load(Ordering::Relaxed),
         }
     }
 
@@ -489,6 +508,7 @@ impl NetHandle {
 struct Behaviour {
     // First, so that a refused connection never reaches the other protocols.
     permission: permission::Permission,
+    ping: ping::Behaviour,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
 }
@@ -570,7 +590,10 @@ fn build_swarm(cfg: &NetConfig, key: Keypair, allowed: HashSet<PeerId>) -> Resul
             .with_request_timeout(cfg.request_timeout)
             .with_max_concurrent_streams(64),
     );
-    let behaviour = Behaviour { permission: permission::Permission::new(allowed), gossipsub, sync };
+    let ping = ping::Behaviour::new(
+        ping::Config::new().with_interval(cfg.ping_interval).with_timeout(cfg.ping_timeout),
+    );
+    let behaviour = Behaviour { permission: permission::Permission::new(allowed), ping, gossipsub, sync };
 
     let idle = cfg.idle_timeout;
     let swarm = SwarmBuilder::with_existing_identity(key)
@@ -835,6 +858,7 @@ impl Task {
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         match ev {
             SwarmEvent::Behaviour(BehaviourEvent::Permission(r)) => self.on_refusal(r),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync(e),
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
@@ -900,6 +924,23 @@ impl Task {
             self.refused_seen.clear();
         }
         let _ = self.emit(NetEvent::ConnectionRefused { peer: r.peer, inbound: r.inbound, addr: r.addr });
+    }
+
+    /// Ping reports a failure after two consecutive unanswered pings: the connection is
+    /// dead even if TCP has not noticed, so close it (the peer, if it is a bootstrap peer,
+    /// is then redialled).
+    fn on_ping(&mut self, e: ping::Event) {
+        match e.result {
+            Ok(_) => bump(&self.counters.pings_ok),
+            Err(ping::Failure::Unsupported) => {
+                tracing::debug!(peer = %e.peer, "peer does not support ping");
+            }
+            Err(error) => {
+                tracing::warn!(peer = %e.peer, %error, "ping failed: closing the connection");
+                bump(&self.counters.ping_closures);
+                self.swarm.close_connection(e.connection);
+            }
+        }
     }
 
     fn on_gossip(&mut self, e: gossipsub::Event) {

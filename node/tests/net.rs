@@ -356,3 +356,111 @@ async fn restarted_peer_is_reconnected() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The application does not read its events: the network drops and counts them instead of
+/// blocking, and keeps serving commands.
+#[tokio::test]
+async fn slow_application_does_not_block_the_network() {
+    let allowed = [1, 2];
+    let mut a = start(config(1, &allowed, vec![])).await;
+    let mut cfg_b = config(2, &allowed, vec![a.p2p_addr()]);
+    cfg_b.event_capacity = 1;
+    let b = start(cfg_b).await; // B's events are never read
+    let b_id = b.id();
+    a.wait_for("A connected to B", |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id)).await;
+    eventually("A sees B's subscriptions", || topic_peers_at_least(&a.net, 1)).await;
+
+    for i in 0..20u32 {
+        a.net.publish(Topic::Transactions, i.to_be_bytes().to_vec()).await.expect("publish");
+    }
+    eventually("B received all 20", || async { b.net.stats().gossip_received == 20 }).await;
+    // At most one event fits; the first one (PeerConnected) took it.
+    assert!(b.net.stats().dropped_events >= 20, "{:?}", b.net.stats());
+    assert_eq!(b.net.peers().await.expect("still serving commands"), vec![a.id()]);
+
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A TCP relay between two nodes that can be frozen: it then stops moving bytes without
+/// closing anything, like a peer that lost power or a partitioned link.
+async fn freezable_relay(target: std::net::SocketAddr) -> (u16, Arc<std::sync::atomic::AtomicBool>, tokio::task::JoinHandle<()>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+    let port = listener.local_addr().expect("relay addr").port();
+    let frozen = Arc::new(AtomicBool::new(false));
+    let frozen2 = frozen.clone();
+    let task = tokio::spawn(async move {
+        let mut pipes = tokio::task::JoinSet::new();
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { continue };
+            let (ri, wi) = inbound.into_split();
+            let (ro, wo) = outbound.into_split();
+            for (mut r, mut w) in [(ri, wo), (ro, wi)] {
+                let frozen = frozen2.clone();
+                pipes.spawn(async move {
+                    let mut buf = vec![0u8; 16 << 10];
+                    loop {
+                        let n = match r.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if frozen.load(Ordering::SeqCst) {
+                            std::future::pending::<()>().await; // hold the sockets open, silent
+                        }
+                        if w.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+    }); // dropping `pipes` with the task aborts the pipes
+    (port, frozen, task)
+}
+
+/// A peer that goes silent without closing TCP is detected by ping and disconnected.
+/// (Slow: ~11 s, bounded by libp2p's stream-negotiation timeout.)
+#[tokio::test]
+async fn silent_peer_is_disconnected_by_ping() {
+    let allowed = [1, 2];
+    let b = start(config(2, &allowed, vec![])).await;
+    let b_id = b.id();
+    let b_sock = match b.addr.iter().collect::<Vec<_>>().as_slice() {
+        [libp2p::multiaddr::Protocol::Ip4(ip), libp2p::multiaddr::Protocol::Tcp(port)] => {
+            std::net::SocketAddr::from((*ip, *port))
+        }
+        other => panic!("unexpected listen address {other:?}"),
+    };
+    let (relay_port, frozen, relay) = freezable_relay(b_sock).await;
+    let via_relay: Multiaddr = format!("/ip4/127.0.0.1/tcp/{relay_port}/p2p/{b_id}").parse().unwrap();
+    let mut cfg_a = config(1, &allowed, vec![via_relay]);
+    cfg_a.ping_interval = Duration::from_millis(200);
+    cfg_a.ping_timeout = Duration::from_millis(500);
+    let mut a = start(cfg_a).await;
+    a.wait_for("A connected to B via the relay", |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id)).await;
+
+    // Freeze once ping runs on the connection.
+    eventually("a ping answered", || async { a.net.stats().pings_ok >= 2 }).await;
+    frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    let frozen_at = Instant::now();
+    // First failure: the ping itself times out (500 ms); second: opening a fresh ping
+    // stream times out (libp2p's 10 s negotiation timeout). Then the connection is closed.
+    let gone = timeout(Duration::from_secs(30), async {
+        loop {
+            match a.events.recv().await.expect("events") {
+                NetEvent::PeerDisconnected(p) if p == b_id => return,
+                _ => {}
+            }
+        }
+    });
+    gone.await.expect("silent connection closed within 30 s");
+    let took = frozen_at.elapsed();
+    assert!(took < Duration::from_secs(25), "detection took {took:?}");
+    assert_eq!(a.net.stats().ping_closures, 1);
+
+    a.stop().await;
+    b.stop().await;
+    relay.abort();
+}

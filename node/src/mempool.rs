@@ -1,0 +1,127 @@
+//! The mempool: bounded, deduplicated, FIFO, validated on admission.
+//!
+//! Every transaction in it has passed decoding, the stateless rules, the
+//! signature check and the stateful rules against the committed ledger at the
+//! time it arrived. A full mempool refuses new transactions (back-pressure: the
+//! API answers 503).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+use yrd_consensus::crypto::PublicKey;
+use yrd_ledger::tx::{SignedTransaction, TxId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Added,
+    /// Already pending; nothing changed.
+    AlreadyPending,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    #[error("mempool is full ({0} pending transactions); retry later")]
+    Full(usize),
+    #[error("another pending transaction of this issuer already uses sequence number {0}")]
+    SequencePending(u64),
+}
+
+struct Entry {
+    tx: SignedTransaction,
+    seq_no: u64,
+    arrived: Instant,
+}
+
+pub struct Mempool {
+    max: usize,
+    next: u64,
+    by_id: HashMap<TxId, Entry>,
+    order: BTreeMap<u64, TxId>,
+    sequences: HashSet<(PublicKey, u64)>,
+}
+
+impl Mempool {
+    pub fn new(max: usize) -> Mempool {
+        Mempool { max, next: 0, by_id: HashMap::new(), order: BTreeMap::new(), sequences: HashSet::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.max
+    }
+
+    pub fn contains(&self, id: &TxId) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// Adds a transaction that has already been fully validated.
+    pub fn insert(&mut self, id: TxId, tx: SignedTransaction) -> Result<Admission, MempoolError> {
+        if self.by_id.contains_key(&id) {
+            return Ok(Admission::AlreadyPending);
+        }
+        if self.by_id.len() >= self.max {
+            return Err(MempoolError::Full(self.by_id.len()));
+        }
+        let key = (tx.tx.issuer, tx.tx.sequence);
+        if self.sequences.contains(&key) {
+            return Err(MempoolError::SequencePending(tx.tx.sequence));
+        }
+        self.sequences.insert(key);
+        let seq_no = self.next;
+        self.next += 1;
+        self.order.insert(seq_no, id);
+        self.by_id.insert(id, Entry { tx, seq_no, arrived: Instant::now() });
+        Ok(Admission::Added)
+    }
+
+    /// The oldest `max` pending transactions (they stay pending until committed).
+    pub fn candidates(&self, max: usize) -> Vec<SignedTransaction> {
+        self.order.values().take(max).filter_map(|id| self.by_id.get(id)).map(|e| e.tx.clone()).collect()
+    }
+
+    /// Removes transactions (committed, or found invalid); returns when each arrived.
+    pub fn remove(&mut self, ids: &[TxId]) -> Vec<Instant> {
+        let mut arrived = Vec::new();
+        for id in ids {
+            if let Some(e) = self.by_id.remove(id) {
+                self.order.remove(&e.seq_no);
+                self.sequences.remove(&(e.tx.tx.issuer, e.tx.tx.sequence));
+                arrived.push(e.arrived);
+            }
+        }
+        arrived
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrd_ledger::testkit::TestChain;
+    use yrd_ledger::tx::AttestationKind;
+    use yrd_ledger::uscc::Uscc;
+
+    #[test]
+    fn bounded_deduplicated_fifo() {
+        let chain = TestChain::new(1, 1);
+        let txs: Vec<_> = (0..4).map(|i| chain.attestation(0, i, Uscc::sample(i), AttestationKind::RedList)).collect();
+        let mut m = Mempool::new(3);
+        for t in &txs[..3] {
+            assert_eq!(m.insert(t.id().unwrap(), t.clone()), Ok(Admission::Added));
+        }
+        assert_eq!(m.insert(txs[0].id().unwrap(), txs[0].clone()), Ok(Admission::AlreadyPending));
+        assert_eq!(m.insert(txs[3].id().unwrap(), txs[3].clone()), Err(MempoolError::Full(3)));
+        assert_eq!(m.candidates(2), txs[..2].to_vec());
+        m.remove(&[txs[0].id().unwrap()]);
+        assert_eq!(m.candidates(10), txs[1..3].to_vec());
+        // Same issuer and sequence, different content: refused while the first is pending.
+        let clash = chain.attestation(0, 1, Uscc::sample(99), AttestationKind::Commitment);
+        assert_eq!(m.insert(clash.id().unwrap(), clash), Err(MempoolError::SequencePending(1)));
+    }
+}

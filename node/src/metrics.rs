@@ -1,0 +1,74 @@
+//! Prometheus metrics, served at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub struct Metrics {
+    registry: Registry,
+    pub height: Gauge,
+    pub round: Gauge,
+    pub mempool_size: Gauge,
+    pub peers: Gauge,
+    pub txs_committed: Counter,
+    pub txs_submitted: Counter,
+    pub txs_rejected: Counter,
+    pub blocks_committed: Counter,
+    pub commit_latency_seconds: Histogram,
+    pub block_txs: Histogram,
+    pub peers_dropped: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut m = Metrics {
+            height: Gauge::default(),
+            round: Gauge::default(),
+            mempool_size: Gauge::default(),
+            peers: Gauge::default(),
+            txs_committed: Counter::default(),
+            txs_submitted: Counter::default(),
+            txs_rejected: Counter::default(),
+            blocks_committed: Counter::default(),
+            commit_latency_seconds: Histogram::new(
+                [0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0].into_iter(),
+            ),
+            block_txs: Histogram::new([0.0, 1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4096.0].into_iter()),
+            peers_dropped: Counter::default(),
+            registry: Registry::with_prefix("yrd"),
+        };
+        m.registry.register("height", "Height of the last committed block", m.height.clone());
+        m.registry.register("round", "Current consensus round", m.round.clone());
+        m.registry.register("mempool_size", "Pending transactions", m.mempool_size.clone());
+        m.registry.register("peers", "Connected peers", m.peers.clone());
+        m.registry.register("transactions_committed", "Transactions committed", m.txs_committed.clone());
+        m.registry.register("transactions_submitted", "Transactions accepted into the mempool", m.txs_submitted.clone());
+        m.registry.register("transactions_rejected", "Transactions refused (invalid or mempool full)", m.txs_rejected.clone());
+        m.registry.register("blocks_committed", "Blocks committed", m.blocks_committed.clone());
+        m.registry.register(
+            "commit_latency_seconds",
+            "Time from a transaction entering this node's mempool to its block being committed here",
+            m.commit_latency_seconds.clone(),
+        );
+        m.registry.register("block_transactions", "Transactions per committed block", m.block_txs.clone());
+        m.registry.register("peers_dropped", "Gossip messages from peers rejected as invalid", m.peers_dropped.clone());
+        m
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

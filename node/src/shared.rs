@@ -1,0 +1,144 @@
+//! State shared between the consensus driver and the HTTP API.
+
+use std::sync::{Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use yrd_consensus::crypto::{Hash32, PublicKey};
+use yrd_consensus::types::{Height, Round};
+use yrd_ledger::genesis::Genesis;
+use yrd_ledger::store::Ledger;
+use yrd_ledger::tx::{SignedTransaction, TxId};
+use yrd_ledger::validate::{check_untrusted_bytes, TxError};
+
+use crate::mempool::{Admission, Mempool, MempoolError};
+use crate::metrics::Metrics;
+
+/// Most transactions in one batch submission.
+pub const MAX_BATCH: usize = 2000;
+
+/// Wall-clock milliseconds since the Unix epoch (the node's clock; never used
+/// inside consensus rules except as the proposer's block timestamp).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Why a submission was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Permanently invalid: HTTP 400 with the reason.
+    #[error("{0}")]
+    Invalid(#[from] TxError),
+    /// Valid but conflicting with a pending transaction: HTTP 409.
+    #[error("{0}")]
+    Conflict(MempoolError),
+    /// Back-pressure: HTTP 503.
+    #[error("{0}")]
+    Busy(MempoolError),
+    /// The node is shutting down or its store failed: HTTP 500.
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SubmitError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubmitError::Invalid(e) => e.code(),
+            SubmitError::Conflict(_) => "sequence_pending",
+            SubmitError::Busy(_) => "mempool_full",
+            SubmitError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// Consensus progress, for status and metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsensusStatus {
+    pub height: Height,
+    pub round: Round,
+    pub step: &'static str,
+}
+
+pub struct Shared {
+    /// This node's name in the genesis.
+    pub name: String,
+    /// Our validator index, if we are a validator.
+    pub validator_index: Option<u32>,
+    pub genesis: Genesis,
+    pub chain: Hash32,
+    pub ledger: RwLock<Ledger>,
+    pub mempool: Mutex<Mempool>,
+    pub metrics: Metrics,
+    pub consensus: Mutex<ConsensusStatus>,
+    /// Ed25519 keys of connected peers.
+    pub peers: Mutex<Vec<PublicKey>>,
+    /// The committed height; API long-polls wait on it.
+    pub committed: watch::Sender<Height>,
+    /// Transactions admitted through the API, for the driver to gossip.
+    pub gossip_out: mpsc::Sender<Vec<SignedTransaction>>,
+}
+
+impl Shared {
+    /// Validates transactions from outside (API or gossip) and admits them into
+    /// the mempool. Returns one result per input, in order.
+    pub fn admit(&self, items: &[&[u8]]) -> Vec<Result<(TxId, Admission, Option<SignedTransaction>), SubmitError>> {
+        // Decode, stateless rules and signatures first, without any lock.
+        let checked: Vec<Result<(SignedTransaction, TxId), TxError>> =
+            items.iter().map(|b| check_untrusted_bytes(&self.genesis, &self.chain, b)).collect();
+        let Ok(ledger) = self.ledger.read() else {
+            return items.iter().map(|_| Err(SubmitError::Unavailable("ledger lock poisoned".into()))).collect();
+        };
+        let Ok(mut mempool) = self.mempool.lock() else {
+            return items.iter().map(|_| Err(SubmitError::Unavailable("mempool lock poisoned".into()))).collect();
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for c in checked {
+            let r = c.map_err(SubmitError::from).and_then(|(tx, id)| {
+                if mempool.contains(&id) {
+                    return Ok((id, Admission::AlreadyPending, None));
+                }
+                ledger.check_tx(&tx, &id)?;
+                match mempool.insert(id, tx.clone()) {
+                    Ok(a) => Ok((id, a, Some(tx))),
+                    Err(e @ MempoolError::Full(_)) => Err(SubmitError::Busy(e)),
+                    Err(e) => Err(SubmitError::Conflict(e)),
+                }
+            });
+            match &r {
+                Ok(_) => self.metrics.txs_submitted.inc(),
+                Err(_) => self.metrics.txs_rejected.inc(),
+            };
+            out.push(r);
+        }
+        self.metrics.mempool_size.set(mempool.len() as i64);
+        out
+    }
+
+    /// Submits transactions from a client: admits them and queues the new ones
+    /// for gossip. One result per input.
+    pub async fn submit(&self, items: &[&[u8]]) -> Vec<Result<(TxId, Admission), SubmitError>> {
+        let results = self.admit(items);
+        let mut fresh = Vec::new();
+        let out = results
+            .into_iter()
+            .map(|r| {
+                r.map(|(id, a, tx)| {
+                    if let Some(tx) = tx {
+                        fresh.push(tx);
+                    }
+                    (id, a)
+                })
+            })
+            .collect();
+        if !fresh.is_empty() {
+            // If the driver is gone the node is shutting down; the transactions
+            // stay in our mempool and are proposed by us when it is our turn.
+            let _ = self.gossip_out.send(fresh).await;
+        }
+        out
+    }
+
+    pub fn height(&self) -> Height {
+        *self.committed.borrow()
+    }
+}
