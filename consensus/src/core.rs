@@ -42,6 +42,13 @@ use crate::types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSet};
 /// still count for the round skip, L55). Bounds memory against Byzantine peers.
 pub const MAX_ROUNDS_AHEAD: u32 = 32;
 
+/// Distinct votes kept per validator, kind and round: the first one and up to
+/// three conflicting ones (an equivocator's votes count for each value it
+/// signed, which is safe: quorum intersection needs only the honest votes, and it
+/// keeps a relayed proof of lock countable). When full, a vote for a value with
+/// no known proposal is evicted first.
+pub const MAX_VOTES_PER_SLOT: usize = 4;
+
 /// Verified certificates for future heights kept until their height comes up.
 pub const MAX_FUTURE_CERTIFICATES: usize = 256;
 
@@ -198,8 +205,8 @@ struct StoredProposal {
 #[derive(Debug, Clone, Default)]
 struct HeightLog {
     proposals: BTreeMap<Round, StoredProposal>,
-    prevotes: BTreeMap<Round, BTreeMap<ValidatorIndex, SignedVote>>,
-    precommits: BTreeMap<Round, BTreeMap<ValidatorIndex, SignedVote>>,
+    prevotes: BTreeMap<Round, VoteSet>,
+    precommits: BTreeMap<Round, VoteSet>,
     /// The application's verdict per block hash (from `Event::Proposal`).
     verdicts: BTreeMap<BlockHash, bool>,
     /// Highest round each validator sent any message for at this height (L55).
@@ -210,28 +217,37 @@ struct HeightLog {
 }
 
 impl HeightLog {
-    fn votes(&self, kind: VoteKind) -> &BTreeMap<Round, BTreeMap<ValidatorIndex, SignedVote>> {
+    fn votes(&self, kind: VoteKind) -> &BTreeMap<Round, VoteSet> {
         match kind {
             VoteKind::Prevote => &self.prevotes,
             VoteKind::Precommit => &self.precommits,
         }
     }
 
-    fn votes_mut(&mut self, kind: VoteKind) -> &mut BTreeMap<Round, BTreeMap<ValidatorIndex, SignedVote>> {
-        match kind {
-            VoteKind::Prevote => &mut self.prevotes,
-            VoteKind::Precommit => &mut self.precommits,
-        }
-    }
-
     fn count(&self, kind: VoteKind, round: Round, value: Option<&BlockHash>) -> usize {
         self.votes(kind)
             .get(&round)
-            .map_or(0, |m| m.values().filter(|v| v.vote.value.as_ref() == value).count())
+            .map_or(0, |m| m.count(value))
     }
 
     fn count_any(&self, kind: VoteKind, round: Round) -> usize {
-        self.votes(kind).get(&round).map_or(0, |m| m.len())
+        self.votes(kind).get(&round).map_or(0, |m| m.count_any())
+    }
+
+    /// One vote per validator for `value` at `round`, in validator order.
+    fn votes_for(&self, kind: VoteKind, round: Round, value: Option<&BlockHash>) -> Vec<SignedVote> {
+        self.votes(kind).get(&round).map_or_else(Vec::new, |m| m.for_value(value).cloned().collect())
+    }
+
+    /// Stores a verified vote. Returns the validator's first vote at this slot if
+    /// `sv` conflicts with it (equivocation), `None` otherwise.
+    fn insert_vote(&mut self, sv: SignedVote) -> Option<SignedVote> {
+        let verdicts = &self.verdicts;
+        let set = match sv.vote.kind {
+            VoteKind::Prevote => &mut self.prevotes,
+            VoteKind::Precommit => &mut self.precommits,
+        };
+        set.entry(sv.vote.round).or_default().insert(sv, verdicts)
     }
 
     fn saw_round(&mut self, validator: ValidatorIndex, round: Round) {
@@ -239,6 +255,52 @@ impl HeightLog {
         if *e < round {
             *e = round;
         }
+    }
+}
+
+/// Votes of one kind at one round: per validator, its first vote and up to
+/// [`MAX_VOTES_PER_SLOT`] − 1 conflicting ones.
+#[derive(Debug, Clone, Default)]
+struct VoteSet {
+    by_validator: BTreeMap<ValidatorIndex, Vec<SignedVote>>,
+}
+
+impl VoteSet {
+    /// Number of validators with a vote for `value`.
+    fn count(&self, value: Option<&BlockHash>) -> usize {
+        self.by_validator.values().filter(|vs| vs.iter().any(|v| v.vote.value.as_ref() == value)).count()
+    }
+
+    /// Number of validators with any vote.
+    fn count_any(&self) -> usize {
+        self.by_validator.len()
+    }
+
+    fn for_value<'a>(&'a self, value: Option<&'a BlockHash>) -> impl Iterator<Item = &'a SignedVote> + 'a {
+        self.by_validator.values().filter_map(move |vs| vs.iter().find(|v| v.vote.value.as_ref() == value))
+    }
+
+    fn contains(&self, sv: &SignedVote) -> bool {
+        self.by_validator.get(&sv.vote.validator).is_some_and(|vs| vs.contains(sv))
+    }
+
+    fn insert(&mut self, sv: SignedVote, verdicts: &BTreeMap<BlockHash, bool>) -> Option<SignedVote> {
+        let vs = self.by_validator.entry(sv.vote.validator).or_default();
+        let Some(first) = vs.first().cloned() else {
+            vs.push(sv);
+            return None;
+        };
+        if vs.iter().any(|v| v.vote == sv.vote) {
+            return None; // same vote (a different encoding of the signature cannot verify)
+        }
+        if vs.len() < MAX_VOTES_PER_SLOT {
+            vs.push(sv);
+        } else if let Some(pos) =
+            vs.iter().skip(1).position(|v| v.vote.value.is_some_and(|h| !verdicts.contains_key(&h)))
+        {
+            vs[pos + 1] = sv;
+        }
+        Some(first)
     }
 }
 
@@ -413,6 +475,13 @@ impl Core {
         let restore = |lv: Option<LockedValue>| lv.filter(|l| l.height == h).map(|l| (l.round, l.value));
         self.locked = restore(self.safety.locked);
         self.valid = restore(self.safety.valid);
+        if let Some((valid_round, _)) = self.valid {
+            // Our own disk: the proof was verified before it was persisted.
+            let proofs = self.safety.valid_proof.clone();
+            for v in proofs.into_iter().filter(|v| v.vote.height == h && v.vote.round == valid_round) {
+                let _ = self.log.insert_vote(v);
+            }
+        }
         let round = match self.safety.last_signed {
             Some(s) if s.height == h => s.round,
             _ => Round(0),
@@ -499,10 +568,8 @@ impl Core {
         out.push(Action::BroadcastProposal(signed.clone()));
         if let Some(pol) = pol_round {
             // D2: the proof of lock travels with the proposal.
-            if let Some(votes) = self.log.prevotes.get(&pol) {
-                for v in votes.values().filter(|v| v.vote.value == Some(value)) {
-                    out.push(Action::BroadcastVote(v.clone()));
-                }
+            for v in self.log.votes_for(VoteKind::Prevote, pol, Some(&value)) {
+                out.push(Action::BroadcastVote(v));
             }
         }
         self.log.verdicts.insert(value, true);
@@ -524,7 +591,11 @@ impl Core {
                 self.safety.last_signed = Some(slot);
                 self.safety.locked = self.locked.map(|(round, value)| LockedValue { height: self.height, round, value });
                 self.safety.valid = self.valid.map(|(round, value)| LockedValue { height: self.height, round, value });
-                out.push(Action::PersistSafety(self.safety));
+                self.safety.valid_proof = match self.valid {
+                    Some((round, value)) => self.log.votes_for(VoteKind::Prevote, round, Some(&value)),
+                    None => Vec::new(),
+                };
+                out.push(Action::PersistSafety(self.safety.clone()));
             }
             SignCheck::SameMessage => {}
             SignCheck::Conflicts { .. } | SignCheck::Regresses { .. } => return None,
@@ -553,7 +624,7 @@ impl Core {
         let Some(signed) = self.sign_with_check(slot, out, |key| vote.sign(key).ok()) else { return };
         out.push(Action::BroadcastVote(signed.clone()));
         self.log.saw_round(me, self.round);
-        self.log.votes_mut(kind).entry(self.round).or_default().insert(me, signed);
+        let _ = self.log.insert_vote(signed);
     }
 
     /// Enter the prevote step after voting. D3: timeoutPrevote is scheduled on
@@ -716,17 +787,9 @@ impl Core {
             VoteKind::Prevote => 1,
             VoteKind::Precommit => 2,
         };
-        let slot = log.votes_mut(kind).entry(round).or_default();
-        match slot.get(&validator) {
-            Some(first) if first.vote != sv.vote => {
-                let first = first.clone();
-                if log.evidence.insert((round, kind_tag, validator)) {
-                    out.push(Action::Evidence(Equivocation::Vote { first, second: sv }));
-                }
-            }
-            Some(_) => {}
-            None => {
-                slot.insert(validator, sv);
+        if let Some(first) = log.insert_vote(sv.clone()) {
+            if log.evidence.insert((round, kind_tag, validator)) {
+                out.push(Action::Evidence(Equivocation::Vote { first, second: sv }));
             }
         }
     }
@@ -740,7 +803,7 @@ impl Core {
         } else {
             return false;
         };
-        log.votes(v.kind).get(&v.round).and_then(|m| m.get(&v.validator)).is_some_and(|s| s == sv)
+        log.votes(v.kind).get(&v.round).is_some_and(|m| m.contains(sv))
     }
 
     // ---------------------------------------------------------------- certificates
@@ -825,12 +888,13 @@ impl Core {
         let quorum = self.quorum();
         let mut found = None;
         for (round, votes) in &self.log.precommits {
-            if votes.len() < quorum {
+            if votes.count_any() < quorum {
                 continue;
             }
             let mut tally: BTreeMap<BlockHash, usize> = BTreeMap::new();
-            for v in votes.values() {
-                if let Some(value) = v.vote.value {
+            for vs in votes.by_validator.values() {
+                let values: BTreeSet<BlockHash> = vs.iter().filter_map(|v| v.vote.value).collect();
+                for value in values {
                     *tally.entry(value).or_default() += 1;
                 }
             }
@@ -844,11 +908,11 @@ impl Core {
             }
         }
         let Some((round, value)) = found else { return false };
-        let Some(votes) = self.log.precommits.get(&round) else { return false };
-        let signatures = votes
-            .iter()
-            .filter(|(_, v)| v.vote.value == Some(value))
-            .map(|(i, v)| (*i, v.signature))
+        let signatures = self
+            .log
+            .votes_for(VoteKind::Precommit, round, Some(&value))
+            .into_iter()
+            .map(|v| (v.vote.validator, v.signature))
             .collect();
         let cert = CommitCertificate { height: self.height, round, block_hash: value, signatures };
         self.decide(cert, out);

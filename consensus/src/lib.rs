@@ -17,6 +17,8 @@ pub mod crypto;
 pub mod evidence;
 pub mod messages;
 pub mod safety;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod types;
 
 pub use crate::core::{Action, Config, ConfigError, Core, Event, Rejection, Step, Timeout, TimeoutConfig};

@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::messages::SignedVote;
 use crate::types::{BlockHash, Height, Round};
 
 /// The kinds of message a validator signs, in the order it signs them within a
@@ -55,7 +56,7 @@ pub struct LockedValue {
 
 /// What a validator persists before releasing a signature. `Default` is the state
 /// of a validator that has never signed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SafetyState {
     /// The highest slot this validator has signed in, and what it signed there.
     pub last_signed: Option<SignedSlot>,
@@ -65,6 +66,10 @@ pub struct SafetyState {
     /// The paper's `validValue_p`, `validRound_p` (L42-L43). Only liveness
     /// depends on it; persisted so a restarted proposer can re-propose it.
     pub valid: Option<LockedValue>,
+    /// The proof of `valid`: the 2f + 1 prevotes for it at its round. A proposer
+    /// re-broadcasts them with its re-proposal (docs/consensus.md D2); without them
+    /// a locked validator that restarted could stall the chain forever.
+    pub valid_proof: Vec<SignedVote>,
 }
 
 /// Verdict of [`check_sign`].

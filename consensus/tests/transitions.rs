@@ -74,7 +74,14 @@ fn lv(round: Round, value: BlockHash) -> Option<LockedValue> {
     Some(LockedValue { height: H, round, value })
 }
 fn persist(last: SignedSlot, locked: Option<LockedValue>, valid: Option<LockedValue>) -> Action {
-    Action::PersistSafety(SafetyState { last_signed: Some(last), locked, valid })
+    persist_with_proof(last, locked, valid, vec![])
+}
+fn persist_with_proof(last: SignedSlot, locked: Option<LockedValue>, valid: Option<LockedValue>, valid_proof: Vec<SignedVote>) -> Action {
+    Action::PersistSafety(SafetyState { last_signed: Some(last), locked, valid, valid_proof })
+}
+/// Prevotes for A at round 0 from these validators: the proof of a valid value.
+fn proof_a0(validators: &[u32]) -> Vec<SignedVote> {
+    validators.iter().map(|i| prevote(*i, r(0), Some(a()))).collect()
 }
 fn cert(round: Round, value: BlockHash, signers: &[u32]) -> CommitCertificate {
     CommitCertificate {
@@ -148,6 +155,7 @@ fn table_single_transitions() {
                     last_signed: Some(SignedSlot { height: H, round: r(0), step: SignStep::Proposal, value: Some(a()), pol_round: None }),
                     locked: None,
                     valid: None,
+                    valid_proof: vec![],
                 }),
                 Action::BroadcastProposal(proposal(H, r(0), a(), None)),
                 persist(slot(r(0), SignStep::Prevote, Some(a())), None, None),
@@ -209,7 +217,7 @@ fn table_single_transitions() {
             vec![Event::Start, ev_prop(proposal(H, r(0), a(), None), true), ev_vote(prevote(1, r(0), Some(a())))],
             ev_vote(prevote(2, r(0), Some(a()))),
             vec![
-                persist(slot(r(0), SignStep::Precommit, Some(a())), lv(r(0), a()), lv(r(0), a())),
+                persist_with_proof(slot(r(0), SignStep::Precommit, Some(a())), lv(r(0), a()), lv(r(0), a()), proof_a0(&[0, 1, 2])),
                 Action::BroadcastVote(precommit(0, r(0), Some(a()))),
                 sched(H, r(0), Step::Precommit),
             ],
@@ -335,7 +343,7 @@ fn table_single_transitions() {
             },
             ev_prop(proposal(H, r(1), b(), None), true),
             vec![
-                persist(slot(r(1), SignStep::Prevote, None), lv(r(0), a()), lv(r(0), a())),
+                persist_with_proof(slot(r(1), SignStep::Prevote, None), lv(r(0), a()), lv(r(0), a()), proof_a0(&[0, 1, 2])),
                 Action::BroadcastVote(pv0(r(1), None)),
                 sched(H, r(1), Step::Prevote),
             ],
@@ -355,7 +363,7 @@ fn table_single_transitions() {
             },
             ev_prop(proposal(H, r(2), b(), Some(r(1))), true),
             vec![
-                persist(slot(r(2), SignStep::Prevote, Some(b())), lv(r(0), a()), lv(r(0), a())),
+                persist_with_proof(slot(r(2), SignStep::Prevote, Some(b())), lv(r(0), a()), lv(r(0), a()), proof_a0(&[0, 1, 2])),
                 Action::BroadcastVote(pv0(r(2), Some(b()))),
                 sched(H, r(2), Step::Prevote),
             ],
@@ -505,7 +513,7 @@ fn table_single_transitions() {
         Case {
             desc: "restart after prevoting A at round 0: rejoins round 0, a proposal for B re-sends the prevote for A (no persist, no conflict)",
             me: Some(0),
-            safety: SafetyState { last_signed: Some(slot(r(0), SignStep::Prevote, Some(a()))), locked: None, valid: None },
+            safety: SafetyState { last_signed: Some(slot(r(0), SignStep::Prevote, Some(a()))), locked: None, valid: None, valid_proof: vec![] },
             setup: vec![Event::Start],
             input: ev_prop(proposal(H, r(0), b(), None), true),
             expected: vec![Action::BroadcastVote(pv0(r(0), Some(a()))), sched(H, r(0), Step::Prevote)],
@@ -513,7 +521,7 @@ fn table_single_transitions() {
         Case {
             desc: "restart after precommitting at round 2: never signs below it (timeoutPropose of round 2 signs nothing)",
             me: Some(0),
-            safety: SafetyState { last_signed: Some(slot(r(2), SignStep::Precommit, None)), locked: None, valid: None },
+            safety: SafetyState { last_signed: Some(slot(r(2), SignStep::Precommit, None)), locked: None, valid: None, valid_proof: vec![] },
             setup: vec![Event::Start],
             input: timeout(H, r(2), Step::Propose),
             expected: vec![sched(H, r(2), Step::Prevote)],
@@ -521,7 +529,7 @@ fn table_single_transitions() {
         Case {
             desc: "restart with a persisted lock on A: a fresh proposal for B gets a nil prevote (L23)",
             me: Some(0),
-            safety: SafetyState { last_signed: Some(slot(r(0), SignStep::Precommit, Some(a()))), locked: lv(r(0), a()), valid: lv(r(0), a()) },
+            safety: SafetyState { last_signed: Some(slot(r(0), SignStep::Precommit, Some(a()))), locked: lv(r(0), a()), valid: lv(r(0), a()), valid_proof: vec![] },
             setup: vec![Event::Start, timeout(H, r(0), Step::Precommit)],
             input: ev_prop(proposal(H, r(1), b(), None), true),
             expected: vec![
@@ -533,7 +541,7 @@ fn table_single_transitions() {
         Case {
             desc: "L15-L16 + D2 restarted proposer with a valid value re-proposes it with its proof of lock",
             me: Some(2),
-            safety: SafetyState { last_signed: Some(slot(r(0), SignStep::Precommit, Some(a()))), locked: lv(r(0), a()), valid: lv(r(0), a()) },
+            safety: SafetyState { last_signed: Some(slot(r(0), SignStep::Precommit, Some(a()))), locked: lv(r(0), a()), valid: lv(r(0), a()), valid_proof: vec![] },
             setup: vec![Event::Start, ev_vote(prevote(0, r(0), Some(a()))), ev_vote(prevote(1, r(0), Some(a())))],
             input: timeout(H, r(0), Step::Precommit),
             expected: vec![
@@ -542,11 +550,41 @@ fn table_single_transitions() {
                     last_signed: Some(SignedSlot { height: H, round: r(1), step: SignStep::Proposal, value: Some(a()), pol_round: Some(r(0)) }),
                     locked: lv(r(0), a()),
                     valid: lv(r(0), a()),
+                    valid_proof: proof_a0(&[0, 1]),
                 }),
                 Action::BroadcastProposal(proposal(H, r(1), a(), Some(r(0)))),
                 Action::BroadcastVote(prevote(0, r(0), Some(a()))),
                 Action::BroadcastVote(prevote(1, r(0), Some(a()))),
                 // Only two prevotes for A at round 0 are known, so L28 waits.
+            ],
+        },
+        Case {
+            desc: "D2 restarted proposer restores the persisted proof of its valid value and re-broadcasts it",
+            me: Some(2),
+            safety: SafetyState {
+                last_signed: Some(slot(r(0), SignStep::Precommit, Some(a()))),
+                locked: lv(r(0), a()),
+                valid: lv(r(0), a()),
+                valid_proof: proof_a0(&[0, 1, 2]),
+            },
+            setup: vec![Event::Start],
+            input: timeout(H, r(0), Step::Precommit),
+            expected: vec![
+                sched(H, r(1), Step::Propose),
+                Action::PersistSafety(SafetyState {
+                    last_signed: Some(SignedSlot { height: H, round: r(1), step: SignStep::Proposal, value: Some(a()), pol_round: Some(r(0)) }),
+                    locked: lv(r(0), a()),
+                    valid: lv(r(0), a()),
+                    valid_proof: proof_a0(&[0, 1, 2]),
+                }),
+                Action::BroadcastProposal(proposal(H, r(1), a(), Some(r(0)))),
+                Action::BroadcastVote(prevote(0, r(0), Some(a()))),
+                Action::BroadcastVote(prevote(1, r(0), Some(a()))),
+                Action::BroadcastVote(prevote(2, r(0), Some(a()))),
+                // Its own proposal with a complete proof: L28-L30 prevote A.
+                persist_with_proof(slot(r(1), SignStep::Prevote, Some(a())), lv(r(0), a()), lv(r(0), a()), proof_a0(&[0, 1, 2])),
+                Action::BroadcastVote(prevote(2, r(1), Some(a()))),
+                sched(H, r(1), Step::Prevote),
             ],
         },
     ];
