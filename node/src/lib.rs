@@ -6,6 +6,7 @@
 //! API with Prometheus metrics ([`api`]), configuration ([`config`]) and key
 //! files ([`keys`]). This is the only crate with tokio and libp2p.
 
+pub mod api;
 pub mod config;
 pub mod keys;
 pub mod net;

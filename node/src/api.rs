@@ -1,0 +1,820 @@
+//! The HTTP JSON API and the Prometheus `/metrics` endpoint.
+//!
+//! The contract is `docs/api.md`; the machine-readable description is
+//! `docs/openapi.yaml`. Every non-2xx answer is `{"error": reason, "code": rule}`,
+//! including malformed JSON, bad path or query parameters, unknown routes, wrong
+//! methods and oversize bodies (axum's plain-text rejections never reach a client).
+//!
+//! Handlers never hold the ledger or mempool lock across an `.await`: each takes
+//! the locks it needs inside a plain block, in the same order as
+//! [`Shared::admit`] (ledger, then mempool). Batch admission (signature checks of
+//! up to [`MAX_BATCH`] transactions) runs on the blocking pool so it does not stall
+//! the runtime that also drives consensus.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use yrd_consensus::crypto::{Hash32, PublicKey};
+use yrd_consensus::types::Height;
+use yrd_ledger::genesis::{Genesis, IssuerInfo};
+use yrd_ledger::store::{Ledger, Status, StoreError, TxRecord};
+use yrd_ledger::tx::{TxBody, TxId, MAX_TX_BYTES};
+use yrd_ledger::uscc::Uscc;
+
+use crate::shared::{now_ms, Shared, SubmitError, MAX_BATCH};
+
+/// Largest body of `POST /v1/transactions`: one hex transaction plus JSON framing.
+pub const MAX_SUBMIT_BODY_BYTES: usize = 2 * MAX_TX_BYTES + 1024;
+/// Largest body of `POST /v1/transactions/batch`: room for [`MAX_BATCH`]
+/// transactions of the largest size (about 16 MiB), so every valid batch fits.
+pub const MAX_BATCH_BODY_BYTES: usize = MAX_BATCH * (2 * MAX_TX_BYTES + 8) + 1024;
+/// Default and largest `limit` of the by-issuer query.
+pub const ISSUER_LIMIT_DEFAULT: u32 = 100;
+pub const ISSUER_LIMIT_MAX: u32 = 1000;
+/// Default and largest `timeout_ms` of `GET /v1/wait/{height}`.
+pub const WAIT_TIMEOUT_DEFAULT_MS: u64 = 10_000;
+pub const WAIT_TIMEOUT_MAX_MS: u64 = 30_000;
+
+/// Content type of the `/metrics` answer.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// The error body of every non-2xx answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// Human-readable reason.
+    pub error: String,
+    /// Machine-readable rule: a [`yrd_ledger::validate::TxError::code`] or one of
+    /// the API's own (`bad_json`, `bad_hex`, `bad_id`, `bad_uscc`, `bad_height`,
+    /// `bad_query`, `bad_path`, `batch_too_large`, `body_too_large`, `not_found`,
+    /// `method_not_allowed`, `sequence_pending`, `mempool_full`, `unavailable`,
+    /// `internal`).
+    pub code: String,
+}
+
+/// An error answer: status, rule code and reason.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    error: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, error: impl Into<String>) -> ApiError {
+        ApiError { status, code, error: error.into() }
+    }
+    fn bad_request(code: &'static str, error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, error)
+    }
+    fn not_found(error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", error)
+    }
+    fn internal(error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error)
+    }
+    fn store(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "ledger query failed");
+        ApiError::internal(format!("ledger query failed: {e}"))
+    }
+    fn submit(e: &SubmitError) -> ApiError {
+        let status = match e {
+            SubmitError::Invalid(_) => StatusCode::BAD_REQUEST,
+            SubmitError::Conflict(_) => StatusCode::CONFLICT,
+            SubmitError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SubmitError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: self.error, code: self.code.to_string() };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<ApiError> for ErrorBody {
+    fn from(e: ApiError) -> ErrorBody {
+        ErrorBody { error: e.error, code: e.code.to_string() }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+// ---------------------------------------------------------------------------
+// Extractors that answer in our error shape
+// ---------------------------------------------------------------------------
+
+/// A JSON body. Content-Type is not required (the body is always parsed as JSON);
+/// a body over the route's limit gives 413, anything unparsable 400 with the reason.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "request body too large (at most {MAX_SUBMIT_BODY_BYTES} bytes for one transaction, \
+                         {MAX_BATCH_BODY_BYTES} for a batch)"
+                    ),
+                )
+            } else {
+                ApiError::bad_request("bad_body", format!("cannot read the request body: {}", e.body_text()))
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
+    }
+}
+
+/// A path parameter whose rejection is our JSON error.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| ApiPath(t))
+            .map_err(|e| ApiError::bad_request("bad_path", e.body_text()))
+    }
+}
+
+/// A query string whose rejection is our JSON error.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| ApiQuery(t))
+            .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Wire types
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub struct SubmitRequest {
+    /// Hex of the canonical `SignedTransaction` bytes.
+    pub tx: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BatchRequest {
+    pub txs: Vec<String>,
+}
+
+/// An accepted (or already pending) transaction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Submitted {
+    pub id: String,
+    pub status: String,
+}
+
+/// One entry of a batch answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum BatchEntry {
+    Ok(Submitted),
+    Err(ErrorBody),
+}
+
+#[derive(Debug, Serialize)]
+struct BatchResponse {
+    results: Vec<BatchEntry>,
+}
+
+#[derive(Debug, Serialize)]
+struct IssuerJson {
+    name: String,
+    region: String,
+    key: String,
+}
+
+impl IssuerJson {
+    fn of(i: &IssuerInfo) -> IssuerJson {
+        IssuerJson { name: i.name.clone(), region: i.region.to_string(), key: i.key.to_hex() }
+    }
+}
+
+/// A committed attestation or revocation (docs/api.md, "attestation object").
+/// Fields that do not apply to the transaction type are `null`.
+#[derive(Debug, Serialize)]
+struct AttestationJson {
+    id: String,
+    status: &'static str,
+    height: u64,
+    block_hash: String,
+    block_time_ms: u64,
+    log_index: u64,
+    issuer: IssuerJson,
+    sequence: u64,
+    #[serde(rename = "type")]
+    tx_type: &'static str,
+    subject: Option<String>,
+    kind: Option<&'static str>,
+    grade: Option<String>,
+    severity: Option<&'static str>,
+    evidence: Option<String>,
+    issued_at_ms: u64,
+    valid_from_ms: Option<u64>,
+    valid_until_ms: Option<u64>,
+    fields: Option<BTreeMap<String, String>>,
+    revoked_by: Option<String>,
+    revocation_reason: Option<&'static str>,
+    target: Option<String>,
+    reason: Option<&'static str>,
+    tx: String,
+}
+
+fn attestation_json(genesis: &Genesis, r: &TxRecord) -> ApiResult<AttestationJson> {
+    let t = &r.tx.tx;
+    let issuer = match genesis.issuer(&t.issuer) {
+        Some(i) => IssuerJson::of(i),
+        None => IssuerJson { name: String::new(), region: String::new(), key: t.issuer.to_hex() },
+    };
+    let (revoked_by, revocation_reason) = match &r.status {
+        Status::Revoked { by, reason } => (Some(by.to_hex()), Some(reason.as_str())),
+        _ => (None, None),
+    };
+    let bytes = r.tx.encode().map_err(|e| ApiError::internal(format!("cannot encode stored transaction: {e}")))?;
+    let mut out = AttestationJson {
+        id: r.id.to_hex(),
+        status: r.status.name(),
+        height: r.height.0,
+        block_hash: r.block_hash.to_hex(),
+        block_time_ms: r.block_time_ms,
+        log_index: r.log_index,
+        issuer,
+        sequence: t.sequence,
+        tx_type: "attestation",
+        subject: None,
+        kind: None,
+        grade: None,
+        severity: None,
+        evidence: None,
+        issued_at_ms: 0,
+        valid_from_ms: None,
+        valid_until_ms: None,
+        fields: None,
+        revoked_by,
+        revocation_reason,
+        target: None,
+        reason: None,
+        tx: hex::encode(bytes),
+    };
+    match &t.body {
+        TxBody::Attest(a) => {
+            out.subject = Some(a.subject.as_str().to_string());
+            out.kind = Some(a.kind.as_str());
+            out.grade = a.grade.map(|g| g.letter().to_string());
+            out.severity = a.severity.map(|s| s.as_str());
+            out.evidence = Some(a.evidence.to_hex());
+            out.issued_at_ms = a.issued_at_ms;
+            out.valid_from_ms = Some(a.valid_from_ms);
+            out.valid_until_ms = a.valid_until_ms;
+            out.fields = Some(a.fields.iter().cloned().collect());
+        }
+        TxBody::Revoke(rv) => {
+            out.tx_type = "revocation";
+            out.evidence = rv.evidence.map(|e| e.to_hex());
+            out.issued_at_ms = rv.issued_at_ms;
+            out.target = Some(rv.target.to_hex());
+            out.reason = Some(rv.reason.as_str());
+        }
+    }
+    Ok(out)
+}
+
+fn attestations_json(genesis: &Genesis, records: &[TxRecord]) -> ApiResult<Vec<AttestationJson>> {
+    records.iter().map(|r| attestation_json(genesis, r)).collect()
+}
+
+#[derive(Debug, Serialize)]
+struct SubjectResponse {
+    subject: String,
+    height: u64,
+    attestations: Vec<AttestationJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct IssuerResponse {
+    issuer: IssuerJson,
+    attestations: Vec<AttestationJson>,
+    /// The issuer's highest committed sequence number.
+    last_sequence: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IssuerQuery {
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct ValidatorRef {
+    index: u32,
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct SignerJson {
+    index: u32,
+    name: String,
+    /// Hex of the precommit signature (an addition to docs/api.md, for auditors).
+    signature: String,
+}
+
+#[derive(Debug, Serialize)]
+struct CertificateJson {
+    round: u32,
+    signers: Vec<SignerJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct BlockJson {
+    height: u64,
+    hash: String,
+    parent: String,
+    proposer: ValidatorRef,
+    round: u32,
+    timestamp_ms: u64,
+    tx_count: u32,
+    log_size: u64,
+    log_root: String,
+    subjects_root: String,
+    transactions: Vec<String>,
+    certificate: Option<CertificateJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct PeerJson {
+    name: Option<String>,
+    key: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ValidatorJson {
+    index: u32,
+    name: String,
+    region: String,
+    key: String,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusResponse {
+    chain_id: String,
+    chain_name: String,
+    node: String,
+    validator: bool,
+    validator_index: Option<u32>,
+    height: u64,
+    round: u32,
+    step: &'static str,
+    last_block_hash: String,
+    last_block_time_ms: u64,
+    log_size: u64,
+    mempool_size: usize,
+    mempool_capacity: usize,
+    peers: Vec<PeerJson>,
+    validators: Vec<ValidatorJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WaitQuery {
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct WaitResponse {
+    height: u64,
+    timed_out: bool,
+}
+
+// ---------------------------------------------------------------------------
+// Router and server
+// ---------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct AppState {
+    shared: Arc<Shared>,
+    /// Set to `true` when the server shuts down: long polls return at once.
+    /// Kept here (not only in `serve`) so a receiver never sees it dropped.
+    stopping: Arc<watch::Sender<bool>>,
+}
+
+impl AppState {
+    fn ledger(&self) -> ApiResult<RwLockReadGuard<'_, Ledger>> {
+        self.shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))
+    }
+}
+
+/// The API router (every endpoint of docs/api.md, `/metrics`, JSON 404/405).
+pub fn router(shared: Arc<Shared>) -> Router {
+    build(AppState { shared, stopping: Arc::new(watch::channel(false).0) })
+}
+
+fn build(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v1/transactions",
+            post(submit_one).layer(DefaultBodyLimit::max(MAX_SUBMIT_BODY_BYTES)),
+        )
+        .route(
+            "/v1/transactions/batch",
+            post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        )
+        .route("/v1/attestations/{id}", get(get_attestation))
+        .route("/v1/subjects/{uscc}/attestations", get(by_subject))
+        .route("/v1/issuers/{name}/attestations", get(by_issuer))
+        .route("/v1/blocks/latest", get(latest_block))
+        .route("/v1/blocks/{height}", get(block_at))
+        .route("/v1/status", get(status))
+        .route("/v1/wait/{height}", get(wait))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(trace_request))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops accepting,
+/// wakes pending long polls and lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stopping = Arc::new(watch::channel(false).0);
+    let app = build(AppState { shared, stopping: stopping.clone() });
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "HTTP API listening");
+    }
+    let signal = async move {
+        shutdown.await;
+        stopping.send_replace(true);
+    };
+    axum::serve(listener, app).with_graceful_shutdown(signal).await
+}
+
+/// One debug event per request (method, path, status, latency); a warning for 5xx.
+async fn trace_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let latency_us = start.elapsed().as_micros() as u64;
+    if resp.status().is_server_error() {
+        tracing::warn!(%method, path = uri.path(), status, latency_us, "api request failed");
+    } else {
+        tracing::debug!(%method, path = uri.path(), status, latency_us, "api request");
+    }
+    resp
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("method {} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Transactions
+// ---------------------------------------------------------------------------
+
+fn decode_tx_hex(s: &str) -> ApiResult<Vec<u8>> {
+    if s.len() > 2 * MAX_TX_BYTES {
+        return Err(ApiError::bad_request(
+            "too_large",
+            format!("transaction is {} hex characters, more than the {MAX_TX_BYTES}-byte limit", s.len()),
+        ));
+    }
+    hex::decode(s).map_err(|e| ApiError::bad_request("bad_hex", format!("tx is not valid hex: {e}")))
+}
+
+fn pending(id: &TxId) -> Submitted {
+    Submitted { id: id.to_hex(), status: "pending".into() }
+}
+
+async fn submit_one(State(app): State<AppState>, ApiJson(req): ApiJson<SubmitRequest>) -> ApiResult<Response> {
+    let bytes = decode_tx_hex(&req.tx)?;
+    let mut results = app.shared.submit(&[&bytes]).await;
+    match results.pop() {
+        Some(Ok((id, _))) => Ok((StatusCode::ACCEPTED, Json(pending(&id))).into_response()),
+        Some(Err(e)) => Err(ApiError::submit(&e)),
+        None => Err(ApiError::internal("admission returned no result")),
+    }
+}
+
+async fn submit_batch(State(app): State<AppState>, ApiJson(req): ApiJson<BatchRequest>) -> ApiResult<Json<BatchResponse>> {
+    if req.txs.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(
+            "batch_too_large",
+            format!("batch has {} transactions, at most {MAX_BATCH} allowed", req.txs.len()),
+        ));
+    }
+    let mut results: Vec<Option<BatchEntry>> = vec![None; req.txs.len()];
+    let mut decoded = Vec::with_capacity(req.txs.len());
+    let mut slots = Vec::with_capacity(req.txs.len());
+    for (i, h) in req.txs.iter().enumerate() {
+        match decode_tx_hex(h) {
+            Ok(b) => {
+                decoded.push(b);
+                slots.push(i);
+            }
+            Err(e) => results[i] = Some(BatchEntry::Err(e.into())),
+        }
+    }
+    drop(req);
+    // Signature checks of a whole batch take tens of milliseconds: keep them off
+    // the async workers. This mirrors `Shared::submit`, split so that the CPU
+    // work runs on the blocking pool and only the gossip hand-off is awaited.
+    let shared = app.shared.clone();
+    let admitted = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&[u8]> = decoded.iter().map(|b| b.as_slice()).collect();
+        shared.admit(&refs)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("admission task failed: {e}")))?;
+    let mut fresh = Vec::new();
+    for (slot, r) in slots.into_iter().zip(admitted) {
+        results[slot] = Some(match r {
+            Ok((id, _, tx)) => {
+                fresh.extend(tx);
+                BatchEntry::Ok(pending(&id))
+            }
+            Err(e) => BatchEntry::Err(ErrorBody { error: e.to_string(), code: e.code().to_string() }),
+        });
+    }
+    if !fresh.is_empty() {
+        // If the driver is gone the node is shutting down; the transactions stay
+        // in our mempool (as in `Shared::submit`).
+        let _ = app.shared.gossip_out.send(fresh).await;
+    }
+    let results = results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                BatchEntry::Err(ErrorBody { error: "admission returned no result".into(), code: "internal".into() })
+            })
+        })
+        .collect();
+    Ok(Json(BatchResponse { results }))
+}
+
+// ---------------------------------------------------------------------------
+// Attestations
+// ---------------------------------------------------------------------------
+
+fn parse_id(s: &str) -> ApiResult<TxId> {
+    if s.len() != 64 {
+        return Err(ApiError::bad_request(
+            "bad_id",
+            format!("attestation id must be 64 hex characters, got {}", s.chars().count()),
+        ));
+    }
+    Hash32::from_hex(s).map(TxId).map_err(|e| ApiError::bad_request("bad_id", format!("attestation id is not hex: {e}")))
+}
+
+async fn get_attestation(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let now = now_ms();
+    // Ledger, then mempool: the lock order of `Shared::admit`.
+    let ledger = app.ledger()?;
+    if let Some(r) = ledger.tx_record(&id, now).map_err(ApiError::store)? {
+        return Ok(Json(attestation_json(ledger.genesis(), &r)?).into_response());
+    }
+    let is_pending = app.shared.mempool.lock().map_err(|_| ApiError::internal("mempool lock poisoned"))?.contains(&id);
+    drop(ledger);
+    if is_pending {
+        return Ok(Json(pending(&id)).into_response());
+    }
+    Err(ApiError::not_found(format!("attestation {id} not found")))
+}
+
+async fn by_subject(State(app): State<AppState>, ApiPath(input): ApiPath<String>) -> ApiResult<Json<SubjectResponse>> {
+    let subject =
+        Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
+    let now = now_ms();
+    let ledger = app.ledger()?;
+    let records = ledger.by_subject(&subject, now).map_err(ApiError::store)?;
+    Ok(Json(SubjectResponse {
+        subject: subject.as_str().to_string(),
+        height: ledger.height().0,
+        attestations: attestations_json(ledger.genesis(), &records)?,
+    }))
+}
+
+/// An issuer by genesis name, or by its key in hex.
+fn find_issuer<'g>(genesis: &'g Genesis, name: &str) -> Option<&'g IssuerInfo> {
+    genesis
+        .issuer_by_name(name)
+        .or_else(|| PublicKey::from_hex(name).ok().and_then(|k| genesis.issuer(&k)))
+}
+
+async fn by_issuer(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IssuerQuery>,
+) -> ApiResult<Json<IssuerResponse>> {
+    let limit = q.limit.unwrap_or(ISSUER_LIMIT_DEFAULT);
+    if limit == 0 || limit > ISSUER_LIMIT_MAX {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit must be between 1 and {ISSUER_LIMIT_MAX}, got {limit}"),
+        ));
+    }
+    let now = now_ms();
+    let ledger = app.ledger()?;
+    let issuer = find_issuer(ledger.genesis(), &name)
+        .ok_or_else(|| ApiError::not_found(format!("issuer {name:?} not found in the genesis")))?;
+    let records = ledger.by_issuer(&issuer.key, q.after, limit as usize, now).map_err(ApiError::store)?;
+    Ok(Json(IssuerResponse {
+        issuer: IssuerJson::of(issuer),
+        attestations: attestations_json(ledger.genesis(), &records)?,
+        last_sequence: ledger.last_sequence(&issuer.key).map_err(ApiError::store)?,
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// Blocks, status, wait, metrics
+// ---------------------------------------------------------------------------
+
+fn parse_height(s: &str) -> ApiResult<Height> {
+    s.parse::<u64>()
+        .map(Height)
+        .map_err(|_| ApiError::bad_request("bad_height", format!("height {s:?} is not a non-negative integer")))
+}
+
+fn validator_name(genesis: &Genesis, index: u32) -> String {
+    genesis.validators.get(index as usize).map(|v| v.name.clone()).unwrap_or_default()
+}
+
+fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
+    let tip = ledger.height();
+    let not_found = || ApiError::not_found(format!("block {height} not found (the chain is at height {tip})"));
+    if height.0 == 0 || height > tip {
+        return Err(not_found());
+    }
+    let block = ledger.block(height).map_err(ApiError::store)?.ok_or_else(not_found)?;
+    let certificate = ledger.certificate(height).map_err(ApiError::store)?;
+    let h = &block.header;
+    let genesis = ledger.genesis();
+    let hash = h.hash().map_err(|e| ApiError::internal(format!("cannot hash block header: {e}")))?;
+    let ids = block.tx_ids().map_err(|e| ApiError::internal(format!("cannot hash block transactions: {e}")))?;
+    Ok(BlockJson {
+        height: h.height.0,
+        hash: hash.to_hex(),
+        parent: h.parent.to_hex(),
+        proposer: ValidatorRef { index: h.proposer.0, name: validator_name(genesis, h.proposer.0) },
+        round: h.round.0,
+        timestamp_ms: h.timestamp_ms,
+        tx_count: h.tx_count,
+        log_size: h.log_size,
+        log_root: h.log_root.to_hex(),
+        subjects_root: h.subjects_root.to_hex(),
+        transactions: ids.iter().map(TxId::to_hex).collect(),
+        certificate: certificate.map(|c| CertificateJson {
+            round: c.round.0,
+            signers: c
+                .signatures
+                .iter()
+                .map(|(i, s)| SignerJson { index: i.0, name: validator_name(genesis, i.0), signature: s.to_hex() })
+                .collect(),
+        }),
+    })
+}
+
+async fn block_at(State(app): State<AppState>, ApiPath(height): ApiPath<String>) -> ApiResult<Json<BlockJson>> {
+    let height = parse_height(&height)?;
+    let ledger = app.ledger()?;
+    Ok(Json(block_json(&ledger, height)?))
+}
+
+async fn latest_block(State(app): State<AppState>) -> ApiResult<Json<BlockJson>> {
+    let ledger = app.ledger()?;
+    if ledger.height().0 == 0 {
+        return Err(ApiError::not_found("no block has been committed yet"));
+    }
+    Ok(Json(block_json(&ledger, ledger.height())?))
+}
+
+async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> {
+    let s = &app.shared;
+    let poisoned = |what: &str| ApiError::internal(format!("{what} lock poisoned"));
+    let genesis = &s.genesis;
+    let (height, last_block_hash, last_block_time_ms, log_size) = {
+        let ledger = app.ledger()?;
+        (
+            ledger.height().0,
+            ledger.last_hash().to_hex(),
+            ledger.last_header().map_or(genesis.genesis_time_ms, |h| h.timestamp_ms),
+            ledger.log_size(),
+        )
+    };
+    let consensus = *s.consensus.lock().map_err(|_| poisoned("consensus"))?;
+    let (mempool_size, mempool_capacity) = {
+        let m = s.mempool.lock().map_err(|_| poisoned("mempool"))?;
+        (m.len(), m.capacity())
+    };
+    let peer_keys = s.peers.lock().map_err(|_| poisoned("peers"))?.clone();
+    let peer_name = |k: &PublicKey| {
+        genesis
+            .validators
+            .iter()
+            .find(|v| &v.key == k)
+            .map(|v| v.name.clone())
+            .or_else(|| genesis.observers.iter().find(|o| &o.key == k).map(|o| o.name.clone()))
+    };
+    Ok(Json(StatusResponse {
+        chain_id: s.chain.to_hex(),
+        chain_name: genesis.chain_name.clone(),
+        node: s.name.clone(),
+        validator: s.validator_index.is_some(),
+        validator_index: s.validator_index,
+        height,
+        round: consensus.round.0,
+        step: consensus.step,
+        last_block_hash,
+        last_block_time_ms,
+        log_size,
+        mempool_size,
+        mempool_capacity,
+        peers: peer_keys.iter().map(|k| PeerJson { name: peer_name(k), key: k.to_hex() }).collect(),
+        validators: genesis
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ValidatorJson {
+                index: i as u32,
+                name: v.name.clone(),
+                region: v.region.to_string(),
+                key: v.key.to_hex(),
+            })
+            .collect(),
+    }))
+}
+
+async fn wait(
+    State(app): State<AppState>,
+    ApiPath(height): ApiPath<String>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
+) -> ApiResult<Json<WaitResponse>> {
+    let target = parse_height(&height)?;
+    let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(WAIT_TIMEOUT_DEFAULT_MS).min(WAIT_TIMEOUT_MAX_MS));
+    let mut committed = app.shared.committed.subscribe();
+    let mut stopping = app.stopping.subscribe();
+    let reached = tokio::select! {
+        r = tokio::time::timeout(timeout, committed.wait_for(|h| *h >= target)) => matches!(r, Ok(Ok(_))),
+        _ = stopping.wait_for(|s| *s) => false,
+    };
+    let height = app.shared.height();
+    Ok(Json(WaitResponse { height: height.0, timed_out: !reached && height < target }))
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], app.shared.metrics.render()).into_response()
+}
