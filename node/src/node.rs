@@ -1,0 +1,780 @@
+//! The consensus driver: wires the pure core to the network, real timers, the
+//! mempool and the sled store, and runs the HTTP API.
+//!
+//! One task owns the [`Core`] and executes its actions strictly in order; in
+//! particular `PersistSafety` is written and flushed before the next action (the
+//! broadcast of the vote it covers) runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use libp2p::PeerId;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+use yrd_consensus::codec;
+use yrd_consensus::core::{Action, Config as CoreConfig, Core, Event, TimeoutConfig};
+use yrd_consensus::crypto::{Hash32, PublicKey, SecretKey};
+use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex};
+use yrd_consensus::{CommitCertificate, SafetyState, Timeout};
+use yrd_ledger::block::Block;
+use yrd_ledger::genesis::Genesis;
+use yrd_ledger::store::Ledger;
+use yrd_ledger::tx::{SignedTransaction, TxId};
+
+use crate::config::NodeConfig;
+use crate::keys::read_key_file;
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use crate::net::{self, NetConfig, NetEvent, NetHandle, Topic, Verdict};
+use crate::shared::{now_ms, ConsensusStatus, Shared};
+use crate::wire::{self, ConsensusMsg, SyncRequest, SyncResponse, TxBatch};
+
+const SAFETY_KEY: &[u8] = b"safety";
+/// Without transactions, propose an (empty) block after this long.
+const EMPTY_BLOCK_AFTER_MS: u64 = 1000;
+/// Gossip transaction batches at least this often.
+const TX_GOSSIP_INTERVAL_MS: u64 = 10;
+/// Accept block timestamps at most this far ahead of our clock.
+const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
+/// Proposals for future heights kept until we get there.
+const MAX_FUTURE_PROPOSALS: usize = 64;
+
+/// Runs a node until SIGINT or SIGTERM.
+pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let node = Node::start(config).await?;
+    let shutdown = shutdown_signal();
+    node.run_until(shutdown).await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => info!("SIGTERM received, shutting down"),
+                    _ = int.recv() => info!("SIGINT received, shutting down"),
+                }
+                return;
+            }
+            _ => warn!("cannot install signal handlers; stop with Ctrl-C"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A started node: network up, API listening, consensus ready.
+pub struct Node {
+    shared: Arc<Shared>,
+    net: NetHandle,
+    events: mpsc::Receiver<NetEvent>,
+    gossip_in: mpsc::Receiver<Vec<SignedTransaction>>,
+    api_addr: std::net::SocketAddr,
+    api_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    api_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    driver: Driver,
+}
+
+impl Node {
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        let genesis_bytes = std::fs::read(&config.genesis)
+            .with_context(|| format!("cannot read genesis file {}", config.genesis.display()))?;
+        let genesis = Genesis::from_json(&genesis_bytes)
+            .with_context(|| format!("invalid genesis file {}", config.genesis.display()))?;
+        let key = read_key_file(&config.key)?;
+        let me = key.public();
+        let validator_index = genesis.validators.iter().position(|v| v.key == me).map(|i| ValidatorIndex(i as u32));
+        let known_name = genesis
+            .validators
+            .iter()
+            .map(|v| (&v.name, v.key))
+            .chain(genesis.observers.iter().map(|o| (&o.name, o.key)))
+            .find(|(_, k)| *k == me)
+            .map(|(n, _)| n.clone());
+        match &known_name {
+            None => bail!(
+                "the key in {} ({}) is neither a validator nor an observer in the genesis",
+                config.key.display(),
+                me.to_hex()
+            ),
+            Some(n) if n != &config.name => {
+                bail!("config name {:?} does not match the genesis name {:?} of this key", config.name, n)
+            }
+            _ => {}
+        }
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let ledger = Ledger::open(&config.data_dir.join("ledger"), genesis.clone())
+            .with_context(|| format!("cannot open the ledger in {}", config.data_dir.display()))?;
+        let chain = ledger.chain_id();
+        let safety_tree = ledger.db().open_tree("consensus")?;
+        let safety: SafetyState = match safety_tree.get(SAFETY_KEY)? {
+            Some(b) => codec::decode(&b, 4096, "safety state").context("stored consensus safety state is corrupt")?,
+            None => SafetyState::default(),
+        };
+        let height = ledger.height();
+        info!(name = %config.name, chain = %chain, height = height.0, validator = ?validator_index, "opened ledger");
+
+        // Network.
+        let mut nc = NetConfig::new(key.to_bytes(), chain.to_hex()[..16].to_string());
+        nc.listen = config.listen.parse().map_err(|e| anyhow!("listen address {:?}: {e}", config.listen))?;
+        nc.bootstrap = config
+            .peers
+            .iter()
+            .map(|p| p.parse().map_err(|e| anyhow!("peer address {p:?}: {e}")))
+            .collect::<anyhow::Result<_>>()?;
+        nc.allowed = genesis.network_keys().iter().map(|k| k.0).collect();
+        nc.max_gossip_bytes = wire::MAX_CONSENSUS_MSG_BYTES;
+        nc.max_request_bytes = wire::MAX_SYNC_REQUEST_BYTES;
+        nc.max_response_bytes = wire::MAX_SYNC_RESPONSE_BYTES;
+        let (net, events) = net::start(nc).await.context("cannot start the network")?;
+
+        let (gossip_out, gossip_in) = mpsc::channel(1024);
+        let (committed, _) = watch::channel(height);
+        let shared = Arc::new(Shared {
+            name: config.name.clone(),
+            validator_index: validator_index.map(|v| v.0),
+            genesis: genesis.clone(),
+            chain,
+            ledger: RwLock::new(ledger),
+            mempool: Mutex::new(Mempool::new(config.mempool.max_txs)),
+            metrics: Metrics::new(),
+            consensus: Mutex::new(ConsensusStatus { height: height.next(), round: Round(0), step: "propose" }),
+            peers: Mutex::new(Vec::new()),
+            committed,
+            gossip_out,
+        });
+        shared.metrics.height.set(height.0 as i64);
+
+        // API.
+        let listener = tokio::net::TcpListener::bind(&config.api)
+            .await
+            .with_context(|| format!("cannot listen for the API on {}", config.api))?;
+        let api_addr = listener.local_addr()?;
+        let (api_shutdown, api_stop) = tokio::sync::oneshot::channel::<()>();
+        let api_task = tokio::spawn(crate::api::serve(listener, shared.clone(), async move {
+            let _ = api_stop.await;
+        }));
+        info!(api = %api_addr, "HTTP API listening");
+
+        let c = &config.consensus;
+        let timeouts = TimeoutConfig {
+            propose_base_ms: c.propose_timeout_ms,
+            propose_delta_ms: c.propose_timeout_delta_ms,
+            prevote_base_ms: c.vote_timeout_ms,
+            prevote_delta_ms: c.vote_timeout_delta_ms,
+            precommit_base_ms: c.vote_timeout_ms,
+            precommit_delta_ms: c.vote_timeout_delta_ms,
+        };
+        let validators = genesis.validator_set()?;
+        let core_key: Option<SecretKey> = validator_index.map(|_| key.clone());
+        let core = Core::new(
+            CoreConfig { chain, validators, me: validator_index, timeouts },
+            core_key,
+            safety,
+            height.next(),
+        )
+        .map_err(|e| anyhow!("consensus: {e}"))?;
+        let driver = Driver {
+            shared: shared.clone(),
+            net: net.clone(),
+            core,
+            safety_tree,
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            bodies: HashMap::new(),
+            future_proposals: Vec::new(),
+            awaiting_commit: None,
+            pending_proposal: None,
+            last_commit_at: Instant::now(),
+            max_block_txs: c.max_block_txs.min(genesis.params.max_block_txs) as usize,
+            block_interval: Duration::from_millis(c.block_interval_ms),
+            tx_outbox: Vec::new(),
+            synced: BTreeMap::new(),
+            sync_inflight: false,
+            sync_results: mpsc::channel(16),
+            peer_keys: HashMap::new(),
+        };
+        Ok(Node { shared, net, events, gossip_in, api_addr, api_shutdown: Some(api_shutdown), api_task, driver })
+    }
+
+    pub fn api_addr(&self) -> std::net::SocketAddr {
+        self.api_addr
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Runs the driver until `shutdown` completes, then stops the API and network.
+    pub async fn run_until(mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let result = self.driver.run(&mut self.events, &mut self.gossip_in, shutdown).await;
+        if let Some(tx) = self.api_shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.api_task).await;
+        self.net.shutdown().await;
+        if let Ok(ledger) = self.shared.ledger.read() {
+            ledger.db().flush().context("final flush of the store")?;
+        }
+        info!("stopped");
+        result
+    }
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    net: NetHandle,
+    core: Core,
+    safety_tree: sled::Tree,
+    timers: BTreeMap<(Instant, u64), Timeout>,
+    timer_seq: u64,
+    /// Block bodies seen for the current and next heights, by hash.
+    bodies: HashMap<BlockHash, Block>,
+    /// Proposals for heights above ours, replayed when we get there.
+    future_proposals: Vec<(yrd_consensus::SignedProposal, Block)>,
+    /// A decided certificate whose block body we still have to fetch.
+    awaiting_commit: Option<CommitCertificate>,
+    /// We are the proposer and still have to build `(height, round)`; since when.
+    pending_proposal: Option<(Height, Round, Instant)>,
+    last_commit_at: Instant,
+    max_block_txs: usize,
+    block_interval: Duration,
+    tx_outbox: Vec<Vec<u8>>,
+    /// Certified blocks fetched by sync, not yet committed.
+    synced: BTreeMap<Height, (Block, CommitCertificate)>,
+    sync_inflight: bool,
+    sync_results: (mpsc::Sender<Vec<(Block, CommitCertificate)>>, mpsc::Receiver<Vec<(Block, CommitCertificate)>>),
+    peer_keys: HashMap<PeerId, PublicKey>,
+}
+
+impl Driver {
+    async fn run(
+        &mut self,
+        events: &mut mpsc::Receiver<NetEvent>,
+        gossip_in: &mut mpsc::Receiver<Vec<SignedTransaction>>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let start = self.core.start();
+        self.execute(start).await?;
+        let mut tick = tokio::time::interval(Duration::from_millis(TX_GOSSIP_INTERVAL_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            let next_timer = self.timers.keys().next().map(|(at, _)| *at);
+            let sleep = async {
+                match next_timer {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_net_event(ev).await?,
+                    None => bail!("the network task stopped"),
+                },
+                Some(txs) = gossip_in.recv() => {
+                    for t in txs {
+                        if let Ok(b) = t.encode() {
+                            self.tx_outbox.push(b);
+                        }
+                    }
+                    if self.tx_outbox.len() >= wire::MAX_TX_BATCH {
+                        self.flush_tx_gossip().await;
+                    }
+                }
+                _ = sleep => {
+                    let now = Instant::now();
+                    let due: Vec<_> = self.timers.range(..=(now, u64::MAX)).map(|(k, t)| (*k, *t)).collect();
+                    for (k, t) in due {
+                        self.timers.remove(&k);
+                        let actions = self.core.handle(Event::Timeout(t));
+                        self.execute(actions).await?;
+                    }
+                }
+                Some(blocks) = self.sync_results.1.recv() => {
+                    self.sync_inflight = false;
+                    for (b, c) in blocks {
+                        if b.header.height > self.core.height().0.checked_sub(1).map(Height).unwrap_or_default() {
+                            self.synced.insert(b.header.height, (b, c));
+                        }
+                    }
+                    self.apply_synced().await?;
+                }
+                _ = tick.tick() => {
+                    self.flush_tx_gossip().await;
+                    self.maybe_propose().await?;
+                    self.refresh_status();
+                }
+            }
+        }
+    }
+
+    fn refresh_status(&self) {
+        let m = &self.shared.metrics;
+        m.round.set(self.core.round().0 as i64);
+        if let Ok(mut s) = self.shared.consensus.lock() {
+            s.height = self.core.height();
+            s.round = self.core.round();
+            s.step = match self.core.step() {
+                yrd_consensus::Step::Propose => "propose",
+                yrd_consensus::Step::Prevote => "prevote",
+                yrd_consensus::Step::Precommit => "precommit",
+            };
+        }
+        if let Ok(mp) = self.shared.mempool.lock() {
+            m.mempool_size.set(mp.len() as i64);
+        }
+    }
+
+    async fn flush_tx_gossip(&mut self) {
+        while !self.tx_outbox.is_empty() {
+            let n = self.tx_outbox.len().min(wire::MAX_TX_BATCH);
+            let batch = TxBatch(self.tx_outbox.drain(..n).collect());
+            let Ok(bytes) = codec::encode(&batch) else { continue };
+            if let Err(e) = self.net.publish(Topic::Transactions, bytes).await {
+                // No peer yet: our mempool still holds them; we propose them ourselves.
+                debug!(error = %e, "transaction gossip not sent");
+            }
+        }
+    }
+
+    async fn on_net_event(&mut self, ev: NetEvent) -> anyhow::Result<()> {
+        match ev {
+            NetEvent::Gossip { topic: Topic::Transactions, from, id, bytes, .. } => {
+                let verdict = match wire::decode_tx_batch(&bytes) {
+                    Err(e) => {
+                        warn!(peer = %from, error = %e, "malformed transaction batch");
+                        Verdict::Reject
+                    }
+                    Ok(batch) => {
+                        let items: Vec<&[u8]> = batch.0.iter().map(|b| b.as_slice()).collect();
+                        let results = self.shared.admit(&items);
+                        let malformed = results.iter().any(|r| {
+                            matches!(
+                                r,
+                                Err(crate::shared::SubmitError::Invalid(
+                                    yrd_ledger::validate::TxError::BadSignature
+                                        | yrd_ledger::validate::TxError::Decode(_)
+                                        | yrd_ledger::validate::TxError::TooLarge { .. }
+                                        | yrd_ledger::validate::TxError::WrongChain { .. }
+                                ))
+                            )
+                        });
+                        if malformed {
+                            warn!(peer = %from, "transaction batch with forged or malformed transactions");
+                            Verdict::Reject
+                        } else {
+                            Verdict::Accept
+                        }
+                    }
+                };
+                if verdict == Verdict::Reject {
+                    self.shared.metrics.peers_dropped.inc();
+                }
+                let _ = self.net.report(id, from, verdict).await;
+            }
+            NetEvent::Gossip { topic: Topic::Consensus, from, id, bytes, .. } => {
+                let verdict = match wire::decode_consensus(&bytes) {
+                    Err(e) => {
+                        warn!(peer = %from, error = %e, "malformed consensus message");
+                        Verdict::Reject
+                    }
+                    Ok(msg) => self.on_consensus_msg(msg).await?,
+                };
+                if verdict == Verdict::Reject {
+                    self.shared.metrics.peers_dropped.inc();
+                }
+                let _ = self.net.report(id, from, verdict).await;
+            }
+            NetEvent::Request { peer, bytes, channel } => {
+                let response = match wire::decode_sync_request(&bytes) {
+                    Ok(SyncRequest::Blocks { from, max }) => self.sync_response(from, max),
+                    Err(e) => {
+                        warn!(%peer, error = %e, "malformed sync request");
+                        None
+                    }
+                };
+                match response {
+                    Some(r) => {
+                        let _ = self.net.respond(channel, r).await;
+                    }
+                    None => drop(channel),
+                }
+            }
+            NetEvent::PeerConnected(p) => {
+                if let Some(k) = net::ed25519_from_peer_id(&p) {
+                    self.peer_keys.insert(p, PublicKey(k));
+                }
+                info!(peer = %p, "peer connected");
+                self.update_peers();
+            }
+            NetEvent::PeerDisconnected(p) => {
+                self.peer_keys.remove(&p);
+                info!(peer = %p, "peer disconnected");
+                self.update_peers();
+            }
+            NetEvent::ConnectionRefused { peer, inbound, .. } => {
+                warn!(%peer, inbound, "refused a connection from a peer that is not in the genesis");
+            }
+        }
+        Ok(())
+    }
+
+    fn update_peers(&self) {
+        let keys: Vec<PublicKey> = self.peer_keys.values().copied().collect();
+        self.shared.metrics.peers.set(keys.len() as i64);
+        if let Ok(mut p) = self.shared.peers.lock() {
+            *p = keys;
+        }
+    }
+
+    fn sync_response(&self, from: Height, max: u32) -> Option<Vec<u8>> {
+        let ledger = self.shared.ledger.read().ok()?;
+        let mut out = Vec::new();
+        let mut size = 0usize;
+        let mut h = from;
+        while h <= ledger.height() && out.len() < max as usize && size < wire::SYNC_RESPONSE_SOFT_BYTES {
+            let (Ok(Some(b)), Ok(Some(c))) = (ledger.block_bytes(h), ledger.certificate(h)) else { break };
+            size += b.len();
+            out.push((b, c));
+            h = h.next();
+        }
+        codec::encode(&SyncResponse::Blocks(out)).ok()
+    }
+
+    /// Handles a consensus message; returns the gossip verdict.
+    async fn on_consensus_msg(&mut self, msg: ConsensusMsg) -> anyhow::Result<Verdict> {
+        let height = self.core.height();
+        match msg {
+            ConsensusMsg::Vote(v) => {
+                let actions = self.core.handle(Event::Vote(v));
+                let rejected = actions.iter().any(|a| matches!(a, Action::Rejected(_)));
+                self.execute(actions).await?;
+                Ok(if rejected { Verdict::Ignore } else { Verdict::Accept })
+            }
+            ConsensusMsg::Proposal { proposal, block } => {
+                let chain = self.shared.chain;
+                if let Err(e) = proposal.verify(&chain, &self.core.config().validators) {
+                    warn!(error = %e, "invalid proposal signature");
+                    return Ok(Verdict::Reject);
+                }
+                let hash = block.hash()?;
+                if hash != proposal.proposal.value {
+                    warn!("proposal's block does not hash to the proposed value");
+                    return Ok(Verdict::Reject);
+                }
+                let ph = proposal.proposal.height;
+                if ph < height {
+                    return Ok(Verdict::Ignore);
+                }
+                if ph > height {
+                    if self.future_proposals.len() < MAX_FUTURE_PROPOSALS {
+                        self.future_proposals.push((proposal, block));
+                    }
+                    return Ok(Verdict::Accept);
+                }
+                let valid = self.check_block(&block);
+                self.bodies.insert(hash, block);
+                let actions = self.core.handle(Event::Proposal { proposal, valid });
+                self.execute(actions).await?;
+                self.try_awaiting_commit().await?;
+                Ok(Verdict::Accept)
+            }
+            ConsensusMsg::Certified { block, certificate } => {
+                let hash = block.hash()?;
+                if hash != certificate.block_hash || block.header.height != certificate.height {
+                    return Ok(Verdict::Reject);
+                }
+                if certificate.height < height {
+                    return Ok(Verdict::Ignore);
+                }
+                let validators = self.core.config().validators.clone();
+                if certificate.verify(&self.shared.chain, &validators, certificate.height, &hash).is_err() {
+                    return Ok(Verdict::Reject);
+                }
+                self.synced.insert(certificate.height, (block, certificate));
+                self.apply_synced().await?;
+                Ok(Verdict::Accept)
+            }
+        }
+    }
+
+    /// The application's verdict on a proposed block at the current height.
+    fn check_block(&self, block: &Block) -> bool {
+        if block.header.timestamp_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
+            warn!(height = block.header.height.0, "proposed block's timestamp is too far in the future");
+            return false;
+        }
+        let Ok(ledger) = self.shared.ledger.read() else { return false };
+        let Ok(mempool) = self.shared.mempool.lock() else { return false };
+        let verified = |id: &TxId| mempool.contains(id);
+        match ledger.validate_block(block, &verified) {
+            Ok(_) => true,
+            Err(e) => {
+                warn!(height = block.header.height.0, error = %e, "proposed block is invalid");
+                false
+            }
+        }
+    }
+
+    /// Feeds certified blocks obtained by sync to the core, in height order.
+    async fn apply_synced(&mut self) -> anyhow::Result<()> {
+        loop {
+            let h = self.core.height();
+            let Some((block, cert)) = self.synced.remove(&h) else { break };
+            // Drop anything older.
+            self.synced = self.synced.split_off(&h);
+            let hash = cert.block_hash;
+            self.bodies.insert(hash, block);
+            let actions = self.core.handle(Event::CommitCertified(cert));
+            self.execute(actions).await?;
+            self.try_awaiting_commit().await?;
+            if self.core.height() == h {
+                break; // not accepted; avoid spinning
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_awaiting_commit(&mut self) -> anyhow::Result<()> {
+        if let Some(cert) = self.awaiting_commit.take() {
+            if self.bodies.contains_key(&cert.block_hash) {
+                self.commit(cert).await?;
+            } else {
+                self.awaiting_commit = Some(cert);
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes actions in order. Feeding events back into the core appends
+    /// their actions to the queue.
+    async fn execute(&mut self, actions: Vec<Action>) -> anyhow::Result<()> {
+        let mut queue: std::collections::VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::PersistSafety(s) => {
+                    // Durable before anything that follows (the vote it covers).
+                    let bytes = codec::encode(&s)?;
+                    self.safety_tree.insert(SAFETY_KEY, bytes)?;
+                    self.safety_tree.flush().context("cannot persist consensus safety state")?;
+                }
+                Action::BroadcastProposal(p) => {
+                    let Some(block) = self.bodies.get(&p.proposal.value).cloned() else {
+                        warn!("no body for our own proposal; not broadcasting it");
+                        continue;
+                    };
+                    self.publish(ConsensusMsg::Proposal { proposal: p, block }).await;
+                }
+                Action::BroadcastVote(v) => self.publish(ConsensusMsg::Vote(v)).await,
+                Action::ScheduleTimeout { timeout, duration_ms } => {
+                    self.timer_seq += 1;
+                    self.timers.insert((Instant::now() + Duration::from_millis(duration_ms), self.timer_seq), timeout);
+                }
+                Action::RequestProposal { height, round } => {
+                    self.pending_proposal = Some((height, round, Instant::now()));
+                    if let Some(v) = self.maybe_build()? {
+                        queue.extend(self.core.handle(Event::ProposalValue { height, round, value: v }));
+                    }
+                }
+                Action::Commit(cert) => {
+                    if self.bodies.contains_key(&cert.block_hash) {
+                        let h = cert.height;
+                        self.commit_block(cert)?;
+                        queue.extend(self.core.handle(Event::Committed { height: h }));
+                        self.after_height_change(&mut queue);
+                    } else {
+                        info!(height = cert.height.0, "decided a block whose body we lack; fetching it");
+                        self.awaiting_commit = Some(cert);
+                        self.start_sync(self.core.height());
+                    }
+                }
+                Action::Evidence(e) => {
+                    warn!(evidence = ?e, "equivocation detected");
+                }
+                Action::PeerBehind { height, peer } => {
+                    let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
+                    if let (Ok(Some(block)), Ok(Some(certificate))) = (ledger.block(height), ledger.certificate(height)) {
+                        drop(ledger);
+                        debug!(peer = peer.0, height = height.0, "sending a certified block to a lagging validator");
+                        self.publish(ConsensusMsg::Certified { block, certificate }).await;
+                    }
+                }
+                Action::SyncNeeded { height, ahead } => {
+                    debug!(height = height.0, ahead = ahead.0, "behind; syncing");
+                    self.start_sync(height);
+                }
+                Action::Rejected(r) => debug!(reason = %r, "consensus input rejected"),
+            }
+        }
+        Ok(())
+    }
+
+    /// After the core moved to a new height: replay proposals we kept for it.
+    fn after_height_change(&mut self, queue: &mut std::collections::VecDeque<Action>) {
+        let h = self.core.height();
+        let (now, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.future_proposals).into_iter().partition(|(p, _)| p.proposal.height == h);
+        self.future_proposals = later.into_iter().filter(|(p, _)| p.proposal.height > h).collect();
+        for (proposal, block) in now {
+            let valid = self.check_block(&block);
+            if let Ok(hash) = block.hash() {
+                self.bodies.insert(hash, block);
+            }
+            queue.extend(self.core.handle(Event::Proposal { proposal, valid }));
+        }
+    }
+
+    async fn commit(&mut self, cert: CommitCertificate) -> anyhow::Result<()> {
+        let h = cert.height;
+        self.commit_block(cert)?;
+        let actions = self.core.handle(Event::Committed { height: h });
+        let mut queue = actions.into();
+        self.after_height_change(&mut queue);
+        self.execute(queue.into()).await
+    }
+
+    /// Writes a decided block (fatal on storage failure: we never continue with a
+    /// store that may not hold what we voted for).
+    fn commit_block(&mut self, cert: CommitCertificate) -> anyhow::Result<()> {
+        let block = self.bodies.get(&cert.block_hash).cloned().ok_or_else(|| anyhow!("body vanished"))?;
+        let ids = block.tx_ids()?;
+        {
+            let mut ledger = self.shared.ledger.write().map_err(|_| anyhow!("ledger lock poisoned"))?;
+            ledger
+                .commit(&block, &cert)
+                .with_context(|| format!("cannot commit block {} (fatal)", cert.height))?;
+        }
+        let arrived = match self.shared.mempool.lock() {
+            Ok(mut m) => m.remove(&ids),
+            Err(_) => Vec::new(),
+        };
+        let m = &self.shared.metrics;
+        for a in arrived {
+            m.commit_latency_seconds.observe(a.elapsed().as_secs_f64());
+        }
+        m.height.set(cert.height.0 as i64);
+        m.txs_committed.inc_by(ids.len() as u64);
+        m.blocks_committed.inc();
+        m.block_txs.observe(ids.len() as f64);
+        self.shared.committed.send_replace(cert.height);
+        info!(height = cert.height.0, txs = ids.len(), round = cert.round.0, hash = %cert.block_hash, "committed");
+        self.bodies.retain(|_, b| b.header.height > cert.height);
+        self.last_commit_at = Instant::now();
+        self.pending_proposal = None;
+        Ok(())
+    }
+
+    /// Builds our proposal if it is time: transactions are waiting and the block
+    /// interval has passed, or nothing has come for a while (an empty block).
+    fn maybe_build(&mut self) -> anyhow::Result<Option<Hash32>> {
+        let Some((height, round, since)) = self.pending_proposal else { return Ok(None) };
+        if height != self.core.height() || round != self.core.round() {
+            self.pending_proposal = None;
+            return Ok(None);
+        }
+        let waiting = self.shared.mempool.lock().map(|m| m.len()).unwrap_or(0);
+        let interval_passed = self.last_commit_at.elapsed() >= self.block_interval;
+        let empty_due = since.elapsed() >= Duration::from_millis(EMPTY_BLOCK_AFTER_MS) || round.0 > 0;
+        if !((waiting > 0 && interval_passed) || empty_due) {
+            return Ok(None);
+        }
+        let candidates = self.shared.mempool.lock().map(|m| m.candidates(self.max_block_txs)).unwrap_or_default();
+        let me = ValidatorIndex(self.shared.validator_index.unwrap_or(0));
+        let built = {
+            let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
+            ledger.build_block(candidates, me, round, now_ms())?
+        };
+        if !built.rejected.is_empty() {
+            // No longer valid (e.g. a conflicting transaction committed): drop them.
+            let ids: Vec<TxId> = built.rejected.iter().map(|(id, _)| *id).collect();
+            if let Ok(mut m) = self.shared.mempool.lock() {
+                m.remove(&ids);
+            }
+        }
+        let hash = built.block.hash()?;
+        self.bodies.insert(hash, built.block);
+        self.pending_proposal = None;
+        Ok(Some(hash))
+    }
+
+    async fn maybe_propose(&mut self) -> anyhow::Result<()> {
+        if self.pending_proposal.is_none() {
+            return Ok(());
+        }
+        if let Some(value) = self.maybe_build()? {
+            let (h, r) = (self.core.height(), self.core.round());
+            let actions = self.core.handle(Event::ProposalValue { height: h, round: r, value });
+            self.execute(actions).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, msg: ConsensusMsg) {
+        match codec::encode(&msg) {
+            Ok(bytes) => {
+                if let Err(e) = self.net.publish(Topic::Consensus, bytes).await {
+                    debug!(error = %e, "consensus message not sent");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot encode consensus message"),
+        }
+    }
+
+    /// Fetches certified blocks from `from` on, from one peer at a time, in the
+    /// background. Results come back through `sync_results`.
+    fn start_sync(&mut self, from: Height) {
+        if self.sync_inflight {
+            return;
+        }
+        let peers: Vec<PeerId> = self.peer_keys.keys().copied().collect();
+        if peers.is_empty() {
+            return;
+        }
+        self.sync_inflight = true;
+        let net = self.net.clone();
+        let tx = self.sync_results.0.clone();
+        let chain = self.shared.chain;
+        let validators = self.core.config().validators.clone();
+        tokio::spawn(async move {
+            let mut out = Vec::new();
+            for peer in peers {
+                let req = SyncRequest::Blocks { from, max: wire::MAX_SYNC_BLOCKS };
+                let Ok(bytes) = codec::encode(&req) else { break };
+                let resp = match net.request(peer, bytes).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        debug!(%peer, error = %e, "sync request failed");
+                        continue;
+                    }
+                };
+                let Ok(SyncResponse::Blocks(blocks)) = wire::decode_sync_response(&resp) else {
+                    warn!(%peer, "malformed sync response");
+                    continue;
+                };
+                let mut expect = from;
+                for (bytes, cert) in blocks {
+                    let Ok(block) = Block::decode(&bytes, codec::MAX_ENCODED_BYTES) else { break };
+                    let Ok(hash) = block.hash() else { break };
+                    if block.header.height != expect
+                        || cert.verify(&chain, &validators, expect, &hash).is_err()
+                    {
+                        warn!(%peer, height = expect.0, "sync response with a bad certificate or block");
+                        break;
+                    }
+                    out.push((block, cert));
+                    expect = expect.next();
+                }
+                if !out.is_empty() {
+                    break;
+                }
+            }
+            let _ = tx.send(out).await;
+        });
+    }
+}
