@@ -19,15 +19,17 @@
 //! * Reconnects: bootstrap peers that are not connected are redialled with exponential
 //!   backoff ([`NetConfig::reconnect_min`] .. [`NetConfig::reconnect_max`]).
 //!
-//! The swarm task never blocks on the application: when the event channel is full the
-//! event is dropped and counted ([`NetStats::dropped_events`]); a dropped gossip message is
-//! reported as `Ignore`, a dropped request is answered by closing its stream.
+//! The swarm task never blocks on the application: when the event channel is full a
+//! gossip or request event is dropped and counted ([`NetStats::dropped_events`]) — the
+//! message is reported as `Ignore`, the request's stream is closed — while connection
+//! events wait in a small backlog, in order, so the application's view of who is
+//! connected stays right.
 
 mod codec;
 mod permission;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     fmt,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -64,6 +66,10 @@ const REDIAL_TICK: Duration = Duration::from_millis(100);
 
 /// Commands queued from handles to the swarm task.
 const COMMAND_CAPACITY: usize = 1024;
+
+/// Connection events (connected, disconnected, refused) waiting for room in a full event
+/// channel; past this the oldest is dropped.
+const MAX_CONTROL_BACKLOG: usize = 1024;
 
 /// How long `start` waits for the listener to come up.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -658,6 +664,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent
         bootstrap,
         dials: HashMap::new(),
         pending: HashMap::new(),
+        backlog: VecDeque::new(),
         refused_seen: HashSet::new(),
         auto_accept: cfg.auto_accept_gossip,
         reconnect_min: cfg.reconnect_min,
@@ -744,6 +751,8 @@ struct Task {
     /// Our bootstrap dials in flight: connection → index into `bootstrap`.
     dials: HashMap<ConnectionId, usize>,
     pending: HashMap<request_response::OutboundRequestId, (PeerId, oneshot::Sender<Result<Vec<u8>, NetError>>)>,
+    /// Connection events waiting for room in the event channel.
+    backlog: VecDeque<NetEvent>,
     /// Peers already refused once (later refusals are logged at debug level).
     refused_seen: HashSet<PeerId>,
     auto_accept: bool,
@@ -765,6 +774,9 @@ impl Task {
                 },
                 _ = tick.tick() => self.redial(),
             }
+            if !self.backlog.is_empty() {
+                self.flush_backlog();
+            }
         };
         let local = *self.swarm.local_peer_id();
         for (_, (peer, reply)) in self.pending.drain() {
@@ -785,6 +797,40 @@ impl Task {
                 bump(&self.counters.dropped_events);
                 tracing::debug!("event channel full or closed: event dropped");
                 Err(ev)
+            }
+        }
+    }
+
+    /// Hands a connection event to the application, keeping it (in order) if the channel
+    /// is full.
+    fn emit_control(&mut self, ev: NetEvent) {
+        if self.backlog.is_empty() {
+            match self.events.try_send(ev) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(ev)) => self.backlog.push_back(ev),
+            }
+        } else {
+            self.backlog.push_back(ev);
+        }
+        if self.backlog.len() > MAX_CONTROL_BACKLOG {
+            self.backlog.pop_front();
+            bump(&self.counters.dropped_events);
+        }
+    }
+
+    fn flush_backlog(&mut self) {
+        while let Some(ev) = self.backlog.pop_front() {
+            match self.events.try_send(ev) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(ev)) => {
+                    self.backlog.push_front(ev);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    return;
+                }
             }
         }
     }
@@ -876,7 +922,7 @@ impl Task {
                 }
                 if num_established.get() == 1 {
                     tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
-                    let _ = self.emit(NetEvent::PeerConnected(peer_id));
+                    self.emit_control(NetEvent::PeerConnected(peer_id));
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
@@ -892,7 +938,7 @@ impl Task {
                         b.backoff = (b.backoff * 2).min(max);
                     }
                     tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
-                    let _ = self.emit(NetEvent::PeerDisconnected(peer_id));
+                    self.emit_control(NetEvent::PeerDisconnected(peer_id));
                 }
             }
             SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
@@ -923,7 +969,7 @@ impl Task {
         if self.refused_seen.len() > 4096 {
             self.refused_seen.clear();
         }
-        let _ = self.emit(NetEvent::ConnectionRefused { peer: r.peer, inbound: r.inbound, addr: r.addr });
+        self.emit_control(NetEvent::ConnectionRefused { peer: r.peer, inbound: r.inbound, addr: r.addr });
     }
 
     /// Ping reports a failure after two consecutive unanswered pings: the connection is

@@ -357,15 +357,15 @@ async fn restarted_peer_is_reconnected() {
     b.stop().await;
 }
 
-/// The application does not read its events: the network drops and counts them instead of
-/// blocking, and keeps serving commands.
+/// The application does not read its events: the network drops and counts gossip instead
+/// of blocking, keeps serving commands, and keeps connection events for later.
 #[tokio::test]
 async fn slow_application_does_not_block_the_network() {
     let allowed = [1, 2];
     let mut a = start(config(1, &allowed, vec![])).await;
     let mut cfg_b = config(2, &allowed, vec![a.p2p_addr()]);
     cfg_b.event_capacity = 1;
-    let b = start(cfg_b).await; // B's events are never read
+    let mut b = start(cfg_b).await; // B's events are not read until the end
     let b_id = b.id();
     a.wait_for("A connected to B", |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id)).await;
     eventually("A sees B's subscriptions", || topic_peers_at_least(&a.net, 1)).await;
@@ -378,7 +378,14 @@ async fn slow_application_does_not_block_the_network() {
     assert!(b.net.stats().dropped_events >= 20, "{:?}", b.net.stats());
     assert_eq!(b.net.peers().await.expect("still serving commands"), vec![a.id()]);
 
+    // A leaves while B's channel is still full: the disconnection is not lost.
+    let a_id = a.id();
     a.stop().await;
+    eventually("B sees A gone", || async { b.net.peers().await.unwrap().is_empty() }).await;
+    let first = timeout(WAIT, b.events.recv()).await.expect("event").expect("open");
+    assert!(matches!(first, NetEvent::PeerConnected(p) if p == a_id), "{first:?}");
+    let second = timeout(WAIT, b.events.recv()).await.expect("event").expect("open");
+    assert!(matches!(second, NetEvent::PeerDisconnected(p) if p == a_id), "{second:?}");
     b.stop().await;
 }
 
