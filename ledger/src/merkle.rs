@@ -68,6 +68,9 @@ fn split_point(n: u64) -> u64 {
     1u64 << (63 - (n - 1).leading_zeros())
 }
 
+/// A complete node as written to storage: `(level, index, hash)`.
+pub type LogNode = (u8, u64, Hash32);
+
 /// Read access to the complete nodes of a log.
 pub trait NodeSource {
     type Error;
@@ -111,7 +114,7 @@ pub fn append_nodes<S: NodeSource>(
     source: &S,
     size: u64,
     new_leaves: &[Hash32],
-) -> Result<Vec<(u8, u64, Hash32)>, MerkleError<S::Error>> {
+) -> Result<Vec<LogNode>, MerkleError<S::Error>> {
     let stored = source.tree_size().map_err(MerkleError::Source)?;
     if size != stored {
         return Err(MerkleError::AppendSizeMismatch { given: size, stored });
@@ -123,7 +126,7 @@ pub fn append_nodes<S: NodeSource>(
     let mut out = Vec::with_capacity(new_leaves.len() * 2 + 64);
     // Nodes completed in this batch that have no parent yet, left to right. The one
     // immediately left of a new node at the same level is always on top.
-    let mut pending: Vec<(u8, u64, Hash32)> = Vec::with_capacity(64);
+    let mut pending: Vec<LogNode> = Vec::with_capacity(64);
     for (offset, leaf) in new_leaves.iter().enumerate() {
         let (mut level, mut index, mut hash) = (0u8, size + offset as u64, *leaf);
         out.push((level, index, hash));
@@ -525,7 +528,7 @@ impl MemoryLog {
     }
 
     /// Writes nodes produced by [`append_nodes`] for this log's current size.
-    fn write_nodes(&mut self, nodes: &[(u8, u64, Hash32)]) {
+    fn write_nodes(&mut self, nodes: &[LogNode]) {
         for &(level, index, hash) in nodes {
             let level = usize::from(level);
             if self.levels.len() == level {
