@@ -598,9 +598,14 @@ impl Driver {
                     warn!(evidence = ?e, "equivocation detected");
                 }
                 Action::PeerBehind { height, peer } => {
-                    let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
-                    if let (Ok(Some(block)), Ok(Some(certificate))) = (ledger.block(height), ledger.certificate(height)) {
-                        drop(ledger);
+                    let found = {
+                        let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
+                        match (ledger.block(height), ledger.certificate(height)) {
+                            (Ok(Some(b)), Ok(Some(c))) => Some((b, c)),
+                            _ => None,
+                        }
+                    };
+                    if let Some((block, certificate)) = found {
                         debug!(peer = peer.0, height = height.0, "sending a certified block to a lagging validator");
                         self.publish(ConsensusMsg::Certified { block, certificate }).await;
                     }
