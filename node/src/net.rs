@@ -703,7 +703,11 @@ async fn wait_listening(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) -> Resul
 struct Bootstrap {
     /// Dial address without the `/p2p/` suffix.
     addr: Multiaddr,
-    /// Known from the suffix, or learnt on the first successful dial.
+    /// From the `/p2p/` suffix: dials insist on this key.
+    configured: Option<PeerId>,
+    /// The peer at `addr`: `configured`, or learnt on the last successful dial (an entry
+    /// without suffix is dialled by address only, so a node that comes back with another
+    /// key is learnt again; the allow list still decides whether it may connect).
     peer: Option<PeerId>,
     dialing: Option<ConnectionId>,
     backoff: Duration,
@@ -731,6 +735,7 @@ fn bootstrap_entries(cfg: &NetConfig, local: &PeerId, swarm: &mut Swarm<Behaviou
         }
         out.push(Bootstrap {
             addr,
+            configured: peer,
             peer,
             dialing: None,
             backoff: cfg.reconnect_min,
@@ -912,7 +917,7 @@ impl Task {
                 if let Some(i) = self.dials.remove(&connection_id) {
                     let b = &mut self.bootstrap[i];
                     b.dialing = None;
-                    if b.peer.is_none() {
+                    if b.peer != Some(peer_id) {
                         b.peer = Some(peer_id);
                         self.swarm.add_peer_address(peer_id, b.addr.clone());
                     }
@@ -1085,7 +1090,7 @@ impl Task {
                     continue;
                 }
             }
-            let opts = match b.peer {
+            let opts = match b.configured {
                 Some(p) => DialOpts::peer_id(p).addresses(vec![b.addr.clone()]).build(),
                 None => DialOpts::unknown_peer_id().address(b.addr.clone()).build(),
             };
