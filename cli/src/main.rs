@@ -21,6 +21,13 @@ use clap::{Parser, Subcommand};
 
 /// One module per subcommand.
 mod cmd {
+    pub mod attest;
+    pub mod client;
+    pub mod genesis;
+    pub mod keygen;
+    pub mod query;
+    pub mod revoke;
+    pub mod status;
     pub mod uscc;
 }
 
@@ -59,12 +66,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate an ed25519 key file (validator, issuer or observer key)
+    Keygen(cmd::keygen::Args),
+    /// Write the genesis file for a set of agencies and print the chain id
+    Genesis(cmd::genesis::Args),
+    /// Sign and submit a credit attestation about an enterprise
+    Attest(cmd::attest::Args),
+    /// Sign and submit the revocation of an attestation
+    Revoke(cmd::revoke::Args),
+    /// Query attestations by subject, id or issuer
+    Query(cmd::query::Args),
+    /// Show a node's status: chain, height, peers, validators
+    Status(cmd::status::Args),
     /// Check Unified Social Credit Codes (GB 32100-2015): one code, or whole registers for errors and duplicates
     Uscc(cmd::uscc::Args),
 }
 
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Keygen(args) => cmd::keygen::run(args),
+        Command::Genesis(args) => cmd::genesis::run(args),
+        Command::Attest(args) => cmd::attest::run(args),
+        Command::Revoke(args) => cmd::revoke::run(args),
+        Command::Query(args) => cmd::query::run(args),
+        Command::Status(args) => cmd::status::run(args),
         Command::Uscc(args) => cmd::uscc::run(args),
     }
 }

@@ -1,0 +1,203 @@
+//! The HTTP client shared by the commands that talk to a node (`attest`, `revoke`,
+//! `query`, `status`): the `--node` argument, a `ureq` agent with timeouts, and the
+//! API's error shape (`{"error": .., "code": ..}`, docs/api.md) turned into clear
+//! messages and exit statuses.
+
+use std::fmt;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{EXIT_CHECK_FAILED, EXIT_USAGE};
+
+/// The node used when neither `--node` nor `YRD_NODE` is given.
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:8601";
+
+/// Longest time to set up a TCP connection to the node.
+const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// Longest time for one whole request, answer included.
+const REQUEST_TIMEOUT_MS: u64 = 15_000;
+/// Largest answer body read from a node.
+const ANSWER_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// `--node URL`, flattened into every command that talks to a node.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// Base URL of a node's HTTP API (http only; `host:port` alone means http://host:port)
+    #[arg(long, value_name = "URL", env = "YRD_NODE", default_value = DEFAULT_NODE)]
+    pub node: String,
+}
+
+/// What can go wrong talking to a node.
+#[derive(Debug)]
+pub enum NodeError {
+    /// No HTTP answer at all: connection refused, DNS, timeout, broken connection.
+    Unreachable { url: String, reason: String },
+    /// The node answered with a non-2xx status and (usually) `{"error", "code"}`.
+    Status { status: u16, error: String, code: Option<String> },
+    /// A 2xx answer that is not the JSON the API promises.
+    BadAnswer { url: String, reason: String },
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Unreachable { url, reason } => write!(f, "cannot reach node at {url}: {reason}"),
+            NodeError::Status { status, error, code, .. } => match code {
+                Some(code) => write!(f, "node answered {status} ({code}): {error}"),
+                None => write!(f, "node answered {status}: {error}"),
+            },
+            NodeError::BadAnswer { url, reason } => write!(f, "unexpected answer from node at {url}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+impl NodeError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            NodeError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True when the node refused a submitted transaction for what it is (400 invalid,
+    /// 409 sequence already pending, 413 too large): resubmitting it unchanged cannot
+    /// succeed. Such refusals exit with status 1; everything else (unreachable node,
+    /// 503 mempool full, 5xx, …) with status 2.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self.status(), Some(400 | 409 | 413))
+    }
+}
+
+/// Prints `error` the way `main` prints errors and returns the matching exit status
+/// for a failed submission (see [`NodeError::is_rejection`]).
+pub fn report_submit_error(error: &NodeError) -> ExitCode {
+    if error.is_rejection() {
+        eprintln!("yrd: error: node rejected the transaction: {error}");
+        ExitCode::from(EXIT_CHECK_FAILED)
+    } else {
+        eprintln!("yrd: error: {error}");
+        ExitCode::from(EXIT_USAGE)
+    }
+}
+
+/// A node's HTTP API.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Client {
+    /// Normalises the URL (adds `http://` when there is no scheme, drops trailing `/`)
+    /// and refuses what this build cannot speak.
+    pub fn new(node: &str) -> anyhow::Result<Client> {
+        let trimmed = node.trim().trim_end_matches('/');
+        if trimmed.is_empty() {
+            anyhow::bail!("--node is empty; give a URL such as {DEFAULT_NODE}");
+        }
+        let base = if trimmed.starts_with("http://") {
+            trimmed.to_string()
+        } else if trimmed.starts_with("https://") {
+            anyhow::bail!(
+                "--node {trimmed}: https is not supported by this build of yrd; use http:// \
+                 (the API is meant for loopback or a private network, or a TLS-terminating proxy)"
+            );
+        } else if trimmed.contains("://") {
+            anyhow::bail!("--node {trimmed}: only http:// URLs are supported");
+        } else {
+            format!("http://{trimmed}")
+        };
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
+            .timeout_global(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))
+            .build();
+        Ok(Client { agent: ureq::Agent::new_with_config(config), base })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET path` (path starts with `/`) → the JSON answer.
+    pub fn get(&self, path: &str) -> Result<Value, NodeError> {
+        let url = format!("{}{path}", self.base);
+        let answer = self.agent.get(&url).header("Accept", "application/json").call();
+        self.finish(url, answer)
+    }
+
+    /// `POST path` with a JSON body → the JSON answer.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, NodeError> {
+        let url = format!("{}{path}", self.base);
+        let answer = self.agent.post(&url).header("Accept", "application/json").send_json(body);
+        self.finish(url, answer)
+    }
+
+    fn finish(
+        &self,
+        url: String,
+        answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, NodeError> {
+        let mut response = answer.map_err(|e| NodeError::Unreachable { url: self.base.clone(), reason: describe(&e) })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(ANSWER_BYTES_MAX)
+            .read_to_string()
+            .map_err(|e| NodeError::Unreachable { url: self.base.clone(), reason: describe(&e) })?;
+        if (200..300).contains(&status) {
+            return serde_json::from_str(&text)
+                .map_err(|e| NodeError::BadAnswer { url, reason: format!("not JSON ({e}): {}", snippet(&text)) });
+        }
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let error = parsed
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| if text.trim().is_empty() { format!("(no reason given) for {url}") } else { snippet(&text) });
+        let code = parsed.as_ref().and_then(|v| v.get("code")).and_then(Value::as_str).map(str::to_string);
+        Err(NodeError::Status { status, error, code })
+    }
+}
+
+fn describe(error: &ureq::Error) -> String {
+    match error {
+        ureq::Error::Io(e) => e.to_string(),
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::HostNotFound => "host not found".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The first 200 characters of an unexpected answer, on one line.
+fn snippet(text: &str) -> String {
+    let one_line: String = text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
+    one_line
+}
+
+/// Percent-encodes one URL path segment (issuer names may hold spaces or Chinese).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A string field of a JSON answer, or `-` for tables.
+pub fn text_field<'a>(v: &'a Value, key: &str) -> std::borrow::Cow<'a, str> {
+    match v.get(key) {
+        Some(Value::String(s)) => std::borrow::Cow::Borrowed(s.as_str()),
+        None | Some(Value::Null) => std::borrow::Cow::Borrowed("-"),
+        Some(other) => std::borrow::Cow::Owned(other.to_string()),
+    }
+}

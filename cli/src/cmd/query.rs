@@ -1,0 +1,192 @@
+//! `yrd query`: attestations by subject, by id or by issuer, as a table or JSON.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+use serde_json::{json, Map, Value};
+use yrd_ledger::tx::TxId;
+use yrd_ledger::uscc::Uscc;
+
+use super::client::{path_segment, text_field, Client, NodeArgs};
+use crate::EXIT_CHECK_FAILED;
+
+/// Most attestations one issuer query asks for (the API's limit).
+const ISSUER_PAGE_MAX: u32 = 1000;
+/// Hex digits of a block hash shown in the table (`--json` has all 64).
+const TABLE_HASH_HEX_DIGITS: usize = 16;
+
+#[derive(clap::Args)]
+#[command(
+    long_about = "\
+Query a node for attestations (and revocations): every record about one enterprise
+(--subject USCC), one record by its id (--id ID), or the records signed by one issuer
+(--issuer NAME, in sequence order, a page at a time).
+
+The table shows for each record its id, status (active, expired, revoked, revocation, or
+pending if still in the mempool), block height, block hash (first 16 hex digits), kind,
+subject and issuer. --json prints one object {\"attestations\": [..], ..}: each element
+is the node's attestation object (docs/api.md) with at least id, status, height and
+block_hash (null while pending); for --subject the object also has subject and height
+(the node's height), for --issuer the issuer and last_sequence.
+
+Exit status: 0 success (also when a subject has no records); 1 --id names no record on
+the node; 2 usage error (e.g. an invalid USCC, with the reason), unknown issuer,
+unreachable node.",
+    after_help = "\
+Examples:
+  yrd query --subject 91350100M000100Y43
+  yrd query --node http://10.0.0.2:8601 --id 5f2c…e81a --json
+  yrd query --issuer shanghai-credit --limit 1000 --after 1767225600000000"
+)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(false)))]
+pub struct Args {
+    #[command(flatten)]
+    node: NodeArgs,
+
+    /// Every record about this enterprise (Unified Social Credit Code)
+    #[arg(long, value_name = "USCC", group = "what")]
+    subject: Option<String>,
+
+    /// The record with this id (64 hex digits)
+    #[arg(long, value_name = "ID", group = "what")]
+    id: Option<String>,
+
+    /// Records signed by this issuer (its name in the genesis)
+    #[arg(long, value_name = "NAME", group = "what")]
+    issuer: Option<String>,
+
+    /// With --issuer: only records with a sequence number greater than SEQ
+    #[arg(long, value_name = "SEQ", requires = "issuer")]
+    after: Option<u64>,
+
+    /// With --issuer: at most N records (1 to 1000; default 100)
+    #[arg(long, value_name = "N", requires = "issuer", value_parser = clap::value_parser!(u32).range(1..=ISSUER_PAGE_MAX as i64))]
+    limit: Option<u32>,
+
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.node.node)?;
+    let (mut answer, heading) = if let Some(subject) = &args.subject {
+        let uscc = Uscc::parse(subject).map_err(|e| anyhow!("--subject {subject:?}: {e}"))?;
+        let answer = client.get(&format!("/v1/subjects/{}/attestations", uscc.as_str()))?;
+        let count = answer.get("attestations").and_then(Value::as_array).map_or(0, Vec::len);
+        let height = answer.get("height").map(Value::to_string).unwrap_or_else(|| "?".into());
+        (answer, format!("subject {uscc}: {count} record(s) at height {height}"))
+    } else if let Some(id) = &args.id {
+        let id = TxId::from_hex(id).map_err(|e| anyhow!("--id must be 64 hex digits: {e}"))?.to_hex();
+        match client.get(&format!("/v1/attestations/{id}")) {
+            Ok(record) => (json!({ "attestations": [record] }), String::new()),
+            Err(e) if e.status() == Some(404) => {
+                eprintln!("yrd: error: no attestation {id} on the node at {}", client.base());
+                return Ok(ExitCode::from(EXIT_CHECK_FAILED));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else if let Some(issuer) = &args.issuer {
+        let mut path = format!("/v1/issuers/{}/attestations?limit={}", path_segment(issuer), args.limit.unwrap_or(100));
+        if let Some(after) = args.after {
+            path.push_str(&format!("&after={after}"));
+        }
+        let answer = client.get(&path)?;
+        let count = answer.get("attestations").and_then(Value::as_array).map_or(0, Vec::len);
+        (answer, format!("issuer {issuer}: {count} record(s)"))
+    } else {
+        bail!("give one of --subject, --id or --issuer");
+    };
+
+    let records = normalise(&mut answer)?;
+    if args.json {
+        println!("{answer}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !heading.is_empty() {
+        println!("{heading}");
+    }
+    if !records.is_empty() {
+        print_table(&records);
+    }
+    if args.issuer.is_some() {
+        let limit = args.limit.unwrap_or(100) as usize;
+        if let (true, Some(last)) = (records.len() >= limit, records.last().and_then(|r| r.get("sequence"))) {
+            println!("(more may follow: add --after {last})");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Makes sure `answer.attestations` is an array whose elements all have `height` and
+/// `block_hash` (null while pending); returns a copy of the records.
+fn normalise(answer: &mut Value) -> anyhow::Result<Vec<Value>> {
+    let list = answer
+        .get_mut("attestations")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| anyhow!("unexpected answer from node: no \"attestations\" list"))?;
+    for record in list.iter_mut() {
+        if let Value::Object(map) = record {
+            for key in ["height", "block_hash"] {
+                map.entry(key).or_insert(Value::Null);
+            }
+        }
+    }
+    Ok(list.clone())
+}
+
+fn print_table(records: &[Value]) {
+    let header = ["ID", "STATUS", "HEIGHT", "BLOCK", "KIND", "SUBJECT", "ISSUER"].map(String::from);
+    let rows: Vec<[String; 7]> = records.iter().map(row).collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for r in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = r.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+fn row(record: &Value) -> [String; 7] {
+    let empty = Map::new();
+    let obj = record.as_object().unwrap_or(&empty);
+    let block = text_field(record, "block_hash");
+    let block = if block.len() > TABLE_HASH_HEX_DIGITS { format!("{}…", &block[..TABLE_HASH_HEX_DIGITS]) } else { block.into_owned() };
+    let kind = if obj.get("type").and_then(Value::as_str) == Some("revocation") {
+        let reason = obj.get("reason").and_then(Value::as_str).unwrap_or("?");
+        let target = obj.get("target").and_then(Value::as_str).map(|t| t.get(..12).unwrap_or(t)).unwrap_or("?");
+        format!("revocation ({reason}) of {target}…")
+    } else {
+        let mut kind = text_field(record, "kind").into_owned();
+        if let Some(g) = obj.get("grade").and_then(Value::as_str) {
+            kind.push_str(&format!(" {}", g.to_ascii_uppercase()));
+        }
+        if let Some(s) = obj.get("severity").and_then(Value::as_str) {
+            kind.push_str(&format!(" ({s})"));
+        }
+        kind
+    };
+    let issuer = match obj.get("issuer") {
+        Some(Value::Object(i)) => {
+            let name = i.get("name").and_then(Value::as_str).unwrap_or("?");
+            match i.get("region").and_then(Value::as_str) {
+                Some(region) => format!("{name} ({region})"),
+                None => name.to_string(),
+            }
+        }
+        Some(Value::String(s)) => s.clone(),
+        _ => "-".into(),
+    };
+    [
+        text_field(record, "id").into_owned(),
+        text_field(record, "status").into_owned(),
+        text_field(record, "height").into_owned(),
+        block,
+        kind,
+        text_field(record, "subject").into_owned(),
+        issuer,
+    ]
+}
