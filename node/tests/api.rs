@@ -720,3 +720,33 @@ fn unknown_routes_wrong_methods_and_oversize_bodies_answer_json() {
     // The server is still fine afterwards.
     assert_eq!(h.get("/v1/status").0, 200);
 }
+
+#[test]
+fn openapi_describes_every_route_and_the_body_limits() {
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml")).unwrap();
+    let h = Harness::new(10);
+    let routes = [
+        ("post", "/v1/transactions", "/v1/transactions"),
+        ("post", "/v1/transactions/batch", "/v1/transactions/batch"),
+        ("get", "/v1/attestations/{id}", "/v1/attestations/00"),
+        ("get", "/v1/subjects/{uscc}/attestations", "/v1/subjects/x/attestations"),
+        ("get", "/v1/issuers/{name}/attestations", "/v1/issuers/shanghai-credit/attestations"),
+        ("get", "/v1/blocks/latest", "/v1/blocks/latest"),
+        ("get", "/v1/blocks/{height}", "/v1/blocks/1"),
+        ("get", "/v1/status", "/v1/status"),
+        ("get", "/v1/wait/{height}", "/v1/wait/0"),
+    ];
+    let documented: Vec<&str> =
+        spec.lines().filter(|l| l.starts_with("  /") && l.ends_with(':')).map(|l| l.trim().trim_end_matches(':')).collect();
+    let mut expected: Vec<&str> = routes.iter().map(|r| r.1).collect();
+    expected.push("/metrics");
+    assert_eq!(documented, expected, "docs/openapi.yaml paths");
+    for (method, template, example) in routes {
+        let (_, v) = if method == "get" { h.get(example) } else { h.post(example, &json!({})) };
+        assert!(!v["error"].as_str().unwrap_or("").starts_with("no route"), "{template} is not routed: {v}");
+    }
+    assert!(spec.contains(&format!("`POST /v1/transactions` {} bytes", api::MAX_SUBMIT_BODY_BYTES)));
+    let batch = api::MAX_BATCH_BODY_BYTES.to_string();
+    let with_commas = format!("{},{},{}", &batch[..2], &batch[2..5], &batch[5..]);
+    assert!(spec.contains(&format!("{with_commas} bytes")), "batch limit {with_commas} documented");
+}
