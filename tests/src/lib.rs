@@ -1,1 +1,281 @@
-//! Integration tests live in `tests/tests/*.rs`.
+//! Harness for the integration tests: real `yrd node` processes on 127.0.0.1.
+//!
+//! The `yrd` binary is found next to the test executable's `deps/` directory
+//! (`target/<profile>/yrd`), or at `$YRD_BIN`. Build it first:
+//! `cargo build --workspace --bins` (the README's test command does).
+//! Every process a [`Cluster`] starts is killed when the cluster is dropped.
+
+use std::io::BufRead;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use yrd_ledger::testkit::TestChain;
+use yrd_ledger::tx::SignedTransaction;
+
+pub use yrd_ledger;
+
+/// The `yrd` binary.
+pub fn yrd_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("YRD_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) }).expect("target dir");
+    let bin = dir.join("yrd");
+    assert!(bin.exists(), "{} not found: run `cargo build --workspace --bins` first, or set YRD_BIN", bin.display());
+    bin
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// One node process.
+pub struct NodeProc {
+    pub name: String,
+    pub api: String,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The last lines of the node's log (for failure messages).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// A chain of `n` validators (deterministic test keys) running as processes.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub chain: TestChain,
+    pub genesis_path: PathBuf,
+    pub nodes: Vec<NodeProc>,
+    agent: ureq::Agent,
+}
+
+impl Cluster {
+    /// Writes genesis, keys and configs for `validators` validators and starts them all.
+    pub fn start(validators: usize) -> Cluster {
+        let mut c = Cluster::prepare(validators, &[]);
+        for i in 0..validators {
+            c.start_node(i);
+        }
+        c
+    }
+
+    /// Prepares files for the validators, plus extra nodes (not started) whose
+    /// keys are `extra_keys` (observers in the genesis or strangers).
+    pub fn prepare(validators: usize, extra: &[(&str, yrd_consensus::crypto::SecretKey)]) -> Cluster {
+        let chain = TestChain::new(validators, 4);
+        Cluster::prepare_with(chain, extra)
+    }
+
+    pub fn prepare_with(chain: TestChain, extra: &[(&str, yrd_consensus::crypto::SecretKey)]) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis_path = dir.path().join("genesis.json");
+        std::fs::write(&genesis_path, chain.genesis.to_json_pretty()).expect("write genesis");
+        let mut keys: Vec<(String, yrd_consensus::crypto::SecretKey)> = chain
+            .genesis
+            .validators
+            .iter()
+            .zip(&chain.validator_keys)
+            .map(|(v, k)| (v.name.clone(), k.clone()))
+            .collect();
+        keys.extend(extra.iter().map(|(n, k)| (n.to_string(), k.clone())));
+        let p2p: Vec<u16> = keys.iter().map(|_| free_port()).collect();
+        let apis: Vec<u16> = keys.iter().map(|_| free_port()).collect();
+        let mut nodes = Vec::new();
+        for (i, (name, key)) in keys.iter().enumerate() {
+            let ndir = dir.path().join(name);
+            std::fs::create_dir_all(&ndir).expect("node dir");
+            let key_path = ndir.join("node.key");
+            yrd_node_key(&key_path, key);
+            // Everyone dials the validators (not the extra nodes).
+            let peers: Vec<String> = (0..chain.validator_keys.len())
+                .filter(|j| *j != i)
+                .map(|j| {
+                    let pid = yrd_node::net::peer_id_from_ed25519(&chain.validator_keys[j].public().0).expect("peer id");
+                    format!("\"/ip4/127.0.0.1/tcp/{}/p2p/{pid}\"", p2p[j])
+                })
+                .collect();
+            let config = format!(
+                "name = \"{name}\"\ngenesis = \"{}\"\nkey = \"{}\"\ndata_dir = \"{}\"\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\napi = \"127.0.0.1:{}\"\npeers = [{}]\n\n[consensus]\nblock_interval_ms = 50\npropose_timeout_ms = 1500\nvote_timeout_ms = 500\n",
+                genesis_path.display(),
+                key_path.display(),
+                ndir.join("data").display(),
+                p2p[i],
+                apis[i],
+                peers.join(", ")
+            );
+            let config_path = ndir.join("node.toml");
+            std::fs::write(&config_path, config).expect("write config");
+            nodes.push(NodeProc {
+                name: name.clone(),
+                api: format!("http://127.0.0.1:{}", apis[i]),
+                config: config_path,
+                log: ndir.join("node.log"),
+                data_dir: ndir.join("data"),
+                child: None,
+            });
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Cluster { dir, chain, genesis_path, nodes, agent }
+    }
+
+    pub fn start_node(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        assert!(n.child.is_none(), "{} already running", n.name);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&n.log).expect("log file");
+        let child = Command::new(yrd_bin())
+            .args(["node", "--config"])
+            .arg(&n.config)
+            .env("RUST_LOG", std::env::var("YRD_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn yrd node");
+        n.child = Some(child);
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit; returns the exit status.
+    pub fn stop(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let mut c = self.nodes[i].child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = c.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    pub fn get(&self, i: usize, path: &str) -> Option<(u16, Value)> {
+        let url = format!("{}{}", self.nodes[i].api, path);
+        let mut resp = self.agent.get(&url).call().ok()?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().ok()?;
+        Some((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
+    }
+
+    pub fn post(&self, i: usize, path: &str, body: &Value) -> Option<(u16, Value)> {
+        let url = format!("{}{}", self.nodes[i].api, path);
+        let mut resp = self.agent.post(&url).header("content-type", "application/json").send(body.to_string()).ok()?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().ok()?;
+        Some((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+
+    pub fn submit(&self, i: usize, tx: &SignedTransaction) -> (u16, Value) {
+        let body = serde_json::json!({ "tx": hex::encode(tx.encode().expect("encode")) });
+        self.post(i, "/v1/transactions", &body).unwrap_or_else(|| panic!("{} unreachable", self.nodes[i].name))
+    }
+
+    /// The node's committed height, if it answers.
+    pub fn height(&self, i: usize) -> Option<u64> {
+        self.get(i, "/v1/status").and_then(|(_, v)| v["height"].as_u64())
+    }
+
+    /// Waits until node `i` answers with height ≥ `h`; panics with its log after `secs`.
+    pub fn wait_height(&mut self, i: usize, h: u64, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if self.height(i).is_some_and(|x| x >= h) {
+                return;
+            }
+            if Instant::now() > deadline || !self.nodes[i].is_running() {
+                panic!(
+                    "{} did not reach height {h} within {secs} s (at {:?}); log tail:\n{}",
+                    self.nodes[i].name,
+                    self.height(i),
+                    self.nodes[i].log_tail(30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until attestation `id` is final on node `i`; returns its JSON.
+    pub fn wait_final(&mut self, i: usize, id: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some((200, v)) = self.get(i, &format!("/v1/attestations/{id}")) {
+                if v["status"] != "pending" && v["height"].is_u64() {
+                    return v;
+                }
+            }
+            if Instant::now() > deadline || !self.nodes[i].is_running() {
+                panic!("{id} not final on {} within {secs} s; log tail:\n{}", self.nodes[i].name, self.nodes[i].log_tail(30));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                eprintln!("--- {} log tail ---\n{}", n.name, n.log_tail(20));
+            }
+        }
+    }
+}
+
+fn yrd_node_key(path: &Path, key: &yrd_consensus::crypto::SecretKey) {
+    yrd_node::keys::write_key_file(path, key).expect("write key file");
+}
+
+/// Reads a child's stdout lines until `pred` matches one (bounded by `secs`).
+pub fn read_until(reader: &mut impl BufRead, secs: u64, pred: impl Fn(&str) -> bool) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if pred(line.trim_end()) {
+            return Some(line.trim_end().to_string());
+        }
+    }
+    None
+}
+
