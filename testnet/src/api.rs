@@ -1,0 +1,158 @@
+//! A small blocking client for the node HTTP API (docs/api.md): one `ureq` agent
+//! per thread (connection reuse), timeouts on everything, and typed views of the
+//! few answers the testnet reads. Unknown fields are ignored, so the node may add
+//! fields freely.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// A connection-reusing client for one node.
+#[derive(Clone)]
+pub struct Api {
+    agent: ureq::Agent,
+    /// `http://127.0.0.1:8601`, no trailing slash.
+    pub base: String,
+}
+
+/// An HTTP answer whose status we look at ourselves.
+pub struct Answer {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl Api {
+    /// `timeout` bounds each whole request (connect, send, receive).
+    pub fn new(base: &str, timeout: Duration) -> Api {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(Duration::from_secs(2)))
+            .http_status_as_error(false)
+            .max_idle_connections_per_host(4)
+            .build();
+        Api { agent: config.into(), base: base.trim_end_matches('/').to_string() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// GET `path`, expecting 200 and a JSON body of type `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = self.url(path);
+        let mut resp = self.agent.get(&url).call().with_context(|| format!("GET {url}"))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            return Err(anyhow!("GET {url}: HTTP {status}: {}", text.trim()));
+        }
+        resp.body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_json::<T>()
+            .with_context(|| format!("GET {url}: unexpected answer"))
+    }
+
+    /// GET `path`; `Ok(None)` on 404.
+    pub fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        let url = self.url(path);
+        let mut resp = self.agent.get(&url).call().with_context(|| format!("GET {url}"))?;
+        match resp.status().as_u16() {
+            200 => Ok(Some(
+                resp.body_mut()
+                    .with_config()
+                    .limit(64 * 1024 * 1024)
+                    .read_json::<T>()
+                    .with_context(|| format!("GET {url}: unexpected answer"))?,
+            )),
+            404 => Ok(None),
+            status => {
+                let text = resp.body_mut().read_to_string().unwrap_or_default();
+                Err(anyhow!("GET {url}: HTTP {status}: {}", text.trim()))
+            }
+        }
+    }
+
+    /// POST a JSON body given as text; returns the status and the JSON answer
+    /// (`null` if the answer was not JSON).
+    pub fn post_raw(&self, path: &str, json_body: String) -> Result<Answer> {
+        let url = self.url(path);
+        let mut resp = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(json_body)
+            .with_context(|| format!("POST {url}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Ok(Answer { status, body })
+    }
+
+    pub fn status(&self) -> Result<Status> {
+        self.get("/v1/status")
+    }
+
+    pub fn block(&self, height: u64) -> Result<Option<Block>> {
+        self.get_opt(&format!("/v1/blocks/{height}"))
+    }
+
+    pub fn attestation(&self, id: &str) -> Result<Option<Record>> {
+        self.get_opt(&format!("/v1/attestations/{id}"))
+    }
+
+    /// Long-polls until the committed height is at least `height` or `timeout_ms`
+    /// passes; returns the current height. `Ok(None)` if the node has no such
+    /// endpoint (then poll [`Api::status`]).
+    pub fn wait_height(&self, height: u64, timeout_ms: u64) -> Result<Option<u64>> {
+        #[derive(Deserialize)]
+        struct Waited {
+            height: u64,
+        }
+        Ok(self.get_opt::<Waited>(&format!("/v1/wait/{height}?timeout_ms={timeout_ms}"))?.map(|w| w.height))
+    }
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Status {
+    #[serde(default)]
+    pub chain_id: String,
+    pub height: u64,
+    #[serde(default)]
+    pub mempool_size: u64,
+    /// Connected peers (only counted here).
+    #[serde(default)]
+    pub peers: Vec<serde::de::IgnoredAny>,
+}
+
+/// `GET /v1/blocks/{height}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Block {
+    pub height: u64,
+    #[serde(default)]
+    pub transactions: Vec<String>,
+}
+
+/// `GET /v1/attestations/{id}`: an attestation or revocation, or a pending one.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Record {
+    pub status: String,
+    #[serde(default)]
+    pub height: Option<u64>,
+    #[serde(default)]
+    pub block_hash: Option<String>,
+    #[serde(default)]
+    pub revoked_by: Option<String>,
+    #[serde(default)]
+    pub revocation_reason: Option<String>,
+}
+
+impl Record {
+    /// Committed in a block (any status but `pending`).
+    pub fn is_final(&self) -> bool {
+        self.status != "pending" && self.height.is_some()
+    }
+}

@@ -1,0 +1,177 @@
+//! `yrd-testnet bench`: a fresh testnet (no samples), the load client as a
+//! separate process, and each node's CPU time and peak memory from `/proc`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+
+use crate::load::{self, LoadReport};
+use crate::procs::{self, Procs};
+use crate::signals;
+use crate::testnet::{Options, Testnet};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Target submission rate, attestations per second
+    #[arg(long)]
+    pub rate: f64,
+    /// How long to submit, in seconds
+    #[arg(long)]
+    pub duration: f64,
+    /// Print the figures as one JSON object on the last line
+    #[arg(long)]
+    pub json: bool,
+    /// Directory for the testnet (default: a fresh temporary directory, kept)
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Attestations per request (default: what is due in 10 ms, at most 2000)
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// First port: node i serves its API on P+i and libp2p on P+100+i (default: free ports)
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Longest wait, after submitting, for accepted attestations to be final (seconds)
+    #[arg(long, default_value_t = 30.0)]
+    pub drain: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeFigures {
+    pub name: String,
+    pub region: String,
+    /// CPU time (user + system) as % of one core over the load run.
+    pub cpu_pct: f64,
+    pub cpu_s: f64,
+    /// Peak resident memory (VmHWM), MiB.
+    pub peak_rss_mb: f64,
+}
+
+/// The bench's JSON line: the three headline figures first.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub finalized_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_peak_rss_mb: f64,
+    pub nodes: Vec<NodeFigures>,
+    pub load: LoadReport,
+    pub wall_s: f64,
+    pub dir: PathBuf,
+}
+
+pub fn run(args: &BenchArgs) -> Result<bool> {
+    let stop = signals::install()?;
+    let opts = Options { dir: args.dir.clone(), base_port: args.base_port, mempool_max_txs: 200_000 };
+    let mut tn = Testnet::start(&opts, &stop)?;
+    let node_pids: Vec<u32> = tn.procs.list.iter().map(|p| p.pid()).collect();
+    // Let the first blocks settle before measuring.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let exe = std::env::current_exe().context("cannot find this executable's path")?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg("load")
+        .arg("--testnet")
+        .arg(&tn.layout.testnet_json)
+        .args(["--rate", &args.rate.to_string(), "--duration", &args.duration.to_string()])
+        .args(["--drain", &args.drain.to_string(), "--json"]);
+    if let Some(b) = args.batch {
+        cmd.args(["--batch", &b.to_string()]);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    println!(
+        "Starting the load client: {} load --testnet {} --rate {} --duration {}",
+        exe.display(),
+        tn.layout.testnet_json.display(),
+        args.rate,
+        args.duration
+    );
+    let ticks0: Vec<Option<u64>> = node_pids.iter().map(|p| procs::cpu_ticks(*p)).collect();
+    let t0 = Instant::now();
+    let mut client = Procs::default();
+    let proc = client.spawn("load client", cmd, None)?;
+    let out = proc.child.stdout.take().ok_or_else(|| anyhow!("no pipe from the load client"))?;
+    let reader = std::thread::spawn(move || {
+        let mut last_json = None;
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.starts_with('{') {
+                last_json = Some(line);
+            } else {
+                println!("  {line}");
+            }
+        }
+        last_json
+    });
+
+    let status = loop {
+        if stop.is_set() {
+            client.stop_all(Duration::from_secs(2));
+            tn.stop();
+            bail!("interrupted");
+        }
+        tn.report_exits();
+        let p = &mut client.list[0];
+        if !p.running() {
+            break p.exit_status();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let wall = t0.elapsed().as_secs_f64();
+    let hz = procs::clock_ticks_per_s() as f64;
+    let nodes: Vec<NodeFigures> = tn
+        .layout
+        .nodes
+        .iter()
+        .zip(&node_pids)
+        .zip(&ticks0)
+        .map(|((spec, pid), t0)| {
+            let cpu_s = match (t0, procs::cpu_ticks(*pid)) {
+                (Some(a), Some(b)) => b.saturating_sub(*a) as f64 / hz,
+                _ => f64::NAN,
+            };
+            NodeFigures {
+                name: spec.name.clone(),
+                region: spec.region.clone(),
+                cpu_pct: cpu_s / wall * 100.0,
+                cpu_s,
+                peak_rss_mb: procs::peak_rss_kib(*pid).map_or(f64::NAN, |k| k as f64 / 1024.0),
+            }
+        })
+        .collect();
+    let json_line = reader.join().map_err(|_| anyhow!("reading the load client's output failed"))?;
+    tn.stop();
+
+    let ok = status.is_some_and(|s| s.success());
+    let Some(line) = json_line else {
+        bail!("the load client exited ({}) without a report", status.map_or("?".into(), |s| s.to_string()));
+    };
+    let load: LoadReport = serde_json::from_str(&line).context("the load client's report is not valid JSON")?;
+    println!();
+    println!("Bench: {} attestations/s for {} s against 4 validators on this machine", args.rate, args.duration);
+    load::print_report(&load);
+    println!("node       CPU (% of one core)   CPU time   peak memory (VmHWM)");
+    for n in &nodes {
+        println!("{:<10} {:>6.0}%               {:>6.1} s   {:>6.1} MiB", n.name, n.cpu_pct, n.cpu_s, n.peak_rss_mb);
+    }
+    let report = BenchReport {
+        finalized_per_s: round2(load.finalized_per_s),
+        p50_ms: round2(load.p50_ms),
+        p99_ms: round2(load.p99_ms),
+        max_peak_rss_mb: nodes.iter().map(|n| n.peak_rss_mb).fold(0.0, f64::max),
+        nodes,
+        load,
+        wall_s: wall,
+        dir: tn.layout.dir.clone(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(ok)
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
