@@ -94,16 +94,19 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     let mut client = Procs::default();
     let proc = client.spawn("load client", cmd, None)?;
     let out = proc.child.stdout.take().ok_or_else(|| anyhow!("no pipe from the load client"))?;
+    // The client's progress goes to its stderr (ours); its stdout is the report,
+    // printed here once, with the node figures.
     let reader = std::thread::spawn(move || {
         let mut last_json = None;
+        let mut other = Vec::new();
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             if line.starts_with('{') {
                 last_json = Some(line);
             } else {
-                println!("  {line}");
+                other.push(line);
             }
         }
-        last_json
+        (last_json, other)
     });
 
     let status = loop {
@@ -141,11 +144,14 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             }
         })
         .collect();
-    let json_line = reader.join().map_err(|_| anyhow!("reading the load client's output failed"))?;
+    let (json_line, other) = reader.join().map_err(|_| anyhow!("reading the load client's output failed"))?;
     tn.stop();
 
     let ok = status.is_some_and(|s| s.success());
     let Some(line) = json_line else {
+        for l in other {
+            println!("  {l}");
+        }
         bail!("the load client exited ({}) without a report", status.map_or("?".into(), |s| s.to_string()));
     };
     let load: LoadReport = serde_json::from_str(&line).context("the load client's report is not valid JSON")?;

@@ -65,8 +65,9 @@ pub struct LoadArgs {
 /// What the load client reports (the bench adds the nodes' CPU and memory).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LoadReport {
-    /// Finalised attestations per second over the measurement window: from the
-    /// first submission to the commit of the last finalised one.
+    /// Finalised attestations per second over the measurement window: between the
+    /// first and the last commit seen, not counting the first commit's own
+    /// attestations (they arrived before the window opened).
     pub finalized_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -88,8 +89,11 @@ pub struct LoadReport {
     pub transport_errors: u64,
     /// Achieved submission rate over the submission period.
     pub submitted_per_s: f64,
-    /// Seconds from the first submission to the last commit counted.
+    /// Seconds from the first to the last commit seen (the measurement window).
     pub window_s: f64,
+    /// Finalised per second from the first submission to the last commit
+    /// (includes the start-up block and the final commit latency).
+    pub end_to_end_per_s: f64,
     /// Blocks seen during the run and the heights they span.
     pub blocks: u64,
     pub first_height: u64,
@@ -478,16 +482,17 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
 
     let c = commits.lock().map_err(|_| anyhow!("lock poisoned"))?;
     let mut lat_ms: Vec<f64> = Vec::with_capacity(accepted.len());
-    let mut last_commit = t0;
+    let mut commit_times: Vec<Instant> = Vec::with_capacity(accepted.len());
     for (id, t) in &accepted {
         if let Some(at) = c.at.get(id) {
             lat_ms.push(at.saturating_duration_since(*t).as_secs_f64() * 1000.0);
-            last_commit = last_commit.max(*at);
+            commit_times.push(*at);
         }
     }
     lat_ms.sort_by(|a, b| a.total_cmp(b));
-    let window_s = last_commit.saturating_duration_since(t0).as_secs_f64();
     let finalized = lat_ms.len() as u64;
+    let (finalized_per_s, window_s) = window_rate(&commit_times);
+    let end_to_end_s = commit_times.iter().max().map_or(0.0, |l| l.saturating_duration_since(t0).as_secs_f64());
     let mut errors = Vec::new();
     for r in &results {
         for e in &r.errors {
@@ -496,7 +501,7 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
     }
     let sum = |f: fn(&SenderResult) -> u64| results.iter().map(f).sum::<u64>();
     Ok(LoadReport {
-        finalized_per_s: if window_s > 0.0 { finalized as f64 / window_s } else { 0.0 },
+        finalized_per_s,
         p50_ms: percentile(&lat_ms, 50.0).unwrap_or(0.0),
         p99_ms: percentile(&lat_ms, 99.0).unwrap_or(0.0),
         max_ms: lat_ms.last().copied().unwrap_or(0.0),
@@ -511,12 +516,29 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
         transport_errors: sum(|r| r.transport_errors),
         submitted_per_s: sum(|r| r.submitted) as f64 / send_end.as_secs_f64().max(1e-9),
         window_s,
+        end_to_end_per_s: if end_to_end_s > 0.0 { finalized as f64 / end_to_end_s } else { 0.0 },
         blocks: c.blocks,
         first_height: c.first_height,
         last_height: c.last_height,
         client_cpu_pct: cpu / wall.as_secs_f64().max(1e-9) * 100.0,
         errors,
     })
+}
+
+/// Commits per second between the first and the last commit event, not counting
+/// the first event's own transactions (they arrived before the window opened):
+/// `(n − n_first) / (t_last − t_first)`. Returns `(rate, window_s)`; `(0, 0)` with
+/// fewer than two commit events.
+pub fn window_rate(commit_times: &[Instant]) -> (f64, f64) {
+    let (Some(first), Some(last)) = (commit_times.iter().min(), commit_times.iter().max()) else {
+        return (0.0, 0.0);
+    };
+    let window = last.saturating_duration_since(*first).as_secs_f64();
+    if window <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let n_first = commit_times.iter().filter(|t| *t == first).count();
+    ((commit_times.len() - n_first) as f64 / window, window)
 }
 
 pub fn print_report(r: &LoadReport) {
@@ -526,7 +548,10 @@ pub fn print_report(r: &LoadReport) {
         r.accepted, r.rejected_503, r.rejected_other, r.transport_errors
     );
     println!("finalised          {} in {} blocks (heights {}..{})", r.finalized, r.blocks, r.first_height, r.last_height);
-    println!("finalised per s    {:.0} (over {:.1} s, first submission to last commit)", r.finalized_per_s, r.window_s);
+    println!(
+        "finalised per s    {:.0} (first to last commit, {:.1} s); {:.0} from first submission to last commit",
+        r.finalized_per_s, r.window_s, r.end_to_end_per_s
+    );
     println!(
         "commit latency     p50 {:.0} ms   p99 {:.0} ms   max {:.0} ms   mean {:.0} ms",
         r.p50_ms, r.p99_ms, r.max_ms, r.mean_ms
@@ -551,6 +576,21 @@ mod tests {
             kinds.insert(a.kind);
         }
         assert!(kinds.len() >= 6);
+    }
+
+    #[test]
+    fn window_rate_excludes_the_first_commit() {
+        let t = Instant::now();
+        assert_eq!(window_rate(&[]), (0.0, 0.0));
+        assert_eq!(window_rate(&[t, t]), (0.0, 0.0));
+        // Blocks of 100 every 100 ms for 1 s: 1,000 per second.
+        let mut times = Vec::new();
+        for b in 0..=10u64 {
+            times.extend(std::iter::repeat_n(t + Duration::from_millis(100 * b), 100));
+        }
+        let (rate, window) = window_rate(&times);
+        assert!((window - 1.0).abs() < 1e-9);
+        assert!((rate - 1000.0).abs() < 1e-6, "{rate}");
     }
 
     #[test]
