@@ -29,6 +29,8 @@ pub fn yrd_bin() -> PathBuf {
     bin
 }
 
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -36,6 +38,8 @@ fn free_port() -> u16 {
 /// One node process.
 pub struct NodeProc {
     pub name: String,
+    /// libp2p TCP port on 127.0.0.1.
+    pub p2p: u16,
     pub api: String,
     pub config: PathBuf,
     pub log: PathBuf,
@@ -61,6 +65,7 @@ impl NodeProc {
 
 /// A chain of `n` validators (deterministic test keys) running as processes.
 pub struct Cluster {
+    _serial: std::sync::MutexGuard<'static, ()>,
     pub dir: tempfile::TempDir,
     pub chain: TestChain,
     pub genesis_path: PathBuf,
@@ -86,7 +91,12 @@ impl Cluster {
     }
 
     pub fn prepare_with(chain: TestChain, extra: &[(&str, yrd_consensus::crypto::SecretKey)]) -> Cluster {
+        // One cluster at a time: four nodes already load this 2-core machine.
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().expect("tempdir");
+        for (i, k) in chain.issuer_keys.iter().enumerate() {
+            yrd_node_key(&dir.path().join(format!("issuer-{i}.key")), k);
+        }
         let genesis_path = dir.path().join("genesis.json");
         std::fs::write(&genesis_path, chain.genesis.to_json_pretty()).expect("write genesis");
         let mut keys: Vec<(String, yrd_consensus::crypto::SecretKey)> = chain
@@ -126,6 +136,7 @@ impl Cluster {
             std::fs::write(&config_path, config).expect("write config");
             nodes.push(NodeProc {
                 name: name.clone(),
+                p2p: p2p[i],
                 api: format!("http://127.0.0.1:{}", apis[i]),
                 config: config_path,
                 log: ndir.join("node.log"),
@@ -138,7 +149,7 @@ impl Cluster {
             .http_status_as_error(false)
             .build()
             .into();
-        Cluster { dir, chain, genesis_path, nodes, agent }
+        Cluster { _serial: serial, dir, chain, genesis_path, nodes, agent }
     }
 
     pub fn start_node(&mut self, i: usize) {
@@ -239,6 +250,11 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Key file of test issuer `i` (mode 0600).
+    pub fn issuer_key_file(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("issuer-{i}.key"))
     }
 
     pub fn path(&self) -> &Path {
