@@ -183,14 +183,20 @@ impl NetConfig {
         let bad = |m: &str| Err(NetError::Config(m.to_string()));
         let tag_ok = !self.chain_tag.is_empty()
             && self.chain_tag.len() <= 64
-            && self.chain_tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && self
+                .chain_tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !tag_ok {
             return bad("chain_tag must be 1..=64 characters of [A-Za-z0-9_-]");
         }
         if self.max_gossip_bytes == 0 || self.max_gossip_bytes > 64 << 20 {
             return bad("max_gossip_bytes must be in 1..=64 MiB");
         }
-        for (name, v) in [("max_request_bytes", self.max_request_bytes), ("max_response_bytes", self.max_response_bytes)] {
+        for (name, v) in [
+            ("max_request_bytes", self.max_request_bytes),
+            ("max_response_bytes", self.max_response_bytes),
+        ] {
             if v == 0 || v > u32::MAX as usize {
                 return Err(NetError::Config(format!("{name} must be in 1..=u32::MAX")));
             }
@@ -294,7 +300,9 @@ impl ResponseChannel {
 
 impl fmt::Debug for ResponseChannel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseChannel").field("peer", &self.peer).finish()
+        f.debug_struct("ResponseChannel")
+            .field("peer", &self.peer)
+            .finish()
     }
 }
 
@@ -313,13 +321,21 @@ pub enum NetEvent {
         bytes: Vec<u8>,
     },
     /// A block-sync request.
-    Request { peer: PeerId, bytes: Vec<u8>, channel: ResponseChannel },
+    Request {
+        peer: PeerId,
+        bytes: Vec<u8>,
+        channel: ResponseChannel,
+    },
     /// First connection to an allowed peer established.
     PeerConnected(PeerId),
     /// Last connection to a peer closed.
     PeerDisconnected(PeerId),
     /// A connection refused because the remote's key is not allowed.
-    ConnectionRefused { peer: PeerId, inbound: bool, addr: Option<Multiaddr> },
+    ConnectionRefused {
+        peer: PeerId,
+        inbound: bool,
+        addr: Option<Multiaddr>,
+    },
 }
 
 /// Counters since start.
@@ -364,7 +380,11 @@ pub enum NetError {
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: Multiaddr, reason: String },
     #[error("{what} of {len} bytes exceeds the cap of {max}")]
-    TooLarge { what: &'static str, len: usize, max: usize },
+    TooLarge {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("peer {0} is not in the allowed set")]
     NotAllowed(PeerId),
     #[error("publish on {topic:?} failed: {reason}")]
@@ -379,11 +399,28 @@ pub enum NetError {
 // Handle
 // ---------------------------------------------------------------------------------------
 
+type Reply<T> = oneshot::Sender<Result<T, NetError>>;
+
 enum Command {
-    Publish { topic: Topic, bytes: Vec<u8>, reply: oneshot::Sender<Result<GossipId, NetError>> },
-    Request { peer: PeerId, bytes: Vec<u8>, reply: oneshot::Sender<Result<Vec<u8>, NetError>> },
-    Respond { channel: ResponseChannel, bytes: Vec<u8> },
-    Report { id: GossipId, from: PeerId, verdict: Verdict },
+    Publish {
+        topic: Topic,
+        bytes: Vec<u8>,
+        reply: Reply<GossipId>,
+    },
+    Request {
+        peer: PeerId,
+        bytes: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    },
+    Respond {
+        channel: ResponseChannel,
+        bytes: Vec<u8>,
+    },
+    Report {
+        id: GossipId,
+        from: PeerId,
+        verdict: Verdict,
+    },
     Peers(oneshot::Sender<Vec<PeerId>>),
     TopicPeers(Topic, oneshot::Sender<Vec<PeerId>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
@@ -404,7 +441,9 @@ pub struct NetHandle {
 
 impl fmt::Debug for NetHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NetHandle").field("local", &self.local).finish()
+        f.debug_struct("NetHandle")
+            .field("local", &self.local)
+            .finish()
     }
 }
 
@@ -423,10 +462,19 @@ impl NetHandle {
     /// delivered back to this node.
     pub async fn publish(&self, topic: Topic, bytes: Vec<u8>) -> Result<GossipId, NetError> {
         if bytes.len() > self.max_gossip_bytes {
-            return Err(NetError::TooLarge { what: "gossip message", len: bytes.len(), max: self.max_gossip_bytes });
+            return Err(NetError::TooLarge {
+                what: "gossip message",
+                len: bytes.len(),
+                max: self.max_gossip_bytes,
+            });
         }
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Publish { topic, bytes, reply }).await?;
+        self.send(Command::Publish {
+            topic,
+            bytes,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| NetError::Stopped)?
     }
 
@@ -434,7 +482,11 @@ impl NetHandle {
     /// `request_timeout`).
     pub async fn request(&self, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, NetError> {
         if bytes.len() > self.max_request_bytes {
-            return Err(NetError::TooLarge { what: "request", len: bytes.len(), max: self.max_request_bytes });
+            return Err(NetError::TooLarge {
+                what: "request",
+                len: bytes.len(),
+                max: self.max_request_bytes,
+            });
         }
         let (reply, rx) = oneshot::channel();
         self.send(Command::Request { peer, bytes, reply }).await?;
@@ -446,14 +498,23 @@ impl NetHandle {
     pub async fn respond(&self, channel: ResponseChannel, bytes: Vec<u8>) -> Result<(), NetError> {
         if bytes.len() > self.max_response_bytes {
             drop(channel);
-            return Err(NetError::TooLarge { what: "response", len: bytes.len(), max: self.max_response_bytes });
+            return Err(NetError::TooLarge {
+                what: "response",
+                len: bytes.len(),
+                max: self.max_response_bytes,
+            });
         }
         self.send(Command::Respond { channel, bytes }).await
     }
 
     /// Reports the verdict on gossip message `id` received from `from` (exactly once per
     /// [`NetEvent::Gossip`]).
-    pub async fn report(&self, id: GossipId, from: PeerId, verdict: Verdict) -> Result<(), NetError> {
+    pub async fn report(
+        &self,
+        id: GossipId,
+        from: PeerId,
+        verdict: Verdict,
+    ) -> Result<(), NetError> {
         self.send(Command::Report { id, from, verdict }).await
     }
 
@@ -473,7 +534,12 @@ impl NetHandle {
 
     /// Ed25519 keys of the connected peers.
     pub async fn peer_keys(&self) -> Result<Vec<[u8; 32]>, NetError> {
-        Ok(self.peers().await?.iter().filter_map(ed25519_from_peer_id).collect())
+        Ok(self
+            .peers()
+            .await?
+            .iter()
+            .filter_map(ed25519_from_peer_id)
+            .collect())
     }
 
     /// Addresses this node listens on (with the real port when `listen` used port 0).
@@ -547,7 +613,9 @@ fn gossip_config(cfg: &NetConfig) -> Result<gossipsub::Config, NetError> {
 /// failing gossipsub's own checks), plus gossipsub's protocol-misbehaviour penalty. No
 /// delivery-rate or IP-colocation penalties: every node of a local testnet shares one IP,
 /// and the consensus topic may be quiet for long stretches.
-fn score_params(topics: &[TopicHash]) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+fn score_params(
+    topics: &[TopicHash],
+) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
     let topic = gossipsub::TopicScoreParams {
         topic_weight: 1.0,
         time_in_mesh_weight: 0.0,
@@ -575,12 +643,24 @@ fn score_params(topics: &[TopicHash]) -> (gossipsub::PeerScoreParams, gossipsub:
     (params, thresholds)
 }
 
-fn build_swarm(cfg: &NetConfig, key: Keypair, allowed: HashSet<PeerId>) -> Result<Swarm<Behaviour>, NetError> {
-    let topics: Vec<TopicHash> = Topic::ALL.iter().map(|t| IdentTopic::new(cfg.topic_name(*t)).hash()).collect();
-    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config(cfg)?)
-        .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;
+fn build_swarm(
+    cfg: &NetConfig,
+    key: Keypair,
+    allowed: HashSet<PeerId>,
+) -> Result<Swarm<Behaviour>, NetError> {
+    let topics: Vec<TopicHash> = Topic::ALL
+        .iter()
+        .map(|t| IdentTopic::new(cfg.topic_name(*t)).hash())
+        .collect();
+    let mut gossipsub = gossipsub::Behaviour::new(
+        MessageAuthenticity::Signed(key.clone()),
+        gossip_config(cfg)?,
+    )
+    .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;
     let (params, thresholds) = score_params(&topics);
-    gossipsub.with_peer_score(params, thresholds).map_err(|e| NetError::Config(format!("peer score: {e}")))?;
+    gossipsub
+        .with_peer_score(params, thresholds)
+        .map_err(|e| NetError::Config(format!("peer score: {e}")))?;
 
     let protocol = StreamProtocol::try_from_owned(cfg.sync_protocol())
         .map_err(|e| NetError::Config(format!("sync protocol name: {e}")))?;
@@ -597,14 +677,25 @@ fn build_swarm(cfg: &NetConfig, key: Keypair, allowed: HashSet<PeerId>) -> Resul
             .with_max_concurrent_streams(64),
     );
     let ping = ping::Behaviour::new(
-        ping::Config::new().with_interval(cfg.ping_interval).with_timeout(cfg.ping_timeout),
+        ping::Config::new()
+            .with_interval(cfg.ping_interval)
+            .with_timeout(cfg.ping_timeout),
     );
-    let behaviour = Behaviour { permission: permission::Permission::new(allowed), ping, gossipsub, sync };
+    let behaviour = Behaviour {
+        permission: permission::Permission::new(allowed),
+        ping,
+        gossipsub,
+        sync,
+    };
 
     let idle = cfg.idle_timeout;
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_behaviour(|_| behaviour)
         .map_err(|e| NetError::Transport(e.to_string()))?
@@ -640,7 +731,10 @@ pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent
 
     swarm
         .listen_on(cfg.listen.clone())
-        .map_err(|e| NetError::Listen { addr: cfg.listen.clone(), reason: e.to_string() })?;
+        .map_err(|e| NetError::Listen {
+            addr: cfg.listen.clone(),
+            reason: e.to_string(),
+        })?;
     wait_listening(&mut swarm, &cfg.listen).await?;
 
     let bootstrap = bootstrap_entries(&cfg, &local, &mut swarm);
@@ -676,7 +770,10 @@ pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent
 }
 
 async fn wait_listening(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) -> Result<(), NetError> {
-    let fail = |reason: String| NetError::Listen { addr: addr.clone(), reason };
+    let fail = |reason: String| NetError::Listen {
+        addr: addr.clone(),
+        reason,
+    };
     let wait = async {
         loop {
             match swarm.select_next_some().await {
@@ -692,7 +789,9 @@ async fn wait_listening(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) -> Resul
             }
         }
     };
-    tokio::time::timeout(LISTEN_TIMEOUT, wait).await.map_err(|_| fail("timed out".into()))?
+    tokio::time::timeout(LISTEN_TIMEOUT, wait)
+        .await
+        .map_err(|_| fail("timed out".into()))?
 }
 
 // ---------------------------------------------------------------------------------------
@@ -715,7 +814,11 @@ struct Bootstrap {
     connected_since: Option<Instant>,
 }
 
-fn bootstrap_entries(cfg: &NetConfig, local: &PeerId, swarm: &mut Swarm<Behaviour>) -> Vec<Bootstrap> {
+fn bootstrap_entries(
+    cfg: &NetConfig,
+    local: &PeerId,
+    swarm: &mut Swarm<Behaviour>,
+) -> Vec<Bootstrap> {
     let now = Instant::now();
     let mut out: Vec<Bootstrap> = Vec::new();
     for full in &cfg.bootstrap {
@@ -755,7 +858,7 @@ struct Task {
     bootstrap: Vec<Bootstrap>,
     /// Our bootstrap dials in flight: connection → index into `bootstrap`.
     dials: HashMap<ConnectionId, usize>,
-    pending: HashMap<request_response::OutboundRequestId, (PeerId, oneshot::Sender<Result<Vec<u8>, NetError>>)>,
+    pending: HashMap<request_response::OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     /// Connection events waiting for room in the event channel.
     backlog: VecDeque<NetEvent>,
     /// Peers already refused once (later refusals are logged at debug level).
@@ -785,7 +888,10 @@ impl Task {
         };
         let local = *self.swarm.local_peer_id();
         for (_, (peer, reply)) in self.pending.drain() {
-            let _ = reply.send(Err(NetError::Request { peer, reason: "network stopped".into() }));
+            let _ = reply.send(Err(NetError::Request {
+                peer,
+                reason: "network stopped".into(),
+            }));
         }
         drop(self.swarm);
         tracing::info!(peer = %local, "network stopped");
@@ -794,14 +900,14 @@ impl Task {
         }
     }
 
-    /// Hands an event to the application without ever waiting; returns it if dropped.
-    fn emit(&self, ev: NetEvent) -> Result<(), NetEvent> {
+    /// Hands an event to the application without ever waiting; `false` if it was dropped.
+    fn emit(&self, ev: NetEvent) -> bool {
         match self.events.try_send(ev) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(ev)) | Err(mpsc::error::TrySendError::Closed(ev)) => {
+            Ok(()) => true,
+            Err(_) => {
                 bump(&self.counters.dropped_events);
                 tracing::debug!("event channel full or closed: event dropped");
-                Err(ev)
+                false
             }
         }
     }
@@ -841,12 +947,19 @@ impl Task {
     }
 
     fn topic_of(&self, hash: &TopicHash) -> Option<Topic> {
-        self.topics.iter().find(|(_, h)| *h == hash).map(|(t, _)| *t)
+        self.topics
+            .iter()
+            .find(|(_, h)| *h == hash)
+            .map(|(t, _)| *t)
     }
 
     fn on_command(&mut self, c: Command) {
         match c {
-            Command::Publish { topic, bytes, reply } => {
+            Command::Publish {
+                topic,
+                bytes,
+                reply,
+            } => {
                 let hash = self.topics[&topic].clone();
                 let r = self
                     .swarm
@@ -854,7 +967,10 @@ impl Task {
                     .gossipsub
                     .publish(hash, bytes)
                     .map(|id| GossipId(id.0))
-                    .map_err(|e| NetError::Publish { topic, reason: e.to_string() });
+                    .map_err(|e| NetError::Publish {
+                        topic,
+                        reason: e.to_string(),
+                    });
                 let _ = reply.send(r);
             }
             Command::Request { peer, bytes, reply } => {
@@ -867,7 +983,13 @@ impl Task {
             }
             Command::Respond { channel, bytes } => {
                 let peer = channel.peer;
-                if self.swarm.behaviour_mut().sync.send_response(channel.inner, bytes).is_err() {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel.inner, bytes)
+                    .is_err()
+                {
                     tracing::debug!(%peer, "response not sent: the request stream is gone");
                 }
             }
@@ -878,7 +1000,12 @@ impl Task {
             Command::TopicPeers(topic, tx) => {
                 let hash = &self.topics[&topic];
                 let peers = self.swarm.behaviour().gossipsub.all_peers();
-                let _ = tx.send(peers.filter(|(_, ts)| ts.contains(&hash)).map(|(p, _)| *p).collect());
+                let _ = tx.send(
+                    peers
+                        .filter(|(_, ts)| ts.contains(&hash))
+                        .map(|(p, _)| *p)
+                        .collect(),
+                );
             }
             Command::ListenAddrs(tx) => {
                 let _ = tx.send(self.swarm.listeners().cloned().collect());
@@ -896,11 +1023,11 @@ impl Task {
             }
             Verdict::Ignore => MessageAcceptance::Ignore,
         };
-        let known = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-            &MessageId(id.0),
-            &from,
-            acceptance,
-        );
+        let known = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&MessageId(id.0), &from, acceptance);
         if !known {
             tracing::debug!(%from, ?verdict, "verdict for a gossip message no longer in the cache");
         }
@@ -912,7 +1039,13 @@ impl Task {
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync(e),
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 let now = Instant::now();
                 if let Some(i) = self.dials.remove(&connection_id) {
                     let b = &mut self.bootstrap[i];
@@ -922,7 +1055,11 @@ impl Task {
                         self.swarm.add_peer_address(peer_id, b.addr.clone());
                     }
                 }
-                for b in self.bootstrap.iter_mut().filter(|b| b.peer == Some(peer_id)) {
+                for b in self
+                    .bootstrap
+                    .iter_mut()
+                    .filter(|b| b.peer == Some(peer_id))
+                {
                     b.connected_since.get_or_insert(now);
                 }
                 if num_established.get() == 1 {
@@ -930,34 +1067,55 @@ impl Task {
                     self.emit_control(NetEvent::PeerConnected(peer_id));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
-                if num_established == 0 {
-                    let now = Instant::now();
-                    let (min, max) = (self.reconnect_min, self.reconnect_max);
-                    for b in self.bootstrap.iter_mut().filter(|b| b.peer == Some(peer_id)) {
-                        let stable = b.connected_since.take().is_some_and(|t| now - t >= STABLE_CONNECTION);
-                        if stable {
-                            b.backoff = min;
-                        }
-                        b.next_at = now + b.backoff;
-                        b.backoff = (b.backoff * 2).min(max);
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                ..
+            } => {
+                let now = Instant::now();
+                let (min, max) = (self.reconnect_min, self.reconnect_max);
+                for b in self
+                    .bootstrap
+                    .iter_mut()
+                    .filter(|b| b.peer == Some(peer_id))
+                {
+                    let stable = b
+                        .connected_since
+                        .take()
+                        .is_some_and(|t| now - t >= STABLE_CONNECTION);
+                    if stable {
+                        b.backoff = min;
                     }
-                    tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
-                    self.emit_control(NetEvent::PeerDisconnected(peer_id));
+                    b.next_at = now + b.backoff;
+                    b.backoff = (b.backoff * 2).min(max);
                 }
+                tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
+                self.emit_control(NetEvent::PeerDisconnected(peer_id));
             }
-            SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
                 if let Some(i) = self.dials.remove(&connection_id) {
                     self.dial_failed(i, &error);
                 } else {
                     tracing::debug!(peer = ?peer_id, %error, "outgoing connection failed");
                 }
             }
-            SwarmEvent::IncomingConnectionError { send_back_addr, error, peer_id, .. } => {
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                peer_id,
+                ..
+            } => {
                 tracing::debug!(peer = ?peer_id, addr = %send_back_addr, %error, "incoming connection failed");
             }
             SwarmEvent::ListenerError { error, .. } => tracing::warn!(%error, "listener error"),
-            SwarmEvent::ListenerClosed { reason, addresses, .. } => {
+            SwarmEvent::ListenerClosed {
+                reason, addresses, ..
+            } => {
                 tracing::warn!(?addresses, ?reason, "listener closed");
             }
             _ => {}
@@ -974,7 +1132,11 @@ impl Task {
         if self.refused_seen.len() > 4096 {
             self.refused_seen.clear();
         }
-        self.emit_control(NetEvent::ConnectionRefused { peer: r.peer, inbound: r.inbound, addr: r.addr });
+        self.emit_control(NetEvent::ConnectionRefused {
+            peer: r.peer,
+            inbound: r.inbound,
+            addr: r.addr,
+        });
     }
 
     /// Ping reports a failure after two consecutive unanswered pings: the connection is
@@ -995,7 +1157,12 @@ impl Task {
     }
 
     fn on_gossip(&mut self, e: gossipsub::Event) {
-        let gossipsub::Event::Message { propagation_source: from, message_id, message } = e else {
+        let gossipsub::Event::Message {
+            propagation_source: from,
+            message_id,
+            message,
+        } = e
+        else {
             if let gossipsub::Event::GossipsubNotSupported { peer_id } = e {
                 tracing::warn!(peer = %peer_id, "peer does not speak this chain's gossipsub");
             }
@@ -1008,51 +1175,84 @@ impl Task {
         let (Some(topic), Some(author)) = (topic, author) else {
             tracing::warn!(%from, author = ?message.source, topic = %message.topic, "gossip from unknown author or topic: rejected");
             bump(&self.counters.gossip_rejected);
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &message_id,
-                &from,
-                MessageAcceptance::Reject,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &from, MessageAcceptance::Reject);
             return;
         };
         let id = GossipId(message_id.0.clone());
         if self.auto_accept {
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &message_id,
-                &from,
-                MessageAcceptance::Accept,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &from, MessageAcceptance::Accept);
         }
-        let ev = NetEvent::Gossip { topic, from, author, id, bytes: message.data };
-        if self.emit(ev).is_err() && !self.auto_accept {
+        let ev = NetEvent::Gossip {
+            topic,
+            from,
+            author,
+            id,
+            bytes: message.data,
+        };
+        if !self.emit(ev) && !self.auto_accept {
             // The application never saw it: don't hold it, don't forward it.
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &message_id,
-                &from,
-                MessageAcceptance::Ignore,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &from, MessageAcceptance::Ignore);
         }
     }
 
     fn on_sync(&mut self, e: request_response::Event<Vec<u8>, Vec<u8>>) {
         use request_response::{Event, Message};
         match e {
-            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
-                let channel = ResponseChannel { peer, inner: channel };
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let channel = ResponseChannel {
+                    peer,
+                    inner: channel,
+                };
                 // If dropped, the channel is dropped with it and the requester sees an error.
-                let _ = self.emit(NetEvent::Request { peer, bytes: request, channel });
+                let _ = self.emit(NetEvent::Request {
+                    peer,
+                    bytes: request,
+                    channel,
+                });
             }
-            Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
                 if let Some((_, reply)) = self.pending.remove(&request_id) {
                     let _ = reply.send(Ok(response));
                 } else {
                     tracing::debug!(%peer, "response to an unknown request");
                 }
             }
-            Event::OutboundFailure { peer, request_id, error, .. } => {
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 tracing::debug!(%peer, %error, "sync request failed");
                 if let Some((_, reply)) = self.pending.remove(&request_id) {
-                    let _ = reply.send(Err(NetError::Request { peer, reason: error.to_string() }));
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
                 }
             }
             Event::InboundFailure { peer, error, .. } => {

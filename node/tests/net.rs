@@ -11,8 +11,8 @@ use libp2p::identity::Keypair;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use yrd_node::net::{
-    self, ed25519_from_peer_id, peer_id_from_ed25519, Multiaddr, NetConfig, NetError, NetEvent, NetHandle,
-    PeerId, Topic, Verdict,
+    self, ed25519_from_peer_id, peer_id_from_ed25519, Multiaddr, NetConfig, NetError, NetEvent,
+    NetHandle, PeerId, Topic, Verdict,
 };
 
 const CHAIN: &str = "00c0ffee00c0ffee";
@@ -45,7 +45,9 @@ impl Node {
 
     /// Dial address with the /p2p/ suffix.
     fn p2p_addr(&self) -> Multiaddr {
-        self.addr.clone().with(libp2p::multiaddr::Protocol::P2p(self.id()))
+        self.addr
+            .clone()
+            .with(libp2p::multiaddr::Protocol::P2p(self.id()))
     }
 
     /// Waits (bounded) for the first event matching `pred`, discarding others. Gossip
@@ -71,8 +73,17 @@ impl Node {
     /// Waits for the next gossip message; returns (topic, from, author, bytes) and
     /// reports `verdict` for it.
     async fn next_gossip(&mut self, verdict: Verdict) -> (Topic, PeerId, PeerId, Vec<u8>) {
-        match self.wait_for("gossip", |e| matches!(e, NetEvent::Gossip { .. })).await {
-            NetEvent::Gossip { topic, from, author, id, bytes } => {
+        match self
+            .wait_for("gossip", |e| matches!(e, NetEvent::Gossip { .. }))
+            .await
+        {
+            NetEvent::Gossip {
+                topic,
+                from,
+                author,
+                id,
+                bytes,
+            } => {
                 self.net.report(id, from, verdict).await.expect("report");
                 (topic, from, author, bytes)
             }
@@ -94,7 +105,13 @@ fn config(i: u8, allowed: &[u8], bootstrap: Vec<Multiaddr>) -> NetConfig {
 
 async fn start(cfg: NetConfig) -> Node {
     let (net, events) = net::start(cfg).await.expect("network starts");
-    let addr = net.listen_addrs().await.expect("addrs").into_iter().next().expect("one listen address");
+    let addr = net
+        .listen_addrs()
+        .await
+        .expect("addrs")
+        .into_iter()
+        .next()
+        .expect("one listen address");
     Node { net, events, addr }
 }
 
@@ -131,7 +148,10 @@ fn identity_helpers() {
 #[tokio::test]
 async fn config_is_validated() {
     let mut cfg = NetConfig::new(secret(1), "bad tag/with slash");
-    assert!(matches!(net::start(cfg.clone()).await, Err(NetError::Config(_))));
+    assert!(matches!(
+        net::start(cfg.clone()).await,
+        Err(NetError::Config(_))
+    ));
     cfg.chain_tag = CHAIN.into();
     cfg.max_request_bytes = 0;
     assert!(matches!(net::start(cfg).await, Err(NetError::Config(_))));
@@ -147,12 +167,27 @@ async fn gossip_reaches_everyone_through_validation() {
     // C's bootstrap address has no /p2p/ suffix: its peer id is learnt on connection.
     let mut c = start(config(3, &all, vec![b.addr.clone()])).await;
 
-    eventually("B subscribed to by A and C", || topic_peers_at_least(&b.net, 2)).await;
-    eventually("A sees B's subscriptions", || topic_peers_at_least(&a.net, 1)).await;
-    eventually("C sees B's subscriptions", || topic_peers_at_least(&c.net, 1)).await;
+    eventually("B subscribed to by A and C", || {
+        topic_peers_at_least(&b.net, 2)
+    })
+    .await;
+    eventually("A sees B's subscriptions", || {
+        topic_peers_at_least(&a.net, 1)
+    })
+    .await;
+    eventually("C sees B's subscriptions", || {
+        topic_peers_at_least(&c.net, 1)
+    })
+    .await;
 
-    a.net.publish(Topic::Transactions, b"tx from a".to_vec()).await.expect("publish tx");
-    a.net.publish(Topic::Consensus, b"vote from a".to_vec()).await.expect("publish vote");
+    a.net
+        .publish(Topic::Transactions, b"tx from a".to_vec())
+        .await
+        .expect("publish tx");
+    a.net
+        .publish(Topic::Consensus, b"vote from a".to_vec())
+        .await
+        .expect("publish vote");
 
     let mut at_b = vec![];
     for _ in 0..2 {
@@ -171,25 +206,40 @@ async fn gossip_reaches_everyone_through_validation() {
         got.sort_by_key(|(t, _)| *t == Topic::Consensus);
         assert_eq!(
             *got,
-            vec![(Topic::Transactions, b"tx from a".to_vec()), (Topic::Consensus, b"vote from a".to_vec())]
+            vec![
+                (Topic::Transactions, b"tx from a".to_vec()),
+                (Topic::Consensus, b"vote from a".to_vec())
+            ]
         );
     }
 
     // C publishes a bad message then a good one; B rejects the bad one, so A must see
     // only the good one.
-    c.net.publish(Topic::Transactions, b"bad".to_vec()).await.expect("publish bad");
+    c.net
+        .publish(Topic::Transactions, b"bad".to_vec())
+        .await
+        .expect("publish bad");
     let (_, _, _, bytes) = b.next_gossip(Verdict::Reject).await;
     assert_eq!(bytes, b"bad");
-    c.net.publish(Topic::Transactions, b"good".to_vec()).await.expect("publish good");
+    c.net
+        .publish(Topic::Transactions, b"good".to_vec())
+        .await
+        .expect("publish good");
     let (_, _, _, bytes) = b.next_gossip(Verdict::Accept).await;
     assert_eq!(bytes, b"good");
     let (_, from, author, bytes) = a.next_gossip(Verdict::Accept).await;
-    assert_eq!((from, author, bytes.as_slice()), (b.id(), c.id(), &b"good"[..]));
+    assert_eq!(
+        (from, author, bytes.as_slice()),
+        (b.id(), c.id(), &b"good"[..])
+    );
     assert_eq!(b.net.stats().gossip_rejected, 1);
 
     // A node does not receive its own messages, and oversize gossip is refused locally.
     let too_big = vec![0u8; NetConfig::new(secret(1), CHAIN).max_gossip_bytes + 1];
-    assert!(matches!(a.net.publish(Topic::Consensus, too_big).await, Err(NetError::TooLarge { .. })));
+    assert!(matches!(
+        a.net.publish(Topic::Consensus, too_big).await,
+        Err(NetError::TooLarge { .. })
+    ));
 
     a.stop().await;
     b.stop().await;
@@ -207,7 +257,9 @@ async fn unknown_key_is_refused_and_receives_nothing() {
     let mut r = start(config(9, &[1, 2], vec![a.p2p_addr()])).await;
 
     let refused = a
-        .wait_for("refusal of the intruder", |e| matches!(e, NetEvent::ConnectionRefused { .. }))
+        .wait_for("refusal of the intruder", |e| {
+            matches!(e, NetEvent::ConnectionRefused { .. })
+        })
         .await;
     match refused {
         NetEvent::ConnectionRefused { peer, inbound, .. } => {
@@ -221,16 +273,38 @@ async fn unknown_key_is_refused_and_receives_nothing() {
 
     // The allowed pair keeps working.
     eventually("A and B subscribed", || topic_peers_at_least(&a.net, 1)).await;
-    eventually("B sees A's subscriptions", || topic_peers_at_least(&b.net, 1)).await;
-    a.net.publish(Topic::Consensus, b"for validators only".to_vec()).await.expect("publish");
+    eventually("B sees A's subscriptions", || {
+        topic_peers_at_least(&b.net, 1)
+    })
+    .await;
+    a.net
+        .publish(Topic::Consensus, b"for validators only".to_vec())
+        .await
+        .expect("publish");
     let (_, _, _, bytes) = b.next_gossip(Verdict::Accept).await;
     assert_eq!(bytes, b"for validators only");
 
     // The intruder has no connection, no subscribed peers, and its request fails.
-    eventually("intruder has no connections", || async { r.net.peers().await.unwrap().is_empty() }).await;
-    assert!(r.net.topic_peers(Topic::Consensus).await.unwrap().is_empty());
-    assert!(r.net.request(a.id(), b"give me blocks".to_vec()).await.is_err());
-    assert!(r.net.publish(Topic::Transactions, b"spam".to_vec()).await.is_err());
+    eventually("intruder has no connections", || async {
+        r.net.peers().await.unwrap().is_empty()
+    })
+    .await;
+    assert!(r
+        .net
+        .topic_peers(Topic::Consensus)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(r
+        .net
+        .request(a.id(), b"give me blocks".to_vec())
+        .await
+        .is_err());
+    assert!(r
+        .net
+        .publish(Topic::Transactions, b"spam".to_vec())
+        .await
+        .is_err());
     // Drain what the intruder got: connection churn at most, never gossip or requests.
     while let Ok(ev) = r.events.try_recv() {
         assert!(
@@ -257,7 +331,13 @@ async fn unknown_key_is_refused_and_receives_nothing() {
 /// Answers every request on `node` in a task: the reply is `len` zero bytes where `len`
 /// is the request parsed as a decimal number, or the request reversed otherwise. Records
 /// the size of every request seen. Ends when the node stops.
-fn spawn_responder(node: Node) -> (NetHandle, Arc<Mutex<Vec<usize>>>, tokio::task::JoinHandle<()>) {
+fn spawn_responder(
+    node: Node,
+) -> (
+    NetHandle,
+    Arc<Mutex<Vec<usize>>>,
+    tokio::task::JoinHandle<()>,
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (net, mut events) = (node.net, node.events);
     let (net2, seen2) = (net.clone(), seen.clone());
@@ -265,7 +345,10 @@ fn spawn_responder(node: Node) -> (NetHandle, Arc<Mutex<Vec<usize>>>, tokio::tas
         while let Some(ev) = events.recv().await {
             if let NetEvent::Request { bytes, channel, .. } = ev {
                 seen2.lock().unwrap().push(bytes.len());
-                let reply = match std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<usize>().ok()) {
+                let reply = match std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse::<usize>().ok())
+                {
                     Some(n) => vec![0u8; n],
                     None => bytes.iter().rev().copied().collect(),
                 };
@@ -289,15 +372,36 @@ async fn request_response_round_trip_and_caps() {
     let b = start(cfg_b).await;
     let b_id = b.id();
     // A has no address for B: requests go over the connection B opened.
-    a.wait_for("A connected to B", |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id)).await;
+    a.wait_for(
+        "A connected to B",
+        |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id),
+    )
+    .await;
     let (b_net, seen, responder) = spawn_responder(b);
 
     // Round trip.
-    assert_eq!(a.net.request(b_id, b"hello".to_vec()).await.expect("round trip"), b"olleh");
-    assert_eq!(a.net.request(b_id, b"1000".to_vec()).await.expect("at the cap").len(), 1000);
+    assert_eq!(
+        a.net
+            .request(b_id, b"hello".to_vec())
+            .await
+            .expect("round trip"),
+        b"olleh"
+    );
+    assert_eq!(
+        a.net
+            .request(b_id, b"1000".to_vec())
+            .await
+            .expect("at the cap")
+            .len(),
+        1000
+    );
 
     // Response over the requester's cap: B sends it, A's codec refuses it from the prefix.
-    let err = a.net.request(b_id, b"5000".to_vec()).await.expect_err("oversize response");
+    let err = a
+        .net
+        .request(b_id, b"5000".to_vec())
+        .await
+        .expect_err("oversize response");
     assert!(matches!(err, NetError::Request { .. }), "{err}");
 
     // Response over the responder's own cap: never sent; the requester gets an error.
@@ -310,18 +414,33 @@ async fn request_response_round_trip_and_caps() {
 
     // Request over the requester's own cap: refused locally.
     let huge = vec![b'x'; 65 << 10];
-    assert!(matches!(a.net.request(b_id, huge).await, Err(NetError::TooLarge { .. })));
+    assert!(matches!(
+        a.net.request(b_id, huge).await,
+        Err(NetError::TooLarge { .. })
+    ));
 
     // Request to a peer that is not allowed: refused locally.
-    assert!(matches!(a.net.request(pid(9), b"hi".to_vec()).await, Err(NetError::NotAllowed(_))));
+    assert!(matches!(
+        a.net.request(pid(9), b"hi".to_vec()).await,
+        Err(NetError::NotAllowed(_))
+    ));
 
     // Nothing crashed: still connected, still answering.
-    assert_eq!(a.net.request(b_id, b"abc".to_vec()).await.expect("still works"), b"cba");
+    assert_eq!(
+        a.net
+            .request(b_id, b"abc".to_vec())
+            .await
+            .expect("still works"),
+        b"cba"
+    );
     assert!(a.net.peers().await.unwrap().contains(&b_id));
 
     a.stop().await;
     b_net.shutdown().await;
-    timeout(WAIT, responder).await.expect("responder ends").expect("responder ok");
+    timeout(WAIT, responder)
+        .await
+        .expect("responder ends")
+        .expect("responder ok");
 }
 
 /// A keeps B in its bootstrap list; B is stopped and restarted on the same port (with no
@@ -333,23 +452,44 @@ async fn restarted_peer_is_reconnected() {
     let b = start(config(2, &allowed, vec![])).await;
     let (b_id, b_listen, b_dial) = (b.id(), b.addr.clone(), b.p2p_addr());
     let mut a = start(config(1, &allowed, vec![b_dial])).await;
-    a.wait_for("A connected to B", |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id)).await;
+    a.wait_for(
+        "A connected to B",
+        |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id),
+    )
+    .await;
 
     b.stop().await;
-    a.wait_for("A sees B gone", |e| matches!(e, NetEvent::PeerDisconnected(p) if *p == b_id)).await;
+    a.wait_for(
+        "A sees B gone",
+        |e| matches!(e, NetEvent::PeerDisconnected(p) if *p == b_id),
+    )
+    .await;
 
     let mut cfg_b = config(2, &allowed, vec![]);
     cfg_b.listen = b_listen.clone();
     let restarted = Instant::now();
     let mut b = start(cfg_b).await;
     assert_eq!(b.addr, b_listen, "same port");
-    a.wait_for("A reconnected to B", |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id)).await;
+    a.wait_for(
+        "A reconnected to B",
+        |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id),
+    )
+    .await;
     let took = restarted.elapsed();
     assert!(took < Duration::from_secs(5), "reconnect took {took:?}");
 
-    eventually("B sees A's subscriptions", || topic_peers_at_least(&b.net, 1)).await;
-    eventually("A sees B's subscriptions", || topic_peers_at_least(&a.net, 1)).await;
-    a.net.publish(Topic::Consensus, b"after restart".to_vec()).await.expect("publish");
+    eventually("B sees A's subscriptions", || {
+        topic_peers_at_least(&b.net, 1)
+    })
+    .await;
+    eventually("A sees B's subscriptions", || {
+        topic_peers_at_least(&a.net, 1)
+    })
+    .await;
+    a.net
+        .publish(Topic::Consensus, b"after restart".to_vec())
+        .await
+        .expect("publish");
     let (_, _, _, bytes) = b.next_gossip(Verdict::Accept).await;
     assert_eq!(bytes, b"after restart");
 
@@ -367,41 +507,82 @@ async fn slow_application_does_not_block_the_network() {
     cfg_b.event_capacity = 1;
     let mut b = start(cfg_b).await; // B's events are not read until the end
     let b_id = b.id();
-    a.wait_for("A connected to B", |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id)).await;
-    eventually("A sees B's subscriptions", || topic_peers_at_least(&a.net, 1)).await;
+    a.wait_for(
+        "A connected to B",
+        |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id),
+    )
+    .await;
+    eventually("A sees B's subscriptions", || {
+        topic_peers_at_least(&a.net, 1)
+    })
+    .await;
 
     for i in 0..20u32 {
-        a.net.publish(Topic::Transactions, i.to_be_bytes().to_vec()).await.expect("publish");
+        a.net
+            .publish(Topic::Transactions, i.to_be_bytes().to_vec())
+            .await
+            .expect("publish");
     }
-    eventually("B received all 20", || async { b.net.stats().gossip_received == 20 }).await;
+    eventually("B received all 20", || async {
+        b.net.stats().gossip_received == 20
+    })
+    .await;
     // At most one event fits; the first one (PeerConnected) took it.
     assert!(b.net.stats().dropped_events >= 20, "{:?}", b.net.stats());
-    assert_eq!(b.net.peers().await.expect("still serving commands"), vec![a.id()]);
+    assert_eq!(
+        b.net.peers().await.expect("still serving commands"),
+        vec![a.id()]
+    );
 
     // A leaves while B's channel is still full: the disconnection is not lost.
     let a_id = a.id();
     a.stop().await;
-    eventually("B sees A gone", || async { b.net.peers().await.unwrap().is_empty() }).await;
-    let first = timeout(WAIT, b.events.recv()).await.expect("event").expect("open");
-    assert!(matches!(first, NetEvent::PeerConnected(p) if p == a_id), "{first:?}");
-    let second = timeout(WAIT, b.events.recv()).await.expect("event").expect("open");
-    assert!(matches!(second, NetEvent::PeerDisconnected(p) if p == a_id), "{second:?}");
+    eventually("B sees A gone", || async {
+        b.net.peers().await.unwrap().is_empty()
+    })
+    .await;
+    let first = timeout(WAIT, b.events.recv())
+        .await
+        .expect("event")
+        .expect("open");
+    assert!(
+        matches!(first, NetEvent::PeerConnected(p) if p == a_id),
+        "{first:?}"
+    );
+    let second = timeout(WAIT, b.events.recv())
+        .await
+        .expect("event")
+        .expect("open");
+    assert!(
+        matches!(second, NetEvent::PeerDisconnected(p) if p == a_id),
+        "{second:?}"
+    );
     b.stop().await;
 }
 
 /// A TCP relay between two nodes that can be frozen: it then stops moving bytes without
 /// closing anything, like a peer that lost power or a partitioned link.
-async fn freezable_relay(target: std::net::SocketAddr) -> (u16, Arc<std::sync::atomic::AtomicBool>, tokio::task::JoinHandle<()>) {
+async fn freezable_relay(
+    target: std::net::SocketAddr,
+) -> (
+    u16,
+    Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<()>,
+) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind relay");
     let port = listener.local_addr().expect("relay addr").port();
     let frozen = Arc::new(AtomicBool::new(false));
     let frozen2 = frozen.clone();
     let task = tokio::spawn(async move {
         let mut pipes = tokio::task::JoinSet::new();
         while let Ok((inbound, _)) = listener.accept().await {
-            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { continue };
+            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
             let (ri, wi) = inbound.into_split();
             let (ro, wo) = outbound.into_split();
             for (mut r, mut w) in [(ri, wo), (ro, wi)] {
@@ -441,12 +622,18 @@ async fn silent_peer_is_disconnected_by_ping() {
         other => panic!("unexpected listen address {other:?}"),
     };
     let (relay_port, frozen, relay) = freezable_relay(b_sock).await;
-    let via_relay: Multiaddr = format!("/ip4/127.0.0.1/tcp/{relay_port}/p2p/{b_id}").parse().unwrap();
+    let via_relay: Multiaddr = format!("/ip4/127.0.0.1/tcp/{relay_port}/p2p/{b_id}")
+        .parse()
+        .unwrap();
     let mut cfg_a = config(1, &allowed, vec![via_relay]);
     cfg_a.ping_interval = Duration::from_millis(200);
     cfg_a.ping_timeout = Duration::from_millis(500);
     let mut a = start(cfg_a).await;
-    a.wait_for("A connected to B via the relay", |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id)).await;
+    a.wait_for(
+        "A connected to B via the relay",
+        |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id),
+    )
+    .await;
 
     // Freeze once ping runs on the connection.
     eventually("a ping answered", || async { a.net.stats().pings_ok >= 2 }).await;

@@ -22,7 +22,12 @@ pub struct SyncCodec {
 }
 
 /// Reads one frame of at most `max` bytes, within `timeout`.
-pub async fn read_frame<T>(io: &mut T, max: usize, timeout: Duration, what: &str) -> io::Result<Vec<u8>>
+pub async fn read_frame<T>(
+    io: &mut T,
+    max: usize,
+    timeout: Duration,
+    what: &str,
+) -> io::Result<Vec<u8>>
 where
     T: AsyncRead + Unpin + Send,
 {
@@ -48,7 +53,10 @@ where
     };
     match tokio::time::timeout(timeout, read).await {
         Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("{what} read timed out"))),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what} read timed out"),
+        )),
     }
 }
 

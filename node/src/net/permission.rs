@@ -50,16 +50,29 @@ pub struct Permission {
 
 impl Permission {
     pub fn new(allowed: HashSet<PeerId>) -> Self {
-        Permission { allowed, refusals: VecDeque::new(), waker: None }
+        Permission {
+            allowed,
+            refusals: VecDeque::new(),
+            waker: None,
+        }
     }
 
-    fn check(&mut self, peer: PeerId, inbound: bool, addr: Option<&Multiaddr>) -> Result<(), ConnectionDenied> {
+    fn check(
+        &mut self,
+        peer: PeerId,
+        inbound: bool,
+        addr: Option<&Multiaddr>,
+    ) -> Result<(), ConnectionDenied> {
         if self.allowed.contains(&peer) {
             return Ok(());
         }
         // Bounded: the swarm task drains these on every poll.
         if self.refusals.len() < 1024 {
-            self.refusals.push_back(Refusal { peer, inbound, addr: addr.cloned() });
+            self.refusals.push_back(Refusal {
+                peer,
+                inbound,
+                addr: addr.cloned(),
+            });
         }
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -110,11 +123,19 @@ impl NetworkBehaviour for Permission {
 
     fn on_swarm_event(&mut self, _: FromSwarm) {}
 
-    fn on_connection_handler_event(&mut self, _: PeerId, _: ConnectionId, event: THandlerOutEvent<Self>) {
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
         libp2p::core::util::unreachable(event)
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         if let Some(r) = self.refusals.pop_front() {
             return Poll::Ready(ToSwarm::GenerateEvent(r));
         }
