@@ -5,7 +5,7 @@
 //! and finds duplicates by sorting them once at the end.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,6 +21,9 @@ pub const TARGET_RATE: f64 = 0.0001;
 
 /// Inputs longer than this are shortened in reports (the reason is still exact).
 const INPUT_SHOWN_MAX_CHARS: usize = 200;
+
+/// Longest line we hold in memory; longer lines are reported invalid and skipped.
+pub const LINE_MAX_BYTES: usize = 64 * 1024;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -63,6 +66,7 @@ Input rules:
   * Without --header the first line is checked like any other, so a header such as
     `统一社会信用代码` is reported invalid; --header skips line 1.
   * A UTF-8 byte-order mark at the start and CRLF line endings are accepted.
+  * A line longer than 65536 bytes is reported invalid (and not held in memory).
   * A line (in CSV mode: a field) that is not valid UTF-8 is reported invalid; in CSV
     mode the other columns may be in any ASCII-compatible encoding such as GBK.
   * CSV mode: fields are separated by --delimiter (default `,`); a field may be quoted
@@ -271,13 +275,27 @@ pub fn check_register(mut reader: impl BufRead, options: &Options) -> anyhow::Re
 
     loop {
         line_buf.clear();
-        if reader.read_until(b'\n', &mut line_buf)? == 0 {
+        let limit = LINE_MAX_BYTES as u64 + 1; // + 1 for the line feed
+        if (&mut reader).take(limit).read_until(b'\n', &mut line_buf)? == 0 {
             break;
         }
         line_number = match line_number.checked_add(1) {
             Some(n) => n,
             None => bail!("more than {} lines", u32::MAX),
         };
+        if line_buf.len() > LINE_MAX_BYTES && line_buf.last() != Some(&b'\n') {
+            let skipped = skip_rest_of_line(&mut reader)?;
+            total += 1;
+            invalid.push(InvalidLine {
+                line: line_number,
+                input: format!("{}…", shown(&line_buf[..INPUT_SHOWN_MAX_CHARS])),
+                reason: format!(
+                    "line is {} bytes long, more than the {LINE_MAX_BYTES}-byte limit",
+                    line_buf.len() + skipped
+                ),
+            });
+            continue;
+        }
         let mut line = line_buf.as_slice();
         line = line.strip_suffix(b"\n").unwrap_or(line);
         line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -347,6 +365,30 @@ pub fn check_register(mut reader: impl BufRead, options: &Options) -> anyhow::Re
         target_rate: TARGET_RATE,
         meets_target: rate < TARGET_RATE,
     })
+}
+
+/// Discards input up to and including the next line feed; returns the bytes skipped
+/// (not counting the line feed).
+fn skip_rest_of_line(reader: &mut impl BufRead) -> io::Result<usize> {
+    let mut skipped = 0usize;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(skipped);
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                let line_end = if end > 0 && buf[end - 1] == b'\r' { end - 1 } else { end };
+                reader.consume(end + 1);
+                return Ok(skipped + line_end);
+            }
+            None => {
+                let len = buf.len();
+                skipped += len;
+                reader.consume(len);
+            }
+        }
+    }
 }
 
 /// Groups equal codes; returns those on more than one line, ordered by first line.
@@ -565,6 +607,30 @@ mod tests {
         assert!(report.header_skipped);
         assert_eq!(report.total, 1);
         assert!(report.invalid.is_empty());
+    }
+
+    #[test]
+    fn overlong_lines_are_reported_and_skipped_without_holding_them() {
+        let options = Options { column: None, delimiter: b',', header: false };
+        let mut input = b"91350100M000100Y43\n".to_vec();
+        input.extend(std::iter::repeat_n(b'A', 3 * LINE_MAX_BYTES));
+        input.extend_from_slice(b"\r\n91110000600037341L\n");
+        input.extend(std::iter::repeat_n(b'B', LINE_MAX_BYTES)); // exactly the limit: fine
+        input.extend_from_slice(b"\n");
+        input.extend(std::iter::repeat_n(b'C', LINE_MAX_BYTES + 1)); // at EOF
+        let report = report_of(&input, &options);
+        assert_eq!(report.total, 5);
+        let lines: Vec<(u32, &str)> =
+            report.invalid.iter().map(|i| (i.line, i.reason.as_str())).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (2, "line is 196608 bytes long, more than the 65536-byte limit"),
+                (4, "expected 18 characters, got 65536"),
+                (5, "line is 65537 bytes long, more than the 65536-byte limit"),
+            ]
+        );
+        assert_eq!(report.invalid[0].input, format!("{}…", "A".repeat(200)));
     }
 
     #[test]
