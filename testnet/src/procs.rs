@@ -99,7 +99,8 @@ impl Procs {
             .with_context(|| format!("cannot open log file {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        // Logs go to a file: no colour codes (tracing-subscriber honours NO_COLOR).
+        cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null()).stdout(out).stderr(err);
         self.spawn(name, cmd, Some(log.to_path_buf()))
     }
 
@@ -175,9 +176,28 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     }
     let mut buf = Vec::new();
     let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
+    let text = strip_ansi(&String::from_utf8_lossy(&buf));
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Removes terminal colour sequences (`ESC [ ... letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` times.
@@ -269,6 +289,8 @@ mod tests {
         let p = std::env::temp_dir().join(format!("yrd-testnet-tail-{}", std::process::id()));
         std::fs::write(&p, (1..=100).map(|i| format!("line {i}\n")).collect::<String>()).unwrap();
         assert_eq!(log_tail(&p, 2), "line 99\nline 100");
+        std::fs::write(&p, "\u{1b}[2m2026-11-29T04:33:05Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m started\n").unwrap();
+        assert_eq!(log_tail(&p, 5), "2026-11-29T04:33:05Z  INFO started");
         std::fs::remove_file(&p).unwrap();
     }
 }
