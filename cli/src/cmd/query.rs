@@ -20,7 +20,8 @@ const TABLE_HASH_HEX_DIGITS: usize = 16;
     long_about = "\
 Query a node for attestations (and revocations): every record about one enterprise
 (--subject USCC), one record by its id (--id ID), or the records signed by one issuer
-(--issuer NAME, in sequence order, a page at a time).
+(--issuer NAME, or the issuer's public key in hex; in sequence order, a page at a
+time).
 
 The table shows for each record its id, status (active, expired, revoked, revocation, or
 pending if still in the mempool), block height, block hash (first 16 hex digits), kind,
@@ -51,7 +52,7 @@ pub struct Args {
     #[arg(long, value_name = "ID", group = "what")]
     id: Option<String>,
 
-    /// Records signed by this issuer (its name in the genesis)
+    /// Records signed by this issuer (its name in the genesis, or its public key in hex)
     #[arg(long, value_name = "NAME", group = "what")]
     issuer: Option<String>,
 
