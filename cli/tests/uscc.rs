@@ -23,7 +23,12 @@ fn run_stdin(args: &[&str], input: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn yrd");
-    child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
     child.wait_with_output().expect("wait yrd")
 }
 
@@ -113,7 +118,11 @@ fn mixed_file_json_report() {
     let output = run(&["uscc", "check", "--json", &path]);
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
-    assert_eq!(text.lines().count(), 1, "exactly one JSON object on one line: {text}");
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "exactly one JSON object on one line: {text}"
+    );
     let value: Value = serde_json::from_str(&text).expect("one JSON object");
     assert_eq!(value, mixed_json());
 }
@@ -132,7 +141,10 @@ fn stdin_with_dash_and_without_file() {
 
 #[test]
 fn all_valid_exits_zero_and_duplicates_alone_do_not_fail() {
-    let output = run_stdin(&["uscc", "check", "-"], b"91350100M000100Y43\n91110000600037341L\n");
+    let output = run_stdin(
+        &["uscc", "check", "-"],
+        b"91350100M000100Y43\n91110000600037341L\n",
+    );
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
         stdout(&output),
@@ -141,11 +153,17 @@ fn all_valid_exits_zero_and_duplicates_alone_do_not_fail() {
          rate:       0.0000% = (invalid 0 + extra occurrences 0) / total 2\n  \
          target:     rate below 0.01% (the plan's target): met\n"
     );
-    let output = run_stdin(&["uscc", "check", "--json"], b"91350100M000100Y43\n91350100 M000100 Y43\n");
+    let output = run_stdin(
+        &["uscc", "check", "--json"],
+        b"91350100M000100Y43\n91350100 M000100 Y43\n",
+    );
     assert_eq!(output.status.code(), Some(0));
     let value: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(value["invalid"], json!([]));
-    assert_eq!(value["duplicates"], json!([{"code": "91350100M000100Y43", "lines": [1, 2]}]));
+    assert_eq!(
+        value["duplicates"],
+        json!([{"code": "91350100M000100Y43", "lines": [1, 2]}])
+    );
     assert_eq!(value["rate"], json!(0.5));
 }
 
@@ -201,8 +219,9 @@ summary: 8 codes checked from column 2 (header line 1 and 1 blank line skipped)
         b"91350100M000100Y43\tx\n91110000600037341X\ty\n",
     );
     assert_eq!(output.status.code(), Some(1));
-    assert!(stdout(&output)
-        .starts_with("line 2: invalid \"91110000600037341X\": check character expected 'L', got 'X'\n"));
+    assert!(stdout(&output).starts_with(
+        "line 2: invalid \"91110000600037341X\": check character expected 'L', got 'X'\n"
+    ));
 }
 
 #[test]
@@ -242,7 +261,10 @@ fn usage_errors_and_unreadable_input_exit_two() {
     assert_eq!(output.status.code(), Some(2));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot open /nonexistent/register.txt"), "{stderr}");
+    assert!(
+        stderr.contains("cannot open /nonexistent/register.txt"),
+        "{stderr}"
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let output = run(&["uscc", "check", dir.path().to_str().expect("path")]);
@@ -263,7 +285,14 @@ fn usage_errors_and_unreadable_input_exit_two() {
 fn generated_samples_are_valid_and_distinct() {
     let output = run(&["uscc", "generate", "--count", "2000"]);
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(output.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 2000);
+    assert_eq!(
+        output
+            .stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count(),
+        2000
+    );
     let checked = run_stdin(&["uscc", "check", "--json", "-"], &output.stdout);
     assert_eq!(checked.status.code(), Some(0));
     let value: Value = serde_json::from_slice(&checked.stdout).expect("json");

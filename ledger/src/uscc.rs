@@ -52,7 +52,9 @@ pub const USCC_LEN: usize = 18;
 pub const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// Weights of positions 1..17: `3^(i-1) mod 31`.
-pub const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+pub const WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// 1-based positions of the administrative division code, which must be digits.
 pub const DIVISION_POSITIONS: std::ops::RangeInclusive<usize> = 3..=8;
@@ -90,12 +92,18 @@ pub enum UsccError {
          full-width characters are not accepted, type the ASCII {ascii:?} instead",
         code = u32::from(*got)
     )]
-    FullWidth { position: usize, got: char, ascii: char },
+    FullWidth {
+        position: usize,
+        got: char,
+        ascii: char,
+    },
     /// Any other non-ASCII character.
     #[error("character {got:?} at position {position} is not ASCII")]
     NonAscii { position: usize, got: char },
     /// One of the letters I, O, S, V, Z (in either case).
-    #[error("character {got:?} at position {position} is not allowed (I, O, S, V and Z are never used)")]
+    #[error(
+        "character {got:?} at position {position} is not allowed (I, O, S, V and Z are never used)"
+    )]
     ForbiddenLetter { position: usize, got: char },
     /// An ASCII character that is neither a digit nor a letter (after normalisation).
     #[error(
@@ -136,7 +144,10 @@ impl Uscc {
         let mut bytes = [0u8; USCC_LEN];
         let count = normalise_into(input, &mut bytes)?;
         if count != USCC_LEN {
-            return Err(UsccError::Length { expected: USCC_LEN, got: count });
+            return Err(UsccError::Length {
+                expected: USCC_LEN,
+                got: count,
+            });
         }
         check_structure(&bytes)?;
         Ok(Uscc(bytes))
@@ -150,7 +161,10 @@ impl Uscc {
             if value_of(byte).is_none() {
                 let position = index + 1;
                 return Err(if is_forbidden_letter(byte) {
-                    UsccError::ForbiddenLetter { position, got: char::from(byte) }
+                    UsccError::ForbiddenLetter {
+                        position,
+                        got: char::from(byte),
+                    }
                 } else {
                     UsccError::NonCanonicalByte { position, byte }
                 });
@@ -166,7 +180,10 @@ impl Uscc {
         let mut bytes = [0u8; USCC_LEN];
         let count = normalise_into(first17, &mut bytes)?;
         if count != USCC_LEN - 1 {
-            return Err(UsccError::Length { expected: USCC_LEN - 1, got: count });
+            return Err(UsccError::Length {
+                expected: USCC_LEN - 1,
+                got: count,
+            });
         }
         check_division(&bytes)?;
         bytes[USCC_LEN - 1] = check_byte(&bytes);
@@ -201,8 +218,8 @@ impl Uscc {
     pub fn sample(index: u64) -> Uscc {
         const PREFIXES: [&[u8; 2]; 8] = [b"91", b"92", b"93", b"11", b"12", b"51", b"52", b"Y1"];
         const DIVISIONS: [&[u8; 6]; 12] = [
-            b"310000", b"310101", b"310115", b"320000", b"320100", b"320500", b"330000",
-            b"330100", b"330200", b"340000", b"340100", b"340200",
+            b"310000", b"310101", b"310115", b"320000", b"320100", b"320500", b"330000", b"330100",
+            b"330200", b"340000", b"340100", b"340200",
         ];
         let mix = splitmix64(index);
         let mut bytes = [0u8; USCC_LEN];
@@ -240,7 +257,11 @@ fn normalise_into(input: &str, out: &mut [u8; USCC_LEN]) -> Result<usize, UsccEr
         let position = count;
         if !c.is_ascii() {
             return Err(match full_width_to_ascii(c) {
-                Some(ascii) => UsccError::FullWidth { position, got: c, ascii },
+                Some(ascii) => UsccError::FullWidth {
+                    position,
+                    got: c,
+                    ascii,
+                },
                 None => UsccError::NonAscii { position, got: c },
             });
         }
@@ -277,7 +298,10 @@ fn check_division(bytes: &[u8; USCC_LEN]) -> Result<(), UsccError> {
     for position in DIVISION_POSITIONS {
         let byte = bytes[position - 1];
         if !byte.is_ascii_digit() {
-            return Err(UsccError::NotDigit { position, got: char::from(byte) });
+            return Err(UsccError::NotDigit {
+                position,
+                got: char::from(byte),
+            });
         }
     }
     Ok(())
@@ -451,7 +475,10 @@ mod tests {
         let long = "91350100M000100Y43000000000000";
         assert_eq!(
             Uscc::parse(long),
-            Err(UsccError::Length { expected: 18, got: long.len() })
+            Err(UsccError::Length {
+                expected: 18,
+                got: long.len()
+            })
         );
     }
 }

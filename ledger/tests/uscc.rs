@@ -46,7 +46,10 @@ fn real_codes_are_valid() {
         assert_eq!(parsed.as_str(), code);
         assert_eq!(parsed.to_string(), code);
         assert_eq!(code.parse::<Uscc>(), Ok(parsed));
-        assert_eq!(check_character(&code[..17]), Ok(code.chars().last().expect("18 chars")));
+        assert_eq!(
+            check_character(&code[..17]),
+            Ok(code.chars().last().expect("18 chars"))
+        );
     }
 }
 
@@ -55,7 +58,10 @@ fn a_widely_copied_example_with_a_wrong_check_character_is_rejected() {
     // Circulates as an example online; its check character is really 'T'.
     assert_eq!(
         Uscc::parse("91310000MA1FL4WF8W"),
-        Err(UsccError::CheckCharacter { expected: 'T', got: 'W' })
+        Err(UsccError::CheckCharacter {
+            expected: 'T',
+            got: 'W'
+        })
     );
 }
 
@@ -68,7 +74,10 @@ fn every_wrong_check_character_is_rejected_with_expected_and_got() {
             bad[17] = c;
             assert_eq!(
                 Uscc::parse(s(&bad)),
-                Err(UsccError::CheckCharacter { expected, got: char::from(c) }),
+                Err(UsccError::CheckCharacter {
+                    expected,
+                    got: char::from(c)
+                }),
                 "{}",
                 s(&bad)
             );
@@ -105,12 +114,19 @@ fn wrong_lengths() {
         (valid[..1].to_string(), 1),
         (valid.repeat(3), 54),
     ] {
-        assert_eq!(Uscc::parse(&input), Err(UsccError::Length { expected: 18, got }), "{input:?}");
+        assert_eq!(
+            Uscc::parse(&input),
+            Err(UsccError::Length { expected: 18, got }),
+            "{input:?}"
+        );
     }
     // Spaces and hyphens do not count towards the length.
     assert_eq!(
         Uscc::parse("9135-0100-M000100Y4"),
-        Err(UsccError::Length { expected: 18, got: 17 })
+        Err(UsccError::Length {
+            expected: 18,
+            got: 17
+        })
     );
 }
 
@@ -119,13 +135,20 @@ fn each_forbidden_letter_at_each_position() {
     let valid = REAL[1].as_bytes();
     for letter in [b'I', b'O', b'S', b'V', b'Z'] {
         for lower in [false, true] {
-            let typed = if lower { letter.to_ascii_lowercase() } else { letter };
+            let typed = if lower {
+                letter.to_ascii_lowercase()
+            } else {
+                letter
+            };
             for index in 0..USCC_LEN {
                 let mut bad = valid.to_vec();
                 bad[index] = typed;
                 assert_eq!(
                     Uscc::parse(s(&bad)),
-                    Err(UsccError::ForbiddenLetter { position: index + 1, got: char::from(typed) }),
+                    Err(UsccError::ForbiddenLetter {
+                        position: index + 1,
+                        got: char::from(typed)
+                    }),
                     "{}",
                     s(&bad)
                 );
@@ -137,12 +160,50 @@ fn each_forbidden_letter_at_each_position() {
 #[test]
 fn non_ascii_junk() {
     let cases: [(&str, UsccError); 6] = [
-        ("统一社会信用代码", UsccError::NonAscii { position: 1, got: '统' }),
-        ("91350100M000100Y4é", UsccError::NonAscii { position: 18, got: 'é' }),
-        ("913501\u{00A0}00M000100Y43", UsccError::NonAscii { position: 7, got: '\u{a0}' }),
-        ("\u{FEFF}91350100M000100Y43", UsccError::NonAscii { position: 1, got: '\u{feff}' }),
-        ("９１３５０１００Ｍ０００１００Ｙ４３", UsccError::FullWidth { position: 1, got: '９', ascii: '9' }),
-        ("91350100Ｍ000100Y43", UsccError::FullWidth { position: 9, got: 'Ｍ', ascii: 'M' }),
+        (
+            "统一社会信用代码",
+            UsccError::NonAscii {
+                position: 1,
+                got: '统',
+            },
+        ),
+        (
+            "91350100M000100Y4é",
+            UsccError::NonAscii {
+                position: 18,
+                got: 'é',
+            },
+        ),
+        (
+            "913501\u{00A0}00M000100Y43",
+            UsccError::NonAscii {
+                position: 7,
+                got: '\u{a0}',
+            },
+        ),
+        (
+            "\u{FEFF}91350100M000100Y43",
+            UsccError::NonAscii {
+                position: 1,
+                got: '\u{feff}',
+            },
+        ),
+        (
+            "９１３５０１００Ｍ０００１００Ｙ４３",
+            UsccError::FullWidth {
+                position: 1,
+                got: '９',
+                ascii: '9',
+            },
+        ),
+        (
+            "91350100Ｍ000100Y43",
+            UsccError::FullWidth {
+                position: 9,
+                got: 'Ｍ',
+                ascii: 'M',
+            },
+        ),
     ];
     for (input, expected) in cases {
         assert_eq!(Uscc::parse(input), Err(expected), "{input:?}");
@@ -150,11 +211,17 @@ fn non_ascii_junk() {
     // Other ASCII junk: tabs inside, punctuation, underscores.
     assert_eq!(
         Uscc::parse("91350100M0\t00100Y43"),
-        Err(UsccError::NotAllowed { position: 11, got: '\t' })
+        Err(UsccError::NotAllowed {
+            position: 11,
+            got: '\t'
+        })
     );
     assert_eq!(
         Uscc::parse("91350100_M000100Y43"),
-        Err(UsccError::NotAllowed { position: 9, got: '_' })
+        Err(UsccError::NotAllowed {
+            position: 9,
+            got: '_'
+        })
     );
 }
 
@@ -174,7 +241,10 @@ fn lowercase_spaces_and_hyphens_are_normalised() {
     // Positions in errors count the normalised code.
     assert_eq!(
         Uscc::parse("91-31 00 0O MA1FL4WF8T"),
-        Err(UsccError::ForbiddenLetter { position: 8, got: 'O' })
+        Err(UsccError::ForbiddenLetter {
+            position: 8,
+            got: 'O'
+        })
     );
 }
 
@@ -200,7 +270,10 @@ fn every_single_substitution_of_a_real_code_is_rejected() {
 /// different characters is caught except between positions 1 and 18.
 #[test]
 fn transpositions_agree_with_recomputation() {
-    let mut samples: Vec<Uscc> = REAL.iter().map(|c| Uscc::parse(c).expect("valid")).collect();
+    let mut samples: Vec<Uscc> = REAL
+        .iter()
+        .map(|c| Uscc::parse(c).expect("valid"))
+        .collect();
     samples.extend((0..500).map(Uscc::sample));
     let mut undetected = 0;
     for code in samples {
@@ -209,7 +282,12 @@ fn transpositions_agree_with_recomputation() {
                 let mut swapped = *code.as_bytes();
                 swapped.swap(i, j);
                 let accepted = Uscc::parse(s(&swapped)).is_ok();
-                assert_eq!(accepted, reference_valid(&swapped), "{} swap {i},{j}", s(&swapped));
+                assert_eq!(
+                    accepted,
+                    reference_valid(&swapped),
+                    "{} swap {i},{j}",
+                    s(&swapped)
+                );
                 let distinct = swapped != *code.as_bytes();
                 if j == i + 1 {
                     // Adjacent transpositions of different characters: always caught.
@@ -222,21 +300,33 @@ fn transpositions_agree_with_recomputation() {
             }
         }
     }
-    assert!(undetected > 0, "the 1↔18 blind spot should show up in 504 samples");
+    assert!(
+        undetected > 0,
+        "the 1↔18 blind spot should show up in 504 samples"
+    );
 }
 
 #[test]
 fn check_character_rejects_bad_prefixes() {
     assert_eq!(
         check_character("91350100M000100Y"),
-        Err(UsccError::Length { expected: 17, got: 16 })
+        Err(UsccError::Length {
+            expected: 17,
+            got: 16
+        })
     );
     assert_eq!(
         check_character("9135010OM000100Y4"),
-        Err(UsccError::ForbiddenLetter { position: 8, got: 'O' })
+        Err(UsccError::ForbiddenLetter {
+            position: 8,
+            got: 'O'
+        })
     );
     assert_eq!(check_character("91350100m000100y4"), Ok('3'));
-    assert_eq!(Uscc::complete("91350100M000100Y4").map(|c| c.to_string()), Ok(REAL[0].to_string()));
+    assert_eq!(
+        Uscc::complete("91350100M000100Y4").map(|c| c.to_string()),
+        Ok(REAL[0].to_string())
+    );
 }
 
 #[test]
@@ -268,14 +358,20 @@ fn wire_form_rejects_invalid_bytes() {
     let good = REAL[0].as_bytes();
     let reject = |bytes: &[u8], needle: &str| {
         let err = decode::<Uscc>(bytes, 64, "uscc").expect_err(&format!("{bytes:?}"));
-        assert!(err.to_string().contains(needle), "{err} should mention {needle:?}");
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should mention {needle:?}"
+        );
     };
     let mut wrong_check = good.to_vec();
     wrong_check[17] = b'X';
     reject(&wrong_check, "check character expected '3', got 'X'");
     let mut lower = good.to_vec();
     lower[8] = b'm';
-    reject(&lower, "byte 0x6D at position 9 is not a canonical USCC character");
+    reject(
+        &lower,
+        "byte 0x6D at position 9 is not a canonical USCC character",
+    );
     let mut forbidden = good.to_vec();
     forbidden[4] = b'O';
     reject(&forbidden, "character 'O' at position 5 is not allowed");
@@ -302,9 +398,16 @@ fn json_form_is_the_string() {
     assert_eq!(json, format!("\"{}\"", REAL[2]));
     assert_eq!(serde_json::from_str::<Uscc>(&json).expect("json"), code);
     // JSON input is normalised like user input, and rejections carry the reason.
-    assert_eq!(serde_json::from_str::<Uscc>("\"91230184-ma1bufLt44\"").expect("json"), code);
+    assert_eq!(
+        serde_json::from_str::<Uscc>("\"91230184-ma1bufLt44\"").expect("json"),
+        code
+    );
     let err = serde_json::from_str::<Uscc>("\"91230184MA1BUFLT45\"").expect_err("bad check");
-    assert!(err.to_string().contains("check character expected '4', got '5'"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("check character expected '4', got '5'"),
+        "{err}"
+    );
     assert!(serde_json::from_str::<Uscc>("[57,49]").is_err());
 }
 
@@ -363,5 +466,8 @@ proptest! {
 
 #[test]
 fn weights_table_matches_design() {
-    assert_eq!(WEIGHTS, [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]);
+    assert_eq!(
+        WEIGHTS,
+        [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+    );
 }

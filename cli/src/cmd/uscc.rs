@@ -135,7 +135,9 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
     let s = if s == "\\t" || s == "tab" { "\t" } else { s };
     match s.as_bytes() {
         [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') => Ok(*b),
-        _ => Err(format!("delimiter must be one ASCII character other than a quote or line break, got {s:?}")),
+        _ => Err(format!(
+            "delimiter must be one ASCII character other than a quote or line break, got {s:?}"
+        )),
     }
 }
 
@@ -147,7 +149,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let end = args.start.checked_add(args.count).context("--start + --count overflows")?;
+    let end = args
+        .start
+        .checked_add(args.count)
+        .context("--start + --count overflows")?;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     for index in args.start..end {
         out.write_all(Uscc::sample(index).as_bytes())?;
@@ -163,7 +168,11 @@ fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if let Some(code) = &args.code {
         let valid = check_one(code, args.json, &mut out)?;
         out.flush()?;
-        return Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CHECK_FAILED) });
+        return Ok(if valid {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_CHECK_FAILED)
+        });
     }
     let options = Options {
         column: args.column.map(|c| c as usize),
@@ -172,7 +181,8 @@ fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let report = match &args.input {
         Some(path) if path.as_os_str() != "-" => {
-            let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             check_register(BufReader::with_capacity(1 << 16, file), &options)
                 .with_context(|| format!("cannot read {}", path.display()))?
         }
@@ -193,7 +203,11 @@ fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         write_text(&report, &options, &mut out)?;
     }
     out.flush()?;
-    Ok(if report.invalid.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CHECK_FAILED) })
+    Ok(if report.invalid.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHECK_FAILED)
+    })
 }
 
 #[derive(Serialize)]
@@ -312,7 +326,11 @@ pub fn check_register(mut reader: impl BufRead, options: &Options) -> anyhow::Re
         }
         total += 1;
         let mut reject = |input: &[u8], reason: String| {
-            invalid.push(InvalidLine { line: line_number, input: shown(input), reason });
+            invalid.push(InvalidLine {
+                line: line_number,
+                input: shown(input),
+                reason,
+            });
         };
         let field = match options.column {
             None => line,
@@ -328,7 +346,11 @@ pub fn check_register(mut reader: impl BufRead, options: &Options) -> anyhow::Re
             Ok(text) => text,
             Err(e) => {
                 let at = e.valid_up_to();
-                let reason = format!("not valid UTF-8 (byte 0x{:02X} at byte {})", field[at], at + 1);
+                let reason = format!(
+                    "not valid UTF-8 (byte 0x{:02X} at byte {})",
+                    field[at],
+                    at + 1
+                );
                 reject(field, reason);
                 continue;
             }
@@ -378,7 +400,11 @@ fn skip_rest_of_line(reader: &mut impl BufRead) -> io::Result<usize> {
         }
         match buf.iter().position(|&b| b == b'\n') {
             Some(end) => {
-                let line_end = if end > 0 && buf[end - 1] == b'\r' { end - 1 } else { end };
+                let line_end = if end > 0 && buf[end - 1] == b'\r' {
+                    end - 1
+                } else {
+                    end
+                };
                 reader.consume(end + 1);
                 return Ok(skipped + line_end);
             }
@@ -478,7 +504,9 @@ fn csv_field<'a>(
             Some(n) => start = n,
             None => {
                 let s = if index == 1 { "" } else { "s" };
-                return Err(format!("line has {index} column{s}, expected at least {column}"));
+                return Err(format!(
+                    "line has {index} column{s}, expected at least {column}"
+                ));
             }
         }
         index += 1;
@@ -495,7 +523,11 @@ fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
 
 fn write_text(report: &Report, options: &Options, out: &mut impl Write) -> io::Result<()> {
     for bad in &report.invalid {
-        writeln!(out, "line {}: invalid {:?}: {}", bad.line, bad.input, bad.reason)?;
+        writeln!(
+            out,
+            "line {}: invalid {:?}: {}",
+            bad.line, bad.input, bad.reason
+        )?;
     }
     for dup in &report.duplicates {
         write!(out, "duplicate {} on lines ", dup.code)?;
@@ -525,7 +557,11 @@ fn write_text(report: &Report, options: &Options, out: &mut impl Write) -> io::R
         format!(" ({} skipped)", skipped.join(" and "))
     };
     let total = report.total;
-    writeln!(out, "summary: {total} {} checked{from}{skipped}", plural(total, "code", "codes"))?;
+    writeln!(
+        out,
+        "summary: {total} {} checked{from}{skipped}",
+        plural(total, "code", "codes")
+    )?;
     writeln!(out, "  invalid:    {}", report.invalid.len())?;
     let (duplicated, extra) = (report.duplicated, report.duplicate_extra);
     writeln!(
@@ -540,8 +576,16 @@ fn write_text(report: &Report, options: &Options, out: &mut impl Write) -> io::R
         report.rate * 100.0,
         report.invalid.len(),
     )?;
-    let verdict = if report.meets_target { "met" } else { "NOT met" };
-    writeln!(out, "  target:     rate below {:.2}% (the plan's target): {verdict}", TARGET_RATE * 100.0)?;
+    let verdict = if report.meets_target {
+        "met"
+    } else {
+        "NOT met"
+    };
+    writeln!(
+        out,
+        "  target:     rate below {:.2}% (the plan's target): {verdict}",
+        TARGET_RATE * 100.0
+    )?;
     Ok(())
 }
 
@@ -569,11 +613,26 @@ mod tests {
         assert_eq!(field("\"x, \"\"y\"\"\",b", 1), Ok("x, \"y\"".into()));
         assert_eq!(field("\"x, y\",\"b,c\",d", 2), Ok("b,c".into()));
         assert_eq!(field("\"x, y\",\"b,c\",d", 3), Ok("d".into()));
-        assert_eq!(field("a,b", 3), Err("line has 2 columns, expected at least 3".into()));
-        assert_eq!(field("a", 2), Err("line has 1 column, expected at least 2".into()));
-        assert_eq!(field("\"abc,d", 1), Err("unterminated quoted field in column 1".into()));
-        assert_eq!(field("\"abc,d", 2), Err("unterminated quoted field in column 1".into()));
-        assert_eq!(field("\"ab\"c,d", 2), Err("unexpected 'c' after the closing quote in column 1".into()));
+        assert_eq!(
+            field("a,b", 3),
+            Err("line has 2 columns, expected at least 3".into())
+        );
+        assert_eq!(
+            field("a", 2),
+            Err("line has 1 column, expected at least 2".into())
+        );
+        assert_eq!(
+            field("\"abc,d", 1),
+            Err("unterminated quoted field in column 1".into())
+        );
+        assert_eq!(
+            field("\"abc,d", 2),
+            Err("unterminated quoted field in column 1".into())
+        );
+        assert_eq!(
+            field("\"ab\"c,d", 2),
+            Err("unexpected 'c' after the closing quote in column 1".into())
+        );
         // A quote inside an unquoted field is taken literally.
         assert_eq!(field("a\"b,c", 1), Ok("a\"b".into()));
     }
@@ -590,7 +649,11 @@ mod tests {
 
     #[test]
     fn bom_crlf_blank_and_header() {
-        let options = Options { column: None, delimiter: b',', header: false };
+        let options = Options {
+            column: None,
+            delimiter: b',',
+            header: false,
+        };
         let report = report_of(
             b"\xEF\xBB\xBF91350100M000100Y43\r\n\r\n   \n91110000600037341L\r\n91350100m000100y43",
             &options,
@@ -600,9 +663,15 @@ mod tests {
         assert!(report.invalid.is_empty());
         assert_eq!(
             report.duplicates,
-            vec![Duplicate { code: "91350100M000100Y43".into(), lines: vec![1, 5] }]
+            vec![Duplicate {
+                code: "91350100M000100Y43".into(),
+                lines: vec![1, 5]
+            }]
         );
-        let header = Options { header: true, ..options };
+        let header = Options {
+            header: true,
+            ..options
+        };
         let report = report_of(b"\xEF\xBB\xBFcode\n91350100M000100Y43\n", &header);
         assert!(report.header_skipped);
         assert_eq!(report.total, 1);
@@ -611,7 +680,11 @@ mod tests {
 
     #[test]
     fn overlong_lines_are_reported_and_skipped_without_holding_them() {
-        let options = Options { column: None, delimiter: b',', header: false };
+        let options = Options {
+            column: None,
+            delimiter: b',',
+            header: false,
+        };
         let mut input = b"91350100M000100Y43\n".to_vec();
         input.extend(std::iter::repeat_n(b'A', 3 * LINE_MAX_BYTES));
         input.extend_from_slice(b"\r\n91110000600037341L\n");
@@ -620,14 +693,23 @@ mod tests {
         input.extend(std::iter::repeat_n(b'C', LINE_MAX_BYTES + 1)); // at EOF
         let report = report_of(&input, &options);
         assert_eq!(report.total, 5);
-        let lines: Vec<(u32, &str)> =
-            report.invalid.iter().map(|i| (i.line, i.reason.as_str())).collect();
+        let lines: Vec<(u32, &str)> = report
+            .invalid
+            .iter()
+            .map(|i| (i.line, i.reason.as_str()))
+            .collect();
         assert_eq!(
             lines,
             vec![
-                (2, "line is 196608 bytes long, more than the 65536-byte limit"),
+                (
+                    2,
+                    "line is 196608 bytes long, more than the 65536-byte limit"
+                ),
                 (4, "expected 18 characters, got 65536"),
-                (5, "line is 65537 bytes long, more than the 65536-byte limit"),
+                (
+                    5,
+                    "line is 65537 bytes long, more than the 65536-byte limit"
+                ),
             ]
         );
         assert_eq!(report.invalid[0].input, format!("{}…", "A".repeat(200)));
