@@ -13,6 +13,7 @@ pub mod audit;
 pub mod block;
 pub mod genesis;
 pub mod merkle;
+pub mod proof;
 pub mod subjects;
 pub mod testkit;
 pub mod tx;

@@ -1,0 +1,1005 @@
+//! Lenders' proof bundles, subject reports, auditors' traces and consistency
+//! proofs: building them from a [`Ledger`], and verifying them offline with only
+//! the genesis.
+//!
+//! Every file is versioned JSON (`"type"`, `"version": 1`). Everything that is
+//! hashed or signed travels as the lowercase hex of its canonical bytes (header,
+//! certificate, transaction, subject record), so a verifier hashes exactly the
+//! bytes it was given; proofs are arrays of hex hashes. Nothing in a file is
+//! informational: every field is checked, so changing any byte of any field makes
+//! verification fail. `docs/proofs.md` is the specification; the checks below run
+//! in the order it gives, and a failure names the first [`Check`] that failed.
+//!
+//! All proofs in one bundle or report are against one *anchor*: a block header
+//! with its commit certificate (the latest block when the file was made). The
+//! transaction log inclusion proofs are against the anchor's `(log_size,
+//! log_root)`, the subject-map proof against its `subjects_root`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use yrd_consensus::codec::{self, CodecError};
+use yrd_consensus::crypto::{Hash32, PublicKey};
+use yrd_consensus::types::{BlockHash, Height};
+use yrd_consensus::CommitCertificate;
+
+use crate::block::{BlockHeader, MAX_CERTIFICATE_BYTES, MAX_HEADER_BYTES};
+use crate::genesis::Genesis;
+use crate::merkle::{self, INCLUSION_PROOF_HASHES_MAX};
+use crate::store::{entry_status, Ledger, Status, StoreError};
+use crate::subjects::{subject_key, ProofTerminal, SubjectEntry, SubjectProof, SubjectRecord, MAX_SUBJECT_RECORD_BYTES};
+use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId, MAX_TX_BYTES};
+use crate::uscc::Uscc;
+use crate::validate::check_stateless;
+
+/// The format version of every file this module writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// `"type"` of a proof bundle.
+pub const BUNDLE_TYPE: &str = "yrd-proof-bundle";
+/// `"type"` of a subject report.
+pub const REPORT_TYPE: &str = "yrd-subject-report";
+/// `"type"` of an audit trace.
+pub const TRACE_TYPE: &str = "yrd-audit-trace";
+/// `"type"` of a consistency proof.
+pub const CONSISTENCY_TYPE: &str = "yrd-consistency-proof";
+/// Largest proof file accepted (a report about a subject with many records).
+pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+/// Most siblings a subject-map proof can have (one per key bit).
+pub const SUBJECT_PROOF_SIBLINGS_MAX: usize = 256;
+
+// ---------------------------------------------------------------------------
+// File formats
+// ---------------------------------------------------------------------------
+
+/// A block header and the certificate that made it final, as canonical hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Anchor {
+    /// Hex of `canonical(BlockHeader)`.
+    pub header: String,
+    /// Hex of `canonical(CommitCertificate)`.
+    pub certificate: String,
+}
+
+/// A transaction with its RFC 9162 inclusion proof in some header's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncludedTx {
+    /// Hex of `canonical(SignedTransaction)`; the log leaf is `H(0x00 ‖ bytes)`.
+    pub tx: String,
+    /// Position of the leaf in the log.
+    pub log_index: u64,
+    /// Audit path, leaf to root (RFC 9162 §2.1.3).
+    pub inclusion: Vec<Hash32>,
+}
+
+/// What the subject-map path ends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TerminalJson {
+    /// The key is present with this value hash.
+    Present { value: Hash32 },
+    /// An empty subtree: the key is absent.
+    Empty,
+    /// Another key's leaf: the key is absent.
+    Other { key: Hash32, value: Hash32 },
+}
+
+/// A subject-map proof: sibling hashes from the root down, then the terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectProofJson {
+    pub siblings: Vec<Hash32>,
+    pub terminal: TerminalJson,
+}
+
+impl From<&SubjectProof> for SubjectProofJson {
+    fn from(p: &SubjectProof) -> Self {
+        let terminal = match &p.terminal {
+            ProofTerminal::Present { value } => TerminalJson::Present { value: *value },
+            ProofTerminal::Empty => TerminalJson::Empty,
+            ProofTerminal::Other { key, value } => TerminalJson::Other { key: *key, value: *value },
+        };
+        SubjectProofJson { siblings: p.siblings.clone(), terminal }
+    }
+}
+
+impl SubjectProofJson {
+    fn to_proof(&self) -> SubjectProof {
+        let terminal = match &self.terminal {
+            TerminalJson::Present { value } => ProofTerminal::Present { value: *value },
+            TerminalJson::Empty => ProofTerminal::Empty,
+            TerminalJson::Other { key, value } => ProofTerminal::Other { key: *key, value: *value },
+        };
+        SubjectProof { siblings: self.siblings.clone(), terminal }
+    }
+}
+
+/// The subject record of the attestation's subject, proven in the anchor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectPart {
+    /// Hex of `canonical(SubjectRecord)`.
+    pub record: String,
+    pub proof: SubjectProofJson,
+}
+
+/// A lender's proof bundle for one attestation (`"type": "yrd-proof-bundle"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    pub anchor: Anchor,
+    pub attestation: IncludedTx,
+    pub subject: SubjectPart,
+    /// Present exactly when the record says the attestation is revoked.
+    pub revocation: Option<IncludedTx>,
+}
+
+/// One record of a report: the attestation and, if revoked, the revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportEntry {
+    pub attestation: IncludedTx,
+    pub revocation: Option<IncludedTx>,
+}
+
+/// Every record about one subject, provably complete as of the anchor
+/// (`"type": "yrd-subject-report"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    /// The 18-character canonical USCC.
+    pub subject: String,
+    pub anchor: Anchor,
+    /// Hex of `canonical(SubjectRecord)`, or `null` when the subject has no record.
+    pub record: Option<String>,
+    /// Proof of the record, or of absence when `record` is null.
+    pub proof: SubjectProofJson,
+    /// One per entry of the record, in the record's order.
+    pub entries: Vec<ReportEntry>,
+}
+
+/// A transaction proven in the block that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockTx {
+    /// The block holding the transaction, with its certificate.
+    pub block: Anchor,
+    /// Inclusion in that block's log (`log_index` in the block's own range).
+    pub included: IncludedTx,
+}
+
+/// An auditor's provenance trace of one attestation (`"type": "yrd-audit-trace"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trace {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    /// The attestation in the block that committed it.
+    pub origin: BlockTx,
+    /// Later revocations, each in the block that committed it.
+    pub revocations: Vec<BlockTx>,
+    /// The current status: a proof bundle against the latest block.
+    pub current: Bundle,
+}
+
+/// Two certified headers and an RFC 9162 consistency proof between their logs
+/// (`"type": "yrd-consistency-proof"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consistency {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    pub from: Anchor,
+    pub to: Anchor,
+    /// PROOF(from.log_size, D[to.log_size]) (RFC 9162 §2.1.4).
+    pub proof: Vec<Hash32>,
+}
+
+/// Any of the files above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProofFile {
+    Bundle(Bundle),
+    Report(Report),
+    Trace(Trace),
+    Consistency(Consistency),
+}
+
+// ---------------------------------------------------------------------------
+// Verification results
+// ---------------------------------------------------------------------------
+
+/// The checks, in the order a bundle runs them (docs/proofs.md, "Verification").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    /// The file is JSON of a known `type` and `version` with exactly the fields of the format.
+    Format,
+    /// A hex field is not hex, or its bytes are not the canonical encoding of its type.
+    Decode,
+    /// The header is for another chain than the genesis.
+    Chain,
+    /// The commit certificate does not prove the header final under the genesis validators.
+    Certificate,
+    /// The transaction is for another chain, by an unregistered issuer, of a kind
+    /// the issuer may not attest, or malformed.
+    Transaction,
+    /// The issuer's signature does not verify.
+    IssuerSignature,
+    /// The transaction is not at `log_index` in the header's log.
+    LogInclusion,
+    /// The subject record (or its absence) is not proven in the header's subject map.
+    SubjectMap,
+    /// The record does not list this attestation as the transaction says.
+    Status,
+    /// A revocation is missing, invalid, not included, or not what the record says.
+    Revocation,
+    /// A report leaves out a record or carries one the map does not list.
+    Completeness,
+    /// The consistency proof does not show the later log extends the earlier one.
+    Consistency,
+    /// A trace's parts do not describe the same attestation.
+    Provenance,
+}
+
+impl Check {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Check::Format => "format",
+            Check::Decode => "decode",
+            Check::Chain => "chain",
+            Check::Certificate => "certificate",
+            Check::Transaction => "transaction",
+            Check::IssuerSignature => "issuer-signature",
+            Check::LogInclusion => "log-inclusion",
+            Check::SubjectMap => "subject-map",
+            Check::Status => "status",
+            Check::Revocation => "revocation",
+            Check::Completeness => "completeness",
+            Check::Consistency => "consistency",
+            Check::Provenance => "provenance",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The first check that failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{check} check failed: {message}")]
+pub struct VerifyError {
+    pub check: Check,
+    pub message: String,
+}
+
+fn fail(check: Check, message: impl Into<String>) -> VerifyError {
+    VerifyError { check, message: message.into() }
+}
+
+/// An agency as a loan officer reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    pub name: String,
+    pub region: String,
+    pub key: PublicKey,
+}
+
+/// A final block: height, hash, time and who signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    pub height: u64,
+    pub hash: BlockHash,
+    pub time_ms: u64,
+    pub log_size: u64,
+    /// The validators whose precommits are in the certificate.
+    pub signers: Vec<Party>,
+}
+
+/// A verified revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationInfo {
+    pub id: TxId,
+    pub reason: RevocationReason,
+    pub by: Party,
+    pub evidence: Option<Hash32>,
+    pub issued_at_ms: u64,
+    pub log_index: u64,
+}
+
+/// A verified attestation with its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationInfo {
+    pub id: TxId,
+    pub issuer: Party,
+    pub sequence: u64,
+    pub subject: Uscc,
+    pub kind: String,
+    pub grade: Option<char>,
+    pub severity: Option<String>,
+    pub evidence: Hash32,
+    pub issued_at_ms: u64,
+    pub valid_from_ms: u64,
+    pub valid_until_ms: Option<u64>,
+    pub fields: Vec<(String, String)>,
+    /// Height of the block that committed the attestation (from the proven record).
+    pub height: u64,
+    pub log_index: u64,
+    /// Status as of the anchor and the verifier's clock.
+    pub status: Status,
+    pub revocation: Option<RevocationInfo>,
+}
+
+/// What a verified proof bundle says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub chain_name: String,
+    pub chain_id: Hash32,
+    /// The block the proofs are against ("as of").
+    pub anchor: BlockInfo,
+    pub attestation: AttestationInfo,
+}
+
+/// What a verified subject report says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportVerdict {
+    pub chain_name: String,
+    pub chain_id: Hash32,
+    pub subject: Uscc,
+    pub anchor: BlockInfo,
+    /// Every record about the subject as of the anchor; empty = proven absent.
+    pub attestations: Vec<AttestationInfo>,
+}
+
+/// What a verified audit trace says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceVerdict {
+    /// The block that committed the attestation.
+    pub origin: BlockInfo,
+    /// For each revocation, the block that committed it.
+    pub revocations: Vec<BlockInfo>,
+    /// The current status, as of the bundle's anchor.
+    pub current: Verdict,
+}
+
+/// What a verified consistency proof says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyVerdict {
+    pub chain_name: String,
+    pub chain_id: Hash32,
+    pub from: BlockInfo,
+    pub to: BlockInfo,
+    pub from_log_root: Hash32,
+    pub to_log_root: Hash32,
+}
+
+/// The verdict of any file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum AnyVerdict {
+    #[serde(rename = "yrd-proof-bundle")]
+    Bundle(Verdict),
+    #[serde(rename = "yrd-subject-report")]
+    Report(ReportVerdict),
+    #[serde(rename = "yrd-audit-trace")]
+    Trace(TraceVerdict),
+    #[serde(rename = "yrd-consistency-proof")]
+    Consistency(ConsistencyVerdict),
+}
+
+// ---------------------------------------------------------------------------
+// Building from a ledger
+// ---------------------------------------------------------------------------
+
+/// Why a file could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("transaction {0} is not on the ledger")]
+    NotFound(TxId),
+    #[error("transaction {id} is a revocation (of {target}); proofs are made for attestations")]
+    NotAttestation { id: TxId, target: TxId },
+    #[error("no block has been committed yet")]
+    NoBlocks,
+    #[error("height {height} is not on the ledger (the chain is at height {tip})")]
+    NoSuchHeight { height: Height, tip: Height },
+    #[error("heights out of order: from {from} is after to {to}")]
+    HeightsOutOfOrder { from: Height, to: Height },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+fn corrupt(what: String) -> BuildError {
+    BuildError::Store(StoreError::Corrupt(what))
+}
+
+fn anchor_at(ledger: &Ledger, height: Height) -> Result<(BlockHeader, Anchor), BuildError> {
+    let header = ledger.header(height)?.ok_or_else(|| corrupt(format!("no header at height {height}")))?;
+    let cert = ledger.certificate(height)?.ok_or_else(|| corrupt(format!("no certificate at height {height}")))?;
+    let anchor = Anchor { header: hex::encode(codec::encode(&header)?), certificate: hex::encode(codec::encode(&cert)?) };
+    Ok((header, anchor))
+}
+
+fn latest_anchor(ledger: &Ledger) -> Result<(BlockHeader, Anchor), BuildError> {
+    if ledger.height().0 == 0 {
+        return Err(BuildError::NoBlocks);
+    }
+    anchor_at(ledger, ledger.height())
+}
+
+/// The transaction `id` with its inclusion proof in the log of size `size`.
+fn included(ledger: &Ledger, id: &TxId, size: u64) -> Result<(crate::store::TxRecord, IncludedTx), BuildError> {
+    let rec = ledger.tx_record(id, 0)?.ok_or(BuildError::NotFound(*id))?;
+    let inclusion = ledger.inclusion_proof(rec.log_index, size)?;
+    let inc = IncludedTx { tx: hex::encode(rec.tx.encode()?), log_index: rec.log_index, inclusion };
+    Ok((rec, inc))
+}
+
+/// A proof bundle for attestation `id` against the latest block.
+pub fn bundle(ledger: &Ledger, id: &TxId) -> Result<Bundle, BuildError> {
+    let (header, anchor) = latest_anchor(ledger)?;
+    let (rec, attestation) = included(ledger, id, header.log_size)?;
+    let subject = match &rec.tx.tx.body {
+        TxBody::Attest(a) => a.subject,
+        TxBody::Revoke(r) => return Err(BuildError::NotAttestation { id: *id, target: r.target }),
+    };
+    let record = ledger.subject_record(&subject)?.ok_or_else(|| corrupt(format!("subject {subject} has no record")))?;
+    let proof = ledger.subject_proof(&subject);
+    let entry = record
+        .entries
+        .iter()
+        .find(|e| &e.id == id)
+        .ok_or_else(|| corrupt(format!("{id} is missing from its subject record")))?;
+    let revocation = match entry.revoked {
+        Some((by, _)) => Some(included(ledger, &by, header.log_size)?.1),
+        None => None,
+    };
+    Ok(Bundle {
+        kind: BUNDLE_TYPE.into(),
+        version: FORMAT_VERSION,
+        anchor,
+        attestation,
+        subject: SubjectPart { record: hex::encode(codec::encode(&record)?), proof: (&proof).into() },
+        revocation,
+    })
+}
+
+/// A report of every record about `subject` against the latest block; a proof of
+/// absence when there is none.
+pub fn report(ledger: &Ledger, subject: &Uscc) -> Result<Report, BuildError> {
+    let (header, anchor) = latest_anchor(ledger)?;
+    let record = ledger.subject_record(subject)?;
+    let proof = ledger.subject_proof(subject);
+    let mut entries = Vec::new();
+    if let Some(rec) = &record {
+        for e in &rec.entries {
+            let attestation = included(ledger, &e.id, header.log_size)?.1;
+            let revocation = match e.revoked {
+                Some((by, _)) => Some(included(ledger, &by, header.log_size)?.1),
+                None => None,
+            };
+            entries.push(ReportEntry { attestation, revocation });
+        }
+    }
+    Ok(Report {
+        kind: REPORT_TYPE.into(),
+        version: FORMAT_VERSION,
+        subject: subject.as_str().to_string(),
+        anchor,
+        record: record.as_ref().map(codec::encode).transpose()?.map(hex::encode),
+        proof: (&proof).into(),
+        entries,
+    })
+}
+
+/// A transaction proven in its own block.
+fn block_tx(ledger: &Ledger, id: &TxId) -> Result<BlockTx, BuildError> {
+    let rec = ledger.tx_record(id, 0)?.ok_or(BuildError::NotFound(*id))?;
+    let (header, block) = anchor_at(ledger, rec.height)?;
+    let (_, included) = included(ledger, id, header.log_size)?;
+    Ok(BlockTx { block, included })
+}
+
+/// An audit trace of attestation `id`: its own block, later revocations in
+/// theirs, and a bundle for its current status.
+pub fn trace(ledger: &Ledger, id: &TxId) -> Result<Trace, BuildError> {
+    let current = bundle(ledger, id)?;
+    let origin = block_tx(ledger, id)?;
+    let mut revocations = Vec::new();
+    let rec = ledger.tx_record(id, 0)?.ok_or(BuildError::NotFound(*id))?;
+    if let Status::Revoked { by, .. } = rec.status {
+        revocations.push(block_tx(ledger, &by)?);
+    }
+    Ok(Trace { kind: TRACE_TYPE.into(), version: FORMAT_VERSION, origin, revocations, current })
+}
+
+/// A consistency proof from the log at height `from` to the log at height `to`.
+pub fn consistency(ledger: &Ledger, from: Height, to: Height) -> Result<Consistency, BuildError> {
+    let tip = ledger.height();
+    for h in [from, to] {
+        if h.0 == 0 || h > tip {
+            return Err(BuildError::NoSuchHeight { height: h, tip });
+        }
+    }
+    if from > to {
+        return Err(BuildError::HeightsOutOfOrder { from, to });
+    }
+    let (h1, a1) = anchor_at(ledger, from)?;
+    let (h2, a2) = anchor_at(ledger, to)?;
+    let proof = ledger.consistency_proof(h1.log_size, h2.log_size)?;
+    Ok(Consistency { kind: CONSISTENCY_TYPE.into(), version: FORMAT_VERSION, from: a1, to: a2, proof })
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------
+
+/// Parses any proof file, dispatching on `"type"` (Check::Format on failure).
+pub fn parse_file(bytes: &[u8]) -> Result<ProofFile, VerifyError> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(fail(Check::Format, format!("file is {} bytes, more than the {MAX_FILE_BYTES}-byte limit", bytes.len())));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| fail(Check::Format, format!("not JSON: {e}")))?;
+    let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or("").to_string();
+    fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value, kind: &str) -> Result<T, VerifyError> {
+        serde_json::from_value(v).map_err(|e| fail(Check::Format, format!("not a valid {kind} file: {e}")))
+    }
+    match kind.as_str() {
+        BUNDLE_TYPE => typed(value, &kind).map(ProofFile::Bundle),
+        REPORT_TYPE => typed(value, &kind).map(ProofFile::Report),
+        TRACE_TYPE => typed(value, &kind).map(ProofFile::Trace),
+        CONSISTENCY_TYPE => typed(value, &kind).map(ProofFile::Consistency),
+        other => Err(fail(
+            Check::Format,
+            format!(
+                "unknown file type {other:?}: expected {BUNDLE_TYPE}, {REPORT_TYPE}, {TRACE_TYPE} or {CONSISTENCY_TYPE}"
+            ),
+        )),
+    }
+}
+
+/// Verifies any file.
+pub fn verify_file(genesis: &Genesis, file: &ProofFile, now_ms: u64) -> Result<AnyVerdict, VerifyError> {
+    match file {
+        ProofFile::Bundle(b) => verify_bundle(genesis, b, now_ms).map(AnyVerdict::Bundle),
+        ProofFile::Report(r) => verify_report(genesis, r, now_ms).map(AnyVerdict::Report),
+        ProofFile::Trace(t) => verify_trace(genesis, t, now_ms).map(AnyVerdict::Trace),
+        ProofFile::Consistency(c) => verify_consistency(genesis, c).map(AnyVerdict::Consistency),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Verification
+// ---------------------------------------------------------------------------
+
+fn check_format(kind: &str, version: u32, expected: &str) -> Result<(), VerifyError> {
+    if kind != expected {
+        return Err(fail(Check::Format, format!("type is {kind:?}, expected {expected:?}")));
+    }
+    if version != FORMAT_VERSION {
+        return Err(fail(Check::Format, format!("version {version} is not supported (this verifier reads version {FORMAT_VERSION})")));
+    }
+    Ok(())
+}
+
+/// Hex of at most `max` bytes.
+fn unhex(field: &str, s: &str, max: usize) -> Result<Vec<u8>, VerifyError> {
+    if s.len() > 2 * max {
+        return Err(fail(Check::Decode, format!("{field} is {} hex characters, more than {max} bytes", s.len())));
+    }
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(fail(Check::Decode, format!("{field} must be lowercase hex")));
+    }
+    hex::decode(s).map_err(|e| fail(Check::Decode, format!("{field} is not hex: {e}")))
+}
+
+/// Decodes canonical bytes: the value must re-encode to exactly the same bytes.
+fn decode_canonical<T: Serialize + serde::de::DeserializeOwned>(
+    field: &str,
+    bytes: &[u8],
+    max: usize,
+    what: &'static str,
+) -> Result<T, VerifyError> {
+    let v: T = codec::decode(bytes, max, what).map_err(|e| fail(Check::Decode, format!("{field}: {e}")))?;
+    let again = codec::encode(&v).map_err(|e| fail(Check::Decode, format!("{field}: {e}")))?;
+    if again != bytes {
+        return Err(fail(Check::Decode, format!("{field}: not the canonical encoding")));
+    }
+    Ok(v)
+}
+
+/// The chain facts a verifier needs from the genesis.
+struct Ctx<'g> {
+    genesis: &'g Genesis,
+    chain: Hash32,
+    set: yrd_consensus::ValidatorSet,
+}
+
+impl<'g> Ctx<'g> {
+    fn new(genesis: &'g Genesis) -> Result<Ctx<'g>, VerifyError> {
+        let chain = genesis.chain_id().map_err(|e| fail(Check::Format, format!("genesis: {e}")))?;
+        let set = genesis.validator_set().map_err(|e| fail(Check::Format, format!("genesis: {e}")))?;
+        Ok(Ctx { genesis, chain, set })
+    }
+
+    fn party(&self, key: &PublicKey) -> Party {
+        match self.genesis.issuer(key) {
+            Some(i) => Party { name: i.name.clone(), region: i.region.to_string(), key: *key },
+            None => Party { name: String::new(), region: String::new(), key: *key },
+        }
+    }
+
+    /// Steps 1–3: decode the header, same chain, certificate over its hash.
+    fn anchor(&self, field: &str, a: &Anchor) -> Result<(BlockHeader, BlockInfo), VerifyError> {
+        let hb = unhex(&format!("{field}.header"), &a.header, MAX_HEADER_BYTES)?;
+        let header: BlockHeader = decode_canonical(&format!("{field}.header"), &hb, MAX_HEADER_BYTES, "block header")?;
+        if header.chain != self.chain {
+            return Err(fail(
+                Check::Chain,
+                format!("{field}: header is for chain {}, the genesis is chain {}", header.chain, self.chain),
+            ));
+        }
+        let hash = header.hash().map_err(|e| fail(Check::Decode, format!("{field}.header: {e}")))?;
+        let cb = unhex(&format!("{field}.certificate"), &a.certificate, MAX_CERTIFICATE_BYTES)?;
+        let cert: CommitCertificate =
+            decode_canonical(&format!("{field}.certificate"), &cb, MAX_CERTIFICATE_BYTES, "certificate")?;
+        cert.verify(&self.chain, &self.set, header.height, &hash).map_err(|e| {
+            fail(Check::Certificate, format!("{field}: the certificate does not prove block {} final: {e}", header.height))
+        })?;
+        let signers = cert
+            .signatures
+            .iter()
+            .map(|(i, _)| match self.genesis.validator(*i) {
+                Some(v) => Party { name: v.name.clone(), region: v.region.to_string(), key: v.key },
+                None => Party { name: String::new(), region: String::new(), key: PublicKey([0; 32]) },
+            })
+            .collect();
+        let info = BlockInfo { height: header.height.0, hash, time_ms: header.timestamp_ms, log_size: header.log_size, signers };
+        Ok((header, info))
+    }
+
+    /// Decodes a transaction and checks chain, issuer, kind, format and signature.
+    /// `tx_check` is the check named for everything but decoding (Transaction and
+    /// IssuerSignature for attestations, Revocation for revocations).
+    fn tx(&self, field: &str, hexed: &str, tx_check: Option<Check>) -> Result<(SignedTransaction, TxId, Vec<u8>), VerifyError> {
+        let bytes = unhex(field, hexed, MAX_TX_BYTES)?;
+        let tx = SignedTransaction::decode(&bytes).map_err(|e| fail(Check::Decode, format!("{field}: {e}")))?;
+        check_stateless(self.genesis, &self.chain, &tx)
+            .map_err(|e| fail(tx_check.unwrap_or(Check::Transaction), format!("{field}: {e}")))?;
+        tx.verify_signature().map_err(|_| {
+            let who = self.genesis.issuer(&tx.tx.issuer).map(|i| i.name.clone()).unwrap_or_default();
+            fail(tx_check.unwrap_or(Check::IssuerSignature), format!("{field}: the signature of issuer {who:?} does not verify"))
+        })?;
+        let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
+        Ok((tx, id, bytes))
+    }
+
+    /// The leaf `H(0x00 ‖ bytes)` is at `log_index` in the header's log.
+    fn inclusion(&self, field: &str, inc: &IncludedTx, bytes: &[u8], header: &BlockHeader, check: Check) -> Result<(), VerifyError> {
+        if inc.inclusion.len() > INCLUSION_PROOF_HASHES_MAX {
+            return Err(fail(check, format!("{field}: inclusion proof has {} hashes, at most {INCLUSION_PROOF_HASHES_MAX}", inc.inclusion.len())));
+        }
+        merkle::verify_inclusion(&merkle::leaf_hash(bytes), inc.log_index, header.log_size, &inc.inclusion, &header.log_root)
+            .map_err(|e| {
+                fail(
+                    check,
+                    format!("{field}: not leaf {} of the log of size {} in block {}: {e}", inc.log_index, header.log_size, header.height),
+                )
+            })
+    }
+
+    /// Decodes a record and checks its proof in the header's subject map.
+    fn record(&self, field: &str, hexed: &str, proof: &SubjectProofJson, subject: &Uscc, header: &BlockHeader) -> Result<SubjectRecord, VerifyError> {
+        let bytes = unhex(field, hexed, MAX_SUBJECT_RECORD_BYTES)?;
+        let record: SubjectRecord = decode_canonical(field, &bytes, MAX_SUBJECT_RECORD_BYTES, "subject record")?;
+        if &record.subject != subject {
+            return Err(fail(Check::SubjectMap, format!("{field} is about {}, not {subject}", record.subject)));
+        }
+        if proof.siblings.len() > SUBJECT_PROOF_SIBLINGS_MAX {
+            return Err(fail(Check::SubjectMap, format!("subject-map proof has {} siblings, at most 256", proof.siblings.len())));
+        }
+        let value = record.value_hash().map_err(|e| fail(Check::Decode, format!("{field}: {e}")))?;
+        proof.to_proof().verify_present(&subject_key(subject), &value, &header.subjects_root).map_err(|e| {
+            fail(Check::SubjectMap, format!("the record of {subject} is not in the subject map of block {}: {e}", header.height))
+        })?;
+        Ok(record)
+    }
+
+    /// An attestation (already in the log) checked against its record entry;
+    /// then its revocation, if the entry says it is revoked.
+    #[allow(clippy::too_many_arguments)]
+    fn attestation(
+        &self,
+        field: &str,
+        inc: &IncludedTx,
+        revocation: Option<&IncludedTx>,
+        header: &BlockHeader,
+        record_of: &mut dyn FnMut(&Uscc) -> Result<SubjectRecord, VerifyError>,
+        expected_id: Option<&TxId>,
+        now_ms: u64,
+    ) -> Result<AttestationInfo, VerifyError> {
+        let (tx, id, bytes) = self.tx(&format!("{field}.tx"), &inc.tx, None)?;
+        let TxBody::Attest(a) = &tx.tx.body else {
+            return Err(fail(Check::Transaction, format!("{field}.tx is a revocation, not an attestation")));
+        };
+        if let Some(expected) = expected_id {
+            if &id != expected {
+                return Err(fail(Check::Completeness, format!("{field} is {id}, the record lists {expected} here")));
+            }
+        }
+        self.inclusion(field, inc, &bytes, header, Check::LogInclusion)?;
+        let record = record_of(&a.subject)?;
+        let entry = record
+            .entries
+            .iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| fail(Check::Status, format!("the subject record of {} does not list attestation {id}", a.subject)))?;
+        check_entry(entry, &tx, header)?;
+        let status = entry_status(entry, now_ms);
+        let revocation = self.revocation(field, entry, revocation, &tx, header)?;
+        Ok(AttestationInfo {
+            id,
+            issuer: self.party(&tx.tx.issuer),
+            sequence: tx.tx.sequence,
+            subject: a.subject,
+            kind: a.kind.as_str().to_string(),
+            grade: a.grade.map(|g| g.letter()),
+            severity: a.severity.map(|s| s.as_str().to_string()),
+            evidence: a.evidence,
+            issued_at_ms: a.issued_at_ms,
+            valid_from_ms: a.valid_from_ms,
+            valid_until_ms: a.valid_until_ms,
+            fields: a.fields.clone(),
+            height: entry.height.0,
+            log_index: inc.log_index,
+            status,
+            revocation,
+        })
+    }
+
+    /// The revocation the entry names: present exactly when revoked, valid,
+    /// included, targeting this attestation, by an authorised issuer, same reason.
+    fn revocation(
+        &self,
+        field: &str,
+        entry: &SubjectEntry,
+        given: Option<&IncludedTx>,
+        target: &SignedTransaction,
+        header: &BlockHeader,
+    ) -> Result<Option<RevocationInfo>, VerifyError> {
+        let rf = format!("{field}.revocation");
+        let (by, reason) = match (entry.revoked, given) {
+            (None, None) => return Ok(None),
+            (None, Some(_)) => {
+                return Err(fail(Check::Revocation, format!("{rf} is given but the record says {} is not revoked", entry.id)))
+            }
+            (Some((by, _)), None) => {
+                return Err(fail(Check::Revocation, format!("the record says {} is revoked by {by}, but {rf} is missing", entry.id)))
+            }
+            (Some(r), Some(_)) => r,
+        };
+        let inc = given.ok_or_else(|| fail(Check::Revocation, format!("{rf} is missing")))?;
+        let (tx, id, bytes) = self.tx(&format!("{rf}.tx"), &inc.tx, Some(Check::Revocation))?;
+        if id != by {
+            return Err(fail(Check::Revocation, format!("{rf}.tx is {id}, the record says revoked by {by}")));
+        }
+        let TxBody::Revoke(r) = &tx.tx.body else {
+            return Err(fail(Check::Revocation, format!("{rf}.tx is not a revocation")));
+        };
+        if r.target != entry.id {
+            return Err(fail(Check::Revocation, format!("{rf}.tx revokes {}, not {}", r.target, entry.id)));
+        }
+        if r.reason != reason {
+            return Err(fail(Check::Revocation, format!("{rf}.tx gives reason {}, the record says {reason}", r.reason)));
+        }
+        let revoker = self
+            .genesis
+            .issuer(&tx.tx.issuer)
+            .ok_or_else(|| fail(Check::Revocation, format!("{rf}.tx: issuer not registered")))?;
+        if tx.tx.issuer != target.tx.issuer && !revoker.may_revoke_any {
+            return Err(fail(
+                Check::Revocation,
+                format!("{rf}.tx: issuer {:?} may not revoke another issuer's attestation", revoker.name),
+            ));
+        }
+        self.inclusion(&rf, inc, &bytes, header, Check::Revocation)?;
+        Ok(Some(RevocationInfo {
+            id,
+            reason,
+            by: self.party(&tx.tx.issuer),
+            evidence: r.evidence,
+            issued_at_ms: r.issued_at_ms,
+            log_index: inc.log_index,
+        }))
+    }
+}
+
+/// The record entry says what the transaction says.
+fn check_entry(entry: &SubjectEntry, tx: &SignedTransaction, header: &BlockHeader) -> Result<(), VerifyError> {
+    let TxBody::Attest(a) = &tx.tx.body else {
+        return Err(fail(Check::Status, "the transaction is not an attestation"));
+    };
+    if entry.issuer != tx.tx.issuer || entry.kind != a.kind || entry.valid_until_ms != a.valid_until_ms {
+        return Err(fail(Check::Status, format!("the record entry for {} differs from the transaction (issuer, kind or validity)", entry.id)));
+    }
+    if entry.height.0 == 0 || entry.height > header.height {
+        return Err(fail(
+            Check::Status,
+            format!("the record says {} was committed at height {}, outside 1..={}", entry.id, entry.height, header.height),
+        ));
+    }
+    Ok(())
+}
+
+/// Verifies a proof bundle offline: the steps of docs/proofs.md in order.
+pub fn verify_bundle(genesis: &Genesis, b: &Bundle, now_ms: u64) -> Result<Verdict, VerifyError> {
+    check_format(&b.kind, b.version, BUNDLE_TYPE)?;
+    let ctx = Ctx::new(genesis)?;
+    let (header, anchor) = ctx.anchor("anchor", &b.anchor)?;
+    let mut record_of = |subject: &Uscc| ctx.record("subject.record", &b.subject.record, &b.subject.proof, subject, &header);
+    let attestation =
+        ctx.attestation("attestation", &b.attestation, b.revocation.as_ref(), &header, &mut record_of, None, now_ms)?;
+    Ok(Verdict { chain_name: genesis.chain_name.clone(), chain_id: ctx.chain, anchor, attestation })
+}
+
+/// Verifies a subject report offline: the record (or absence) is in the map, and
+/// the entries are exactly the record's, each valid and included.
+pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<ReportVerdict, VerifyError> {
+    check_format(&r.kind, r.version, REPORT_TYPE)?;
+    let ctx = Ctx::new(genesis)?;
+    let subject = Uscc::parse(&r.subject).map_err(|e| fail(Check::Decode, format!("subject {:?}: {e}", r.subject)))?;
+    if subject.as_str() != r.subject {
+        return Err(fail(Check::Decode, format!("subject {:?} is not in canonical form ({subject})", r.subject)));
+    }
+    let (header, anchor) = ctx.anchor("anchor", &r.anchor)?;
+    let key = subject_key(&subject);
+    let Some(record_hex) = &r.record else {
+        if r.proof.siblings.len() > SUBJECT_PROOF_SIBLINGS_MAX {
+            return Err(fail(Check::SubjectMap, "subject-map proof has more than 256 siblings"));
+        }
+        r.proof.to_proof().verify_absent(&key, &header.subjects_root).map_err(|e| {
+            fail(Check::SubjectMap, format!("no proof that {subject} is absent from the subject map of block {}: {e}", header.height))
+        })?;
+        if !r.entries.is_empty() {
+            return Err(fail(Check::Completeness, format!("the subject has no record, but the report carries {} entries", r.entries.len())));
+        }
+        return Ok(ReportVerdict {
+            chain_name: genesis.chain_name.clone(),
+            chain_id: ctx.chain,
+            subject,
+            anchor,
+            attestations: Vec::new(),
+        });
+    };
+    let record = ctx.record("record", record_hex, &r.proof, &subject, &header)?;
+    if r.entries.len() != record.entries.len() {
+        return Err(fail(
+            Check::Completeness,
+            format!("the record lists {} attestations, the report carries {}", record.entries.len(), r.entries.len()),
+        ));
+    }
+    let mut attestations = Vec::with_capacity(record.entries.len());
+    for (i, (entry, given)) in record.entries.iter().zip(&r.entries).enumerate() {
+        let field = format!("entries[{i}]");
+        let mut record_of = |s: &Uscc| {
+            if s == &subject {
+                Ok(record.clone())
+            } else {
+                Err(fail(Check::Completeness, format!("{field} is about {s}, not {subject}")))
+            }
+        };
+        attestations.push(ctx.attestation(
+            &format!("{field}.attestation"),
+            &given.attestation,
+            given.revocation.as_ref(),
+            &header,
+            &mut record_of,
+            Some(&entry.id),
+            now_ms,
+        )?);
+    }
+    Ok(ReportVerdict { chain_name: genesis.chain_name.clone(), chain_id: ctx.chain, subject, anchor, attestations })
+}
+
+/// A transaction in its own block: certificate, then inclusion at a log index
+/// inside the block's own range.
+fn verify_block_tx(ctx: &Ctx<'_>, field: &str, bt: &BlockTx, check: Check) -> Result<(BlockHeader, BlockInfo, SignedTransaction, TxId), VerifyError> {
+    let (header, info) = ctx.anchor(&format!("{field}.block"), &bt.block)?;
+    let tx_check = if check == Check::Revocation { Some(Check::Revocation) } else { None };
+    let (tx, id, bytes) = ctx.tx(&format!("{field}.tx"), &bt.included.tx, tx_check)?;
+    let first = header.first_log_index();
+    if bt.included.log_index < first || bt.included.log_index >= header.log_size {
+        return Err(fail(
+            if check == Check::Revocation { check } else { Check::LogInclusion },
+            format!("{field}: log index {} is not in block {} (its leaves are {first}..{})", bt.included.log_index, header.height, header.log_size),
+        ));
+    }
+    let inc_check = if check == Check::Revocation { check } else { Check::LogInclusion };
+    ctx.inclusion(field, &bt.included, &bytes, &header, inc_check)?;
+    Ok((header, info, tx, id))
+}
+
+/// Verifies an audit trace: the attestation in its own block, each revocation in
+/// its own block, and the current-status bundle, all about the same attestation.
+pub fn verify_trace(genesis: &Genesis, t: &Trace, now_ms: u64) -> Result<TraceVerdict, VerifyError> {
+    check_format(&t.kind, t.version, TRACE_TYPE)?;
+    let ctx = Ctx::new(genesis)?;
+    let (oh, origin, otx, oid) = verify_block_tx(&ctx, "origin", &t.origin, Check::Transaction)?;
+    if !matches!(otx.tx.body, TxBody::Attest(_)) {
+        return Err(fail(Check::Transaction, "origin.tx is a revocation, not an attestation"));
+    }
+    let mut revocations = Vec::with_capacity(t.revocations.len());
+    let mut revocation_ids = Vec::with_capacity(t.revocations.len());
+    for (i, r) in t.revocations.iter().enumerate() {
+        let field = format!("revocations[{i}]");
+        let (rh, info, rtx, rid) = verify_block_tx(&ctx, &field, r, Check::Revocation)?;
+        let TxBody::Revoke(rv) = &rtx.tx.body else {
+            return Err(fail(Check::Revocation, format!("{field}.tx is not a revocation")));
+        };
+        if rv.target != oid {
+            return Err(fail(Check::Revocation, format!("{field}.tx revokes {}, not {oid}", rv.target)));
+        }
+        if rh.height <= oh.height {
+            return Err(fail(Check::Revocation, format!("{field} is in block {}, not after block {}", rh.height, oh.height)));
+        }
+        revocations.push(info);
+        revocation_ids.push(rid);
+    }
+    let current = verify_bundle(genesis, &t.current, now_ms)?;
+    if current.attestation.id != oid || current.attestation.height != oh.height.0 || current.attestation.log_index != t.origin.included.log_index {
+        return Err(fail(Check::Provenance, "the current-status bundle is about another attestation or place than the origin"));
+    }
+    let revoked_by: Vec<TxId> = current.attestation.revocation.iter().map(|r| r.id).collect();
+    if revoked_by != revocation_ids {
+        return Err(fail(
+            Check::Revocation,
+            format!("the trace lists {} revocation(s), the current record names {}", revocation_ids.len(), revoked_by.len()),
+        ));
+    }
+    if revocations.iter().any(|r| r.height > current.anchor.height) {
+        return Err(fail(Check::Provenance, "a revocation is after the current-status anchor"));
+    }
+    Ok(TraceVerdict { origin, revocations, current })
+}
+
+/// Verifies a consistency proof: both headers certified, and the log at `to`
+/// extends the log at `from` (RFC 9162 §2.1.4.2).
+pub fn verify_consistency(genesis: &Genesis, c: &Consistency) -> Result<ConsistencyVerdict, VerifyError> {
+    check_format(&c.kind, c.version, CONSISTENCY_TYPE)?;
+    let ctx = Ctx::new(genesis)?;
+    let (h1, from) = ctx.anchor("from", &c.from)?;
+    let (h2, to) = ctx.anchor("to", &c.to)?;
+    if h1.height > h2.height {
+        return Err(fail(Check::Consistency, format!("from is block {}, after to (block {})", h1.height, h2.height)));
+    }
+    if h1.height == h2.height && h1 != h2 {
+        return Err(fail(Check::Consistency, format!("two different certified headers at height {}", h1.height)));
+    }
+    merkle::verify_consistency(h1.log_size, h2.log_size, &h1.log_root, &h2.log_root, &c.proof).map_err(|e| {
+        fail(
+            Check::Consistency,
+            format!("the log of block {} (size {}) does not provably extend the log of block {} (size {}): {e}", h2.height, h2.log_size, h1.height, h1.log_size),
+        )
+    })?;
+    Ok(ConsistencyVerdict {
+        chain_name: genesis.chain_name.clone(),
+        chain_id: ctx.chain,
+        from,
+        to,
+        from_log_root: h1.log_root,
+        to_log_root: h2.log_root,
+    })
+}
