@@ -658,3 +658,39 @@ async fn silent_peer_is_disconnected_by_ping() {
     b.stop().await;
     relay.abort();
 }
+
+/// Nodes of different chains (different chain tags) may connect but share no protocol:
+/// no gossip subscriptions, no sync.
+#[tokio::test]
+async fn different_chains_do_not_talk() {
+    let allowed = [1, 2];
+    let mut a = start(config(1, &allowed, vec![])).await;
+    let mut cfg_b = config(2, &allowed, vec![a.p2p_addr()]);
+    cfg_b.chain_tag = "0badc0de0badc0de".into();
+    let b = start(cfg_b).await;
+    let b_id = b.id();
+    a.wait_for(
+        "A connected to B",
+        |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id),
+    )
+    .await;
+    let err = a
+        .net
+        .request(b_id, b"blocks?".to_vec())
+        .await
+        .expect_err("no common protocol");
+    assert!(err.to_string().contains("protocols"), "{err}");
+    assert!(a
+        .net
+        .topic_peers(Topic::Consensus)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(a
+        .net
+        .publish(Topic::Consensus, b"vote".to_vec())
+        .await
+        .is_err());
+    a.stop().await;
+    b.stop().await;
+}
