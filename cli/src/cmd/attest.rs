@@ -77,7 +77,7 @@ pub struct Args {
     #[arg(long, value_name = "USCC")]
     subject: String,
 
-    /// What the attestation says (kebab-case kind, see above)
+    /// What it says: red-list, serious-dishonesty, administrative-penalty, credit-rating, tax-credit, court-enforcement, commitment
     #[arg(long, value_name = "KIND")]
     kind: String,
 
