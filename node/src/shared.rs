@@ -9,7 +9,7 @@ use yrd_consensus::types::{Height, Round};
 use yrd_ledger::genesis::Genesis;
 use yrd_ledger::store::Ledger;
 use yrd_ledger::tx::{SignedTransaction, TxId};
-use yrd_ledger::validate::{check_untrusted_bytes, TxError};
+use yrd_ledger::validate::{check_untrusted_batch, TxError};
 
 use crate::mempool::{Admission, Mempool, MempoolError};
 use crate::metrics::Metrics;
@@ -84,7 +84,7 @@ impl Shared {
     pub fn admit(&self, items: &[&[u8]]) -> Vec<Result<(TxId, Admission, Option<SignedTransaction>), SubmitError>> {
         // Decode, stateless rules and signatures first, without any lock.
         let checked: Vec<Result<(SignedTransaction, TxId), TxError>> =
-            items.iter().map(|b| check_untrusted_bytes(&self.genesis, &self.chain, b)).collect();
+            check_untrusted_batch(&self.genesis, &self.chain, items);
         let Ok(ledger) = self.ledger.read() else {
             return items.iter().map(|_| Err(SubmitError::Unavailable("ledger lock poisoned".into()))).collect();
         };
