@@ -32,7 +32,10 @@ impl Api {
             .http_status_as_error(false)
             .max_idle_connections_per_host(4)
             .build();
-        Api { agent: config.into(), base: base.trim_end_matches('/').to_string() }
+        Api {
+            agent: config.into(),
+            base: base.trim_end_matches('/').to_string(),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -42,7 +45,11 @@ impl Api {
     /// GET `path`, expecting 200 and a JSON body of type `T`.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = self.url(path);
-        let mut resp = self.agent.get(&url).call().with_context(|| format!("GET {url}"))?;
+        let mut resp = self
+            .agent
+            .get(&url)
+            .call()
+            .with_context(|| format!("GET {url}"))?;
         let status = resp.status().as_u16();
         if status != 200 {
             let text = resp.body_mut().read_to_string().unwrap_or_default();
@@ -58,7 +65,11 @@ impl Api {
     /// GET `path`; `Ok(None)` on 404.
     pub fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
         let url = self.url(path);
-        let mut resp = self.agent.get(&url).call().with_context(|| format!("GET {url}"))?;
+        let mut resp = self
+            .agent
+            .get(&url)
+            .call()
+            .with_context(|| format!("GET {url}"))?;
         match resp.status().as_u16() {
             200 => Ok(Some(
                 resp.body_mut()
@@ -86,7 +97,12 @@ impl Api {
             .send(json_body)
             .with_context(|| format!("POST {url}"))?;
         let status = resp.status().as_u16();
-        let text = resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string().unwrap_or_default();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         Ok(Answer { status, body })
     }
@@ -111,7 +127,9 @@ impl Api {
         struct Waited {
             height: u64,
         }
-        Ok(self.get_opt::<Waited>(&format!("/v1/wait/{height}?timeout_ms={timeout_ms}"))?.map(|w| w.height))
+        Ok(self
+            .get_opt::<Waited>(&format!("/v1/wait/{height}?timeout_ms={timeout_ms}"))?
+            .map(|w| w.height))
     }
 }
 

@@ -65,7 +65,11 @@ pub struct BenchReport {
 
 pub fn run(args: &BenchArgs) -> Result<bool> {
     let stop = signals::install()?;
-    let opts = Options { dir: args.dir.clone(), base_port: args.base_port, mempool_max_txs: 200_000 };
+    let opts = Options {
+        dir: args.dir.clone(),
+        base_port: args.base_port,
+        mempool_max_txs: 200_000,
+    };
     let mut tn = Testnet::start(&opts, &stop)?;
     let node_pids: Vec<u32> = tn.procs.list.iter().map(|p| p.pid()).collect();
     // Let the first blocks settle before measuring.
@@ -76,12 +80,19 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     cmd.arg("load")
         .arg("--testnet")
         .arg(&tn.layout.testnet_json)
-        .args(["--rate", &args.rate.to_string(), "--duration", &args.duration.to_string()])
+        .args([
+            "--rate",
+            &args.rate.to_string(),
+            "--duration",
+            &args.duration.to_string(),
+        ])
         .args(["--drain", &args.drain.to_string(), "--json"]);
     if let Some(b) = args.batch {
         cmd.args(["--batch", &b.to_string()]);
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     println!(
         "Starting the load client: {} load --testnet {} --rate {} --duration {}",
         exe.display(),
@@ -93,7 +104,11 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     let t0 = Instant::now();
     let mut client = Procs::default();
     let proc = client.spawn("load client", cmd, None)?;
-    let out = proc.child.stdout.take().ok_or_else(|| anyhow!("no pipe from the load client"))?;
+    let out = proc
+        .child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("no pipe from the load client"))?;
     // The client's progress goes to its stderr (ours); its stdout is the report,
     // printed here once, with the node figures.
     let reader = std::thread::spawn(move || {
@@ -144,7 +159,9 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             }
         })
         .collect();
-    let (json_line, other) = reader.join().map_err(|_| anyhow!("reading the load client's output failed"))?;
+    let (json_line, other) = reader
+        .join()
+        .map_err(|_| anyhow!("reading the load client's output failed"))?;
     tn.stop();
 
     let ok = status.is_some_and(|s| s.success());
@@ -152,15 +169,25 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         for l in other {
             println!("  {l}");
         }
-        bail!("the load client exited ({}) without a report", status.map_or("?".into(), |s| s.to_string()));
+        bail!(
+            "the load client exited ({}) without a report",
+            status.map_or("?".into(), |s| s.to_string())
+        );
     };
-    let load: LoadReport = serde_json::from_str(&line).context("the load client's report is not valid JSON")?;
+    let load: LoadReport =
+        serde_json::from_str(&line).context("the load client's report is not valid JSON")?;
     println!();
-    println!("Bench: {} attestations/s for {} s against 4 validators on this machine", args.rate, args.duration);
+    println!(
+        "Bench: {} attestations/s for {} s against 4 validators on this machine",
+        args.rate, args.duration
+    );
     load::print_report(&load);
     println!("node       CPU (% of one core)   CPU time   peak memory (VmHWM)");
     for n in &nodes {
-        println!("{:<10} {:>6.0}%               {:>6.1} s   {:>6.1} MiB", n.name, n.cpu_pct, n.cpu_s, n.peak_rss_mb);
+        println!(
+            "{:<10} {:>6.0}%               {:>6.1} s   {:>6.1} MiB",
+            n.name, n.cpu_pct, n.cpu_s, n.peak_rss_mb
+        );
     }
     let report = BenchReport {
         finalized_per_s: round2(load.finalized_per_s),

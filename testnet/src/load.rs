@@ -143,8 +143,10 @@ struct Chain {
 
 fn load_chain(path: &std::path::Path) -> Result<Chain> {
     let tf = TestnetFile::load(path)?;
-    let gbytes = std::fs::read(&tf.genesis).with_context(|| format!("cannot read {}", tf.genesis.display()))?;
-    let genesis = Genesis::from_json(&gbytes).with_context(|| format!("{}", tf.genesis.display()))?;
+    let gbytes = std::fs::read(&tf.genesis)
+        .with_context(|| format!("cannot read {}", tf.genesis.display()))?;
+    let genesis =
+        Genesis::from_json(&gbytes).with_context(|| format!("{}", tf.genesis.display()))?;
     let chain = genesis.chain_id()?;
     let mut issuers = Vec::new();
     for i in &tf.issuers {
@@ -153,42 +155,76 @@ fn load_chain(path: &std::path::Path) -> Result<Chain> {
             .issuer_by_name(&i.name)
             .ok_or_else(|| anyhow!("issuer {} is not in the genesis", i.name))?;
         if registered.key != key.public() {
-            bail!("{} is not the key of issuer {} in the genesis", i.key_file.display(), i.name);
+            bail!(
+                "{} is not the key of issuer {} in the genesis",
+                i.key_file.display(),
+                i.name
+            );
         }
         issuers.push(key);
     }
     if issuers.is_empty() || tf.nodes.is_empty() {
         bail!("{} lists no issuers or no nodes", path.display());
     }
-    Ok(Chain { chain, issuers, apis: tf.nodes.iter().map(|n| n.api.clone()).collect() })
+    Ok(Chain {
+        chain,
+        issuers,
+        apis: tf.nodes.iter().map(|n| n.api.clone()).collect(),
+    })
 }
 
 /// The `n`-th load attestation: realistic kinds in turn, about one of
 /// [`SUBJECTS`] sample enterprises.
 fn load_attestation(n: u64, now: u64) -> Attestation {
     let (kind, grade, severity) = match n % 6 {
-        0 => (AttestationKind::TaxCredit, Some([Grade::A, Grade::B, Grade::M, Grade::C][(n / 6 % 4) as usize]), None),
-        1 => (AttestationKind::AdministrativePenalty, None, Some(Severity::General)),
+        0 => (
+            AttestationKind::TaxCredit,
+            Some([Grade::A, Grade::B, Grade::M, Grade::C][(n / 6 % 4) as usize]),
+            None,
+        ),
+        1 => (
+            AttestationKind::AdministrativePenalty,
+            None,
+            Some(Severity::General),
+        ),
         2 => (AttestationKind::RedList, None, None),
         3 => (AttestationKind::Commitment, None, None),
         4 => (AttestationKind::CreditRating, Some(Grade::B), None),
-        _ => (AttestationKind::CourtEnforcement, None, Some(Severity::Serious)),
+        _ => (
+            AttestationKind::CourtEnforcement,
+            None,
+            Some(Severity::Serious),
+        ),
     };
     Attestation {
         subject: Uscc::sample(n.wrapping_mul(7919) % SUBJECTS),
         kind,
         grade,
         severity,
-        evidence: sha256(&[b"yrd-testnet load evidence", &n.to_be_bytes(), &now.to_be_bytes()]),
+        evidence: sha256(&[
+            b"yrd-testnet load evidence",
+            &n.to_be_bytes(),
+            &now.to_be_bytes(),
+        ]),
         issued_at_ms: now,
         valid_from_ms: now,
-        valid_until_ms: if grade.is_some() { Some(now + 365 * 24 * 3600 * 1000) } else { None },
+        valid_until_ms: if grade.is_some() {
+            Some(now + 365 * 24 * 3600 * 1000)
+        } else {
+            None
+        },
         fields: vec![("decision-no".to_string(), format!("LOAD-{now}-{n}"))],
     }
 }
 
 /// Signs `total` attestations, in chunks, into `out`; counts them in `made`.
-fn signer(chain: Hash32, issuers: Vec<SecretKey>, total: u64, out: SyncSender<Vec<Prepared>>, made: Arc<AtomicU64>) {
+fn signer(
+    chain: Hash32,
+    issuers: Vec<SecretKey>,
+    total: u64,
+    out: SyncSender<Vec<Prepared>>,
+    made: Arc<AtomicU64>,
+) {
     let now = now_ms();
     // Single-use sequence numbers: a per-run base leaves room for 1,000 per ms
     // between runs against the same testnet, and never meets the samples' 1, 2, ...
@@ -203,12 +239,20 @@ fn signer(chain: Hash32, issuers: Vec<SecretKey>, total: u64, out: SyncSender<Ve
             sequence: base + n / k,
             body: TxBody::Attest(load_attestation(n, now)),
         };
-        let Ok(signed) = tx.sign(&issuers[i]) else { continue };
+        let Ok(signed) = tx.sign(&issuers[i]) else {
+            continue;
+        };
         let Ok(bytes) = signed.encode() else { continue };
-        chunk.push(Prepared { id: sha256(&[&bytes]).0, hex: hex::encode(&bytes) });
+        chunk.push(Prepared {
+            id: sha256(&[&bytes]).0,
+            hex: hex::encode(&bytes),
+        });
         if chunk.len() == CHUNK || n + 1 == total {
             made.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            if out.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
+            if out
+                .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                .is_err()
+            {
                 return;
             }
         }
@@ -242,13 +286,23 @@ fn sender(api: Api, rx: Receiver<Vec<Prepared>>, accepted_count: Arc<AtomicU64>)
                             r.rejected_503 += 1;
                         } else {
                             r.rejected_other += 1;
-                            note(&mut r.errors, &format!("{}: {}", e.code.unwrap_or_default(), e.error.unwrap_or_default()));
+                            note(
+                                &mut r.errors,
+                                &format!(
+                                    "{}: {}",
+                                    e.code.unwrap_or_default(),
+                                    e.error.unwrap_or_default()
+                                ),
+                            );
                         }
                     }
                 }
                 _ => {
                     r.rejected_other += batch.len() as u64;
-                    note(&mut r.errors, "batch answer with the wrong number of results");
+                    note(
+                        &mut r.errors,
+                        "batch answer with the wrong number of results",
+                    );
                 }
             },
             Ok(ans) if ans.status == 503 => r.rejected_503 += batch.len() as u64,
@@ -280,7 +334,12 @@ struct Commits {
     last_height: u64,
 }
 
-fn follower(api: Api, from_height: u64, commits: Arc<Mutex<Commits>>, stop: Arc<AtomicBool>) -> Result<()> {
+fn follower(
+    api: Api,
+    from_height: u64,
+    commits: Arc<Mutex<Commits>>,
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
     let mut next = from_height + 1;
     let mut long_poll = true;
     while !stop.load(Ordering::Relaxed) {
@@ -313,7 +372,9 @@ fn follower(api: Api, from_height: u64, commits: Arc<Mutex<Commits>>, stop: Arc<
                     Ok(Some(b)) if b.height == h => break b,
                     Ok(Some(b)) => bail!("asked for block {h}, got block {}", b.height),
                     Ok(None) => bail!("block {h} not found although the node reports height {tip}"),
-                    Err(_) if !stop.load(Ordering::Relaxed) => std::thread::sleep(Duration::from_millis(20)),
+                    Err(_) if !stop.load(Ordering::Relaxed) => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
                     Err(e) => return Err(e),
                 }
             };
@@ -337,20 +398,32 @@ fn follower(api: Api, from_height: u64, commits: Arc<Mutex<Commits>>, stop: Arc<
 
 /// CPU time (user + system) of this process in seconds.
 fn own_cpu_s() -> f64 {
-    crate::procs::cpu_ticks(std::process::id()).unwrap_or(0) as f64 / crate::procs::clock_ticks_per_s() as f64
+    crate::procs::cpu_ticks(std::process::id()).unwrap_or(0) as f64
+        / crate::procs::clock_ticks_per_s() as f64
 }
 
 pub fn run(args: &LoadArgs) -> Result<LoadReport> {
-    if !(args.rate > 0.0 && args.rate.is_finite()) || !(args.duration > 0.0 && args.duration.is_finite()) {
+    let positive = |x: f64| x > 0.0 && x.is_finite();
+    if !positive(args.rate) || !positive(args.duration) {
         bail!("--rate and --duration must be positive");
     }
     let chain = load_chain(&args.testnet)?;
     let total = (args.rate * args.duration).round().max(1.0) as u64;
     let (batch, interval) = pacing(args.rate, args.batch, MAX_BATCH);
-    let apis: Vec<Api> = chain.apis.iter().map(|u| Api::new(u, Duration::from_secs(30))).collect();
+    let apis: Vec<Api> = chain
+        .apis
+        .iter()
+        .map(|u| Api::new(u, Duration::from_secs(30)))
+        .collect();
     let status = apis[0].status().context("the first node does not answer")?;
     if !status.chain_id.is_empty() && status.chain_id != chain.chain.to_hex() {
-        bail!("{} serves chain {}, but the genesis in {} is chain {}", chain.apis[0], status.chain_id, args.testnet.display(), chain.chain.to_hex());
+        bail!(
+            "{} serves chain {}, but the genesis in {} is chain {}",
+            chain.apis[0],
+            status.chain_id,
+            args.testnet.display(),
+            chain.chain.to_hex()
+        );
     }
     let start_height = status.height;
     eprintln!(
@@ -368,9 +441,13 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
     let (sign_tx, sign_rx) = sync_channel::<Vec<Prepared>>(ahead_chunks);
     let signer_handle = {
         let (chain_id, issuers, made) = (chain.chain, chain.issuers.clone(), made.clone());
-        std::thread::Builder::new().name("signer".into()).spawn(move || signer(chain_id, issuers, total, sign_tx, made))?
+        std::thread::Builder::new()
+            .name("signer".into())
+            .spawn(move || signer(chain_id, issuers, total, sign_tx, made))?
     };
-    let want_ready = total.min(args.rate.ceil() as u64).min((ahead_chunks * CHUNK) as u64);
+    let want_ready = total
+        .min(args.rate.ceil() as u64)
+        .min((ahead_chunks * CHUNK) as u64);
     let t_sign = Instant::now();
     while made.load(Ordering::Relaxed) < want_ready && t_sign.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(5));
@@ -379,8 +456,14 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
     let commits = Arc::new(Mutex::new(Commits::default()));
     let stop_follow = Arc::new(AtomicBool::new(false));
     let follower_handle = {
-        let (api, commits, stop) = (Api::new(&chain.apis[0], Duration::from_secs(10)), commits.clone(), stop_follow.clone());
-        std::thread::Builder::new().name("follower".into()).spawn(move || follower(api, start_height, commits, stop))?
+        let (api, commits, stop) = (
+            Api::new(&chain.apis[0], Duration::from_secs(10)),
+            commits.clone(),
+            stop_follow.clone(),
+        );
+        std::thread::Builder::new()
+            .name("follower".into())
+            .spawn(move || follower(api, start_height, commits, stop))?
     };
 
     let accepted_count = Arc::new(AtomicU64::new(0));
@@ -391,7 +474,11 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
         let cap = ((2.0 / interval.as_secs_f64()) as usize / apis.len()).max(4);
         let (tx, rx) = sync_channel::<Vec<Prepared>>(cap);
         let (api, count) = (api.clone(), accepted_count.clone());
-        senders.push(std::thread::Builder::new().name(format!("sender-{i}")).spawn(move || sender(api, rx, count))?);
+        senders.push(
+            std::thread::Builder::new()
+                .name(format!("sender-{i}"))
+                .spawn(move || sender(api, rx, count))?,
+        );
         queues.push(tx);
     }
 
@@ -428,7 +515,10 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
         let el = t0.elapsed();
         if el >= next_report {
             next_report += Duration::from_secs(1);
-            let c = commits.lock().map(|c| (c.at.len(), c.last_height)).unwrap_or_default();
+            let c = commits
+                .lock()
+                .map(|c| (c.at.len(), c.last_height))
+                .unwrap_or_default();
             eprintln!(
                 "load: {:>5.1} s  sent {sent} ({:.0}/s)  accepted {}  in blocks {}  height {}",
                 el.as_secs_f64(),
@@ -454,15 +544,24 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
     let _ = signer_handle.join();
 
     // Drain: wait for the accepted ones to be final.
-    let accepted: Vec<([u8; 32], Instant)> = results.iter_mut().flat_map(|r| std::mem::take(&mut r.accepted)).collect();
+    let accepted: Vec<([u8; 32], Instant)> = results
+        .iter_mut()
+        .flat_map(|r| std::mem::take(&mut r.accepted))
+        .collect();
     let drain_deadline = Instant::now() + Duration::from_secs_f64(args.drain.max(0.0));
     let mut last_print = Instant::now();
     loop {
         let finalised = {
             let c = commits.lock().map_err(|_| anyhow!("lock poisoned"))?;
-            accepted.iter().filter(|(id, _)| c.at.contains_key(id)).count()
+            accepted
+                .iter()
+                .filter(|(id, _)| c.at.contains_key(id))
+                .count()
         };
-        if finalised == accepted.len() || Instant::now() >= drain_deadline || follower_handle.is_finished() {
+        if finalised == accepted.len()
+            || Instant::now() >= drain_deadline
+            || follower_handle.is_finished()
+        {
             break;
         }
         if last_print.elapsed() >= Duration::from_secs(1) {
@@ -492,7 +591,10 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
     lat_ms.sort_by(|a, b| a.total_cmp(b));
     let finalized = lat_ms.len() as u64;
     let (finalized_per_s, window_s) = window_rate(&commit_times);
-    let end_to_end_s = commit_times.iter().max().map_or(0.0, |l| l.saturating_duration_since(t0).as_secs_f64());
+    let end_to_end_s = commit_times
+        .iter()
+        .max()
+        .map_or(0.0, |l| l.saturating_duration_since(t0).as_secs_f64());
     let mut errors = Vec::new();
     for r in &results {
         for e in &r.errors {
@@ -505,7 +607,11 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
         p50_ms: percentile(&lat_ms, 50.0).unwrap_or(0.0),
         p99_ms: percentile(&lat_ms, 99.0).unwrap_or(0.0),
         max_ms: lat_ms.last().copied().unwrap_or(0.0),
-        mean_ms: if lat_ms.is_empty() { 0.0 } else { lat_ms.iter().sum::<f64>() / lat_ms.len() as f64 },
+        mean_ms: if lat_ms.is_empty() {
+            0.0
+        } else {
+            lat_ms.iter().sum::<f64>() / lat_ms.len() as f64
+        },
         rate: args.rate,
         duration_s: args.duration,
         submitted: sum(|r| r.submitted),
@@ -516,7 +622,11 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
         transport_errors: sum(|r| r.transport_errors),
         submitted_per_s: sum(|r| r.submitted) as f64 / send_end.as_secs_f64().max(1e-9),
         window_s,
-        end_to_end_per_s: if end_to_end_s > 0.0 { finalized as f64 / end_to_end_s } else { 0.0 },
+        end_to_end_per_s: if end_to_end_s > 0.0 {
+            finalized as f64 / end_to_end_s
+        } else {
+            0.0
+        },
         blocks: c.blocks,
         first_height: c.first_height,
         last_height: c.last_height,
@@ -542,12 +652,18 @@ pub fn window_rate(commit_times: &[Instant]) -> (f64, f64) {
 }
 
 pub fn print_report(r: &LoadReport) {
-    println!("submitted          {} ({:.0}/s, target {}/s for {} s)", r.submitted, r.submitted_per_s, r.rate, r.duration_s);
+    println!(
+        "submitted          {} ({:.0}/s, target {}/s for {} s)",
+        r.submitted, r.submitted_per_s, r.rate, r.duration_s
+    );
     println!(
         "accepted           {}   rejected: {} busy (503), {} other, {} transport errors",
         r.accepted, r.rejected_503, r.rejected_other, r.transport_errors
     );
-    println!("finalised          {} in {} blocks (heights {}..{})", r.finalized, r.blocks, r.first_height, r.last_height);
+    println!(
+        "finalised          {} in {} blocks (heights {}..{})",
+        r.finalized, r.blocks, r.first_height, r.last_height
+    );
     println!(
         "finalised per s    {:.0} (first to last commit, {:.1} s); {:.0} from first submission to last commit",
         r.finalized_per_s, r.window_s, r.end_to_end_per_s
@@ -595,7 +711,9 @@ mod tests {
 
     #[test]
     fn signer_makes_distinct_valid_transactions() {
-        let issuers: Vec<SecretKey> = (0..4).map(|i| SecretKey::from_seed(format!("i{i}").as_bytes())).collect();
+        let issuers: Vec<SecretKey> = (0..4)
+            .map(|i| SecretKey::from_seed(format!("i{i}").as_bytes()))
+            .collect();
         let (tx, rx) = sync_channel(100);
         let made = Arc::new(AtomicU64::new(0));
         signer(Hash32::default(), issuers, 600, tx, made.clone());

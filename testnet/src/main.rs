@@ -92,7 +92,11 @@ fn run_load(args: &load::LoadArgs) -> anyhow::Result<bool> {
 
 fn run_testnet(cli: &Cli) -> anyhow::Result<bool> {
     let stop = signals::install()?;
-    let opts = Options { dir: cli.dir.clone(), base_port: cli.base_port, mempool_max_txs: 200_000 };
+    let opts = Options {
+        dir: cli.dir.clone(),
+        base_port: cli.base_port,
+        mempool_max_txs: 200_000,
+    };
     let mut tn = Testnet::start(&opts, &stop)?;
     let mut ok = true;
     let samples = if cli.no_samples {
@@ -131,7 +135,13 @@ fn print_summary(tn: &Testnet, samples: Option<&samples::SampleResult>) {
     println!("  genesis    {}", l.genesis_path.display());
     println!("  clients    {}", l.testnet_json.display());
     for n in &l.nodes {
-        println!("  {:<9}  {}  {}  log {}", n.name, n.region, n.api_url(), n.log_path.display());
+        println!(
+            "  {:<9}  {}  {}  log {}",
+            n.name,
+            n.region,
+            n.api_url(),
+            n.log_path.display()
+        );
     }
     let yrd = tn.yrd.display();
     let api = |i: usize| l.nodes[i % l.nodes.len()].api_url();
@@ -150,14 +160,22 @@ fn print_summary(tn: &Testnet, samples: Option<&samples::SampleResult>) {
             println!("  yrd query --node {} --subject {subject}", api(agency + 1));
         }
         if let Some(rev) = &s.revocation {
-            println!("  yrd query --node {} --subject {}     # a penalty revoked after credit repair", api(0), rev.subject);
+            println!(
+                "  yrd query --node {} --subject {}     # a penalty revoked after credit repair",
+                api(0),
+                rev.subject
+            );
             println!("  yrd query --node {} --id {}", api(2), rev.id);
         }
         if let Some(r) = s.records.first() {
             println!("  yrd query --node {} --id {} --json", api(1), r.id);
         }
     }
-    println!("  yrd query --node {} --issuer {}", api(3), l.issuers[0].name);
+    println!(
+        "  yrd query --node {} --issuer {}",
+        api(3),
+        l.issuers[0].name
+    );
     println!(
         "  yrd attest --node {} --key {} --subject {} --kind red-list --wait",
         api(0),

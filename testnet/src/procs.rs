@@ -26,7 +26,9 @@ pub fn yrd_binary() -> Result<PathBuf> {
         return Ok(p);
     }
     let exe = std::env::current_exe().context("cannot find this executable's path")?;
-    let dir = exe.parent().ok_or_else(|| anyhow!("executable {} has no directory", exe.display()))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("executable {} has no directory", exe.display()))?;
     let p = dir.join("yrd");
     if p.is_file() {
         Ok(p)
@@ -91,7 +93,13 @@ impl Procs {
     /// Starts `program args..` with stdout and stderr appended to `log`, in its own
     /// process group (so a Ctrl-C at the terminal reaches only us, and we stop the
     /// children in order).
-    pub fn spawn_logged(&mut self, name: &str, program: &Path, args: &[&str], log: &Path) -> Result<&mut Proc> {
+    pub fn spawn_logged(
+        &mut self,
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        log: &Path,
+    ) -> Result<&mut Proc> {
         let out = File::options()
             .create(true)
             .append(true)
@@ -100,16 +108,32 @@ impl Procs {
         let err = out.try_clone()?;
         let mut cmd = Command::new(program);
         // Logs go to a file: no colour codes (tracing-subscriber honours NO_COLOR).
-        cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         self.spawn(name, cmd, Some(log.to_path_buf()))
     }
 
     /// Starts a prepared command in its own process group.
-    pub fn spawn(&mut self, name: &str, mut cmd: Command, log: Option<PathBuf>) -> Result<&mut Proc> {
+    pub fn spawn(
+        &mut self,
+        name: &str,
+        mut cmd: Command,
+        log: Option<PathBuf>,
+    ) -> Result<&mut Proc> {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
-        let child = cmd.spawn().with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
-        self.list.push(Proc { name: name.to_string(), child, log, exit: None });
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
+        self.list.push(Proc {
+            name: name.to_string(),
+            child,
+            log,
+            exit: None,
+        });
         let last = self.list.len() - 1;
         Ok(&mut self.list[last])
     }
@@ -158,7 +182,11 @@ impl Drop for Procs {
         if self.list.iter_mut().any(|p| p.running()) {
             let killed = self.stop_all(STOP_GRACE);
             if !killed.is_empty() {
-                eprintln!("yrd-testnet: killed (SIGKILL) after {} s: {}", STOP_GRACE.as_secs(), killed.join(", "));
+                eprintln!(
+                    "yrd-testnet: killed (SIGKILL) after {} s: {}",
+                    STOP_GRACE.as_secs(),
+                    killed.join(", ")
+                );
             }
         }
     }
@@ -232,7 +260,11 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
-    status.lines().find(|l| l.starts_with(key))?[key.len()..].split_whitespace().next()?.parse().ok()
+    status.lines().find(|l| l.starts_with(key))?[key.len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -287,9 +319,17 @@ mod tests {
     #[test]
     fn tail_of_log() {
         let p = std::env::temp_dir().join(format!("yrd-testnet-tail-{}", std::process::id()));
-        std::fs::write(&p, (1..=100).map(|i| format!("line {i}\n")).collect::<String>()).unwrap();
+        std::fs::write(
+            &p,
+            (1..=100).map(|i| format!("line {i}\n")).collect::<String>(),
+        )
+        .unwrap();
         assert_eq!(log_tail(&p, 2), "line 99\nline 100");
-        std::fs::write(&p, "\u{1b}[2m2026-11-29T04:33:05Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m started\n").unwrap();
+        std::fs::write(
+            &p,
+            "\u{1b}[2m2026-11-29T04:33:05Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m started\n",
+        )
+        .unwrap();
         assert_eq!(log_tail(&p, 5), "2026-11-29T04:33:05Z  INFO started");
         std::fs::remove_file(&p).unwrap();
     }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use yrd_consensus::crypto::{sha256, Hash32};
 use yrd_ledger::tx::{
-    Attestation, AttestationKind, Grade, Revocation, RevocationReason, Severity, SignedTransaction, Transaction, TxBody,
+    Attestation, AttestationKind, Grade, Revocation, RevocationReason, Severity, SignedTransaction,
+    Transaction, TxBody,
 };
 use yrd_ledger::uscc::Uscc;
 
@@ -28,18 +29,43 @@ pub struct Enterprise {
 }
 
 pub const ENTERPRISES: [Enterprise; 6] = [
-    Enterprise { first17: "91310115MA1H7K2Q4", name: "上海浦江精密机械有限公司", name_en: "Shanghai Pujiang Precision Machinery Co., Ltd." },
-    Enterprise { first17: "91320594MA1N8P3R6", name: "苏州恒通物流有限公司", name_en: "Suzhou Hengtong Logistics Co., Ltd." },
-    Enterprise { first17: "91320100MA1X2Y3W7", name: "南京金陵建设工程有限公司", name_en: "Nanjing Jinling Construction Engineering Co., Ltd." },
-    Enterprise { first17: "91330106MA2B4C7D9", name: "杭州西溪数字科技有限公司", name_en: "Hangzhou Xixi Digital Technology Co., Ltd." },
-    Enterprise { first17: "91330201MA2H3J4K5", name: "宁波甬江纺织品进出口有限公司", name_en: "Ningbo Yongjiang Textiles Import & Export Co., Ltd." },
-    Enterprise { first17: "91340100MA2T5U1W8", name: "合肥徽商新能源股份有限公司", name_en: "Hefei Huishang New Energy Co., Ltd." },
+    Enterprise {
+        first17: "91310115MA1H7K2Q4",
+        name: "上海浦江精密机械有限公司",
+        name_en: "Shanghai Pujiang Precision Machinery Co., Ltd.",
+    },
+    Enterprise {
+        first17: "91320594MA1N8P3R6",
+        name: "苏州恒通物流有限公司",
+        name_en: "Suzhou Hengtong Logistics Co., Ltd.",
+    },
+    Enterprise {
+        first17: "91320100MA1X2Y3W7",
+        name: "南京金陵建设工程有限公司",
+        name_en: "Nanjing Jinling Construction Engineering Co., Ltd.",
+    },
+    Enterprise {
+        first17: "91330106MA2B4C7D9",
+        name: "杭州西溪数字科技有限公司",
+        name_en: "Hangzhou Xixi Digital Technology Co., Ltd.",
+    },
+    Enterprise {
+        first17: "91330201MA2H3J4K5",
+        name: "宁波甬江纺织品进出口有限公司",
+        name_en: "Ningbo Yongjiang Textiles Import & Export Co., Ltd.",
+    },
+    Enterprise {
+        first17: "91340100MA2T5U1W8",
+        name: "合肥徽商新能源股份有限公司",
+        name_en: "Hefei Huishang New Energy Co., Ltd.",
+    },
 ];
 
 impl Enterprise {
     pub fn uscc(&self) -> Uscc {
         // The table above is ours; each entry is 17 valid characters.
-        Uscc::complete(self.first17).unwrap_or_else(|e| unreachable!("sample USCC {}: {e}", self.first17))
+        Uscc::complete(self.first17)
+            .unwrap_or_else(|e| unreachable!("sample USCC {}: {e}", self.first17))
     }
 }
 
@@ -61,42 +87,173 @@ struct Sample {
 
 const SAMPLES: &[Sample] = &[
     // Shanghai
-    Sample { agency: 0, enterprise: 0, kind: AttestationKind::RedList, grade: None, severity: None,
-        fields: &[("list", "上海市守信激励对象名单 2026")], valid_days: Some(365), what: "red list 守信红名单" },
-    Sample { agency: 0, enterprise: 0, kind: AttestationKind::TaxCredit, grade: Some(Grade::A), severity: None,
-        fields: &[("year", "2025")], valid_days: Some(365), what: "tax credit grade A 纳税信用A级" },
-    Sample { agency: 0, enterprise: 0, kind: AttestationKind::Commitment, grade: None, severity: None,
-        fields: &[("purpose", "财政专项资金申报 fiscal grant application")], valid_days: Some(730), what: "credit commitment 信用承诺" },
-    Sample { agency: 0, enterprise: 3, kind: AttestationKind::AdministrativePenalty, grade: None, severity: Some(Severity::Minor),
-        fields: &[("decision-no", "沪市监浦处〔2026〕112号")], valid_days: None, what: "administrative penalty 行政处罚 (minor)" },
+    Sample {
+        agency: 0,
+        enterprise: 0,
+        kind: AttestationKind::RedList,
+        grade: None,
+        severity: None,
+        fields: &[("list", "上海市守信激励对象名单 2026")],
+        valid_days: Some(365),
+        what: "red list 守信红名单",
+    },
+    Sample {
+        agency: 0,
+        enterprise: 0,
+        kind: AttestationKind::TaxCredit,
+        grade: Some(Grade::A),
+        severity: None,
+        fields: &[("year", "2025")],
+        valid_days: Some(365),
+        what: "tax credit grade A 纳税信用A级",
+    },
+    Sample {
+        agency: 0,
+        enterprise: 0,
+        kind: AttestationKind::Commitment,
+        grade: None,
+        severity: None,
+        fields: &[("purpose", "财政专项资金申报 fiscal grant application")],
+        valid_days: Some(730),
+        what: "credit commitment 信用承诺",
+    },
+    Sample {
+        agency: 0,
+        enterprise: 3,
+        kind: AttestationKind::AdministrativePenalty,
+        grade: None,
+        severity: Some(Severity::Minor),
+        fields: &[("decision-no", "沪市监浦处〔2026〕112号")],
+        valid_days: None,
+        what: "administrative penalty 行政处罚 (minor)",
+    },
     // Jiangsu
-    Sample { agency: 1, enterprise: 1, kind: AttestationKind::TaxCredit, grade: Some(Grade::A), severity: None,
-        fields: &[("year", "2025")], valid_days: Some(365), what: "tax credit grade A 纳税信用A级" },
-    Sample { agency: 1, enterprise: 2, kind: AttestationKind::RedList, grade: None, severity: None,
-        fields: &[("list", "江苏省守信激励对象名单 2026")], valid_days: Some(365), what: "red list 守信红名单" },
-    Sample { agency: 1, enterprise: 2, kind: AttestationKind::AdministrativePenalty, grade: None, severity: Some(Severity::General),
-        fields: &[("decision-no", "苏宁市监罚〔2026〕58号")], valid_days: None, what: "administrative penalty 行政处罚 (general)" },
-    Sample { agency: 1, enterprise: 1, kind: AttestationKind::Commitment, grade: None, severity: None,
-        fields: &[("purpose", "道路运输经营许可 road transport licence")], valid_days: Some(730), what: "credit commitment 信用承诺" },
+    Sample {
+        agency: 1,
+        enterprise: 1,
+        kind: AttestationKind::TaxCredit,
+        grade: Some(Grade::A),
+        severity: None,
+        fields: &[("year", "2025")],
+        valid_days: Some(365),
+        what: "tax credit grade A 纳税信用A级",
+    },
+    Sample {
+        agency: 1,
+        enterprise: 2,
+        kind: AttestationKind::RedList,
+        grade: None,
+        severity: None,
+        fields: &[("list", "江苏省守信激励对象名单 2026")],
+        valid_days: Some(365),
+        what: "red list 守信红名单",
+    },
+    Sample {
+        agency: 1,
+        enterprise: 2,
+        kind: AttestationKind::AdministrativePenalty,
+        grade: None,
+        severity: Some(Severity::General),
+        fields: &[("decision-no", "苏宁市监罚〔2026〕58号")],
+        valid_days: None,
+        what: "administrative penalty 行政处罚 (general)",
+    },
+    Sample {
+        agency: 1,
+        enterprise: 1,
+        kind: AttestationKind::Commitment,
+        grade: None,
+        severity: None,
+        fields: &[("purpose", "道路运输经营许可 road transport licence")],
+        valid_days: Some(730),
+        what: "credit commitment 信用承诺",
+    },
     // Zhejiang
-    Sample { agency: 2, enterprise: 4, kind: AttestationKind::CourtEnforcement, grade: None, severity: Some(Severity::Serious),
-        fields: &[("case-no", "(2025)浙0212执1234号")], valid_days: None, what: "court enforcement 失信被执行人" },
-    Sample { agency: 2, enterprise: 3, kind: AttestationKind::TaxCredit, grade: Some(Grade::A), severity: None,
-        fields: &[("year", "2025")], valid_days: Some(365), what: "tax credit grade A 纳税信用A级" },
-    Sample { agency: 2, enterprise: 3, kind: AttestationKind::RedList, grade: None, severity: None,
-        fields: &[("list", "浙江省守信激励对象名单 2026")], valid_days: Some(365), what: "red list 守信红名单" },
-    Sample { agency: 2, enterprise: 4, kind: AttestationKind::AdministrativePenalty, grade: None, severity: Some(Severity::General),
-        fields: &[("decision-no", "甬海关缉违字〔2026〕21号")], valid_days: None, what: "administrative penalty 行政处罚 (general)" },
+    Sample {
+        agency: 2,
+        enterprise: 4,
+        kind: AttestationKind::CourtEnforcement,
+        grade: None,
+        severity: Some(Severity::Serious),
+        fields: &[("case-no", "(2025)浙0212执1234号")],
+        valid_days: None,
+        what: "court enforcement 失信被执行人",
+    },
+    Sample {
+        agency: 2,
+        enterprise: 3,
+        kind: AttestationKind::TaxCredit,
+        grade: Some(Grade::A),
+        severity: None,
+        fields: &[("year", "2025")],
+        valid_days: Some(365),
+        what: "tax credit grade A 纳税信用A级",
+    },
+    Sample {
+        agency: 2,
+        enterprise: 3,
+        kind: AttestationKind::RedList,
+        grade: None,
+        severity: None,
+        fields: &[("list", "浙江省守信激励对象名单 2026")],
+        valid_days: Some(365),
+        what: "red list 守信红名单",
+    },
+    Sample {
+        agency: 2,
+        enterprise: 4,
+        kind: AttestationKind::AdministrativePenalty,
+        grade: None,
+        severity: Some(Severity::General),
+        fields: &[("decision-no", "甬海关缉违字〔2026〕21号")],
+        valid_days: None,
+        what: "administrative penalty 行政处罚 (general)",
+    },
     // Anhui
-    Sample { agency: 3, enterprise: 5, kind: AttestationKind::RedList, grade: None, severity: None,
-        fields: &[("list", "安徽省守信激励对象名单 2026")], valid_days: Some(365), what: "red list 守信红名单" },
-    Sample { agency: 3, enterprise: 5, kind: AttestationKind::TaxCredit, grade: Some(Grade::A), severity: None,
-        fields: &[("year", "2025")], valid_days: Some(365), what: "tax credit grade A 纳税信用A级" },
-    Sample { agency: 3, enterprise: 5, kind: AttestationKind::Commitment, grade: None, severity: None,
-        fields: &[("purpose", "高新技术企业认定 high-tech enterprise recognition")], valid_days: Some(730), what: "credit commitment 信用承诺" },
+    Sample {
+        agency: 3,
+        enterprise: 5,
+        kind: AttestationKind::RedList,
+        grade: None,
+        severity: None,
+        fields: &[("list", "安徽省守信激励对象名单 2026")],
+        valid_days: Some(365),
+        what: "red list 守信红名单",
+    },
+    Sample {
+        agency: 3,
+        enterprise: 5,
+        kind: AttestationKind::TaxCredit,
+        grade: Some(Grade::A),
+        severity: None,
+        fields: &[("year", "2025")],
+        valid_days: Some(365),
+        what: "tax credit grade A 纳税信用A级",
+    },
+    Sample {
+        agency: 3,
+        enterprise: 5,
+        kind: AttestationKind::Commitment,
+        grade: None,
+        severity: None,
+        fields: &[(
+            "purpose",
+            "高新技术企业认定 high-tech enterprise recognition",
+        )],
+        valid_days: Some(730),
+        what: "credit commitment 信用承诺",
+    },
     // The one Anhui later revokes after credit repair (index REPAIRED).
-    Sample { agency: 3, enterprise: 5, kind: AttestationKind::AdministrativePenalty, grade: None, severity: Some(Severity::Minor),
-        fields: &[("decision-no", "合环罚〔2025〕309号")], valid_days: None, what: "administrative penalty 行政处罚 (minor)" },
+    Sample {
+        agency: 3,
+        enterprise: 5,
+        kind: AttestationKind::AdministrativePenalty,
+        grade: None,
+        severity: Some(Severity::Minor),
+        fields: &[("decision-no", "合环罚〔2025〕309号")],
+        valid_days: None,
+        what: "administrative penalty 行政处罚 (minor)",
+    },
 ];
 
 /// The sample that is revoked for credit repair.
@@ -138,15 +295,25 @@ fn build(tn: &Testnet, s: &Sample, sequence: u64, now: u64) -> Result<SignedTran
         issued_at_ms: now,
         valid_from_ms: now,
         valid_until_ms: s.valid_days.map(|d| now + d * DAY_MS),
-        fields: s.fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        fields: s
+            .fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     };
-    att.check_format().map_err(|e| anyhow!("sample {}: {e}", s.what))?;
+    att.check_format()
+        .map_err(|e| anyhow!("sample {}: {e}", s.what))?;
     sign(tn, s.agency, sequence, TxBody::Attest(att))
 }
 
 fn sign(tn: &Testnet, agency: usize, sequence: u64, body: TxBody) -> Result<SignedTransaction> {
     let key = &tn.layout.issuer_keys[agency];
-    let tx = Transaction { chain: tn.layout.chain_id, issuer: key.public(), sequence, body };
+    let tx = Transaction {
+        chain: tn.layout.chain_id,
+        issuer: key.public(),
+        sequence,
+        body,
+    };
     Ok(tx.sign(key)?)
 }
 
@@ -164,9 +331,17 @@ fn submit(tn: &Testnet, node: usize, tx: &SignedTransaction) -> Result<String> {
             ans.body
         );
     }
-    let id = ans.body.get("id").and_then(|v| v.as_str()).unwrap_or(&local).to_string();
+    let id = ans
+        .body
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or(&local)
+        .to_string();
     if id != local {
-        bail!("{} answered id {id}, but the transaction's id is {local}", tn.layout.nodes[node].name);
+        bail!(
+            "{} answered id {id}, but the transaction's id is {local}",
+            tn.layout.nodes[node].name
+        );
     }
     Ok(id)
 }
@@ -177,11 +352,15 @@ pub fn run(tn: &mut Testnet, stop: &StopFlag) -> Result<SampleResult> {
     let mut seq = [0u64; 4];
     let mut records = Vec::new();
     println!();
-    println!("Submitting {} sample attestations (each agency's issuer to its own node):", SAMPLES.len());
+    println!(
+        "Submitting {} sample attestations (each agency's issuer to its own node):",
+        SAMPLES.len()
+    );
     for s in SAMPLES {
         seq[s.agency] += 1;
         let tx = build(tn, s, seq[s.agency], now)?;
-        let id = submit(tn, s.agency, &tx).with_context(|| format!("submitting sample {}", s.what))?;
+        let id =
+            submit(tn, s.agency, &tx).with_context(|| format!("submitting sample {}", s.what))?;
         let e = &ENTERPRISES[s.enterprise];
         println!(
             "  {} {:<16} {}  {}  {}  id {}…",
@@ -192,7 +371,12 @@ pub fn run(tn: &mut Testnet, stop: &StopFlag) -> Result<SampleResult> {
             s.what,
             &id[..16]
         );
-        records.push(SampleRecord { id, agency: s.agency, subject: e.uscc(), height: None });
+        records.push(SampleRecord {
+            id,
+            agency: s.agency,
+            subject: e.uscc(),
+            height: None,
+        });
     }
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
     let heights = await_final(tn, stop, &ids, "attestation")?;
@@ -215,14 +399,23 @@ pub fn run(tn: &mut Testnet, stop: &StopFlag) -> Result<SampleResult> {
         );
         seq[agency] += 1;
         let body = TxBody::Revoke(Revocation {
-            target: yrd_ledger::tx::TxId::from_hex(&target.id).map_err(|e| anyhow!("target id: {e}"))?,
+            target: yrd_ledger::tx::TxId::from_hex(&target.id)
+                .map_err(|e| anyhow!("target id: {e}"))?,
             reason: RevocationReason::Repair,
-            evidence: Some(sha256(&[b"yrd-testnet sample credit repair approval\n", target.id.as_bytes()])),
+            evidence: Some(sha256(&[
+                b"yrd-testnet sample credit repair approval\n",
+                target.id.as_bytes(),
+            ])),
             issued_at_ms: now_ms(),
         });
         let tx = sign(tn, agency, seq[agency], body)?;
         let id = submit(tn, agency, &tx).context("submitting the sample revocation")?;
-        println!("  {} revocation (repair) of {}…  id {}…", tn.layout.nodes[agency].region, &target.id[..16], &id[..16]);
+        println!(
+            "  {} revocation (repair) of {}…  id {}…",
+            tn.layout.nodes[agency].region,
+            &target.id[..16],
+            &id[..16]
+        );
         let h = await_final(tn, stop, std::slice::from_ref(&id), "revocation")?;
         all_final &= h[0].is_some();
         // The original is kept, with its status changed: show it on every node.
@@ -233,23 +426,44 @@ pub fn run(tn: &mut Testnet, stop: &StopFlag) -> Result<SampleResult> {
                     "{} {}{}{}",
                     tn.layout.nodes[i].region,
                     r.status,
-                    r.revocation_reason.map(|x| format!(" ({x})")).unwrap_or_default(),
-                    r.revoked_by.map(|x| format!(" by {}…", &x[..x.len().min(16)])).unwrap_or_default()
+                    r.revocation_reason
+                        .map(|x| format!(" ({x})"))
+                        .unwrap_or_default(),
+                    r.revoked_by
+                        .map(|x| format!(" by {}…", &x[..x.len().min(16)]))
+                        .unwrap_or_default()
                 )),
                 Ok(None) => statuses.push(format!("{} not found", tn.layout.nodes[i].region)),
                 Err(e) => statuses.push(format!("{} error: {e}", tn.layout.nodes[i].region)),
             }
         }
-        println!("  the penalty record is kept; its status now: {}", statuses.join(", "));
-        revocation = Some(SampleRecord { id, agency, subject: target.subject, height: h[0] });
+        println!(
+            "  the penalty record is kept; its status now: {}",
+            statuses.join(", ")
+        );
+        revocation = Some(SampleRecord {
+            id,
+            agency,
+            subject: target.subject,
+            height: h[0],
+        });
     }
-    Ok(SampleResult { records, revocation, all_final })
+    Ok(SampleResult {
+        records,
+        revocation,
+        all_final,
+    })
 }
 
 /// Follows `ids` on every node until each is final on all of them, printing
 /// heights as they grow and one line per record. Checks that every node has the
 /// record in the same block (same height, same block hash). Returns the heights.
-fn await_final(tn: &Testnet, stop: &StopFlag, ids: &[String], what: &str) -> Result<Vec<Option<u64>>> {
+fn await_final(
+    tn: &Testnet,
+    stop: &StopFlag,
+    ids: &[String],
+    what: &str,
+) -> Result<Vec<Option<u64>>> {
     let n = tn.apis.len();
     let t0 = Instant::now();
     let mut done: Vec<Option<u64>> = vec![None; ids.len()];
@@ -277,7 +491,10 @@ fn await_final(tn: &Testnet, stop: &StopFlag, ids: &[String], what: &str) -> Res
             }
             let h = seen[0].height;
             let hash = seen[0].block_hash.clone().unwrap_or_default();
-            if seen.iter().all(|r| r.height == h && r.block_hash.as_deref() == Some(hash.as_str())) {
+            if seen
+                .iter()
+                .all(|r| r.height == h && r.block_hash.as_deref() == Some(hash.as_str()))
+            {
                 let h = h.unwrap_or(0);
                 done[k] = Some(h);
                 progress.line(&format!(
@@ -289,9 +506,14 @@ fn await_final(tn: &Testnet, stop: &StopFlag, ids: &[String], what: &str) -> Res
                 let detail: Vec<String> = seen
                     .iter()
                     .zip(tn.regions())
-                    .map(|(r, reg)| format!("{reg}: height {:?} block {:?}", r.height, r.block_hash))
+                    .map(|(r, reg)| {
+                        format!("{reg}: height {:?} block {:?}", r.height, r.block_hash)
+                    })
                     .collect();
-                progress.line(&format!("  DISAGREEMENT: {what} {id} is final in different blocks: {}", detail.join("; ")));
+                progress.line(&format!(
+                    "  DISAGREEMENT: {what} {id} is final in different blocks: {}",
+                    detail.join("; ")
+                ));
             }
         }
         let final_count = done.iter().filter(|d| d.is_some()).count();
@@ -310,8 +532,12 @@ fn await_final(tn: &Testnet, stop: &StopFlag, ids: &[String], what: &str) -> Res
         ));
         if t0.elapsed() > FINAL_TIMEOUT {
             progress.finish();
-            let missing: Vec<&str> =
-                ids.iter().zip(&done).filter(|(_, d)| d.is_none()).map(|(id, _)| &id[..16]).collect();
+            let missing: Vec<&str> = ids
+                .iter()
+                .zip(&done)
+                .filter(|(_, d)| d.is_none())
+                .map(|(id, _)| &id[..16])
+                .collect();
             println!(
                 "warning: {} {what}(s) not final on all nodes after {} s: {}… (see the node logs)",
                 missing.len(),
@@ -334,9 +560,16 @@ mod tests {
             let u = e.uscc();
             assert_eq!(Uscc::parse(u.as_str()).unwrap(), u);
         }
-        assert_eq!(SAMPLES[REPAIRED].kind, AttestationKind::AdministrativePenalty);
+        assert_eq!(
+            SAMPLES[REPAIRED].kind,
+            AttestationKind::AdministrativePenalty
+        );
         for agency in 0..4 {
-            let kinds: Vec<AttestationKind> = SAMPLES.iter().filter(|s| s.agency == agency).map(|s| s.kind).collect();
+            let kinds: Vec<AttestationKind> = SAMPLES
+                .iter()
+                .filter(|s| s.agency == agency)
+                .map(|s| s.kind)
+                .collect();
             assert!(kinds.len() >= 4, "a handful per agency");
         }
         let now = 1_780_000_000_000;
@@ -350,9 +583,14 @@ mod tests {
                 issued_at_ms: now,
                 valid_from_ms: now,
                 valid_until_ms: s.valid_days.map(|d| now + d * DAY_MS),
-                fields: s.fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                fields: s
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             };
-            att.check_format().unwrap_or_else(|e| panic!("{}: {e}", s.what));
+            att.check_format()
+                .unwrap_or_else(|e| panic!("{}: {e}", s.what));
         }
     }
 }

@@ -76,7 +76,10 @@ pub struct Layout {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The directory to use: `dir` (created if missing; must not already hold a
@@ -84,7 +87,8 @@ pub fn now_ms() -> u64 {
 pub fn prepare_dir(dir: Option<&Path>) -> Result<PathBuf> {
     let dir = match dir {
         Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("cannot create directory {}", d.display()))?;
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("cannot create directory {}", d.display()))?;
             d.to_path_buf()
         }
         None => {
@@ -92,7 +96,15 @@ pub fn prepare_dir(dir: Option<&Path>) -> Result<PathBuf> {
             let stamp = now_ms();
             let mut n = 0u32;
             loop {
-                let d = base.join(format!("yrd-testnet-{stamp}-{}{}", std::process::id(), if n == 0 { String::new() } else { format!("-{n}") }));
+                let d = base.join(format!(
+                    "yrd-testnet-{stamp}-{}{}",
+                    std::process::id(),
+                    if n == 0 {
+                        String::new()
+                    } else {
+                        format!("-{n}")
+                    }
+                ));
                 match std::fs::create_dir(&d) {
                     Ok(()) => break d,
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
@@ -101,7 +113,9 @@ pub fn prepare_dir(dir: Option<&Path>) -> Result<PathBuf> {
             }
         }
     };
-    let dir = dir.canonicalize().with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))?;
     if dir.join("genesis.json").exists() || dir.join("testnet.json").exists() {
         bail!(
             "{} already holds a testnet (genesis.json / testnet.json); choose a new or empty directory",
@@ -118,7 +132,8 @@ pub fn pick_ports(base: Option<u16>, count: usize) -> Result<Vec<u16>> {
         Some(b) => {
             let mut ports = Vec::with_capacity(count);
             for i in 0..count {
-                let p = u16::try_from(b as usize + i).map_err(|_| anyhow!("port {} is above 65535", b as usize + i))?;
+                let p = u16::try_from(b as usize + i)
+                    .map_err(|_| anyhow!("port {} is above 65535", b as usize + i))?;
                 TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, p))
                     .with_context(|| format!("port 127.0.0.1:{p} is not free"))?;
                 ports.push(p);
@@ -130,7 +145,10 @@ pub fn pick_ports(base: Option<u16>, count: usize) -> Result<Vec<u16>> {
                 .map(|_| TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)))
                 .collect::<std::io::Result<Vec<_>>>()
                 .context("cannot bind a free port on 127.0.0.1")?;
-            listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+            listeners
+                .iter()
+                .map(|l| Ok(l.local_addr()?.port()))
+                .collect()
         }
     }
 }
@@ -142,7 +160,13 @@ pub fn node_ports(base: Option<u16>) -> Result<Vec<(u16, u16)>> {
     match base {
         Some(b) => {
             let api = pick_ports(Some(b), n)?;
-            let p2p = pick_ports(Some(b.checked_add(100).ok_or_else(|| anyhow!("--base-port {b} is too high"))?), n)?;
+            let p2p = pick_ports(
+                Some(
+                    b.checked_add(100)
+                        .ok_or_else(|| anyhow!("--base-port {b} is too high"))?,
+                ),
+                n,
+            )?;
             Ok(api.into_iter().zip(p2p).collect())
         }
         None => {
@@ -170,7 +194,11 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], mempool_max_txs: usize) -> Resul
         let issuer_key_file = node_dir.join("issuer.key");
         yrd_node::keys::write_key_file(&issuer_key_file, &ikey)?;
         let region = Region::parse(region)?;
-        validators.push(ValidatorInfo { name: name.to_string(), region: region.clone(), key: vkey.public() });
+        validators.push(ValidatorInfo {
+            name: name.to_string(),
+            region: region.clone(),
+            key: vkey.public(),
+        });
         issuers_info.push(IssuerInfo {
             name: issuer_name.to_string(),
             region: region.clone(),
@@ -178,7 +206,11 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], mempool_max_txs: usize) -> Resul
             kinds: AttestationKind::ALL.to_vec(),
             may_revoke_any: false,
         });
-        issuers.push(IssuerEntry { name: issuer_name.to_string(), region: region.to_string(), key_file: issuer_key_file });
+        issuers.push(IssuerEntry {
+            name: issuer_name.to_string(),
+            region: region.to_string(),
+            key_file: issuer_key_file,
+        });
         validator_keys.push(vkey);
         issuer_keys.push(ikey);
     }
@@ -213,14 +245,24 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], mempool_max_txs: usize) -> Resul
             data_dir: node_dir.join("data"),
             listen: format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
             api: format!("127.0.0.1:{api_port}"),
-            peers: peer_addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.clone()).collect(),
+            peers: peer_addrs
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| a.clone())
+                .collect(),
             log_format: "text".into(),
-            mempool: MempoolConfig { max_txs: mempool_max_txs },
+            mempool: MempoolConfig {
+                max_txs: mempool_max_txs,
+            },
             consensus: ConsensusConfig::default(),
         };
-        config.validate().map_err(|e| anyhow!("generated config of {name}: {e}"))?;
+        config
+            .validate()
+            .map_err(|e| anyhow!("generated config of {name}: {e}"))?;
         let config_path = node_dir.join("node.toml");
-        std::fs::write(&config_path, config.to_toml()).with_context(|| format!("cannot write {}", config_path.display()))?;
+        std::fs::write(&config_path, config.to_toml())
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
         nodes.push(NodeSpec {
             name: name.to_string(),
             region: region.to_string(),
@@ -231,7 +273,16 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], mempool_max_txs: usize) -> Resul
         });
     }
     let testnet_json = dir.join("testnet.json");
-    let layout = Layout { dir: dir.to_path_buf(), genesis_path, genesis, chain_id, nodes, issuers, issuer_keys, testnet_json };
+    let layout = Layout {
+        dir: dir.to_path_buf(),
+        genesis_path,
+        genesis,
+        chain_id,
+        nodes,
+        issuers,
+        issuer_keys,
+        testnet_json,
+    };
     Ok(layout)
 }
 
@@ -242,7 +293,11 @@ impl Layout {
             nodes: self
                 .nodes
                 .iter()
-                .map(|n| NodeEntry { name: n.name.clone(), region: n.region.clone(), api: n.api_url() })
+                .map(|n| NodeEntry {
+                    name: n.name.clone(),
+                    region: n.region.clone(),
+                    api: n.api_url(),
+                })
                 .collect(),
             issuers: self.issuers.clone(),
         }
@@ -251,14 +306,17 @@ impl Layout {
     /// Writes `DIR/testnet.json` (once the nodes answer).
     pub fn write_testnet_json(&self) -> Result<()> {
         let text = serde_json::to_string_pretty(&self.testnet_file())? + "\n";
-        std::fs::write(&self.testnet_json, text).with_context(|| format!("cannot write {}", self.testnet_json.display()))
+        std::fs::write(&self.testnet_json, text)
+            .with_context(|| format!("cannot write {}", self.testnet_json.display()))
     }
 }
 
 impl TestnetFile {
     pub fn load(path: &Path) -> Result<TestnetFile> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a testnet.json", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a testnet.json", path.display()))
     }
 }
 
@@ -267,7 +325,11 @@ mod tests {
     use super::*;
 
     fn scratch(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("yrd-testnet-unit-{tag}-{}-{}", std::process::id(), now_ms()));
+        let d = std::env::temp_dir().join(format!(
+            "yrd-testnet-unit-{tag}-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
         std::fs::create_dir_all(&d).unwrap();
         d.canonicalize().unwrap()
     }
@@ -311,28 +373,42 @@ mod tests {
             assert_eq!(cfg.peers.len(), 3);
             assert_eq!(cfg.api, format!("127.0.0.1:{}", ports[i].0));
             for p in &cfg.peers {
-                assert!(p.starts_with("/ip4/127.0.0.1/tcp/") && p.contains("/p2p/12D3KooW"), "{p}");
-                assert!(!p.contains(&format!("/tcp/{}/", ports[i].1)), "a node does not dial itself");
+                assert!(
+                    p.starts_with("/ip4/127.0.0.1/tcp/") && p.contains("/p2p/12D3KooW"),
+                    "{p}"
+                );
+                assert!(
+                    !p.contains(&format!("/tcp/{}/", ports[i].1)),
+                    "a node does not dial itself"
+                );
             }
         }
 
         // testnet.json: exactly the documented shape, absolute paths, URLs.
         layout.write_testnet_json().unwrap();
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).unwrap())
+                .unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         assert_eq!(keys, ["genesis", "issuers", "nodes"]);
         assert_eq!(v["genesis"], dir.join("genesis.json").display().to_string());
         assert_eq!(v["nodes"].as_array().unwrap().len(), 4);
         assert_eq!(v["nodes"][0]["name"], "shanghai");
         assert_eq!(v["nodes"][0]["region"], "SH");
-        assert_eq!(v["nodes"][0]["api"], format!("http://127.0.0.1:{}", ports[0].0));
+        assert_eq!(
+            v["nodes"][0]["api"],
+            format!("http://127.0.0.1:{}", ports[0].0)
+        );
         assert_eq!(v["nodes"][0].as_object().unwrap().len(), 3);
         assert_eq!(v["issuers"][3]["name"], "anhui-credit");
         assert_eq!(v["issuers"][3]["region"], "AH");
         let kf = v["issuers"][3]["key_file"].as_str().unwrap();
         assert!(Path::new(kf).is_absolute() && kf.ends_with("anhui/issuer.key"));
         assert_eq!(v["issuers"][3].as_object().unwrap().len(), 3);
-        assert_eq!(TestnetFile::load(&dir.join("testnet.json")).unwrap(), layout.testnet_file());
+        assert_eq!(
+            TestnetFile::load(&dir.join("testnet.json")).unwrap(),
+            layout.testnet_file()
+        );
 
         // A directory that already holds a testnet is refused.
         assert!(prepare_dir(Some(&dir)).is_err());

@@ -9,7 +9,11 @@ use std::time::Duration;
 /// more, and nothing is lost to rounding.
 pub fn due(rate_per_s: f64, elapsed: Duration, sent: u64, total: u64) -> u64 {
     let target = (rate_per_s * elapsed.as_secs_f64()).floor();
-    let target = if target.is_finite() && target > 0.0 { target as u64 } else { 0 };
+    let target = if target.is_finite() && target > 0.0 {
+        target as u64
+    } else {
+        0
+    };
     target.min(total).saturating_sub(sent)
 }
 
@@ -17,7 +21,9 @@ pub fn due(rate_per_s: f64, elapsed: Duration, sent: u64, total: u64) -> u64 {
 /// (capped at `max_batch`), else what is due in 10 ms; the interval is the time
 /// `batch` transactions take at `rate_per_s`, kept within 10..=1000 ms.
 pub fn pacing(rate_per_s: f64, batch: Option<usize>, max_batch: usize) -> (usize, Duration) {
-    let batch = batch.unwrap_or_else(|| (rate_per_s / 100.0).ceil() as usize).clamp(1, max_batch);
+    let batch = batch
+        .unwrap_or_else(|| (rate_per_s / 100.0).ceil() as usize)
+        .clamp(1, max_batch);
     let interval_s = (batch as f64 / rate_per_s.max(1e-9)).clamp(0.010, 1.0);
     (batch, Duration::from_secs_f64(interval_s))
 }
@@ -68,10 +74,15 @@ mod tests {
         while t < Duration::from_millis(3100) {
             let n = due(rate, t, sent, total);
             sent += n;
-            assert!(sent as f64 <= rate * t.as_secs_f64() + 1e-9, "ahead of schedule at {t:?}");
+            assert!(
+                sent as f64 <= rate * t.as_secs_f64() + 1e-9,
+                "ahead of schedule at {t:?}"
+            );
             let behind = rate * t.as_secs_f64() - sent as f64;
             assert!(behind < 1.0 || sent == total, "behind by {behind} at {t:?}");
-            step = step.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            step = step
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             t += Duration::from_millis(5 + (step >> 33) % 21);
         }
         assert_eq!(sent, total);
@@ -94,7 +105,10 @@ mod tests {
     fn pacing_small_batches() {
         assert_eq!(pacing(1000.0, None, 2000), (10, Duration::from_millis(10)));
         assert_eq!(pacing(5000.0, None, 2000), (50, Duration::from_millis(10)));
-        assert_eq!(pacing(5000.0, Some(100), 2000), (100, Duration::from_millis(20)));
+        assert_eq!(
+            pacing(5000.0, Some(100), 2000),
+            (100, Duration::from_millis(20))
+        );
         assert_eq!(pacing(10.0, None, 2000), (1, Duration::from_millis(100)));
         assert_eq!(pacing(1e6, Some(5000), 2000).0, 2000);
         assert_eq!(pacing(0.1, None, 2000).1, Duration::from_secs(1));

@@ -51,15 +51,38 @@ impl Testnet {
             layout.genesis.chain_name,
             layout.chain_id.to_hex()
         );
-        println!("Keys: a validator key and an issuer key per agency, mode 0600, in {}/<agency>/", dir.display());
-        let apis: Vec<Api> = layout.nodes.iter().map(|n| Api::new(&n.api_url(), Duration::from_secs(10))).collect();
-        let quick: Vec<Api> = layout.nodes.iter().map(|n| Api::new(&n.api_url(), Duration::from_secs(2))).collect();
-        let mut tn = Testnet { layout, yrd, apis, quick, procs: Procs::default(), started: Instant::now() };
+        println!(
+            "Keys: a validator key and an issuer key per agency, mode 0600, in {}/<agency>/",
+            dir.display()
+        );
+        let apis: Vec<Api> = layout
+            .nodes
+            .iter()
+            .map(|n| Api::new(&n.api_url(), Duration::from_secs(10)))
+            .collect();
+        let quick: Vec<Api> = layout
+            .nodes
+            .iter()
+            .map(|n| Api::new(&n.api_url(), Duration::from_secs(2)))
+            .collect();
+        let mut tn = Testnet {
+            layout,
+            yrd,
+            apis,
+            quick,
+            procs: Procs::default(),
+            started: Instant::now(),
+        };
         println!("Starting 4 validators with {}:", tn.yrd.display());
         for i in 0..tn.layout.nodes.len() {
             let spec = &tn.layout.nodes[i];
             let config = spec.config_path.display().to_string();
-            let p = tn.procs.spawn_logged(&spec.name, &tn.yrd, &["node", "--config", &config], &spec.log_path)?;
+            let p = tn.procs.spawn_logged(
+                &spec.name,
+                &tn.yrd,
+                &["node", "--config", &config],
+                &spec.log_path,
+            )?;
             println!(
                 "  {:<9} {}  pid {:<7} api {}  p2p 127.0.0.1:{}  log {}",
                 spec.name,
@@ -78,7 +101,11 @@ impl Testnet {
 
     /// Region codes in node order, for compact lines.
     pub fn regions(&self) -> Vec<&str> {
-        self.layout.nodes.iter().map(|n| n.region.as_str()).collect()
+        self.layout
+            .nodes
+            .iter()
+            .map(|n| n.region.as_str())
+            .collect()
     }
 
     fn wait_ready(&mut self, stop: &StopFlag) -> Result<()> {
@@ -115,13 +142,18 @@ impl Testnet {
                 }
             }
             if connected.iter().all(|c| *c) {
-                println!("All {n} validators are up and connected to each other ({:.1} s).", t0.elapsed().as_secs_f64());
+                println!(
+                    "All {n} validators are up and connected to each other ({:.1} s).",
+                    t0.elapsed().as_secs_f64()
+                );
                 return Ok(());
             }
             let waited = t0.elapsed();
             if answering.iter().all(|a| *a) && waited > PEERS_TIMEOUT {
-                let missing: Vec<&str> =
-                    (0..n).filter(|i| !connected[*i]).map(|i| self.layout.nodes[i].name.as_str()).collect();
+                let missing: Vec<&str> = (0..n)
+                    .filter(|i| !connected[*i])
+                    .map(|i| self.layout.nodes[i].name.as_str())
+                    .collect();
                 println!(
                     "warning: after {} s, {} still see fewer than {} peers; continuing (check the logs)",
                     PEERS_TIMEOUT.as_secs(),
@@ -142,7 +174,10 @@ impl Testnet {
                         indent(&procs::log_tail(&spec.log_path, LOG_TAIL_LINES))
                     ));
                 }
-                return Err(anyhow!("the nodes did not start within {} s{msg}", READY_TIMEOUT.as_secs()));
+                return Err(anyhow!(
+                    "the nodes did not start within {} s{msg}",
+                    READY_TIMEOUT.as_secs()
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -155,7 +190,11 @@ impl Testnet {
         for (name, status, log) in &exited {
             eprintln!("\nNODE DOWN: {name} exited unexpectedly ({status}).");
             if let Some(log) = log {
-                eprintln!("Last lines of {}:\n{}", log.display(), indent(&procs::log_tail(log, LOG_TAIL_LINES)));
+                eprintln!(
+                    "Last lines of {}:\n{}",
+                    log.display(),
+                    indent(&procs::log_tail(log, LOG_TAIL_LINES))
+                );
             }
         }
         exited.len()
@@ -171,7 +210,10 @@ impl Testnet {
                 std::thread::spawn(move || api.status().ok())
             })
             .collect();
-        handles.into_iter().map(|h| h.join().ok().flatten()).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect()
     }
 
     /// `SH 12  JS 12  ZJ 11  AH 12` (a dash for a node that does not answer).
@@ -195,10 +237,17 @@ impl Testnet {
             if Instant::now() >= next {
                 next += every;
                 let st = self.statuses();
-                let mempool: Vec<String> =
-                    st.iter().map(|s| s.as_ref().map_or("-".into(), |s| s.mempool_size.to_string())).collect();
-                let peers: Vec<String> =
-                    st.iter().map(|s| s.as_ref().map_or("-".into(), |s| s.peers.len().to_string())).collect();
+                let mempool: Vec<String> = st
+                    .iter()
+                    .map(|s| {
+                        s.as_ref()
+                            .map_or("-".into(), |s| s.mempool_size.to_string())
+                    })
+                    .collect();
+                let peers: Vec<String> = st
+                    .iter()
+                    .map(|s| s.as_ref().map_or("-".into(), |s| s.peers.len().to_string()))
+                    .collect();
                 println!(
                     "[up {}] heights {} · mempool {} · peers {}",
                     fmt_uptime(self.started.elapsed()),
@@ -214,12 +263,25 @@ impl Testnet {
 
     /// Stops every node: SIGTERM, a bounded wait, then SIGKILL.
     pub fn stop(&mut self) {
-        let running = self.procs.list.iter_mut().map(|p| p.running()).filter(|r| *r).count();
-        println!("Stopping {running} node process{} (SIGTERM)…", if running == 1 { "" } else { "es" });
+        let running = self
+            .procs
+            .list
+            .iter_mut()
+            .map(|p| p.running())
+            .filter(|r| *r)
+            .count();
+        println!(
+            "Stopping {running} node process{} (SIGTERM)…",
+            if running == 1 { "" } else { "es" }
+        );
         let t = Instant::now();
         let killed = self.procs.stop_all(procs::STOP_GRACE);
         if killed.is_empty() {
-            println!("All stopped in {:.1} s. The directory {} is kept.", t.elapsed().as_secs_f64(), self.layout.dir.display());
+            println!(
+                "All stopped in {:.1} s. The directory {} is kept.",
+                t.elapsed().as_secs_f64(),
+                self.layout.dir.display()
+            );
         } else {
             println!(
                 "Killed with SIGKILL after {} s: {}. The directory {} is kept.",
@@ -232,7 +294,10 @@ impl Testnet {
 }
 
 pub fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn fmt_uptime(d: Duration) -> String {
@@ -254,7 +319,11 @@ pub struct Progress {
 
 impl Progress {
     pub fn new() -> Progress {
-        Progress { tty: std::io::stdout().is_terminal(), last: String::new(), shown: false }
+        Progress {
+            tty: std::io::stdout().is_terminal(),
+            last: String::new(),
+            shown: false,
+        }
     }
 
     pub fn status(&mut self, s: &str) {
