@@ -86,6 +86,28 @@ impl Api {
         }
     }
 
+    /// GET `path` as text; `Ok(None)` on 404.
+    pub fn get_text(&self, path: &str) -> Result<Option<String>> {
+        let url = self.url(path);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .call()
+            .with_context(|| format!("GET {url}"))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .with_context(|| format!("GET {url}: unreadable answer"))?;
+        match status {
+            200 => Ok(Some(text)),
+            404 => Ok(None),
+            _ => Err(anyhow!("GET {url}: HTTP {status}: {}", text.trim())),
+        }
+    }
+
     /// POST a JSON body given as text; returns the status and the JSON answer
     /// (`null` if the answer was not JSON).
     pub fn post_raw(&self, path: &str, json_body: String) -> Result<Answer> {

@@ -104,7 +104,7 @@ fn run_testnet(cli: &Cli) -> anyhow::Result<bool> {
     } else {
         match samples::run(&mut tn, &stop) {
             Ok(r) => {
-                ok &= r.all_final;
+                ok &= r.all_final && r.proof_ok;
                 Some(r)
             }
             Err(e) if stop.is_set() => {
@@ -166,6 +166,12 @@ fn print_summary(tn: &Testnet, samples: Option<&samples::SampleResult>) {
                 rev.subject
             );
             println!("  yrd query --node {} --id {}", api(2), rev.id);
+        }
+        if let Some(p) = &s.proof_file {
+            println!(
+                "  # a lender's subject report, verified offline above: {}",
+                p.display()
+            );
         }
         if let Some(r) = s.records.first() {
             println!("  yrd query --node {} --id {} --json", api(1), r.id);

@@ -264,6 +264,10 @@ pub struct SampleResult {
     pub records: Vec<SampleRecord>,
     pub revocation: Option<SampleRecord>,
     pub all_final: bool,
+    /// The verified subject report, if the node serves proofs.
+    pub proof_file: Option<std::path::PathBuf>,
+    /// False if a subject report failed to verify.
+    pub proof_ok: bool,
 }
 
 pub struct SampleRecord {
@@ -448,11 +452,85 @@ pub fn run(tn: &mut Testnet, stop: &StopFlag) -> Result<SampleResult> {
             height: h[0],
         });
     }
+    // A lender checks the enterprise whose penalty was revoked: every record, offline.
+    let subject = ENTERPRISES[SAMPLES[REPAIRED].enterprise].uscc();
+    let (proof_file, proof_ok) = match lender_check(tn, &subject) {
+        Ok(file) => (file, true),
+        Err(e) => {
+            println!("  LENDER CHECK FAILED: {e:#}");
+            (None, false)
+        }
+    };
     Ok(SampleResult {
         records,
         revocation,
         all_final,
+        proof_file,
+        proof_ok,
     })
+}
+
+/// Fetches the subject report (every record about `subject`, with proofs) from a
+/// node, saves it in `DIR/proofs/`, and verifies it as a lender would: offline,
+/// with only the genesis. `Ok(None)` if the node serves no proofs.
+fn lender_check(tn: &Testnet, subject: &Uscc) -> Result<Option<std::path::PathBuf>> {
+    use yrd_ledger::proof::{self, AnyVerdict};
+    let node = 1;
+    println!();
+    println!(
+        "A lender's check 贷前核查: all records about {subject}, from {} ({}), verified offline:",
+        tn.layout.nodes[node].name,
+        tn.layout.nodes[node].api_url()
+    );
+    let Some(text) = tn.apis[node].get_text(&format!("/v1/proofs/subjects/{subject}"))? else {
+        println!("  (this node serves no subject reports: skipped)");
+        return Ok(None);
+    };
+    let dir = tn.layout.dir.join("proofs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("subject-{subject}.json"));
+    std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    // From here on, only the file and the genesis file: no node is asked anything.
+    let genesis =
+        yrd_ledger::genesis::Genesis::from_json(&std::fs::read(&tn.layout.genesis_path)?)?;
+    let file = proof::parse_file(&std::fs::read(&path)?)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let verdict = proof::verify_file(&genesis, &file, now_ms())
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let AnyVerdict::Report(r) = verdict else {
+        bail!("{} is not a subject report", path.display());
+    };
+    if r.subject != *subject {
+        bail!("the report is about {}, not {subject}", r.subject);
+    }
+    let signers: Vec<&str> = r.anchor.signers.iter().map(|p| p.name.as_str()).collect();
+    println!("  saved {}", path.display());
+    println!(
+        "  verified with only {}: {} record(s), complete as of height {} (block {}…, certificate signed by {})",
+        tn.layout.genesis_path.display(),
+        r.attestations.len(),
+        r.anchor.height,
+        &r.anchor.hash.to_string()[..16],
+        signers.join(", ")
+    );
+    for a in &r.attestations {
+        let status = match &a.revocation {
+            Some(rev) => format!("{} ({}, by {})", a.status.name(), rev.reason, rev.by.name),
+            None => a.status.name().to_string(),
+        };
+        println!(
+            "    {:<24} {:<16} height {:<4} {}",
+            format!(
+                "{}{}",
+                a.kind,
+                a.grade.map(|g| format!(" {g}")).unwrap_or_default()
+            ),
+            a.issuer.name,
+            a.height,
+            status
+        );
+    }
+    Ok(Some(path))
 }
 
 /// Follows `ids` on every node until each is final on all of them, printing
