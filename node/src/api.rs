@@ -467,6 +467,10 @@ fn build(state: AppState) -> Router {
         .route("/v1/blocks/{height}", get(block_at))
         .route("/v1/status", get(status))
         .route("/v1/wait/{height}", get(wait))
+        .route("/v1/proofs/attestations/{id}", get(proof_bundle))
+        .route("/v1/proofs/subjects/{uscc}", get(proof_report))
+        .route("/v1/proofs/consistency", get(proof_consistency))
+        .route("/v1/audit/attestations/{id}", get(audit_trace))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -817,4 +821,52 @@ async fn wait(
 
 async fn metrics(State(app): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], app.shared.metrics.render()).into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Proofs and audit (docs/proofs.md): files a lender or auditor verifies offline
+// ---------------------------------------------------------------------------
+
+fn proof_error(e: yrd_ledger::proof::BuildError) -> ApiError {
+    use yrd_ledger::proof::BuildError;
+    match e {
+        BuildError::NotFound(_) | BuildError::NoBlocks | BuildError::NoSuchHeight { .. } => ApiError::not_found(e.to_string()),
+        BuildError::NotAttestation { .. } => ApiError::bad_request("not_attestation", e.to_string()),
+        BuildError::HeightsOutOfOrder { .. } => ApiError::bad_request("bad_query", e.to_string()),
+        BuildError::Store(e) => ApiError::store(e),
+        BuildError::Codec(e) => ApiError::internal(format!("cannot encode proof: {e}")),
+    }
+}
+
+async fn proof_bundle(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<yrd_ledger::proof::Bundle>> {
+    let id = parse_id(&id)?;
+    let ledger = app.ledger()?;
+    yrd_ledger::proof::bundle(&ledger, &id).map(Json).map_err(proof_error)
+}
+
+async fn proof_report(State(app): State<AppState>, ApiPath(input): ApiPath<String>) -> ApiResult<Json<yrd_ledger::proof::Report>> {
+    let subject =
+        Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
+    let ledger = app.ledger()?;
+    yrd_ledger::proof::report(&ledger, &subject).map(Json).map_err(proof_error)
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+async fn proof_consistency(
+    State(app): State<AppState>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> ApiResult<Json<yrd_ledger::proof::Consistency>> {
+    let ledger = app.ledger()?;
+    yrd_ledger::proof::consistency(&ledger, Height(q.from), Height(q.to)).map(Json).map_err(proof_error)
+}
+
+async fn audit_trace(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<yrd_ledger::proof::Trace>> {
+    let id = parse_id(&id)?;
+    let ledger = app.ledger()?;
+    yrd_ledger::proof::trace(&ledger, &id).map(Json).map_err(proof_error)
 }

@@ -13,3 +13,7 @@ pub mod net;
 pub mod mempool;
 pub mod metrics;
 pub mod shared;
+pub mod node;
+pub mod wire;
+
+pub use node::run;

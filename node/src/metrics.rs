@@ -18,7 +18,7 @@ pub struct Metrics {
     pub blocks_committed: Counter,
     pub commit_latency_seconds: Histogram,
     pub block_txs: Histogram,
-    pub peers_dropped: Counter,
+    pub invalid_messages: Counter,
 }
 
 impl Metrics {
@@ -36,7 +36,7 @@ impl Metrics {
                 [0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0].into_iter(),
             ),
             block_txs: Histogram::new([0.0, 1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4096.0].into_iter()),
-            peers_dropped: Counter::default(),
+            invalid_messages: Counter::default(),
             registry: Registry::with_prefix("yrd"),
         };
         m.registry.register("height", "Height of the last committed block", m.height.clone());
@@ -53,7 +53,7 @@ impl Metrics {
             m.commit_latency_seconds.clone(),
         );
         m.registry.register("block_transactions", "Transactions per committed block", m.block_txs.clone());
-        m.registry.register("peers_dropped", "Gossip messages from peers rejected as invalid", m.peers_dropped.clone());
+        m.registry.register("invalid_messages", "Invalid messages received from peers (three from one peer get it dropped for 60 s)", m.invalid_messages.clone());
         m
     }
 

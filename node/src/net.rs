@@ -422,6 +422,7 @@ enum Command {
         verdict: Verdict,
     },
     Peers(oneshot::Sender<Vec<PeerId>>),
+    Ban { peer: PeerId, duration: Duration },
     TopicPeers(Topic, oneshot::Sender<Vec<PeerId>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Shutdown(oneshot::Sender<()>),
@@ -516,6 +517,12 @@ impl NetHandle {
         verdict: Verdict,
     ) -> Result<(), NetError> {
         self.send(Command::Report { id, from, verdict }).await
+    }
+
+    /// Drops a misbehaving peer: closes its connections and refuses it (in and out)
+    /// for `duration`.
+    pub async fn ban(&self, peer: PeerId, duration: Duration) -> Result<(), NetError> {
+        self.send(Command::Ban { peer, duration }).await
     }
 
     /// Peers with at least one open connection.
@@ -994,6 +1001,11 @@ impl Task {
                 }
             }
             Command::Report { id, from, verdict } => self.report(id, from, verdict),
+            Command::Ban { peer, duration } => {
+                tracing::warn!(%peer, secs = duration.as_secs(), "dropping a misbehaving peer");
+                self.swarm.behaviour_mut().permission.ban(peer, Instant::now() + duration);
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
             Command::Peers(tx) => {
                 let _ = tx.send(self.swarm.connected_peers().copied().collect());
             }

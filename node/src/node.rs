@@ -40,6 +40,10 @@ const TX_GOSSIP_INTERVAL_MS: u64 = 10;
 const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
 /// Proposals for future heights kept until we get there.
 const MAX_FUTURE_PROPOSALS: usize = 64;
+/// A peer that sends this many invalid messages is dropped ...
+const STRIKES_BEFORE_BAN: u32 = 3;
+/// ... for this long (it may reconnect afterwards; every message is still verified).
+const BAN_DURATION: Duration = Duration::from_secs(60);
 
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
@@ -197,6 +201,7 @@ impl Node {
             sync_inflight: false,
             sync_results: mpsc::channel(16),
             peer_keys: HashMap::new(),
+            strikes: HashMap::new(),
         };
         Ok(Node { shared, net, events, gossip_in, api_addr, api_shutdown: Some(api_shutdown), api_task, driver })
     }
@@ -249,9 +254,24 @@ struct Driver {
     sync_inflight: bool,
     sync_results: (mpsc::Sender<Vec<(Block, CommitCertificate)>>, mpsc::Receiver<Vec<(Block, CommitCertificate)>>),
     peer_keys: HashMap<PeerId, PublicKey>,
+    /// Invalid messages per peer since its last ban.
+    strikes: HashMap<PeerId, u32>,
 }
 
 impl Driver {
+    /// Counts an invalid message against `peer`; drops the peer after
+    /// [`STRIKES_BEFORE_BAN`] of them.
+    async fn strike(&mut self, peer: PeerId) {
+        self.shared.metrics.invalid_messages.inc();
+        let n = self.strikes.entry(peer).or_insert(0);
+        *n += 1;
+        if *n >= STRIKES_BEFORE_BAN {
+            self.strikes.remove(&peer);
+            warn!(%peer, "peer sent {STRIKES_BEFORE_BAN} invalid messages; dropping it for {} s", BAN_DURATION.as_secs());
+            let _ = self.net.ban(peer, BAN_DURATION).await;
+        }
+    }
+
     async fn run(
         &mut self,
         events: &mut mpsc::Receiver<NetEvent>,
@@ -373,10 +393,10 @@ impl Driver {
                         }
                     }
                 };
-                if verdict == Verdict::Reject {
-                    self.shared.metrics.peers_dropped.inc();
-                }
                 let _ = self.net.report(id, from, verdict).await;
+                if verdict == Verdict::Reject {
+                    self.strike(from).await;
+                }
             }
             NetEvent::Gossip { topic: Topic::Consensus, from, id, bytes, .. } => {
                 let verdict = match wire::decode_consensus(&bytes) {
@@ -386,16 +406,17 @@ impl Driver {
                     }
                     Ok(msg) => self.on_consensus_msg(msg).await?,
                 };
-                if verdict == Verdict::Reject {
-                    self.shared.metrics.peers_dropped.inc();
-                }
                 let _ = self.net.report(id, from, verdict).await;
+                if verdict == Verdict::Reject {
+                    self.strike(from).await;
+                }
             }
             NetEvent::Request { peer, bytes, channel } => {
                 let response = match wire::decode_sync_request(&bytes) {
                     Ok(SyncRequest::Blocks { from, max }) => self.sync_response(from, max),
                     Err(e) => {
                         warn!(%peer, error = %e, "malformed sync request");
+                        self.strike(peer).await;
                         None
                     }
                 };

@@ -201,3 +201,61 @@ fn an_attestation_reported_final_survives_kill_9_of_every_node() {
         assert_eq!(v["status"], "active");
     }
 }
+
+#[test]
+fn a_malicious_validator_is_dropped_and_the_others_keep_finalising() {
+    // Validator 3's key is used by a hostile in-test peer instead of a real node:
+    // it is allowed to connect, then floods garbage on both gossip topics.
+    let mut c = Cluster::prepare(4, &[]);
+    for i in 0..3 {
+        c.start_node(i);
+    }
+    c.wait_height(0, 1, 60);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use yrd_node::net::{self, NetConfig, Topic};
+        let chain_hex = c.chain.chain.to_hex();
+        let mut cfg = NetConfig::new(c.chain.validator_keys[3].to_bytes(), chain_hex[..16].to_string());
+        cfg.allowed = c.chain.validator_keys.iter().map(|k| k.public().0).collect();
+        cfg.bootstrap = (0..3)
+            .map(|i| {
+                let pid = net::peer_id_from_ed25519(&c.chain.validator_keys[i].public().0).unwrap();
+                format!("/ip4/127.0.0.1/tcp/{}/p2p/{pid}", c.nodes[i].p2p).parse().unwrap()
+            })
+            .collect();
+        cfg.auto_accept_gossip = true;
+        let (handle, _events) = net::start(cfg).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while handle.topic_peers(Topic::Consensus).await.unwrap().len() < 3 {
+            assert!(tokio::time::Instant::now() < deadline, "hostile peer never joined the mesh");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Garbage: undecodable consensus messages and a batch of a forged transaction.
+        let mut forged = att(&c, 0, 999);
+        forged.signature.0[3] ^= 0x40;
+        let batch = yrd_consensus::codec::encode(&vec![forged.encode().unwrap()]).unwrap();
+        for k in 0..6u8 {
+            let _ = handle.publish(Topic::Consensus, vec![0xde, 0xad, k]).await;
+            let _ = handle.publish(Topic::Transactions, [batch.clone(), vec![k]].concat()).await;
+        }
+        // It is dropped by every honest node ...
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !handle.peers().await.unwrap().is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "the hostile peer is still connected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        handle.shutdown().await;
+    });
+    // ... which counted its messages as invalid, and the chain goes on.
+    let (_, metrics) = c.get(0, "/metrics").unwrap();
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    let invalid: f64 = text
+        .lines()
+        .find(|l| l.starts_with("yrd_invalid_messages_total"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(invalid >= 3.0, "invalid messages not counted: {text}");
+    let id = submit_ok(&c, 1, &att(&c, 1, 1000));
+    same_everywhere(&mut c, &[0, 1, 2], &id);
+}

@@ -44,6 +44,8 @@ impl std::error::Error for NotAllowed {}
 
 pub struct Permission {
     allowed: HashSet<PeerId>,
+    /// Allowed peers dropped for misbehaviour, refused until the instant given.
+    banned: std::collections::HashMap<PeerId, std::time::Instant>,
     refusals: VecDeque<Refusal>,
     waker: Option<Waker>,
 }
@@ -52,8 +54,25 @@ impl Permission {
     pub fn new(allowed: HashSet<PeerId>) -> Self {
         Permission {
             allowed,
+            banned: std::collections::HashMap::new(),
             refusals: VecDeque::new(),
             waker: None,
+        }
+    }
+
+    /// Refuses connections of `peer` until `until` (misbehaviour).
+    pub fn ban(&mut self, peer: PeerId, until: std::time::Instant) {
+        self.banned.insert(peer, until);
+    }
+
+    fn is_banned(&mut self, peer: &PeerId) -> bool {
+        match self.banned.get(peer) {
+            Some(until) if *until > std::time::Instant::now() => true,
+            Some(_) => {
+                self.banned.remove(peer);
+                false
+            }
+            None => false,
         }
     }
 
@@ -63,6 +82,9 @@ impl Permission {
         inbound: bool,
         addr: Option<&Multiaddr>,
     ) -> Result<(), ConnectionDenied> {
+        if self.is_banned(&peer) {
+            return Err(ConnectionDenied::new(NotAllowed(peer)));
+        }
         if self.allowed.contains(&peer) {
             return Ok(());
         }
