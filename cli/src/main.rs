@@ -25,6 +25,7 @@ mod cmd {
     pub mod client;
     pub mod genesis;
     pub mod keygen;
+    pub mod node;
     pub mod query;
     pub mod revoke;
     pub mod status;
@@ -70,6 +71,8 @@ enum Command {
     Keygen(cmd::keygen::Args),
     /// Write the genesis file for a set of agencies and print the chain id
     Genesis(cmd::genesis::Args),
+    /// Run a validator or observer node (TOML config, overridable by flags)
+    Node(cmd::node::Args),
     /// Sign and submit a credit attestation about an enterprise
     Attest(cmd::attest::Args),
     /// Sign and submit the revocation of an attestation
@@ -86,6 +89,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Genesis(args) => cmd::genesis::run(args),
+        Command::Node(args) => cmd::node::run(args),
         Command::Attest(args) => cmd::attest::run(args),
         Command::Revoke(args) => cmd::revoke::run(args),
         Command::Query(args) => cmd::query::run(args),

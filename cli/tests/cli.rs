@@ -4,6 +4,7 @@
 //! records what it was sent, so the tests can decode and verify the submitted
 //! transactions. Live-node behaviour is left to the workspace integration tests.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use yrd_ledger::genesis::Genesis;
 use yrd_ledger::tx::{AttestationKind, Grade, RevocationReason, Severity, SignedTransaction, TxBody};
 
 const SUBJECT: &str = "91350100M000100Y43";
-const COMMANDS: [&str; 6] = ["keygen", "genesis", "attest", "revoke", "query", "status"];
+const COMMANDS: [&str; 7] = ["keygen", "genesis", "node", "attest", "revoke", "query", "status"];
 
 fn yrd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_yrd"));
@@ -764,4 +765,106 @@ fn status_prints_a_summary_or_the_json_and_reads_yrd_node() {
     ] {
         assert!(text.contains(expected), "{expected:?} in\n{text}");
     }
+}
+
+// ---------------------------------------------------------------- node
+
+#[test]
+fn node_refuses_a_bad_config_or_bad_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["node", "--config", p(&dir.path().join("missing.toml"))]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("cannot read config file"), "{}", stderr(&o));
+
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, "name = \"shanghai\"\ngenesis = \"genesis.json\"\nkey = \"v.key\"\ndata_dir = \"data\"\n").unwrap();
+    let cases: BTreeMap<&str, (Vec<&str>, &str)> = BTreeMap::from([
+        ("api", (vec!["--api", "localhost"], "api = \"localhost\" is not an address")),
+        ("listen", (vec!["--listen", "tcp://0.0.0.0:1"], "is not a multiaddr")),
+        ("peer", (vec!["--peer", "10.0.0.2:26601"], "peer \"10.0.0.2:26601\" is not a multiaddr")),
+    ]);
+    for (what, (flags, expected)) in cases {
+        let o = yrd().args(["node", "--config", p(&config)]).args(&flags).output().unwrap();
+        assert_eq!(code(&o), 2, "{what}");
+        assert!(stderr(&o).contains(expected), "{what}: {}", stderr(&o));
+        assert!(stderr(&o).contains("after applying the command-line flags"), "{what}: {}", stderr(&o));
+    }
+    let o = run(&["node", "--config", p(&config), "--log-format", "xml"]);
+    assert_eq!(code(&o), 2);
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The `yrd node` glue with the real node: a one-validator chain started from a TOML
+/// file with flag overrides, an attestation submitted with `--wait`, queried, and the
+/// node stopped by SIGTERM with exit status 0. (Multi-node behaviour is tested by the
+/// workspace integration tests.)
+#[cfg(unix)]
+#[test]
+fn node_runs_a_one_validator_chain_that_finalises_an_attestation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (vkey, _) = keygen(dir.path(), "v.key");
+    let (ikey, _) = keygen(dir.path(), "i.key");
+    let genesis = dir.path().join("genesis.json");
+    let o = run(&[
+        "genesis", "--out", p(&genesis), "--chain-name", "cli-test",
+        "--validator", &format!("shanghai:SH:{}", p(&vkey)), "--issuer", &format!("shanghai-credit:sh:{}", p(&ikey)),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let chain_id = stdout(&o).trim().to_string();
+    let config = dir.path().join("node.toml");
+    // The file's api and data_dir are overridden by flags.
+    std::fs::write(
+        &config,
+        "name = \"shanghai\"\ngenesis = \"genesis.json\"\nkey = \"v.key\"\ndata_dir = \"unused\"\napi = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let api = format!("127.0.0.1:{}", free_port());
+    let data = dir.path().join("data");
+    let child = yrd()
+        .args(["node", "--config", p(&config), "--data-dir", p(&data), "--api", &api])
+        .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", free_port()), "--log-format", "json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{api}");
+    let started = std::time::Instant::now();
+    let status = loop {
+        let o = run(&["status", "--node", &url, "--json"]);
+        if code(&o) == 0 {
+            break serde_json::from_str::<Value>(&stdout(&o)).unwrap();
+        }
+        assert!(started.elapsed().as_secs() < 60, "node did not come up: {}", stderr(&o));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(status["chain_id"], chain_id);
+    assert!(status["height"].is_u64());
+
+    let evidence = dir.path().join("e.pdf");
+    std::fs::write(&evidence, b"decision").unwrap();
+    let o = run(&[
+        "attest", "--node", &url, "--key", p(&ikey), "--subject", SUBJECT, "--kind", "credit-rating", "--grade", "A",
+        "--evidence", p(&evidence), "--wait", "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let height = v["height"].as_u64().expect("a height once final");
+    let o = run(&["query", "--node", &url, "--id", v["id"].as_str().unwrap(), "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let q: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(q["attestations"][0]["height"].as_u64(), Some(height));
+    assert_eq!(q["attestations"][0]["status"], "active");
+    assert_eq!(q["attestations"][0]["block_hash"], v["block_hash"]);
+    assert!(data.exists(), "--data-dir was used");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let first = log.lines().next().expect("some log");
+    assert!(serde_json::from_str::<Value>(first).is_ok(), "JSON log lines: {first}");
 }
