@@ -424,7 +424,12 @@ pub fn run(tn: &mut Testnet, stop: &StopFlag) -> Result<SampleResult> {
         all_final &= h[0].is_some();
         // The original is kept, with its status changed: show it on every node.
         let mut statuses = Vec::new();
+        let alive: Vec<bool> = tn.procs.list.iter_mut().map(|p| p.running()).collect();
         for (i, api) in tn.apis.iter().enumerate() {
+            if !alive.get(i).copied().unwrap_or(true) {
+                statuses.push(format!("{} down", tn.layout.nodes[i].region));
+                continue;
+            }
             match api.attestation(&target.id) {
                 Ok(Some(r)) => statuses.push(format!(
                     "{} {}{}{}",
@@ -537,7 +542,7 @@ fn lender_check(tn: &Testnet, subject: &Uscc) -> Result<Option<std::path::PathBu
 /// heights as they grow and one line per record. Checks that every node has the
 /// record in the same block (same height, same block hash). Returns the heights.
 fn await_final(
-    tn: &Testnet,
+    tn: &mut Testnet,
     stop: &StopFlag,
     ids: &[String],
     what: &str,
@@ -552,40 +557,58 @@ fn await_final(
             progress.finish();
             bail!("interrupted");
         }
+        tn.report_exits();
+        // Nodes that died are reported above and not waited for.
+        let alive: Vec<bool> = tn
+            .procs
+            .list
+            .iter_mut()
+            .take(n)
+            .map(|p| p.running())
+            .collect();
+        let n_alive = alive.iter().filter(|a| **a).count();
+        let on_all = if n_alive == n {
+            format!("all {n} nodes")
+        } else {
+            format!("all {n_alive} running nodes")
+        };
         let st = tn.statuses();
         for (k, id) in ids.iter().enumerate() {
             if done[k].is_some() || failed[k] {
                 continue;
             }
             let mut seen = Vec::with_capacity(n);
-            for api in &tn.quick {
+            for (i, api) in tn.quick.iter().enumerate().filter(|(i, _)| alive[*i]) {
                 match api.attestation(id) {
-                    Ok(Some(r)) if r.is_final() => seen.push(r),
+                    Ok(Some(r)) if r.is_final() => seen.push((i, r)),
                     _ => break,
                 }
             }
-            if seen.len() < n {
+            if seen.is_empty() || seen.len() < n_alive {
                 continue;
             }
-            let h = seen[0].height;
-            let hash = seen[0].block_hash.clone().unwrap_or_default();
+            let h = seen[0].1.height;
+            let hash = seen[0].1.block_hash.clone().unwrap_or_default();
             if seen
                 .iter()
-                .all(|r| r.height == h && r.block_hash.as_deref() == Some(hash.as_str()))
+                .all(|(_, r)| r.height == h && r.block_hash.as_deref() == Some(hash.as_str()))
             {
                 let h = h.unwrap_or(0);
                 done[k] = Some(h);
                 progress.line(&format!(
-                    "  {what} {id} final at height {h} on all {n} nodes · block {}… (same hash on every node)",
+                    "  {what} {id} final at height {h} on {on_all} · block {}… (same hash on every node)",
                     &hash[..hash.len().min(16)]
                 ));
             } else {
                 failed[k] = true;
+                let regions = tn.regions();
                 let detail: Vec<String> = seen
                     .iter()
-                    .zip(tn.regions())
-                    .map(|(r, reg)| {
-                        format!("{reg}: height {:?} block {:?}", r.height, r.block_hash)
+                    .map(|(i, r)| {
+                        format!(
+                            "{}: height {:?} block {:?}",
+                            regions[*i], r.height, r.block_hash
+                        )
                     })
                     .collect();
                 progress.line(&format!(
