@@ -705,7 +705,8 @@ impl Driver {
             return Ok(None);
         }
         let waiting = self.shared.mempool.lock().map(|m| m.len()).unwrap_or(0);
-        let interval_passed = self.last_commit_at.elapsed() >= self.block_interval;
+        // A full block's worth waiting: no reason to wait for the interval.
+        let interval_passed = self.last_commit_at.elapsed() >= self.block_interval || waiting >= self.max_block_txs;
         let empty_due = since.elapsed() >= Duration::from_millis(EMPTY_BLOCK_AFTER_MS) || round.0 > 0;
         if !((waiting > 0 && interval_passed) || empty_due) {
             return Ok(None);
