@@ -696,13 +696,18 @@ impl Core {
         true
     }
 
-    fn log_for(&mut self, height: Height, round: Round) -> Option<&mut HeightLog> {
+    /// The log a verified message of `(height, round)` from `validator` goes to,
+    /// if it is stored at all. Its round is recorded for the round skip (L55) even
+    /// when the message is too far ahead to be stored.
+    fn log_for(&mut self, validator: ValidatorIndex, height: Height, round: Round) -> Option<&mut HeightLog> {
         if height == self.height && self.decided.is_none() {
+            self.log.saw_round(validator, round);
             if round.0 > self.round.0.saturating_add(MAX_ROUNDS_AHEAD) {
                 return None;
             }
             Some(&mut self.log)
         } else if height == self.height.next() {
+            self.next_log.saw_round(validator, round);
             if round.0 > MAX_ROUNDS_AHEAD {
                 return None;
             }
@@ -733,8 +738,7 @@ impl Core {
             return;
         }
         self.note_peer(proposer, height, round, out);
-        let Some(log) = self.log_for(height, round) else { return };
-        log.saw_round(proposer, round);
+        let Some(log) = self.log_for(proposer, height, round) else { return };
         match log.proposals.get(&round) {
             Some(first) if first.signed.proposal != sp.proposal => {
                 if log.evidence.insert((round, 0, proposer)) {
@@ -781,8 +785,7 @@ impl Core {
             return;
         }
         self.note_peer(validator, height, round, out);
-        let Some(log) = self.log_for(height, round) else { return };
-        log.saw_round(validator, round);
+        let Some(log) = self.log_for(validator, height, round) else { return };
         let kind_tag = match kind {
             VoteKind::Prevote => 1,
             VoteKind::Precommit => 2,

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use yrd_consensus::sim::{self, SimConfig, SimReport};
+use yrd_consensus::sim::{self, Behaviour, SimConfig, SimReport, Violation};
 
 fn seed_count() -> u64 {
     std::env::var("YRD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
@@ -18,9 +18,15 @@ fn replay_seed() -> Option<u64> {
 /// Runs `make(seed)` for every seed; panics on the first violation with the seed
 /// and the replay command.
 fn run_seeds(test: &str, make: impl Fn(u64) -> SimConfig) {
+    run_seeds_n(test, test, seed_count(), make)
+}
+
+/// `filter` is the cargo test name to replay with; `label` names the run.
+fn run_seeds_n(label: &str, filter: &str, count: u64, make: impl Fn(u64) -> SimConfig) {
+    let test = label;
     let seeds: Vec<u64> = match replay_seed() {
         Some(s) => vec![s],
-        None => (0..seed_count()).collect(),
+        None => (0..count).collect(),
     };
     let started = Instant::now();
     let mut total = SimReport::default();
@@ -34,7 +40,7 @@ fn run_seeds(test: &str, make: impl Fn(u64) -> SimConfig) {
             println!("{report:#?}");
         }
         if let Some(v) = &report.violation {
-            panic!("{test}: seed {seed} violated an invariant: {v}\n{}\nreport: {report:?}", sim::replay_hint(seed, test));
+            panic!("{test}: seed {seed} violated an invariant: {v}\n{}\nreport: {report:?}", replay(seed, label, filter));
         }
         total.max_height += report.min_height;
         total.messages_sent += report.messages_sent;
@@ -56,12 +62,60 @@ fn run_seeds(test: &str, make: impl Fn(u64) -> SimConfig) {
     );
 }
 
+fn replay(seed: u64, label: &str, filter: &str) -> String {
+    let n = label.strip_prefix("all_sizes_n").map(|n| format!("YRD_SIM_N={n} ")).unwrap_or_default();
+    format!("replay with: YRD_SIM_SEED={seed} {n}cargo test -p yrd-consensus --test simulation {filter} -- --nocapture (add YRD_SIM_TRACE=1 for a full trace)")
+}
+
 #[test]
 fn n4_f1_byzantine_random_seeds() {
-    run_seeds("n4_f1", |seed| SimConfig::new(4, 1, seed));
+    run_seeds("n4_f1_byzantine_random_seeds", |seed| SimConfig::new(4, 1, seed));
 }
 
 #[test]
 fn n7_f2_byzantine_random_seeds() {
-    run_seeds("n7_f2", |seed| SimConfig::new(7, 2, seed));
+    run_seeds("n7_f2_byzantine_random_seeds", |seed| SimConfig::new(7, 2, seed));
+}
+
+/// Negative control: with f + 1 colluding Byzantine validators (2 of 4) the
+/// checker must catch a fork within a bounded number of seeds. If this test
+/// fails, the simulator or its checker has gone blind.
+#[test]
+fn negative_control_f_plus_one_byzantine_forks() {
+    let max_seeds = 200;
+    for seed in 0..max_seeds {
+        let mut cfg = SimConfig::new(4, 2, seed);
+        cfg.allow_excess_byzantine = true;
+        cfg.behaviour = Some(Behaviour::Split);
+        let report = sim::run(cfg);
+        if let Some(v @ Violation::Agreement { .. }) = &report.violation {
+            println!("negative control: seed {seed} forked as expected: {v}");
+            return;
+        }
+    }
+    panic!("no agreement violation found in {max_seeds} seeds with f + 1 Byzantine validators: the checker is blind");
+}
+
+/// The same seed gives the same run, bit for bit.
+#[test]
+fn same_seed_same_run() {
+    for seed in [1, 77, 4242] {
+        let a = sim::run(SimConfig::new(7, 2, seed));
+        let b = sim::run(SimConfig::new(7, 2, seed));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed {seed}");
+    }
+}
+
+/// Every validator-set size from 1 to 16, with f Byzantine validators.
+#[test]
+fn all_sizes_1_to_16() {
+    let seeds = (seed_count() / 100).max(5);
+    for n in 1..=16usize {
+        let f = (n - 1) / 3;
+        let test = format!("all_sizes_n{n}");
+        if replay_seed().is_some() && std::env::var("YRD_SIM_N").ok().and_then(|v| v.parse().ok()) != Some(n) {
+            continue;
+        }
+        run_seeds_n(&test, "all_sizes_1_to_16", seeds, |seed| SimConfig::new(n, f, seed));
+    }
 }

@@ -291,6 +291,13 @@ fn table_single_transitions() {
             vec![sched(H, r(5), Step::Propose)],
         ),
         Case::new(
+            "L55 round skip also to rounds too far ahead to store (MAX_ROUNDS_AHEAD)",
+            0,
+            vec![Event::Start, ev_vote(prevote(1, r(100), None))],
+            ev_vote(precommit(2, r(90), None)),
+            vec![sched(H, r(90), Step::Propose)],
+        ),
+        Case::new(
             "L55 needs f+1 distinct validators: one validator's two messages do not skip",
             0,
             vec![Event::Start, ev_vote(prevote(1, r(5), None))],

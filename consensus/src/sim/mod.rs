@@ -20,7 +20,7 @@
 
 mod rng;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub use rng::Rng;
@@ -139,7 +139,7 @@ pub struct SimReport {
     pub byzantine: Vec<(usize, Behaviour)>,
 }
 
-/// How to replay a seed, for failure messages.
+/// How to replay a seed of one of the `consensus/tests/simulation.rs` tests.
 pub fn replay_hint(seed: u64, test: &str) -> String {
     format!("replay with: YRD_SIM_SEED={seed} cargo test -p yrd-consensus --test simulation {test} -- --nocapture")
 }
@@ -156,7 +156,9 @@ enum Msg {
 enum SimEvent {
     Deliver { to: usize, from: usize, msg: Msg },
     Timer { node: usize, incarnation: u64, event: Event },
-    Crash { node: usize },
+    /// `torn`: the node crashes right after its next `PersistSafety`, before the
+    /// signature it covers is sent (a crash between persist and broadcast).
+    Crash { node: usize, torn: bool },
     Restart { node: usize },
     PartitionStart,
     PartitionEnd,
@@ -184,6 +186,8 @@ struct Node {
     key: SecretKey,
     verified_before: u64,
     made_before: u64,
+    /// Crash right after the next PersistSafety.
+    torn_crash: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -274,6 +278,7 @@ impl Sim {
                 key,
                 verified_before: 0,
                 made_before: 0,
+                torn_crash: false,
             })
             .collect();
         let report = SimReport { seed: cfg.seed, byzantine: byz.into_iter().collect(), ..SimReport::default() };
@@ -334,7 +339,8 @@ impl Sim {
                     continue;
                 }
                 let at = self.rng.below(p1);
-                self.push(at, SimEvent::Crash { node });
+                let torn = self.rng.chance(500);
+                self.push(at, SimEvent::Crash { node, torn });
                 let back = at + self.rng.range(10, 2000);
                 self.push(back, SimEvent::Restart { node });
             }
@@ -424,18 +430,18 @@ impl Sim {
                     self.feed(node, event, None);
                 }
             }
-            SimEvent::Crash { node } => {
+            SimEvent::Crash { node, torn } => {
                 if self.healed {
                     return;
                 }
-                if let Some(core) = self.nodes[node].core.take() {
-                    self.nodes[node].verified_before += core.stats().signatures_verified;
-                    self.nodes[node].made_before += core.stats().signatures_made;
-                    self.nodes[node].incarnation += 1;
-                    self.report.crashes += 1;
+                if torn {
+                    self.nodes[node].torn_crash = true;
+                } else {
+                    self.crash(node);
                 }
             }
             SimEvent::Restart { node } => {
+                self.nodes[node].torn_crash = false;
                 if self.nodes[node].core.is_none() {
                     self.boot(node);
                 }
@@ -462,6 +468,16 @@ impl Sim {
                 let top = self.honest().iter().map(|i| self.nodes[*i].disk.chain.len() as u64).max().unwrap_or(0);
                 self.heal_target = Some(top + self.cfg.new_blocks_required);
             }
+        }
+    }
+
+    fn crash(&mut self, node: usize) {
+        self.nodes[node].torn_crash = false;
+        if let Some(core) = self.nodes[node].core.take() {
+            self.nodes[node].verified_before += core.stats().signatures_verified;
+            self.nodes[node].made_before += core.stats().signatures_made;
+            self.nodes[node].incarnation += 1;
+            self.report.crashes += 1;
         }
     }
 
@@ -495,24 +511,20 @@ impl Sim {
         }
     }
 
-    /// Hands `event` to node `i` and executes the resulting actions in order,
-    /// including follow-up local events (ProposalValue, Committed).
+    /// Hands `event` to node `i` and executes the resulting actions in order.
     fn feed(&mut self, i: usize, event: Event, from: Option<usize>) {
-        let mut local = VecDeque::from([(event, from)]);
-        while let Some((event, from)) = local.pop_front() {
-            let Some(core) = self.nodes[i].core.as_mut() else { return };
+        let Some(core) = self.nodes[i].core.as_mut() else { return };
+        if self.cfg.trace {
+            eprintln!("{:>7} n{i} h{} r{} {:?} <- {:?} {:?}", self.now, core.height().0, core.round().0, core.step(), from, event);
+        }
+        let actions = core.handle(event);
+        for action in actions {
             if self.cfg.trace {
-                eprintln!("{:>7} n{i} h{} r{} {:?} <- {:?} {:?}", self.now, core.height().0, core.round().0, core.step(), from, event);
+                eprintln!("{:>7} n{i}   -> {:?}", self.now, action);
             }
-            let actions = core.handle(event);
-            for action in actions {
-                if self.cfg.trace {
-                    eprintln!("{:>7} n{i}   -> {:?}", self.now, action);
-                }
-                self.execute(i, action, from, &mut local);
-                if self.report.violation.is_some() {
-                    return;
-                }
+            self.execute(i, action, from);
+            if self.report.violation.is_some() || self.nodes[i].core.is_none() {
+                return; // a violation, or a torn crash dropped the remaining actions
             }
         }
     }
@@ -530,10 +542,15 @@ impl Sim {
         hash
     }
 
-    fn execute(&mut self, i: usize, action: Action, from: Option<usize>, local: &mut VecDeque<(Event, Option<usize>)>) {
+    fn execute(&mut self, i: usize, action: Action, from: Option<usize>) {
         let byz = self.nodes[i].byz;
         match action {
-            Action::PersistSafety(s) => self.nodes[i].disk.safety = s,
+            Action::PersistSafety(s) => {
+                self.nodes[i].disk.safety = s;
+                if self.nodes[i].torn_crash && !self.healed {
+                    self.crash(i);
+                }
+            }
             Action::BroadcastProposal(p) => match byz {
                 None => {
                     let slot = SignedSlot {
@@ -569,7 +586,10 @@ impl Sim {
             Action::RequestProposal { height, round } => {
                 let valid = !(byz == Some(Behaviour::Chaos) && self.rng.chance(400));
                 let value = self.new_block(height, valid, &[i as u8]);
-                local.push_back((Event::ProposalValue { height, round, value }, None));
+                // Building a block takes the node a little time.
+                let incarnation = self.nodes[i].incarnation;
+                let at = self.now + self.rng.range(1, 10);
+                self.push(at, SimEvent::Timer { node: i, incarnation, event: Event::ProposalValue { height, round, value } });
             }
             Action::Commit(cert) => {
                 if byz.is_none() {
@@ -584,7 +604,11 @@ impl Sim {
                 if byz.is_none() {
                     self.report.max_height = self.report.max_height.max(len);
                 }
-                local.push_back((Event::Committed { height: h }, None));
+                // Storing the block takes a little time; a crash before `Committed`
+                // restarts the node at the next height from its disk.
+                let incarnation = self.nodes[i].incarnation;
+                let at = self.now + self.rng.range(1, 5);
+                self.push(at, SimEvent::Timer { node: i, incarnation, event: Event::Committed { height: h } });
             }
             Action::Evidence(e) => {
                 self.report.evidence += 1;
