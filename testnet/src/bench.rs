@@ -37,6 +37,9 @@ pub struct BenchArgs {
     /// Longest wait, after submitting, for accepted attestations to be final (seconds)
     #[arg(long, default_value_t = 30.0)]
     pub drain: f64,
+    /// Most attestations per block, in the genesis and the node configs (default: the chain's, 4096)
+    #[arg(long)]
+    pub max_block_txs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,7 +71,10 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     let opts = Options {
         dir: args.dir.clone(),
         base_port: args.base_port,
-        mempool_max_txs: 200_000,
+        tuning: crate::setup::Tuning {
+            max_block_txs: args.max_block_txs,
+            ..Default::default()
+        },
     };
     let mut tn = Testnet::start(&opts, &stop)?;
     let node_pids: Vec<u32> = tn.procs.list.iter().map(|p| p.pid()).collect();

@@ -49,6 +49,9 @@ struct Cli {
     /// Do not submit the sample attestations
     #[arg(long)]
     no_samples: bool,
+    /// Most attestations per block, in the genesis and the node configs (default: the chain's, 4096)
+    #[arg(long)]
+    max_block_txs: Option<u32>,
     /// Seconds between heartbeat lines
     #[arg(long, default_value_t = 5)]
     heartbeat: u64,
@@ -95,7 +98,10 @@ fn run_testnet(cli: &Cli) -> anyhow::Result<bool> {
     let opts = Options {
         dir: cli.dir.clone(),
         base_port: cli.base_port,
-        mempool_max_txs: 200_000,
+        tuning: crate::setup::Tuning {
+            max_block_txs: cli.max_block_txs,
+            ..Default::default()
+        },
     };
     let mut tn = Testnet::start(&opts, &stop)?;
     let mut ok = true;

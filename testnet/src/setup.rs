@@ -177,7 +177,24 @@ pub fn node_ports(base: Option<u16>) -> Result<Vec<(u16, u16)>> {
 }
 
 /// Creates keys, the genesis, node configs and `testnet.json` in `dir`.
-pub fn create(dir: &Path, ports: &[(u16, u16)], mempool_max_txs: usize) -> Result<Layout> {
+/// Knobs of a testnet; the defaults are the node's and the chain's defaults.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub mempool_max_txs: usize,
+    /// Most transactions per block, in the genesis and every node config.
+    pub max_block_txs: Option<u32>,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            mempool_max_txs: MempoolConfig::default().max_txs,
+            max_block_txs: None,
+        }
+    }
+}
+
+pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layout> {
     let n = AGENCIES.len();
     let mut validator_keys = Vec::with_capacity(n);
     let mut issuer_keys = Vec::with_capacity(n);
@@ -217,7 +234,12 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], mempool_max_txs: usize) -> Resul
     let genesis = Genesis {
         chain_name: CHAIN_NAME.into(),
         genesis_time_ms: now_ms(),
-        params: ChainParams::default(),
+        params: ChainParams {
+            max_block_txs: tuning
+                .max_block_txs
+                .unwrap_or(ChainParams::default().max_block_txs),
+            ..ChainParams::default()
+        },
         validators,
         issuers: issuers_info,
         observers: vec![],
@@ -253,9 +275,14 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], mempool_max_txs: usize) -> Resul
                 .collect(),
             log_format: "text".into(),
             mempool: MempoolConfig {
-                max_txs: mempool_max_txs,
+                max_txs: tuning.mempool_max_txs,
             },
-            consensus: ConsensusConfig::default(),
+            consensus: ConsensusConfig {
+                max_block_txs: tuning
+                    .max_block_txs
+                    .unwrap_or(ConsensusConfig::default().max_block_txs),
+                ..ConsensusConfig::default()
+            },
         };
         config
             .validate()
@@ -342,12 +369,21 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 8, "eight distinct ports");
-        let layout = create(&dir, &ports, 1000).unwrap();
+        let layout = create(
+            &dir,
+            &ports,
+            &Tuning {
+                mempool_max_txs: 1000,
+                max_block_txs: Some(8192),
+            },
+        )
+        .unwrap();
 
         // Genesis: four validators and four issuers, all kinds, reloadable, same chain id.
         let text = std::fs::read(dir.join("genesis.json")).unwrap();
         let g = Genesis::from_json(&text).unwrap();
         assert_eq!(g.validators.len(), 4);
+        assert_eq!(g.params.max_block_txs, 8192);
         assert_eq!(g.issuers.len(), 4);
         assert!(g.issuers.iter().all(|i| i.kinds == AttestationKind::ALL));
         assert_eq!(g.chain_id().unwrap(), layout.chain_id);
@@ -371,6 +407,8 @@ mod tests {
             assert_eq!(cfg.key, dir.join(AGENCIES[i].0).join("validator.key"));
             assert_eq!(cfg.listen, format!("/ip4/127.0.0.1/tcp/{}", ports[i].1));
             assert_eq!(cfg.peers.len(), 3);
+            assert_eq!(cfg.mempool.max_txs, 1000);
+            assert_eq!(cfg.consensus.max_block_txs, 8192);
             assert_eq!(cfg.api, format!("127.0.0.1:{}", ports[i].0));
             for p in &cfg.peers {
                 assert!(

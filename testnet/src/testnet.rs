@@ -21,7 +21,7 @@ const LOG_TAIL_LINES: usize = 20;
 pub struct Options {
     pub dir: Option<PathBuf>,
     pub base_port: Option<u16>,
-    pub mempool_max_txs: usize,
+    pub tuning: setup::Tuning,
 }
 
 /// A running testnet. Dropping it stops every node (see [`Procs`]).
@@ -44,7 +44,7 @@ impl Testnet {
         let dir = setup::prepare_dir(opts.dir.as_deref())?;
         println!("Testnet directory: {}", dir.display());
         let ports = setup::node_ports(opts.base_port)?;
-        let layout = setup::create(&dir, &ports, opts.mempool_max_txs)?;
+        let layout = setup::create(&dir, &ports, &opts.tuning)?;
         println!(
             "Genesis: {} (chain {} id {})",
             layout.genesis_path.display(),
