@@ -60,10 +60,39 @@ pub struct BenchReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_peak_rss_mb: f64,
+    /// Node CPU time per finalised attestation, averaged over the nodes, µs.
+    pub node_cpu_us_per_tx: f64,
     pub nodes: Vec<NodeFigures>,
     pub load: LoadReport,
     pub wall_s: f64,
     pub dir: PathBuf,
+    /// `<cores> × <CPU model>` from the OS.
+    pub machine: String,
+    /// 1-minute load average just before the load client started and just after it
+    /// ended: other work on the machine shows here.
+    pub loadavg_before: f64,
+    pub loadavg_after: f64,
+}
+
+fn loadavg_1m() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cores} × {model} ({})", std::env::consts::ARCH)
 }
 
 pub fn run(args: &BenchArgs) -> Result<bool> {
@@ -106,6 +135,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         args.rate,
         args.duration
     );
+    let loadavg_before = loadavg_1m();
     let ticks0: Vec<Option<u64>> = node_pids.iter().map(|p| procs::cpu_ticks(*p)).collect();
     let t0 = Instant::now();
     let mut client = Procs::default();
@@ -144,6 +174,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         std::thread::sleep(Duration::from_millis(100));
     };
     let wall = t0.elapsed().as_secs_f64();
+    let loadavg_after = loadavg_1m();
     let hz = procs::clock_ticks_per_s() as f64;
     let nodes: Vec<NodeFigures> = tn
         .layout
@@ -195,16 +226,31 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             n.name, n.cpu_pct, n.cpu_s, n.peak_rss_mb
         );
     }
+    let node_cpu_us_per_tx = if load.finalized > 0 {
+        nodes.iter().map(|n| n.cpu_s).sum::<f64>() / nodes.len() as f64 / load.finalized as f64
+            * 1e6
+    } else {
+        f64::NAN
+    };
+    println!("node CPU per finalised attestation: {node_cpu_us_per_tx:.0} µs per node");
     let report = BenchReport {
         finalized_per_s: round2(load.finalized_per_s),
         p50_ms: round2(load.p50_ms),
         p99_ms: round2(load.p99_ms),
         max_peak_rss_mb: nodes.iter().map(|n| n.peak_rss_mb).fold(0.0, f64::max),
+        node_cpu_us_per_tx: round2(node_cpu_us_per_tx),
         nodes,
         load,
         wall_s: wall,
         dir: tn.layout.dir.clone(),
+        machine: machine(),
+        loadavg_before,
+        loadavg_after,
     };
+    println!(
+        "machine            {}; load average {:.2} before, {:.2} after (other work on the machine counts)",
+        report.machine, report.loadavg_before, report.loadavg_after
+    );
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     }
