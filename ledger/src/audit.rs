@@ -19,6 +19,7 @@ use crate::merkle::MemoryLog;
 use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectRecord};
 use crate::tx::{TxBody, TxId};
 use crate::uscc::Uscc;
+use crate::validate::check_stateless;
 use yrd_consensus::CommitCertificate;
 
 /// What was checked.
@@ -49,14 +50,45 @@ fn hkey(prefix: u8, h: u64) -> Vec<u8> {
     k
 }
 
+/// Opens the sled store in `dir` for reading. Refuses a directory that holds no
+/// sled store (sled would create an empty one) and explains a held lock (sled
+/// locks its directory while a node runs).
+fn open_store(dir: &Path) -> Result<(sled::Db, sled::Tree), Inconsistency> {
+    let at = dir.display().to_string();
+    if !dir.join("conf").is_file() || !dir.join("db").is_file() {
+        return Err(bad(at, "no sled store here (expected the files `conf` and `db`)"));
+    }
+    let db = sled::Config::new().path(dir).open().map_err(|e| {
+        let locked = matches!(&e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
+            || e.to_string().contains("lock");
+        if locked {
+            bad(
+                at.clone(),
+                format!("cannot open the store: {e} — it is locked, probably by a running node; stop the node first (sled locks its directory)"),
+            )
+        } else {
+            bad(at.clone(), format!("cannot open the store: {e}"))
+        }
+    })?;
+    let tree = db.open_tree("ledger").map_err(|e| bad("store", e.to_string()))?;
+    Ok((db, tree))
+}
+
 /// Verifies the store in `dir` against `genesis`.
 pub fn verify_store(dir: &Path, genesis: &Genesis) -> Result<StoreReport, Inconsistency> {
-    let db = sled::Config::new()
-        .path(dir)
-        .open()
-        .map_err(|e| bad(dir.display().to_string(), format!("cannot open the store: {e}")))?;
-    let tree = db.open_tree("ledger").map_err(|e| bad("store", e.to_string()))?;
+    let (_db, tree) = open_store(dir)?;
     verify_tree(&tree, genesis)
+}
+
+/// Verifies the store in `dir` against the genesis stored in its own metadata.
+/// This proves only that the store is internally consistent: whoever wrote the
+/// store also wrote that genesis. Returns the genesis used.
+pub fn verify_store_self(dir: &Path) -> Result<(Genesis, StoreReport), Inconsistency> {
+    let (_db, tree) = open_store(dir)?;
+    let raw = get(&tree, b"mgenesis", "metadata")?.ok_or_else(|| bad("metadata", "no stored genesis"))?;
+    let genesis = Genesis::from_json(&raw).map_err(|e| bad("metadata", format!("stored genesis is invalid: {e}")))?;
+    let report = verify_tree(&tree, &genesis)?;
+    Ok((genesis, report))
 }
 
 fn get(tree: &sled::Tree, key: &[u8], location: &str) -> Result<Option<sled::IVec>, Inconsistency> {
@@ -69,12 +101,26 @@ fn meta_u64(tree: &sled::Tree, key: &[u8], name: &str) -> Result<u64, Inconsiste
     Ok(u64::from_be_bytes(arr))
 }
 
-pub(crate) fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, Inconsistency> {
+/// Verifies an open `ledger` tree against `genesis` (what [`verify_store`] runs).
+pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, Inconsistency> {
     let chain = genesis.chain_id().map_err(|e| bad("genesis", e.to_string()))?;
     let validators = genesis.validator_set().map_err(|e| bad("genesis", e.to_string()))?;
     let stored_chain = get(tree, b"mchain", "metadata")?.ok_or_else(|| bad("metadata", "chain id missing"))?;
     if stored_chain.as_ref() != chain.0 {
         return Err(bad("metadata", format!("chain id {} is not the genesis' {}", hex::encode(&stored_chain), chain)));
+    }
+    let stored_genesis = get(tree, b"mgenesis", "metadata")?.ok_or_else(|| bad("metadata", "genesis missing"))?;
+    let same = Genesis::from_json(&stored_genesis).ok().and_then(|g| g.chain_id().ok()) == Some(chain);
+    if !same {
+        return Err(bad("metadata", "the stored genesis is not the genesis of this chain"));
+    }
+    for item in tree.iter().keys() {
+        let k = item.map_err(|e| bad("store", format!("read failed: {e}")))?;
+        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b't' | b'i' | b's'))
+            || [&b"mheight"[..], b"mlogsize", b"mchain", b"mgenesis"].contains(&k.as_ref());
+        if !known {
+            return Err(bad("store", format!("unknown key {}", hex::encode(&k))));
+        }
     }
     let height = meta_u64(tree, b"mheight", "height")?;
     let stored_log_size = meta_u64(tree, b"mlogsize", "log size")?;
@@ -114,6 +160,10 @@ pub(crate) fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreR
         if h > 1 && header.timestamp_ms <= parent_ts {
             return Err(bad(at("header"), "timestamp does not increase"));
         }
+        let proposer = validators.proposer(header.height, header.round);
+        if header.proposer != proposer {
+            return Err(bad(at("header"), format!("proposer {} is not the proposer {} of round {}", header.proposer, proposer, header.round)));
+        }
         let cb = get(tree, &hkey(b'c', h), &at("certificate"))?.ok_or_else(|| bad(at("certificate"), "missing"))?;
         let cert: CommitCertificate = codec::decode(&cb, MAX_CERTIFICATE_BYTES, "certificate")
             .map_err(|e| bad(at("certificate"), e.to_string()))?;
@@ -126,6 +176,7 @@ pub(crate) fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreR
         for (i, tx) in block.txs.iter().enumerate() {
             let loc = format!("block {h} transaction {i}");
             let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
+            check_stateless(genesis, &chain, tx).map_err(|e| bad(&loc, e.to_string()))?;
             tx.verify_signature().map_err(|e| bad(&loc, e.to_string()))?;
             let id = TxId(yrd_consensus::crypto::sha256(&[&tb]));
             log.append(&tb);
@@ -171,6 +222,15 @@ pub(crate) fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreR
                         rec.entries.iter_mut().find(|e| e.id == r.target).map(|e| (subject, e))
                     });
                     match target {
+                        Some((_, e)) if e.revoked.is_some() => {
+                            return Err(bad(&loc, format!("revokes {} which is already revoked", r.target)))
+                        }
+                        Some((_, e))
+                            if e.issuer != tx.tx.issuer
+                                && !genesis.issuer(&tx.tx.issuer).is_some_and(|i| i.may_revoke_any) =>
+                        {
+                            return Err(bad(&loc, format!("revokes {} of another issuer without authority", r.target)))
+                        }
                         Some((subject, e)) => {
                             e.revoked = Some((id, r.reason));
                             changed.insert(subject, ());

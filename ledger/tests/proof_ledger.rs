@@ -1,0 +1,272 @@
+//! Whole-ledger verification (`yrd audit verify-ledger`, ledger/src/audit.rs):
+//! passes on an untouched store; finds a changed byte in a copy of the sled data,
+//! whether changed through sled (a value rewritten) or in the raw files.
+
+use std::path::Path;
+
+use yrd_consensus::types::Round;
+use yrd_ledger::audit::{verify_store, verify_store_self, verify_tree, Inconsistency, StoreReport};
+use yrd_ledger::store::Ledger;
+use yrd_ledger::testkit::TestChain;
+use yrd_ledger::tx::{AttestationKind, RevocationReason, SignedTransaction};
+use yrd_ledger::uscc::Uscc;
+
+fn commit(ledger: &mut Ledger, chain: &TestChain, txs: Vec<SignedTransaction>) {
+    let h = ledger.height().next();
+    let proposer = ledger.validators().proposer(h, Round(0));
+    let built = ledger.build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0).unwrap();
+    assert!(built.rejected.is_empty(), "rejected: {:?}", built.rejected);
+    let cert = chain.certify(&built.block.header);
+    ledger.commit(&built.block, &cert).unwrap();
+}
+
+/// A closed store of 12 blocks (about 40 transactions, revocations included).
+fn build_store(dir: &Path, chain: &TestChain) {
+    let mut ledger = Ledger::open(dir, chain.genesis.clone()).unwrap();
+    let mut seq = [0u64; 2];
+    let mut ids = Vec::new();
+    for block in 0..12u64 {
+        let mut txs = Vec::new();
+        for j in 0..3u64 {
+            let issuer = ((block + j) % 2) as usize;
+            seq[issuer] += 1;
+            let tx = chain.attestation(issuer, seq[issuer], Uscc::sample(block * 3 % 7 + j), AttestationKind::ALL[(block + j) as usize % 7]);
+            ids.push((issuer, tx.id().unwrap()));
+            txs.push(tx);
+        }
+        if block % 4 == 3 {
+            let (issuer, target) = ids[block as usize];
+            seq[issuer] += 1;
+            txs.push(chain.revocation(issuer, seq[issuer], target, RevocationReason::Error));
+        }
+        commit(&mut ledger, chain, txs);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// sled releases its directory lock when its background flusher lets go of the
+/// last handle, a moment after the `Db` is dropped: retry opening for a while.
+fn retry<T, E: std::fmt::Display>(mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    for _ in 0..200 {
+        match f() {
+            Err(e) if e.to_string().contains("lock") => std::thread::sleep(std::time::Duration::from_millis(10)),
+            r => return r,
+        }
+    }
+    f()
+}
+
+fn verify(dir: &Path, genesis: &yrd_ledger::genesis::Genesis) -> Result<StoreReport, Inconsistency> {
+    retry(|| verify_store(dir, genesis))
+}
+
+/// Rewrites one value in a copy of the store through sled.
+fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
+    let db = retry(|| sled::open(dir)).unwrap();
+    let tree = db.open_tree("ledger").unwrap();
+    f(&tree);
+    db.flush().unwrap();
+}
+
+fn flip_value(tree: &sled::Tree, key: &[u8], byte: usize) {
+    let mut v = tree.get(key).unwrap().unwrap_or_else(|| panic!("no key {}", hex::encode(key))).to_vec();
+    let i = byte % v.len();
+    v[i] ^= 0x01;
+    tree.insert(key, v).unwrap();
+}
+
+fn hkey(prefix: u8, h: u64) -> Vec<u8> {
+    let mut k = vec![prefix];
+    k.extend_from_slice(&h.to_be_bytes());
+    k
+}
+
+fn first_key(tree: &sled::Tree, prefix: u8, nth: usize) -> Vec<u8> {
+    tree.scan_prefix([prefix]).keys().nth(nth).unwrap().unwrap().to_vec()
+}
+
+#[test]
+fn untouched_store_passes_with_or_without_a_genesis_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    build_store(dir.path(), &chain);
+    let report = verify(dir.path(), &chain.genesis).unwrap();
+    assert_eq!(report.height.0, 12);
+    assert_eq!(report.transactions, 39);
+    let (g, again) = retry(|| verify_store_self(dir.path())).unwrap();
+    assert_eq!(g, chain.genesis);
+    assert_eq!(again, report);
+    // Another chain's genesis is refused.
+    let err = verify_store(dir.path(), &TestChain::new(5, 2).genesis).unwrap_err();
+    assert_eq!(err.location, "metadata");
+    // A directory without a store is refused, not created.
+    let empty = tempfile::tempdir().unwrap();
+    let err = verify_store(&empty.path().join("nothing"), &chain.genesis).unwrap_err();
+    assert!(err.problem.contains("no sled store"), "{err}");
+    assert!(!empty.path().join("nothing").exists());
+}
+
+#[test]
+fn a_running_node_holds_the_lock_and_the_error_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    build_store(dir.path(), &chain);
+    // The lock is per process (flock); a second process is what a running node is.
+    let me = std::env::current_exe().unwrap();
+    let _ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let out = std::process::Command::new(me)
+        .args(["--exact", "holder_process_probe", "--nocapture"])
+        .env("YRD_PROBE_DIR", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stop the node first"), "{text}");
+}
+
+/// Run by the test above in a child process.
+#[test]
+fn holder_process_probe() {
+    let Ok(dir) = std::env::var("YRD_PROBE_DIR") else { return };
+    let err = verify_store(Path::new(&dir), &TestChain::new(4, 2).genesis).unwrap_err();
+    println!("{err}");
+}
+
+#[test]
+fn a_value_changed_through_sled_is_found_and_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    build_store(dir.path(), &chain);
+    let good = verify(dir.path(), &chain.genesis).unwrap();
+    type Edit = Box<dyn Fn(&sled::Tree)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        ("block body, a transaction byte", Box::new(|t| flip_value(t, &hkey(b'b', 5), 300)), "block 5"),
+        ("block body, the header", Box::new(|t| flip_value(t, &hkey(b'b', 7), 20)), "block 7"),
+        ("stored header", Box::new(|t| flip_value(t, &hkey(b'h', 3), 50)), "block 3 header"),
+        ("certificate signature", Box::new(|t| flip_value(t, &hkey(b'c', 9), 100)), "block 9 certificate"),
+        ("transaction index", Box::new(|t| { let k = first_key(t, b't', 4); flip_value(t, &k, 19) }), "transaction"),
+        ("issuer index", Box::new(|t| { let k = first_key(t, b'i', 2); flip_value(t, &k, 0) }), "transaction"),
+        ("subject record", Box::new(|t| { let k = first_key(t, b's', 1); flip_value(t, &k, 40) }), "subject"),
+        ("log node chunk", Box::new(|t| { let k = first_key(t, b'l', 0); flip_value(t, &k, 33) }), "log level 0"),
+        ("upper log level", Box::new(|t| { let k = first_key(t, b'l', 2); flip_value(t, &k, 1) }), "log level"),
+        ("metadata height", Box::new(|t| flip_value(t, b"mheight", 7)), "block"),
+        ("metadata log size", Box::new(|t| flip_value(t, b"mlogsize", 7)), "metadata"),
+        ("metadata genesis", Box::new(|t| flip_value(t, b"mgenesis", 30)), "metadata"),
+        ("extra key", Box::new(|t| { t.insert(b"xjunk", b"1".to_vec()).unwrap(); }), "store"),
+        ("deleted transaction index entry", Box::new(|t| { let k = first_key(t, b't', 0); t.remove(k).unwrap(); }), "transaction"),
+        ("deleted last block", Box::new(|t| { t.remove(hkey(b'b', 12)).unwrap(); }), "block 12"),
+    ];
+    for (name, edit, location) in cases {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), copy.path());
+        with_tree(copy.path(), edit);
+        let err = verify(copy.path(), &chain.genesis).expect_err(name);
+        assert!(err.location.contains(location), "{name}: found at {:?} ({}), expected {location:?}", err.location, err.problem);
+    }
+    // The original is untouched and still passes.
+    assert_eq!(verify(dir.path(), &chain.genesis).unwrap(), good);
+}
+
+/// Every stored value matters: flipping a byte (first, last and a few between)
+/// of any value of any key is found. Runs on one open copy, flipping back after
+/// each check.
+#[test]
+fn every_stored_value_byte_matters() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    build_store(dir.path(), &chain);
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), copy.path());
+    let db = retry(|| sled::open(copy.path())).unwrap();
+    let tree = db.open_tree("ledger").unwrap();
+    let good = verify_tree(&tree, &chain.genesis).unwrap();
+    let keys: Vec<(Vec<u8>, usize)> = tree.iter().map(|kv| kv.unwrap()).map(|(k, v)| (k.to_vec(), v.len())).collect();
+    let mut tried = 0;
+    for (k, len) in &keys {
+        let positions: Vec<usize> = if k.as_slice() == b"mgenesis" {
+            // JSON: flip characters inside the first key's hex, not whitespace.
+            let v = tree.get(k).unwrap().unwrap();
+            let at = String::from_utf8_lossy(&v).find("\"key\": \"").unwrap() + 9;
+            vec![at, at + 10, at + 63]
+        } else {
+            let mut p = vec![0, len - 1, len / 2, len / 3, 2 * len / 3];
+            p.sort();
+            p.dedup();
+            p
+        };
+        for &pos in &positions {
+            flip_value(&tree, k, pos);
+            let r = verify_tree(&tree, &chain.genesis);
+            assert!(r.is_err(), "flip of byte {pos} of key {} passed", hex::encode(k));
+            flip_value(&tree, k, pos);
+            tried += 1;
+        }
+    }
+    assert_eq!(verify_tree(&tree, &chain.genesis).unwrap(), good);
+    assert!(tried > 300, "{tried}");
+}
+
+/// Raw file-level flips: sled checksums its log records (CRC32) and our checks
+/// recompute everything, so a flipped byte in the files either makes the store
+/// fail to open or read, is found by a check, or changes nothing that the store
+/// says (it hit unused space: padding, a dead record, an old segment). It must
+/// never make the store pass with different contents. Returns (found, harmless).
+fn raw_flips(dir: &Path, chain: &TestChain, good: &StoreReport, len: usize, stride: usize) -> (usize, usize, usize) {
+    let (mut found, mut harmless, mut tried, mut last_found) = (0, 0, 0, 0);
+    let mut pos = 7;
+    while pos < len {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir, copy.path());
+        let f = copy.path().join("db");
+        let mut bytes = std::fs::read(&f).unwrap();
+        bytes[pos] ^= 0x10;
+        std::fs::write(&f, bytes).unwrap();
+        tried += 1;
+        // sled may panic on some corruptions; that is a refusal, not a pass.
+        let r = std::panic::catch_unwind(|| verify(copy.path(), &chain.genesis));
+        match r {
+            Err(_) | Ok(Err(Inconsistency { .. })) => {
+                found += 1;
+                last_found = pos;
+            }
+            Ok(Ok(report)) => {
+                assert_eq!(&report, good, "raw flip at byte {pos} of {len} passed with different contents");
+                harmless += 1;
+            }
+        }
+        pos += stride;
+    }
+    eprintln!("last flip found at byte {last_found}");
+    (found, harmless, tried)
+}
+
+#[test]
+fn raw_byte_flips_in_the_sled_files_never_pass_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    build_store(dir.path(), &chain);
+    let good = verify(dir.path(), &chain.genesis).unwrap();
+    // sled preallocates its segments: past the last non-zero byte the file is
+    // unused. Flip bytes spread over the part that holds data.
+    let bytes = std::fs::read(dir.path().join("db")).unwrap();
+    let used = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    let stride = (used / 200).max(1);
+    let (found, harmless, tried) = raw_flips(dir.path(), &chain, &good, used, stride);
+    eprintln!(
+        "raw flips in the first {used} (used) bytes of a {}-byte db file, every {stride} bytes: {tried} tried, {found} found, {harmless} harmless",
+        bytes.len()
+    );
+    assert!(found * 10 >= tried * 9, "only {found} of {tried} flips found");
+    assert_eq!(found + harmless, tried);
+}
