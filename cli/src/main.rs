@@ -22,14 +22,18 @@ use clap::{Parser, Subcommand};
 /// One module per subcommand.
 mod cmd {
     pub mod attest;
+    pub mod audit;
     pub mod client;
     pub mod genesis;
     pub mod keygen;
     pub mod node;
+    pub mod proof;
     pub mod query;
+    pub mod report;
     pub mod revoke;
     pub mod status;
     pub mod uscc;
+    pub mod verify;
 }
 
 /// Exit status when the command ran and its check failed.
@@ -81,6 +85,14 @@ enum Command {
     Query(cmd::query::Args),
     /// Show a node's status: chain, height, peers, validators
     Status(cmd::status::Args),
+    /// Fetch the proof bundle of one attestation (for offline `yrd verify`)
+    Proof(cmd::proof::Args),
+    /// Fetch the subject report: every record about an enterprise, provably complete
+    Report(cmd::report::Args),
+    /// Verify a proof bundle, subject report, trace or consistency proof offline, with only the genesis
+    Verify(cmd::verify::Args),
+    /// Audit: trace an attestation's provenance, prove the log only grew, verify a whole ledger
+    Audit(cmd::audit::Args),
     /// Check Unified Social Credit Codes (GB 32100-2015): one code, or whole registers for errors and duplicates
     Uscc(cmd::uscc::Args),
 }
@@ -94,6 +106,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Revoke(args) => cmd::revoke::run(args),
         Command::Query(args) => cmd::query::run(args),
         Command::Status(args) => cmd::status::run(args),
+        Command::Proof(args) => cmd::proof::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
         Command::Uscc(args) => cmd::uscc::run(args),
     }
 }

@@ -1,0 +1,257 @@
+//! `yrd audit`: an auditor's tools. `trace` (provenance of one attestation),
+//! `consistency` (the ledger only grew between two heights) and `verify-ledger`
+//! (re-check a node's whole store from genesis).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use yrd_ledger::proof;
+
+use super::client::{path_segment, Client, NodeArgs};
+use super::verify::{finish, load_genesis};
+use crate::EXIT_CHECK_FAILED;
+
+#[derive(clap::Args)]
+#[command(
+    long_about = "\
+Audit tools. `trace` shows where an attestation came from (issuer, transaction, the block
+that committed it and the validators that signed it, later revocations in their own
+blocks) with proofs checked offline; `consistency` checks an RFC 9162 consistency proof
+that the transaction log at one height extends the log at an earlier height, with both
+headers' commit certificates; `verify-ledger` re-checks a node's whole sled store from
+genesis and reports the first inconsistency and where it is.
+
+Exit status: 0 every check passed; 1 a check failed; 2 usage error, unreachable node or
+unreadable file."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum AuditCommand {
+    /// Provenance of one attestation: issuer, transaction, block, signers, revocations, with proofs
+    Trace(TraceArgs),
+    /// Prove the ledger only grew between two heights (RFC 9162 consistency proof, checked offline)
+    Consistency(ConsistencyArgs),
+    /// Re-check a (stopped) node's whole store from genesis: hashes, certificates, log and map roots, indexes
+    VerifyLedger(VerifyLedgerArgs),
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "\
+Example:
+  yrd audit trace --node http://127.0.0.1:8601 --genesis genesis.json 3f1c...e9")]
+struct TraceArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+
+    /// The attestation id (64 hex characters)
+    #[arg(value_name = "ID")]
+    id: String,
+
+    /// The chain's genesis file, to check the trace offline (required unless --save alone)
+    #[arg(long, value_name = "GENESIS", env = "YRD_GENESIS")]
+    genesis: Option<PathBuf>,
+
+    /// Print the verdict as JSON
+    #[arg(long)]
+    json: bool,
+
+    /// Also write the trace file (check it later with `yrd verify FILE --genesis GENESIS`)
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "\
+Example:
+  yrd audit consistency --node http://127.0.0.1:8601 --genesis genesis.json --from 10 --to 250")]
+struct ConsistencyArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+
+    /// The earlier height
+    #[arg(long, value_name = "H1")]
+    from: u64,
+
+    /// The later height
+    #[arg(long, value_name = "H2")]
+    to: u64,
+
+    /// The chain's genesis file: the certificates of both headers are checked against it
+    #[arg(long, value_name = "GENESIS", env = "YRD_GENESIS")]
+    genesis: PathBuf,
+
+    /// Print the verdict as JSON
+    #[arg(long)]
+    json: bool,
+
+    /// Also write the proof file (check it later with `yrd verify`)
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+#[command(
+    long_about = "\
+Re-check a node's whole store from genesis, block by block: canonical encoding, the
+header hash chain, proposers, every commit certificate, every transaction (chain, issuer
+and kind, signature, revocation rules), the RFC 9162 log (size, root, every stored node),
+the subject-map root, every index entry, and that nothing is stored beyond what the
+blocks justify. Stops at the first inconsistency and says where it is.
+
+The node must be stopped: sled locks its directory while the node runs (copying the
+directory of a running node gives a crash-consistent copy that can be checked).
+
+Without --genesis the genesis stored in the store itself is used; that proves only that
+the store is internally consistent, not that it is the chain you think: give the
+genesis file you trust.",
+    after_help = "\
+Example:
+  yrd audit verify-ledger --data /var/lib/yrd/shanghai --genesis genesis.json"
+)]
+struct VerifyLedgerArgs {
+    /// The node's data directory (holding `ledger/`), or the sled directory itself
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+
+    /// The chain's genesis file (default: the copy stored in the store; see above)
+    #[arg(long, value_name = "FILE")]
+    genesis: Option<PathBuf>,
+
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        AuditCommand::Trace(a) => trace(a),
+        AuditCommand::Consistency(a) => consistency(a),
+        AuditCommand::VerifyLedger(a) => verify_ledger(a),
+    }
+}
+
+fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.node.node)?;
+    let id = args.id.trim().to_ascii_lowercase();
+    let value = client.get(&format!("/v1/audit/attestations/{}", path_segment(&id)))?;
+    if let Some(path) = &args.save {
+        super::proof::write_json(&value, Some(path))?;
+    }
+    let Some(genesis_path) = &args.genesis else {
+        if args.save.is_some() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        anyhow::bail!(
+            "give --genesis GENESIS (or set YRD_GENESIS) to check the trace offline; \
+             --save FILE alone writes it unchecked for `yrd verify`"
+        );
+    };
+    let genesis = load_genesis(genesis_path)?;
+    let now = super::attest::now_ms()?;
+    let result = proof::parse_file(value.to_string().as_bytes()).and_then(|f| proof::verify_file(&genesis, &f, now));
+    Ok(finish(&result, args.json))
+}
+
+fn consistency(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
+    let genesis = load_genesis(&args.genesis)?;
+    let client = Client::new(&args.node.node)?;
+    let value = client.get(&format!("/v1/proofs/consistency?from={}&to={}", args.from, args.to))?;
+    if let Some(path) = &args.save {
+        super::proof::write_json(&value, Some(path))?;
+    }
+    let result = proof::parse_file(value.to_string().as_bytes()).and_then(|f| proof::verify_file(&genesis, &f, 0));
+    // The node must answer for the heights asked, not others.
+    if let Ok(proof::AnyVerdict::Consistency(v)) = &result {
+        if (v.from.height, v.to.height) != (args.from, args.to) {
+            println!(
+                "NOT VERIFIED: the node answered for heights {} → {}, not {} → {}",
+                v.from.height, v.to.height, args.from, args.to
+            );
+            return Ok(ExitCode::from(EXIT_CHECK_FAILED));
+        }
+    }
+    Ok(finish(&result, args.json))
+}
+
+/// DIR may be a node data directory (with `ledger/` inside) or the sled directory.
+fn sled_dir(dir: &Path) -> PathBuf {
+    let inner = dir.join("ledger");
+    if inner.join("conf").is_file() {
+        inner
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+fn verify_ledger(args: VerifyLedgerArgs) -> anyhow::Result<ExitCode> {
+    if !args.data.is_dir() {
+        anyhow::bail!("{} is not a directory", args.data.display());
+    }
+    let dir = sled_dir(&args.data);
+    if !dir.join("conf").is_file() || !dir.join("db").is_file() {
+        anyhow::bail!(
+            "no sled store in {} (nor in {}/ledger): give a node's data directory",
+            args.data.display(),
+            args.data.display()
+        );
+    }
+    let (result, source) = match &args.genesis {
+        Some(path) => {
+            let genesis = load_genesis(path)?;
+            (yrd_ledger::audit::verify_store(&dir, &genesis).map(|r| (genesis, r)), format!("the genesis file {}", path.display()))
+        }
+        None => (
+            yrd_ledger::audit::verify_store_self(&dir),
+            "the genesis stored in the store itself (this proves internal consistency only; give --genesis to check it is your chain)"
+                .to_string(),
+        ),
+    };
+    match result {
+        Ok((genesis, r)) => {
+            let chain = genesis.chain_id().map(|c| c.to_hex()).unwrap_or_default();
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "consistent": true, "store": dir.display().to_string(), "genesis": source,
+                        "chain_name": genesis.chain_name, "chain_id": chain,
+                        "height": r.height.0, "transactions": r.transactions, "subjects": r.subjects,
+                        "log_root": r.log_root, "last_block_hash": r.last_block_hash,
+                    })
+                );
+            } else {
+                println!("CONSISTENT: every check passed for the store in {}", dir.display());
+                println!("checked against   {source}");
+                println!("chain             {} {chain}", genesis.chain_name);
+                println!("height            {}", r.height);
+                println!("transactions      {}", r.transactions);
+                println!("subjects          {}", r.subjects);
+                println!("log root          {}", r.log_root);
+                println!("last block hash   {}", r.last_block_hash);
+                println!("Compare the height and last block hash with a certified block (e.g. a proof bundle's anchor):");
+                println!("a store can only be checked for what it holds, not for blocks it lost.");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.problem.contains("stop the node first") => {
+            anyhow::bail!("{}: {}", e.location, e.problem)
+        }
+        Err(e) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "consistent": false, "store": dir.display().to_string(), "location": e.location, "problem": e.problem })
+                );
+            } else {
+                println!("INCONSISTENT: the store in {} fails verification", dir.display());
+                println!("where             {}", e.location);
+                println!("problem           {}", e.problem);
+            }
+            Ok(ExitCode::from(EXIT_CHECK_FAILED))
+        }
+    }
+}
