@@ -1,7 +1,10 @@
 //! Randomised simulation of n real cores (docs/consensus.md, "Simulator").
 //!
 //! `YRD_SIM_SEEDS=N` raises the number of seeds per test (default 1000);
-//! `YRD_SIM_SEED=S` replays one seed with a printed report.
+//! `YRD_SIM_SEED_START=K` starts at seed K instead of 0 (to shard long runs);
+//! `YRD_SIM_KEEP_GOING=1` counts failing seeds instead of stopping at the first;
+//! `YRD_SIM_SEED=S` replays one seed with a printed report (`YRD_SIM_TRACE=1`
+//! adds every event and action).
 
 use std::time::Instant;
 
@@ -9,6 +12,10 @@ use yrd_consensus::sim::{self, Behaviour, SimConfig, SimReport, Violation};
 
 fn seed_count() -> u64 {
     std::env::var("YRD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
 
 fn replay_seed() -> Option<u64> {
@@ -24,10 +31,13 @@ fn run_seeds(test: &str, make: impl Fn(u64) -> SimConfig) {
 /// `filter` is the cargo test name to replay with; `label` names the run.
 fn run_seeds_n(label: &str, filter: &str, count: u64, make: impl Fn(u64) -> SimConfig) {
     let test = label;
+    let start = env_u64("YRD_SIM_SEED_START").unwrap_or(0);
     let seeds: Vec<u64> = match replay_seed() {
         Some(s) => vec![s],
-        None => (0..count).collect(),
+        None => (start..start + count).collect(),
     };
+    let keep_going = std::env::var("YRD_SIM_KEEP_GOING").is_ok_and(|v| v == "1");
+    let mut failures: Vec<(u64, String)> = Vec::new();
     let started = Instant::now();
     let mut total = SimReport::default();
     let mut worst_liveness = 0;
@@ -39,7 +49,15 @@ fn run_seeds_n(label: &str, filter: &str, count: u64, make: impl Fn(u64) -> SimC
         if replay_seed().is_some() {
             println!("{report:#?}");
         }
+        if (seed - start + 1) % 10_000 == 0 && seeds.len() > 1 {
+            println!("{test}: {} seeds done in {:.1?}, {} failing", seed - start + 1, started.elapsed(), failures.len());
+        }
         if let Some(v) = &report.violation {
+            if keep_going {
+                println!("{test}: seed {seed} FAILED: {v}; {}", replay(seed, label, filter));
+                failures.push((seed, v.to_string()));
+                continue;
+            }
             panic!("{test}: seed {seed} violated an invariant: {v}\n{}\nreport: {report:?}", replay(seed, label, filter));
         }
         total.max_height += report.min_height;
@@ -50,8 +68,10 @@ fn run_seeds_n(label: &str, filter: &str, count: u64, make: impl Fn(u64) -> SimC
         total.partitions += report.partitions;
         worst_liveness = worst_liveness.max(report.liveness_ms.unwrap_or(0));
     }
+    assert!(failures.is_empty(), "{test}: {} of {} seeds failed: {failures:?}", failures.len(), seeds.len());
     println!(
-        "{test}: {} seeds ok in {:.1?}: {} blocks finalised by every honest node, {} crashes, {} partitions, {} evidence, worst heal-to-liveness {} ms simulated",
+        "{test}: seeds {start}..{} ({}) ok in {:.1?}: {} blocks finalised by every honest node, {} crashes, {} partitions, {} evidence, worst heal-to-liveness {} ms simulated",
+        start + seeds.len() as u64,
         seeds.len(),
         started.elapsed(),
         total.max_height,

@@ -223,6 +223,7 @@ pub struct Sim {
     /// Honest validators on side B of the split (the rest are side A).
     side_b: BTreeSet<usize>,
     heal_target: Option<u64>,
+    healed_at: u64,
     report: SimReport,
 }
 
@@ -300,6 +301,7 @@ impl Sim {
             splits: BTreeMap::new(),
             side_b,
             heal_target: None,
+            healed_at: 0,
             report,
         }
     }
@@ -347,9 +349,9 @@ impl Sim {
         }
         let heal_at = self.cfg.phase1_ms;
         self.push(heal_at, SimEvent::Heal);
-        let deadline = heal_at + self.cfg.phase2_max_ms;
         while let Some(((at, _), ev)) = self.queue.pop_first() {
-            if at > deadline {
+            let healed_at = if self.healed { self.healed_at } else { heal_at };
+            if at > healed_at.saturating_add(self.cfg.phase2_max_ms) {
                 break;
             }
             self.now = at;
@@ -359,7 +361,7 @@ impl Sim {
             }
             if let Some(target) = self.heal_target {
                 if self.honest().iter().all(|i| self.nodes[*i].disk.chain.len() as u64 >= target) {
-                    self.report.liveness_ms = Some(self.now - heal_at);
+                    self.report.liveness_ms = Some(self.now - self.healed_at);
                     break;
                 }
             } else if self.cfg.phase1_max_height > 0 && self.report.max_height >= self.cfg.phase1_max_height {
@@ -459,6 +461,7 @@ impl Sim {
                     return;
                 }
                 self.healed = true;
+                self.healed_at = self.now;
                 self.net = Net { loss_per_mille: 0, partition: None, spike_per_mille: 0, delay_max_ms: self.net.delay_max_ms.min(60), ..self.net.clone() };
                 for i in 0..self.cfg.n {
                     if self.nodes[i].core.is_none() {
