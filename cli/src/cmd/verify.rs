@@ -172,7 +172,12 @@ fn party(p: &proof::Party) -> String {
     if p.name.is_empty() {
         p.key.to_hex()
     } else {
-        format!("{} ({})", p.name, p.region)
+        let desc = yrd_ledger::genesis::Region::parse(&p.region).map(|r| r.description()).unwrap_or("");
+        if desc.is_empty() {
+            format!("{} ({})", p.name, p.region)
+        } else {
+            format!("{} ({}, {desc})", p.name, p.region)
+        }
     }
 }
 
@@ -187,7 +192,7 @@ fn print_attestation(a: &AttestationInfo, pad: &str) {
         kind.push_str(&format!(", severity {s}"));
     }
     println!("{pad}kind         {kind}");
-    println!("{pad}issuer       {} (sequence {})", party(&a.issuer), a.sequence);
+    println!("{pad}issuer       {}, sequence {}", party(&a.issuer), a.sequence);
     println!("{pad}issued at    {}", time_text(a.issued_at_ms));
     let until = a.valid_until_ms.map_or("until revoked".to_string(), |u| format!("until {}", time_text(u)));
     println!("{pad}valid        from {} {until}", time_text(a.valid_from_ms));
