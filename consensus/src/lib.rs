@@ -7,7 +7,30 @@
 //! **This crate is pure.** It does no I/O, reads no clock and draws no randomness:
 //! the core consumes events and returns actions; time arrives as timeout events.
 //! There is no tokio, libp2p or sled here, so the same code runs inside the node
-//! and inside the deterministic simulator.
+//! and inside the deterministic simulator (module `sim`, cargo feature `sim`).
+//!
+//! ## Driving the core
+//!
+//! ```text
+//! let mut core = Core::new(config, key /* None = observer */, persisted_safety_or_default, next_height)?;
+//! execute(core.handle(Event::Start));
+//! loop { execute(core.handle(next_event)); }   // network, timers, block builder, storage
+//! ```
+//!
+//! Events ([`Event`]): `Start`, `Proposal { proposal, valid }` (the node checked the
+//! body against ledger state), `Vote`, `Timeout`, `ProposalValue` (answer to
+//! `RequestProposal`), `CommitCertified` (a certificate from sync), `Committed`
+//! (the decided block is durably stored: start the next height).
+//!
+//! Actions ([`Action`]), executed **in order**: `PersistSafety` (make durable before
+//! the next action — it always precedes the broadcast of the signature it covers),
+//! `BroadcastProposal`, `BroadcastVote`, `ScheduleTimeout`, `RequestProposal`,
+//! `Commit` (persist block + certificate, then feed `Committed`), `Evidence`,
+//! `PeerBehind` / `SyncNeeded` (catch-up hints), `Rejected` (input dropped).
+//!
+//! The full contract, the protocol rules and the safety and liveness arguments are
+//! in `docs/consensus.md`; [`core`] documents each rule against the lines of the
+//! Tendermint paper (arXiv 1807.04938, Algorithm 1).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod certificate;
