@@ -4,11 +4,18 @@
 //! where `tag` names the message kind (see the `TAG_*` constants across the crates).
 //! A signature made for one kind of message can therefore never verify as another.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, OnceLock};
 
 use ed25519_dalek::Signer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// Most parsed public keys kept by [`PublicKey::verifying_key`].
+pub const KEY_CACHE_MAX: usize = 4096;
+
+static KEY_CACHE: OnceLock<Mutex<HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>> = OnceLock::new();
 
 /// Prefix of every signed message of this chain (the namespace).
 pub const DOMAIN_PREFIX: &[u8] = b"YRD-CREDIT-CHAIN/v1/";
@@ -98,8 +105,24 @@ impl PublicKey {
 
     /// Parses the key into a verifying key (a curve-point decompression: cache it
     /// where the same key is used often).
+    ///
+    /// Parsed keys are memoised process-wide (at most [`KEY_CACHE_MAX`] entries):
+    /// the same few issuer and validator keys sign everything, and decompression
+    /// costs about a tenth of a verification. The cache is deterministic and holds
+    /// only keys that parsed, so it changes no result.
     pub fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, CryptoError> {
-        ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| CryptoError::BadPublicKey)
+        let cache = KEY_CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+        if let Some(k) = cache.lock().ok().and_then(|c| c.get(&self.0).copied()) {
+            return Ok(k);
+        }
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| CryptoError::BadPublicKey)?;
+        if let Ok(mut c) = cache.lock() {
+            if c.len() >= KEY_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(self.0, vk);
+        }
+        Ok(vk)
     }
 
     /// Verifies `sig` over `signing_bytes(tag, payload)`. Uses strict verification

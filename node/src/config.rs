@@ -11,7 +11,7 @@
 //! log_format = "text"                     # or "json"
 //!
 //! [mempool]
-//! max_txs = 200000
+//! max_txs = 50000
 //!
 //! [consensus]
 //! propose_timeout_ms = 3000
@@ -54,7 +54,7 @@ pub struct MempoolConfig {
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig { max_txs: 200_000 }
+        MempoolConfig { max_txs: 50_000 }
     }
 }
 

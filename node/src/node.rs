@@ -44,6 +44,8 @@ const MAX_FUTURE_PROPOSALS: usize = 64;
 const STRIKES_BEFORE_BAN: u32 = 3;
 /// ... for this long (it may reconnect afterwards; every message is still verified).
 const BAN_DURATION: Duration = Duration::from_secs(60);
+/// Gossiped transaction batches admitted concurrently (one per core).
+const ADMISSION_WORKERS: usize = 2;
 
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
@@ -182,6 +184,7 @@ impl Node {
             height.next(),
         )
         .map_err(|e| anyhow!("consensus: {e}"))?;
+        let (strike_tx, strike_rx) = mpsc::channel(256);
         let driver = Driver {
             shared: shared.clone(),
             net: net.clone(),
@@ -202,6 +205,9 @@ impl Node {
             sync_results: mpsc::channel(16),
             peer_keys: HashMap::new(),
             strikes: HashMap::new(),
+            strike_tx,
+            strike_rx,
+            admission: Arc::new(tokio::sync::Semaphore::new(ADMISSION_WORKERS)),
         };
         Ok(Node { shared, net, events, gossip_in, api_addr, api_shutdown: Some(api_shutdown), api_task, driver })
     }
@@ -256,6 +262,11 @@ struct Driver {
     peer_keys: HashMap<PeerId, PublicKey>,
     /// Invalid messages per peer since its last ban.
     strikes: HashMap<PeerId, u32>,
+    /// Peers that sent invalid transaction batches (reported by admission tasks).
+    strike_tx: mpsc::Sender<PeerId>,
+    strike_rx: mpsc::Receiver<PeerId>,
+    /// Bounds concurrent admission of gossiped transaction batches.
+    admission: Arc<tokio::sync::Semaphore>,
 }
 
 impl Driver {
@@ -316,6 +327,7 @@ impl Driver {
                         self.execute(actions).await?;
                     }
                 }
+                Some(peer) = self.strike_rx.recv() => self.strike(peer).await,
                 Some(blocks) = self.sync_results.1.recv() => {
                     self.sync_inflight = false;
                     for (b, c) in blocks {
@@ -366,37 +378,23 @@ impl Driver {
     async fn on_net_event(&mut self, ev: NetEvent) -> anyhow::Result<()> {
         match ev {
             NetEvent::Gossip { topic: Topic::Transactions, from, id, bytes, .. } => {
-                let verdict = match wire::decode_tx_batch(&bytes) {
-                    Err(e) => {
-                        warn!(peer = %from, error = %e, "malformed transaction batch");
-                        Verdict::Reject
+                // Admission (decoding, signatures, ledger lookups) runs on the blocking
+                // pool, at most ADMISSION_WORKERS batches at a time, so that consensus
+                // never waits behind it. Verdicts and strikes come back asynchronously.
+                let shared = self.shared.clone();
+                let net = self.net.clone();
+                let strikes = self.strike_tx.clone();
+                let permits = self.admission.clone();
+                tokio::spawn(async move {
+                    let Ok(_permit) = permits.acquire_owned().await else { return };
+                    let verdict = tokio::task::spawn_blocking(move || admit_gossip(&shared, &from, &bytes))
+                        .await
+                        .unwrap_or(Verdict::Ignore);
+                    let _ = net.report(id, from, verdict).await;
+                    if verdict == Verdict::Reject {
+                        let _ = strikes.send(from).await;
                     }
-                    Ok(batch) => {
-                        let items: Vec<&[u8]> = batch.0.iter().map(|b| b.as_slice()).collect();
-                        let results = self.shared.admit(&items);
-                        let malformed = results.iter().any(|r| {
-                            matches!(
-                                r,
-                                Err(crate::shared::SubmitError::Invalid(
-                                    yrd_ledger::validate::TxError::BadSignature
-                                        | yrd_ledger::validate::TxError::Decode(_)
-                                        | yrd_ledger::validate::TxError::TooLarge { .. }
-                                        | yrd_ledger::validate::TxError::WrongChain { .. }
-                                ))
-                            )
-                        });
-                        if malformed {
-                            warn!(peer = %from, "transaction batch with forged or malformed transactions");
-                            Verdict::Reject
-                        } else {
-                            Verdict::Accept
-                        }
-                    }
-                };
-                let _ = self.net.report(id, from, verdict).await;
-                if verdict == Verdict::Reject {
-                    self.strike(from).await;
-                }
+                });
             }
             NetEvent::Gossip { topic: Topic::Consensus, from, id, bytes, .. } => {
                 let verdict = match wire::decode_consensus(&bytes) {
@@ -803,5 +801,36 @@ impl Driver {
             }
             let _ = tx.send(out).await;
         });
+    }
+}
+
+/// Admits a gossiped transaction batch; the verdict for gossipsub.
+fn admit_gossip(shared: &Shared, from: &PeerId, bytes: &[u8]) -> Verdict {
+    use crate::shared::SubmitError;
+    use yrd_ledger::validate::TxError;
+    let batch = match wire::decode_tx_batch(bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(peer = %from, error = %e, "malformed transaction batch");
+            return Verdict::Reject;
+        }
+    };
+    let items: Vec<&[u8]> = batch.0.iter().map(|b| b.as_slice()).collect();
+    let results = shared.admit(&items);
+    // Forged or malformed transactions cannot come from an honest forwarder (it
+    // validates before forwarding); stale ones (already committed) can.
+    let malformed = results.iter().any(|r| {
+        matches!(
+            r,
+            Err(SubmitError::Invalid(
+                TxError::BadSignature | TxError::Decode(_) | TxError::TooLarge { .. } | TxError::WrongChain { .. }
+            ))
+        )
+    });
+    if malformed {
+        warn!(peer = %from, "transaction batch with forged or malformed transactions");
+        Verdict::Reject
+    } else {
+        Verdict::Accept
     }
 }

@@ -26,7 +26,7 @@ The configuration is a TOML file (relative paths are taken from the file's direc
   peers = [\"/ip4/10.0.0.2/tcp/26601\"]
   log_format = \"text\"               # or \"json\"
   [mempool]
-  max_txs = 200000
+  max_txs = 50000
   [consensus]
   propose_timeout_ms = 3000
   block_interval_ms = 200
