@@ -42,7 +42,7 @@ use crate::types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSet};
 /// still count for the round skip, L55). Bounds memory against Byzantine peers.
 pub const MAX_ROUNDS_AHEAD: u32 = 32;
 
-/// Distinct votes kept per validator, kind and round: the first one and up to
+/// D5: distinct votes kept per validator, kind and round: the first one and up to
 /// three conflicting ones (an equivocator's votes count for each value it
 /// signed, which is safe: quorum intersection needs only the honest votes, and it
 /// keeps a relayed proof of lock countable). When full, a vote for a value with
@@ -885,7 +885,7 @@ impl Core {
         }
     }
 
-    /// L49-L54: a proposal for v (any round; we only need its body and validity)
+    /// L49-L54 (with D4): a proposal for v (any round; we only need its body and validity)
     /// and 2f + 1 precommits for v at some round r: decide v.
     fn try_decide(&mut self, out: &mut Vec<Action>) -> bool {
         let quorum = self.quorum();
