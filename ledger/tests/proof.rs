@@ -634,3 +634,20 @@ fn parse_file_dispatches_and_rejects_unknown_formats() {
     let empty = Ledger::open(dir.path(), f.chain.genesis.clone()).unwrap();
     assert!(matches!(proof::report(&empty, &Uscc::sample(1)), Err(proof::BuildError::NoBlocks)));
 }
+
+/// With `YRD_DUMP_PROOFS=DIR`, writes a genesis, bundles and reports to DIR for
+/// checking independent verifiers against (docs/proofs.md).
+#[test]
+fn dump_files_for_independent_verifiers() {
+    let Ok(dir) = std::env::var("YRD_DUMP_PROOFS") else { return };
+    let f = fixture();
+    let dir = std::path::Path::new(&dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let put = |name: &str, v: Value| std::fs::write(dir.join(name), serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    std::fs::write(dir.join("genesis.json"), f.chain.genesis.to_json_pretty()).unwrap();
+    put("bundle-active.json", serde_json::to_value(proof::bundle(&f.ledger, &f.a).unwrap()).unwrap());
+    put("bundle-revoked.json", serde_json::to_value(proof::bundle(&f.ledger, &f.c).unwrap()).unwrap());
+    put("bundle-expiring.json", serde_json::to_value(proof::bundle(&f.ledger, &f.d).unwrap()).unwrap());
+    put("report.json", serde_json::to_value(proof::report(&f.ledger, &Uscc::sample(1)).unwrap()).unwrap());
+    put("report-absent.json", serde_json::to_value(proof::report(&f.ledger, &Uscc::sample(77)).unwrap()).unwrap());
+}
