@@ -60,7 +60,7 @@ fn open_store(dir: &Path) -> Result<(sled::Db, sled::Tree), Inconsistency> {
     }
     let db = sled::Config::new().path(dir).open().map_err(|e| {
         let locked = matches!(&e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
-            || e.to_string().contains("lock");
+            || e.to_string().contains("acquire lock");
         if locked {
             bad(
                 at.clone(),

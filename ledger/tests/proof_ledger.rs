@@ -61,7 +61,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn retry<T, E: std::fmt::Display>(mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
     for _ in 0..200 {
         match f() {
-            Err(e) if e.to_string().contains("lock") => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) if e.to_string().contains("acquire lock") => std::thread::sleep(std::time::Duration::from_millis(10)),
             r => return r,
         }
     }
@@ -74,7 +74,8 @@ fn verify(dir: &Path, genesis: &yrd_ledger::genesis::Genesis) -> Result<StoreRep
 
 /// Rewrites one value in a copy of the store through sled.
 fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
-    let db = retry(|| sled::open(dir)).unwrap();
+    // No background flusher: the directory lock is released as soon as `db` drops.
+    let db = retry(|| sled::Config::new().path(dir).flush_every_ms(None).open()).unwrap();
     let tree = db.open_tree("ledger").unwrap();
     f(&tree);
     db.flush().unwrap();
