@@ -63,7 +63,7 @@ pub struct ErrorBody {
     /// Machine-readable rule: a [`yrd_ledger::validate::TxError::code`] or one of
     /// the API's own (`bad_json`, `bad_hex`, `bad_id`, `bad_uscc`, `bad_height`,
     /// `bad_query`, `bad_path`, `batch_too_large`, `body_too_large`, `not_found`,
-    /// `method_not_allowed`, `sequence_pending`, `mempool_full`, `unavailable`,
+    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `unavailable`,
     /// `internal`).
     pub code: String,
 }

@@ -117,6 +117,50 @@ fn lenders_and_auditors_check_a_live_chain_offline() {
     }
     assert!(flipped > 3000, "{flipped}");
 
+    // Forged certificates on the live bundle: unknown keys, too few signers,
+    // signatures over another block.
+    let header = hex::decode(original["anchor"]["header"].as_str().unwrap()).unwrap();
+    let header: yrd_ledger::block::BlockHeader = yrd_consensus::codec::decode(&header, 1024, "header").unwrap();
+    let hash = header.hash().unwrap();
+    let sign = |keys: &[(u32, yrd_consensus::crypto::SecretKey)], block: yrd_consensus::crypto::Hash32| {
+        let signatures = keys
+            .iter()
+            .map(|(i, k)| {
+                let vote = yrd_consensus::Vote {
+                    chain: c.chain.chain,
+                    kind: yrd_consensus::VoteKind::Precommit,
+                    height: header.height,
+                    round: header.round,
+                    value: Some(block),
+                    validator: yrd_consensus::ValidatorIndex(*i),
+                };
+                (yrd_consensus::ValidatorIndex(*i), vote.sign(k).unwrap().signature)
+            })
+            .collect();
+        yrd_consensus::CommitCertificate { height: header.height, round: header.round, block_hash: hash, signatures }
+    };
+    let stranger = |i: u32| (i, yrd_consensus::crypto::SecretKey::from_seed(format!("forger-{i}").as_bytes()));
+    let real = |i: u32| (i, c.chain.validator_keys[i as usize].clone());
+    for (name, cert) in [
+        ("unknown keys", sign(&[stranger(0), stranger(1), stranger(2)], hash)),
+        ("too few signers", sign(&[real(0), real(1)], hash)),
+        ("signatures over another block", sign(&[real(0), real(1), real(2)], yrd_consensus::crypto::sha256(&[b"another block"]))),
+    ] {
+        let mut forged = original.clone();
+        forged["anchor"]["certificate"] = Value::String(hex::encode(yrd_consensus::codec::encode(&cert).unwrap()));
+        let path = dir.join("forged.json");
+        write(&path, &forged);
+        let o = verify(&path, &genesis);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", text(&o));
+        assert!(text(&o).contains("the certificate check failed"), "{name}: {}", text(&o));
+    }
+    // A quorum of the real keys re-signing verifies (the forgeries failed for their fault).
+    let mut resigned = original.clone();
+    let cert = sign(&[real(1), real(2), real(3)], hash);
+    resigned["anchor"]["certificate"] = Value::String(hex::encode(yrd_consensus::codec::encode(&cert).unwrap()));
+    write(&dir.join("resigned.json"), &resigned);
+    assert_eq!(verify(&dir.join("resigned.json"), &genesis).status.code(), Some(0));
+
     // Hiding the revocation of b fails.
     let mut hidden: Value = serde_json::from_slice(&std::fs::read(&bundle_b).unwrap()).unwrap();
     hidden["revocation"] = Value::Null;
