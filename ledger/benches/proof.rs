@@ -48,7 +48,7 @@ fn build_ledger() -> Built {
         let mut txs = Vec::with_capacity(BLOCK_TXS as usize);
         for _ in 0..BLOCK_TXS.min(LEDGER_TXS - n) {
             seq += 1;
-            let subject = if n % (LEDGER_TXS / BIG_SUBJECT_RECORDS) == 0 { big } else { Uscc::sample(n % LEDGER_SUBJECTS) };
+            let subject = if n.is_multiple_of(LEDGER_TXS / BIG_SUBJECT_RECORDS) { big } else { Uscc::sample(n % LEDGER_SUBJECTS) };
             let tx = chain.attestation(0, seq, subject, AttestationKind::ALL[(n % 7) as usize]);
             first.get_or_insert(tx.id().unwrap());
             txs.push(tx);
