@@ -4,10 +4,11 @@
 
 use yrd_consensus::crypto::{Hash32, SecretKey};
 use yrd_consensus::messages::{Vote, VoteKind};
-use yrd_consensus::types::ValidatorIndex;
+use yrd_consensus::types::{Round, ValidatorIndex};
 use yrd_consensus::CommitCertificate;
 
-use crate::block::BlockHeader;
+use crate::block::{Block, BlockHeader};
+use crate::store::Ledger;
 use crate::genesis::{ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
 use crate::tx::{Attestation, AttestationKind, Revocation, RevocationReason, SignedTransaction, Transaction, TxBody, TxId};
 use crate::uscc::Uscc;
@@ -93,6 +94,22 @@ impl TestChain {
     pub fn sign(&self, issuer: usize, sequence: u64, body: TxBody) -> SignedTransaction {
         let tx = Transaction { chain: self.chain, issuer: self.issuer_keys[issuer].public(), sequence, body };
         tx.sign(&self.issuer_keys[issuer]).unwrap_or_else(|_| unreachable!("test transactions are small"))
+    }
+
+    /// Builds the next block from `txs` (proposer of round 0), certifies it and
+    /// commits it. Fails if any transaction is left out.
+    pub fn commit_next(&self, ledger: &mut Ledger, txs: Vec<SignedTransaction>) -> Result<Block, String> {
+        let h = ledger.height().next();
+        let proposer = ledger.validators().proposer(h, Round(0));
+        let built = ledger
+            .build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0)
+            .map_err(|e| e.to_string())?;
+        if !built.rejected.is_empty() {
+            return Err(format!("rejected: {:?}", built.rejected));
+        }
+        let cert = self.certify(&built.block.header);
+        ledger.commit(&built.block, &cert).map_err(|e| e.to_string())?;
+        Ok(built.block)
     }
 
     /// A certificate signed by the first quorum of validators.

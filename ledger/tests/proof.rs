@@ -18,12 +18,7 @@ use yrd_ledger::uscc::Uscc;
 const NOW: u64 = 1_900_000_000_000;
 
 fn commit(ledger: &mut Ledger, chain: &TestChain, txs: Vec<SignedTransaction>) {
-    let h = ledger.height().next();
-    let proposer = ledger.validators().proposer(h, Round(0));
-    let built = ledger.build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0).unwrap();
-    assert!(built.rejected.is_empty(), "rejected: {:?}", built.rejected);
-    let cert = chain.certify(&built.block.header);
-    ledger.commit(&built.block, &cert).unwrap();
+    chain.commit_next(ledger, txs).unwrap();
 }
 
 /// A ledger with: subject 1 — a (issuer 0), b (issuer 1, revoked by its issuer),

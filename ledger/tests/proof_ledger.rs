@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use yrd_consensus::types::Round;
 use yrd_ledger::audit::{verify_store, verify_store_self, verify_tree, Inconsistency, StoreReport};
 use yrd_ledger::store::Ledger;
 use yrd_ledger::testkit::TestChain;
@@ -12,12 +11,7 @@ use yrd_ledger::tx::{AttestationKind, RevocationReason, SignedTransaction};
 use yrd_ledger::uscc::Uscc;
 
 fn commit(ledger: &mut Ledger, chain: &TestChain, txs: Vec<SignedTransaction>) {
-    let h = ledger.height().next();
-    let proposer = ledger.validators().proposer(h, Round(0));
-    let built = ledger.build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0).unwrap();
-    assert!(built.rejected.is_empty(), "rejected: {:?}", built.rejected);
-    let cert = chain.certify(&built.block.header);
-    ledger.commit(&built.block, &cert).unwrap();
+    chain.commit_next(ledger, txs).unwrap();
 }
 
 /// A closed store of 12 blocks (about 40 transactions, revocations included).

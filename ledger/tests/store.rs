@@ -9,13 +9,7 @@ use yrd_ledger::uscc::Uscc;
 use yrd_ledger::validate::TxError;
 
 fn commit(ledger: &mut Ledger, chain: &TestChain, txs: Vec<SignedTransaction>) -> yrd_ledger::block::Block {
-    let h = ledger.height().next();
-    let proposer = ledger.validators().proposer(h, Round(0));
-    let built = ledger.build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0).unwrap();
-    assert!(built.rejected.is_empty(), "rejected: {:?}", built.rejected);
-    let cert = chain.certify(&built.block.header);
-    ledger.commit(&built.block, &cert).unwrap();
-    built.block
+    chain.commit_next(ledger, txs).unwrap()
 }
 
 #[test]
