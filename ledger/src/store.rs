@@ -146,6 +146,8 @@ struct Execution {
     locations: Vec<(TxId, TxLocation)>,
     log_nodes: Vec<(u8, u64, Hash32)>,
     subjects: BTreeMap<Uscc, SubjectRecord>,
+    /// (subject key, record value hash) for every changed subject.
+    subject_changes: Vec<([u8; 32], Hash32)>,
     issuer_keys: Vec<(PublicKey, u64, TxId)>,
 }
 
@@ -843,7 +845,8 @@ impl Ledger {
             block_bytes.extend_from_slice(&bytes);
             txs.push(tx);
         }
-        Ok((Execution { header, block_bytes, locations, log_nodes, subjects, issuer_keys }, rejected, txs))
+        let subject_changes = changes;
+        Ok((Execution { header, block_bytes, locations, log_nodes, subjects, subject_changes, issuer_keys }, rejected, txs))
     }
 
     fn record_for_update<'a>(
@@ -920,16 +923,14 @@ impl Ledger {
         for (issuer, seq, id) in &exec.issuer_keys {
             batch.insert(&issuer_key(issuer, *seq)[..], &id.0 .0[..]);
         }
-        let mut changes = Vec::with_capacity(exec.subjects.len());
         for rec in exec.subjects.values() {
             batch.insert(subject_db_key(&rec.subject), codec::encode(rec)?);
-            changes.push((subject_key(&rec.subject), rec.value_hash()?));
         }
         batch.insert(META_HEIGHT, &height.0.to_be_bytes()[..]);
         batch.insert(META_LOG_SIZE, &exec.header.log_size.to_be_bytes()[..]);
         self.tree.apply_batch(batch)?;
         self.db.flush()?;
-        self.subjects.apply(&changes);
+        self.subjects.apply(&exec.subject_changes);
         self.height = height;
         self.log_size = exec.header.log_size;
         self.last_hash = exec.header.hash()?;
