@@ -618,11 +618,13 @@ impl Ledger {
         let max = self.genesis.params.max_block_txs as usize;
         let mut candidates = candidates;
         candidates.truncate(max);
-        let (exec, rejected, txs) = match self.execute(candidates, proposer, round, timestamp_ms, Mode::Skip, &|_| true) {
+        let (exec, rejected, kept) = match self.execute(&candidates, proposer, round, timestamp_ms, Mode::Skip, &|_| true) {
             Ok(v) => v,
             Err(BlockError::Store(e)) => return Err(e),
             Err(e) => return Err(StoreError::Corrupt(format!("building a block failed: {e}"))),
         };
+        let mut slots: Vec<Option<SignedTransaction>> = candidates.into_iter().map(Some).collect();
+        let txs = kept.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)).collect();
         let block = Block { header: exec.header.clone(), txs };
         let hash = exec.header.hash()?;
         self.cache_execution(hash, exec);
@@ -658,7 +660,7 @@ impl Ledger {
         if self.cached_matches(&hash, block)? {
             return Ok(hash);
         }
-        let (exec, _, _) = self.execute(block.txs.clone(), h.proposer, h.round, h.timestamp_ms, Mode::Fail, sig_verified)?;
+        let (exec, _, _) = self.execute(&block.txs, h.proposer, h.round, h.timestamp_ms, Mode::Fail, sig_verified)?;
         let e = &exec.header;
         let checks: [(&'static str, String, String); 4] = [
             ("tx_count", e.tx_count.to_string(), h.tx_count.to_string()),
@@ -700,24 +702,25 @@ impl Ledger {
     #[allow(clippy::type_complexity)]
     fn execute(
         &self,
-        txs: Vec<SignedTransaction>,
+        txs: &[SignedTransaction],
         proposer: ValidatorIndex,
         round: Round,
         timestamp_ms: u64,
         mode: Mode,
         sig_verified: &dyn Fn(&TxId) -> bool,
-    ) -> Result<(Execution, Vec<(TxId, TxError)>, Vec<SignedTransaction>), BlockError> {
+    ) -> Result<(Execution, Vec<(TxId, TxError)>, Vec<usize>), BlockError> {
         let height = self.height.next();
         let mut overlay = Overlay::default();
         let mut rejected = Vec::new();
-        let mut accepted: Vec<(SignedTransaction, TxId, Vec<u8>)> = Vec::with_capacity(txs.len());
+        // (position in `txs`, transaction, id, canonical bytes)
+        let mut accepted: Vec<(usize, &SignedTransaction, TxId, Vec<u8>)> = Vec::with_capacity(txs.len());
         let mut to_verify = Vec::new();
-        for (index, tx) in txs.into_iter().enumerate() {
+        for (index, tx) in txs.iter().enumerate() {
             let bytes = tx.encode()?;
             let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
-            let verdict = check_stateless(&self.genesis, &self.chain, &tx)
+            let verdict = check_stateless(&self.genesis, &self.chain, tx)
                 .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) })
-                .and_then(|_| self.check_stateful(&tx, &id, &overlay));
+                .and_then(|_| self.check_stateful(tx, &id, &overlay));
             if let Err(error) = verdict {
                 match mode {
                     Mode::Fail => return Err(BlockError::InvalidTx { index, error }),
@@ -735,10 +738,10 @@ impl Ledger {
             if !sig_verified(&id) {
                 to_verify.push(accepted.len());
             }
-            accepted.push((tx, id, bytes));
+            accepted.push((index, tx, id, bytes));
         }
         if !to_verify.is_empty() {
-            let refs: Vec<&SignedTransaction> = to_verify.iter().map(|&i| &accepted[i].0).collect();
+            let refs: Vec<&SignedTransaction> = to_verify.iter().map(|&i| accepted[i].1).collect();
             if let Err(bad) = crate::tx::verify_batch(&refs) {
                 let index = to_verify[bad];
                 match mode {
@@ -746,32 +749,28 @@ impl Ledger {
                     Mode::Skip => {
                         // Only reachable if a caller skipped signature checks; verify one by one.
                         let mut keep = Vec::with_capacity(accepted.len());
-                        for (tx, id, bytes) in accepted {
+                        let mut positions = Vec::with_capacity(accepted.len());
+                        for (pos, tx, id, _) in accepted {
                             if tx.verify_signature().is_ok() {
-                                keep.push((tx, id, bytes));
+                                keep.push(tx.clone());
+                                positions.push(pos);
                             } else {
                                 rejected.push((id, TxError::BadSignature));
                             }
                         }
-                        return self.execute(
-                            keep.into_iter().map(|(t, _, _)| t).collect(),
-                            proposer,
-                            round,
-                            timestamp_ms,
-                            Mode::Fail,
-                            &|_| true,
-                        )
-                        .map(|(e, mut r, t)| {
-                            rejected.append(&mut r);
-                            (e, rejected, t)
-                        });
+                        return self
+                            .execute(&keep, proposer, round, timestamp_ms, Mode::Fail, &|_| true)
+                            .map(|(e, mut r, kept)| {
+                                rejected.append(&mut r);
+                                (e, rejected, kept.into_iter().map(|i| positions[i]).collect())
+                            });
                     }
                 }
             }
         }
 
         // Log: append leaf hashes of the canonical transaction bytes.
-        let leaves: Vec<Hash32> = accepted.iter().map(|(_, _, b)| merkle::leaf_hash(b)).collect();
+        let leaves: Vec<Hash32> = accepted.iter().map(|(_, _, _, b)| merkle::leaf_hash(b)).collect();
         let log_nodes = merkle::append_nodes(self, self.log_size, &leaves).map_err(log_err)?;
         let new_size = self.log_size + leaves.len() as u64;
         let view = LogView {
@@ -784,7 +783,7 @@ impl Ledger {
         // Subjects and issuer index.
         let mut subjects: BTreeMap<Uscc, SubjectRecord> = BTreeMap::new();
         let mut issuer_keys = Vec::with_capacity(accepted.len());
-        for (tx, id, _) in &accepted {
+        for (_, tx, id, _) in &accepted {
             issuer_keys.push((tx.tx.issuer, tx.tx.sequence, *id));
             match &tx.tx.body {
                 TxBody::Attest(a) => {
@@ -831,22 +830,22 @@ impl Ledger {
         // Block bytes = header ‖ u64 count ‖ transactions: identical to
         // codec::encode(&Block), built by hand to learn each transaction's offset.
         let header_bytes = codec::encode(&header)?;
-        let total: usize = header_bytes.len() + 8 + accepted.iter().map(|(_, _, b)| b.len()).sum::<usize>();
+        let total: usize = header_bytes.len() + 8 + accepted.iter().map(|(_, _, _, b)| b.len()).sum::<usize>();
         let mut block_bytes = Vec::with_capacity(total);
         block_bytes.extend_from_slice(&header_bytes);
         block_bytes.extend_from_slice(&(accepted.len() as u64).to_be_bytes());
         let mut locations = Vec::with_capacity(accepted.len());
-        let mut txs = Vec::with_capacity(accepted.len());
-        for (index, (tx, id, bytes)) in accepted.into_iter().enumerate() {
+        let mut kept = Vec::with_capacity(accepted.len());
+        for (index, (pos, _, id, bytes)) in accepted.into_iter().enumerate() {
             locations.push((
                 id,
                 TxLocation { height, index: index as u32, offset: block_bytes.len() as u32, len: bytes.len() as u32 },
             ));
             block_bytes.extend_from_slice(&bytes);
-            txs.push(tx);
+            kept.push(pos);
         }
         let subject_changes = changes;
-        Ok((Execution { header, block_bytes, locations, log_nodes, subjects, subject_changes, issuer_keys }, rejected, txs))
+        Ok((Execution { header, block_bytes, locations, log_nodes, subjects, subject_changes, issuer_keys }, rejected, kept))
     }
 
     fn record_for_update<'a>(
@@ -864,7 +863,9 @@ impl Ledger {
     /// Commits a final block with its certificate: verifies both, writes the
     /// block, certificate, log nodes and indexes in one atomic batch, and flushes
     /// to disk before returning.
-    pub fn commit(&mut self, block: &Block, certificate: &CommitCertificate) -> Result<(), BlockError> {
+    ///
+    /// Returns the ids of the committed transactions, in block order.
+    pub fn commit(&mut self, block: &Block, certificate: &CommitCertificate) -> Result<Vec<TxId>, BlockError> {
         let hash = block.header.hash()?;
         certificate.verify(&self.chain, &self.validators, block.header.height, &hash)?;
         if !self.cached_matches(&hash, block)? {
@@ -882,11 +883,12 @@ impl Ledger {
                     .ok_or_else(|| StoreError::Corrupt("validated execution missing".into()))?
             }
         };
+        let ids = exec.locations.iter().map(|(id, _)| *id).collect();
         self.write(exec, certificate)?;
         if let Ok(mut p) = self.pending.lock() {
             p.clear();
         }
-        Ok(())
+        Ok(ids)
     }
 
     fn write(&mut self, exec: Execution, certificate: &CommitCertificate) -> Result<(), StoreError> {

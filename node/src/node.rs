@@ -530,8 +530,9 @@ impl Driver {
             return false;
         }
         let Ok(ledger) = self.shared.ledger.read() else { return false };
-        let Ok(mempool) = self.shared.mempool.lock() else { return false };
-        let verified = |id: &TxId| mempool.contains(id);
+        // Lock the mempool per lookup, not across the whole validation, so that
+        // admission is not held up meanwhile.
+        let verified = |id: &TxId| self.shared.mempool.lock().map(|m| m.contains(id)).unwrap_or(false);
         match ledger.validate_block(block, &verified) {
             Ok(_) => true,
             Err(e) => {
@@ -666,14 +667,13 @@ impl Driver {
     /// Writes a decided block (fatal on storage failure: we never continue with a
     /// store that may not hold what we voted for).
     fn commit_block(&mut self, cert: CommitCertificate) -> anyhow::Result<()> {
-        let block = self.bodies.get(&cert.block_hash).cloned().ok_or_else(|| anyhow!("body vanished"))?;
-        let ids = block.tx_ids()?;
-        {
+        let block = self.bodies.get(&cert.block_hash).ok_or_else(|| anyhow!("body vanished"))?;
+        let ids = {
             let mut ledger = self.shared.ledger.write().map_err(|_| anyhow!("ledger lock poisoned"))?;
             ledger
-                .commit(&block, &cert)
-                .with_context(|| format!("cannot commit block {} (fatal)", cert.height))?;
-        }
+                .commit(block, &cert)
+                .with_context(|| format!("cannot commit block {} (fatal)", cert.height))?
+        };
         let arrived = match self.shared.mempool.lock() {
             Ok(mut m) => m.remove(&ids),
             Err(_) => Vec::new(),
