@@ -115,6 +115,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => code,
@@ -124,6 +125,25 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// `println!` panics when stdout is a pipe the reader has closed (`yrd verify … | head`);
+/// Rust ignores SIGPIPE and `unsafe` (to restore it) is forbidden here. End quietly,
+/// as a process killed by SIGPIPE would (status 141), instead of printing a panic.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
 
 /// `yrd … | head` closes the pipe early; that is not an error worth reporting.
