@@ -49,7 +49,7 @@ fn run_seeds_n(label: &str, filter: &str, count: u64, make: impl Fn(u64) -> SimC
         if replay_seed().is_some() {
             println!("{report:#?}");
         }
-        if (seed - start + 1) % 10_000 == 0 && seeds.len() > 1 {
+        if (seed - start + 1).is_multiple_of(10_000) && seeds.len() > 1 {
             println!("{test}: {} seeds done in {:.1?}, {} failing", seed - start + 1, started.elapsed(), failures.len());
         }
         if let Some(v) = &report.violation {

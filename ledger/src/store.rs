@@ -901,11 +901,12 @@ impl Ledger {
         let mut chunks: BTreeMap<(u8, u64), Vec<u8>> = BTreeMap::new();
         for (level, index, hash) in &exec.log_nodes {
             let chunk_id = (*level, index / LOG_CHUNK);
-            if !chunks.contains_key(&chunk_id) {
-                let existing = self.tree.get(log_key(chunk_id.0, chunk_id.1))?.map(|v| v.to_vec()).unwrap_or_default();
-                chunks.insert(chunk_id, existing);
-            }
-            let chunk = chunks.get_mut(&chunk_id).ok_or_else(|| StoreError::Corrupt("chunk".into()))?;
+            let chunk = match chunks.entry(chunk_id) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(self.tree.get(log_key(chunk_id.0, chunk_id.1))?.map(|v| v.to_vec()).unwrap_or_default())
+                }
+            };
             let off = (index % LOG_CHUNK) as usize * 32;
             if chunk.len() != off {
                 return Err(StoreError::Corrupt(format!(

@@ -47,7 +47,7 @@ fn child(dir: &Path) -> ! {
             let n = base + i;
             let kind = AttestationKind::ALL[(n % 7) as usize];
             // A few subjects get many records; most get one.
-            let subject = Uscc::sample(if n % 5 == 0 { n % 17 } else { n });
+            let subject = Uscc::sample(if n.is_multiple_of(5) { n % 17 } else { n });
             txs.push(chain.attestation((n % 4) as usize, n, subject, kind));
         }
         let proposer = ledger.validators().proposer(h, Round(0));

@@ -33,9 +33,9 @@ impl Metrics {
             txs_rejected: Counter::default(),
             blocks_committed: Counter::default(),
             commit_latency_seconds: Histogram::new(
-                [0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0].into_iter(),
+                [0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0],
             ),
-            block_txs: Histogram::new([0.0, 1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4096.0].into_iter()),
+            block_txs: Histogram::new([0.0, 1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4096.0]),
             invalid_messages: Counter::default(),
             registry: Registry::with_prefix("yrd"),
         };

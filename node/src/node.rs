@@ -32,6 +32,9 @@ use crate::shared::{now_ms, ConsensusStatus, Shared};
 use crate::wire::{self, ConsensusMsg, SyncRequest, SyncResponse, TxBatch};
 
 const SAFETY_KEY: &[u8] = b"safety";
+
+/// A block fetched by sync with the certificate that makes it final.
+type CertifiedPair = (Block, CommitCertificate);
 /// Without transactions, propose an (empty) block after this long.
 const EMPTY_BLOCK_AFTER_MS: u64 = 1000;
 /// Gossip transaction batches at least this often.
@@ -258,7 +261,7 @@ struct Driver {
     /// Certified blocks fetched by sync, not yet committed.
     synced: BTreeMap<Height, (Block, CommitCertificate)>,
     sync_inflight: bool,
-    sync_results: (mpsc::Sender<Vec<(Block, CommitCertificate)>>, mpsc::Receiver<Vec<(Block, CommitCertificate)>>),
+    sync_results: (mpsc::Sender<Vec<CertifiedPair>>, mpsc::Receiver<Vec<CertifiedPair>>),
     peer_keys: HashMap<PeerId, PublicKey>,
     /// Invalid messages per peer since its last ban.
     strikes: HashMap<PeerId, u32>,

@@ -51,6 +51,10 @@ impl SubmitError {
     }
 }
 
+/// An admitted transaction: its id, whether it was new, and (if new) the
+/// transaction itself, for gossip.
+pub type Admitted = (TxId, Admission, Option<SignedTransaction>);
+
 /// Consensus progress, for status and metrics.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConsensusStatus {
@@ -81,7 +85,7 @@ pub struct Shared {
 impl Shared {
     /// Validates transactions from outside (API or gossip) and admits them into
     /// the mempool. Returns one result per input, in order.
-    pub fn admit(&self, items: &[&[u8]]) -> Vec<Result<(TxId, Admission, Option<SignedTransaction>), SubmitError>> {
+    pub fn admit(&self, items: &[&[u8]]) -> Vec<Result<Admitted, SubmitError>> {
         // Decode, stateless rules and signatures first, without any lock.
         let checked: Vec<Result<(SignedTransaction, TxId), TxError>> =
             check_untrusted_batch(&self.genesis, &self.chain, items);

@@ -87,8 +87,8 @@ fn one_validator_down_keeps_finalising_two_down_halts_safely_then_resumes() {
     let frozen: Vec<u64> = (0..2).map(|i| c.height(i).unwrap()).collect();
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
-        for i in 0..2 {
-            assert_eq!(c.height(i).unwrap(), frozen[i], "{} committed without a quorum", c.nodes[i].name);
+        for (i, h) in frozen.iter().enumerate() {
+            assert_eq!(c.height(i).unwrap(), *h, "{} committed without a quorum", c.nodes[i].name);
         }
         let (_, v) = c.get(0, &format!("/v1/attestations/{b}")).unwrap();
         assert_eq!(v["status"], "pending", "{b} became final without a quorum: {v}");
