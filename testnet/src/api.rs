@@ -42,58 +42,10 @@ impl Api {
         format!("{}{}", self.base, path)
     }
 
-    /// GET `path`, expecting 200 and a JSON body of type `T`.
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    /// GET `path`: the full URL, the status and the body text (at most 64 MiB).
+    fn get_raw(&self, path: &str) -> Result<(String, u16, String)> {
         let url = self.url(path);
-        let mut resp = self
-            .agent
-            .get(&url)
-            .call()
-            .with_context(|| format!("GET {url}"))?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            let text = resp.body_mut().read_to_string().unwrap_or_default();
-            return Err(anyhow!("GET {url}: HTTP {status}: {}", text.trim()));
-        }
-        resp.body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_json::<T>()
-            .with_context(|| format!("GET {url}: unexpected answer"))
-    }
-
-    /// GET `path`; `Ok(None)` on 404.
-    pub fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
-        let url = self.url(path);
-        let mut resp = self
-            .agent
-            .get(&url)
-            .call()
-            .with_context(|| format!("GET {url}"))?;
-        match resp.status().as_u16() {
-            200 => Ok(Some(
-                resp.body_mut()
-                    .with_config()
-                    .limit(64 * 1024 * 1024)
-                    .read_json::<T>()
-                    .with_context(|| format!("GET {url}: unexpected answer"))?,
-            )),
-            404 => Ok(None),
-            status => {
-                let text = resp.body_mut().read_to_string().unwrap_or_default();
-                Err(anyhow!("GET {url}: HTTP {status}: {}", text.trim()))
-            }
-        }
-    }
-
-    /// GET `path` as text; `Ok(None)` on 404.
-    pub fn get_text(&self, path: &str) -> Result<Option<String>> {
-        let url = self.url(path);
-        let mut resp = self
-            .agent
-            .get(&url)
-            .call()
-            .with_context(|| format!("GET {url}"))?;
+        let mut resp = self.agent.get(&url).call().with_context(|| format!("GET {url}"))?;
         let status = resp.status().as_u16();
         let text = resp
             .body_mut()
@@ -101,6 +53,31 @@ impl Api {
             .limit(64 * 1024 * 1024)
             .read_to_string()
             .with_context(|| format!("GET {url}: unreadable answer"))?;
+        Ok((url, status, text))
+    }
+
+    /// GET `path`, expecting 200 and a JSON body of type `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let (url, status, text) = self.get_raw(path)?;
+        if status != 200 {
+            return Err(anyhow!("GET {url}: HTTP {status}: {}", text.trim()));
+        }
+        serde_json::from_str(&text).with_context(|| format!("GET {url}: unexpected answer"))
+    }
+
+    /// GET `path`; `Ok(None)` on 404.
+    pub fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        match self.get_text(path)? {
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .with_context(|| format!("GET {}: unexpected answer", self.url(path))),
+            None => Ok(None),
+        }
+    }
+
+    /// GET `path` as text; `Ok(None)` on 404.
+    pub fn get_text(&self, path: &str) -> Result<Option<String>> {
+        let (url, status, text) = self.get_raw(path)?;
         match status {
             200 => Ok(Some(text)),
             404 => Ok(None),
