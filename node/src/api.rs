@@ -574,30 +574,22 @@ async fn submit_batch(State(app): State<AppState>, ApiJson(req): ApiJson<BatchRe
     }
     drop(req);
     // Signature checks of a whole batch take tens of milliseconds: keep them off
-    // the async workers. This mirrors `Shared::submit`, split so that the CPU
-    // work runs on the blocking pool and only the gossip hand-off is awaited.
+    // the async workers (`Shared::submit` split in two: the CPU work runs on the
+    // blocking pool and only the gossip hand-off is awaited).
     let shared = app.shared.clone();
-    let admitted = tokio::task::spawn_blocking(move || {
+    let (admitted, fresh) = tokio::task::spawn_blocking(move || {
         let refs: Vec<&[u8]> = decoded.iter().map(|b| b.as_slice()).collect();
-        shared.admit(&refs)
+        shared.admit_client(&refs)
     })
     .await
     .map_err(|e| ApiError::internal(format!("admission task failed: {e}")))?;
-    let mut fresh = Vec::new();
     for (slot, r) in slots.into_iter().zip(admitted) {
         results[slot] = Some(match r {
-            Ok((id, _, tx)) => {
-                fresh.extend(tx);
-                BatchEntry::Ok(pending(&id))
-            }
+            Ok((id, _)) => BatchEntry::Ok(pending(&id)),
             Err(e) => BatchEntry::Err(ErrorBody { error: e.to_string(), code: e.code().to_string() }),
         });
     }
-    if !fresh.is_empty() {
-        // If the driver is gone the node is shutting down; the transactions stay
-        // in our mempool (as in `Shared::submit`).
-        let _ = app.shared.gossip_out.send(fresh).await;
-    }
+    app.shared.queue_gossip(fresh).await;
     let results = results
         .into_iter()
         .map(|r| {

@@ -21,7 +21,7 @@ use yrd_consensus::{CommitCertificate, SafetyState, Timeout};
 use yrd_ledger::block::Block;
 use yrd_ledger::genesis::Genesis;
 use yrd_ledger::store::Ledger;
-use yrd_ledger::tx::{SignedTransaction, TxId};
+use yrd_ledger::tx::TxId;
 
 use crate::config::NodeConfig;
 use crate::keys::read_key_file;
@@ -80,7 +80,7 @@ pub struct Node {
     shared: Arc<Shared>,
     net: NetHandle,
     events: mpsc::Receiver<NetEvent>,
-    gossip_in: mpsc::Receiver<Vec<SignedTransaction>>,
+    gossip_in: mpsc::Receiver<Vec<Vec<u8>>>,
     api_addr: std::net::SocketAddr,
     api_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     api_task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -289,7 +289,7 @@ impl Driver {
     async fn run(
         &mut self,
         events: &mut mpsc::Receiver<NetEvent>,
-        gossip_in: &mut mpsc::Receiver<Vec<SignedTransaction>>,
+        gossip_in: &mut mpsc::Receiver<Vec<Vec<u8>>>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let start = self.core.start();
@@ -312,11 +312,7 @@ impl Driver {
                     None => bail!("the network task stopped"),
                 },
                 Some(txs) = gossip_in.recv() => {
-                    for t in txs {
-                        if let Ok(b) = t.encode() {
-                            self.tx_outbox.push(b);
-                        }
-                    }
+                    self.tx_outbox.extend(txs);
                     if self.tx_outbox.len() >= wire::MAX_TX_BATCH {
                         self.flush_tx_gossip().await;
                     }

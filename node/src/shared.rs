@@ -51,9 +51,8 @@ impl SubmitError {
     }
 }
 
-/// An admitted transaction: its id, whether it was new, and (if new) the
-/// transaction itself, for gossip.
-pub type Admitted = (TxId, Admission, Option<SignedTransaction>);
+/// An admitted transaction: its id and whether it was new.
+pub type Admitted = (TxId, Admission);
 
 /// Consensus progress, for status and metrics.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,8 +77,9 @@ pub struct Shared {
     pub peers: Mutex<Vec<PublicKey>>,
     /// The committed height; API long-polls wait on it.
     pub committed: watch::Sender<Height>,
-    /// Transactions admitted through the API, for the driver to gossip.
-    pub gossip_out: mpsc::Sender<Vec<SignedTransaction>>,
+    /// Canonical bytes of transactions admitted through the API, for the driver
+    /// to gossip.
+    pub gossip_out: mpsc::Sender<Vec<Vec<u8>>>,
 }
 
 impl Shared {
@@ -99,11 +99,11 @@ impl Shared {
         for c in checked {
             let r = c.map_err(SubmitError::from).and_then(|(tx, id)| {
                 if mempool.contains(&id) {
-                    return Ok((id, Admission::AlreadyPending, None));
+                    return Ok((id, Admission::AlreadyPending));
                 }
                 ledger.check_tx(&tx, &id)?;
-                match mempool.insert(id, tx.clone()) {
-                    Ok(a) => Ok((id, a, Some(tx))),
+                match mempool.insert(id, tx) {
+                    Ok(a) => Ok((id, a)),
                     Err(e @ MempoolError::Full(_)) => Err(SubmitError::Busy(e)),
                     Err(e) => Err(SubmitError::Conflict(e)),
                 }
@@ -118,28 +118,34 @@ impl Shared {
         out
     }
 
-    /// Submits transactions from a client: admits them and queues the new ones
-    /// for gossip. One result per input.
-    pub async fn submit(&self, items: &[&[u8]]) -> Vec<Result<(TxId, Admission), SubmitError>> {
+    /// Admits transactions from a client; also returns the canonical bytes of
+    /// those that are new, for gossip (see [`Shared::queue_gossip`]).
+    pub fn admit_client(&self, items: &[&[u8]]) -> (Vec<Result<Admitted, SubmitError>>, Vec<Vec<u8>>) {
         let results = self.admit(items);
-        let mut fresh = Vec::new();
-        let out = results
-            .into_iter()
-            .map(|r| {
-                r.map(|(id, a, tx)| {
-                    if let Some(tx) = tx {
-                        fresh.push(tx);
-                    }
-                    (id, a)
-                })
-            })
+        let fresh = items
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| matches!(r, Ok((_, Admission::Added))))
+            .map(|(b, _)| b.to_vec())
             .collect();
+        (results, fresh)
+    }
+
+    /// Hands newly admitted transactions to the driver for gossip. If the driver
+    /// is gone the node is shutting down; the transactions stay in our mempool and
+    /// are proposed by us when it is our turn.
+    pub async fn queue_gossip(&self, fresh: Vec<Vec<u8>>) {
         if !fresh.is_empty() {
-            // If the driver is gone the node is shutting down; the transactions
-            // stay in our mempool and are proposed by us when it is our turn.
             let _ = self.gossip_out.send(fresh).await;
         }
-        out
+    }
+
+    /// Submits transactions from a client: admits them and queues the new ones
+    /// for gossip. One result per input.
+    pub async fn submit(&self, items: &[&[u8]]) -> Vec<Result<Admitted, SubmitError>> {
+        let (results, fresh) = self.admit_client(items);
+        self.queue_gossip(fresh).await;
+        results
     }
 
     pub fn height(&self) -> Height {

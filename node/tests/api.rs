@@ -28,7 +28,7 @@ struct Harness {
     shared: Arc<Shared>,
     chain: TestChain,
     agent: ureq::Agent,
-    gossip: Mutex<mpsc::Receiver<Vec<SignedTransaction>>>,
+    gossip: Mutex<mpsc::Receiver<Vec<Vec<u8>>>>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -139,7 +139,7 @@ impl Harness {
         let mut rx = self.gossip.lock().unwrap();
         let mut out = Vec::new();
         while let Ok(batch) = rx.try_recv() {
-            out.extend(batch);
+            out.extend(batch.iter().map(|b| SignedTransaction::decode(b).unwrap()));
         }
         out
     }
