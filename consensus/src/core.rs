@@ -430,6 +430,10 @@ impl Core {
     pub fn step(&self) -> Step {
         self.step
     }
+    /// The highest (height, round) a verified message from `validator` was at.
+    pub fn peer_progress(&self, validator: ValidatorIndex) -> Option<(Height, Round)> {
+        self.peer_progress.get(&validator).copied()
+    }
     /// The in-memory safety state (what the last `PersistSafety` carried, or newer
     /// lock/valid values not yet persisted).
     pub fn safety(&self) -> &SafetyState {

@@ -49,6 +49,13 @@ const STRIKES_BEFORE_BAN: u32 = 3;
 const BAN_DURATION: Duration = Duration::from_secs(60);
 /// Gossiped transaction batches admitted concurrently (one per core).
 const ADMISSION_WORKERS: usize = 2;
+/// A validator seen at a height we have finished is sent that height's certified
+/// block only if it is still there this much later. Most such messages are late
+/// votes from a validator that is just finishing the height itself; pushing a
+/// whole block to every peer for each of them cost every node a block decode and
+/// a certificate check per height (several percent of its CPU under load). A
+/// validator that is really behind also fetches blocks itself (sync).
+const PEER_BEHIND_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
@@ -211,6 +218,7 @@ impl Node {
             strike_tx,
             strike_rx,
             admission: Arc::new(tokio::sync::Semaphore::new(ADMISSION_WORKERS)),
+            behind: BTreeMap::new(),
         };
         Ok(Node { shared, net, events, gossip_in, api_addr, api_shutdown: Some(api_shutdown), api_task, driver })
     }
@@ -270,6 +278,8 @@ struct Driver {
     strike_rx: mpsc::Receiver<PeerId>,
     /// Bounds concurrent admission of gossiped transaction batches.
     admission: Arc<tokio::sync::Semaphore>,
+    /// Validators seen at a finished height: (lowest such height, when to look again).
+    behind: BTreeMap<ValidatorIndex, (Height, Instant)>,
 }
 
 impl Driver {
@@ -339,6 +349,7 @@ impl Driver {
                 _ = tick.tick() => {
                     self.flush_tx_gossip().await;
                     self.maybe_propose().await?;
+                    self.help_lagging().await;
                     self.refresh_status();
                 }
             }
@@ -617,17 +628,8 @@ impl Driver {
                     warn!(evidence = ?e, "equivocation detected");
                 }
                 Action::PeerBehind { height, peer } => {
-                    let found = {
-                        let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
-                        match (ledger.block(height), ledger.certificate(height)) {
-                            (Ok(Some(b)), Ok(Some(c))) => Some((b, c)),
-                            _ => None,
-                        }
-                    };
-                    if let Some((block, certificate)) = found {
-                        debug!(peer = peer.0, height = height.0, "sending a certified block to a lagging validator");
-                        self.publish(ConsensusMsg::Certified { block, certificate }).await;
-                    }
+                    let e = self.behind.entry(peer).or_insert((height, Instant::now() + PEER_BEHIND_GRACE));
+                    e.0 = e.0.min(height);
                 }
                 Action::SyncNeeded { height, ahead } => {
                     debug!(height = height.0, ahead = ahead.0, "behind; syncing");
@@ -637,6 +639,32 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Sends the certified block to each validator still at a finished height
+    /// [`PEER_BEHIND_GRACE`] after it was first seen there.
+    async fn help_lagging(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(ValidatorIndex, Height)> =
+            self.behind.iter().filter(|(_, (_, at))| *at <= now).map(|(v, (h, _))| (*v, *h)).collect();
+        for (peer, height) in due {
+            self.behind.remove(&peer);
+            let still_behind = self.core.peer_progress(peer).is_none_or(|(h, _)| h <= height);
+            if !still_behind || height >= self.core.height() {
+                continue;
+            }
+            let found = {
+                let Ok(ledger) = self.shared.ledger.read() else { return };
+                match (ledger.block(height), ledger.certificate(height)) {
+                    (Ok(Some(b)), Ok(Some(c))) => Some((b, c)),
+                    _ => None,
+                }
+            };
+            if let Some((block, certificate)) = found {
+                debug!(peer = peer.0, height = height.0, "sending a certified block to a lagging validator");
+                self.publish(ConsensusMsg::Certified { block, certificate }).await;
+            }
+        }
     }
 
     /// After the core moved to a new height: replay proposals we kept for it.
