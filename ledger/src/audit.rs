@@ -132,7 +132,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     let mut parent = Hash32::ZERO;
     let mut parent_ts = 0u64;
     let mut tx_count = 0u64;
-    let mut issuer_entries = 0u64;
+    let mut issuer_index: BTreeMap<[u8; 41], Vec<(u64, TxId)>> = BTreeMap::new();
 
     for h in 1..=height {
         let at = |what: &str| format!("block {h} {what}");
@@ -193,15 +193,11 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
                 return Err(bad(&loc, format!("transaction index entry for {id} points elsewhere")));
             }
             offset += tb.len();
-            // i index
-            let mut ik = vec![b'i'];
-            ik.extend_from_slice(&tx.tx.issuer.0);
-            ik.extend_from_slice(&tx.tx.sequence.to_be_bytes());
-            let ie = get(tree, &ik, &loc)?.ok_or_else(|| bad(&loc, "issuer index entry missing"))?;
-            if ie.as_ref() != id.0 .0 {
-                return Err(bad(&loc, "issuer index entry names another transaction"));
-            }
-            issuer_entries += 1;
+            // i index: collected per chunk, compared with the store after the last block.
+            issuer_index
+                .entry(crate::store::issuer_chunk_key(&tx.tx.issuer, tx.tx.sequence))
+                .or_default()
+                .push((tx.tx.sequence, id));
             match &tx.tx.body {
                 TxBody::Attest(a) => {
                     let rec = records.entry(a.subject).or_insert_with(|| SubjectRecord { subject: a.subject, entries: vec![] });
@@ -277,9 +273,28 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     if t_count != tx_count {
         return Err(bad("transaction index", format!("{t_count} entries for {tx_count} transactions")));
     }
-    let i_count = tree.scan_prefix([b'i']).count() as u64;
-    if i_count != issuer_entries {
-        return Err(bad("issuer index", format!("{i_count} entries for {issuer_entries} transactions")));
+    let mut stored_chunks = 0usize;
+    for item in tree.scan_prefix([b'i']) {
+        let (k, v) = item.map_err(|e| bad("issuer index", e.to_string()))?;
+        stored_chunks += 1;
+        let where_ = format!("issuer index chunk {}", hex::encode(&k));
+        let mut expected = k
+            .as_ref()
+            .try_into()
+            .ok()
+            .and_then(|key: [u8; 41]| issuer_index.get(&key))
+            .cloned()
+            .ok_or_else(|| bad(&where_, "no transaction in the blocks belongs in this chunk"))?;
+        expected.sort_unstable_by_key(|(seq, _)| *seq);
+        if let Some(w) = expected.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(bad(&where_, format!("sequence number {} is used by {} and {}", w[0].0, w[0].1, w[1].1)));
+        }
+        if v.as_ref() != crate::store::encode_issuer_chunk(&expected).as_slice() {
+            return Err(bad(&where_, "stored entries differ from the issuers' transactions in the blocks"));
+        }
+    }
+    if stored_chunks != issuer_index.len() {
+        return Err(bad("issuer index", format!("{stored_chunks} chunks stored, the blocks fill {}", issuer_index.len())));
     }
     // Subject records.
     let mut stored_subjects = 0u64;

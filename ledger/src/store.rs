@@ -13,10 +13,13 @@
 //! | `c`    | height (u64 BE)             | the commit certificate                     |
 //! | `l`    | level (u8) ‖ chunk (u64 BE) | up to 256 log node hashes of that level    |
 //! | `t`    | tx id (32)                  | height u64 ‖ index u32 ‖ offset u32 ‖ len u32 in the block bytes |
-//! | `i`    | issuer key (32) ‖ seq u64   | tx id — the issuer index and replay guard  |
+//! | `i`    | issuer key (32) ‖ seq / 64 (u64 BE) | the issuer's transactions with sequence numbers in that chunk of 64: entries `seq u64 BE ‖ tx id (32)`, sorted by seq — the issuer index and replay guard |
 //! | `s`    | USCC (18)                   | the subject record (subject index and map value) |
 //!
-//! Three index keys per attestation (`t`, `i`, `s`), a handful per block.
+//! Two index keys per attestation (`t`, and `s` per subject touched) plus one `i`
+//! key per issuer and 64 sequence numbers used in the block — a handful per block
+//! when issuers number their transactions consecutively. Every key costs sled
+//! several microseconds of CPU (DESIGN.md), so the issuer index is chunked.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -37,6 +40,10 @@ use crate::uscc::Uscc;
 use crate::validate::{check_stateless, TxError};
 
 const LOG_CHUNK: u64 = 256;
+/// Sequence numbers per issuer-index chunk (one `i` key).
+pub(crate) const SEQ_CHUNK: u64 = 64;
+/// Bytes of one issuer-index entry: sequence number (u64 BE) ‖ transaction id.
+const ISSUER_ENTRY: usize = 40;
 const META_HEIGHT: &[u8] = b"mheight";
 const META_LOG_SIZE: &[u8] = b"mlogsize";
 const META_CHAIN: &[u8] = b"mchain";
@@ -170,6 +177,9 @@ pub struct Ledger {
     last_header: Option<BlockHeader>,
     last_hash: BlockHash,
     subjects: SubjectMap,
+    /// The highest sequence number each issuer has used (from the `i` index at
+    /// open, then kept up to date): a higher one needs no index lookup.
+    max_sequence: HashMap<PublicKey, u64>,
     pending: Mutex<HashMap<BlockHash, Execution>>,
 }
 
@@ -187,12 +197,48 @@ fn tx_key(id: &TxId) -> [u8; 33] {
     k
 }
 
-fn issuer_key(issuer: &PublicKey, seq: u64) -> [u8; 41] {
+/// The `i` key of the chunk holding `seq`.
+pub(crate) fn issuer_chunk_key(issuer: &PublicKey, seq: u64) -> [u8; 41] {
     let mut k = [0u8; 41];
     k[0] = b'i';
     k[1..33].copy_from_slice(&issuer.0);
-    k[33..].copy_from_slice(&seq.to_be_bytes());
+    k[33..].copy_from_slice(&(seq / SEQ_CHUNK).to_be_bytes());
     k
+}
+
+/// The entries of an issuer-index chunk, checked: whole entries, sequence
+/// numbers strictly increasing and all in the chunk `chunk`.
+pub(crate) fn issuer_chunk_entries(v: &[u8], chunk: u64) -> Result<Vec<(u64, TxId)>, StoreError> {
+    if v.is_empty() || v.len() % ISSUER_ENTRY != 0 || v.len() > ISSUER_ENTRY * SEQ_CHUNK as usize {
+        return Err(StoreError::Corrupt(format!("issuer index chunk is {} bytes", v.len())));
+    }
+    let mut out: Vec<(u64, TxId)> = Vec::with_capacity(v.len() / ISSUER_ENTRY);
+    for e in v.chunks_exact(ISSUER_ENTRY) {
+        let seq = u64_of(&e[..8], "sequence")?;
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&e[8..]);
+        if seq / SEQ_CHUNK != chunk || out.last().is_some_and(|(last, _)| *last >= seq) {
+            return Err(StoreError::Corrupt(format!("issuer index chunk {chunk} holds sequence {seq} out of place")));
+        }
+        out.push((seq, TxId(Hash32(id))));
+    }
+    Ok(out)
+}
+
+/// Encodes issuer-index entries (sorted by sequence number).
+pub(crate) fn encode_issuer_chunk(entries: &[(u64, TxId)]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(entries.len() * ISSUER_ENTRY);
+    for (seq, id) in entries {
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(&id.0 .0);
+    }
+    v
+}
+
+/// The transaction that used `seq` in an issuer-index chunk, without decoding it whole.
+fn issuer_chunk_find(v: &[u8], seq: u64) -> Result<Option<TxId>, StoreError> {
+    let entries = issuer_chunk_entries(v, seq / SEQ_CHUNK)?;
+    Ok(entries.binary_search_by_key(&seq, |(s, _)| *s).ok().map(|i| entries[i].1))
 }
 
 fn subject_db_key(s: &Uscc) -> Vec<u8> {
@@ -316,6 +362,7 @@ impl Ledger {
             last_header: None,
             last_hash: Hash32::ZERO,
             subjects: SubjectMap::new(),
+            max_sequence: HashMap::new(),
             pending: Mutex::new(HashMap::new()),
         };
         if height.0 > 0 {
@@ -330,6 +377,12 @@ impl Ledger {
             entries.push((subject_key(&rec.subject), rec.value_hash()?));
         }
         ledger.subjects = SubjectMap::from_entries(&entries);
+        let issuers: Vec<PublicKey> = ledger.genesis.issuers.iter().map(|i| i.key).collect();
+        for issuer in issuers {
+            if let Some(seq) = ledger.stored_last_sequence(&issuer)? {
+                ledger.max_sequence.insert(issuer, seq);
+            }
+        }
         if let Some(h) = &ledger.last_header {
             if h.subjects_root != ledger.subjects.root() {
                 return Err(StoreError::Corrupt(format!(
@@ -419,22 +472,29 @@ impl Ledger {
 
     /// Whether the issuer's sequence number was used, and by which transaction.
     pub fn sequence_used(&self, issuer: &PublicKey, seq: u64) -> Result<Option<TxId>, StoreError> {
-        match self.tree.get(issuer_key(issuer, seq))? {
-            Some(v) => Ok(Some(TxId(Hash32(
-                v.as_ref().try_into().map_err(|_| StoreError::Corrupt("issuer index entry is not 32 bytes".into()))?,
-            )))),
+        if self.max_sequence.get(issuer).is_none_or(|max| seq > *max) {
+            return Ok(None);
+        }
+        match self.tree.get(issuer_chunk_key(issuer, seq))? {
+            Some(v) => issuer_chunk_find(&v, seq),
             None => Ok(None),
         }
     }
 
     /// The highest sequence number the issuer has used, if any.
     pub fn last_sequence(&self, issuer: &PublicKey) -> Result<Option<u64>, StoreError> {
+        Ok(self.max_sequence.get(issuer).copied())
+    }
+
+    /// [`Ledger::last_sequence`] read from the store.
+    fn stored_last_sequence(&self, issuer: &PublicKey) -> Result<Option<u64>, StoreError> {
         let mut prefix = vec![b'i'];
         prefix.extend_from_slice(&issuer.0);
         match self.tree.scan_prefix(&prefix).next_back() {
             Some(item) => {
-                let (k, _) = item?;
-                Ok(Some(u64_of(&k[33..], "sequence")?))
+                let (k, v) = item?;
+                let entries = issuer_chunk_entries(&v, u64_of(&k[33..], "issuer index chunk")?)?;
+                Ok(entries.last().map(|(seq, _)| *seq))
             }
             None => Ok(None),
         }
@@ -518,25 +578,26 @@ impl Ledger {
         limit: usize,
         now_ms: u64,
     ) -> Result<Vec<TxRecord>, StoreError> {
-        let start = issuer_key(issuer, after.map_or(0, |a| a.saturating_add(1)));
-        let end = {
-            let mut e = vec![b'i'];
-            e.extend_from_slice(&issuer.0);
-            e.extend_from_slice(&u64::MAX.to_be_bytes());
-            e
-        };
         let mut out = Vec::new();
-        if after == Some(u64::MAX) {
-            return Ok(out);
-        }
-        for item in self.tree.range(start.to_vec()..=end) {
-            if out.len() >= limit {
-                break;
-            }
-            let (_, v) = item?;
-            let id = TxId(Hash32(v.as_ref().try_into().map_err(|_| StoreError::Corrupt("issuer index entry".into()))?));
-            if let Some(r) = self.tx_record(&id, now_ms)? {
-                out.push(r);
+        let first = match after {
+            None => 0,
+            Some(u64::MAX) => return Ok(out),
+            Some(a) => a + 1,
+        };
+        let start = issuer_chunk_key(issuer, first);
+        let end = issuer_chunk_key(issuer, u64::MAX);
+        'chunks: for item in self.tree.range(start..=end) {
+            let (k, v) = item?;
+            for (seq, id) in issuer_chunk_entries(&v, u64_of(&k[33..], "issuer index chunk")?)? {
+                if seq < first {
+                    continue;
+                }
+                if out.len() >= limit {
+                    break 'chunks;
+                }
+                if let Some(r) = self.tx_record(&id, now_ms)? {
+                    out.push(r);
+                }
             }
         }
         Ok(out)
@@ -854,7 +915,10 @@ impl Ledger {
         subject: &Uscc,
     ) -> Result<&'a mut SubjectRecord, StoreError> {
         if !subjects.contains_key(subject) {
-            let rec = self.subject_record(subject)?.unwrap_or(SubjectRecord { subject: *subject, entries: Vec::new() });
+            // The in-memory map knows every subject with a record: no lookup for new ones.
+            let known = self.subjects.get(&subject_key(subject)).is_some();
+            let stored = if known { self.subject_record(subject)? } else { None };
+            let rec = stored.unwrap_or(SubjectRecord { subject: *subject, entries: Vec::new() });
             subjects.insert(*subject, rec);
         }
         subjects.get_mut(subject).ok_or_else(|| StoreError::Corrupt("subject record vanished".into()))
@@ -923,8 +987,23 @@ impl Ledger {
         for (id, loc) in &exec.locations {
             batch.insert(&tx_key(id)[..], &encode_location(loc)[..]);
         }
+        // Issuer index: merge this block's entries into their chunks.
+        let mut chunks: BTreeMap<[u8; 41], Vec<(u64, TxId)>> = BTreeMap::new();
         for (issuer, seq, id) in &exec.issuer_keys {
-            batch.insert(&issuer_key(issuer, *seq)[..], &id.0 .0[..]);
+            chunks.entry(issuer_chunk_key(issuer, *seq)).or_default().push((*seq, *id));
+        }
+        for (key, mut fresh) in chunks {
+            let chunk = u64_of(&key[33..], "issuer index chunk")?;
+            let mut entries = match self.tree.get(key)? {
+                Some(v) => issuer_chunk_entries(&v, chunk)?,
+                None => Vec::new(),
+            };
+            entries.append(&mut fresh);
+            entries.sort_unstable_by_key(|(seq, _)| *seq);
+            if entries.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(StoreError::Corrupt(format!("issuer index chunk {chunk} would hold a sequence number twice")));
+            }
+            batch.insert(&key[..], encode_issuer_chunk(&entries));
         }
         for rec in exec.subjects.values() {
             batch.insert(subject_db_key(&rec.subject), codec::encode(rec)?);
@@ -934,6 +1013,10 @@ impl Ledger {
         self.tree.apply_batch(batch)?;
         self.db.flush()?;
         self.subjects.apply(&exec.subject_changes);
+        for (issuer, seq, _) in &exec.issuer_keys {
+            let max = self.max_sequence.entry(*issuer).or_insert(*seq);
+            *max = (*max).max(*seq);
+        }
         self.height = height;
         self.log_size = exec.header.log_size;
         self.last_hash = exec.header.hash()?;

@@ -78,7 +78,7 @@ impl TestChain {
             grade,
             severity: None,
             evidence: yrd_consensus::crypto::sha256(&[b"evidence", &sequence.to_be_bytes()]),
-            issued_at_ms: 1_700_000_000_000 + sequence,
+            issued_at_ms: 1_700_000_000_000 + sequence % 1_000_000_000,
             valid_from_ms: 1_700_000_000_000,
             valid_until_ms: None,
             fields: vec![],
@@ -87,7 +87,7 @@ impl TestChain {
     }
 
     pub fn revocation(&self, issuer: usize, sequence: u64, target: TxId, reason: RevocationReason) -> SignedTransaction {
-        let r = Revocation { target, reason, evidence: None, issued_at_ms: 1_700_000_000_000 + sequence };
+        let r = Revocation { target, reason, evidence: None, issued_at_ms: 1_700_000_000_000 + sequence % 1_000_000_000 };
         self.sign(issuer, sequence, TxBody::Revoke(r))
     }
 

@@ -182,3 +182,74 @@ fn a_store_refuses_another_chains_genesis() {
     let err = Ledger::open(dir.path(), other.genesis.clone()).err().expect("must refuse");
     assert!(err.to_string().contains("belongs to chain"), "{err}");
 }
+
+/// The issuer index is stored in chunks of 64 sequence numbers: sequences
+/// scattered over chunks, out of order and across blocks are all found, pages
+/// of `by_issuer` cross chunk borders, and reuse is caught in any chunk, also
+/// after a reopen.
+#[test]
+fn issuer_index_across_chunks_blocks_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    // Out of order within a block; 63/64 and 127/128 straddle chunk borders.
+    let first: Vec<u64> = vec![64, 3, 63, 1_000_000, 0];
+    let second: Vec<u64> = vec![128, 127, 65, u64::MAX];
+    let txs_for = |seqs: &[u64]| -> Vec<SignedTransaction> {
+        seqs.iter().map(|&s| chain.attestation(0, s, Uscc::sample(s % 1000), AttestationKind::RedList)).collect()
+    };
+    let (t1, t2) = (txs_for(&first), txs_for(&second));
+    commit(&mut ledger, &chain, t1.clone());
+    commit(&mut ledger, &chain, t2.clone());
+    let other = chain.attestation(1, 64, Uscc::sample(5), AttestationKind::RedList);
+    commit(&mut ledger, &chain, vec![other.clone()]);
+
+    let issuer = chain.issuer_keys[0].public();
+    let mut all: Vec<(u64, SignedTransaction)> =
+        first.iter().chain(&second).copied().zip(t1.iter().chain(&t2).cloned()).collect();
+    all.sort_by_key(|(s, _)| *s);
+    for reopen in [false, true] {
+        if reopen {
+            drop(ledger);
+            ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+        }
+        assert_eq!(ledger.last_sequence(&issuer).unwrap(), Some(u64::MAX), "reopen {reopen}");
+        assert_eq!(ledger.last_sequence(&chain.issuer_keys[1].public()).unwrap(), Some(64));
+        for (seq, tx) in &all {
+            assert_eq!(ledger.sequence_used(&issuer, *seq).unwrap(), Some(tx.id().unwrap()), "seq {seq}");
+            let again = chain.attestation(0, *seq, Uscc::sample(999), AttestationKind::Commitment);
+            assert!(
+                matches!(ledger.check_tx(&again, &again.id().unwrap()), Err(TxError::SequenceUsed { sequence, .. }) if sequence == *seq),
+                "seq {seq} reuse not caught (reopen {reopen})"
+            );
+        }
+        for unused in [1, 2, 62, 66, 126, 129, 999_999, 1_000_001, u64::MAX - 1] {
+            assert_eq!(ledger.sequence_used(&issuer, unused).unwrap(), None, "seq {unused}");
+        }
+        // Every page size walks the same list, in sequence order.
+        for limit in 1..=all.len() {
+            let mut got = Vec::new();
+            let mut after = None;
+            loop {
+                let page = ledger.by_issuer(&issuer, after, limit, 0).unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                assert!(page.len() <= limit);
+                after = Some(page.last().unwrap().tx.tx.sequence);
+                got.extend(page.into_iter().map(|r| r.tx));
+                if after == Some(u64::MAX) {
+                    assert!(ledger.by_issuer(&issuer, after, limit, 0).unwrap().is_empty());
+                    break;
+                }
+            }
+            let want: Vec<SignedTransaction> = all.iter().map(|(_, t)| t.clone()).collect();
+            assert_eq!(got, want, "limit {limit}");
+        }
+        let from_65: Vec<u64> =
+            ledger.by_issuer(&issuer, Some(64), 3, 0).unwrap().iter().map(|r| r.tx.tx.sequence).collect();
+        assert_eq!(from_65, vec![65, 127, 128]);
+    }
+    let report = yrd_ledger::audit::verify_tree(ledger.db().open_tree("ledger").as_ref().unwrap(), &chain.genesis).unwrap();
+    assert_eq!(report.transactions, 10);
+}
