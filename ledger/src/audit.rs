@@ -117,10 +117,14 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     for item in tree.iter().keys() {
         let k = item.map_err(|e| bad("store", format!("read failed: {e}")))?;
         let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b't' | b'i' | b's'))
-            || [&b"mheight"[..], b"mlogsize", b"mchain", b"mgenesis"].contains(&k.as_ref());
+            || [&b"mheight"[..], b"mlogsize", b"mchain", b"mgenesis", b"mformat"].contains(&k.as_ref());
         if !known {
             return Err(bad("store", format!("unknown key {}", hex::encode(&k))));
         }
+    }
+    let format = meta_u64(tree, b"mformat", "store format")?;
+    if format != crate::store::STORE_FORMAT {
+        return Err(bad("metadata", format!("store format {format}, this yrd checks format {}", crate::store::STORE_FORMAT)));
     }
     let height = meta_u64(tree, b"mheight", "height")?;
     let stored_log_size = meta_u64(tree, b"mlogsize", "log size")?;

@@ -7,7 +7,7 @@
 //!
 //! | prefix | key                         | value                                      |
 //! |--------|-----------------------------|--------------------------------------------|
-//! | `m`    | name                        | metadata: height, log size, chain id, genesis |
+//! | `m`    | name                        | metadata: height, log size, chain id, genesis, store format |
 //! | `b`    | height (u64 BE)             | the block, canonical bytes                 |
 //! | `h`    | height (u64 BE)             | the block header, canonical bytes          |
 //! | `c`    | height (u64 BE)             | the commit certificate                     |
@@ -48,6 +48,10 @@ const META_HEIGHT: &[u8] = b"mheight";
 const META_LOG_SIZE: &[u8] = b"mlogsize";
 const META_CHAIN: &[u8] = b"mchain";
 const META_GENESIS: &[u8] = b"mgenesis";
+/// The layout of the keys and values below; stores of another format are refused.
+pub(crate) const META_FORMAT: &[u8] = b"mformat";
+/// Format 2: the issuer index in chunks of [`SEQ_CHUNK`].
+pub const STORE_FORMAT: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,6 +65,8 @@ pub enum StoreError {
     WrongChain { stored: Hash32, given: Hash32 },
     #[error("invalid genesis: {0}")]
     Genesis(String),
+    #[error("this data directory holds store format {found}, this yrd reads format {expected}; move the directory away and start the node with an empty one (it fetches the chain from its peers)")]
+    Format { found: u64, expected: u64 },
     #[error("log: {0}")]
     Log(String),
     #[error("{0}")]
@@ -338,11 +344,19 @@ impl Ledger {
                 if stored != chain {
                     return Err(StoreError::WrongChain { stored, given: chain });
                 }
+                let format = match tree.get(META_FORMAT)? {
+                    Some(v) => u64_of(&v, "store format")?,
+                    None => 1,
+                };
+                if format != STORE_FORMAT {
+                    return Err(StoreError::Format { found: format, expected: STORE_FORMAT });
+                }
             }
             None => {
                 let mut batch = sled::Batch::default();
                 batch.insert(META_CHAIN, &chain.0[..]);
                 batch.insert(META_GENESIS, genesis.to_json_pretty().as_bytes());
+                batch.insert(META_FORMAT, &STORE_FORMAT.to_be_bytes()[..]);
                 batch.insert(META_HEIGHT, &0u64.to_be_bytes()[..]);
                 batch.insert(META_LOG_SIZE, &0u64.to_be_bytes()[..]);
                 tree.apply_batch(batch)?;

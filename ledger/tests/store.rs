@@ -253,3 +253,31 @@ fn issuer_index_across_chunks_blocks_and_reopen() {
     let report = yrd_ledger::audit::verify_tree(ledger.db().open_tree("ledger").as_ref().unwrap(), &chain.genesis).unwrap();
     assert_eq!(report.transactions, 10);
 }
+
+/// A store written in another layout is refused with what to do, not misread.
+#[test]
+fn a_store_of_another_format_is_refused_with_the_remedy() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    {
+        let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+        commit(&mut ledger, &chain, vec![chain.attestation(0, 1, Uscc::sample(1), AttestationKind::RedList)]);
+    }
+    let set_format = |value: Option<u64>| {
+        let db = sled::open(dir.path()).unwrap();
+        let t = db.open_tree("ledger").unwrap();
+        match value {
+            Some(v) => t.insert(b"mformat", &v.to_be_bytes()[..]).unwrap(),
+            None => t.remove(b"mformat").unwrap(),
+        };
+        db.flush().unwrap();
+    };
+    for (value, found) in [(Some(1u64), "format 1"), (None, "format 1"), (Some(3), "format 3")] {
+        set_format(value);
+        let err = Ledger::open(dir.path(), chain.genesis.clone()).err().expect("opened a store of another format");
+        let text = err.to_string();
+        assert!(text.contains(found) && text.contains("empty one"), "{text}");
+    }
+    set_format(Some(yrd_ledger::store::STORE_FORMAT));
+    assert_eq!(Ledger::open(dir.path(), chain.genesis.clone()).unwrap().height(), Height(1));
+}
