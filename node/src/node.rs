@@ -157,6 +157,7 @@ impl Node {
             chain,
             ledger: RwLock::new(ledger),
             mempool: Mutex::new(Mempool::new(config.mempool.max_txs)),
+            recent: Mutex::new(crate::shared::RecentCommits::default()),
             metrics: Metrics::new(),
             consensus: Mutex::new(ConsensusStatus { height: height.next(), round: Round(0), step: "propose" }),
             peers: Mutex::new(Vec::new()),
@@ -701,6 +702,9 @@ impl Driver {
                 .commit(block, &cert)
                 .with_context(|| format!("cannot commit block {} (fatal)", cert.height))?
         };
+        if let Ok(mut r) = self.shared.recent.lock() {
+            r.push_block(&ids);
+        }
         let arrived = match self.shared.mempool.lock() {
             Ok(mut m) => m.remove(&ids),
             Err(_) => Vec::new(),
@@ -843,7 +847,7 @@ fn admit_gossip(shared: &Shared, from: &PeerId, bytes: &[u8]) -> Verdict {
         }
     };
     let items: Vec<&[u8]> = batch.0.iter().map(|b| b.as_slice()).collect();
-    let results = shared.admit(&items);
+    let results = shared.admit(&items, crate::shared::Source::Gossip);
     // Forged or malformed transactions cannot come from an honest forwarder (it
     // validates before forwarding); stale ones (already committed) can.
     let malformed = results.iter().any(|r| {

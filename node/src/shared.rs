@@ -1,5 +1,6 @@
 //! State shared between the consensus driver and the HTTP API.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -62,6 +63,49 @@ pub struct ConsensusStatus {
     pub step: &'static str,
 }
 
+/// Where transactions being admitted come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A client of the API: every rule is checked against the ledger, so that the
+    /// client learns at once about a replay or a used sequence number.
+    Client,
+    /// Another validator's gossip: decoding, the stateless rules and signatures are
+    /// checked, and replays of recently committed transactions (late gossip) are
+    /// dropped from memory; the index lookups are left to block building and
+    /// validation, which repeat them anyway (and drop whatever fails). This halves
+    /// the ledger lookups per transaction on every validator.
+    Gossip,
+}
+
+/// Ids of the transactions in the last committed blocks, for dropping late
+/// gossip without an index lookup.
+#[derive(Default)]
+pub struct RecentCommits {
+    ids: HashSet<TxId>,
+    blocks: VecDeque<Vec<TxId>>,
+}
+
+impl RecentCommits {
+    /// Ids kept (whole blocks; the oldest block goes first).
+    pub const CAPACITY: usize = 100_000;
+
+    pub fn contains(&self, id: &TxId) -> bool {
+        self.ids.contains(id)
+    }
+
+    pub fn push_block(&mut self, ids: &[TxId]) {
+        self.ids.extend(ids.iter().copied());
+        self.blocks.push_back(ids.to_vec());
+        while self.ids.len() > Self::CAPACITY && self.blocks.len() > 1 {
+            if let Some(old) = self.blocks.pop_front() {
+                for id in &old {
+                    self.ids.remove(id);
+                }
+            }
+        }
+    }
+}
+
 pub struct Shared {
     /// This node's name in the genesis.
     pub name: String,
@@ -71,6 +115,8 @@ pub struct Shared {
     pub chain: Hash32,
     pub ledger: RwLock<Ledger>,
     pub mempool: Mutex<Mempool>,
+    /// Transactions of the last blocks committed (see [`Source::Gossip`]).
+    pub recent: Mutex<RecentCommits>,
     pub metrics: Metrics,
     pub consensus: Mutex<ConsensusStatus>,
     /// Ed25519 keys of connected peers.
@@ -85,12 +131,19 @@ pub struct Shared {
 impl Shared {
     /// Validates transactions from outside (API or gossip) and admits them into
     /// the mempool. Returns one result per input, in order.
-    pub fn admit(&self, items: &[&[u8]]) -> Vec<Result<Admitted, SubmitError>> {
+    pub fn admit(&self, items: &[&[u8]], source: Source) -> Vec<Result<Admitted, SubmitError>> {
         // Decode, stateless rules and signatures first, without any lock.
         let checked: Vec<Result<(SignedTransaction, TxId), TxError>> =
             check_untrusted_batch(&self.genesis, &self.chain, items);
         let Ok(ledger) = self.ledger.read() else {
             return items.iter().map(|_| Err(SubmitError::Unavailable("ledger lock poisoned".into()))).collect();
+        };
+        let recent = match source {
+            Source::Client => None,
+            Source::Gossip => match self.recent.lock() {
+                Ok(r) => Some(r),
+                Err(_) => return items.iter().map(|_| Err(SubmitError::Unavailable("lock poisoned".into()))).collect(),
+            },
         };
         let Ok(mut mempool) = self.mempool.lock() else {
             return items.iter().map(|_| Err(SubmitError::Unavailable("mempool lock poisoned".into()))).collect();
@@ -98,10 +151,20 @@ impl Shared {
         let mut out = Vec::with_capacity(items.len());
         for c in checked {
             let r = c.map_err(SubmitError::from).and_then(|(tx, id)| {
+                match &recent {
+                    None => {
+                        if let Err(e) = ledger.check_tx(&tx, &id) {
+                            // Possibly admitted from gossip without the lookups: drop it.
+                            mempool.remove(&[id]);
+                            return Err(e.into());
+                        }
+                    }
+                    Some(r) if r.contains(&id) => return Err(TxError::Duplicate(id).into()),
+                    Some(_) => {}
+                }
                 if mempool.contains(&id) {
                     return Ok((id, Admission::AlreadyPending));
                 }
-                ledger.check_tx(&tx, &id)?;
                 match mempool.insert(id, tx) {
                     Ok(a) => Ok((id, a)),
                     Err(e @ MempoolError::Full(_)) => Err(SubmitError::Busy(e)),
@@ -121,7 +184,7 @@ impl Shared {
     /// Admits transactions from a client; also returns the canonical bytes of
     /// those that are new, for gossip (see [`Shared::queue_gossip`]).
     pub fn admit_client(&self, items: &[&[u8]]) -> (Vec<Result<Admitted, SubmitError>>, Vec<Vec<u8>>) {
-        let results = self.admit(items);
+        let results = self.admit(items, Source::Client);
         let fresh = items
             .iter()
             .zip(&results)

@@ -47,6 +47,7 @@ impl Harness {
             chain: chain.chain,
             ledger: RwLock::new(ledger),
             mempool: Mutex::new(Mempool::new(mempool_capacity)),
+            recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
             metrics: Metrics::new(),
             consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose" }),
             peers: Mutex::new(vec![chain.validator_keys[1].public(), chain.validator_keys[2].public()]),
@@ -130,6 +131,7 @@ impl Harness {
             ledger.commit(&built.block, &cert).unwrap();
             built.block
         };
+        self.shared.recent.lock().unwrap().push_block(&ids);
         self.shared.mempool.lock().unwrap().remove(&ids);
         self.shared.committed.send_replace(block.header.height);
         block
@@ -755,4 +757,54 @@ fn openapi_describes_every_route_and_the_body_limits() {
     let batch = api::MAX_BATCH_BODY_BYTES.to_string();
     let with_commas = format!("{},{},{}", &batch[..2], &batch[2..5], &batch[5..]);
     assert!(spec.contains(&format!("{with_commas} bytes")), "batch limit {with_commas} documented");
+}
+
+/// Gossip admission checks decoding, rules and signatures, drops late gossip of
+/// recently committed transactions from memory, and leaves the index lookups to
+/// block building, which drops what the ledger refuses.
+#[test]
+fn gossip_admission_drops_late_gossip_and_block_building_drops_older_replays() {
+    use yrd_node::shared::{SubmitError, Source};
+    use yrd_ledger::validate::TxError;
+    let h = Harness::new(100);
+    let old = h.chain.attestation(0, 1, Uscc::sample(1), AttestationKind::RedList);
+    let recent = h.chain.attestation(0, 2, Uscc::sample(2), AttestationKind::RedList);
+    h.commit(vec![old.clone()]);
+    // Push `old` out of the recent-commits window, as many blocks later would.
+    {
+        let mut r = h.shared.recent.lock().unwrap();
+        let filler: Vec<_> = (0..yrd_node::shared::RecentCommits::CAPACITY as u64 + 1)
+            .map(|i| yrd_ledger::tx::TxId(yrd_consensus::crypto::sha256(&[&i.to_be_bytes()])))
+            .collect();
+        r.push_block(&filler);
+        r.push_block(&[]);
+        assert!(!r.contains(&old.id().unwrap()));
+    }
+    h.commit(vec![recent.clone()]);
+    let fresh = h.chain.attestation(1, 1, Uscc::sample(3), AttestationKind::RedList);
+    let mut forged = h.chain.attestation(1, 2, Uscc::sample(4), AttestationKind::RedList);
+    forged.signature.0[0] ^= 1;
+    let bytes: Vec<Vec<u8>> = [&old, &recent, &fresh, &forged].iter().map(|t| t.encode().unwrap()).collect();
+    let refs: Vec<&[u8]> = bytes.iter().map(|b| b.as_slice()).collect();
+
+    let results = h.shared.admit(&refs, Source::Gossip);
+    assert!(results[0].is_ok(), "an old replay is not looked up on gossip: {:?}", results[0]);
+    assert!(matches!(results[1], Err(SubmitError::Invalid(TxError::Duplicate(_)))), "{:?}", results[1]);
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert!(matches!(results[3], Err(SubmitError::Invalid(TxError::BadSignature))), "{:?}", results[3]);
+    // Block building leaves the old replay out and reports it, so the driver drops it.
+    let candidates = h.shared.mempool.lock().unwrap().candidates(10);
+    assert_eq!(candidates.len(), 2);
+    let ledger = h.shared.ledger.read().unwrap();
+    let hgt = ledger.height().next();
+    let built = ledger.build_block(candidates, ledger.validators().proposer(hgt, Round(0)), Round(0), 1_900_000_000_000).unwrap();
+    assert_eq!(built.block.txs, vec![fresh.clone()]);
+    assert_eq!(built.rejected.len(), 1);
+    assert_eq!(built.rejected[0], (old.id().unwrap(), TxError::Duplicate(old.id().unwrap())));
+    drop(ledger);
+    // A client submitting the old replay is told at once, and it leaves the mempool.
+    let client = h.shared.admit(&refs[..1], Source::Client);
+    assert!(matches!(client[0], Err(SubmitError::Invalid(TxError::Duplicate(_)))), "{:?}", client[0]);
+    assert!(!h.shared.mempool.lock().unwrap().contains(&old.id().unwrap()));
+    assert!(h.shared.mempool.lock().unwrap().contains(&fresh.id().unwrap()));
 }
