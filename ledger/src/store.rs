@@ -632,9 +632,28 @@ impl Ledger {
 
     /// Stateful rules 6–7 for one transaction, given what earlier transactions of
     /// the same block already claimed.
-    fn check_stateful(&self, tx: &SignedTransaction, id: &TxId, overlay: &Overlay) -> Result<(), TxError> {
+    ///
+    /// A committed attestation is always an entry of its subject's record, so an
+    /// attestation is a replay exactly when its id is in that record: the record
+    /// (read into `records`, which block execution then updates) answers it, and
+    /// for a subject without a record the in-memory subject map answers it with
+    /// no lookup at all. Revocations are looked up in the transaction index.
+    fn check_stateful(
+        &self,
+        tx: &SignedTransaction,
+        id: &TxId,
+        overlay: &Overlay,
+        records: &mut Records,
+    ) -> Result<(), TxError> {
         let storage = |e: StoreError| TxError::Decode(CodecError::Malformed { what: "store", reason: e.to_string() });
-        if overlay.ids.contains_key(id) || self.tx_location(id).map_err(storage)?.is_some() {
+        if overlay.ids.contains_key(id) {
+            return Err(TxError::Duplicate(*id));
+        }
+        let replay = match &tx.tx.body {
+            TxBody::Attest(a) => self.cached_record(records, &a.subject).map_err(storage)?.entries.iter().any(|e| e.id == *id),
+            TxBody::Revoke(_) => self.tx_location(id).map_err(storage)?.is_some(),
+        };
+        if replay {
             return Err(TxError::Duplicate(*id));
         }
         let t = &tx.tx;
@@ -660,10 +679,11 @@ impl Ledger {
             if let Some(by) = overlay.revoked.get(&r.target) {
                 return Err(TxError::AlreadyRevoked { target: r.target, by: *by });
             }
-            let rec = self.subject_record(&a.subject).map_err(storage)?;
+            let rec = self.cached_record(records, &a.subject).map_err(storage)?;
             if let Some(by) = rec
-                .as_ref()
-                .and_then(|rec| rec.entries.iter().find(|e| e.id == r.target))
+                .entries
+                .iter()
+                .find(|e| e.id == r.target)
                 .and_then(|e| e.revoked.map(|(by, _)| by))
             {
                 return Err(TxError::AlreadyRevoked { target: r.target, by });
@@ -677,7 +697,7 @@ impl Ledger {
     /// `validate::check_untrusted_bytes`).
     pub fn check_tx(&self, tx: &SignedTransaction, id: &TxId) -> Result<(), TxError> {
         check_stateless(&self.genesis, &self.chain, tx)?;
-        self.check_stateful(tx, id, &Overlay::default())
+        self.check_stateful(tx, id, &Overlay::default(), &mut Records::new())
     }
 
     /// Builds the next block from candidate transactions (already signature-checked),
@@ -786,6 +806,8 @@ impl Ledger {
     ) -> Result<(Execution, Vec<(TxId, TxError)>, Vec<usize>), BlockError> {
         let height = self.height.next();
         let mut overlay = Overlay::default();
+        // Subject records read by the checks, reused below.
+        let mut read = Records::new();
         let mut rejected = Vec::new();
         // (position in `txs`, transaction, id, canonical bytes)
         let mut accepted: Vec<(usize, &SignedTransaction, TxId, Vec<u8>)> = Vec::with_capacity(txs.len());
@@ -795,7 +817,7 @@ impl Ledger {
             let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
             let verdict = check_stateless(&self.genesis, &self.chain, tx)
                 .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) })
-                .and_then(|_| self.check_stateful(tx, &id, &overlay));
+                .and_then(|_| self.check_stateful(tx, &id, &overlay, &mut read));
             if let Err(error) = verdict {
                 match mode {
                     Mode::Fail => return Err(BlockError::InvalidTx { index, error }),
@@ -862,7 +884,7 @@ impl Ledger {
             issuer_keys.push((tx.tx.issuer, tx.tx.sequence, *id));
             match &tx.tx.body {
                 TxBody::Attest(a) => {
-                    let rec = self.record_for_update(&mut subjects, &a.subject)?;
+                    let rec = self.record_for_update(&mut subjects, &mut read, &a.subject)?;
                     rec.entries.push(SubjectEntry {
                         id: *id,
                         height,
@@ -876,7 +898,7 @@ impl Ledger {
                     let loc = self.tx_location(&r.target)?.ok_or_else(|| StoreError::NotFound(r.target.to_hex()))?;
                     let target = self.tx_at(&loc)?;
                     if let TxBody::Attest(a) = &target.tx.body {
-                        let rec = self.record_for_update(&mut subjects, &a.subject)?;
+                        let rec = self.record_for_update(&mut subjects, &mut read, &a.subject)?;
                         if let Some(e) = rec.entries.iter_mut().find(|e| e.id == r.target) {
                             e.revoked = Some((*id, r.reason));
                         }
@@ -923,16 +945,30 @@ impl Ledger {
         Ok((Execution { header, block_bytes, locations, log_nodes, subjects, subject_changes, issuer_keys }, rejected, kept))
     }
 
-    fn record_for_update<'a>(
-        &self,
-        subjects: &'a mut BTreeMap<Uscc, SubjectRecord>,
-        subject: &Uscc,
-    ) -> Result<&'a mut SubjectRecord, StoreError> {
-        if !subjects.contains_key(subject) {
+    /// The stored record of `subject` (empty if it has none), read once into `cache`.
+    fn cached_record<'a>(&self, cache: &'a mut Records, subject: &Uscc) -> Result<&'a SubjectRecord, StoreError> {
+        if !cache.contains_key(subject) {
             // The in-memory map knows every subject with a record: no lookup for new ones.
             let known = self.subjects.get(&subject_key(subject)).is_some();
             let stored = if known { self.subject_record(subject)? } else { None };
-            let rec = stored.unwrap_or(SubjectRecord { subject: *subject, entries: Vec::new() });
+            cache.insert(*subject, stored.unwrap_or(SubjectRecord { subject: *subject, entries: Vec::new() }));
+        }
+        cache.get(subject).ok_or_else(|| StoreError::Corrupt("subject record vanished".into()))
+    }
+
+    /// The record of `subject` being updated by this block: moved from `read` (the
+    /// checks' cache) or read from the store on first use.
+    fn record_for_update<'a>(
+        &self,
+        subjects: &'a mut Records,
+        read: &mut Records,
+        subject: &Uscc,
+    ) -> Result<&'a mut SubjectRecord, StoreError> {
+        if !subjects.contains_key(subject) {
+            let rec = match read.remove(subject) {
+                Some(rec) => rec,
+                None => self.cached_record(read, subject)?.clone(),
+            };
             subjects.insert(*subject, rec);
         }
         subjects.get_mut(subject).ok_or_else(|| StoreError::Corrupt("subject record vanished".into()))
@@ -1038,6 +1074,9 @@ impl Ledger {
         Ok(())
     }
 }
+
+/// Subject records by subject.
+type Records = BTreeMap<Uscc, SubjectRecord>;
 
 /// Claims made by earlier transactions of the block being executed.
 #[derive(Default)]

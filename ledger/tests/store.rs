@@ -90,7 +90,24 @@ fn replays_and_reused_sequences_are_rejected() {
     let x = chain.attestation(1, 1, Uscc::sample(3), AttestationKind::RedList);
     let y = chain.attestation(1, 1, Uscc::sample(4), AttestationKind::RedList);
     let built = ledger.build_block(vec![x.clone(), y], ValidatorIndex(2), Round(0), 1).unwrap();
-    assert_eq!(built.block.txs, vec![x]);
+    assert_eq!(built.block.txs, vec![x.clone()]);
+    // A proposal that replays a committed attestation (about a subject with a
+    // record) or repeats one of its own is refused, naming the transaction.
+    for (txs, index) in [(vec![x.clone(), a.clone()], 1), (vec![x.clone(), x.clone()], 1)] {
+        let mut forged = built.block.clone();
+        forged.txs = txs;
+        match ledger.validate_block(&forged, &|_| false) {
+            Err(BlockError::InvalidTx { index: i, error: TxError::Duplicate(_) }) => assert_eq!(i, index),
+            other => panic!("replay not refused: {other:?}"),
+        }
+    }
+    // Also after a reopen, and for a revocation.
+    let r = chain.revocation(0, 8, a.id().unwrap(), RevocationReason::Repair);
+    commit(&mut ledger, &chain, vec![r.clone()]);
+    drop(ledger);
+    let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    assert_eq!(ledger.check_tx(&a, &a.id().unwrap()), Err(TxError::Duplicate(a.id().unwrap())));
+    assert_eq!(ledger.check_tx(&r, &r.id().unwrap()), Err(TxError::Duplicate(r.id().unwrap())));
 }
 
 #[test]
