@@ -20,11 +20,14 @@ fn signatures(c: &mut Criterion) {
     let mut g = c.benchmark_group("tx_signature");
     g.throughput(Throughput::Elements(1));
     g.bench_function("verify_one", |b| b.iter(|| batch[0].verify_signature().unwrap()));
-    g.throughput(Throughput::Elements(1024));
-    g.bench_function("verify_batch_1024", |b| {
-        let refs: Vec<&SignedTransaction> = batch.iter().collect();
-        b.iter(|| verify_batch(&refs).unwrap())
-    });
+    // What batching buys: admission verifies whatever batch arrived together.
+    for n in [8usize, 32, 128, 1024] {
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("verify_batch_{n}"), |b| {
+            let refs: Vec<&SignedTransaction> = batch[..n].iter().collect();
+            b.iter(|| verify_batch(&refs).unwrap())
+        });
+    }
     g.throughput(Throughput::Elements(1));
     g.bench_function("sign_one", |b| {
         let tx = batch[0].tx.clone();

@@ -298,3 +298,25 @@ fn a_store_of_another_format_is_refused_with_the_remedy() {
     set_format(Some(yrd_ledger::store::STORE_FORMAT));
     assert_eq!(Ledger::open(dir.path(), chain.genesis.clone()).unwrap().height(), Height(1));
 }
+
+/// `commit` writes the body it executed for the header: a different body handed
+/// over under the same header (which no honest path produces) does not get in.
+#[test]
+fn commit_writes_the_executed_body_of_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let x = chain.attestation(0, 1, Uscc::sample(1), AttestationKind::RedList);
+    let y = chain.attestation(0, 2, Uscc::sample(2), AttestationKind::RedList);
+    let h = ledger.height().next();
+    let built = ledger.build_block(vec![x.clone()], ledger.validators().proposer(h, Round(0)), Round(0), 5).unwrap();
+    let mut other = built.block.clone();
+    other.txs = vec![y.clone()];
+    // Validation compares the body itself.
+    assert!(matches!(ledger.validate_block(&other, &|_| false), Err(BlockError::RootMismatch { .. })));
+    let cert = chain.certify(&built.block.header);
+    let ids = ledger.commit(&other, &cert).unwrap();
+    assert_eq!(ids, vec![x.id().unwrap()]);
+    assert_eq!(ledger.block(Height(1)).unwrap().unwrap(), built.block);
+    assert!(ledger.tx_record(&y.id().unwrap(), 0).unwrap().is_none());
+}

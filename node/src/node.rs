@@ -509,7 +509,10 @@ impl Driver {
                     return Ok(Verdict::Accept);
                 }
                 let valid = self.check_block(&block);
-                self.bodies.insert(hash, block);
+                // A valid body never gives way to an invalid one under the same hash.
+                if valid || !self.bodies.contains_key(&hash) {
+                    self.bodies.insert(hash, block);
+                }
                 let actions = self.core.handle(Event::Proposal { proposal, valid });
                 self.execute(actions).await?;
                 self.try_awaiting_commit().await?;
@@ -544,8 +547,12 @@ impl Driver {
         // Lock the mempool per lookup, not across the whole validation, so that
         // admission is not held up meanwhile.
         let verified = |id: &TxId| self.shared.mempool.lock().map(|m| m.contains(id)).unwrap_or(false);
+        let started = Instant::now();
         match ledger.validate_block(block, &verified) {
-            Ok(_) => true,
+            Ok(_) => {
+                debug!(height = block.header.height.0, txs = block.txs.len(), ms = started.elapsed().as_millis() as u64, "proposal valid");
+                true
+            }
             Err(e) => {
                 warn!(height = block.header.height.0, error = %e, "proposed block is invalid");
                 false
@@ -596,11 +603,14 @@ impl Driver {
                     self.safety_tree.flush().context("cannot persist consensus safety state")?;
                 }
                 Action::BroadcastProposal(p) => {
-                    let Some(block) = self.bodies.get(&p.proposal.value).cloned() else {
+                    let Some(block) = self.bodies.get(&p.proposal.value) else {
                         warn!("no body for our own proposal; not broadcasting it");
                         continue;
                     };
-                    self.publish(ConsensusMsg::Proposal { proposal: p, block }).await;
+                    match wire::encode_proposal(&p, block) {
+                        Ok(bytes) => self.publish_bytes(bytes).await,
+                        Err(e) => warn!(error = %e, "cannot encode our proposal"),
+                    }
                 }
                 Action::BroadcastVote(v) => self.publish(ConsensusMsg::Vote(v)).await,
                 Action::ScheduleTimeout { timeout, duration_ms } => {
@@ -696,6 +706,7 @@ impl Driver {
     /// store that may not hold what we voted for).
     fn commit_block(&mut self, cert: CommitCertificate) -> anyhow::Result<()> {
         let block = self.bodies.get(&cert.block_hash).ok_or_else(|| anyhow!("body vanished"))?;
+        let started = Instant::now();
         let ids = {
             let mut ledger = self.shared.ledger.write().map_err(|_| anyhow!("ledger lock poisoned"))?;
             ledger
@@ -718,7 +729,15 @@ impl Driver {
         m.blocks_committed.inc();
         m.block_txs.observe(ids.len() as f64);
         self.shared.committed.send_replace(cert.height);
-        info!(height = cert.height.0, txs = ids.len(), round = cert.round.0, hash = %cert.block_hash, "committed");
+        info!(
+            height = cert.height.0,
+            txs = ids.len(),
+            round = cert.round.0,
+            hash = %cert.block_hash,
+            write_ms = started.elapsed().as_millis() as u64,
+            since_last_ms = self.last_commit_at.elapsed().as_millis() as u64,
+            "committed"
+        );
         self.bodies.retain(|_, b| b.header.height > cert.height);
         self.last_commit_at = Instant::now();
         self.pending_proposal = None;
@@ -744,7 +763,10 @@ impl Driver {
         let me = ValidatorIndex(self.shared.validator_index.unwrap_or(0));
         let built = {
             let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
-            ledger.build_block(candidates, me, round, now_ms())?
+            let started = Instant::now();
+            let built = ledger.build_block(candidates, me, round, now_ms())?;
+            debug!(height = height.0, txs = built.block.txs.len(), ms = started.elapsed().as_millis() as u64, "built our proposal");
+            built
         };
         if !built.rejected.is_empty() {
             // No longer valid (e.g. a conflicting transaction committed): drop them.
@@ -773,12 +795,14 @@ impl Driver {
 
     async fn publish(&self, msg: ConsensusMsg) {
         match codec::encode(&msg) {
-            Ok(bytes) => {
-                if let Err(e) = self.net.publish(Topic::Consensus, bytes).await {
-                    debug!(error = %e, "consensus message not sent");
-                }
-            }
+            Ok(bytes) => self.publish_bytes(bytes).await,
             Err(e) => warn!(error = %e, "cannot encode consensus message"),
+        }
+    }
+
+    async fn publish_bytes(&self, bytes: Vec<u8>) {
+        if let Err(e) = self.net.publish(Topic::Consensus, bytes).await {
+            debug!(error = %e, "consensus message not sent");
         }
     }
 

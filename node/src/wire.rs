@@ -31,6 +31,18 @@ pub enum ConsensusMsg {
     Certified { block: Block, certificate: CommitCertificate },
 }
 
+/// [`ConsensusMsg::Proposal`] by reference, to encode a proposal without cloning
+/// its block (same encoding: same variant index, same fields in order).
+#[derive(Serialize)]
+enum ProposalRef<'a> {
+    Proposal { proposal: &'a SignedProposal, block: &'a Block },
+}
+
+/// The canonical encoding of `ConsensusMsg::Proposal { proposal, block }`.
+pub fn encode_proposal(proposal: &SignedProposal, block: &Block) -> Result<Vec<u8>, CodecError> {
+    codec::encode(&ProposalRef::Proposal { proposal, block })
+}
+
 /// A batch of canonical transaction encodings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxBatch(pub Vec<Vec<u8>>);
@@ -91,5 +103,33 @@ mod tests {
         let req = SyncRequest::Blocks { from: Height(1), max: MAX_SYNC_BLOCKS + 1 };
         assert!(decode_sync_request(&codec::encode(&req).unwrap()).is_err());
         assert!(decode_consensus(&[0xff; 10]).is_err());
+    }
+
+    #[test]
+    fn proposal_by_reference_encodes_like_the_message() {
+        use yrd_consensus::types::{Round, ValidatorIndex};
+        use yrd_consensus::Proposal;
+        use yrd_ledger::testkit::TestChain;
+        use yrd_ledger::tx::AttestationKind;
+        use yrd_ledger::uscc::Uscc;
+        let chain = TestChain::new(4, 2);
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = yrd_ledger::store::Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+        let txs = (0..3).map(|i| chain.attestation(0, i, Uscc::sample(i), AttestationKind::RedList)).collect();
+        let block = ledger.build_block(txs, ValidatorIndex(1), Round(0), 7).unwrap().block;
+        let proposal = Proposal {
+            chain: chain.chain,
+            height: Height(1),
+            round: Round(0),
+            value: block.hash().unwrap(),
+            pol_round: None,
+            proposer: ValidatorIndex(1),
+        }
+        .sign(&chain.validator_keys[1])
+        .unwrap();
+        let bytes = encode_proposal(&proposal, &block).unwrap();
+        let msg = ConsensusMsg::Proposal { proposal, block };
+        assert_eq!(bytes, codec::encode(&msg).unwrap());
+        assert_eq!(decode_consensus(&bytes).unwrap(), msg);
     }
 }
