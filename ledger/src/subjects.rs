@@ -16,6 +16,8 @@
 //! Updates cost O(log n) hashes per changed subject; the tree lives in memory
 //! and is rebuilt from the stored records when the store opens.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use yrd_consensus::codec::{self, CodecError};
 use yrd_consensus::crypto::{sha256, signing_bytes, Hash32, PublicKey};
@@ -181,12 +183,14 @@ fn normalise(changes: &[([u8; 32], Hash32)]) -> Vec<([u8; 32], Hash32)> {
 /// The in-memory subject map.
 pub struct SubjectMap {
     root: Node,
-    len: u64,
+    /// The leaves by key, so that `get` (asked for every attestation checked) is
+    /// one hash lookup instead of a walk down the tree.
+    values: HashMap<[u8; 32], Hash32>,
 }
 
 impl Default for SubjectMap {
     fn default() -> Self {
-        SubjectMap { root: Node::Empty, len: 0 }
+        SubjectMap { root: Node::Empty, values: HashMap::new() }
     }
 }
 
@@ -232,7 +236,7 @@ impl SubjectMap {
     /// Builds the map from (subject key, value) pairs in any order.
     pub fn from_entries(entries: &[([u8; 32], Hash32)]) -> Self {
         let items = normalise(entries);
-        SubjectMap { len: items.len() as u64, root: Node::build(0, &items) }
+        SubjectMap { root: Node::build(0, &items), values: items.iter().copied().collect() }
     }
 
     pub fn root(&self) -> Hash32 {
@@ -240,11 +244,11 @@ impl SubjectMap {
     }
 
     pub fn len(&self) -> u64 {
-        self.len
+        self.values.len() as u64
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.values.is_empty()
     }
 
     /// The root after `changes`, leaving the map unchanged (for proposals).
@@ -255,13 +259,18 @@ impl SubjectMap {
     /// Inserts or overwrites values.
     pub fn apply(&mut self, changes: &[([u8; 32], Hash32)]) {
         let changes = normalise(changes);
-        let new_keys = changes.iter().filter(|(k, _)| self.get(k).is_none()).count() as u64;
+        self.values.extend(changes.iter().copied());
         let root = std::mem::replace(&mut self.root, Node::Empty);
         self.root = root.apply(0, &changes);
-        self.len += new_keys;
     }
 
     pub fn get(&self, key: &[u8; 32]) -> Option<Hash32> {
+        self.values.get(key).copied()
+    }
+
+    /// [`SubjectMap::get`] by walking the tree (what `prove` walks); tests check
+    /// that both agree.
+    pub fn get_from_tree(&self, key: &[u8; 32]) -> Option<Hash32> {
         let mut node = &self.root;
         let mut depth = 0;
         loop {
@@ -385,6 +394,11 @@ mod tests {
             assert_eq!(m.root(), SubjectMap::from_entries(&all).root(), "batch {batch}");
         }
         assert_eq!(m.len(), SubjectMap::from_entries(&all).len());
+        // The key index and the tree agree, for present, overwritten and absent keys.
+        for i in 0..80 {
+            assert_eq!(m.get(&key(i)), m.get_from_tree(&key(i)), "key {i}");
+        }
+        assert!(m.get(&key(3)).is_some() && m.get(&key(79)).is_none());
     }
 
     #[test]
