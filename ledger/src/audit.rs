@@ -116,7 +116,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     }
     for item in tree.iter().keys() {
         let k = item.map_err(|e| bad("store", format!("read failed: {e}")))?;
-        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b't' | b'i' | b's'))
+        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's'))
             || [&b"mheight"[..], b"mlogsize", b"mchain", b"mgenesis", b"mformat"].contains(&k.as_ref());
         if !known {
             return Err(bad("store", format!("unknown key {}", hex::encode(&k))));
@@ -137,6 +137,8 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     let mut parent_ts = 0u64;
     let mut tx_count = 0u64;
     let mut issuer_index: BTreeMap<[u8; 41], Vec<(u64, TxId)>> = BTreeMap::new();
+    let mut seen_ids: std::collections::HashSet<TxId> = std::collections::HashSet::new();
+    let mut x_parts = 0u64;
 
     for h in 1..=height {
         let at = |what: &str| format!("block {h} {what}");
@@ -177,6 +179,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
         let header_len = codec::encode(&header).map_err(|e| bad(at("header"), e.to_string()))?.len();
         let mut offset = header_len + 8;
         let mut changed: BTreeMap<Uscc, ()> = BTreeMap::new();
+        let mut tx_entries = Vec::with_capacity(block.txs.len());
         for (i, tx) in block.txs.iter().enumerate() {
             let loc = format!("block {h} transaction {i}");
             let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
@@ -184,18 +187,10 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
             tx.verify_signature().map_err(|e| bad(&loc, e.to_string()))?;
             let id = TxId(yrd_consensus::crypto::sha256(&[&tb]));
             log.append(&tb);
-            // t index
-            let mut tk = vec![b't'];
-            tk.extend_from_slice(&id.0 .0);
-            let entry = get(tree, &tk, &loc)?.ok_or_else(|| bad(&loc, format!("transaction index has no entry for {id}")))?;
-            let mut expect = Vec::with_capacity(20);
-            expect.extend_from_slice(&h.to_be_bytes());
-            expect.extend_from_slice(&(i as u32).to_be_bytes());
-            expect.extend_from_slice(&(offset as u32).to_be_bytes());
-            expect.extend_from_slice(&(tb.len() as u32).to_be_bytes());
-            if entry.as_ref() != expect.as_slice() {
-                return Err(bad(&loc, format!("transaction index entry for {id} points elsewhere")));
+            if !seen_ids.insert(id) {
+                return Err(bad(&loc, format!("transaction {id} is already in an earlier block (replay)")));
             }
+            tx_entries.push((id, offset as u32, tb.len() as u32));
             offset += tb.len();
             // i index: collected per chunk, compared with the store after the last block.
             issuer_index
@@ -240,6 +235,16 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
                 }
             }
         }
+        // x index: the block's transaction index, part by part.
+        for (part, expected) in crate::store::encode_tx_index(&tx_entries).iter().enumerate() {
+            let key = crate::store::tx_index_key(Height(h), part as u32);
+            let what = format!("block {h} transaction index part {part}");
+            let stored = get(tree, &key, &what)?.ok_or_else(|| bad(&what, "missing"))?;
+            if stored.as_ref() != expected.as_slice() {
+                return Err(bad(&what, "entries differ from the block's transactions"));
+            }
+            x_parts += 1;
+        }
         tx_count += block.txs.len() as u64;
         if log.size() != header.log_size {
             return Err(bad(at("header"), format!("log size {} but the chain holds {} transactions", header.log_size, log.size())));
@@ -273,9 +278,9 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
             return Err(bad("store", format!("{count} '{}' entries for {height} blocks", prefix as char)));
         }
     }
-    let t_count = tree.scan_prefix([b't']).count() as u64;
-    if t_count != tx_count {
-        return Err(bad("transaction index", format!("{t_count} entries for {tx_count} transactions")));
+    let x_count = tree.scan_prefix([b'x']).count() as u64;
+    if x_count != x_parts {
+        return Err(bad("transaction index", format!("{x_count} parts stored, the blocks need {x_parts}")));
     }
     let mut stored_chunks = 0usize;
     for item in tree.scan_prefix([b'i']) {

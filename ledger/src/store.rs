@@ -12,14 +12,18 @@
 //! | `h`    | height (u64 BE)             | the block header, canonical bytes          |
 //! | `c`    | height (u64 BE)             | the commit certificate                     |
 //! | `l`    | level (u8) ‖ chunk (u64 BE) | up to 256 log node hashes of that level    |
-//! | `t`    | tx id (32)                  | height u64 ‖ index u32 ‖ offset u32 ‖ len u32 in the block bytes |
+//! | `x`    | height (u64 BE) ‖ part (u32 BE) | the block's transaction index, part p holding transactions 1024·p …: entries `tx id (32) ‖ offset u32 ‖ len u32` in the block bytes |
 //! | `i`    | issuer key (32) ‖ seq / 64 (u64 BE) | the issuer's transactions with sequence numbers in that chunk of 64: entries `seq u64 BE ‖ tx id (32)`, sorted by seq — the issuer index and replay guard |
 //! | `s`    | USCC (18)                   | the subject record (subject index and map value) |
 //!
-//! Two index keys per attestation (`t`, and `s` per subject touched) plus one `i`
-//! key per issuer and 64 sequence numbers used in the block — a handful per block
-//! when issuers number their transactions consecutively. Every key costs sled
-//! several microseconds of CPU (DESIGN.md), so the issuer index is chunked.
+//! Index keys per attestation: one `s` per subject the block touches; the
+//! transaction index costs one `x` key per 1,024 transactions and the issuer index
+//! one `i` key per issuer and 64 sequence numbers the block uses. Every sled key
+//! costs several microseconds of CPU (DESIGN.md; measured 6–12 µs here), so no
+//! index has a key per transaction. Lookups by transaction id go through an
+//! in-memory map from the first 8 bytes of the id to (height, position) — about
+//! 20 bytes per transaction, rebuilt from `x` at open — and are confirmed against
+//! the full id stored in `x`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -50,8 +54,13 @@ const META_CHAIN: &[u8] = b"mchain";
 const META_GENESIS: &[u8] = b"mgenesis";
 /// The layout of the keys and values below; stores of another format are refused.
 pub(crate) const META_FORMAT: &[u8] = b"mformat";
-/// Format 2: the issuer index in chunks of [`SEQ_CHUNK`].
-pub const STORE_FORMAT: u64 = 2;
+/// Format 2: the issuer index in chunks of [`SEQ_CHUNK`]; format 3: the
+/// transaction index per block (`x`) instead of a key per transaction.
+pub const STORE_FORMAT: u64 = 3;
+/// Transactions per part of a block's transaction index (one `x` key).
+pub(crate) const TX_INDEX_PART: usize = 1024;
+/// Bytes of one transaction-index entry: id ‖ offset u32 ‖ len u32.
+pub(crate) const TX_INDEX_ENTRY: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -186,6 +195,8 @@ pub struct Ledger {
     /// The highest sequence number each issuer has used (from the `i` index at
     /// open, then kept up to date): a higher one needs no index lookup.
     max_sequence: HashMap<PublicKey, u64>,
+    /// Transaction ids to positions (see [`TxIndex`]).
+    tx_index: TxIndex,
     pending: Mutex<HashMap<BlockHash, Execution>>,
 }
 
@@ -196,11 +207,63 @@ fn height_key(prefix: u8, h: Height) -> [u8; 9] {
     k
 }
 
-fn tx_key(id: &TxId) -> [u8; 33] {
-    let mut k = [0u8; 33];
-    k[0] = b't';
-    k[1..].copy_from_slice(&id.0 .0);
+/// The `x` key of part `part` of block `h`'s transaction index.
+pub(crate) fn tx_index_key(h: Height, part: u32) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = b'x';
+    k[1..9].copy_from_slice(&h.0.to_be_bytes());
+    k[9..].copy_from_slice(&part.to_be_bytes());
     k
+}
+
+/// The `x` values of a block whose transactions have these (id, offset, len).
+pub(crate) fn encode_tx_index(entries: &[(TxId, u32, u32)]) -> Vec<Vec<u8>> {
+    entries
+        .chunks(TX_INDEX_PART)
+        .map(|part| {
+            let mut v = Vec::with_capacity(part.len() * TX_INDEX_ENTRY);
+            for (id, offset, len) in part {
+                v.extend_from_slice(&id.0 .0);
+                v.extend_from_slice(&offset.to_be_bytes());
+                v.extend_from_slice(&len.to_be_bytes());
+            }
+            v
+        })
+        .collect()
+}
+
+/// Where transactions are, by id: the first 8 bytes of an id map to its block
+/// and position; ids sharing those 8 bytes with an earlier one (rare, or ground
+/// on purpose) are kept whole in `overflow`. Every answer is confirmed against
+/// the full id in the store.
+#[derive(Default)]
+struct TxIndex {
+    by_prefix: HashMap<u64, (u64, u32)>,
+    overflow: HashMap<TxId, (u64, u32)>,
+}
+
+impl TxIndex {
+    fn prefix(id: &TxId) -> u64 {
+        let mut p = [0u8; 8];
+        p.copy_from_slice(&id.0 .0[..8]);
+        u64::from_be_bytes(p)
+    }
+
+    fn insert(&mut self, id: &TxId, height: Height, index: u32) {
+        match self.by_prefix.entry(Self::prefix(id)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((height.0, index));
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.overflow.insert(*id, (height.0, index));
+            }
+        }
+    }
+
+    /// The candidate position of `id` (to be confirmed).
+    fn candidate(&self, id: &TxId) -> Option<(Height, u32)> {
+        self.overflow.get(id).or_else(|| self.by_prefix.get(&Self::prefix(id))).map(|(h, i)| (Height(*h), *i))
+    }
 }
 
 /// The `i` key of the chunk holding `seq`.
@@ -265,23 +328,6 @@ fn log_key(level: u8, chunk: u64) -> [u8; 10] {
 fn u64_of(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
     let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{what} is not 8 bytes")))?;
     Ok(u64::from_be_bytes(arr))
-}
-
-fn encode_location(loc: &TxLocation) -> [u8; 20] {
-    let mut v = [0u8; 20];
-    v[..8].copy_from_slice(&loc.height.0.to_be_bytes());
-    v[8..12].copy_from_slice(&loc.index.to_be_bytes());
-    v[12..16].copy_from_slice(&loc.offset.to_be_bytes());
-    v[16..].copy_from_slice(&loc.len.to_be_bytes());
-    v
-}
-
-fn decode_location(v: &[u8]) -> Result<TxLocation, StoreError> {
-    if v.len() != 20 {
-        return Err(StoreError::Corrupt(format!("transaction index entry is {} bytes, expected 20", v.len())));
-    }
-    let u32_at = |i: usize| u32::from_be_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
-    Ok(TxLocation { height: Height(u64_of(&v[..8], "height")?), index: u32_at(8), offset: u32_at(12), len: u32_at(16) })
 }
 
 /// Log nodes as seen from the store plus not-yet-written nodes of a block.
@@ -377,6 +423,7 @@ impl Ledger {
             last_hash: Hash32::ZERO,
             subjects: SubjectMap::new(),
             max_sequence: HashMap::new(),
+            tx_index: TxIndex::default(),
             pending: Mutex::new(HashMap::new()),
         };
         if height.0 > 0 {
@@ -391,6 +438,19 @@ impl Ledger {
             entries.push((subject_key(&rec.subject), rec.value_hash()?));
         }
         ledger.subjects = SubjectMap::from_entries(&entries);
+        for item in ledger.tree.scan_prefix([b'x']) {
+            let (k, v) = item?;
+            if k.len() != 13 || v.len() % TX_INDEX_ENTRY != 0 || v.len() > TX_INDEX_PART * TX_INDEX_ENTRY {
+                return Err(StoreError::Corrupt(format!("transaction index entry {} is malformed", hex::encode(&k))));
+            }
+            let height = Height(u64_of(&k[1..9], "height")?);
+            let part = u32::from_be_bytes([k[9], k[10], k[11], k[12]]);
+            for (i, e) in v.chunks_exact(TX_INDEX_ENTRY).enumerate() {
+                let mut id = [0u8; 32];
+                id.copy_from_slice(&e[..32]);
+                ledger.tx_index.insert(&TxId(Hash32(id)), height, part * TX_INDEX_PART as u32 + i as u32);
+            }
+        }
         let issuers: Vec<PublicKey> = ledger.genesis.issuers.iter().map(|i| i.key).collect();
         for issuer in issuers {
             if let Some(seq) = ledger.stored_last_sequence(&issuer)? {
@@ -481,7 +541,20 @@ impl Ledger {
     }
 
     pub fn tx_location(&self, id: &TxId) -> Result<Option<TxLocation>, StoreError> {
-        self.tree.get(tx_key(id))?.map(|v| decode_location(&v)).transpose()
+        let Some((height, index)) = self.tx_index.candidate(id) else { return Ok(None) };
+        let part = index / TX_INDEX_PART as u32;
+        let Some(v) = self.tree.get(tx_index_key(height, part))? else {
+            return Err(StoreError::Corrupt(format!("transaction index of block {height} part {part} missing")));
+        };
+        let at = (index as usize % TX_INDEX_PART) * TX_INDEX_ENTRY;
+        let Some(e) = v.get(at..at + TX_INDEX_ENTRY) else {
+            return Err(StoreError::Corrupt(format!("transaction index of block {height} has no position {index}")));
+        };
+        if e[..32] != id.0 .0 {
+            return Ok(None); // another id with the same first 8 bytes
+        }
+        let u32_at = |i: usize| u32::from_be_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]);
+        Ok(Some(TxLocation { height, index, offset: u32_at(32), len: u32_at(36) }))
     }
 
     /// Whether the issuer's sequence number was used, and by which transaction.
@@ -1050,8 +1123,9 @@ impl Ledger {
         for ((level, chunk), bytes) in chunks {
             batch.insert(&log_key(level, chunk)[..], bytes);
         }
-        for (id, loc) in &exec.locations {
-            batch.insert(&tx_key(id)[..], &encode_location(loc)[..]);
+        let entries: Vec<(TxId, u32, u32)> = exec.locations.iter().map(|(id, l)| (*id, l.offset, l.len)).collect();
+        for (part, value) in encode_tx_index(&entries).into_iter().enumerate() {
+            batch.insert(&tx_index_key(height, part as u32)[..], value);
         }
         // Issuer index: merge this block's entries into their chunks.
         let mut chunks: BTreeMap<[u8; 41], Vec<(u64, TxId)>> = BTreeMap::new();
@@ -1079,6 +1153,9 @@ impl Ledger {
         self.tree.apply_batch(batch)?;
         self.db.flush()?;
         self.subjects.apply(&exec.subject_changes);
+        for (id, loc) in &exec.locations {
+            self.tx_index.insert(id, height, loc.index);
+        }
         for (issuer, seq, _) in &exec.issuer_keys {
             let max = self.max_sequence.entry(*issuer).or_insert(*seq);
             *max = (*max).max(*seq);
@@ -1110,5 +1187,32 @@ pub fn entry_status(e: &SubjectEntry, now_ms: u64) -> Status {
     match e.valid_until_ms {
         Some(until) if until <= now_ms => Status::Expired,
         _ => Status::Active,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(prefix: u64, rest: u8) -> TxId {
+        let mut b = [rest; 32];
+        b[..8].copy_from_slice(&prefix.to_be_bytes());
+        TxId(Hash32(b))
+    }
+
+    #[test]
+    fn tx_index_keeps_ids_that_share_a_prefix_apart() {
+        let mut ix = TxIndex::default();
+        let (a, b, c, d) = (id(7, 1), id(7, 2), id(7, 3), id(8, 1));
+        ix.insert(&a, Height(1), 0);
+        ix.insert(&b, Height(2), 5);
+        ix.insert(&d, Height(2), 6);
+        assert_eq!(ix.candidate(&a), Some((Height(1), 0)));
+        assert_eq!(ix.candidate(&b), Some((Height(2), 5)));
+        assert_eq!(ix.candidate(&d), Some((Height(2), 6)));
+        // An unknown id with a known prefix gets the first one's position, which
+        // the store then refuses on the full id.
+        assert_eq!(ix.candidate(&c), Some((Height(1), 0)));
+        assert_eq!(ix.candidate(&id(9, 1)), None);
     }
 }

@@ -150,7 +150,8 @@ fn a_value_changed_through_sled_is_found_and_located() {
         ("block body, the header", Box::new(|t| flip_value(t, &hkey(b'b', 7), 20)), "block 7"),
         ("stored header", Box::new(|t| flip_value(t, &hkey(b'h', 3), 50)), "block 3 header"),
         ("certificate signature", Box::new(|t| flip_value(t, &hkey(b'c', 9), 100)), "block 9 certificate"),
-        ("transaction index", Box::new(|t| { let k = first_key(t, b't', 4); flip_value(t, &k, 19) }), "transaction"),
+        ("transaction index, an id", Box::new(|t| { let k = first_key(t, b'x', 4); flip_value(t, &k, 19) }), "transaction index"),
+        ("transaction index, an offset", Box::new(|t| { let k = first_key(t, b'x', 2); flip_value(t, &k, 35) }), "transaction index"),
         ("issuer index, a sequence number", Box::new(|t| { let k = first_key(t, b'i', 0); flip_value(t, &k, 7) }), "issuer index"),
         ("issuer index, a transaction id", Box::new(|t| { let k = first_key(t, b'i', 0); flip_value(t, &k, 50) }), "issuer index"),
         ("deleted issuer index chunk", Box::new(|t| { let k = first_key(t, b'i', 0); t.remove(k).unwrap(); }), "issuer index"),
@@ -160,8 +161,9 @@ fn a_value_changed_through_sled_is_found_and_located() {
         ("metadata height", Box::new(|t| flip_value(t, b"mheight", 7)), "block"),
         ("metadata log size", Box::new(|t| flip_value(t, b"mlogsize", 7)), "metadata"),
         ("metadata genesis", Box::new(|t| flip_value(t, b"mgenesis", 30)), "metadata"),
-        ("extra key", Box::new(|t| { t.insert(b"xjunk", b"1".to_vec()).unwrap(); }), "store"),
-        ("deleted transaction index entry", Box::new(|t| { let k = first_key(t, b't', 0); t.remove(k).unwrap(); }), "transaction"),
+        ("extra key", Box::new(|t| { t.insert(b"zjunk", b"1".to_vec()).unwrap(); }), "store"),
+        ("deleted transaction index part", Box::new(|t| { let k = first_key(t, b'x', 0); t.remove(k).unwrap(); }), "transaction index"),
+        ("extra transaction index part", Box::new(|t| { t.insert(&b"x\0\0\0\0\0\0\x03\xe7\0\0\0\0"[..], vec![0u8; 40]).unwrap(); }), "transaction index"),
         ("deleted last block", Box::new(|t| { t.remove(hkey(b'b', 12)).unwrap(); }), "block 12"),
     ];
     for (name, edit, location) in cases {

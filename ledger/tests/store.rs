@@ -30,6 +30,11 @@ fn commit_and_read_back_by_height_id_subject_issuer() {
     assert_eq!(block2.header.parent, block1.header.hash().unwrap());
     assert_eq!(ledger.block_bytes(Height(2)).unwrap().unwrap(), block2.encode().unwrap(), "stored bytes are canonical");
 
+    // An id that shares its first bytes with a committed one is not found.
+    let mut near = c.id().unwrap();
+    near.0 .0[31] ^= 1;
+    assert_eq!(ledger.tx_location(&near).unwrap(), None);
+    assert!(ledger.tx_record(&near, 0).unwrap().is_none());
     let rec = ledger.tx_record(&c.id().unwrap(), 0).unwrap().unwrap();
     assert_eq!((rec.height, rec.index, rec.log_index), (Height(2), 0, 2));
     assert_eq!(rec.tx, c);
@@ -289,7 +294,9 @@ fn a_store_of_another_format_is_refused_with_the_remedy() {
         };
         db.flush().unwrap();
     };
-    for (value, found) in [(Some(1u64), "format 1"), (None, "format 1"), (Some(3), "format 3")] {
+    let current = yrd_ledger::store::STORE_FORMAT;
+    let newer = format!("format {}", current + 1);
+    for (value, found) in [(Some(1u64), "format 1"), (None, "format 1"), (Some(2), "format 2"), (Some(current + 1), newer.as_str())] {
         set_format(value);
         let err = Ledger::open(dir.path(), chain.genesis.clone()).err().expect("opened a store of another format");
         let text = err.to_string();
@@ -319,4 +326,30 @@ fn commit_writes_the_executed_body_of_the_header() {
     assert_eq!(ids, vec![x.id().unwrap()]);
     assert_eq!(ledger.block(Height(1)).unwrap().unwrap(), built.block);
     assert!(ledger.tx_record(&y.id().unwrap(), 0).unwrap().is_none());
+}
+
+/// The transaction index of a block spans parts of 1,024 entries: positions on
+/// either side of a part border are found, before and after a reopen.
+#[test]
+fn transaction_index_across_parts_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    commit(&mut ledger, &chain, vec![chain.attestation(1, 1, Uscc::sample(1), AttestationKind::RedList)]);
+    let txs: Vec<SignedTransaction> =
+        (0..1030).map(|i| chain.attestation(0, i, Uscc::sample(i % 300), AttestationKind::Commitment)).collect();
+    commit(&mut ledger, &chain, txs.clone());
+    for reopen in [false, true] {
+        if reopen {
+            drop(ledger);
+            ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+        }
+        for i in [0usize, 1, 1022, 1023, 1024, 1025, 1029] {
+            let rec = ledger.tx_record(&txs[i].id().unwrap(), 0).unwrap().unwrap_or_else(|| panic!("tx {i} (reopen {reopen})"));
+            assert_eq!((rec.height, rec.index, &rec.tx), (Height(2), i as u32, &txs[i]));
+            assert_eq!(rec.log_index, 1 + i as u64);
+        }
+    }
+    let report = yrd_ledger::audit::verify_tree(&ledger.db().open_tree("ledger").unwrap(), &chain.genesis).unwrap();
+    assert_eq!(report.transactions, 1031);
 }
