@@ -12,11 +12,17 @@ fn commit(ledger: &mut Ledger, chain: &TestChain, txs: Vec<SignedTransaction>) -
     chain.commit_next(ledger, txs).unwrap()
 }
 
-#[test]
-fn commit_and_read_back_by_height_id_subject_issuer() {
+/// A fresh store of a chain with four validators and two issuers.
+fn fresh() -> (tempfile::TempDir, TestChain, Ledger) {
     let dir = tempfile::tempdir().unwrap();
     let chain = TestChain::new(4, 2);
-    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    (dir, chain, ledger)
+}
+
+#[test]
+fn commit_and_read_back_by_height_id_subject_issuer() {
+    let (dir, chain, mut ledger) = fresh();
     let s1 = Uscc::sample(1);
     let s2 = Uscc::sample(2);
     let a = chain.attestation(0, 1, s1, AttestationKind::RedList);
@@ -76,9 +82,7 @@ fn commit_and_read_back_by_height_id_subject_issuer() {
 
 #[test]
 fn replays_and_reused_sequences_are_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let chain = TestChain::new(4, 2);
-    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let (dir, chain, mut ledger) = fresh();
     let a = chain.attestation(0, 7, Uscc::sample(1), AttestationKind::RedList);
     commit(&mut ledger, &chain, vec![a.clone()]);
     assert_eq!(ledger.check_tx(&a, &a.id().unwrap()), Err(TxError::Duplicate(a.id().unwrap())));
@@ -211,9 +215,7 @@ fn a_store_refuses_another_chains_genesis() {
 /// after a reopen.
 #[test]
 fn issuer_index_across_chunks_blocks_and_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let chain = TestChain::new(4, 2);
-    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let (dir, chain, mut ledger) = fresh();
     // Out of order within a block; 63/64 and 127/128 straddle chunk borders.
     let first: Vec<u64> = vec![64, 3, 63, 1_000_000, 0];
     let second: Vec<u64> = vec![128, 127, 65, u64::MAX];
@@ -310,9 +312,7 @@ fn a_store_of_another_format_is_refused_with_the_remedy() {
 /// over under the same header (which no honest path produces) does not get in.
 #[test]
 fn commit_writes_the_executed_body_of_the_header() {
-    let dir = tempfile::tempdir().unwrap();
-    let chain = TestChain::new(4, 2);
-    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let (_dir, chain, mut ledger) = fresh();
     let x = chain.attestation(0, 1, Uscc::sample(1), AttestationKind::RedList);
     let y = chain.attestation(0, 2, Uscc::sample(2), AttestationKind::RedList);
     let h = ledger.height().next();
@@ -332,9 +332,7 @@ fn commit_writes_the_executed_body_of_the_header() {
 /// either side of a part border are found, before and after a reopen.
 #[test]
 fn transaction_index_across_parts_and_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let chain = TestChain::new(4, 2);
-    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let (dir, chain, mut ledger) = fresh();
     commit(&mut ledger, &chain, vec![chain.attestation(1, 1, Uscc::sample(1), AttestationKind::RedList)]);
     let txs: Vec<SignedTransaction> =
         (0..1030).map(|i| chain.attestation(0, i, Uscc::sample(i % 300), AttestationKind::Commitment)).collect();
