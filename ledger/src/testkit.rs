@@ -134,3 +134,23 @@ impl TestChain {
         CommitCertificate { height: header.height, round: header.round, block_hash: hash, signatures }
     }
 }
+
+/// Copies a directory tree (a store, to tamper with the copy). Errors say which
+/// path failed.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    let with_path = |p: &std::path::Path| {
+        let p = p.to_path_buf();
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    };
+    std::fs::create_dir_all(to).map_err(with_path(to))?;
+    for e in std::fs::read_dir(from).map_err(with_path(from))? {
+        let e = e.map_err(with_path(from))?;
+        let target = to.join(e.file_name());
+        if e.file_type().map_err(with_path(&e.path()))?.is_dir() {
+            copy_dir(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), &target).map_err(with_path(&e.path()))?;
+        }
+    }
+    Ok(())
+}

@@ -37,19 +37,6 @@ fn build_store(dir: &Path, chain: &TestChain) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// sled releases its directory lock when its background flusher lets go of the
 /// last handle, a moment after the `Db` is dropped: retry opening for a while.
 fn retry<T, E: std::fmt::Display>(mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
@@ -168,7 +155,7 @@ fn a_value_changed_through_sled_is_found_and_located() {
     ];
     for (name, edit, location) in cases {
         let copy = tempfile::tempdir().unwrap();
-        copy_dir(dir.path(), copy.path());
+        yrd_ledger::testkit::copy_dir(dir.path(), copy.path()).unwrap();
         with_tree(copy.path(), edit);
         let err = verify(copy.path(), &chain.genesis).expect_err(name);
         assert!(err.location.contains(location), "{name}: found at {:?} ({}), expected {location:?}", err.location, err.problem);
@@ -186,7 +173,7 @@ fn every_stored_value_byte_matters() {
     let chain = TestChain::new(4, 2);
     build_store(dir.path(), &chain);
     let copy = tempfile::tempdir().unwrap();
-    copy_dir(dir.path(), copy.path());
+    yrd_ledger::testkit::copy_dir(dir.path(), copy.path()).unwrap();
     let db = retry(|| sled::open(copy.path())).unwrap();
     let tree = db.open_tree("ledger").unwrap();
     let good = verify_tree(&tree, &chain.genesis).unwrap();
@@ -226,7 +213,7 @@ fn raw_flips(dir: &Path, chain: &TestChain, good: &StoreReport, len: usize, stri
     let mut pos = 7;
     while pos < len {
         let copy = tempfile::tempdir().unwrap();
-        copy_dir(dir, copy.path());
+        yrd_ledger::testkit::copy_dir(dir, copy.path()).unwrap();
         let f = copy.path().join("db");
         let mut bytes = std::fs::read(&f).unwrap();
         bytes[pos] ^= 0x10;

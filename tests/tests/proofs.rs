@@ -234,7 +234,7 @@ fn lenders_and_auditors_check_a_live_chain_offline() {
 
     // A byte changed in a copy of the node's sled files is found (exit 1).
     let copy = dir.join("copy");
-    copy_dir(&c.nodes[3].data_dir, &copy);
+    yrd_ledger::testkit::copy_dir(&c.nodes[3].data_dir, &copy).unwrap();
     let db = copy.join("ledger").join("db");
     let mut bytes = std::fs::read(&db).unwrap();
     let used = bytes.iter().rposition(|b| *b != 0).unwrap();
@@ -246,19 +246,6 @@ fn lenders_and_auditors_check_a_live_chain_offline() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "flip at {at}: {out}");
     assert!(out.contains("INCONSISTENT"), "{out}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// Flips every byte of every hex string under `v` (one at a time) and checks the
