@@ -18,6 +18,7 @@ pub struct Metrics {
     pub blocks_committed: Counter,
     pub commit_latency_seconds: Histogram,
     pub block_txs: Histogram,
+    pub block_write_seconds: Histogram,
     pub invalid_messages: Counter,
 }
 
@@ -36,6 +37,7 @@ impl Metrics {
                 [0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0],
             ),
             block_txs: Histogram::new([0.0, 1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4096.0]),
+            block_write_seconds: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0, 2.5]),
             invalid_messages: Counter::default(),
             registry: Registry::with_prefix("yrd"),
         };
@@ -53,6 +55,11 @@ impl Metrics {
             m.commit_latency_seconds.clone(),
         );
         m.registry.register("block_transactions", "Transactions per committed block", m.block_txs.clone());
+        m.registry.register(
+            "block_write_seconds",
+            "Time to write a decided block to the store (certificate check, atomic batch, fsync), on the consensus path",
+            m.block_write_seconds.clone(),
+        );
         m.registry.register("invalid_messages", "Invalid messages received from peers (three from one peer get it dropped for 60 s)", m.invalid_messages.clone());
         m
     }

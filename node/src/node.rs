@@ -713,6 +713,7 @@ impl Driver {
                 .commit(block, &cert)
                 .with_context(|| format!("cannot commit block {} (fatal)", cert.height))?
         };
+        let written = started.elapsed();
         if let Ok(mut r) = self.shared.recent.lock() {
             r.push_block(&ids);
         }
@@ -728,13 +729,14 @@ impl Driver {
         m.txs_committed.inc_by(ids.len() as u64);
         m.blocks_committed.inc();
         m.block_txs.observe(ids.len() as f64);
+        m.block_write_seconds.observe(written.as_secs_f64());
         self.shared.committed.send_replace(cert.height);
         info!(
             height = cert.height.0,
             txs = ids.len(),
             round = cert.round.0,
             hash = %cert.block_hash,
-            write_ms = started.elapsed().as_millis() as u64,
+            write_ms = written.as_millis() as u64,
             since_last_ms = self.last_commit_at.elapsed().as_millis() as u64,
             "committed"
         );

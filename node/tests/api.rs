@@ -696,6 +696,17 @@ fn metrics_are_openmetrics_text() {
     assert!(text.contains("yrd_mempool_size"), "{text}");
     assert!(text.contains("yrd_commit_latency_seconds_bucket"), "{text}");
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    // Every metric docs/openapi.yaml names is served.
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml")).unwrap();
+    let section = spec.split("Metrics are prefixed").nth(1).unwrap().split("responses:").next().unwrap();
+    let named: Vec<&str> = section
+        .split('`')
+        .filter(|w| w.starts_with("yrd_") && w.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .collect();
+    assert!(named.len() >= 12, "{named:?}");
+    for name in named {
+        assert!(text.contains(&format!("\n{name}")), "docs/openapi.yaml names {name}, /metrics lacks it:\n{text}");
+    }
 }
 
 #[test]
