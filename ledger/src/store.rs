@@ -278,7 +278,7 @@ pub(crate) fn issuer_chunk_key(issuer: &PublicKey, seq: u64) -> [u8; 41] {
 /// The entries of an issuer-index chunk, checked: whole entries, sequence
 /// numbers strictly increasing and all in the chunk `chunk`.
 pub(crate) fn issuer_chunk_entries(v: &[u8], chunk: u64) -> Result<Vec<(u64, TxId)>, StoreError> {
-    if v.is_empty() || v.len() % ISSUER_ENTRY != 0 || v.len() > ISSUER_ENTRY * SEQ_CHUNK as usize {
+    if v.is_empty() || !v.len().is_multiple_of(ISSUER_ENTRY) || v.len() > ISSUER_ENTRY * SEQ_CHUNK as usize {
         return Err(StoreError::Corrupt(format!("issuer index chunk is {} bytes", v.len())));
     }
     let mut out: Vec<(u64, TxId)> = Vec::with_capacity(v.len() / ISSUER_ENTRY);
@@ -440,7 +440,7 @@ impl Ledger {
         ledger.subjects = SubjectMap::from_entries(&entries);
         for item in ledger.tree.scan_prefix([b'x']) {
             let (k, v) = item?;
-            if k.len() != 13 || v.len() % TX_INDEX_ENTRY != 0 || v.len() > TX_INDEX_PART * TX_INDEX_ENTRY {
+            if k.len() != 13 || !v.len().is_multiple_of(TX_INDEX_ENTRY) || v.len() > TX_INDEX_PART * TX_INDEX_ENTRY {
                 return Err(StoreError::Corrupt(format!("transaction index entry {} is malformed", hex::encode(&k))));
             }
             let height = Height(u64_of(&k[1..9], "height")?);
