@@ -79,7 +79,7 @@ pub enum Source {
 
 /// Ids of the transactions in the last committed blocks, for dropping late
 /// gossip without an index lookup.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct RecentCommits {
     ids: HashSet<TxId>,
     blocks: VecDeque<Vec<TxId>>,
@@ -93,10 +93,21 @@ impl RecentCommits {
         self.ids.contains(id)
     }
 
+    /// Blocks remembered.
+    pub fn blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Blocks kept at most (bounds the bookkeeping when blocks are small).
+    pub const MAX_BLOCKS: usize = 1024;
+
     pub fn push_block(&mut self, ids: &[TxId]) {
+        if ids.is_empty() {
+            return; // an empty block: nothing to remember
+        }
         self.ids.extend(ids.iter().copied());
         self.blocks.push_back(ids.to_vec());
-        while self.ids.len() > Self::CAPACITY && self.blocks.len() > 1 {
+        while (self.ids.len() > Self::CAPACITY || self.blocks.len() > Self::MAX_BLOCKS) && self.blocks.len() > 1 {
             if let Some(old) = self.blocks.pop_front() {
                 for id in &old {
                     self.ids.remove(id);
@@ -213,5 +224,35 @@ impl Shared {
 
     pub fn height(&self) -> Height {
         *self.committed.borrow()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrd_consensus::crypto::sha256;
+
+    fn id(i: u64) -> TxId {
+        TxId(sha256(&[&i.to_be_bytes()]))
+    }
+
+    #[test]
+    fn recent_commits_forget_whole_old_blocks_and_stay_bounded() {
+        let mut r = RecentCommits::default();
+        r.push_block(&[id(1), id(2)]);
+        r.push_block(&[]);
+        assert_eq!(r.blocks(), 1, "empty blocks are not remembered");
+        // Many small blocks: at most MAX_BLOCKS are kept, the oldest go first.
+        for b in 0..RecentCommits::MAX_BLOCKS as u64 + 10 {
+            r.push_block(&[id(1000 + b)]);
+        }
+        assert_eq!(r.blocks(), RecentCommits::MAX_BLOCKS);
+        assert!(!r.contains(&id(1)) && !r.contains(&id(1000)));
+        assert!(r.contains(&id(1000 + RecentCommits::MAX_BLOCKS as u64 + 9)));
+        // A huge block pushes out everything before it, but is itself kept.
+        let big: Vec<TxId> = (0..RecentCommits::CAPACITY as u64 + 5).map(|i| id(1_000_000 + i)).collect();
+        r.push_block(&big);
+        assert_eq!(r.blocks(), 1);
+        assert!(r.contains(&big[0]) && !r.contains(&id(1005)));
     }
 }
