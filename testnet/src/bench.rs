@@ -221,10 +221,14 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     load::print_report(&load);
     println!("node       CPU (% of one core)   CPU time   peak memory (VmHWM)");
     for n in &nodes {
-        println!(
-            "{:<10} {:>6.0}%               {:>6.1} s   {:>6.1} MiB",
-            n.name, n.cpu_pct, n.cpu_s, n.peak_rss_mb
-        );
+        if n.cpu_s.is_finite() {
+            println!(
+                "{:<10} {:>6.0}%               {:>6.1} s   {:>6.1} MiB",
+                n.name, n.cpu_pct, n.cpu_s, n.peak_rss_mb
+            );
+        } else {
+            println!("{:<10}      -                    -            -      (the process was gone at the end)", n.name);
+        }
     }
     let node_cpu_us_per_tx = if load.finalized > 0 {
         nodes.iter().map(|n| n.cpu_s).sum::<f64>() / nodes.len() as f64 / load.finalized as f64
@@ -232,7 +236,11 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     } else {
         f64::NAN
     };
-    println!("node CPU per finalised attestation: {node_cpu_us_per_tx:.0} µs per node");
+    if node_cpu_us_per_tx.is_finite() {
+        println!("node CPU per finalised attestation: {node_cpu_us_per_tx:.0} µs per node");
+    } else {
+        println!("node CPU per finalised attestation: - (a node's figures are missing)");
+    }
     let report = BenchReport {
         finalized_per_s: round2(load.finalized_per_s),
         p50_ms: round2(load.p50_ms),
