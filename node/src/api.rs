@@ -443,6 +443,23 @@ impl AppState {
     fn ledger(&self) -> ApiResult<RwLockReadGuard<'_, Ledger>> {
         self.shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))
     }
+
+    /// Runs `f` with the ledger's read lock on tokio's blocking pool. Reads may
+    /// decode whole blocks or build proofs over many of them (milliseconds to
+    /// tens of milliseconds); on the runtime's few worker threads, which also
+    /// carry the network, that would hold up gossip and consensus messages.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Shared, &Ledger) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let ledger = shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))?;
+            f(&shared, &ledger)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+    }
 }
 
 /// The API router (every endpoint of docs/api.md, `/metrics`, JSON 404/405).
@@ -618,30 +635,33 @@ fn parse_id(s: &str) -> ApiResult<TxId> {
 async fn get_attestation(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let now = now_ms();
-    // Ledger, then mempool: the lock order of `Shared::admit`.
-    let ledger = app.ledger()?;
-    if let Some(r) = ledger.tx_record(&id, now).map_err(ApiError::store)? {
-        return Ok(Json(attestation_json(ledger.genesis(), &r)?).into_response());
-    }
-    let is_pending = app.shared.mempool.lock().map_err(|_| ApiError::internal("mempool lock poisoned"))?.contains(&id);
-    drop(ledger);
-    if is_pending {
-        return Ok(Json(pending(&id)).into_response());
-    }
-    Err(ApiError::not_found(format!("attestation {id} not found")))
+    app.read(move |shared, ledger| {
+        if let Some(r) = ledger.tx_record(&id, now).map_err(ApiError::store)? {
+            return Ok(Json(attestation_json(ledger.genesis(), &r)?).into_response());
+        }
+        // Ledger, then mempool: the lock order of `Shared::admit`.
+        let is_pending = shared.mempool.lock().map_err(|_| ApiError::internal("mempool lock poisoned"))?.contains(&id);
+        if is_pending {
+            return Ok(Json(pending(&id)).into_response());
+        }
+        Err(ApiError::not_found(format!("attestation {id} not found")))
+    })
+    .await
 }
 
 async fn by_subject(State(app): State<AppState>, ApiPath(input): ApiPath<String>) -> ApiResult<Json<SubjectResponse>> {
     let subject =
         Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
     let now = now_ms();
-    let ledger = app.ledger()?;
-    let records = ledger.by_subject(&subject, now).map_err(ApiError::store)?;
-    Ok(Json(SubjectResponse {
-        subject: subject.as_str().to_string(),
-        height: ledger.height().0,
-        attestations: attestations_json(ledger.genesis(), &records)?,
-    }))
+    app.read(move |_, ledger| {
+        let records = ledger.by_subject(&subject, now).map_err(ApiError::store)?;
+        Ok(Json(SubjectResponse {
+            subject: subject.as_str().to_string(),
+            height: ledger.height().0,
+            attestations: attestations_json(ledger.genesis(), &records)?,
+        }))
+    })
+    .await
 }
 
 /// An issuer by genesis name, or by its key in hex.
@@ -664,15 +684,17 @@ async fn by_issuer(
         ));
     }
     let now = now_ms();
-    let ledger = app.ledger()?;
-    let issuer = find_issuer(ledger.genesis(), &name)
-        .ok_or_else(|| ApiError::not_found(format!("issuer {name:?} not found in the genesis")))?;
-    let records = ledger.by_issuer(&issuer.key, q.after, limit as usize, now).map_err(ApiError::store)?;
-    Ok(Json(IssuerResponse {
-        issuer: IssuerJson::of(issuer),
-        attestations: attestations_json(ledger.genesis(), &records)?,
-        last_sequence: ledger.last_sequence(&issuer.key).map_err(ApiError::store)?,
-    }))
+    app.read(move |_, ledger| {
+        let issuer = find_issuer(ledger.genesis(), &name)
+            .ok_or_else(|| ApiError::not_found(format!("issuer {name:?} not found in the genesis")))?;
+        let records = ledger.by_issuer(&issuer.key, q.after, limit as usize, now).map_err(ApiError::store)?;
+        Ok(Json(IssuerResponse {
+            issuer: IssuerJson::of(issuer),
+            attestations: attestations_json(ledger.genesis(), &records)?,
+            last_sequence: ledger.last_sequence(&issuer.key).map_err(ApiError::store)?,
+        }))
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -726,16 +748,17 @@ fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
 
 async fn block_at(State(app): State<AppState>, ApiPath(height): ApiPath<String>) -> ApiResult<Json<BlockJson>> {
     let height = parse_height(&height)?;
-    let ledger = app.ledger()?;
-    Ok(Json(block_json(&ledger, height)?))
+    app.read(move |_, ledger| Ok(Json(block_json(ledger, height)?))).await
 }
 
 async fn latest_block(State(app): State<AppState>) -> ApiResult<Json<BlockJson>> {
-    let ledger = app.ledger()?;
-    if ledger.height().0 == 0 {
-        return Err(ApiError::not_found("no block has been committed yet"));
-    }
-    Ok(Json(block_json(&ledger, ledger.height())?))
+    app.read(|_, ledger| {
+        if ledger.height().0 == 0 {
+            return Err(ApiError::not_found("no block has been committed yet"));
+        }
+        Ok(Json(block_json(ledger, ledger.height())?))
+    })
+    .await
 }
 
 async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> {
@@ -832,15 +855,13 @@ fn proof_error(e: yrd_ledger::proof::BuildError) -> ApiError {
 
 async fn proof_bundle(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<yrd_ledger::proof::Bundle>> {
     let id = parse_id(&id)?;
-    let ledger = app.ledger()?;
-    yrd_ledger::proof::bundle(&ledger, &id).map(Json).map_err(proof_error)
+    app.read(move |_, ledger| yrd_ledger::proof::bundle(ledger, &id).map(Json).map_err(proof_error)).await
 }
 
 async fn proof_report(State(app): State<AppState>, ApiPath(input): ApiPath<String>) -> ApiResult<Json<yrd_ledger::proof::Report>> {
     let subject =
         Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
-    let ledger = app.ledger()?;
-    yrd_ledger::proof::report(&ledger, &subject).map(Json).map_err(proof_error)
+    app.read(move |_, ledger| yrd_ledger::proof::report(ledger, &subject).map(Json).map_err(proof_error)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -853,12 +874,13 @@ async fn proof_consistency(
     State(app): State<AppState>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> ApiResult<Json<yrd_ledger::proof::Consistency>> {
-    let ledger = app.ledger()?;
-    yrd_ledger::proof::consistency(&ledger, Height(q.from), Height(q.to)).map(Json).map_err(proof_error)
+    app.read(move |_, ledger| {
+        yrd_ledger::proof::consistency(ledger, Height(q.from), Height(q.to)).map(Json).map_err(proof_error)
+    })
+    .await
 }
 
 async fn audit_trace(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<yrd_ledger::proof::Trace>> {
     let id = parse_id(&id)?;
-    let ledger = app.ledger()?;
-    yrd_ledger::proof::trace(&ledger, &id).map(Json).map_err(proof_error)
+    app.read(move |_, ledger| yrd_ledger::proof::trace(ledger, &id).map(Json).map_err(proof_error)).await
 }
