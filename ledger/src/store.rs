@@ -232,6 +232,15 @@ pub(crate) fn encode_tx_index(entries: &[(TxId, u32, u32)]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// One entry of a transaction-index part (exactly [`TX_INDEX_ENTRY`] bytes):
+/// (id, offset, len) — the inverse of [`encode_tx_index`].
+fn decode_tx_index_entry(e: &[u8]) -> (TxId, u32, u32) {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&e[..32]);
+    let u32_at = |i: usize| u32::from_be_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]);
+    (TxId(Hash32(id)), u32_at(32), u32_at(36))
+}
+
 /// Where transactions are, by id: the first 8 bytes of an id map to its block
 /// and position; ids sharing those 8 bytes with an earlier one (rare, or ground
 /// on purpose) are kept whole in `overflow`. Every answer is confirmed against
@@ -446,9 +455,8 @@ impl Ledger {
             let height = Height(u64_of(&k[1..9], "height")?);
             let part = u32::from_be_bytes([k[9], k[10], k[11], k[12]]);
             for (i, e) in v.chunks_exact(TX_INDEX_ENTRY).enumerate() {
-                let mut id = [0u8; 32];
-                id.copy_from_slice(&e[..32]);
-                ledger.tx_index.insert(&TxId(Hash32(id)), height, part * TX_INDEX_PART as u32 + i as u32);
+                let (id, _, _) = decode_tx_index_entry(e);
+                ledger.tx_index.insert(&id, height, part * TX_INDEX_PART as u32 + i as u32);
             }
         }
         let issuers: Vec<PublicKey> = ledger.genesis.issuers.iter().map(|i| i.key).collect();
@@ -550,11 +558,11 @@ impl Ledger {
         let Some(e) = v.get(at..at + TX_INDEX_ENTRY) else {
             return Err(StoreError::Corrupt(format!("transaction index of block {height} has no position {index}")));
         };
-        if e[..32] != id.0 .0 {
+        let (stored, offset, len) = decode_tx_index_entry(e);
+        if stored != *id {
             return Ok(None); // another id with the same first 8 bytes
         }
-        let u32_at = |i: usize| u32::from_be_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]);
-        Ok(Some(TxLocation { height, index, offset: u32_at(32), len: u32_at(36) }))
+        Ok(Some(TxLocation { height, index, offset, len }))
     }
 
     /// Whether the issuer's sequence number was used, and by which transaction.
