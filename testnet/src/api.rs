@@ -17,6 +17,16 @@ pub struct Api {
     pub base: String,
 }
 
+/// Largest answer body read (a block of the largest size as JSON fits).
+const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The status and body text of an answer (body at most [`MAX_ANSWER_BYTES`]).
+fn read_answer(resp: &mut ureq::http::Response<ureq::Body>) -> std::result::Result<(u16, String), ureq::Error> {
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().with_config().limit(MAX_ANSWER_BYTES).read_to_string()?;
+    Ok((status, text))
+}
+
 /// An HTTP answer whose status we look at ourselves.
 pub struct Answer {
     pub status: u16,
@@ -46,13 +56,7 @@ impl Api {
     fn get_raw(&self, path: &str) -> Result<(String, u16, String)> {
         let url = self.url(path);
         let mut resp = self.agent.get(&url).call().with_context(|| format!("GET {url}"))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
-            .with_context(|| format!("GET {url}: unreadable answer"))?;
+        let (status, text) = read_answer(&mut resp).with_context(|| format!("GET {url}: unreadable answer"))?;
         Ok((url, status, text))
     }
 
@@ -96,12 +100,7 @@ impl Api {
             .send(json_body)
             .with_context(|| format!("POST {url}"))?;
         let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
-            .unwrap_or_default();
+        let text = read_answer(&mut resp).map(|(_, text)| text).unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         Ok(Answer { status, body })
     }
