@@ -290,8 +290,16 @@ fn build(tn: &Testnet, s: &Sample, sequence: u64, now: u64) -> Result<SignedTran
         b"\n",
         &now.to_be_bytes(),
     ]);
-    let att = Attestation {
-        subject: e.uscc(),
+    let att = attestation(s, evidence, now);
+    att.check_format()
+        .map_err(|e| anyhow!("sample {}: {e}", s.what))?;
+    sign(tn, s.agency, sequence, TxBody::Attest(att))
+}
+
+/// The attestation a sample stands for, issued at `now`.
+fn attestation(s: &Sample, evidence: Hash32, now: u64) -> Attestation {
+    Attestation {
+        subject: ENTERPRISES[s.enterprise].uscc(),
         kind: s.kind,
         grade: s.grade,
         severity: s.severity,
@@ -304,10 +312,7 @@ fn build(tn: &Testnet, s: &Sample, sequence: u64, now: u64) -> Result<SignedTran
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-    };
-    att.check_format()
-        .map_err(|e| anyhow!("sample {}: {e}", s.what))?;
-    sign(tn, s.agency, sequence, TxBody::Attest(att))
+    }
 }
 
 fn sign(tn: &Testnet, agency: usize, sequence: u64, body: TxBody) -> Result<SignedTransaction> {
@@ -675,21 +680,7 @@ mod tests {
         }
         let now = 1_780_000_000_000;
         for s in SAMPLES {
-            let att = Attestation {
-                subject: ENTERPRISES[s.enterprise].uscc(),
-                kind: s.kind,
-                grade: s.grade,
-                severity: s.severity,
-                evidence: Hash32::default(),
-                issued_at_ms: now,
-                valid_from_ms: now,
-                valid_until_ms: s.valid_days.map(|d| now + d * DAY_MS),
-                fields: s
-                    .fields
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            };
+            let att = attestation(s, Hash32::default(), now);
             att.check_format()
                 .unwrap_or_else(|e| panic!("{}: {e}", s.what));
         }
