@@ -714,13 +714,7 @@ impl Driver {
                 .with_context(|| format!("cannot commit block {} (fatal)", cert.height))?
         };
         let written = started.elapsed();
-        if let Ok(mut r) = self.shared.recent.lock() {
-            r.push_block(&ids);
-        }
-        let arrived = match self.shared.mempool.lock() {
-            Ok(mut m) => m.remove(&ids),
-            Err(_) => Vec::new(),
-        };
+        let arrived = self.shared.forget_committed(&ids);
         let m = &self.shared.metrics;
         for a in arrived {
             m.commit_latency_seconds.observe(a.elapsed().as_secs_f64());

@@ -222,6 +222,19 @@ impl Shared {
         results
     }
 
+    /// Bookkeeping after a block with these transactions is committed: they are
+    /// remembered as recent commits (late gossip of them is dropped) and leave the
+    /// mempool. Returns when each of those in our mempool arrived there.
+    pub fn forget_committed(&self, ids: &[TxId]) -> Vec<std::time::Instant> {
+        if let Ok(mut r) = self.recent.lock() {
+            r.push_block(ids);
+        }
+        match self.mempool.lock() {
+            Ok(mut m) => m.remove(ids),
+            Err(_) => Vec::new(),
+        }
+    }
+
     pub fn height(&self) -> Height {
         *self.committed.borrow()
     }

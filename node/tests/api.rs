@@ -131,8 +131,7 @@ impl Harness {
             ledger.commit(&built.block, &cert).unwrap();
             built.block
         };
-        self.shared.recent.lock().unwrap().push_block(&ids);
-        self.shared.mempool.lock().unwrap().remove(&ids);
+        self.shared.forget_committed(&ids);
         self.shared.committed.send_replace(block.header.height);
         block
     }
