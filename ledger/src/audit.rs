@@ -6,21 +6,15 @@
 //! map root, and every index entry; then it checks that nothing is stored beyond
 //! what the blocks justify. It stops at the first inconsistency and says where.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use yrd_consensus::codec;
 use yrd_consensus::crypto::Hash32;
 use yrd_consensus::types::Height;
 
-use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
 use crate::genesis::Genesis;
-use crate::merkle::MemoryLog;
-use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectRecord};
-use crate::tx::{TxBody, TxId};
-use crate::uscc::Uscc;
+use crate::replay::{height_key, read_certified_block, Parent, Replay};
+use crate::subjects::SubjectRecord;
 use crate::validate::check_stateless;
-use yrd_consensus::CommitCertificate;
 
 /// What was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,15 +34,10 @@ pub struct Inconsistency {
     pub problem: String,
 }
 
-fn bad(location: impl Into<String>, problem: impl Into<String>) -> Inconsistency {
+pub(crate) fn bad(location: impl Into<String>, problem: impl Into<String>) -> Inconsistency {
     Inconsistency { location: location.into(), problem: problem.into() }
 }
 
-fn hkey(prefix: u8, h: u64) -> Vec<u8> {
-    let mut k = vec![prefix];
-    k.extend_from_slice(&h.to_be_bytes());
-    k
-}
 
 /// Opens the sled store in `dir` for reading. Refuses a directory that holds no
 /// sled store (sled would create an empty one) and explains a held lock (sled
@@ -129,112 +118,19 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     let height = meta_u64(tree, b"mheight", "height")?;
     let stored_log_size = meta_u64(tree, b"mlogsize", "log size")?;
 
-    let mut log = MemoryLog::new();
-    let mut map = SubjectMap::new();
-    let mut records: BTreeMap<Uscc, SubjectRecord> = BTreeMap::new();
-    let mut subject_of: BTreeMap<TxId, Uscc> = BTreeMap::new();
-    let mut parent = Hash32::ZERO;
-    let mut parent_ts = 0u64;
+    let mut replay = Replay::new();
+    let mut parent = Parent::default();
     let mut tx_count = 0u64;
-    let mut issuer_index: BTreeMap<[u8; 41], Vec<(u64, TxId)>> = BTreeMap::new();
-    let mut seen_ids: std::collections::HashSet<TxId> = std::collections::HashSet::new();
     let mut x_parts = 0u64;
+    let mut check_tx = |tx: &crate::tx::SignedTransaction| -> Result<(), String> {
+        check_stateless(genesis, &chain, tx).map_err(|e| e.to_string())?;
+        tx.verify_signature().map_err(|e| e.to_string())
+    };
 
     for h in 1..=height {
-        let at = |what: &str| format!("block {h} {what}");
-        let bytes = get(tree, &hkey(b'b', h), &at("body"))?.ok_or_else(|| bad(at("body"), "missing"))?;
-        let block = Block::decode(&bytes, codec::MAX_ENCODED_BYTES).map_err(|e| bad(at("body"), e.to_string()))?;
-        let again = block.encode().map_err(|e| bad(at("body"), e.to_string()))?;
-        if again != bytes.as_ref() {
-            return Err(bad(at("body"), "stored bytes are not the canonical encoding"));
-        }
-        let hb = get(tree, &hkey(b'h', h), &at("header"))?.ok_or_else(|| bad(at("header"), "missing"))?;
-        let header = BlockHeader::decode(&hb).map_err(|e| bad(at("header"), e.to_string()))?;
-        if header != block.header {
-            return Err(bad(at("header"), "stored header differs from the block's header"));
-        }
-        let hash = header.hash().map_err(|e| bad(at("header"), e.to_string()))?;
-        if header.chain != chain {
-            return Err(bad(at("header"), format!("chain {} is not {}", header.chain, chain)));
-        }
-        if header.height != Height(h) {
-            return Err(bad(at("header"), format!("says height {}", header.height)));
-        }
-        if header.parent != parent {
-            return Err(bad(at("header"), format!("parent {} but block {} hashes to {}", header.parent, h - 1, parent)));
-        }
-        if h > 1 && header.timestamp_ms <= parent_ts {
-            return Err(bad(at("header"), "timestamp does not increase"));
-        }
-        let proposer = validators.proposer(header.height, header.round);
-        if header.proposer != proposer {
-            return Err(bad(at("header"), format!("proposer {} is not the proposer {} of round {}", header.proposer, proposer, header.round)));
-        }
-        let cb = get(tree, &hkey(b'c', h), &at("certificate"))?.ok_or_else(|| bad(at("certificate"), "missing"))?;
-        let cert: CommitCertificate = codec::decode(&cb, MAX_CERTIFICATE_BYTES, "certificate")
-            .map_err(|e| bad(at("certificate"), e.to_string()))?;
-        cert.verify(&chain, &validators, Height(h), &hash).map_err(|e| bad(at("certificate"), e.to_string()))?;
-
-        // Transactions: log leaves, indexes, subject records.
-        let header_len = codec::encode(&header).map_err(|e| bad(at("header"), e.to_string()))?.len();
-        let mut offset = header_len + 8;
-        let mut changed: BTreeMap<Uscc, ()> = BTreeMap::new();
-        let mut tx_entries = Vec::with_capacity(block.txs.len());
-        for (i, tx) in block.txs.iter().enumerate() {
-            let loc = format!("block {h} transaction {i}");
-            let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
-            check_stateless(genesis, &chain, tx).map_err(|e| bad(&loc, e.to_string()))?;
-            tx.verify_signature().map_err(|e| bad(&loc, e.to_string()))?;
-            let id = TxId(yrd_consensus::crypto::sha256(&[&tb]));
-            log.append(&tb);
-            if !seen_ids.insert(id) {
-                return Err(bad(&loc, format!("transaction {id} is already in an earlier block (replay)")));
-            }
-            tx_entries.push((id, offset as u32, tb.len() as u32));
-            offset += tb.len();
-            // i index: collected per chunk, compared with the store after the last block.
-            issuer_index
-                .entry(crate::store::issuer_chunk_key(&tx.tx.issuer, tx.tx.sequence))
-                .or_default()
-                .push((tx.tx.sequence, id));
-            match &tx.tx.body {
-                TxBody::Attest(a) => {
-                    let rec = records.entry(a.subject).or_insert_with(|| SubjectRecord { subject: a.subject, entries: vec![] });
-                    rec.entries.push(SubjectEntry {
-                        id,
-                        height: Height(h),
-                        issuer: tx.tx.issuer,
-                        kind: a.kind,
-                        valid_until_ms: a.valid_until_ms,
-                        revoked: None,
-                    });
-                    changed.insert(a.subject, ());
-                    subject_of.insert(id, a.subject);
-                }
-                TxBody::Revoke(r) => {
-                    let target = subject_of.get(&r.target).and_then(|s| records.get_mut(s)).and_then(|rec| {
-                        let subject = rec.subject;
-                        rec.entries.iter_mut().find(|e| e.id == r.target).map(|e| (subject, e))
-                    });
-                    match target {
-                        Some((_, e)) if e.revoked.is_some() => {
-                            return Err(bad(&loc, format!("revokes {} which is already revoked", r.target)))
-                        }
-                        Some((_, e))
-                            if e.issuer != tx.tx.issuer
-                                && !genesis.issuer(&tx.tx.issuer).is_some_and(|i| i.may_revoke_any) =>
-                        {
-                            return Err(bad(&loc, format!("revokes {} of another issuer without authority", r.target)))
-                        }
-                        Some((subject, e)) => {
-                            e.revoked = Some((id, r.reason));
-                            changed.insert(subject, ());
-                        }
-                        None => return Err(bad(&loc, format!("revokes {} which is not an earlier attestation", r.target))),
-                    }
-                }
-            }
-        }
+        let certified = read_certified_block(tree, h, &chain, &validators, parent)?;
+        // Transactions: log leaves, indexes, subject records; the header's roots.
+        let tx_entries = replay.apply(h, &certified, genesis, &mut check_tx)?;
         // x index: the block's transaction index, part by part.
         for (part, expected) in crate::store::encode_tx_index(&tx_entries).iter().enumerate() {
             let key = crate::store::tx_index_key(Height(h), part as u32);
@@ -245,32 +141,18 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
             }
             x_parts += 1;
         }
-        tx_count += block.txs.len() as u64;
-        if log.size() != header.log_size {
-            return Err(bad(at("header"), format!("log size {} but the chain holds {} transactions", header.log_size, log.size())));
-        }
-        if log.root() != header.log_root {
-            return Err(bad(at("header"), format!("log root {} but the transactions give {}", header.log_root, log.root())));
-        }
-        let mut changes = Vec::with_capacity(changed.len());
-        for s in changed.keys() {
-            let rec = &records[s];
-            changes.push((subject_key(s), rec.value_hash().map_err(|e| bad(at("subjects"), e.to_string()))?));
-        }
-        map.apply(&changes);
-        if map.root() != header.subjects_root {
-            return Err(bad(at("header"), format!("subjects root {} but the records give {}", header.subjects_root, map.root())));
-        }
-        parent = hash;
-        parent_ts = header.timestamp_ms;
+        tx_count += certified.block.txs.len() as u64;
+        parent = Parent { hash: certified.hash, timestamp_ms: certified.block.header.timestamp_ms };
     }
+    let log = &replay.log;
+    let records = &replay.records;
 
     if stored_log_size != log.size() {
         return Err(bad("metadata", format!("log size {} but the blocks hold {}", stored_log_size, log.size())));
     }
     // Nothing beyond the last block.
     for prefix in [b'b', b'h', b'c'] {
-        if get(tree, &hkey(prefix, height + 1), "store")?.is_some() {
+        if get(tree, &height_key(prefix, height + 1), "store")?.is_some() {
             return Err(bad(format!("block {}", height + 1), format!("'{}' entry stored beyond the committed height {height}", prefix as char)));
         }
         let count = tree.scan_prefix([prefix]).count() as u64;
@@ -282,28 +164,24 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     if x_count != x_parts {
         return Err(bad("transaction index", format!("{x_count} parts stored, the blocks need {x_parts}")));
     }
+    let issuer_chunks = replay.issuer_chunks()?;
     let mut stored_chunks = 0usize;
     for item in tree.scan_prefix([b'i']) {
         let (k, v) = item.map_err(|e| bad("issuer index", e.to_string()))?;
         stored_chunks += 1;
         let where_ = format!("issuer index chunk {}", hex::encode(&k));
-        let mut expected = k
+        let expected = k
             .as_ref()
             .try_into()
             .ok()
-            .and_then(|key: [u8; 41]| issuer_index.get(&key))
-            .cloned()
+            .and_then(|key: [u8; 41]| issuer_chunks.get(&key))
             .ok_or_else(|| bad(&where_, "no transaction in the blocks belongs in this chunk"))?;
-        expected.sort_unstable_by_key(|(seq, _)| *seq);
-        if let Some(w) = expected.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(bad(&where_, format!("sequence number {} is used by {} and {}", w[0].0, w[0].1, w[1].1)));
-        }
-        if v.as_ref() != crate::store::encode_issuer_chunk(&expected).as_slice() {
+        if v.as_ref() != expected.as_slice() {
             return Err(bad(&where_, "stored entries differ from the issuers' transactions in the blocks"));
         }
     }
-    if stored_chunks != issuer_index.len() {
-        return Err(bad("issuer index", format!("{stored_chunks} chunks stored, the blocks fill {}", issuer_index.len())));
+    if stored_chunks != issuer_chunks.len() {
+        return Err(bad("issuer index", format!("{stored_chunks} chunks stored, the blocks fill {}", issuer_chunks.len())));
     }
     // Subject records.
     let mut stored_subjects = 0u64;
@@ -321,19 +199,16 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
         return Err(bad("subject index", format!("{stored_subjects} records for {} subjects", records.len())));
     }
     // Every stored log node.
-    for (level, nodes) in log.levels().iter().enumerate() {
-        for (chunk, hashes) in nodes.chunks(256).enumerate() {
-            let mut k = vec![b'l', level as u8];
-            k.extend_from_slice(&(chunk as u64).to_be_bytes());
-            let stored = get(tree, &k, "log")?.ok_or_else(|| bad(format!("log level {level} chunk {chunk}"), "missing"))?;
-            let expect: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
-            if stored.as_ref() != expect.as_slice() {
-                return Err(bad(format!("log level {level} chunk {chunk}"), "stored node hashes differ from the transactions"));
-            }
+    let mut expected_chunks = 0usize;
+    for ((level, chunk), expect) in replay.log_chunks() {
+        expected_chunks += 1;
+        let k = crate::store::log_key(level, chunk);
+        let stored = get(tree, &k, "log")?.ok_or_else(|| bad(format!("log level {level} chunk {chunk}"), "missing"))?;
+        if stored.as_ref() != expect.as_slice() {
+            return Err(bad(format!("log level {level} chunk {chunk}"), "stored node hashes differ from the transactions"));
         }
     }
     let stored_chunks = tree.scan_prefix([b'l']).count();
-    let expected_chunks: usize = log.levels().iter().map(|l| l.len().div_ceil(256)).sum();
     if stored_chunks != expected_chunks {
         return Err(bad("log", format!("{stored_chunks} node chunks stored, {expected_chunks} expected")));
     }
@@ -342,6 +217,6 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
         transactions: tx_count,
         subjects: records.len() as u64,
         log_root: log.root(),
-        last_block_hash: parent,
+        last_block_hash: parent.hash,
     })
 }

@@ -11,9 +11,13 @@
 
 pub mod audit;
 pub mod block;
+#[cfg(feature = "failpoints")]
+pub mod fault;
 pub mod genesis;
 pub mod merkle;
 pub mod proof;
+pub mod repair;
+mod replay;
 pub mod subjects;
 pub mod testkit;
 pub mod tx;

@@ -43,13 +43,14 @@ use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId};
 use crate::uscc::Uscc;
 use crate::validate::{check_stateless, TxError};
 
-const LOG_CHUNK: u64 = 256;
+/// Log node hashes per `l` key.
+pub(crate) const LOG_CHUNK: u64 = 256;
 /// Sequence numbers per issuer-index chunk (one `i` key).
 pub(crate) const SEQ_CHUNK: u64 = 64;
 /// Bytes of one issuer-index entry: sequence number (u64 BE) ‖ transaction id.
 const ISSUER_ENTRY: usize = 40;
-const META_HEIGHT: &[u8] = b"mheight";
-const META_LOG_SIZE: &[u8] = b"mlogsize";
+pub(crate) const META_HEIGHT: &[u8] = b"mheight";
+pub(crate) const META_LOG_SIZE: &[u8] = b"mlogsize";
 const META_CHAIN: &[u8] = b"mchain";
 const META_GENESIS: &[u8] = b"mgenesis";
 /// The layout of the keys and values below; stores of another format are refused.
@@ -80,6 +81,8 @@ pub enum StoreError {
     Log(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("an earlier write to the store failed ({0}); nothing more is written through this handle — restart to reopen the store at its last complete block")]
+    Failed(String),
 }
 
 /// Why a block was rejected.
@@ -198,13 +201,17 @@ pub struct Ledger {
     /// Transaction ids to positions (see [`TxIndex`]).
     tx_index: TxIndex,
     pending: Mutex<HashMap<BlockHash, Execution>>,
+    /// What the repair at open did, if there was one.
+    repaired: Option<crate::repair::RepairReport>,
+    /// Set when a block write failed: no further writes through this handle.
+    failed: Option<String>,
+    /// Test builds only: tear the next block's batch (see [`crate::fault`]).
+    #[cfg(feature = "failpoints")]
+    tear: Option<crate::fault::Tear>,
 }
 
 fn height_key(prefix: u8, h: Height) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = prefix;
-    k[1..].copy_from_slice(&h.0.to_be_bytes());
-    k
+    crate::replay::height_key(prefix, h.0)
 }
 
 /// The `x` key of part `part` of block `h`'s transaction index.
@@ -319,14 +326,14 @@ fn issuer_chunk_find(v: &[u8], seq: u64) -> Result<Option<TxId>, StoreError> {
     Ok(entries.binary_search_by_key(&seq, |(s, _)| *s).ok().map(|i| entries[i].1))
 }
 
-fn subject_db_key(s: &Uscc) -> Vec<u8> {
+pub(crate) fn subject_db_key(s: &Uscc) -> Vec<u8> {
     let mut k = Vec::with_capacity(19);
     k.push(b's');
     k.extend_from_slice(s.as_str().as_bytes());
     k
 }
 
-fn log_key(level: u8, chunk: u64) -> [u8; 10] {
+pub(crate) fn log_key(level: u8, chunk: u64) -> [u8; 10] {
     let mut k = [0u8; 10];
     k[0] = b'l';
     k[1] = level;
@@ -334,7 +341,7 @@ fn log_key(level: u8, chunk: u64) -> [u8; 10] {
     k
 }
 
-fn u64_of(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
+pub(crate) fn u64_of(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
     let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{what} is not 8 bytes")))?;
     Ok(u64::from_be_bytes(arr))
 }
@@ -384,7 +391,12 @@ enum Mode {
 
 impl Ledger {
     /// Opens (or creates) the store in `dir` for `genesis`. Refuses a directory
-    /// that belongs to another chain. Rebuilds the subject map from the records.
+    /// that belongs to another chain or holds another store format. Rebuilds the
+    /// in-memory state (subject map, id map, highest sequence numbers) and checks
+    /// that the recorded tip is a complete block with everything derived from it
+    /// ([`crate::repair::check_tip`]); if it is not — a write torn by a crash or a
+    /// full disk — the store is repaired to its last complete block first
+    /// ([`crate::repair::repair`]; [`Ledger::repair_report`] says what was done).
     pub fn open(dir: &Path, genesis: Genesis) -> Result<Ledger, StoreError> {
         genesis.validate().map_err(|e| StoreError::Genesis(e.to_string()))?;
         let chain = genesis.chain_id()?;
@@ -418,6 +430,29 @@ impl Ledger {
                 db.flush()?;
             }
         }
+        let load = || Ledger::load(db.clone(), tree.clone(), genesis.clone(), chain, validators.clone());
+        match load() {
+            Ok(ledger) => Ok(ledger),
+            Err(e) if crate::repair::repairable(&e) => {
+                let report = crate::repair::repair(&db, &tree, &genesis, e.to_string())?;
+                let mut ledger = load().map_err(|again| {
+                    StoreError::Corrupt(format!("still inconsistent after repairing it to block {}: {again}", report.height))
+                })?;
+                ledger.repaired = Some(report);
+                Ok(ledger)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The in-memory state of an opened store, after checking its tip.
+    fn load(
+        db: sled::Db,
+        tree: sled::Tree,
+        genesis: Genesis,
+        chain: Hash32,
+        validators: ValidatorSet,
+    ) -> Result<Ledger, StoreError> {
         let height = Height(u64_of(&tree.get(META_HEIGHT)?.ok_or_else(|| StoreError::Corrupt("no height".into()))?, "height")?);
         let log_size = u64_of(&tree.get(META_LOG_SIZE)?.ok_or_else(|| StoreError::Corrupt("no log size".into()))?, "log size")?;
         let mut ledger = Ledger {
@@ -434,6 +469,10 @@ impl Ledger {
             max_sequence: HashMap::new(),
             tx_index: TxIndex::default(),
             pending: Mutex::new(HashMap::new()),
+            repaired: None,
+            failed: None,
+            #[cfg(feature = "failpoints")]
+            tear: None,
         };
         if height.0 > 0 {
             let header = ledger.header(height)?.ok_or_else(|| StoreError::Corrupt(format!("no header at height {height}")))?;
@@ -447,6 +486,7 @@ impl Ledger {
             entries.push((subject_key(&rec.subject), rec.value_hash()?));
         }
         ledger.subjects = SubjectMap::from_entries(&entries);
+        let mut indexed = 0u64;
         for item in ledger.tree.scan_prefix([b'x']) {
             let (k, v) = item?;
             if k.len() != 13 || !v.len().is_multiple_of(TX_INDEX_ENTRY) || v.len() > TX_INDEX_PART * TX_INDEX_ENTRY {
@@ -457,6 +497,7 @@ impl Ledger {
             for (i, e) in v.chunks_exact(TX_INDEX_ENTRY).enumerate() {
                 let (id, _, _) = decode_tx_index_entry(e);
                 ledger.tx_index.insert(&id, height, part * TX_INDEX_PART as u32 + i as u32);
+                indexed += 1;
             }
         }
         let issuers: Vec<PublicKey> = ledger.genesis.issuers.iter().map(|i| i.key).collect();
@@ -475,7 +516,24 @@ impl Ledger {
                 )));
             }
         }
+        crate::repair::check_tip(&ledger, indexed).map_err(StoreError::Corrupt)?;
         Ok(ledger)
+    }
+
+    /// What the repair at open did, if the store needed one (see [`Ledger::open`]).
+    pub fn repair_report(&self) -> Option<&crate::repair::RepairReport> {
+        self.repaired.as_ref()
+    }
+
+    /// The ledger tree (for the checks and repair at open).
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Whether `id` is in the in-memory id map (first 8 bytes; not confirmed
+    /// against the store).
+    pub(crate) fn id_known(&self, id: &TxId) -> bool {
+        self.tx_index.candidate(id).is_some()
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -1103,8 +1161,11 @@ impl Ledger {
     }
 
     fn write(&mut self, exec: Execution, certificate: &CommitCertificate) -> Result<(), StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(StoreError::Failed(e.clone()));
+        }
         let height = exec.header.height;
-        let mut batch = sled::Batch::default();
+        let mut batch = BlockBatch::default();
         batch.insert(&height_key(b'b', height)[..], exec.block_bytes);
         batch.insert(&height_key(b'h', height)[..], codec::encode(&exec.header)?);
         batch.insert(&height_key(b'c', height)[..], codec::encode(certificate)?);
@@ -1158,8 +1219,13 @@ impl Ledger {
         }
         batch.insert(META_HEIGHT, &height.0.to_be_bytes()[..]);
         batch.insert(META_LOG_SIZE, &exec.header.log_size.to_be_bytes()[..]);
-        self.tree.apply_batch(batch)?;
-        self.db.flush()?;
+        // From here on a failure leaves this handle's view of the store unknown
+        // (sled may hold the batch in memory, or part of it on disk): refuse any
+        // further write through it. The next open checks the tip and repairs.
+        if let Err(e) = self.apply(batch) {
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
         self.subjects.apply(&exec.subject_changes);
         for (id, loc) in &exec.locations {
             self.tx_index.insert(id, height, loc.index);
@@ -1173,6 +1239,40 @@ impl Ledger {
         self.last_hash = exec.header.hash()?;
         self.last_header = Some(exec.header);
         Ok(())
+    }
+}
+
+impl Ledger {
+    #[cfg(feature = "failpoints")]
+    pub(crate) fn set_tear(&mut self, tear: crate::fault::Tear) {
+        self.tear = Some(tear);
+    }
+
+    /// Writes one block's batch atomically and flushes it.
+    fn apply(&mut self, batch: BlockBatch) -> Result<(), StoreError> {
+        #[cfg(feature = "failpoints")]
+        if let Some(tear) = self.tear.take() {
+            return crate::fault::write_torn(&self.tree, &self.db, batch.0, tear);
+        }
+        let mut b = sled::Batch::default();
+        for (k, v) in batch.0 {
+            b.insert(k, v);
+        }
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// The keys and values of one block's write, in the order they were added (a
+/// list rather than a `sled::Batch` so that test builds can tear it, see
+/// [`crate::fault`]).
+#[derive(Default)]
+struct BlockBatch(Vec<(Vec<u8>, Vec<u8>)>);
+
+impl BlockBatch {
+    fn insert(&mut self, key: impl AsRef<[u8]>, value: impl Into<Vec<u8>>) {
+        self.0.push((key.as_ref().to_vec(), value.into()));
     }
 }
 
