@@ -783,59 +783,75 @@ impl Ledger {
         id: &TxId,
         overlay: &Overlay,
         records: &mut Records,
-    ) -> Result<(), TxError> {
-        let storage = |e: StoreError| TxError::Decode(CodecError::Malformed { what: "store", reason: e.to_string() });
+    ) -> Result<Result<(), TxError>, StoreError> {
+        match self.check_stateful_inner(tx, id, overlay, records) {
+            Ok(()) => Ok(Ok(())),
+            Err(Refusal::Invalid(e)) => Ok(Err(e)),
+            Err(Refusal::Store(e)) => Err(e),
+        }
+    }
+
+    fn check_stateful_inner(
+        &self,
+        tx: &SignedTransaction,
+        id: &TxId,
+        overlay: &Overlay,
+        records: &mut Records,
+    ) -> Result<(), Refusal> {
         if overlay.ids.contains_key(id) {
-            return Err(TxError::Duplicate(*id));
+            return Err(Refusal::Invalid(TxError::Duplicate(*id)));
         }
         let replay = match &tx.tx.body {
-            TxBody::Attest(a) => self.cached_record(records, &a.subject).map_err(storage)?.entries.iter().any(|e| e.id == *id),
-            TxBody::Revoke(_) => self.tx_location(id).map_err(storage)?.is_some(),
+            TxBody::Attest(a) => self.cached_record(records, &a.subject)?.entries.iter().any(|e| e.id == *id),
+            TxBody::Revoke(_) => self.tx_location(id)?.is_some(),
         };
         if replay {
-            return Err(TxError::Duplicate(*id));
+            return Err(Refusal::Invalid(TxError::Duplicate(*id)));
         }
         let t = &tx.tx;
         let issuer_name = || self.genesis.issuer(&t.issuer).map(|i| i.name.clone()).unwrap_or_default();
         if let Some(by) = overlay.seqs.get(&(t.issuer, t.sequence)) {
-            return Err(TxError::SequenceUsed { issuer: issuer_name(), sequence: t.sequence, by: *by });
+            return Err(Refusal::Invalid(TxError::SequenceUsed { issuer: issuer_name(), sequence: t.sequence, by: *by }));
         }
-        if let Some(by) = self.sequence_used(&t.issuer, t.sequence).map_err(storage)? {
-            return Err(TxError::SequenceUsed { issuer: issuer_name(), sequence: t.sequence, by });
+        if let Some(by) = self.sequence_used(&t.issuer, t.sequence)? {
+            return Err(Refusal::Invalid(TxError::SequenceUsed { issuer: issuer_name(), sequence: t.sequence, by }));
         }
         if let TxBody::Revoke(r) = &t.body {
-            let loc = self.tx_location(&r.target).map_err(storage)?.ok_or(TxError::TargetUnknown(r.target))?;
-            let target = self.tx_at(&loc).map_err(storage)?;
+            let loc = self.tx_location(&r.target)?.ok_or(Refusal::Invalid(TxError::TargetUnknown(r.target)))?;
+            let target = self.tx_at(&loc)?;
             let TxBody::Attest(a) = &target.tx.body else {
-                return Err(TxError::TargetNotAttestation(r.target));
+                return Err(Refusal::Invalid(TxError::TargetNotAttestation(r.target)));
             };
-            let revoker = self.genesis.issuer(&t.issuer).ok_or(TxError::UnknownIssuer(t.issuer))?;
+            let revoker = self.genesis.issuer(&t.issuer).ok_or(Refusal::Invalid(TxError::UnknownIssuer(t.issuer)))?;
             if target.tx.issuer != t.issuer && !revoker.may_revoke_any {
                 let target_issuer =
                     self.genesis.issuer(&target.tx.issuer).map(|i| i.name.clone()).unwrap_or_default();
-                return Err(TxError::NotAuthorised { issuer: revoker.name.clone(), target: r.target, target_issuer });
+                return Err(Refusal::Invalid(TxError::NotAuthorised { issuer: revoker.name.clone(), target: r.target, target_issuer }));
             }
             if let Some(by) = overlay.revoked.get(&r.target) {
-                return Err(TxError::AlreadyRevoked { target: r.target, by: *by });
+                return Err(Refusal::Invalid(TxError::AlreadyRevoked { target: r.target, by: *by }));
             }
-            let rec = self.cached_record(records, &a.subject).map_err(storage)?;
+            let rec = self.cached_record(records, &a.subject)?;
             if let Some(by) = rec
                 .entries
                 .iter()
                 .find(|e| e.id == r.target)
                 .and_then(|e| e.revoked.map(|(by, _)| by))
             {
-                return Err(TxError::AlreadyRevoked { target: r.target, by });
+                return Err(Refusal::Invalid(TxError::AlreadyRevoked { target: r.target, by }));
             }
         }
         Ok(())
     }
 
-    /// Checks a transaction against the committed state (mempool admission).
-    /// The signature is NOT checked here; callers verify it first (see
-    /// `validate::check_untrusted_bytes`).
-    pub fn check_tx(&self, tx: &SignedTransaction, id: &TxId) -> Result<(), TxError> {
-        check_stateless(&self.genesis, &self.chain, tx)?;
+    /// Checks a transaction against the committed state (mempool admission):
+    /// `Ok(verdict)`, or `Err` if the store could not be read (a storage
+    /// failure, never a verdict on the transaction). The signature is NOT
+    /// checked here; callers verify it first (see `validate::check_untrusted_bytes`).
+    pub fn check_tx(&self, tx: &SignedTransaction, id: &TxId) -> Result<Result<(), TxError>, StoreError> {
+        if let Err(e) = check_stateless(&self.genesis, &self.chain, tx) {
+            return Ok(Err(e));
+        }
         self.check_stateful(tx, id, &Overlay::default(), &mut Records::new())
     }
 
@@ -967,9 +983,12 @@ impl Ledger {
         for (index, tx) in txs.iter().enumerate() {
             let bytes = tx.encode()?;
             let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
-            let verdict = check_stateless(&self.genesis, &self.chain, tx)
-                .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) })
-                .and_then(|_| self.check_stateful(tx, &id, &overlay, &mut read));
+            let verdict = match check_stateless(&self.genesis, &self.chain, tx) {
+                Err(e) => Err(e),
+                Ok(()) if overlay.ids.contains_key(&id) => Err(TxError::Duplicate(id)),
+                // A storage failure is not a verdict on the transaction: it fails the block.
+                Ok(()) => self.check_stateful(tx, &id, &overlay, &mut read)?,
+            };
             if let Err(error) = verdict {
                 match mode {
                     Mode::Fail => return Err(BlockError::InvalidTx { index, error }),
@@ -1278,6 +1297,19 @@ impl BlockBatch {
 
 /// Subject records by subject.
 type Records = BTreeMap<Uscc, SubjectRecord>;
+
+/// Why a stateful check did not pass: the transaction breaks a rule, or the
+/// store could not be read to tell.
+enum Refusal {
+    Invalid(TxError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Refusal {
+        Refusal::Store(e)
+    }
+}
 
 /// Claims made by earlier transactions of the block being executed.
 #[derive(Default)]

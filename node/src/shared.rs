@@ -163,13 +163,15 @@ impl Shared {
         for c in checked {
             let r = c.map_err(SubmitError::from).and_then(|(tx, id)| {
                 match &recent {
-                    None => {
-                        if let Err(e) = ledger.check_tx(&tx, &id) {
+                    None => match ledger.check_tx(&tx, &id) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
                             // Possibly admitted from gossip without the lookups: drop it.
                             mempool.remove(&[id]);
                             return Err(e.into());
                         }
-                    }
+                        Err(e) => return Err(SubmitError::Unavailable(format!("the ledger could not be read: {e}"))),
+                    },
                     Some(r) if r.contains(&id) => return Err(TxError::Duplicate(id).into()),
                     Some(_) => {}
                 }
