@@ -952,6 +952,12 @@ impl Ledger {
         self.pending.lock().is_ok_and(|p| p.contains_key(hash))
     }
 
+    /// The length of the block bytes of a cached execution (a block built or
+    /// validated here), without encoding the block again.
+    pub fn cached_block_len(&self, hash: &BlockHash) -> Option<usize> {
+        self.pending.lock().ok()?.get(hash).map(|e| e.block_bytes.len())
+    }
+
     fn cache_execution(&self, hash: BlockHash, exec: Execution) {
         if let Ok(mut p) = self.pending.lock() {
             if p.len() > 16 {

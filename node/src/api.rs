@@ -63,7 +63,7 @@ pub struct ErrorBody {
     /// Machine-readable rule: a [`yrd_ledger::validate::TxError::code`] or one of
     /// the API's own (`bad_json`, `bad_hex`, `bad_id`, `bad_uscc`, `bad_height`,
     /// `bad_query`, `bad_path`, `batch_too_large`, `body_too_large`, `not_found`,
-    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `unavailable`,
+    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `disk_low`, `unavailable`,
     /// `internal`).
     pub code: String,
 }
@@ -97,7 +97,7 @@ impl ApiError {
         let status = match e {
             SubmitError::Invalid(_) => StatusCode::BAD_REQUEST,
             SubmitError::Conflict(_) => StatusCode::CONFLICT,
-            SubmitError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SubmitError::Busy(_) | SubmitError::DiskLow(_) => StatusCode::SERVICE_UNAVAILABLE,
             SubmitError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.code(), e.to_string())

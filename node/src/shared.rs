@@ -12,6 +12,8 @@ use yrd_ledger::store::Ledger;
 use yrd_ledger::tx::{SignedTransaction, TxId};
 use yrd_ledger::validate::{check_untrusted_batch, TxError};
 
+use crate::disk::DiskSpace;
+use crate::fatal::WriteWatch;
 use crate::mempool::{Admission, Mempool, MempoolError};
 use crate::metrics::Metrics;
 
@@ -36,6 +38,9 @@ pub enum SubmitError {
     /// Back-pressure: HTTP 503.
     #[error("{0}")]
     Busy(MempoolError),
+    /// Free disk space is below `storage.low_mib`: HTTP 503, retry on another node.
+    #[error("{0}")]
+    DiskLow(String),
     /// The node is shutting down or its store failed: HTTP 500.
     #[error("node unavailable: {0}")]
     Unavailable(String),
@@ -47,6 +52,7 @@ impl SubmitError {
             SubmitError::Invalid(e) => e.code(),
             SubmitError::Conflict(_) => "sequence_pending",
             SubmitError::Busy(_) => "mempool_full",
+            SubmitError::DiskLow(_) => "disk_low",
             SubmitError::Unavailable(_) => "unavailable",
         }
     }
@@ -137,12 +143,25 @@ pub struct Shared {
     /// Canonical bytes of transactions admitted through the API, for the driver
     /// to gossip.
     pub gossip_out: mpsc::Sender<Vec<Vec<u8>>>,
+    /// Free space on the data directory and the reserve (no new work when low).
+    pub disk: DiskSpace,
+    /// The store write in progress, for the stall watchdog.
+    pub writes: WriteWatch,
 }
 
 impl Shared {
     /// Validates transactions from outside (API or gossip) and admits them into
     /// the mempool. Returns one result per input, in order.
     pub fn admit(&self, items: &[&[u8]], source: Source) -> Vec<Result<Admitted, SubmitError>> {
+        if !self.disk.accepting() {
+            let reason = format!(
+                "node {} is low on disk space ({} MiB free): it takes no new transactions; submit to another node",
+                self.name,
+                self.disk.free_bytes() / (1024 * 1024)
+            );
+            self.metrics.txs_rejected.inc_by(items.len() as u64);
+            return items.iter().map(|_| Err(SubmitError::DiskLow(reason.clone()))).collect();
+        }
         // Decode, stateless rules and signatures first, without any lock.
         let checked: Vec<Result<(SignedTransaction, TxId), TxError>> =
             check_untrusted_batch(&self.genesis, &self.chain, items);

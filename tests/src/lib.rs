@@ -176,6 +176,23 @@ impl Cluster {
         }
     }
 
+    /// Waits (bounded by `secs`) for node `i` to exit on its own; returns its exit
+    /// status, or `None` if it is still running (or was not started).
+    pub fn wait_exit(&mut self, i: usize, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let c = self.nodes[i].child.as_mut()?;
+            if let Ok(Some(s)) = c.try_wait() {
+                self.nodes[i].child = None;
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, then wait (bounded) for a clean exit; returns the exit status.
     pub fn stop(&mut self, i: usize) -> Option<std::process::ExitStatus> {
         let mut c = self.nodes[i].child.take()?;
