@@ -1268,6 +1268,13 @@ impl Ledger {
 }
 
 impl Ledger {
+    /// Why a block write through this handle failed, if one did. From then on
+    /// nothing is written through it, and what sled shows may include part of
+    /// the failed block: readers that answer clients check this first.
+    pub fn write_failed(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
     #[cfg(feature = "failpoints")]
     pub(crate) fn set_tear(&mut self, tear: crate::fault::Tear) {
         self.tear = Some(tear);

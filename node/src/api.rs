@@ -441,7 +441,7 @@ struct AppState {
 
 impl AppState {
     fn ledger(&self) -> ApiResult<RwLockReadGuard<'_, Ledger>> {
-        self.shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))
+        usable(self.shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))?)
     }
 
     /// Runs `f` with the ledger's read lock on tokio's blocking pool. Reads may
@@ -454,11 +454,24 @@ impl AppState {
     ) -> ApiResult<T> {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
-            let ledger = shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))?;
+            let ledger = usable(shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))?)?;
             f(&shared, &ledger)
         })
         .await
         .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+    }
+}
+
+/// The ledger, unless a block write to it failed: the node is stopping, and
+/// the store may show part of a block that was never acknowledged.
+fn usable(ledger: RwLockReadGuard<'_, Ledger>) -> ApiResult<RwLockReadGuard<'_, Ledger>> {
+    match ledger.write_failed() {
+        Some(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unavailable",
+            format!("node unavailable: its store failed ({e}); it is stopping"),
+        )),
+        None => Ok(ledger),
     }
 }
 

@@ -145,12 +145,21 @@ impl DiskSpace {
     }
 
     /// Before committing block `height` of `block_bytes`: measures free space
-    /// and fails if writing it could leave less than the reserve.
+    /// and fails if writing it could leave less than the reserve. If free space
+    /// cannot be measured the commit goes ahead (with a WARN): a real lack of
+    /// space still fails the write, which stops the node.
     pub fn check_commit(&self, height: u64, block_bytes: u64, metrics: &Metrics) -> Result<(), DiskError> {
         if self.reserve_bytes == 0 && self.low_bytes == 0 {
             return Ok(());
         }
-        let free = self.measure()?;
+        let free = match self.measure() {
+            Ok(free) => free,
+            Err(e) => {
+                // Not a storage failure in itself: the write decides (ENOSPC stops the node).
+                self.warn_rate_limited(|| warn!(error = %e, "cannot measure free disk space; committing without the reserve check"));
+                return Ok(());
+            }
+        };
         self.record(free, metrics);
         let need = block_bytes.saturating_mul(WRITE_AMPLIFICATION_MAX).saturating_add(COMMIT_OVERHEAD_BYTES);
         if self.reserve_bytes > 0 && free.saturating_sub(need) < self.reserve_bytes {

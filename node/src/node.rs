@@ -25,7 +25,7 @@ use yrd_ledger::tx::TxId;
 
 use crate::config::NodeConfig;
 use crate::disk::DiskSpace;
-use crate::fatal::{StorageFailure, WriteWatch, STALL_LIMIT};
+use crate::fatal::{StorageFailure, WriteWatch};
 use crate::keys::read_key_file;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
@@ -70,9 +70,12 @@ const FINAL_FLUSH: Duration = Duration::from_secs(10);
 /// How often the driver measures free disk space (and before every commit).
 const DISK_REFRESH: Duration = Duration::from_secs(1);
 
+/// How often the stall watch looks at the store write in progress.
+const STALL_CHECK: Duration = Duration::from_millis(500);
+
 /// Runs a node until SIGINT or SIGTERM, or until it fails. A store write that
-/// does not return within [`STALL_LIMIT`] ends the process (status 2): see
-/// [`crate::fatal`].
+/// does not return within [`crate::fatal::STALL_LIMIT`] ([`crate::fatal::STALL_LIMIT_FULL_DISK`] on a full
+/// disk) ends the process (status 2): see [`crate::fatal`].
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let node = Node::start(config).await?;
     watch_for_stalls(Arc::downgrade(&node.shared));
@@ -80,18 +83,18 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     node.run_until(shutdown).await
 }
 
-/// Exits the process when a store write hangs: a blocked fsync cannot be
+/// Exits the process when a store write hangs: a blocked flush cannot be
 /// cancelled, and a node stuck in one neither votes nor stops on SIGTERM.
 fn watch_for_stalls(shared: std::sync::Weak<Shared>) {
     let spawned = std::thread::Builder::new().name("yrd-stall-watch".into()).spawn(move || loop {
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(STALL_CHECK);
         let Some(shared) = shared.upgrade() else { return };
-        if let Some((what, took)) = shared.writes.stalled(STALL_LIMIT) {
+        if let Some(hung) = shared.writes.hung(|| shared.disk.measure().ok()) {
             error!(
-                write = %what,
-                seconds = took.as_secs(),
-                "storage failure: a store write has not returned for more than {} s (the disk hangs); exiting with status 2 — on restart the store reopens at its last complete block",
-                STALL_LIMIT.as_secs()
+                write = %hung.what,
+                seconds = hung.took.as_secs(),
+                free_bytes = hung.free_bytes,
+                "storage failure: {hung}; exiting with status 2 — on restart the store reopens at its last complete block"
             );
             std::process::exit(2);
         }
@@ -287,28 +290,29 @@ impl Node {
     /// Runs the driver until `shutdown` completes or the driver fails, then
     /// stops the API and the network and flushes the store, each step bounded
     /// ([`API_DRAIN`], [`NET_SHUTDOWN`], [`FINAL_FLUSH`]). A failure is logged as
-    /// an ERROR before anything else. After a storage failure the store is not
-    /// touched again — no final flush, and its handles are left open for the
-    /// process exit to close, since sled's own close flushes too and can hang
-    /// after a failed write ([`crate::fatal`]).
+    /// an ERROR before anything else. After a failed store write or read the
+    /// store is not touched again: no final flush, and its handles are leaked
+    /// for the process exit to close, because sled closes a tree by flushing
+    /// until nothing is left, which can be forever after a failed write
+    /// ([`crate::fatal`]).
     pub async fn run_until(mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let result = self.driver.run(&mut self.events, &mut self.gossip_in, shutdown).await;
-        let storage_failed = match &result {
-            Err(e) => {
-                let storage = StorageFailure::find(e).is_some();
-                if storage {
+        let mut store_failed = false;
+        if let Err(e) = &result {
+            match StorageFailure::find(e) {
+                Some(failure) => {
+                    store_failed = failure.store_failed();
                     error!(
-                        error = %format!("{e:#}"),
+                        // Its Display names its source already; `{e:#}` would repeat it.
+                        error = %failure,
                         height = self.shared.height().0,
-                        "the node stops on a storage failure: nothing more is written or acknowledged; fix the disk and restart — the store reopens at its last complete block and fetches the rest from its peers"
+                        "the node stops on a storage failure: nothing more is written or acknowledged; fix the disk and \
+                         restart — the store reopens at its last complete block and fetches the rest from its peers"
                     );
-                } else {
-                    error!(error = %format!("{e:#}"), "the node stops");
                 }
-                storage
+                None => error!(error = %format!("{e:#}"), "the node stops"),
             }
-            Ok(()) => false,
-        };
+        }
         if let Some(tx) = self.api_shutdown.take() {
             let _ = tx.send(());
         }
@@ -319,10 +323,9 @@ impl Node {
         if tokio::time::timeout(NET_SHUTDOWN, self.net.shutdown()).await.is_err() {
             warn!("the network did not close within {} s", NET_SHUTDOWN.as_secs());
         }
-        if storage_failed {
-            std::mem::forget(self.driver);
-            std::mem::forget(self.shared);
-            info!("stopped");
+        if store_failed {
+            leak_store(self.driver, self.shared);
+            info!("stopped without flushing the failed store");
             return result;
         }
         let shared = self.shared.clone();
@@ -341,13 +344,20 @@ impl Node {
         };
         if let Err(e) = flushed {
             error!(error = %e, "the node stops with its store possibly not flushed; on restart it reopens at its last complete block");
-            std::mem::forget(self.driver);
-            std::mem::forget(self.shared);
+            leak_store(self.driver, self.shared);
             return result.and(Err(e));
         }
         info!("stopped");
         result
     }
+}
+
+/// Leaves the store's handles open for the process exit to close: dropping the
+/// last one makes sled flush until nothing is left, which after a failed write
+/// may never end (see [`crate::fatal`]). Only for a process about to exit.
+fn leak_store(driver: Driver, shared: Arc<Shared>) {
+    std::mem::forget(driver);
+    std::mem::forget(shared);
 }
 
 struct Driver {

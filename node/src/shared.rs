@@ -168,6 +168,10 @@ impl Shared {
         let Ok(ledger) = self.ledger.read() else {
             return items.iter().map(|_| Err(SubmitError::Unavailable("ledger lock poisoned".into()))).collect();
         };
+        if let Some(e) = ledger.write_failed() {
+            let reason = format!("its store failed ({e}); it is stopping");
+            return items.iter().map(|_| Err(SubmitError::Unavailable(reason.clone()))).collect();
+        }
         let recent = match source {
             Source::Client => None,
             Source::Gossip => match self.recent.lock() {

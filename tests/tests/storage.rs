@@ -1,14 +1,21 @@
-//! Fail-stop storage with real processes: one validator of four keeps its data
-//! on a small tmpfs while load runs. It must stop — at its disk reserve, or on
-//! ENOSPC when the reserve is off — with the error logged as an ERROR first and a
-//! non-zero exit within a bound (no hang in its final flush), while the other
-//! three keep finalising. Once the tmpfs is enlarged it must restart without
-//! intervention (the store reopens at its last complete block), catch up, keep
-//! every block its API showed as final, and pass `yrd audit verify-ledger`.
+//! Fail-stop storage with real processes. One validator of four keeps its data
+//! on a small tmpfs (RAM, never the root filesystem):
 //!
-//! Needs root (mount); skipped with the reason otherwise.
+//! - with load running, it stops at its disk reserve (after refusing new work
+//!   below its low mark), or — the reserve off — fails with ENOSPC; either way
+//!   with the error logged as an ERROR first and a non-zero exit within a bound,
+//!   while the other three keep finalising;
+//! - with its disk filled outright, its next write fails and it exits within a
+//!   bound (it used to hang in its final flush, deaf to SIGTERM).
+//!
+//! Each time, once there is room again, it restarts without intervention (the
+//! store reopens at its last complete block, repaired if the failed write tore
+//! it), catches up, still holds every block its API showed as final, and
+//! `yrd audit verify-ledger` says CONSISTENT.
+//!
+//! Needs root (mount); each test is skipped with the reason otherwise.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,59 +25,21 @@ use serde_json::{json, Value};
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::AttestationKind;
 use yrd_ledger::uscc::Uscc;
-use yrd_tests::{yrd_bin, Cluster};
+use yrd_tests::{yrd_bin, Cluster, Tmpfs};
 
 /// The validator whose data directory is on the tmpfs.
 const SMALL: usize = 3;
 /// Attestations per batch submission of the load.
 const LOAD_BATCH: u64 = 400;
-/// A node whose store failed must exit within this long of logging the error.
+/// A node whose store failed must have exited this long after it logged the
+/// error (its own shutdown steps are bounded at 5 + 5 s, the runtime's at 5 s).
 const EXIT_BOUND_S: u64 = 30;
+/// How long the load may run before the small disk must have stopped the node.
+const LOAD_LIMIT_S: u64 = 300;
+const MIB: u64 = 1024 * 1024;
 
-/// A tmpfs mounted over a directory, unmounted (lazily) when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, mib: u64) -> Result<Tmpfs, String> {
-        if !Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0") {
-            return Err("needs root to mount a tmpfs".into());
-        }
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "yrd-test-disk"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount -t tmpfs failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(Tmpfs(dir.to_path_buf()))
-    }
-
-    fn resize(&self, mib: u64) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={mib}m")])
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "cannot resize the tmpfs at {} to {mib} MiB", self.0.display());
-    }
-
-    /// Free bytes, as `df` sees them.
-    fn free_bytes(&self) -> u64 {
-        let out = Command::new("df").args(["-B1", "--output=avail"]).arg(&self.0).output().expect("df");
-        String::from_utf8_lossy(&out.stdout).lines().nth(1).and_then(|l| l.trim().parse().ok()).expect("df output")
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Submits attestations to nodes 0..SMALL in batches until stopped; counts the
-/// accepted ones.
+/// Submits attestations to the nodes other than the small one, in batches, until
+/// stopped; counts the accepted ones.
 fn start_load(c: &Cluster, stop: Arc<AtomicBool>, accepted: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
     let chain = TestChain::new(4, 4);
     let apis: Vec<String> = c.nodes[..SMALL].iter().map(|n| n.api.clone()).collect();
@@ -107,113 +76,111 @@ fn start_load(c: &Cluster, stop: Arc<AtomicBool>, accepted: Arc<AtomicU64>) -> s
     })
 }
 
-/// Hashes of the blocks node `i` serves as final, from `from` up to its height.
+/// Appends the hashes of the blocks node `i` serves as final, up to its height.
 fn record_blocks(c: &Cluster, i: usize, seen: &mut Vec<(u64, String)>) {
     let Some(h) = c.height(i) else { return };
     let mut next = seen.last().map_or(1, |(h, _)| h + 1);
     while next <= h {
         match c.get(i, &format!("/v1/blocks/{next}")) {
-            Some((200, b)) => seen.push((next, b["hash"].as_str().expect("hash").to_string())),
+            Some((200, b)) => match b["hash"].as_str() {
+                Some(hash) => seen.push((next, hash.to_string())),
+                None => return,
+            },
             _ => return,
         }
         next += 1;
     }
 }
 
-/// Runs the scenario; `storage` is the `[storage]` section of the small node's config.
-fn small_disk_scenario(name: &str, tmpfs_mib: u64, storage: &str, expect_in_error: &[&str]) {
-    let mut c = Cluster::prepare(4, &[]);
-    let fs = match Tmpfs::mount(&c.nodes[SMALL].data_dir, tmpfs_mib) {
-        Ok(fs) => fs,
-        Err(reason) => {
-            println!("SKIPPED {name}: {reason}");
-            return;
-        }
-    };
-    let config = c.nodes[SMALL].config.clone();
-    let mut text = std::fs::read_to_string(&config).expect("config");
-    text.push_str(storage);
-    std::fs::write(&config, text).expect("config");
-    for i in 0..4 {
-        c.start_node(i);
-    }
-    for i in 0..4 {
-        c.wait_height(i, 1, 60);
-    }
+/// The ERROR with which the node stops on a storage failure (the driver's, or
+/// the stall watch's). sled's background flusher, or an API query that hit the
+/// failing store, may log an ERROR of their own first; those do not stop it.
+fn node_error(c: &Cluster, i: usize) -> Option<String> {
+    let log = std::fs::read_to_string(&c.nodes[i].log).unwrap_or_default();
+    log.lines().find(|l| l.contains(" ERROR yrd_node::node: ") && l.contains("storage failure")).map(str::to_string)
+}
 
-    // Load until the small node stops; meanwhile record what its API shows final.
-    let stop = Arc::new(AtomicBool::new(false));
-    let accepted = Arc::new(AtomicU64::new(0));
-    let load = start_load(&c, stop.clone(), accepted.clone());
-    let mut shown: Vec<(u64, String)> = Vec::new();
-    let mut refused_low = None;
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let error_seen = loop {
-        record_blocks(&c, SMALL, &mut shown);
-        if refused_low.is_none() {
-            // Does the node still accept work? (503 disk_low once below the low mark.)
-            let tx = c.chain.attestation(0, 10_000_000_000 + shown.len() as u64, Uscc::sample(7), AttestationKind::RedList);
-            if let Some((503, body)) = c.post(SMALL, "/v1/transactions", &json!({ "tx": hex::encode(tx.encode().unwrap()) })) {
-                if body["code"] == "disk_low" {
-                    refused_low = Some(body);
-                }
-            }
+/// Every ERROR line in node `i`'s log (for the test's output).
+fn error_lines(c: &Cluster, i: usize) -> Vec<String> {
+    let log = std::fs::read_to_string(&c.nodes[i].log).unwrap_or_default();
+    log.lines().filter(|l| l.contains(" ERROR ")).map(str::to_string).collect()
+}
+
+/// Waits for node `i` to log its ERROR (bounded by `secs`), then for it to exit
+/// within [`EXIT_BOUND_S`]: returns the line and the (non-zero) exit status.
+fn wait_fail_stop(c: &mut Cluster, i: usize, secs: u64, mut each: impl FnMut(&Cluster)) -> (String, std::process::ExitStatus) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let line = loop {
+        each(c);
+        if let Some(line) = node_error(c, i) {
+            break line;
         }
-        let log = std::fs::read_to_string(&c.nodes[SMALL].log).unwrap_or_default();
-        if let Some(line) = log.lines().find(|l| l.contains(" ERROR ")) {
-            break line.to_string();
-        }
-        assert!(c.nodes[SMALL].is_running(), "{} exited without logging an ERROR:\n{}", c.nodes[SMALL].name, c.nodes[SMALL].log_tail(30));
-        assert!(Instant::now() < deadline, "{} did not stop within 240 s of load ({} attestations accepted); log tail:\n{}",
-            c.nodes[SMALL].name, accepted.load(Ordering::Relaxed), c.nodes[SMALL].log_tail(20));
+        let name = c.nodes[i].name.clone();
+        assert!(c.nodes[i].is_running(), "{name} exited without logging an ERROR:\n{}", c.nodes[i].log_tail(30));
+        assert!(Instant::now() < deadline, "{name} did not stop within {secs} s; log tail:\n{}", c.nodes[i].log_tail(20));
         std::thread::sleep(Duration::from_millis(200));
     };
-    println!("{name}: first ERROR after {} attestations accepted: {error_seen}", accepted.load(Ordering::Relaxed));
-    for want in expect_in_error {
-        assert!(error_seen.contains(want), "the first ERROR does not name the failure ({want:?}): {error_seen}");
+    let logged = Instant::now();
+    let status = c.wait_exit(i, EXIT_BOUND_S).unwrap_or_else(|| {
+        panic!(
+            "{} logged its failure but did not exit within {EXIT_BOUND_S} s (a hang on the failed store?):\n{}",
+            c.nodes[i].name,
+            c.nodes[i].log_tail(20)
+        )
+    });
+    assert!(!status.success(), "{} stopped on a storage failure with a success status", c.nodes[i].name);
+    println!("{} exited {} ms after its ERROR, with {status}; its ERROR lines:", c.nodes[i].name, logged.elapsed().as_millis());
+    for l in error_lines(c, i) {
+        println!("    {l}");
     }
-    let status = c
-        .wait_exit(SMALL, EXIT_BOUND_S)
-        .unwrap_or_else(|| panic!("{} logged its failure but did not exit within {EXIT_BOUND_S} s:\n{}", c.nodes[SMALL].name, c.nodes[SMALL].log_tail(20)));
-    assert!(!status.success(), "{} stopped on a storage failure with a success status", c.nodes[SMALL].name);
-    let free_at_exit = fs.free_bytes();
-    println!("{name}: {} exited with {status}; {free_at_exit} bytes free on its disk; its API showed {} blocks final", c.nodes[SMALL].name, shown.len());
+    (line, status)
+}
 
-    // The other three keep finalising.
+/// The other three keep finalising: a few more blocks, and a new attestation
+/// final on node 0. Returns its id.
+fn others_keep_finalising(c: &mut Cluster) -> String {
     let h0 = c.height(0).expect("node 0 answers");
     c.wait_height(0, h0 + 3, 60);
-    stop.store(true, Ordering::Relaxed);
-    load.join().expect("load thread");
     let tx = c.chain.attestation(1, 20_000_000_000, Uscc::sample(11), AttestationKind::Commitment);
-    let (status, body) = c.submit(0, &tx);
-    assert_eq!(status, 202, "{body}");
-    let after_id = body["id"].as_str().expect("id").to_string();
-    c.wait_final(0, &after_id, 60);
+    // After a load the mempool may still be full for a while (503 mempool_full).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let body = loop {
+        let (status, body) = c.submit(0, &tx);
+        if status == 202 {
+            break body;
+        }
+        assert!(status == 503 && body["code"] == "mempool_full" && Instant::now() < deadline, "{status} {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let id = body["id"].as_str().expect("id").to_string();
+    c.wait_final(0, &id, 60);
+    id
+}
 
-    // More room; the node restarts by itself, catches up and agrees.
-    fs.resize(tmpfs_mib * 8);
+/// Restarts the small node (its disk has room again) and checks it recovered:
+/// catches up with node 0, keeps every block it showed as final, agrees block by
+/// block, sees `after_id` final, stops cleanly on SIGTERM, and its store passes
+/// the auditor. Returns the repair line it logged at start, if any.
+fn restart_and_check(c: &mut Cluster, shown: &[(u64, String)], after_id: &str) -> Option<String> {
     c.start_node(SMALL);
     let target = c.height(0).expect("node 0 answers");
     c.wait_height(SMALL, target, 180);
     let log = std::fs::read_to_string(&c.nodes[SMALL].log).unwrap_or_default();
-    if let Some(line) = log.lines().find(|l| l.contains("repaired")) {
-        println!("{name}: at restart: {line}");
-    }
-    for (h, hash) in &shown {
+    let repaired = log.lines().find(|l| l.contains("store repaired at open")).map(str::to_string);
+    let name = c.nodes[SMALL].name.clone();
+    for (h, hash) in shown {
         let (status, b) = c.get(SMALL, &format!("/v1/blocks/{h}")).expect("block");
-        assert_eq!(status, 200, "block {h} that {} showed as final is gone: {b}", c.nodes[SMALL].name);
-        assert_eq!(b["hash"].as_str(), Some(hash.as_str()), "block {h} changed on {}", c.nodes[SMALL].name);
+        assert_eq!(status, 200, "block {h} that {name} showed as final is gone: {b}");
+        assert_eq!(b["hash"].as_str(), Some(hash.as_str()), "block {h} changed on {name}");
     }
     for h in 1..=target {
         let a = c.get(0, &format!("/v1/blocks/{h}")).expect("block").1["hash"].clone();
         let b = c.get(SMALL, &format!("/v1/blocks/{h}")).expect("block").1["hash"].clone();
-        assert_eq!(a, b, "block {h} differs between {} and {}", c.nodes[0].name, c.nodes[SMALL].name);
+        assert_eq!(a, b, "block {h} differs between {} and {name}", c.nodes[0].name);
     }
-    c.wait_final(SMALL, &after_id, 60);
-
-    // A clean stop, then the auditor's verdict on its store.
+    c.wait_final(SMALL, after_id, 60);
     let status = c.stop(SMALL).expect("running");
-    assert!(status.success(), "{} exited with {status} on SIGTERM", c.nodes[SMALL].name);
+    assert!(status.success(), "{name} exited with {status} on SIGTERM");
     let out = Command::new(yrd_bin())
         .args(["audit", "verify-ledger", "--data"])
         .arg(&c.nodes[SMALL].data_dir)
@@ -223,9 +190,96 @@ fn small_disk_scenario(name: &str, tmpfs_mib: u64, storage: &str, expect_in_erro
         .expect("yrd audit verify-ledger");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("CONSISTENT"), "verify-ledger: {text}{}", String::from_utf8_lossy(&out.stderr));
-    println!("{name}: restarted, caught up to {target}, {} blocks it had shown final still there, store CONSISTENT", shown.len());
-    if let Some(body) = refused_low {
-        println!("{name}: below the low mark the API answered 503 {body}");
+    println!("{name}: restarted, caught up to {target}, the {} blocks it had shown final still there, store CONSISTENT", shown.len());
+    repaired
+}
+
+/// Prepares the cluster with the small node's data directory on a tmpfs and
+/// `storage` appended to its config; `None` (test skipped) without root.
+fn small_disk_cluster(name: &str, tmpfs_mib: u64, storage: &str) -> Option<(Cluster, Tmpfs)> {
+    let c = Cluster::prepare(4, &[]);
+    let fs = match Tmpfs::mount(&c.nodes[SMALL].data_dir, tmpfs_mib) {
+        Ok(fs) => fs,
+        Err(reason) => {
+            println!("SKIPPED {name}: {reason}");
+            return None;
+        }
+    };
+    let config = c.nodes[SMALL].config.clone();
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(storage);
+    std::fs::write(&config, text).expect("config");
+    Some((c, fs))
+}
+
+/// What a load scenario expects.
+struct Expect {
+    /// Every one of these is in the node's ERROR line.
+    in_error: &'static [&'static str],
+    /// Below its low mark the node answered a submission 503 `disk_low`.
+    low_refusal: bool,
+    /// Free space on its disk when it exited, at least.
+    free_at_exit_min: u64,
+}
+
+/// Load until the small node fail-stops, then the checks of the module docs.
+fn small_disk_under_load(name: &str, tmpfs_mib: u64, storage: &str, expect: Expect) {
+    let Some((mut c, fs)) = small_disk_cluster(name, tmpfs_mib, storage) else { return };
+    for i in 0..4 {
+        c.start_node(i);
+    }
+    for i in 0..4 {
+        c.wait_height(i, 1, 60);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let load = start_load(&c, stop.clone(), accepted.clone());
+    // Meanwhile: what the small node's API shows final, and whether it refuses work.
+    let mut shown: Vec<(u64, String)> = Vec::new();
+    let mut refused_low: Option<Value> = None;
+    let mut probe = 0u64;
+    let (line, status) = wait_fail_stop(&mut c, SMALL, LOAD_LIMIT_S, |c| {
+        record_blocks(c, SMALL, &mut shown);
+        if refused_low.is_none() {
+            probe += 1;
+            let tx = c.chain.attestation(0, 10_000_000_000 + probe, Uscc::sample(7), AttestationKind::RedList);
+            if let Some((503, body)) = c.post(SMALL, "/v1/transactions", &json!({ "tx": hex::encode(tx.encode().expect("encode")) })) {
+                if body["code"] == "disk_low" {
+                    refused_low = Some(body);
+                }
+            }
+        }
+    });
+    let free_at_exit = fs.free_bytes();
+    println!(
+        "{name}: ERROR after {} attestations accepted by the others: {line}\n{name}: exit {status}, {} KiB free on its disk, its API showed {} blocks final",
+        accepted.load(Ordering::Relaxed),
+        free_at_exit / 1024,
+        shown.len()
+    );
+    for want in expect.in_error {
+        assert!(line.contains(want), "the ERROR does not name the failure ({want:?}): {line}");
+    }
+    if expect.low_refusal {
+        let body = refused_low.as_ref().unwrap_or_else(|| panic!("{name}: the node never answered 503 disk_low before it stopped"));
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("low on disk space")), "{body}");
+        println!("{name}: below its low mark the API answered 503 {body}");
+    }
+    assert!(
+        free_at_exit >= expect.free_at_exit_min,
+        "{name}: {free_at_exit} bytes free at exit, expected at least {}",
+        expect.free_at_exit_min
+    );
+
+    // The others keep finalising under the load, and after it.
+    let h0 = c.height(0).expect("node 0 answers");
+    c.wait_height(0, h0 + 3, 60);
+    stop.store(true, Ordering::Relaxed);
+    load.join().expect("load thread");
+    let after_id = others_keep_finalising(&mut c);
+    fs.resize(tmpfs_mib * 8);
+    if let Some(line) = restart_and_check(&mut c, &shown, &after_id) {
+        println!("{name}: at restart: {line}");
     }
     drop(c);
     drop(fs);
@@ -234,10 +288,123 @@ fn small_disk_scenario(name: &str, tmpfs_mib: u64, storage: &str, expect_in_erro
 #[test]
 fn a_validator_on_a_full_disk_fails_stop_then_restarts_and_catches_up() {
     // No reserve: the write that does not fit fails with ENOSPC.
-    small_disk_scenario(
+    small_disk_under_load(
         "full disk (reserve 0)",
         32,
         "\n[storage]\nreserve_mib = 0\nlow_mib = 0\n",
-        &["No space left on device"],
+        Expect { in_error: &["storage failure", "No space left on device"], low_refusal: false, free_at_exit_min: 0 },
     );
 }
+
+#[test]
+fn a_validator_stops_at_its_disk_reserve_before_the_disk_fills() {
+    // Below 40 MiB free no new work; a block that could leave less than 8 MiB stops it.
+    small_disk_under_load(
+        "disk reserve",
+        64,
+        "\n[storage]\nreserve_mib = 8\nlow_mib = 40\n",
+        Expect { in_error: &["storage failure", "disk reserve reached"], low_refusal: true, free_at_exit_min: 4 * MIB },
+    );
+}
+
+#[test]
+fn a_node_whose_store_failed_exits_within_a_bound() {
+    let name = "store failed";
+    let Some((mut c, fs)) = small_disk_cluster(name, 32, "\n[storage]\nreserve_mib = 0\nlow_mib = 0\n") else { return };
+    for i in 0..4 {
+        c.start_node(i);
+    }
+    for i in 0..4 {
+        c.wait_height(i, 2, 60);
+    }
+    let mut shown = Vec::new();
+    record_blocks(&c, SMALL, &mut shown);
+    // Fill the disk outright: the node's next write (an empty block each second,
+    // or the safety state before a vote) fails with ENOSPC.
+    let filler = fs.path().join("filler");
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    for chunk in [MIB as usize, 4096, 1] {
+        let buf = vec![0u8; chunk];
+        while f.write_all(&buf).is_ok() {}
+    }
+    drop(f);
+    println!("{name}: disk filled, {} bytes free", fs.free_bytes());
+    let (line, _) = wait_fail_stop(&mut c, SMALL, 60, |c| record_blocks(c, SMALL, &mut shown));
+    assert!(line.contains("storage failure") && line.contains("No space left on device"), "{line}");
+    println!("{name}: {line}");
+
+    let after_id = others_keep_finalising(&mut c);
+    std::fs::remove_file(&filler).expect("remove filler");
+    if let Some(line) = restart_and_check(&mut c, &shown, &after_id) {
+        println!("{name}: at restart: {line}");
+    }
+    drop(c);
+    drop(fs);
+}
+
+/// Disk used by a validator that resyncs the whole chain from its peers, against
+/// the live store of one that followed it: peak during the resync and at the
+/// end, with `du` (allocated blocks). Printed, and bounded by
+/// [`RESYNC_DISK_RATIO_MAX`] times the live store.
+#[test]
+fn resync_uses_disk_proportional_to_the_chain() {
+    let mut c = Cluster::start(4);
+    for i in 0..4 {
+        c.wait_height(i, 1, 60);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let load = start_load(&c, stop.clone(), accepted.clone());
+    let h0 = c.height(0).expect("node 0 answers");
+    c.wait_height(0, h0 + RESYNC_LOAD_BLOCKS, 300);
+    stop.store(true, Ordering::Relaxed);
+    load.join().expect("load thread");
+    // Let the mempools drain into blocks, then measure at rest.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while c.get(0, "/v1/status").is_some_and(|(_, v)| v["mempool_size"].as_u64().unwrap_or(0) > 0) {
+        assert!(Instant::now() < deadline, "the mempool did not drain");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let target = c.height(0).expect("node 0 answers");
+    c.wait_height(SMALL, target, 60);
+    let status = c.get(0, "/v1/status").expect("status").1;
+    let live = yrd_tests::du_bytes(&c.nodes[0].data_dir);
+    let follower = yrd_tests::du_bytes(&c.nodes[SMALL].data_dir);
+    // Wipe the follower and let it resync from empty, watching its disk use.
+    c.kill(SMALL);
+    std::fs::remove_dir_all(&c.nodes[SMALL].data_dir).expect("wipe");
+    c.start_node(SMALL);
+    let mut peak = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while c.height(SMALL).is_none_or(|h| h < target) {
+        peak = peak.max(yrd_tests::du_bytes(&c.nodes[SMALL].data_dir));
+        assert!(Instant::now() < deadline && c.nodes[SMALL].is_running(), "no resync to {target}:\n{}", c.nodes[SMALL].log_tail(20));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = yrd_tests::du_bytes(&c.nodes[SMALL].data_dir);
+    peak = peak.max(after);
+    // A few seconds at rest: sled's background flusher and segment cleaner.
+    std::thread::sleep(Duration::from_secs(5));
+    let settled = yrd_tests::du_bytes(&c.nodes[SMALL].data_dir);
+    let mib = |b: u64| b as f64 / MIB as f64;
+    println!(
+        "resync: chain of {target} blocks, {} transactions; live store {:.1} MiB (a follower's {:.1} MiB); \
+         resync from empty: peak {:.1} MiB, at catch-up {:.1} MiB, 5 s later {:.1} MiB (peak/live {:.2})",
+        status["log_size"],
+        mib(live),
+        mib(follower),
+        mib(peak),
+        mib(after),
+        mib(settled),
+        peak as f64 / live as f64
+    );
+    assert!(
+        peak <= live * RESYNC_DISK_RATIO_MAX,
+        "resync took {peak} bytes at its peak, more than {RESYNC_DISK_RATIO_MAX}× the live store's {live}"
+    );
+}
+
+/// Blocks of load before the resync measurement.
+const RESYNC_LOAD_BLOCKS: u64 = 20;
+/// A resync may take at most this many times the live store's disk.
+const RESYNC_DISK_RATIO_MAX: u64 = 2;
