@@ -37,6 +37,9 @@ pub mod certificate;
 pub mod codec;
 pub mod core;
 pub mod crypto;
+pub mod sigrule;
+#[cfg(feature = "adversary")]
+pub mod adversary;
 pub mod evidence;
 pub mod messages;
 pub mod safety;

@@ -57,18 +57,18 @@ pub enum ValidatorSetError {
     Empty,
     #[error("{0} validators is more than the maximum of {MAX_VALIDATORS}")]
     TooMany(usize),
-    #[error("validator {index} has an invalid ed25519 public key")]
-    BadKey { index: usize },
+    #[error("validator {index} has an unusable ed25519 public key: {reason}")]
+    BadKey { index: usize, reason: String },
     #[error("validator key {key} appears twice (positions {first} and {second})")]
     Duplicate { key: String, first: usize, second: usize },
 }
 
-/// The validators of the chain, equal weight, in a fixed order. Keys are parsed
-/// once here and cached (parsing costs as much as a tenth of a verification).
+/// The validators of the chain, equal weight, in a fixed order. Keys are checked
+/// against the key rule and prepared for verification once, here.
 #[derive(Clone)]
 pub struct ValidatorSet {
     keys: Vec<PublicKey>,
-    parsed: Vec<ed25519_dalek::VerifyingKey>,
+    parsed: Vec<crate::crypto::PreparedKey>,
 }
 
 impl ValidatorSet {
@@ -84,7 +84,7 @@ impl ValidatorSet {
             if let Some(first) = keys[..i].iter().position(|o| o == k) {
                 return Err(ValidatorSetError::Duplicate { key: k.to_hex(), first, second: i });
             }
-            parsed.push(k.verifying_key().map_err(|_| ValidatorSetError::BadKey { index: i })?);
+            parsed.push(k.prepared().map_err(|e| ValidatorSetError::BadKey { index: i, reason: e.to_string() })?);
         }
         Ok(ValidatorSet { keys, parsed })
     }
@@ -121,7 +121,7 @@ impl ValidatorSet {
         self.keys.get(index.0 as usize)
     }
 
-    pub fn verifying_key(&self, index: ValidatorIndex) -> Option<&ed25519_dalek::VerifyingKey> {
+    pub fn verifying_key(&self, index: ValidatorIndex) -> Option<&crate::crypto::PreparedKey> {
         self.parsed.get(index.0 as usize)
     }
 

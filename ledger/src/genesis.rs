@@ -151,8 +151,8 @@ pub enum GenesisError {
     DuplicateName(String),
     #[error("key {0} is used twice (validator, issuer and observer keys must all differ)")]
     DuplicateKey(String),
-    #[error("issuer {name:?} key is not a valid ed25519 public key")]
-    BadIssuerKey { name: String },
+    #[error("{what} {name:?} has a key that cannot be used: {reason}")]
+    WeakKey { what: &'static str, name: String, reason: String },
     #[error("issuer {name:?} may issue no kind of attestation")]
     NoKinds { name: String },
     #[error("issuer {name:?} lists a kind twice or out of order")]
@@ -211,7 +211,6 @@ impl Genesis {
                 codec::MAX_ENCODED_BYTES
             )));
         }
-        self.validator_set()?;
         let mut names = BTreeSet::new();
         let mut keys = BTreeSet::new();
         let all = self
@@ -222,6 +221,8 @@ impl Genesis {
             .chain(self.observers.iter().map(|o| ("observer", &o.name, &o.key)));
         for (what, name, key) in all {
             check_name(what, name)?;
+            // The key rule (sigrule): no weak, mixed-order or non-canonical keys.
+            key.check().map_err(|e| GenesisError::WeakKey { what, name: name.clone(), reason: e.to_string() })?;
             if !names.insert(name.as_str()) {
                 return Err(GenesisError::DuplicateName(name.clone()));
             }
@@ -229,10 +230,8 @@ impl Genesis {
                 return Err(GenesisError::DuplicateKey(key.to_hex()));
             }
         }
+        self.validator_set()?;
         for i in &self.issuers {
-            if i.key.verifying_key().is_err() {
-                return Err(GenesisError::BadIssuerKey { name: i.name.clone() });
-            }
             if i.kinds.is_empty() {
                 return Err(GenesisError::NoKinds { name: i.name.clone() });
             }

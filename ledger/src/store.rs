@@ -905,13 +905,21 @@ impl Ledger {
         let mut rejected = Vec::new();
         // (position in `txs`, transaction, id, canonical bytes)
         let mut accepted: Vec<(usize, &SignedTransaction, TxId, Vec<u8>)> = Vec::with_capacity(txs.len());
-        let mut to_verify = Vec::new();
         for (index, tx) in txs.iter().enumerate() {
             let bytes = tx.encode()?;
             let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
+            // Signature last (the costliest check), on its own: the signature rule never
+            // batches, so this verdict is the one every other path gives.
             let verdict = check_stateless(&self.genesis, &self.chain, tx)
                 .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) })
-                .and_then(|_| self.check_stateful(tx, &id, &overlay, &mut read));
+                .and_then(|_| self.check_stateful(tx, &id, &overlay, &mut read))
+                .and_then(|_| {
+                    if sig_verified(&id) || tx.verify_signature().is_ok() {
+                        Ok(())
+                    } else {
+                        Err(TxError::BadSignature)
+                    }
+                });
             if let Err(error) = verdict {
                 match mode {
                     Mode::Fail => return Err(BlockError::InvalidTx { index, error }),
@@ -926,40 +934,8 @@ impl Ledger {
             if let TxBody::Revoke(r) = &tx.tx.body {
                 overlay.revoked.insert(r.target, id);
             }
-            if !sig_verified(&id) {
-                to_verify.push(accepted.len());
-            }
             accepted.push((index, tx, id, bytes));
         }
-        if !to_verify.is_empty() {
-            let refs: Vec<&SignedTransaction> = to_verify.iter().map(|&i| accepted[i].1).collect();
-            if let Err(bad) = crate::tx::verify_batch(&refs) {
-                let index = to_verify[bad];
-                match mode {
-                    Mode::Fail => return Err(BlockError::InvalidTx { index, error: TxError::BadSignature }),
-                    Mode::Skip => {
-                        // Only reachable if a caller skipped signature checks; verify one by one.
-                        let mut keep = Vec::with_capacity(accepted.len());
-                        let mut positions = Vec::with_capacity(accepted.len());
-                        for (pos, tx, id, _) in accepted {
-                            if tx.verify_signature().is_ok() {
-                                keep.push(tx.clone());
-                                positions.push(pos);
-                            } else {
-                                rejected.push((id, TxError::BadSignature));
-                            }
-                        }
-                        return self
-                            .execute(&keep, proposer, round, timestamp_ms, Mode::Fail, &|_| true)
-                            .map(|(e, mut r, kept)| {
-                                rejected.append(&mut r);
-                                (e, rejected, kept.into_iter().map(|i| positions[i]).collect())
-                            });
-                    }
-                }
-            }
-        }
-
         // Log: append leaf hashes of the canonical transaction bytes.
         let leaves: Vec<Hash32> = accepted.iter().map(|(_, _, _, b)| merkle::leaf_hash(b)).collect();
         let log_nodes = merkle::append_nodes(self, self.log_size, &leaves).map_err(log_err)?;

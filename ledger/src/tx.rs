@@ -336,7 +336,8 @@ impl SignedTransaction {
         Ok(TxId(sha256(&[&self.encode()?])))
     }
 
-    /// Verifies the issuer's signature (strict ed25519).
+    /// Verifies the issuer's signature under the signature rule
+    /// (`yrd_consensus::sigrule`): the one check every path uses.
     pub fn verify_signature(&self) -> Result<(), yrd_consensus::crypto::CryptoError> {
         let payload = self
             .tx
@@ -346,33 +347,3 @@ impl SignedTransaction {
     }
 }
 
-/// Verifies many transaction signatures at once (ed25519 batch verification,
-/// several times cheaper per signature). On failure, falls back to single checks
-/// and returns the index of the first bad signature.
-pub fn verify_batch(txs: &[&SignedTransaction]) -> Result<(), usize> {
-    let mut messages = Vec::with_capacity(txs.len());
-    let mut sigs = Vec::with_capacity(txs.len());
-    let mut keys = Vec::with_capacity(txs.len());
-    for (i, t) in txs.iter().enumerate() {
-        let payload = t.tx.signing_payload().map_err(|_| i)?;
-        messages.push(yrd_consensus::crypto::signing_bytes(TAG_TRANSACTION, &payload));
-        sigs.push(ed25519_dalek::Signature::from_bytes(&t.signature.0));
-        let vk = t.tx.issuer.verifying_key().map_err(|_| i)?;
-        if vk.is_weak() {
-            return Err(i);
-        }
-        keys.push(vk);
-    }
-    let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
-    if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
-        return Ok(());
-    }
-    for (i, t) in txs.iter().enumerate() {
-        if t.verify_signature().is_err() {
-            return Err(i);
-        }
-    }
-    // The batch equation can reject signatures that the strict single check
-    // accepts (crafted small-order components); the strict check is the rule.
-    Ok(())
-}

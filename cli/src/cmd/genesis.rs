@@ -243,7 +243,7 @@ fn parse_key(key: &str) -> anyhow::Result<PublicKey> {
     let looks_hex = key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
     if looks_hex && !path.exists() {
         let public = PublicKey::from_hex(key).map_err(|e| anyhow!("public key {key}: {e}"))?;
-        public.verifying_key().map_err(|_| anyhow!("{key} is not a valid ed25519 public key"))?;
+        public.check().map_err(|e| anyhow!("public key {key} cannot be used: {e}"))?;
         return Ok(public);
     }
     if !path.exists() {
