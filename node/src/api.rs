@@ -99,6 +99,7 @@ impl ApiError {
             SubmitError::Conflict(_) => StatusCode::CONFLICT,
             SubmitError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             SubmitError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SubmitError::Halted { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, e.code(), e.to_string())
     }
@@ -414,6 +415,10 @@ struct StatusResponse {
     mempool_capacity: usize,
     peers: Vec<PeerJson>,
     validators: Vec<ValidatorJson>,
+    /// Set when a certified block fails this node's validation (it stopped following the chain).
+    halted: Option<crate::health::Halt>,
+    /// This node's clock against the other validators' (null until a proposal was seen).
+    clock: Option<crate::health::ClockStatus>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -780,6 +785,7 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
         (m.len(), m.capacity())
     };
     let peer_keys = s.peers.lock().map_err(|_| poisoned("peers"))?.clone();
+    let health = s.health.lock().map_err(|_| poisoned("health"))?.clone();
     let peer_name = |k: &PublicKey| {
         genesis
             .validators
@@ -814,6 +820,8 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
                 key: v.key.to_hex(),
             })
             .collect(),
+        halted: health.halt,
+        clock: health.clock,
     }))
 }
 

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod config;
+pub mod health;
 pub mod keys;
 pub mod net;
 pub mod mempool;

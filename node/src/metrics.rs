@@ -20,6 +20,8 @@ pub struct Metrics {
     pub block_txs: Histogram,
     pub block_write_seconds: Histogram,
     pub invalid_messages: Counter,
+    pub halted: Gauge,
+    pub clock_offset_ms: Gauge,
 }
 
 impl Metrics {
@@ -39,6 +41,8 @@ impl Metrics {
             block_txs: Histogram::new([0.0, 1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4096.0]),
             block_write_seconds: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0, 2.5]),
             invalid_messages: Counter::default(),
+            halted: Gauge::default(),
+            clock_offset_ms: Gauge::default(),
             registry: Registry::with_prefix("yrd"),
         };
         m.registry.register("height", "Height of the last committed block", m.height.clone());
@@ -61,6 +65,16 @@ impl Metrics {
             m.block_write_seconds.clone(),
         );
         m.registry.register("invalid_messages", "Invalid messages received from peers (three from one peer get it dropped for 60 s)", m.invalid_messages.clone());
+        m.registry.register(
+            "halted",
+            "1 when the node stopped following the chain because a certified block fails its validation (see /v1/status)",
+            m.halted.clone(),
+        );
+        m.registry.register(
+            "clock_offset_ms",
+            "Median of (block timestamp - our clock) over recent blocks proposed by other validators; beyond +-15000 our clock is wrong",
+            m.clock_offset_ms.clone(),
+        );
         m
     }
 

@@ -365,6 +365,9 @@ struct Counters {
     ping_closures: AtomicU64,
 }
 
+/// At most one WARN about refused connections per this long.
+const REFUSAL_WARN_EVERY: Duration = Duration::from_secs(10);
+
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
@@ -767,6 +770,8 @@ pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent
         pending: HashMap::new(),
         backlog: VecDeque::new(),
         refused_seen: HashSet::new(),
+        refusal_warned_at: None,
+        refusals_unlogged: 0,
         auto_accept: cfg.auto_accept_gossip,
         reconnect_min: cfg.reconnect_min,
         reconnect_max: cfg.reconnect_max,
@@ -870,6 +875,9 @@ struct Task {
     backlog: VecDeque<NetEvent>,
     /// Peers already refused once (later refusals are logged at debug level).
     refused_seen: HashSet<PeerId>,
+    /// When a refusal was last logged at WARN, and new peers refused since unlogged.
+    refusal_warned_at: Option<Instant>,
+    refusals_unlogged: u64,
     auto_accept: bool,
     reconnect_min: Duration,
     reconnect_max: Duration,
@@ -1134,15 +1142,26 @@ impl Task {
         }
     }
 
+    /// Logs a refused connection: WARN the first time per peer, at most one WARN
+    /// per [`REFUSAL_WARN_EVERY`] (peers with fresh keys each time cannot flood the
+    /// log; the next WARN says how many were not logged), DEBUG otherwise.
     fn on_refusal(&mut self, r: Refusal) {
         bump(&self.counters.refused_connections);
-        if self.refused_seen.insert(r.peer) || self.refused_seen.len() > 4096 {
-            tracing::warn!(peer = %r.peer, inbound = r.inbound, addr = ?r.addr, "connection refused: peer not allowed");
-        } else {
-            tracing::debug!(peer = %r.peer, inbound = r.inbound, addr = ?r.addr, "connection refused: peer not allowed");
-        }
+        let new_peer = self.refused_seen.insert(r.peer);
         if self.refused_seen.len() > 4096 {
             self.refused_seen.clear();
+        }
+        let now = Instant::now();
+        let due = self.refusal_warned_at.is_none_or(|t| now.duration_since(t) >= REFUSAL_WARN_EVERY);
+        if new_peer && due {
+            let unlogged = std::mem::take(&mut self.refusals_unlogged);
+            self.refusal_warned_at = Some(now);
+            tracing::warn!(peer = %r.peer, inbound = r.inbound, addr = ?r.addr, unlogged, "connection refused: peer not allowed (not in the genesis)");
+        } else {
+            if new_peer {
+                self.refusals_unlogged += 1;
+            }
+            tracing::debug!(peer = %r.peer, inbound = r.inbound, addr = ?r.addr, "connection refused: peer not allowed");
         }
         self.emit_control(NetEvent::ConnectionRefused {
             peer: r.peer,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use yrd_consensus::codec;
 use yrd_consensus::core::{Action, Config as CoreConfig, Core, Event, TimeoutConfig};
 use yrd_consensus::crypto::{Hash32, PublicKey, SecretKey};
@@ -20,10 +20,11 @@ use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex};
 use yrd_consensus::{CommitCertificate, SafetyState, Timeout};
 use yrd_ledger::block::Block;
 use yrd_ledger::genesis::Genesis;
-use yrd_ledger::store::Ledger;
+use yrd_ledger::store::{BlockError, Ledger};
 use yrd_ledger::tx::TxId;
 
 use crate::config::NodeConfig;
+use crate::health::{ClockMonitor, ClockStatus, ClockVerdict, Halt};
 use crate::keys::read_key_file;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
@@ -163,6 +164,7 @@ impl Node {
             peers: Mutex::new(Vec::new()),
             committed,
             gossip_out,
+            health: Default::default(),
         });
         shared.metrics.height.set(height.0 as i64);
 
@@ -220,6 +222,9 @@ impl Node {
             strike_rx,
             admission: Arc::new(tokio::sync::Semaphore::new(ADMISSION_WORKERS)),
             behind: BTreeMap::new(),
+            halted: None,
+            halt_logged: Instant::now(),
+            clock: ClockMonitor::default(),
         };
         Ok(Node { shared, net, events, gossip_in, api_addr, api_shutdown: Some(api_shutdown), api_task, driver })
     }
@@ -281,6 +286,13 @@ struct Driver {
     admission: Arc<tokio::sync::Semaphore>,
     /// Validators seen at a finished height: (lowest such height, when to look again).
     behind: BTreeMap<ValidatorIndex, (Height, Instant)>,
+    /// Set when a certified block fails our validation: we stop following the
+    /// chain (docs/consensus.md, "A certified block we cannot validate").
+    halted: Option<Halt>,
+    /// When the halt was last logged (it is repeated, loud, until resolved).
+    halt_logged: Instant,
+    /// Our clock against the other validators' (from their proposals' timestamps).
+    clock: ClockMonitor,
 }
 
 impl Driver {
@@ -333,6 +345,9 @@ impl Driver {
                     let due: Vec<_> = self.timers.range(..=(now, u64::MAX)).map(|(k, t)| (*k, *t)).collect();
                     for (k, t) in due {
                         self.timers.remove(&k);
+                        if self.halted.is_some() {
+                            continue;
+                        }
                         let actions = self.core.handle(Event::Timeout(t));
                         self.execute(actions).await?;
                     }
@@ -340,6 +355,9 @@ impl Driver {
                 Some(peer) = self.strike_rx.recv() => self.strike(peer).await,
                 Some(blocks) = self.sync_results.1.recv() => {
                     self.sync_inflight = false;
+                    if self.halted.is_some() {
+                        continue;
+                    }
                     for (b, c) in blocks {
                         if b.header.height > self.core.height().0.checked_sub(1).map(Height).unwrap_or_default() {
                             self.synced.insert(b.header.height, (b, c));
@@ -349,6 +367,7 @@ impl Driver {
                 }
                 _ = tick.tick() => {
                     self.flush_tx_gossip().await;
+                    self.remind_halt();
                     self.maybe_propose().await?;
                     self.help_lagging().await;
                     self.refresh_status();
@@ -388,7 +407,7 @@ impl Driver {
 
     async fn on_net_event(&mut self, ev: NetEvent) -> anyhow::Result<()> {
         match ev {
-            NetEvent::Gossip { topic: Topic::Transactions, from, id, bytes, .. } => {
+            NetEvent::Gossip { topic: Topic::Transactions, from, author, id, bytes } => {
                 // Admission (decoding, signatures, ledger lookups) runs on the blocking
                 // pool, at most ADMISSION_WORKERS batches at a time, so that consensus
                 // never waits behind it. Verdicts and strikes come back asynchronously.
@@ -398,26 +417,31 @@ impl Driver {
                 let permits = self.admission.clone();
                 tokio::spawn(async move {
                     let Ok(_permit) = permits.acquire_owned().await else { return };
-                    let verdict = tokio::task::spawn_blocking(move || admit_gossip(&shared, &from, &bytes))
+                    let verdict = tokio::task::spawn_blocking(move || admit_gossip(&shared, &author, &bytes))
                         .await
                         .unwrap_or(Verdict::Ignore);
                     let _ = net.report(id, from, verdict).await;
+                    // The author signed the gossip message: it is the one that broke the
+                    // rules (the signature rule is deterministic, so an honest author
+                    // never publishes what we refuse). A peer that only relayed it is
+                    // not blamed.
                     if verdict == Verdict::Reject {
-                        let _ = strikes.send(from).await;
+                        let _ = strikes.send(author).await;
                     }
                 });
             }
-            NetEvent::Gossip { topic: Topic::Consensus, from, id, bytes, .. } => {
+            NetEvent::Gossip { topic: Topic::Consensus, from, author, id, bytes } => {
                 let verdict = match wire::decode_consensus(&bytes) {
                     Err(e) => {
-                        warn!(peer = %from, error = %e, "malformed consensus message");
+                        warn!(peer = %author, error = %e, "malformed consensus message");
                         Verdict::Reject
                     }
                     Ok(msg) => self.on_consensus_msg(msg).await?,
                 };
                 let _ = self.net.report(id, from, verdict).await;
+                // Blame the author, never a relay (see the transaction topic above).
                 if verdict == Verdict::Reject {
-                    self.strike(from).await;
+                    self.strike(author).await;
                 }
             }
             NetEvent::Request { peer, bytes, channel } => {
@@ -449,7 +473,8 @@ impl Driver {
                 self.update_peers();
             }
             NetEvent::ConnectionRefused { peer, inbound, .. } => {
-                warn!(%peer, inbound, "refused a connection from a peer that is not in the genesis");
+                // The network task logs refusals, rate-limited (docs/network.md).
+                debug!(%peer, inbound, "refused a connection from a peer that is not in the genesis");
             }
         }
         Ok(())
@@ -479,6 +504,9 @@ impl Driver {
 
     /// Handles a consensus message; returns the gossip verdict.
     async fn on_consensus_msg(&mut self, msg: ConsensusMsg) -> anyhow::Result<Verdict> {
+        if self.halted.is_some() {
+            return Ok(Verdict::Ignore);
+        }
         let height = self.core.height();
         match msg {
             ConsensusMsg::Vote(v) => {
@@ -499,6 +527,9 @@ impl Driver {
                     return Ok(Verdict::Reject);
                 }
                 let ph = proposal.proposal.height;
+                if Some(proposal.proposal.proposer.0) != self.shared.validator_index {
+                    self.sample_clock(&block);
+                }
                 if ph < height {
                     return Ok(Verdict::Ignore);
                 }
@@ -540,7 +571,13 @@ impl Driver {
     /// The application's verdict on a proposed block at the current height.
     fn check_block(&self, block: &Block) -> bool {
         if block.header.timestamp_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
-            warn!(height = block.header.height.0, "proposed block's timestamp is too far in the future");
+            // A wrong clock of ours is reported by the clock monitor (once a minute);
+            // with a good clock, the proposer's is wrong (or it is lying).
+            if self.clock.ok() {
+                warn!(height = block.header.height.0, "proposed block's timestamp is too far in the future");
+            } else {
+                debug!(height = block.header.height.0, "proposed block's timestamp is too far ahead of our (wrong) clock");
+            }
             return false;
         }
         let Ok(ledger) = self.shared.ledger.read() else { return false };
@@ -626,7 +663,9 @@ impl Driver {
                 Action::Commit(cert) => {
                     if self.bodies.contains_key(&cert.block_hash) {
                         let h = cert.height;
-                        self.commit_block(cert)?;
+                        if !self.commit_block(cert)? {
+                            return Ok(()); // halted: nothing more is executed
+                        }
                         queue.extend(self.core.handle(Event::Committed { height: h }));
                         self.after_height_change(&mut queue);
                     } else {
@@ -695,23 +734,37 @@ impl Driver {
 
     async fn commit(&mut self, cert: CommitCertificate) -> anyhow::Result<()> {
         let h = cert.height;
-        self.commit_block(cert)?;
+        if !self.commit_block(cert)? {
+            return Ok(());
+        }
         let actions = self.core.handle(Event::Committed { height: h });
         let mut queue = actions.into();
         self.after_height_change(&mut queue);
         self.execute(queue.into()).await
     }
 
-    /// Writes a decided block (fatal on storage failure: we never continue with a
-    /// store that may not hold what we voted for).
-    fn commit_block(&mut self, cert: CommitCertificate) -> anyhow::Result<()> {
+    /// Writes a decided block. Returns false if the node halted instead.
+    ///
+    /// A storage failure is fatal (an error: we never continue with a store that
+    /// may not hold what we voted for). A certified block that fails our own
+    /// validation halts the node: it stays up, serves what it has, and says why
+    /// (see [`Driver::halt`]); it never exits, so a restart cannot loop.
+    fn commit_block(&mut self, cert: CommitCertificate) -> anyhow::Result<bool> {
         let block = self.bodies.get(&cert.block_hash).ok_or_else(|| anyhow!("body vanished"))?;
         let started = Instant::now();
-        let ids = {
+        let committed = {
             let mut ledger = self.shared.ledger.write().map_err(|_| anyhow!("ledger lock poisoned"))?;
-            ledger
-                .commit(block, &cert)
-                .with_context(|| format!("cannot commit block {} (fatal)", cert.height))?
+            ledger.commit(block, &cert)
+        };
+        let ids = match committed {
+            Ok(ids) => ids,
+            Err(BlockError::Store(e)) => {
+                return Err(anyhow!(e).context(format!("cannot commit block {} (storage failure, fatal)", cert.height)))
+            }
+            Err(e) => {
+                self.halt(&cert, e.to_string());
+                return Ok(false);
+            }
         };
         let written = started.elapsed();
         let arrived = self.shared.forget_committed(&ids);
@@ -737,7 +790,70 @@ impl Driver {
         self.bodies.retain(|_, b| b.header.height > cert.height);
         self.last_commit_at = Instant::now();
         self.pending_proposal = None;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Stops following the chain: a block certified by a quorum fails our
+    /// validation. Either this node's rules differ from the quorum's (a bug, or a
+    /// different version) or more than f validators signed an invalid block; in
+    /// both cases going on could only make this node sign or store something it
+    /// judges invalid. The node keeps serving its ledger and its status, logs the
+    /// halt at ERROR now and every minute, and sets `yrd_halted`; the operator
+    /// resolves it (docs/consensus.md).
+    fn halt(&mut self, cert: &CommitCertificate, reason: String) {
+        let halt = Halt {
+            height: cert.height.0,
+            block_hash: cert.block_hash.to_hex(),
+            reason,
+            since_ms: now_ms(),
+        };
+        error!(
+            height = halt.height,
+            block = %halt.block_hash,
+            reason = %halt.reason,
+            "HALTED: a block certified by a quorum of validators fails this node's validation; not following the chain \
+             (this node stays up and serves its ledger; see docs/consensus.md, \"A certified block we cannot validate\")"
+        );
+        self.shared.metrics.halted.set(1);
+        if let Ok(mut h) = self.shared.health.lock() {
+            h.halt = Some(halt.clone());
+        }
+        self.halted = Some(halt);
+        self.halt_logged = Instant::now();
+        self.awaiting_commit = None;
+        self.synced.clear();
+        self.timers.clear();
+        self.pending_proposal = None;
+    }
+
+    /// Repeats the halt at ERROR every minute while it lasts.
+    fn remind_halt(&mut self) {
+        if let Some(h) = &self.halted {
+            if self.halt_logged.elapsed() >= Duration::from_secs(60) {
+                error!(height = h.height, block = %h.block_hash, reason = %h.reason, "still HALTED: not following the chain");
+                self.halt_logged = Instant::now();
+            }
+        }
+    }
+
+    /// Samples our clock against a proposal's timestamp (another validator's).
+    fn sample_clock(&mut self, block: &Block) {
+        let offset_ms = block.header.timestamp_ms as i64 - now_ms() as i64;
+        let verdict = self.clock.sample(offset_ms, Instant::now());
+        if let ClockVerdict::Drifted { offset_ms, warn: true } = verdict {
+            let direction = if offset_ms > 0 { "behind" } else { "ahead of" };
+            warn!(
+                offset_ms,
+                "this node's clock is {} s {direction} the other validators' (median of recent proposals); \
+                 beyond 30 s it refuses their proposals or they refuse its own — fix the clock (NTP)",
+                offset_ms.abs() / 1000
+            );
+        }
+        let offset = self.clock.offset_ms();
+        self.shared.metrics.clock_offset_ms.set(offset.unwrap_or(0));
+        if let Ok(mut h) = self.shared.health.lock() {
+            h.clock = Some(ClockStatus { offset_ms: offset, ok: self.clock.ok() });
+        }
     }
 
     /// Builds our proposal if it is time: transactions are waiting and the block
@@ -778,7 +894,7 @@ impl Driver {
     }
 
     async fn maybe_propose(&mut self) -> anyhow::Result<()> {
-        if self.pending_proposal.is_none() {
+        if self.pending_proposal.is_none() || self.halted.is_some() {
             return Ok(());
         }
         if let Some(value) = self.maybe_build()? {

@@ -12,6 +12,7 @@ use yrd_ledger::store::Ledger;
 use yrd_ledger::tx::{SignedTransaction, TxId};
 use yrd_ledger::validate::{check_untrusted_batch, TxError};
 
+use crate::health::Health;
 use crate::mempool::{Admission, Mempool, MempoolError};
 use crate::metrics::Metrics;
 
@@ -39,6 +40,9 @@ pub enum SubmitError {
     /// The node is shutting down or its store failed: HTTP 500.
     #[error("node unavailable: {0}")]
     Unavailable(String),
+    /// The node halted (a certified block fails its validation): HTTP 503.
+    #[error("this node has halted at height {height} and is not following the chain ({reason}); submit to another node")]
+    Halted { height: u64, reason: String },
 }
 
 impl SubmitError {
@@ -48,6 +52,7 @@ impl SubmitError {
             SubmitError::Conflict(_) => "sequence_pending",
             SubmitError::Busy(_) => "mempool_full",
             SubmitError::Unavailable(_) => "unavailable",
+            SubmitError::Halted { .. } => "halted",
         }
     }
 }
@@ -137,12 +142,17 @@ pub struct Shared {
     /// Canonical bytes of transactions admitted through the API, for the driver
     /// to gossip.
     pub gossip_out: mpsc::Sender<Vec<Vec<u8>>>,
+    /// Halt and clock conditions, for status.
+    pub health: Mutex<Health>,
 }
 
 impl Shared {
     /// Validates transactions from outside (API or gossip) and admits them into
     /// the mempool. Returns one result per input, in order.
     pub fn admit(&self, items: &[&[u8]], source: Source) -> Vec<Result<Admitted, SubmitError>> {
+        if let Some(h) = self.health.lock().ok().and_then(|h| h.halt.clone()) {
+            return items.iter().map(|_| Err(SubmitError::Halted { height: h.height, reason: h.reason.clone() })).collect();
+        }
         // Decode, stateless rules and signatures first, without any lock.
         let checked: Vec<Result<(SignedTransaction, TxId), TxError>> =
             check_untrusted_batch(&self.genesis, &self.chain, items);

@@ -53,6 +53,7 @@ impl Harness {
             peers: Mutex::new(vec![chain.validator_keys[1].public(), chain.validator_keys[2].public()]),
             committed: watch::channel(Height(0)).0,
             gossip_out,
+            health: Default::default(),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();

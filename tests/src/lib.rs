@@ -153,6 +153,11 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, i: usize) {
+        self.start_node_with_env(i, &[]);
+    }
+
+    /// Starts node `i` with extra environment variables (e.g. libfaketime's).
+    pub fn start_node_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let n = &mut self.nodes[i];
         assert!(n.child.is_none(), "{} already running", n.name);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&n.log).expect("log file");
@@ -160,6 +165,7 @@ impl Cluster {
             .args(["node", "--config"])
             .arg(&n.config)
             .env("RUST_LOG", std::env::var("YRD_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -252,6 +258,27 @@ impl Cluster {
         }
     }
 
+    /// A metric of node `i` (`name` as served, e.g. `yrd_height`), if it answers.
+    pub fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        let url = format!("{}/metrics", self.nodes[i].api);
+        let text = self.agent.get(&url).call().ok()?.body_mut().read_to_string().ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+    }
+
+    /// `yrd audit verify-ledger` on node `i`'s data (stop the node first): exit
+    /// code and output.
+    pub fn verify_ledger(&self, i: usize) -> (Option<i32>, String) {
+        let out = Command::new(yrd_bin())
+            .args(["audit", "verify-ledger", "--data"])
+            .arg(&self.nodes[i].data_dir)
+            .arg("--genesis")
+            .arg(&self.genesis_path)
+            .output()
+            .expect("run yrd audit verify-ledger");
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+
     /// Key file of test issuer `i` (mode 0600).
     pub fn issuer_key_file(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("issuer-{i}.key"))
@@ -270,6 +297,12 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             for n in &self.nodes {
                 eprintln!("--- {} log tail ---\n{}", n.name, n.log_tail(20));
+            }
+            if std::env::var_os("YRD_KEEP_TEST_DIR").is_some() {
+                if let Ok(empty) = tempfile::tempdir() {
+                    let kept = std::mem::replace(&mut self.dir, empty).keep();
+                    eprintln!("YRD_KEEP_TEST_DIR: logs, keys and stores kept in {}", kept.display());
+                }
             }
         }
     }
