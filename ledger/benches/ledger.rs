@@ -71,7 +71,7 @@ fn store_append(c: &mut Criterion) {
             },
             |t| {
                 let h = ledger.height().next();
-                let proposer = ledger.validators().proposer(h, Round(0));
+                let proposer = ledger.validators_at(h).unwrap().proposer(h, Round(0));
                 let built = ledger.build_block(t, proposer, Round(0), 1_800_000_000_000 + h.0).unwrap();
                 let cert = chain.certify(&built.block.header);
                 ledger.commit(&built.block, &cert).unwrap();

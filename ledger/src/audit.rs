@@ -15,6 +15,7 @@ use yrd_consensus::types::Height;
 
 use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
 use crate::genesis::Genesis;
+use crate::governance::GovState;
 use crate::merkle::MemoryLog;
 use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectRecord};
 use crate::tx::{TxBody, TxId};
@@ -104,7 +105,6 @@ fn meta_u64(tree: &sled::Tree, key: &[u8], name: &str) -> Result<u64, Inconsiste
 /// Verifies an open `ledger` tree against `genesis` (what [`verify_store`] runs).
 pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, Inconsistency> {
     let chain = genesis.chain_id().map_err(|e| bad("genesis", e.to_string()))?;
-    let validators = genesis.validator_set().map_err(|e| bad("genesis", e.to_string()))?;
     let stored_chain = get(tree, b"mchain", "metadata")?.ok_or_else(|| bad("metadata", "chain id missing"))?;
     if stored_chain.as_ref() != chain.0 {
         return Err(bad("metadata", format!("chain id {} is not the genesis' {}", hex::encode(&stored_chain), chain)));
@@ -116,7 +116,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     }
     for item in tree.iter().keys() {
         let k = item.map_err(|e| bad("store", format!("read failed: {e}")))?;
-        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's'))
+        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's' | b'g' | b'M'))
             || [&b"mheight"[..], b"mlogsize", b"mchain", b"mgenesis", b"mformat"].contains(&k.as_ref());
         if !known {
             return Err(bad("store", format!("unknown key {}", hex::encode(&k))));
@@ -139,6 +139,8 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     let mut issuer_index: BTreeMap<[u8; 41], Vec<(u64, TxId)>> = BTreeMap::new();
     let mut seen_ids: std::collections::HashSet<TxId> = std::collections::HashSet::new();
     let mut x_parts = 0u64;
+    // Governance, replayed from the blocks: the membership of every height.
+    let mut gov = GovState::new(genesis);
 
     for h in 1..=height {
         let at = |what: &str| format!("block {h} {what}");
@@ -166,6 +168,16 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
         if h > 1 && header.timestamp_ms <= parent_ts {
             return Err(bad(at("header"), "timestamp does not increase"));
         }
+        let validators = gov.validators_at(h).map_err(|e| bad(at("validators"), e.to_string()))?;
+        let mut block_gov = gov.begin_block(h);
+        let membership = block_gov.membership().clone();
+        let membership_hash = membership.hash().map_err(|e| bad(at("header"), e.to_string()))?;
+        if header.membership != membership_hash {
+            return Err(bad(
+                at("header"),
+                format!("membership {} but the governance transactions before it give {}", header.membership, membership_hash),
+            ));
+        }
         let proposer = validators.proposer(header.height, header.round);
         if header.proposer != proposer {
             return Err(bad(at("header"), format!("proposer {} is not the proposer {} of round {}", header.proposer, proposer, header.round)));
@@ -183,9 +195,10 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
         for (i, tx) in block.txs.iter().enumerate() {
             let loc = format!("block {h} transaction {i}");
             let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
-            check_stateless(genesis, &chain, tx).map_err(|e| bad(&loc, e.to_string()))?;
+            check_stateless(&membership, &chain, tx).map_err(|e| bad(&loc, e.to_string()))?;
             tx.verify_signature().map_err(|e| bad(&loc, e.to_string()))?;
             let id = TxId(yrd_consensus::crypto::sha256(&[&tb]));
+            block_gov.apply(tx, &id, i as u32).map_err(|e| bad(&loc, e.to_string()))?;
             log.append(&tb);
             if !seen_ids.insert(id) {
                 return Err(bad(&loc, format!("transaction {id} is already in an earlier block (replay)")));
@@ -221,8 +234,9 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
                             return Err(bad(&loc, format!("revokes {} which is already revoked", r.target)))
                         }
                         Some((_, e))
-                            if e.issuer != tx.tx.issuer
-                                && !genesis.issuer(&tx.tx.issuer).is_some_and(|i| i.may_revoke_any) =>
+                            if gov.membership_at(e.height.0).issuer_any(&e.issuer).map(|i| &i.name)
+                                != membership.issuer(&tx.tx.issuer).map(|i| &i.name)
+                                && !membership.issuer(&tx.tx.issuer).is_some_and(|i| i.may_revoke_any) =>
                         {
                             return Err(bad(&loc, format!("revokes {} of another issuer without authority", r.target)))
                         }
@@ -233,6 +247,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
                         None => return Err(bad(&loc, format!("revokes {} which is not an earlier attestation", r.target))),
                     }
                 }
+                TxBody::Propose(_) | TxBody::Approve(_) => {} // replayed by block_gov above
             }
         }
         // x index: the block's transaction index, part by part.
@@ -261,6 +276,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
         if map.root() != header.subjects_root {
             return Err(bad(at("header"), format!("subjects root {} but the records give {}", header.subjects_root, map.root())));
         }
+        gov.apply(&block_gov.finish());
         parent = hash;
         parent_ts = header.timestamp_ms;
     }
@@ -319,6 +335,41 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     }
     if stored_subjects != records.len() as u64 {
         return Err(bad("subject index", format!("{stored_subjects} records for {} subjects", records.len())));
+    }
+    // Governance: every proposal record and membership change, as replayed.
+    let mut stored_records = 0usize;
+    for item in tree.scan_prefix([b'g']) {
+        let (k, v) = item.map_err(|e| bad("governance", e.to_string()))?;
+        stored_records += 1;
+        let what = format!("proposal {}", hex::encode(k.get(1..).unwrap_or_default()));
+        let expected = k
+            .get(1..)
+            .and_then(|id| <[u8; 32]>::try_from(id).ok())
+            .and_then(|id| gov.proposal(&TxId(Hash32(id))))
+            .ok_or_else(|| bad(&what, "no such proposal in the blocks"))?;
+        if v.as_ref() != codec::encode(expected).map_err(|e| bad(&what, e.to_string()))?.as_slice() {
+            return Err(bad(&what, "stored record differs from what the blocks say"));
+        }
+    }
+    if stored_records != gov.proposals().count() {
+        return Err(bad("governance", format!("{stored_records} proposal records for {} proposals", gov.proposals().count())));
+    }
+    let expected_memberships: Vec<(u64, Vec<u8>)> = gov
+        .timeline()
+        .filter(|(h, _)| *h > 1)
+        .map(|(h, m)| codec::encode(&**m).map(|b| (h, b)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("governance", e.to_string()))?;
+    let stored_memberships: Vec<(u64, Vec<u8>)> = tree
+        .scan_prefix([b'M'])
+        .map(|item| {
+            let (k, v) = item.map_err(|e| bad("governance", e.to_string()))?;
+            let h = k.get(1..).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
+            Ok((h.ok_or_else(|| bad("governance", "malformed membership key"))?, v.to_vec()))
+        })
+        .collect::<Result<_, Inconsistency>>()?;
+    if stored_memberships != expected_memberships {
+        return Err(bad("governance", "stored membership changes differ from what the blocks say"));
     }
     // Every stored log node.
     for (level, nodes) in log.levels().iter().enumerate() {

@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod block;
 pub mod genesis;
+pub mod governance;
 pub mod merkle;
 pub mod proof;
 pub mod subjects;

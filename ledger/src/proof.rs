@@ -454,6 +454,7 @@ pub fn bundle(ledger: &Ledger, id: &TxId) -> Result<Bundle, BuildError> {
     let subject = match &rec.tx.tx.body {
         TxBody::Attest(a) => a.subject,
         TxBody::Revoke(r) => return Err(BuildError::NotAttestation { id: *id, target: r.target }),
+        TxBody::Propose(_) | TxBody::Approve(_) => return Err(BuildError::NotAttestation { id: *id, target: *id }),
     };
     let record = ledger.subject_record(&subject)?.ok_or_else(|| corrupt(format!("subject {subject} has no record")))?;
     let proof = ledger.subject_proof(&subject);
@@ -626,13 +627,14 @@ struct Ctx<'g> {
     genesis: &'g Genesis,
     chain: Hash32,
     set: yrd_consensus::ValidatorSet,
+    membership: crate::governance::Membership,
 }
 
 impl<'g> Ctx<'g> {
     fn new(genesis: &'g Genesis) -> Result<Ctx<'g>, VerifyError> {
         let chain = genesis.chain_id().map_err(|e| fail(Check::Format, format!("genesis: {e}")))?;
         let set = genesis.validator_set().map_err(|e| fail(Check::Format, format!("genesis: {e}")))?;
-        Ok(Ctx { genesis, chain, set })
+        Ok(Ctx { genesis, chain, set, membership: crate::governance::Membership::from_genesis(genesis) })
     }
 
     fn party(&self, key: &PublicKey) -> Party {
@@ -677,7 +679,7 @@ impl<'g> Ctx<'g> {
     fn tx(&self, field: &str, hexed: &str, tx_check: Option<Check>) -> Result<(SignedTransaction, TxId, Vec<u8>), VerifyError> {
         let bytes = unhex(field, hexed, MAX_TX_BYTES)?;
         let tx = SignedTransaction::decode(&bytes).map_err(|e| fail(Check::Decode, format!("{field}: {e}")))?;
-        check_stateless(self.genesis, &self.chain, &tx)
+        check_stateless(&self.membership, &self.chain, &tx)
             .map_err(|e| fail(tx_check.unwrap_or(Check::Transaction), format!("{field}: {e}")))?;
         tx.verify_signature().map_err(|_| {
             let who = self.genesis.issuer(&tx.tx.issuer).map(|i| i.name.clone()).unwrap_or_default();

@@ -4,12 +4,13 @@
 
 use yrd_consensus::crypto::{Hash32, SecretKey};
 use yrd_consensus::messages::{Vote, VoteKind};
-use yrd_consensus::types::{Round, ValidatorIndex};
+use yrd_consensus::types::{Round, ValidatorIndex, ValidatorSet};
 use yrd_consensus::CommitCertificate;
 
 use crate::block::{Block, BlockHeader};
 use crate::store::Ledger;
-use crate::genesis::{ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
+use crate::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
+use crate::governance::{Change, GovApproval, GovProposal, Membership};
 use crate::tx::{Attestation, AttestationKind, Revocation, RevocationReason, SignedTransaction, Transaction, TxBody, TxId};
 use crate::uscc::Uscc;
 
@@ -27,6 +28,8 @@ pub struct TestChain {
     pub chain: Hash32,
     pub validator_keys: Vec<SecretKey>,
     pub issuer_keys: Vec<SecretKey>,
+    /// Governance keys of the agencies (one per validator, same names).
+    pub agency_keys: Vec<SecretKey>,
 }
 
 impl TestChain {
@@ -41,6 +44,8 @@ impl TestChain {
             (0..validators).map(|i| SecretKey::from_seed(format!("validator-{i}").as_bytes())).collect();
         let issuer_keys: Vec<SecretKey> =
             (0..issuers).map(|i| SecretKey::from_seed(format!("issuer-{i}").as_bytes())).collect();
+        let agency_keys: Vec<SecretKey> =
+            (0..validators).map(|i| SecretKey::from_seed(format!("agency-{i}").as_bytes())).collect();
         let region = |i: usize| Region::parse(AGENCIES[i % 4].2).unwrap_or_else(|_| unreachable!());
         let name = |i: usize, base: &str| if i < 4 { base.to_string() } else { format!("{base}-{i}") };
         let genesis = Genesis {
@@ -64,9 +69,36 @@ impl TestChain {
                 })
                 .collect(),
             observers: vec![],
+            agencies: agency_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| AgencyInfo { name: name(i, AGENCIES[i % 4].0), region: region(i), key: k.public() })
+                .collect(),
         };
         let chain = genesis.chain_id().unwrap_or_default();
-        TestChain { genesis, chain, validator_keys, issuer_keys }
+        TestChain { genesis, chain, validator_keys, issuer_keys, agency_keys }
+    }
+
+    /// The membership the genesis puts in force.
+    pub fn membership(&self) -> Membership {
+        Membership::from_genesis(&self.genesis)
+    }
+
+    /// A governance proposal by agency `agency`.
+    pub fn propose(&self, agency: usize, sequence: u64, changes: Vec<Change>, deadline: u64) -> SignedTransaction {
+        let body = TxBody::Propose(GovProposal { changes, deadline, summary: format!("test proposal {sequence}") });
+        self.sign_with(&self.agency_keys[agency], sequence, body)
+    }
+
+    /// Agency `agency`'s approval of `proposal`.
+    pub fn approve(&self, agency: usize, sequence: u64, proposal: TxId) -> SignedTransaction {
+        self.sign_with(&self.agency_keys[agency], sequence, TxBody::Approve(GovApproval { proposal }))
+    }
+
+    /// A transaction signed with any key.
+    pub fn sign_with(&self, key: &SecretKey, sequence: u64, body: TxBody) -> SignedTransaction {
+        let tx = Transaction { chain: self.chain, issuer: key.public(), sequence, body };
+        tx.sign(key).unwrap_or_else(|_| unreachable!("test transactions are small"))
     }
 
     /// A signed attestation of `kind` (grade A where the kind needs one).
@@ -92,46 +124,65 @@ impl TestChain {
     }
 
     pub fn sign(&self, issuer: usize, sequence: u64, body: TxBody) -> SignedTransaction {
-        let tx = Transaction { chain: self.chain, issuer: self.issuer_keys[issuer].public(), sequence, body };
-        tx.sign(&self.issuer_keys[issuer]).unwrap_or_else(|_| unreachable!("test transactions are small"))
+        self.sign_with(&self.issuer_keys[issuer], sequence, body)
     }
 
     /// Builds the next block from `txs` (proposer of round 0), certifies it and
     /// commits it. Fails if any transaction is left out.
     pub fn commit_next(&self, ledger: &mut Ledger, txs: Vec<SignedTransaction>) -> Result<Block, String> {
+        self.commit_next_with(ledger, txs, &[])
+    }
+
+    /// [`TestChain::commit_next`] for a chain whose validators changed: the
+    /// certificate is signed by the validators in force at the block's height,
+    /// whose secret keys are found among the test validators and `extra_keys`.
+    pub fn commit_next_with(&self, ledger: &mut Ledger, txs: Vec<SignedTransaction>, extra_keys: &[SecretKey]) -> Result<Block, String> {
         let h = ledger.height().next();
-        let proposer = ledger.validators().proposer(h, Round(0));
+        let set = ledger.validators_at(h).map_err(|e| e.to_string())?;
+        let proposer = set.proposer(h, Round(0));
         let built = ledger
             .build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0)
             .map_err(|e| e.to_string())?;
         if !built.rejected.is_empty() {
             return Err(format!("rejected: {:?}", built.rejected));
         }
-        let cert = self.certify(&built.block.header);
+        let pool: Vec<SecretKey> = self.validator_keys.iter().chain(extra_keys).cloned().collect();
+        let cert = self.certify_with(&pool, &set, &built.block.header)?;
         ledger.commit(&built.block, &cert).map_err(|e| e.to_string())?;
         Ok(built.block)
     }
 
     /// A certificate signed by the first quorum of validators.
     pub fn certify(&self, header: &BlockHeader) -> CommitCertificate {
-        let n = self.validator_keys.len();
-        let quorum = n - (n - 1) / 3;
-        let hash = header.hash().unwrap_or_default();
-        let signatures = (0..quorum)
-            .map(|i| {
-                let vote = Vote {
-                    chain: self.chain,
-                    kind: VoteKind::Precommit,
-                    height: header.height,
-                    round: header.round,
-                    value: Some(hash),
-                    validator: ValidatorIndex(i as u32),
-                };
-                let signed = vote.sign(&self.validator_keys[i]).unwrap_or_else(|_| unreachable!());
-                (ValidatorIndex(i as u32), signed.signature)
-            })
-            .collect();
-        CommitCertificate { height: header.height, round: header.round, block_hash: hash, signatures }
+        let set = self.genesis.validator_set().unwrap_or_else(|_| unreachable!("test genesis"));
+        self.certify_with(&self.validator_keys, &set, header).unwrap_or_else(|_| unreachable!("test keys"))
+    }
+
+    /// A certificate for `header` signed by the first quorum of `set` whose
+    /// secret keys are in `pool` (indexes are positions in `set`).
+    pub fn certify_with(&self, pool: &[SecretKey], set: &ValidatorSet, header: &BlockHeader) -> Result<CommitCertificate, String> {
+        let hash = header.hash().map_err(|e| e.to_string())?;
+        let mut signatures = Vec::new();
+        for (i, key) in set.keys().iter().enumerate() {
+            if signatures.len() == set.quorum() {
+                break;
+            }
+            let Some(sk) = pool.iter().find(|k| &k.public() == key) else { continue };
+            let vote = Vote {
+                chain: self.chain,
+                kind: VoteKind::Precommit,
+                height: header.height,
+                round: header.round,
+                value: Some(hash),
+                validator: ValidatorIndex(i as u32),
+            };
+            let signed = vote.sign(sk).map_err(|e| e.to_string())?;
+            signatures.push((ValidatorIndex(i as u32), signed.signature));
+        }
+        if signatures.len() < set.quorum() {
+            return Err(format!("only {} of the {} signatures needed have a known key", signatures.len(), set.quorum()));
+        }
+        Ok(CommitCertificate { height: header.height, round: header.round, block_hash: hash, signatures })
     }
 }
 

@@ -58,24 +58,24 @@ proptest! {
         let bytes: Vec<Vec<u8>> = txs.iter().map(|t| t.encode().unwrap()).collect();
         // The reference: each transaction checked alone.
         let single: Vec<Result<(), String>> =
-            bytes.iter().map(|b| verdict(&check_untrusted_bytes(&chain.genesis, &chain.chain, b))).collect();
+            bytes.iter().map(|b| verdict(&check_untrusted_bytes(&chain.membership(), &chain.chain, b))).collect();
         for (i, c) in crafts.iter().enumerate() {
             prop_assert_eq!(single[i].is_ok(), c.is_none(), "item {} craft {:?}", i, c);
         }
 
         // Batch admission: the whole mix, a rotated order, and chunks of it.
         let refs: Vec<&[u8]> = bytes.iter().map(|b| b.as_slice()).collect();
-        let whole = check_untrusted_batch(&chain.genesis, &chain.chain, &refs);
+        let whole = check_untrusted_batch(&chain.membership(), &chain.chain, &refs);
         for (i, r) in whole.iter().enumerate() {
             prop_assert_eq!(&verdict(r), &single[i], "whole batch, item {}", i);
         }
         let k = order.index(refs.len());
         let rotated: Vec<&[u8]> = refs[k..].iter().chain(refs[..k].iter()).copied().collect();
-        for (j, r) in check_untrusted_batch(&chain.genesis, &chain.chain, &rotated).iter().enumerate() {
+        for (j, r) in check_untrusted_batch(&chain.membership(), &chain.chain, &rotated).iter().enumerate() {
             prop_assert_eq!(&verdict(r), &single[(j + k) % refs.len()], "rotated by {}, position {}", k, j);
         }
         for (c, part) in refs.chunks(chunk).enumerate() {
-            for (j, r) in check_untrusted_batch(&chain.genesis, &chain.chain, part).iter().enumerate() {
+            for (j, r) in check_untrusted_batch(&chain.membership(), &chain.chain, part).iter().enumerate() {
                 prop_assert_eq!(&verdict(r), &single[c * chunk + j], "chunk {} of {}, item {}", c, chunk, j);
             }
         }
@@ -87,7 +87,7 @@ proptest! {
         // as an invalid transaction, never as a storage failure.
         let (_d1, byzantine) = fresh(&chain);
         let h = byzantine.height().next();
-        let proposer = byzantine.validators().proposer(h, Round(0));
+        let proposer = byzantine.validators_at(h).unwrap().proposer(h, Round(0));
         let built = byzantine.build_block(txs.clone(), proposer, Round(0), 1_800_000_000_000).unwrap();
         prop_assert_eq!(built.block.txs.len(), txs.len());
         let all_valid = single.iter().all(|v| v.is_ok());

@@ -264,11 +264,14 @@ struct AttestationJson {
     tx: String,
 }
 
-fn attestation_json(genesis: &Genesis, r: &TxRecord) -> ApiResult<AttestationJson> {
+fn attestation_json(ledger: &Ledger, r: &TxRecord) -> ApiResult<AttestationJson> {
     let t = &r.tx.tx;
-    let issuer = match genesis.issuer(&t.issuer) {
-        Some(i) => IssuerJson::of(i),
-        None => IssuerJson { name: String::new(), region: String::new(), key: t.issuer.to_hex() },
+    // The signer as it was at the record's height (keys rotate).
+    let m = ledger.membership_at(r.height);
+    let issuer = match (m.issuer_any(&t.issuer), m.agency(&t.issuer)) {
+        (Some(i), _) => IssuerJson::of(i),
+        (None, Some(a)) => IssuerJson { name: a.name.clone(), region: a.region.to_string(), key: t.issuer.to_hex() },
+        (None, None) => IssuerJson { name: String::new(), region: String::new(), key: t.issuer.to_hex() },
     };
     let (revoked_by, revocation_reason) = match &r.status {
         Status::Revoked { by, reason } => (Some(by.to_hex()), Some(reason.as_str())),
@@ -319,12 +322,17 @@ fn attestation_json(genesis: &Genesis, r: &TxRecord) -> ApiResult<AttestationJso
             out.target = Some(rv.target.to_hex());
             out.reason = Some(rv.reason.as_str());
         }
+        TxBody::Propose(_) => out.tx_type = "proposal",
+        TxBody::Approve(a) => {
+            out.tx_type = "approval";
+            out.target = Some(a.proposal.to_hex());
+        }
     }
     Ok(out)
 }
 
-fn attestations_json(genesis: &Genesis, records: &[TxRecord]) -> ApiResult<Vec<AttestationJson>> {
-    records.iter().map(|r| attestation_json(genesis, r)).collect()
+fn attestations_json(ledger: &Ledger, records: &[TxRecord]) -> ApiResult<Vec<AttestationJson>> {
+    records.iter().map(|r| attestation_json(ledger, r)).collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -642,7 +650,7 @@ async fn get_attestation(State(app): State<AppState>, ApiPath(id): ApiPath<Strin
     let now = now_ms();
     app.read(move |shared, ledger| {
         if let Some(r) = ledger.tx_record(&id, now).map_err(ApiError::store)? {
-            return Ok(Json(attestation_json(ledger.genesis(), &r)?).into_response());
+            return Ok(Json(attestation_json(&ledger, &r)?).into_response());
         }
         // Ledger, then mempool: the lock order of `Shared::admit`.
         let is_pending = shared.mempool.lock().map_err(|_| ApiError::internal("mempool lock poisoned"))?.contains(&id);
@@ -663,7 +671,7 @@ async fn by_subject(State(app): State<AppState>, ApiPath(input): ApiPath<String>
         Ok(Json(SubjectResponse {
             subject: subject.as_str().to_string(),
             height: ledger.height().0,
-            attestations: attestations_json(ledger.genesis(), &records)?,
+            attestations: attestations_json(&ledger, &records)?,
         }))
     })
     .await
@@ -695,7 +703,7 @@ async fn by_issuer(
         let records = ledger.by_issuer(&issuer.key, q.after, limit as usize, now).map_err(ApiError::store)?;
         Ok(Json(IssuerResponse {
             issuer: IssuerJson::of(issuer),
-            attestations: attestations_json(ledger.genesis(), &records)?,
+            attestations: attestations_json(&ledger, &records)?,
             last_sequence: ledger.last_sequence(&issuer.key).map_err(ApiError::store)?,
         }))
     })

@@ -153,9 +153,14 @@ impl Shared {
         if let Some(h) = self.health.lock().ok().and_then(|h| h.halt.clone()) {
             return items.iter().map(|_| Err(SubmitError::Halted { height: h.height, reason: h.reason.clone() })).collect();
         }
-        // Decode, stateless rules and signatures first, without any lock.
+        // Decode, stateless rules and signatures first, without any lock (but
+        // against the membership in force for the next block).
+        let membership = match self.ledger.read() {
+            Ok(l) => l.next_membership(),
+            Err(_) => return items.iter().map(|_| Err(SubmitError::Unavailable("ledger lock poisoned".into()))).collect(),
+        };
         let checked: Vec<Result<(SignedTransaction, TxId), TxError>> =
-            check_untrusted_batch(&self.genesis, &self.chain, items);
+            check_untrusted_batch(&membership, &self.chain, items);
         let Ok(ledger) = self.ledger.read() else {
             return items.iter().map(|_| Err(SubmitError::Unavailable("ledger lock poisoned".into()))).collect();
         };

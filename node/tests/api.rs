@@ -125,7 +125,7 @@ impl Harness {
         let block = {
             let mut ledger = self.shared.ledger.write().unwrap();
             let h = ledger.height().next();
-            let proposer = ledger.validators().proposer(h, Round(0));
+            let proposer = ledger.validators_at(h).unwrap().proposer(h, Round(0));
             let built = ledger.build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0).unwrap();
             assert!(built.rejected.is_empty(), "rejected: {:?}", built.rejected);
             let cert = self.chain.certify(&built.block.header);
@@ -808,7 +808,7 @@ fn gossip_admission_drops_late_gossip_and_block_building_drops_older_replays() {
     assert_eq!(candidates.len(), 2);
     let ledger = h.shared.ledger.read().unwrap();
     let hgt = ledger.height().next();
-    let built = ledger.build_block(candidates, ledger.validators().proposer(hgt, Round(0)), Round(0), 1_900_000_000_000).unwrap();
+    let built = ledger.build_block(candidates, ledger.validators_at(hgt).unwrap().proposer(hgt, Round(0)), Round(0), 1_900_000_000_000).unwrap();
     assert_eq!(built.block.txs, vec![fresh.clone()]);
     assert_eq!(built.rejected.len(), 1);
     assert_eq!(built.rejected[0], (old.id().unwrap(), TxError::Duplicate(old.id().unwrap())));

@@ -258,7 +258,7 @@ fn a_certified_block_that_fails_validation_halts_the_node_without_exiting() {
     for p in pair {
         let mut ledger = Ledger::open(&c.nodes[p].data_dir.join("ledger"), c.chain.genesis.clone()).unwrap();
         let h = ledger.height().next();
-        let proposer = ledger.validators().proposer(h, Round(0));
+        let proposer = ledger.validators_at(h).unwrap().proposer(h, Round(0));
         let built = ledger.build_block(vec![bad.clone()], proposer, Round(0), now_ms).unwrap();
         assert_eq!(built.block.txs.len(), 1);
         let cert = c.chain.certify(&built.block.header);

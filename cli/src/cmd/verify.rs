@@ -205,6 +205,7 @@ fn print_attestation(a: &AttestationInfo, pad: &str) {
         Status::Expired => "EXPIRED".to_string(),
         Status::Revoked { by, reason } => format!("REVOKED ({reason}) by record {by}"),
         Status::Revocation { target } => format!("revocation of {target}"),
+        Status::Governance => "governance transaction".to_string(),
     };
     println!("{pad}status       {status}");
     if let Some(r) = &a.revocation {
