@@ -36,6 +36,8 @@ use yrd_ledger::uscc::Uscc;
 
 use crate::shared::{now_ms, Shared, SubmitError, MAX_BATCH};
 
+mod gov;
+
 /// Largest body of `POST /v1/transactions`: one hex transaction plus JSON framing.
 pub const MAX_SUBMIT_BODY_BYTES: usize = 2 * MAX_TX_BYTES + 1024;
 /// Largest body of `POST /v1/transactions/batch`: room for [`MAX_BATCH`]
@@ -427,6 +429,8 @@ struct StatusResponse {
     halted: Option<crate::health::Halt>,
     /// This node's clock against the other validators' (null until a proposal was seen).
     clock: Option<crate::health::ClockStatus>,
+    /// The membership in force and the governance proposals pending.
+    governance: gov::GovernanceStatus,
 }
 
 #[derive(Debug, Deserialize)]
@@ -501,6 +505,9 @@ fn build(state: AppState) -> Router {
         .route("/v1/proofs/subjects/{uscc}", get(proof_report))
         .route("/v1/proofs/consistency", get(proof_consistency))
         .route("/v1/audit/attestations/{id}", get(audit_trace))
+        .route("/v1/governance/proposals", get(gov::proposals))
+        .route("/v1/governance/proposals/{id}", get(gov::proposal))
+        .route("/v1/governance/membership", get(gov::membership))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -778,13 +785,17 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
     let s = &app.shared;
     let poisoned = |what: &str| ApiError::internal(format!("{what} lock poisoned"));
     let genesis = &s.genesis;
-    let (height, last_block_hash, last_block_time_ms, log_size) = {
+    let (height, last_block_hash, last_block_time_ms, log_size, governance, validators, in_force) = {
         let ledger = app.ledger()?;
+        let next = ledger.height().next();
         (
             ledger.height().0,
             ledger.last_hash().to_hex(),
             ledger.last_header().map_or(genesis.genesis_time_ms, |h| h.timestamp_ms),
             ledger.log_size(),
+            gov::governance_status(&ledger)?,
+            gov::validators_at(&ledger, next),
+            ledger.next_membership(),
         )
     };
     let consensus = *s.consensus.lock().map_err(|_| poisoned("consensus"))?;
@@ -795,12 +806,12 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
     let peer_keys = s.peers.lock().map_err(|_| poisoned("peers"))?.clone();
     let health = s.health.lock().map_err(|_| poisoned("health"))?.clone();
     let peer_name = |k: &PublicKey| {
-        genesis
+        in_force
             .validators
             .iter()
             .find(|v| &v.key == k)
             .map(|v| v.name.clone())
-            .or_else(|| genesis.observers.iter().find(|o| &o.key == k).map(|o| o.name.clone()))
+            .or_else(|| in_force.observers.iter().find(|o| &o.key == k).map(|o| o.name.clone()))
     };
     Ok(Json(StatusResponse {
         chain_id: s.chain.to_hex(),
@@ -817,19 +828,10 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
         mempool_size,
         mempool_capacity,
         peers: peer_keys.iter().map(|k| PeerJson { name: peer_name(k), key: k.to_hex() }).collect(),
-        validators: genesis
-            .validators
-            .iter()
-            .enumerate()
-            .map(|(i, v)| ValidatorJson {
-                index: i as u32,
-                name: v.name.clone(),
-                region: v.region.to_string(),
-                key: v.key.to_hex(),
-            })
-            .collect(),
+        validators,
         halted: health.halt,
         clock: health.clock,
+        governance,
     }))
 }
 

@@ -202,7 +202,7 @@ fn build(args: &Args) -> anyhow::Result<Genesis> {
     Ok(genesis)
 }
 
-fn parse_validator(spec: &str) -> anyhow::Result<ValidatorInfo> {
+pub(crate) fn parse_validator(spec: &str) -> anyhow::Result<ValidatorInfo> {
     let parts: Vec<&str> = spec.split(':').collect();
     let [name, region, key] = parts[..] else {
         bail!("expected NAME:REGION:KEY (3 parts separated by ':'), got {} part(s)", parts.len());
@@ -210,7 +210,7 @@ fn parse_validator(spec: &str) -> anyhow::Result<ValidatorInfo> {
     Ok(ValidatorInfo { name: parse_name(name)?, region: parse_region(region)?, key: parse_key(key)? })
 }
 
-fn parse_issuer(spec: &str) -> anyhow::Result<IssuerInfo> {
+pub(crate) fn parse_issuer(spec: &str) -> anyhow::Result<IssuerInfo> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (name, region, key, kinds, revoke) = match parts[..] {
         [n, r, k] => (n, r, k, None, None),
@@ -236,7 +236,7 @@ fn parse_issuer(spec: &str) -> anyhow::Result<IssuerInfo> {
     })
 }
 
-fn parse_observer(spec: &str) -> anyhow::Result<ObserverInfo> {
+pub(crate) fn parse_observer(spec: &str) -> anyhow::Result<ObserverInfo> {
     let parts: Vec<&str> = spec.split(':').collect();
     let [name, key] = parts[..] else {
         bail!("expected NAME:KEY (2 parts separated by ':'), got {} part(s)", parts.len());
@@ -266,7 +266,7 @@ fn parse_region(region: &str) -> anyhow::Result<Region> {
 }
 
 /// A 64-hex public key, or a key file (whose public key is used).
-fn parse_key(key: &str) -> anyhow::Result<PublicKey> {
+pub(crate) fn parse_key(key: &str) -> anyhow::Result<PublicKey> {
     if key.is_empty() {
         bail!("the key is empty; give a key file or a 64-hex public key");
     }
@@ -283,7 +283,7 @@ fn parse_key(key: &str) -> anyhow::Result<PublicKey> {
     Ok(yrd_node::keys::read_key_file(path)?.public())
 }
 
-fn parse_kinds(list: &str) -> anyhow::Result<Vec<AttestationKind>> {
+pub(crate) fn parse_kinds(list: &str) -> anyhow::Result<Vec<AttestationKind>> {
     let list = list.trim();
     if list.is_empty() || list.eq_ignore_ascii_case("all") {
         return Ok(AttestationKind::ALL.to_vec());
