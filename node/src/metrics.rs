@@ -20,6 +20,16 @@ pub struct Metrics {
     pub block_txs: Histogram,
     pub block_write_seconds: Histogram,
     pub invalid_messages: Counter,
+    /// HTTP API connections open (or being closed), sampled 4 times a second.
+    pub api_connections: Gauge,
+    /// API connections closed to make room for a new one at the cap.
+    pub api_connections_evicted: Counter,
+    /// API connections refused at the cap (every connection busy).
+    pub api_connections_refused: Counter,
+    /// API connections closed by the header or idle timeout.
+    pub api_connections_timed_out: Counter,
+    /// Request bodies refused because the in-flight body budget was used up.
+    pub api_bodies_refused: Counter,
 }
 
 impl Metrics {
@@ -39,6 +49,11 @@ impl Metrics {
             block_txs: Histogram::new([0.0, 1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4096.0]),
             block_write_seconds: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0, 2.5]),
             invalid_messages: Counter::default(),
+            api_connections: Gauge::default(),
+            api_connections_evicted: Counter::default(),
+            api_connections_refused: Counter::default(),
+            api_connections_timed_out: Counter::default(),
+            api_bodies_refused: Counter::default(),
             registry: Registry::with_prefix("yrd"),
         };
         m.registry.register("height", "Height of the last committed block", m.height.clone());
@@ -61,6 +76,27 @@ impl Metrics {
             m.block_write_seconds.clone(),
         );
         m.registry.register("invalid_messages", "Invalid messages received from peers (three from one peer get it dropped for 60 s)", m.invalid_messages.clone());
+        m.registry.register("api_connections", "HTTP API connections open (sampled every 250 ms)", m.api_connections.clone());
+        m.registry.register(
+            "api_connections_evicted",
+            "API connections closed at the cap to make room (the one waiting longest on its client)",
+            m.api_connections_evicted.clone(),
+        );
+        m.registry.register(
+            "api_connections_refused",
+            "API connections refused at the cap because every connection had a request in progress",
+            m.api_connections_refused.clone(),
+        );
+        m.registry.register(
+            "api_connections_timed_out",
+            "API connections closed by the header or idle timeout",
+            m.api_connections_timed_out.clone(),
+        );
+        m.registry.register(
+            "api_bodies_refused",
+            "Request bodies refused (503 busy) because the in-flight body budget was used up",
+            m.api_bodies_refused.clone(),
+        );
         m
     }
 

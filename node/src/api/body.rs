@@ -1,0 +1,200 @@
+//! Reading a request body within the server's limits: the endpoint's size limit
+//! (checked against `Content-Length` before a byte is read), a budget of body
+//! bytes in flight over all connections (reserved before reading, held until the
+//! handler is done with what it parsed), and a deadline for the whole body.
+//!
+//! While the handler waits for body bytes, its connection counts as waiting on
+//! its client ([`Conns::body_waiting`]), so a body that stalls can be evicted like
+//! an idle connection; every chunk that arrives renews its place in the queue.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::conns::{ConnId, Conns};
+use super::ApiError;
+
+/// Largest configurable budget: what a tokio semaphore can count.
+pub const MAX_BODY_BYTES_IN_FLIGHT_LIMIT: usize = Semaphore::MAX_PERMITS;
+
+/// Most bytes of a body over its endpoint's limit that are read and thrown away
+/// (within the body deadline) before answering 413. A client usually sends its
+/// whole body before reading the answer; closing on it mid-send would show it a
+/// broken connection instead of the reason. Discarded bytes cost no memory. A
+/// longer body is answered at once and its connection closed. Twice the largest
+/// body any endpoint accepts, so a client that overshoots a limit by a little, or
+/// posts a batch to the single endpoint, is told why.
+pub const DRAIN_MAX_BYTES: usize = 2 * super::MAX_BATCH_BODY_BYTES;
+
+/// The connection a request arrived on; set as a request extension by the
+/// server (absent when the router is driven some other way, e.g. in tests).
+#[derive(Clone)]
+pub struct ConnHandle {
+    pub conns: Arc<Conns>,
+    pub id: ConnId,
+}
+
+/// Body limits shared by all requests of one server.
+pub struct BodyLimits {
+    /// Time from the start of reading to the whole body.
+    pub timeout: Duration,
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+}
+
+impl BodyLimits {
+    pub fn new(timeout: Duration, budget_bytes: usize) -> BodyLimits {
+        let budget_bytes = budget_bytes.min(MAX_BODY_BYTES_IN_FLIGHT_LIMIT);
+        BodyLimits { timeout, budget: Arc::new(Semaphore::new(budget_bytes)), budget_bytes }
+    }
+
+    /// Bytes of the budget not reserved now.
+    pub fn available(&self) -> usize {
+        self.budget.available_permits()
+    }
+
+    pub fn budget_bytes(&self) -> usize {
+        self.budget_bytes
+    }
+}
+
+/// A body read whole, with its share of the budget (released on drop).
+pub struct ReadBody {
+    pub bytes: Vec<u8>,
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Marks the connection as waiting for body bytes while alive.
+struct BodyWait<'a>(Option<&'a ConnHandle>);
+
+impl<'a> BodyWait<'a> {
+    fn start(conn: Option<&'a ConnHandle>) -> BodyWait<'a> {
+        if let Some(c) = conn {
+            c.conns.body_waiting(c.id, Instant::now());
+        }
+        BodyWait(conn)
+    }
+}
+
+impl Drop for BodyWait<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            c.conns.body_done(c.id);
+        }
+    }
+}
+
+fn too_large(max_bytes: usize, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("request body {what} is over this endpoint's limit of {max_bytes} bytes"),
+    )
+}
+
+/// Reads the body of `req`, at most `max_bytes`, within `limits`.
+pub async fn read(req: Request, max_bytes: usize, limits: &BodyLimits) -> Result<ReadBody, ApiError> {
+    let conn = req.extensions().get::<ConnHandle>().cloned();
+    let announced = match req.headers().get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("bad_body", "Content-Length is not a number"))?,
+        ),
+    };
+    let deadline = tokio::time::Instant::now() + limits.timeout;
+    if let Some(n) = announced {
+        if n > max_bytes as u64 {
+            if n <= DRAIN_MAX_BYTES as u64 {
+                drain(req.into_body(), 0, deadline, conn.as_ref()).await;
+            }
+            return Err(too_large(max_bytes, &format!("of {n} bytes (Content-Length)")));
+        }
+    }
+    // A body without a length (chunked) reserves the endpoint's limit.
+    let reserve = announced.map_or(max_bytes, |n| n as usize);
+    let permit = if reserve == 0 {
+        None
+    } else {
+        let n = u32::try_from(reserve).map_err(|_| too_large(max_bytes, "length"))?;
+        Some(limits.budget.clone().try_acquire_many_owned(n).map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "the node is already receiving {} bytes of request bodies (its limit is {}); \
+                     this body of {reserve} bytes does not fit now, retry later",
+                    limits.budget_bytes - limits.budget.available_permits(),
+                    limits.budget_bytes
+                ),
+            )
+        })?)
+    };
+    let mut bytes = Vec::with_capacity(reserve.min(max_bytes));
+    let mut stream = req.into_body().into_data_stream();
+    loop {
+        let next = {
+            let _waiting = BodyWait::start(conn.as_ref());
+            tokio::time::timeout_at(deadline, stream.next()).await
+        };
+        match next {
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "request body not complete {} ms after its head ({} of {} bytes arrived)",
+                        limits.timeout.as_millis(),
+                        bytes.len(),
+                        announced.map_or_else(|| "unknown".to_string(), |n| n.to_string())
+                    ),
+                ))
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::bad_request("bad_body", format!("cannot read the request body: {e}")));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if bytes.len() + chunk.len() > reserve {
+                    let seen = bytes.len() + chunk.len();
+                    drop(bytes);
+                    drain_stream(stream, seen, deadline, conn.as_ref()).await;
+                    return Err(too_large(max_bytes, "that arrived"));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(ReadBody { bytes, permit })
+}
+
+/// Reads and discards what is left of a refused body, up to [`DRAIN_MAX_BYTES`] in
+/// all (`seen` already read) and until `deadline`.
+async fn drain(body: Body, seen: usize, deadline: tokio::time::Instant, conn: Option<&ConnHandle>) {
+    drain_stream(body.into_data_stream(), seen, deadline, conn).await
+}
+
+async fn drain_stream(
+    mut stream: axum::body::BodyDataStream,
+    mut seen: usize,
+    deadline: tokio::time::Instant,
+    conn: Option<&ConnHandle>,
+) {
+    while seen <= DRAIN_MAX_BYTES {
+        let next = {
+            let _waiting = BodyWait::start(conn);
+            tokio::time::timeout_at(deadline, stream.next()).await
+        };
+        match next {
+            Ok(Some(Ok(chunk))) => seen += chunk.len(),
+            _ => return,
+        }
+    }
+}
