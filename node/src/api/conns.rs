@@ -193,6 +193,17 @@ impl Conns {
         n
     }
 
+    /// Tells every connection that waits on its client to close (start of a
+    /// shutdown: nothing is in progress on them). Returns how many.
+    pub fn kill_waiting(&self) -> usize {
+        let mut g = self.lock();
+        let ids: Vec<ConnId> = g.waiting.iter().flat_map(|s| s.iter().map(|&(_, id)| id)).collect();
+        for &id in &ids {
+            g.kill(id);
+        }
+        ids.len()
+    }
+
     /// Tells every open connection to close (end of a shutdown's grace period).
     pub fn kill_all(&self) {
         let mut g = self.lock();
@@ -351,8 +362,12 @@ mod tests {
         let c = Conns::new(10, 8);
         let ids: Vec<_> = (0..5).map(|_| open(&c, t)).collect();
         c.request_started(ids[0].0);
+        // At the start of a shutdown, only the four waiting on their client.
+        assert_eq!(c.kill_waiting(), 4);
+        assert!(!killed(&ids[0].1) && ids[1..].iter().all(|(_, k, _)| killed(k)));
+        assert_eq!(c.counts(), (1, 4));
         c.kill_all();
-        assert!(ids.iter().all(|(_, k, _)| killed(k)));
+        assert!(killed(&ids[0].1));
         assert_eq!(c.counts(), (0, 5));
         // A request guard dropped after its connection was killed.
         c.request_ended(ids[0].0, t);

@@ -11,8 +11,9 @@
 //!   the header timeout, the next head after an answer within the idle timeout
 //!   (checked every [`SWEEP_INTERVAL`]); a body within the body timeout (in the
 //!   body reader, answered 408). A request head is at most [`MAX_HEAD_BYTES`].
-//! - **Shutdown.** Stop accepting, let requests in progress finish (long polls are
-//!   woken) for at most [`SHUTDOWN_GRACE`], then close whatever is left.
+//! - **Shutdown.** Stop accepting, close the connections waiting on their client,
+//!   let requests in progress finish (long polls are woken) for at most
+//!   [`SHUTDOWN_GRACE`], then close whatever is left.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -169,9 +170,12 @@ pub async fn run(
         }
     }
     drop(listener);
+    // Connections waiting on their client have nothing in progress: close them
+    // now. The others finish their request (long polls are woken) and close.
+    let idle = conns.kill_waiting();
     stopping.send_replace(true);
     let (open, _) = conns.counts();
-    tracing::info!(open, "HTTP API stopping: no new connections, finishing requests in progress");
+    tracing::info!(closed = idle, open, "HTTP API stopping: no new connections, finishing requests in progress");
     if !drained(&conns, SHUTDOWN_GRACE).await {
         let (open, _) = conns.counts();
         tracing::warn!(open, grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "closing API connections still open");
