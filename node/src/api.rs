@@ -559,7 +559,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// One debug event per request (method, path, status, latency); a warning for 5xx.
+/// One debug event per request (method, path, status, latency); a warning for 5xx
+/// other than 503.
 async fn trace_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
@@ -567,7 +568,9 @@ async fn trace_request(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let latency_us = start.elapsed().as_micros() as u64;
-    if resp.status().is_server_error() {
+    // 503 is back-pressure (mempool full, body budget used up), which a flood of
+    // clients can cause thousands of times a second: not worth a warning each.
+    if resp.status().is_server_error() && resp.status() != StatusCode::SERVICE_UNAVAILABLE {
         tracing::warn!(%method, path = uri.path(), status, latency_us, "api request failed");
     } else {
         tracing::debug!(%method, path = uri.path(), status, latency_us, "api request");

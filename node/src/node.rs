@@ -180,8 +180,9 @@ impl Node {
             "API connection cap"
         );
         let limits = crate::api::ServeLimits::new(&config.http, max_connections);
-        let listener = tokio::net::TcpListener::bind(&config.api)
-            .await
+        let api_bind: std::net::SocketAddr =
+            config.api.parse().with_context(|| format!("API address {:?}", config.api))?;
+        let listener = crate::api::server::bind(api_bind)
             .with_context(|| format!("cannot listen for the API on {}", config.api))?;
         let api_addr = listener.local_addr()?;
         let (api_shutdown, api_stop) = tokio::sync::oneshot::channel::<()>();

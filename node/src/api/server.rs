@@ -44,6 +44,13 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 /// sending a head; a larger head is refused by hyper with an empty 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
+/// Length of the listening socket's accept queue (the kernel caps it at
+/// `net.core.somaxconn`, 4096 by default). A connection whose handshake completes
+/// while the queue is full is left half-open by the kernel and retried for up to a
+/// minute; a long queue absorbs a burst of connections until the accept loop,
+/// which never pauses, takes them.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
 /// How long a shutdown lets requests in progress finish before closing them.
 /// Less than the 5 s the node waits for the API task.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -80,6 +87,14 @@ impl Default for ServeLimits {
         let http = HttpConfig::default();
         ServeLimits::new(&http, http.max_connections)
     }
+}
+
+/// Binds the API's listening socket (address reuse on, [`LISTEN_BACKLOG`]).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The answer to a connection refused at the cap, written straight to the socket.

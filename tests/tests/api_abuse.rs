@@ -1,0 +1,372 @@
+//! A bounded HTTP API under abuse (issue 9, item 4), with real validator processes
+//! on 127.0.0.1: tens of thousands of idle connections and half-sent requests
+//! (heads started and never finished, bodies announced and never sent), plus 64
+//! clients posting the largest batch body of empty strings over and over, all
+//! against one validator (Anhui), while attestations are submitted through the
+//! other three.
+//!
+//! Asserted: every node's height keeps rising during the attack; the attacked
+//! node answers a client's `/v1/status` during it; every attestation becomes
+//! final on all four nodes; the attacked node's peak RSS (`VmHWM`) stays under
+//! [`RSS_BOUND_KB`] and its descriptors under its cap plus reserve; when the attack
+//! stops, while the attackers still hold their sockets, the node's timeouts close
+//! its side of them (its descriptor count falls back to where it was); afterwards
+//! the node answers at once and stops cleanly on SIGTERM.
+//!
+//! The flood comes from two `api-flood` processes (one process cannot open more
+//! sockets than its descriptor limit); the big bodies and the measurements come
+//! from this process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use yrd_ledger::tx::AttestationKind;
+use yrd_ledger::uscc::Uscc;
+use yrd_tests::Cluster;
+
+/// The attacked validator.
+const TARGET: usize = 3;
+/// How long the flood lasts.
+const ATTACK: Duration = Duration::from_secs(20);
+/// Connections per `api-flood` process (two processes): idle, half-sent head,
+/// body announced and never sent. 2 x 12,000 = 24,000 stays within the 28,000
+/// ephemeral ports of 127.0.0.1 and, per process, within a 20,000 descriptor limit.
+const FLOOD: (usize, usize, usize) = (8_000, 2_500, 1_500);
+/// An attacker whose connection was closed opens another this much later.
+const RECONNECT_MS: u64 = 1_000;
+/// Clients posting the largest batch body at the same time.
+const BIG_BODY_CLIENTS: usize = 64;
+/// The attacked node's timeouts (its `[http]` section): short, to keep the test short.
+const HEADER_TIMEOUT_MS: u64 = 3_000;
+const BODY_TIMEOUT_MS: u64 = 4_000;
+/// How long the attackers hold their last connections after the attack, waiting
+/// for the node to close them: the longest timeout plus room for late arrivals
+/// (handshakes the kernel completes after a full accept queue, retried for a while).
+const HOLD_MS: u64 = BODY_TIMEOUT_MS + 8_000;
+/// Descriptors the node may hold above its count before the attack once the
+/// attack is over (a few client connections of the test itself).
+const FD_SLACK: usize = 32;
+
+/// Bound on the attacked node's peak RSS. What the node can hold for the API:
+/// 4,096 connections (the default cap) at ~16 KiB each (hyper's 8 KiB read buffer
+/// plus connection state and task) = 64 MiB; the in-flight body budget (64 MiB)
+/// and the decoded batch it parses into (at most half of it) = 96 MiB. On top of
+/// a validator's own ~60-100 MB under this test's load, 400 MB leaves room for the
+/// allocator; without the limits the same attack takes it past 900 MB.
+const RSS_BOUND_KB: u64 = 400 * 1024;
+
+/// Reads `api-flood`'s JSON lines until one with `event` (bounded).
+fn read_event(out: &mut impl BufRead, event: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Ok(v) = serde_json::from_str::<Value>(line.trim()) {
+            if v["event"] == event {
+                return v;
+            }
+        }
+    }
+    panic!("api-flood did not report {event:?} within {within:?}");
+}
+
+struct Flood {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_flood(addr: &str) -> Flood {
+    let (idle, head, body) = FLOOD;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_api-flood"))
+        .args([addr.to_string(), idle.to_string(), head.to_string(), body.to_string()])
+        .args([ATTACK.as_millis().to_string(), HOLD_MS.to_string(), RECONNECT_MS.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn api-flood");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    Flood { child, out }
+}
+
+/// The largest batch body: `{"txs":["","",...]}`, 5.5 million empty strings.
+fn empty_strings_body() -> Vec<u8> {
+    let n = yrd_node::api::MAX_BATCH_BODY_BYTES;
+    let mut b = Vec::with_capacity(n);
+    b.extend_from_slice(b"{\"txs\":[\"\"");
+    while b.len() + 3 + 2 <= n {
+        b.extend_from_slice(b",\"\"");
+    }
+    b.extend_from_slice(b"]}");
+    while b.len() < n {
+        b.push(b' ');
+    }
+    b
+}
+
+/// Outcomes of the big-body clients.
+#[derive(Default)]
+struct BigBodies {
+    batch_too_large: AtomicUsize,
+    busy: AtomicUsize,
+    other_status: AtomicUsize,
+    broken: AtomicUsize,
+}
+
+/// POSTs `body` to `addr` until `stop`; counts what the node answers.
+fn post_big_bodies(addr: String, body: Arc<Vec<u8>>, stop: Arc<AtomicBool>, out: Arc<BigBodies>) {
+    let head = format!(
+        "POST /v1/transactions/batch HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    while !stop.load(Relaxed) {
+        let answer = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect(&addr)?;
+            s.set_read_timeout(Some(Duration::from_secs(15)))?;
+            s.set_write_timeout(Some(Duration::from_secs(15)))?;
+            s.write_all(head.as_bytes())?;
+            s.write_all(&body)?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        })();
+        match answer {
+            Ok(t) if t.starts_with("HTTP/1.1 400") && t.contains("batch_too_large") => {
+                out.batch_too_large.fetch_add(1, Relaxed);
+            }
+            Ok(t) if t.starts_with("HTTP/1.1 503") && t.contains("\"busy\"") => {
+                out.busy.fetch_add(1, Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(t) => {
+                out.other_status.fetch_add(1, Relaxed);
+                eprintln!("big body: unexpected answer {:?}", t.lines().next());
+            }
+            // Refused before the body was read: the node closed while we sent.
+            Err(_) => {
+                out.broken.fetch_add(1, Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+#[test]
+fn floods_of_idle_and_half_sent_connections_and_big_bodies_neither_stop_consensus_nor_exhaust_the_node() {
+    let fd_limit = yrd_tests::raise_nofile();
+    eprintln!("test process descriptor limit: {fd_limit}");
+    let mut c = Cluster::prepare(4, &[]);
+    {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&c.nodes[TARGET].config).expect("config");
+        writeln!(
+            f,
+            "\n[http]\nheader_timeout_ms = {HEADER_TIMEOUT_MS}\nidle_timeout_ms = {HEADER_TIMEOUT_MS}\nbody_timeout_ms = {BODY_TIMEOUT_MS}"
+        )
+        .expect("write config");
+    }
+    for i in 0..4 {
+        c.start_node(i);
+    }
+    for i in 0..4 {
+        c.wait_height(i, 1, 60);
+    }
+    let target_addr = c.nodes[TARGET].api.trim_start_matches("http://").to_string();
+    let rss_before_kb = c.nodes[TARGET].status_kb("VmRSS").expect("rss");
+    let fds_before = c.nodes[TARGET].open_fds().expect("fds");
+    let heights_before: Vec<u64> = (0..4).map(|i| c.height(i).expect("height")).collect();
+    eprintln!("before the attack: heights {heights_before:?}, {} RSS {} MB", c.nodes[TARGET].name, rss_before_kb / 1024);
+
+    // The attack.
+    let started = Instant::now();
+    let mut floods = vec![start_flood(&target_addr), start_flood(&target_addr)];
+    let stop = Arc::new(AtomicBool::new(false));
+    let big = Arc::new(BigBodies::default());
+    let body = Arc::new(empty_strings_body());
+    let big_clients: Vec<_> = (0..BIG_BODY_CLIENTS)
+        .map(|_| {
+            let (addr, body, stop, big) = (target_addr.clone(), body.clone(), stop.clone(), big.clone());
+            std::thread::spawn(move || post_big_bodies(addr, body, stop, big))
+        })
+        .collect();
+    for f in &mut floods {
+        let v = read_event(&mut f.out, "established", Duration::from_secs(15));
+        eprintln!("flood established: {v}");
+    }
+
+    // During the attack: attestations through the other nodes, heights, the
+    // attacked node's memory, and a client of the attacked node.
+    let probe: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut ids = Vec::new();
+    let mut seq = 0u64;
+    let mut heights_seen: Vec<Vec<u64>> = vec![Vec::new(); 4];
+    let (mut probes_ok, mut probes_failed, mut probe_worst) = (0, 0, Duration::ZERO);
+    let mut rss_max_kb = rss_before_kb;
+    let mut fds_max = fds_before;
+    while started.elapsed() < ATTACK {
+        seq += 1;
+        let via = (seq % 3) as usize;
+        let tx = c.chain.attestation(via, seq.div_ceil(3), Uscc::sample(seq), AttestationKind::ALL[(seq % 7) as usize]);
+        let (status, v) = c.submit(via, &tx);
+        assert_eq!(status, 202, "submit through {}: {v}", c.nodes[via].name);
+        ids.push(v["id"].as_str().expect("id").to_string());
+        for (i, seen) in heights_seen.iter_mut().enumerate().take(3) {
+            if let Some(h) = c.height(i) {
+                seen.push(h);
+            }
+        }
+        let t = Instant::now();
+        let answer = probe.get(format!("{}/v1/status", c.nodes[TARGET].api)).call();
+        match answer.map(|mut r| (r.status().as_u16(), r.body_mut().read_json::<Value>())) {
+            Ok((200, Ok(v))) => {
+                probes_ok += 1;
+                probe_worst = probe_worst.max(t.elapsed());
+                heights_seen[TARGET].push(v["height"].as_u64().expect("height"));
+            }
+            other => {
+                probes_failed += 1;
+                eprintln!("probe of {} failed: {other:?}", c.nodes[TARGET].name);
+            }
+        }
+        if let Some(kb) = c.nodes[TARGET].status_kb("VmRSS") {
+            rss_max_kb = rss_max_kb.max(kb);
+        }
+        if let Some(n) = c.nodes[TARGET].open_fds() {
+            fds_max = fds_max.max(n);
+        }
+        assert!(c.nodes[TARGET].is_running(), "{} died under the attack:\n{}", c.nodes[TARGET].name, c.nodes[TARGET].log_tail(30));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    stop.store(true, Relaxed);
+    let heights_at_end: Vec<Option<u64>> = (0..4).map(|i| heights_seen[i].last().copied()).collect();
+
+    // The attackers now hold what they still have open, without reconnecting. The
+    // node's header and body timeouts must close its side: its descriptors fall
+    // back to where they were before the attack, while the sockets are still held.
+    let hold_start = Instant::now();
+    let fds_at_end = c.nodes[TARGET].open_fds().expect("fds");
+    let cut_after = loop {
+        let n = c.nodes[TARGET].open_fds().expect("fds");
+        if n <= fds_before + FD_SLACK {
+            break hold_start.elapsed();
+        }
+        assert!(
+            hold_start.elapsed() < Duration::from_millis(HOLD_MS - 1_000),
+            "{n} descriptors still open on {} {HOLD_MS} ms after the attack (before it: {fds_before}; \
+             timeouts {HEADER_TIMEOUT_MS}/{BODY_TIMEOUT_MS} ms)",
+            c.nodes[TARGET].name
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "{}: {fds_before} descriptors before the attack, {fds_max} max sampled, {fds_at_end} at its end, \
+         back to <= {} {cut_after:?} later with the attackers still holding their sockets",
+        c.nodes[TARGET].name,
+        fds_before + FD_SLACK
+    );
+    let mut opened = 0;
+    for f in &mut floods {
+        let v = read_event(&mut f.out, "summary", Duration::from_millis(HOLD_MS) + Duration::from_secs(30));
+        // `still_open` counts sockets the attacker thinks open; those the node
+        // never accepted (handshakes left half-open by a full accept queue) stay so.
+        eprintln!("flood summary: {v}");
+        opened += v["opened"].as_u64().unwrap_or(0);
+    }
+    assert!(opened >= 20_000, "the floods opened only {opened} connections: not the attack asked for");
+    for t in big_clients {
+        t.join().expect("big-body client");
+    }
+    eprintln!(
+        "big bodies: {} answered batch_too_large, {} busy (503), {} cut off while sending, {} other",
+        big.batch_too_large.load(Relaxed),
+        big.busy.load(Relaxed),
+        big.broken.load(Relaxed),
+        big.other_status.load(Relaxed)
+    );
+    assert!(big.batch_too_large.load(Relaxed) > 0, "no big body was ever parsed: the attack did not exercise the parser");
+    assert_eq!(big.other_status.load(Relaxed), 0);
+
+    // Consensus went on during the attack, on every node.
+    eprintln!("heights during the attack: {:?}", heights_seen.iter().map(|h| (h.first(), h.last())).collect::<Vec<_>>());
+    for (i, seen) in heights_seen.iter().enumerate() {
+        let (first, last) = (seen.first().copied().unwrap_or(0), seen.last().copied().unwrap_or(0));
+        assert!(
+            last >= first + 5,
+            "{}: height went only from {first} to {last} during the attack",
+            c.nodes[i].name
+        );
+    }
+    eprintln!(
+        "probes of the attacked node during the attack: {probes_ok} answered (slowest {probe_worst:?}), {probes_failed} failed"
+    );
+    assert!(probes_ok * 2 > probes_failed + probes_ok, "the attacked node kept clients out: {probes_ok} ok, {probes_failed} failed");
+
+    // Afterwards: it answers at once, holds no connections, and every attestation
+    // is final everywhere.
+    let t = Instant::now();
+    let (status, _) = c.get(TARGET, "/v1/status").expect("the attacked node answers after the attack");
+    assert_eq!(status, 200);
+    eprintln!("after the attack: /v1/status answered in {:?}", t.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, m) = c.get(TARGET, "/metrics").expect("metrics");
+        let text = m.as_str().unwrap_or_default().to_string();
+        let open: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("yrd_api_connections "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("yrd_api_connections");
+        if open <= 8.0 {
+            let counter = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or(name).to_string();
+            eprintln!(
+                "node counters: {} | {} | {} | {}",
+                counter("yrd_api_connections_evicted_total"),
+                counter("yrd_api_connections_refused_total"),
+                counter("yrd_api_connections_timed_out_total"),
+                counter("yrd_api_bodies_refused_total")
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{open} API connections still open after the attack");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for id in &ids {
+        for i in 0..4 {
+            c.wait_final(i, id, 60);
+        }
+    }
+    let peak_kb = c.nodes[TARGET].status_kb("VmHWM").expect("VmHWM");
+    eprintln!(
+        "{} RSS: {} MB before, {} MB max sampled, {} MB peak (VmHWM); bound {} MB; {} attestations final on all nodes; \
+         heights at the end {heights_at_end:?}",
+        c.nodes[TARGET].name,
+        rss_before_kb / 1024,
+        rss_max_kb / 1024,
+        peak_kb / 1024,
+        RSS_BOUND_KB / 1024,
+        ids.len()
+    );
+    assert!(peak_kb < RSS_BOUND_KB, "peak RSS {} MB over the {} MB bound", peak_kb / 1024, RSS_BOUND_KB / 1024);
+
+    // And it stops cleanly.
+    let status = c.stop(TARGET).expect("running");
+    assert!(status.success(), "{} exited with {status} on SIGTERM", c.nodes[TARGET].name);
+}
