@@ -238,3 +238,54 @@ impl HttpConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "shanghai"
+genesis = "genesis.json"
+key = "sh.key"
+data_dir = "data"
+"#;
+
+    fn load(text: &str) -> Result<NodeConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        NodeConfig::load(&path)
+    }
+
+    #[test]
+    fn a_file_without_http_gets_the_default_limits() {
+        let cfg = load(BASE).unwrap();
+        assert_eq!(cfg.http, HttpConfig::default());
+        assert_eq!(cfg.http.max_connections, 4096);
+        assert_eq!(cfg.http.max_body_bytes_in_flight, 64 << 20);
+    }
+
+    #[test]
+    fn http_limits_are_read_and_the_rest_defaulted() {
+        let cfg = load(&format!("{BASE}\n[http]\nmax_connections = 100\nheader_timeout_ms = 2500\n")).unwrap();
+        assert_eq!(cfg.http.max_connections, 100);
+        assert_eq!(cfg.http.header_timeout_ms, 2500);
+        assert_eq!(cfg.http.idle_timeout_ms, HttpConfig::default().idle_timeout_ms);
+        // Written out and read back: the same.
+        let again: NodeConfig = toml::from_str(&cfg.to_toml()).unwrap();
+        assert_eq!(again.http, cfg.http);
+    }
+
+    #[test]
+    fn bad_http_limits_are_refused_with_the_reason() {
+        for (section, needle) in [
+            ("max_conections = 5", "unknown field `max_conections`"),
+            ("max_connections = 0", "http.max_connections must be at least 1"),
+            ("body_timeout_ms = 0", "must be positive"),
+            ("max_body_bytes_in_flight = 1000000", "less than one largest batch body (16401024 bytes)"),
+        ] {
+            let e = load(&format!("{BASE}\n[http]\n{section}\n")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{section}: {e}");
+        }
+    }
+}
