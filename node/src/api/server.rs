@@ -101,7 +101,8 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 fn refusal(max_connections: usize) -> Vec<u8> {
     let body = serde_json::json!({
         "error": format!(
-            "the node's {max_connections} API connections all have a request in progress; retry later"
+            "the node is at its limit of {max_connections} API connections, all with a request in progress \
+             (none could make room for this one); retry later"
         ),
         "code": "too_many_connections",
     })
