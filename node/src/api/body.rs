@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use futures::StreamExt;
@@ -113,43 +112,17 @@ fn too_large(max_bytes: usize, what: &str) -> ApiError {
 /// Reads the body of `req`, at most `max_bytes`, within `limits`.
 pub async fn read(req: Request, max_bytes: usize, limits: &BodyLimits) -> Result<ReadBody, ApiError> {
     let conn = req.extensions().get::<ConnHandle>().cloned();
-    let announced = match req.headers().get(header::CONTENT_LENGTH) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(|| ApiError::bad_request("bad_body", "Content-Length is not a number"))?,
-        ),
-    };
+    let announced = content_length(&req)?;
     let deadline = tokio::time::Instant::now() + limits.timeout;
-    if let Some(n) = announced {
-        if n > max_bytes as u64 {
-            if n <= DRAIN_MAX_BYTES as u64 {
-                drain(req.into_body(), 0, deadline, conn.as_ref()).await;
-            }
-            return Err(too_large(max_bytes, &format!("of {n} bytes (Content-Length)")));
+    if let Some(n) = announced.filter(|n| *n > max_bytes as u64) {
+        if n <= DRAIN_MAX_BYTES as u64 {
+            drain(req.into_body().into_data_stream(), 0, deadline, conn.as_ref()).await;
         }
+        return Err(too_large(max_bytes, &format!("of {n} bytes (Content-Length)")));
     }
     // A body without a length (chunked) reserves the endpoint's limit.
     let reserve = announced.map_or(max_bytes, |n| n as usize);
-    let permit = if reserve == 0 {
-        None
-    } else {
-        let n = u32::try_from(reserve).map_err(|_| too_large(max_bytes, "length"))?;
-        Some(limits.budget.clone().try_acquire_many_owned(n).map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                format!(
-                    "the node is already receiving {} bytes of request bodies (its limit is {}); \
-                     this body of {reserve} bytes does not fit now, retry later",
-                    limits.budget_bytes - limits.budget.available_permits(),
-                    limits.budget_bytes
-                ),
-            )
-        })?)
-    };
+    let permit = reserve_budget(limits, reserve)?;
     let capacity = if reserve >= LARGE_BODY_BYTES { reserve.max(OWN_MAPPING_BYTES) } else { reserve };
     let mut bytes = Vec::with_capacity(capacity);
     let mut stream = req.into_body().into_data_stream();
@@ -159,43 +132,68 @@ pub async fn read(req: Request, max_bytes: usize, limits: &BodyLimits) -> Result
             tokio::time::timeout_at(deadline, stream.next()).await
         };
         match next {
-            Err(_) => {
-                return Err(ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body_timeout",
-                    format!(
-                        "request body not complete {} ms after its head ({} of {} bytes arrived)",
-                        limits.timeout.as_millis(),
-                        bytes.len(),
-                        announced.map_or_else(|| "unknown".to_string(), |n| n.to_string())
-                    ),
-                ))
-            }
-            Ok(None) => break,
+            Err(_) => return Err(timed_out(limits, bytes.len(), announced)),
+            Ok(None) => return Ok(ReadBody { bytes, permit }),
             Ok(Some(Err(e))) => {
                 return Err(ApiError::bad_request("bad_body", format!("cannot read the request body: {e}")));
             }
-            Ok(Some(Ok(chunk))) => {
-                if bytes.len() + chunk.len() > reserve {
-                    let seen = bytes.len() + chunk.len();
-                    drop(bytes);
-                    drain_stream(stream, seen, deadline, conn.as_ref()).await;
-                    return Err(too_large(max_bytes, "that arrived"));
-                }
-                bytes.extend_from_slice(&chunk);
+            Ok(Some(Ok(chunk))) if bytes.len() + chunk.len() > reserve => {
+                let seen = bytes.len() + chunk.len();
+                drop(bytes);
+                drain(stream, seen, deadline, conn.as_ref()).await;
+                return Err(too_large(max_bytes, "that arrived"));
             }
+            Ok(Some(Ok(chunk))) => bytes.extend_from_slice(&chunk),
         }
     }
-    Ok(ReadBody { bytes, permit })
+}
+
+/// The announced body length, if any.
+fn content_length(req: &Request) -> Result<Option<u64>, ApiError> {
+    let Some(v) = req.headers().get(header::CONTENT_LENGTH) else { return Ok(None) };
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::bad_request("bad_body", "Content-Length is not a number"))
+}
+
+/// Takes `bytes` from the in-flight budget, or refuses with 503 `busy`.
+fn reserve_budget(limits: &BodyLimits, bytes: usize) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+    if bytes == 0 {
+        return Ok(None);
+    }
+    let busy = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "the node is already receiving {} bytes of request bodies (its limit is {}); \
+                 this body of {bytes} bytes does not fit now, retry later",
+                limits.budget_bytes - limits.budget.available_permits(),
+                limits.budget_bytes
+            ),
+        )
+    };
+    let n = u32::try_from(bytes).map_err(|_| busy())?;
+    limits.budget.clone().try_acquire_many_owned(n).map(Some).map_err(|_| busy())
+}
+
+fn timed_out(limits: &BodyLimits, arrived: usize, announced: Option<u64>) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        format!(
+            "request body not complete {} ms after its head ({arrived} of {} bytes arrived)",
+            limits.timeout.as_millis(),
+            announced.map_or_else(|| "unknown".to_string(), |n| n.to_string())
+        ),
+    )
 }
 
 /// Reads and discards what is left of a refused body, up to [`DRAIN_MAX_BYTES`] in
 /// all (`seen` already read) and until `deadline`.
-async fn drain(body: Body, seen: usize, deadline: tokio::time::Instant, conn: Option<&ConnHandle>) {
-    drain_stream(body.into_data_stream(), seen, deadline, conn).await
-}
-
-async fn drain_stream(
+async fn drain(
     mut stream: axum::body::BodyDataStream,
     mut seen: usize,
     deadline: tokio::time::Instant,
