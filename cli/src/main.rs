@@ -77,6 +77,7 @@ enum Command {
     /// Write the genesis file for a set of agencies and print the chain id
     Genesis(cmd::genesis::Args),
     /// Run a validator or observer node (TOML config, overridable by flags)
+    #[command(long_about = cmd::node::LONG_ABOUT)]
     Node(cmd::node::Args),
     /// Sign and submit a credit attestation about an enterprise
     Attest(cmd::attest::Args),

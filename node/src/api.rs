@@ -10,14 +10,24 @@
 //! [`Shared::admit`] (ledger, then mempool). Batch admission (signature checks of
 //! up to [`MAX_BATCH`] transactions) runs on the blocking pool so it does not stall
 //! the runtime that also drives consensus.
+//!
+//! The server around the router ([`server`]) caps connections and bounds every
+//! wait on a client; bodies are read within a size limit, a deadline and a budget
+//! shared by all connections ([`body`]); the batch body is parsed with its limits
+//! applied while parsing ([`batch`]).
+
+pub mod batch;
+pub mod body;
+pub mod conns;
+mod gov;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -36,7 +46,8 @@ use yrd_ledger::uscc::Uscc;
 
 use crate::shared::{now_ms, Shared, SubmitError, MAX_BATCH};
 
-mod gov;
+pub use body::MAX_BODY_BYTES_IN_FLIGHT_LIMIT;
+pub use server::ServeLimits;
 
 /// Largest body of `POST /v1/transactions`: one hex transaction plus JSON framing.
 pub const MAX_SUBMIT_BODY_BYTES: usize = 2 * MAX_TX_BYTES + 1024;
@@ -63,10 +74,10 @@ pub struct ErrorBody {
     /// Human-readable reason.
     pub error: String,
     /// Machine-readable rule: a [`yrd_ledger::validate::TxError::code`] or one of
-    /// the API's own (`bad_json`, `bad_hex`, `bad_id`, `bad_uscc`, `bad_height`,
-    /// `bad_query`, `bad_path`, `batch_too_large`, `body_too_large`, `not_found`,
-    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `unavailable`,
-    /// `internal`).
+    /// the API's own (`bad_json`, `bad_body`, `bad_hex`, `bad_id`, `bad_uscc`, `bad_height`,
+    /// `bad_query`, `bad_path`, `batch_too_large`, `body_too_large`, `body_timeout`, `not_found`,
+    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `busy`,
+    /// `too_many_connections`, `unavailable`, `internal`).
     pub code: String,
 }
 
@@ -132,31 +143,58 @@ type ApiResult<T> = Result<T, ApiError>;
 // Extractors that answer in our error shape
 // ---------------------------------------------------------------------------
 
-/// A JSON body. Content-Type is not required (the body is always parsed as JSON);
-/// a body over the route's limit gives 413, anything unparsable 400 with the reason.
-pub struct ApiJson<T>(pub T);
+/// A request type with its endpoint's body limit.
+pub trait BodyLimit {
+    const MAX_BODY_BYTES: usize;
+}
 
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequest<S> for ApiJson<T> {
+impl BodyLimit for SubmitRequest {
+    const MAX_BODY_BYTES: usize = MAX_SUBMIT_BODY_BYTES;
+}
+
+/// Reads a body within its endpoint's limit and the server's body limits, counting
+/// bodies refused for the budget.
+async fn read_body(req: Request, max_bytes: usize, app: &AppState) -> Result<body::ReadBody, ApiError> {
+    body::read(req, max_bytes, &app.body).await.inspect_err(|e| {
+        if e.code == "busy" {
+            app.shared.metrics.api_bodies_refused.inc();
+        }
+    })
+}
+
+/// A JSON body. Content-Type is not required (the body is always parsed as JSON);
+/// a body over the endpoint's limit gives 413, one not complete in time 408, one
+/// that does not fit the in-flight budget 503, anything unparsable 400 with the
+/// reason. The second field is the body's share of the budget, held until the
+/// handler returns.
+pub struct ApiJson<T>(pub T, Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl<T: DeserializeOwned + BodyLimit + Send> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!(
-                        "request body too large (at most {MAX_SUBMIT_BODY_BYTES} bytes for one transaction, \
-                         {MAX_BATCH_BODY_BYTES} for a batch)"
-                    ),
-                )
-            } else {
-                ApiError::bad_request("bad_body", format!("cannot read the request body: {}", e.body_text()))
-            }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let body = read_body(req, T::MAX_BODY_BYTES, app).await?;
+        serde_json::from_slice(&body.bytes)
+            .map(|v| ApiJson(v, body.permit))
             .map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
+    }
+}
+
+/// The body of `POST /v1/transactions/batch`, parsed by [`batch::parse`] (limits
+/// applied while parsing), with its share of the budget.
+pub struct BatchBody(Vec<batch::Entry>, Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl FromRequest<AppState> for BatchBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let body = read_body(req, MAX_BATCH_BODY_BYTES, app).await?;
+        match batch::parse(&body.bytes) {
+            Ok(entries) => Ok(BatchBody(entries, body.permit)),
+            Err(e @ batch::BatchParseError::TooMany { .. }) => Err(ApiError::bad_request("batch_too_large", e.to_string())),
+            Err(e @ batch::BatchParseError::EntryTooLarge { .. }) => Err(ApiError::bad_request("too_large", e.to_string())),
+            Err(e @ batch::BatchParseError::Json(_)) => Err(ApiError::bad_request("bad_json", e.to_string())),
+        }
     }
 }
 
@@ -196,11 +234,6 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
 pub struct SubmitRequest {
     /// Hex of the canonical `SignedTransaction` bytes.
     pub tx: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct BatchRequest {
-    pub txs: Vec<String>,
 }
 
 /// An accepted (or already pending) transaction.
@@ -449,11 +482,13 @@ struct WaitResponse {
 // ---------------------------------------------------------------------------
 
 #[derive(Clone)]
-struct AppState {
+pub struct AppState {
     shared: Arc<Shared>,
     /// Set to `true` when the server shuts down: long polls return at once.
     /// Kept here (not only in `serve`) so a receiver never sees it dropped.
     stopping: Arc<watch::Sender<bool>>,
+    /// Body deadline and in-flight budget.
+    body: Arc<body::BodyLimits>,
 }
 
 impl AppState {
@@ -479,21 +514,21 @@ impl AppState {
     }
 }
 
-/// The API router (every endpoint of docs/api.md, `/metrics`, JSON 404/405).
+/// The API router (every endpoint of docs/api.md, `/metrics`, JSON 404/405), with
+/// the default body limits. [`serve`] adds the connection limits around it.
 pub fn router(shared: Arc<Shared>) -> Router {
-    build(AppState { shared, stopping: Arc::new(watch::channel(false).0) })
+    let limits = ServeLimits::default();
+    build(AppState {
+        shared,
+        stopping: Arc::new(watch::channel(false).0),
+        body: Arc::new(body::BodyLimits::new(limits.body_timeout, limits.max_body_bytes_in_flight)),
+    })
 }
 
 fn build(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/v1/transactions",
-            post(submit_one).layer(DefaultBodyLimit::max(MAX_SUBMIT_BODY_BYTES)),
-        )
-        .route(
-            "/v1/transactions/batch",
-            post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
-        )
+        .route("/v1/transactions", post(submit_one))
+        .route("/v1/transactions/batch", post(submit_batch))
         .route("/v1/attestations/{id}", get(get_attestation))
         .route("/v1/subjects/{uscc}/attestations", get(by_subject))
         .route("/v1/issuers/{name}/attestations", get(by_issuer))
@@ -515,26 +550,36 @@ fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then stops accepting,
-/// wakes pending long polls and lets in-flight requests finish.
+/// Serves the API on `listener` within `limits` until `shutdown` completes, then
+/// stops accepting, wakes pending long polls and lets requests in progress finish
+/// (for at most [`server::SHUTDOWN_GRACE`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stopping = Arc::new(watch::channel(false).0);
-    let app = build(AppState { shared, stopping: stopping.clone() });
+    let body = Arc::new(body::BodyLimits::new(limits.body_timeout, limits.max_body_bytes_in_flight));
+    let app = build(AppState { shared: shared.clone(), stopping: stopping.clone(), body });
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "HTTP API listening");
+        tracing::info!(
+            %addr,
+            max_connections = limits.max_connections,
+            header_timeout_ms = limits.header_timeout.as_millis() as u64,
+            idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
+            body_timeout_ms = limits.body_timeout.as_millis() as u64,
+            max_body_bytes_in_flight = limits.max_body_bytes_in_flight,
+            "HTTP API listening"
+        );
     }
-    let signal = async move {
-        shutdown.await;
-        stopping.send_replace(true);
-    };
-    axum::serve(listener, app).with_graceful_shutdown(signal).await
+    let conns = Arc::new(conns::Conns::new(limits.max_connections, crate::fdlimit::CLOSING_SLACK));
+    server::run(listener, app, conns, &limits, &shared.metrics, stopping, shutdown).await;
+    Ok(())
 }
 
-/// One debug event per request (method, path, status, latency); a warning for 5xx.
+/// One debug event per request (method, path, status, latency); a warning for 5xx
+/// other than 503.
 async fn trace_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
@@ -542,7 +587,9 @@ async fn trace_request(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let latency_us = start.elapsed().as_micros() as u64;
-    if resp.status().is_server_error() {
+    // 503 is back-pressure (mempool full, body budget used up), which a flood of
+    // clients can cause thousands of times a second: not worth a warning each.
+    if resp.status().is_server_error() && resp.status() != StatusCode::SERVICE_UNAVAILABLE {
         tracing::warn!(%method, path = uri.path(), status, latency_us, "api request failed");
     } else {
         tracing::debug!(%method, path = uri.path(), status, latency_us, "api request");
@@ -580,7 +627,7 @@ fn pending(id: &TxId) -> Submitted {
     Submitted { id: id.to_hex(), status: "pending".into() }
 }
 
-async fn submit_one(State(app): State<AppState>, ApiJson(req): ApiJson<SubmitRequest>) -> ApiResult<Response> {
+async fn submit_one(State(app): State<AppState>, ApiJson(req, _budget): ApiJson<SubmitRequest>) -> ApiResult<Response> {
     let bytes = decode_tx_hex(&req.tx)?;
     let mut results = app.shared.submit(&[&bytes]).await;
     match results.pop() {
@@ -590,26 +637,23 @@ async fn submit_one(State(app): State<AppState>, ApiJson(req): ApiJson<SubmitReq
     }
 }
 
-async fn submit_batch(State(app): State<AppState>, ApiJson(req): ApiJson<BatchRequest>) -> ApiResult<Json<BatchResponse>> {
-    if req.txs.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(
-            "batch_too_large",
-            format!("batch has {} transactions, at most {MAX_BATCH} allowed", req.txs.len()),
-        ));
-    }
-    let mut results: Vec<Option<BatchEntry>> = vec![None; req.txs.len()];
-    let mut decoded = Vec::with_capacity(req.txs.len());
-    let mut slots = Vec::with_capacity(req.txs.len());
-    for (i, h) in req.txs.iter().enumerate() {
-        match decode_tx_hex(h) {
+/// `POST /v1/transactions/batch`. The body's budget share (`_budget`) is held
+/// until the answer is built: the decoded transactions are at most half the body.
+async fn submit_batch(State(app): State<AppState>, BatchBody(entries, _budget): BatchBody) -> ApiResult<Json<BatchResponse>> {
+    let mut results: Vec<Option<BatchEntry>> = vec![None; entries.len()];
+    let mut decoded = Vec::with_capacity(entries.len());
+    let mut slots = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        match entry {
             Ok(b) => {
                 decoded.push(b);
                 slots.push(i);
             }
-            Err(e) => results[i] = Some(BatchEntry::Err(e.into())),
+            Err(e) => {
+                results[i] = Some(BatchEntry::Err(ErrorBody { error: format!("tx is not valid hex: {e}"), code: "bad_hex".into() }))
+            }
         }
     }
-    drop(req);
     // Signature checks of a whole batch take tens of milliseconds: keep them off
     // the async workers (`Shared::submit` split in two: the CPU work runs on the
     // blocking pool and only the gossip hand-off is awaited).

@@ -3,11 +3,12 @@
 //! The validator node of the YRD credit chain: the permissioned libp2p network
 //! ([`net`]), the consensus driver that wires the pure core to the network,
 //! timers and the sled store ([`node`]), the mempool ([`mempool`]), the HTTP JSON
-//! API with Prometheus metrics ([`api`]), configuration ([`config`]) and key
-//! files ([`keys`]). This is the only crate with tokio and libp2p.
+//! API with Prometheus metrics ([`api`]), configuration ([`config`]), key
+//! files ([`keys`]) and the descriptor limit ([`fdlimit`]). This is the only crate with tokio and libp2p.
 
 pub mod api;
 pub mod config;
+pub mod fdlimit;
 pub mod health;
 pub mod keys;
 pub mod net;

@@ -97,6 +97,17 @@ pub struct Node {
 
 impl Node {
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        // Before anything opens a descriptor: every connection and file needs one.
+        let fds = crate::fdlimit::raise_to_hard()?;
+        info!(before = fds.before, soft = fds.soft, hard = fds.hard, "file-descriptor limit (RLIMIT_NOFILE)");
+        let max_connections = crate::fdlimit::api_connection_cap(config.http.max_connections, fds.soft, config.http.fd_reserve)?;
+        info!(
+            max_connections,
+            configured = config.http.max_connections,
+            fd_limit = fds.soft,
+            fd_reserve = config.http.fd_reserve,
+            "API connection cap"
+        );
         let genesis_bytes = std::fs::read(&config.genesis)
             .with_context(|| format!("cannot read genesis file {}", config.genesis.display()))?;
         let genesis = Genesis::from_json(&genesis_bytes)
@@ -168,16 +179,18 @@ impl Node {
         });
         shared.metrics.height.set(height.0 as i64);
 
-        // API.
-        let listener = tokio::net::TcpListener::bind(&config.api)
-            .await
+        // API, with its connections capped (above) so that descriptors stay for
+        // the network and the store.
+        let limits = crate::api::ServeLimits::new(&config.http, max_connections);
+        let api_bind: std::net::SocketAddr =
+            config.api.parse().with_context(|| format!("API address {:?}", config.api))?;
+        let listener = crate::api::server::bind(api_bind)
             .with_context(|| format!("cannot listen for the API on {}", config.api))?;
         let api_addr = listener.local_addr()?;
         let (api_shutdown, api_stop) = tokio::sync::oneshot::channel::<()>();
-        let api_task = tokio::spawn(crate::api::serve(listener, shared.clone(), async move {
+        let api_task = tokio::spawn(crate::api::serve(listener, shared.clone(), limits, async move {
             let _ = api_stop.await;
         }));
-        info!(api = %api_addr, "HTTP API listening");
 
         let c = &config.consensus;
         let timeouts = TimeoutConfig {

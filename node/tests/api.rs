@@ -63,7 +63,7 @@ impl Harness {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                api::serve(listener, served, async move {
+                api::serve(listener, served, api::ServeLimits::default(), async move {
                     let _ = stop_rx.await;
                 })
                 .await

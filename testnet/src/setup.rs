@@ -18,7 +18,7 @@ use yrd_consensus::crypto::{Hash32, SecretKey};
 use yrd_ledger::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
 use yrd_ledger::testkit::AGENCIES;
 use yrd_ledger::tx::AttestationKind;
-use yrd_node::config::{ConsensusConfig, MempoolConfig, NodeConfig};
+use yrd_node::config::{ConsensusConfig, HttpConfig, MempoolConfig, NodeConfig};
 
 /// The chain name written into the testnet genesis.
 pub const CHAIN_NAME: &str = "yrd-testnet";
@@ -293,6 +293,7 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
                     .unwrap_or(ConsensusConfig::default().max_block_txs),
                 ..ConsensusConfig::default()
             },
+            http: HttpConfig::default(),
         };
         config
             .validate()

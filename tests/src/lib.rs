@@ -55,6 +55,24 @@ impl NodeProc {
         }
     }
 
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// A `kB` field of `/proc/<pid>/status` (e.g. `VmRSS`, `VmHWM` = peak RSS).
+    pub fn status_kb(&self, field: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// How many file descriptors the process has open.
+    pub fn open_fds(&self) -> Option<usize> {
+        Some(std::fs::read_dir(format!("/proc/{}/fd", self.pid()?)).ok()?.count())
+    }
+
     /// The last lines of the node's log (for failure messages).
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -310,6 +328,18 @@ impl Drop for Cluster {
 
 fn yrd_node_key(path: &Path, key: &yrd_consensus::crypto::SecretKey) {
     yrd_node::keys::write_key_file(path, key).expect("write key file");
+}
+
+/// Raises this process's soft descriptor limit to its hard limit; returns the
+/// soft limit in force.
+pub fn raise_nofile() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+    getrlimit(Resource::RLIMIT_NOFILE).map(|l| l.0).unwrap_or(1024)
 }
 
 /// Reads a child's stdout lines until `pred` matches one (bounded by `secs`).
