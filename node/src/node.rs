@@ -14,7 +14,7 @@ use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 use yrd_consensus::codec;
-use yrd_consensus::core::{Action, Config as CoreConfig, Core, Event, TimeoutConfig};
+use yrd_consensus::core::{Action, Config as CoreConfig, Core, Event, HeightSets, TimeoutConfig};
 use yrd_consensus::crypto::{Hash32, PublicKey, SecretKey};
 use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex};
 use yrd_consensus::{CommitCertificate, SafetyState, Timeout};
@@ -203,12 +203,8 @@ impl Node {
         };
         let validators = genesis.validator_set()?;
         let core_key: Option<SecretKey> = validator_index.map(|_| key.clone());
-        let core = Core::new(
-            CoreConfig { chain, validators, me: validator_index, timeouts },
-            core_key,
-            safety,
-            height.next(),
-        )
+        // The genesis set at every height until governance is wired to the core.
+        let core = Core::new(CoreConfig { chain, timeouts }, core_key, safety, height.next(), HeightSets::fixed(validators))
         .map_err(|e| anyhow!("consensus: {e}"))?;
         let (strike_tx, strike_rx) = mpsc::channel(256);
         let driver = Driver {
@@ -298,7 +294,7 @@ struct Driver {
     /// Bounds concurrent admission of gossiped transaction batches.
     admission: Arc<tokio::sync::Semaphore>,
     /// Validators seen at a finished height: (lowest such height, when to look again).
-    behind: BTreeMap<ValidatorIndex, (Height, Instant)>,
+    behind: BTreeMap<PublicKey, (Height, Instant)>,
     /// Set when a certified block fails our validation: we stop following the
     /// chain (docs/consensus.md, "A certified block we cannot validate").
     halted: Option<Halt>,
@@ -530,7 +526,7 @@ impl Driver {
             }
             ConsensusMsg::Proposal { proposal, block } => {
                 let chain = self.shared.chain;
-                if let Err(e) = proposal.verify(&chain, &self.core.config().validators) {
+                if let Err(e) = proposal.verify(&chain, &self.core.sets().current) {
                     warn!(error = %e, "invalid proposal signature");
                     return Ok(Verdict::Reject);
                 }
@@ -570,7 +566,7 @@ impl Driver {
                 if certificate.height < height {
                     return Ok(Verdict::Ignore);
                 }
-                let validators = self.core.config().validators.clone();
+                let validators = self.core.sets().current.clone();
                 if certificate.verify(&self.shared.chain, &validators, certificate.height, &hash).is_err() {
                     return Ok(Verdict::Reject);
                 }
@@ -679,7 +675,8 @@ impl Driver {
                         if !self.commit_block(cert)? {
                             return Ok(()); // halted: nothing more is executed
                         }
-                        queue.extend(self.core.handle(Event::Committed { height: h }));
+                        let sets = self.fixed_sets();
+                        queue.extend(self.core.handle(Event::Committed { height: h, sets }));
                         self.after_height_change(&mut queue);
                     } else {
                         info!(height = cert.height.0, "decided a block whose body we lack; fetching it");
@@ -708,11 +705,11 @@ impl Driver {
     /// [`PEER_BEHIND_GRACE`] after it was first seen there.
     async fn help_lagging(&mut self) {
         let now = Instant::now();
-        let due: Vec<(ValidatorIndex, Height)> =
+        let due: Vec<(PublicKey, Height)> =
             self.behind.iter().filter(|(_, (_, at))| *at <= now).map(|(v, (h, _))| (*v, *h)).collect();
         for (peer, height) in due {
             self.behind.remove(&peer);
-            let still_behind = self.core.peer_progress(peer).is_none_or(|(h, _)| h <= height);
+            let still_behind = self.core.peer_progress(&peer).is_none_or(|(h, _)| h <= height);
             if !still_behind || height >= self.core.height() {
                 continue;
             }
@@ -724,10 +721,16 @@ impl Driver {
                 }
             };
             if let Some((block, certificate)) = found {
-                debug!(peer = peer.0, height = height.0, "sending a certified block to a lagging validator");
+                debug!(peer = %peer, height = height.0, "sending a certified block to a lagging validator");
                 self.publish(ConsensusMsg::Certified { block, certificate }).await;
             }
         }
+    }
+
+    /// The sets of the two heights after a commit: the genesis set, which never
+    /// changes until governance is wired to the core.
+    fn fixed_sets(&self) -> HeightSets {
+        HeightSets::fixed(self.core.sets().next.clone())
     }
 
     /// After the core moved to a new height: replay proposals we kept for it.
@@ -750,7 +753,8 @@ impl Driver {
         if !self.commit_block(cert)? {
             return Ok(());
         }
-        let actions = self.core.handle(Event::Committed { height: h });
+        let sets = self.fixed_sets();
+        let actions = self.core.handle(Event::Committed { height: h, sets });
         let mut queue = actions.into();
         self.after_height_change(&mut queue);
         self.execute(queue.into()).await
@@ -945,7 +949,7 @@ impl Driver {
         let net = self.net.clone();
         let tx = self.sync_results.0.clone();
         let chain = self.shared.chain;
-        let validators = self.core.config().validators.clone();
+        let validators = self.core.sets().current.clone();
         tokio::spawn(async move {
             let mut out = Vec::new();
             for peer in peers {
