@@ -685,6 +685,30 @@ impl GovState {
         m.validator_set()
     }
 
+    /// Keys allowed to connect to the network from `height` on: the validators
+    /// and observers of the membership in force at `height` and of every
+    /// membership already decided to follow it — including approved changes not
+    /// yet in force, so that a validator being added can connect and catch up
+    /// before its first vote.
+    pub fn network_keys_from(&self, height: u64) -> Vec<PublicKey> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut keys: BTreeSet<PublicKey> = self.membership_at(height).network_keys().into_iter().collect();
+        for (_, m) in self.timeline.range((Excluded(height.max(1)), Unbounded)) {
+            keys.extend(m.network_keys());
+        }
+        let mut projected = self.timeline.values().next_back().map(|m| (**m).clone());
+        for (eff, ids) in &self.scheduled {
+            for id in ids {
+                let (Some(m), Some(r)) = (projected.as_ref(), self.proposals.get(id)) else { continue };
+                if let Ok(next) = m.apply_all(&r.proposal.changes, *eff) {
+                    keys.extend(next.network_keys());
+                    projected = Some(next);
+                }
+            }
+        }
+        keys.into_iter().collect()
+    }
+
     /// Starts the governance part of executing block `height` (whose membership
     /// is `membership_at(height)`).
     pub fn begin_block(&self, height: u64) -> BlockGov<'_> {

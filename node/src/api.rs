@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use yrd_consensus::crypto::{Hash32, PublicKey};
 use yrd_consensus::types::Height;
-use yrd_ledger::genesis::{Genesis, IssuerInfo};
+use yrd_ledger::genesis::IssuerInfo;
 use yrd_ledger::store::{Ledger, Status, StoreError, TxRecord};
 use yrd_ledger::tx::{TxBody, TxId, MAX_TX_BYTES};
 use yrd_ledger::uscc::Uscc;
@@ -728,11 +728,12 @@ async fn by_subject(State(app): State<AppState>, ApiPath(input): ApiPath<String>
     .await
 }
 
-/// An issuer by genesis name, or by its key in hex.
-fn find_issuer<'g>(genesis: &'g Genesis, name: &str) -> Option<&'g IssuerInfo> {
-    genesis
-        .issuer_by_name(name)
-        .or_else(|| PublicKey::from_hex(name).ok().and_then(|k| genesis.issuer(&k)))
+/// An issuer of the membership in force by name, or by its current key in hex
+/// (frozen issuers included).
+fn find_issuer(m: &yrd_ledger::governance::Membership, name: &str) -> Option<IssuerInfo> {
+    m.issuer_by_name(name)
+        .or_else(|| PublicKey::from_hex(name).ok().and_then(|k| m.issuer_any(&k)))
+        .cloned()
 }
 
 async fn by_issuer(
@@ -749,11 +750,11 @@ async fn by_issuer(
     }
     let now = now_ms();
     app.read(move |_, ledger| {
-        let issuer = find_issuer(ledger.genesis(), &name)
-            .ok_or_else(|| ApiError::not_found(format!("issuer {name:?} not found in the genesis")))?;
+        let issuer = find_issuer(&ledger.next_membership(), &name)
+            .ok_or_else(|| ApiError::not_found(format!("issuer {name:?} is not an issuer of the membership in force")))?;
         let records = ledger.by_issuer(&issuer.key, q.after, limit as usize, now).map_err(ApiError::store)?;
         Ok(Json(IssuerResponse {
-            issuer: IssuerJson::of(issuer),
+            issuer: IssuerJson::of(&issuer),
             attestations: attestations_json(&ledger, &records)?,
             last_sequence: ledger.last_sequence(&issuer.key).map_err(ApiError::store)?,
         }))
@@ -771,8 +772,9 @@ fn parse_height(s: &str) -> ApiResult<Height> {
         .map_err(|_| ApiError::bad_request("bad_height", format!("height {s:?} is not a non-negative integer")))
 }
 
-fn validator_name(genesis: &Genesis, index: u32) -> String {
-    genesis.validators.get(index as usize).map(|v| v.name.clone()).unwrap_or_default()
+/// The name of validator `index` of the set in force at `height`.
+fn validator_name(ledger: &Ledger, height: Height, index: u32) -> String {
+    ledger.membership_at(height).validators.get(index as usize).map(|v| v.name.clone()).unwrap_or_default()
 }
 
 fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
@@ -784,14 +786,13 @@ fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
     let block = ledger.block(height).map_err(ApiError::store)?.ok_or_else(not_found)?;
     let certificate = ledger.certificate(height).map_err(ApiError::store)?;
     let h = &block.header;
-    let genesis = ledger.genesis();
     let hash = h.hash().map_err(|e| ApiError::internal(format!("cannot hash block header: {e}")))?;
     let ids = block.tx_ids().map_err(|e| ApiError::internal(format!("cannot hash block transactions: {e}")))?;
     Ok(BlockJson {
         height: h.height.0,
         hash: hash.to_hex(),
         parent: h.parent.to_hex(),
-        proposer: ValidatorRef { index: h.proposer.0, name: validator_name(genesis, h.proposer.0) },
+        proposer: ValidatorRef { index: h.proposer.0, name: validator_name(ledger, height, h.proposer.0) },
         round: h.round.0,
         timestamp_ms: h.timestamp_ms,
         tx_count: h.tx_count,
@@ -804,7 +805,7 @@ fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
             signers: c
                 .signatures
                 .iter()
-                .map(|(i, s)| SignerJson { index: i.0, name: validator_name(genesis, i.0), signature: s.to_hex() })
+                .map(|(i, s)| SignerJson { index: i.0, name: validator_name(ledger, height, i.0), signature: s.to_hex() })
                 .collect(),
         }),
     })
@@ -861,8 +862,8 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
         chain_id: s.chain.to_hex(),
         chain_name: genesis.chain_name.clone(),
         node: s.name.clone(),
-        validator: s.validator_index.is_some(),
-        validator_index: s.validator_index,
+        validator: consensus.validator_index.is_some(),
+        validator_index: consensus.validator_index,
         height,
         round: consensus.round.0,
         step: consensus.step,

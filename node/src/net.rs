@@ -426,6 +426,7 @@ enum Command {
     },
     Peers(oneshot::Sender<Vec<PeerId>>),
     Ban { peer: PeerId, duration: Duration },
+    SetAllowed(Vec<[u8; 32]>),
     TopicPeers(Topic, oneshot::Sender<Vec<PeerId>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Shutdown(oneshot::Sender<()>),
@@ -526,6 +527,13 @@ impl NetHandle {
     /// for `duration`.
     pub async fn ban(&self, peer: PeerId, duration: Duration) -> Result<(), NetError> {
         self.send(Command::Ban { peer, duration }).await
+    }
+
+    /// Replaces the keys allowed to connect (validators and observers of the
+    /// memberships in force and approved; the node's own key stays allowed).
+    /// Connected peers no longer allowed are disconnected.
+    pub async fn set_allowed(&self, keys: Vec<[u8; 32]>) -> Result<(), NetError> {
+        self.send(Command::SetAllowed(keys)).await
     }
 
     /// Peers with at least one open connection.
@@ -1014,6 +1022,18 @@ impl Task {
                 self.swarm.behaviour_mut().permission.ban(peer, Instant::now() + duration);
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Command::SetAllowed(keys) => {
+                let mut allowed: HashSet<PeerId> = keys.iter().filter_map(|k| peer_id_from_ed25519(k).ok()).collect();
+                allowed.insert(*self.swarm.local_peer_id());
+                if allowed != self.allowed {
+                    tracing::info!(allowed = allowed.len(), "allowed peers changed (membership)");
+                }
+                self.allowed = allowed.clone();
+                for peer in self.swarm.behaviour_mut().permission.set_allowed(allowed) {
+                    tracing::info!(%peer, "peer no longer in the membership: disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
             Command::Peers(tx) => {
                 let _ = tx.send(self.swarm.connected_peers().copied().collect());
             }
@@ -1156,7 +1176,7 @@ impl Task {
         if new_peer && due {
             let unlogged = std::mem::take(&mut self.refusals_unlogged);
             self.refusal_warned_at = Some(now);
-            tracing::warn!(peer = %r.peer, inbound = r.inbound, addr = ?r.addr, unlogged, "connection refused: peer not allowed (not in the genesis)");
+            tracing::warn!(peer = %r.peer, inbound = r.inbound, addr = ?r.addr, unlogged, "connection refused: peer not allowed (not a validator or observer of the membership)");
         } else {
             if new_peer {
                 self.refusals_unlogged += 1;

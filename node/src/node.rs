@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 use yrd_consensus::codec;
 use yrd_consensus::core::{Action, Config as CoreConfig, Core, Event, HeightSets, TimeoutConfig};
-use yrd_consensus::crypto::{Hash32, PublicKey, SecretKey};
+use yrd_consensus::crypto::{Hash32, PublicKey};
 use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex};
 use yrd_consensus::{CommitCertificate, SafetyState, Timeout};
 use yrd_ledger::block::Block;
@@ -114,29 +114,44 @@ impl Node {
             .with_context(|| format!("invalid genesis file {}", config.genesis.display()))?;
         let key = read_key_file(&config.key)?;
         let me = key.public();
-        let validator_index = genesis.validators.iter().position(|v| v.key == me).map(|i| ValidatorIndex(i as u32));
-        let known_name = genesis
-            .validators
-            .iter()
-            .map(|v| (&v.name, v.key))
-            .chain(genesis.observers.iter().map(|o| (&o.name, o.key)))
-            .find(|(_, k)| *k == me)
-            .map(|(n, _)| n.clone());
-        match &known_name {
-            None => bail!(
-                "the key in {} ({}) is neither a validator nor an observer in the genesis",
-                config.key.display(),
-                me.to_hex()
-            ),
-            Some(n) if n != &config.name => {
-                bail!("config name {:?} does not match the genesis name {:?} of this key", config.name, n)
-            }
-            _ => {}
-        }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
         let ledger = Ledger::open(&config.data_dir.join("ledger"), genesis.clone())
             .with_context(|| format!("cannot open the ledger in {}", config.data_dir.display()))?;
+        // Who we are in the membership known so far (governance may have added or
+        // rotated us since the genesis; a node that joined recently learns it by
+        // catching up, so an unknown key is a warning, not an error).
+        let membership = ledger.next_membership();
+        let validator_index = membership.validators.iter().position(|v| v.key == me).map(|i| ValidatorIndex(i as u32));
+        let known_name = membership
+            .validators
+            .iter()
+            .map(|v| (&v.name, v.key))
+            .chain(membership.observers.iter().map(|o| (&o.name, o.key)))
+            .find(|(_, k)| *k == me)
+            .map(|(n, _)| n.clone());
+        match &known_name {
+            None if membership.retired_key(&me).is_some() => {
+                let r = membership.retired_key(&me).map(|r| format!("{} {} {} at height {}", r.role, r.name, r.reason, r.since));
+                bail!(
+                    "the key in {} ({}) was retired ({}): it can never sign or connect again; use the node's new key",
+                    config.key.display(),
+                    me.to_hex(),
+                    r.unwrap_or_default()
+                )
+            }
+            None => warn!(
+                key = %me,
+                height = ledger.height().0,
+                "this node's key is neither a validator nor an observer of the membership known at this height; peers \
+                 accept it only once an approved change adds it (the node then follows the chain, and votes from the \
+                 height its addition takes effect)"
+            ),
+            Some(n) if n != &config.name => {
+                bail!("config name {:?} does not match the name {:?} this key has in the membership", config.name, n)
+            }
+            _ => {}
+        }
         let chain = ledger.chain_id();
         let safety_tree = ledger.db().open_tree("consensus")?;
         let safety: SafetyState = match safety_tree.get(SAFETY_KEY)? {
@@ -154,7 +169,7 @@ impl Node {
             .iter()
             .map(|p| p.parse().map_err(|e| anyhow!("peer address {p:?}: {e}")))
             .collect::<anyhow::Result<_>>()?;
-        nc.allowed = genesis.network_keys().iter().map(|k| k.0).collect();
+        nc.allowed = ledger.gov().network_keys_from(height.next().0).iter().map(|k| k.0).collect();
         nc.max_gossip_bytes = wire::MAX_CONSENSUS_MSG_BYTES;
         nc.max_request_bytes = wire::MAX_SYNC_REQUEST_BYTES;
         nc.max_response_bytes = wire::MAX_SYNC_RESPONSE_BYTES;
@@ -171,7 +186,12 @@ impl Node {
             mempool: Mutex::new(Mempool::new(config.mempool.max_txs)),
             recent: Mutex::new(crate::shared::RecentCommits::default()),
             metrics: Metrics::new(),
-            consensus: Mutex::new(ConsensusStatus { height: height.next(), round: Round(0), step: "propose" }),
+            consensus: Mutex::new(ConsensusStatus {
+                height: height.next(),
+                round: Round(0),
+                step: "propose",
+                validator_index: validator_index.map(|v| v.0),
+            }),
             peers: Mutex::new(Vec::new()),
             committed,
             gossip_out,
@@ -201,11 +221,14 @@ impl Node {
             precommit_base_ms: c.vote_timeout_ms,
             precommit_delta_ms: c.vote_timeout_delta_ms,
         };
-        let validators = genesis.validator_set()?;
-        let core_key: Option<SecretKey> = validator_index.map(|_| key.clone());
-        // The genesis set at every height until governance is wired to the core.
-        let core = Core::new(CoreConfig { chain, timeouts }, core_key, safety, height.next(), HeightSets::fixed(validators))
-        .map_err(|e| anyhow!("consensus: {e}"))?;
+        let sets = {
+            let ledger = shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
+            sets_after(&ledger, height)?
+        };
+        // The core gets the key whether or not it is a member now: it signs only at
+        // heights whose set holds the key (a validator added or rotated in later).
+        let core = Core::new(CoreConfig { chain, timeouts }, Some(key.clone()), safety, height.next(), sets)
+            .map_err(|e| anyhow!("consensus: {e}"))?;
         let (strike_tx, strike_rx) = mpsc::channel(256);
         let driver = Driver {
             shared: shared.clone(),
@@ -234,6 +257,8 @@ impl Node {
             halted: None,
             halt_logged: Instant::now(),
             clock: ClockMonitor::default(),
+            me,
+            allowed_keys: shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?.gov().network_keys_from(height.next().0),
         };
         Ok(Node { shared, net, events, gossip_in, api_addr, api_shutdown: Some(api_shutdown), api_task, driver })
     }
@@ -302,6 +327,10 @@ struct Driver {
     halt_logged: Instant,
     /// Our clock against the other validators' (from their proposals' timestamps).
     clock: ClockMonitor,
+    /// The keys the network allows to connect (see [`Driver::after_commit`]).
+    allowed_keys: Vec<PublicKey>,
+    /// This node's key.
+    me: PublicKey,
 }
 
 impl Driver {
@@ -391,6 +420,7 @@ impl Driver {
         if let Ok(mut s) = self.shared.consensus.lock() {
             s.height = self.core.height();
             s.round = self.core.round();
+            s.validator_index = self.core.index().map(|i| i.0);
             s.step = match self.core.step() {
                 yrd_consensus::Step::Propose => "propose",
                 yrd_consensus::Step::Prevote => "prevote",
@@ -526,7 +556,11 @@ impl Driver {
             }
             ConsensusMsg::Proposal { proposal, block } => {
                 let chain = self.shared.chain;
-                if let Err(e) = proposal.verify(&chain, &self.core.sets().current) {
+                let ph = proposal.proposal.height;
+                // Verified against the set of its height; beyond the next height that
+                // set is not known yet (we are behind: sync catches up).
+                let Some(set) = self.core.set_for(ph).cloned() else { return Ok(Verdict::Ignore) };
+                if let Err(e) = proposal.verify(&chain, &set) {
                     warn!(error = %e, "invalid proposal signature");
                     return Ok(Verdict::Reject);
                 }
@@ -535,8 +569,7 @@ impl Driver {
                     warn!("proposal's block does not hash to the proposed value");
                     return Ok(Verdict::Reject);
                 }
-                let ph = proposal.proposal.height;
-                if Some(proposal.proposal.proposer.0) != self.shared.validator_index {
+                if set.key(proposal.proposal.proposer) != Some(&self.me) {
                     self.sample_clock(&block);
                 }
                 if ph < height {
@@ -566,7 +599,9 @@ impl Driver {
                 if certificate.height < height {
                     return Ok(Verdict::Ignore);
                 }
-                let validators = self.core.sets().current.clone();
+                let Some(validators) = self.core.set_for(certificate.height).cloned() else {
+                    return Ok(Verdict::Ignore); // too far ahead to verify: sync fetches it in order
+                };
                 if certificate.verify(&self.shared.chain, &validators, certificate.height, &hash).is_err() {
                     return Ok(Verdict::Reject);
                 }
@@ -675,7 +710,7 @@ impl Driver {
                         if !self.commit_block(cert)? {
                             return Ok(()); // halted: nothing more is executed
                         }
-                        let sets = self.fixed_sets();
+                        let sets = self.after_commit(h).await?;
                         queue.extend(self.core.handle(Event::Committed { height: h, sets }));
                         self.after_height_change(&mut queue);
                     } else {
@@ -727,10 +762,28 @@ impl Driver {
         }
     }
 
-    /// The sets of the two heights after a commit: the genesis set, which never
-    /// changes until governance is wired to the core.
-    fn fixed_sets(&self) -> HeightSets {
-        HeightSets::fixed(self.core.sets().next.clone())
+    /// After block `height` is stored: the validator sets of the two heights
+    /// after it (for the core), and the network's allowed keys when governance
+    /// changed who may connect.
+    async fn after_commit(&mut self, height: Height) -> anyhow::Result<HeightSets> {
+        let (sets, keys) = {
+            let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
+            (sets_after(&ledger, height)?, ledger.gov().network_keys_from(height.next().0))
+        };
+        if keys != self.allowed_keys {
+            info!(height = height.0, keys = keys.len(), "membership changed: updating the peers allowed to connect");
+            self.net.set_allowed(keys.iter().map(|k| k.0).collect()).await.context("cannot update the allowed peers")?;
+            self.allowed_keys = keys;
+        }
+        if sets.next != sets.current {
+            info!(
+                from_height = height.next().next().0,
+                validators = sets.next.len(),
+                before = sets.current.len(),
+                "the validator set changes (governance)"
+            );
+        }
+        Ok(sets)
     }
 
     /// After the core moved to a new height: replay proposals we kept for it.
@@ -753,7 +806,7 @@ impl Driver {
         if !self.commit_block(cert)? {
             return Ok(());
         }
-        let sets = self.fixed_sets();
+        let sets = self.after_commit(h).await?;
         let actions = self.core.handle(Event::Committed { height: h, sets });
         let mut queue = actions.into();
         self.after_height_change(&mut queue);
@@ -889,7 +942,7 @@ impl Driver {
             return Ok(None);
         }
         let candidates = self.shared.mempool.lock().map(|m| m.candidates(self.max_block_txs)).unwrap_or_default();
-        let me = ValidatorIndex(self.shared.validator_index.unwrap_or(0));
+        let me = self.core.index().unwrap_or(ValidatorIndex(0));
         let built = {
             let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
             let started = Instant::now();
@@ -949,7 +1002,11 @@ impl Driver {
         let net = self.net.clone();
         let tx = self.sync_results.0.clone();
         let chain = self.shared.chain;
-        let validators = self.core.sets().current.clone();
+        // Certificates are checked here where the set of their height is known
+        // (this height and the next); later ones are checked when applied, in
+        // order, by the core and by the ledger (the sets may change on the way).
+        let base = self.core.height();
+        let sets = self.core.sets().clone();
         tokio::spawn(async move {
             let mut out = Vec::new();
             for peer in peers {
@@ -970,8 +1027,16 @@ impl Driver {
                 for (bytes, cert) in blocks {
                     let Ok(block) = Block::decode(&bytes, codec::MAX_ENCODED_BYTES) else { break };
                     let Ok(hash) = block.hash() else { break };
+                    let set = if expect == base {
+                        Some(&sets.current)
+                    } else if expect == base.next() {
+                        Some(&sets.next)
+                    } else {
+                        None
+                    };
                     if block.header.height != expect
-                        || cert.verify(&chain, &validators, expect, &hash).is_err()
+                        || cert.block_hash != hash
+                        || set.is_some_and(|set| cert.verify(&chain, set, expect, &hash).is_err())
                     {
                         warn!(%peer, height = expect.0, "sync response with a bad certificate or block");
                         break;
@@ -986,6 +1051,14 @@ impl Driver {
             let _ = tx.send(out).await;
         });
     }
+}
+
+/// The validator sets of the two heights after the `committed` one, from the
+/// ledger (docs/governance.md: known two heights ahead).
+fn sets_after(ledger: &Ledger, committed: Height) -> anyhow::Result<HeightSets> {
+    let current = ledger.validators_at(committed.next()).context("validator set of the next height")?;
+    let next = ledger.validators_at(committed.next().next()).context("validator set of the height after")?;
+    Ok(HeightSets { current, next })
 }
 
 /// Admits a gossiped transaction batch; the verdict for gossipsub.

@@ -66,6 +66,8 @@ pub struct ConsensusStatus {
     pub height: Height,
     pub round: Round,
     pub step: &'static str,
+    /// Our index in the validator set of `height` (None: not a validator there).
+    pub validator_index: Option<u32>,
 }
 
 /// Where transactions being admitted come from.

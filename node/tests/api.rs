@@ -49,7 +49,7 @@ impl Harness {
             mempool: Mutex::new(Mempool::new(mempool_capacity)),
             recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
             metrics: Metrics::new(),
-            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose" }),
+            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose", validator_index: Some(0) }),
             peers: Mutex::new(vec![chain.validator_keys[1].public(), chain.validator_keys[2].public()]),
             committed: watch::channel(Height(0)).0,
             gossip_out,

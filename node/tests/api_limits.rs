@@ -45,7 +45,7 @@ impl Server {
             mempool: Mutex::new(Mempool::new(100)),
             recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
             metrics: Metrics::new(),
-            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose" }),
+            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose", validator_index: Some(0) }),
             peers: Mutex::new(vec![]),
             committed: watch::channel(Height(0)).0,
             gossip_out,
