@@ -236,6 +236,12 @@ impl Cluster {
         self.post(i, "/v1/transactions", &body).unwrap_or_else(|| panic!("{} unreachable", self.nodes[i].name))
     }
 
+    /// A handle that posts to the nodes' APIs from another thread while the
+    /// cluster itself is being changed (nodes stopped, restarted).
+    pub fn api_client(&self) -> ApiClient {
+        ApiClient { apis: self.nodes.iter().map(|n| n.api.clone()).collect(), agent: self.agent.clone() }
+    }
+
     /// The node's committed height, if it answers.
     pub fn height(&self, i: usize) -> Option<u64> {
         self.get(i, "/v1/status").and_then(|(_, v)| v["height"].as_u64())
@@ -304,6 +310,23 @@ impl Cluster {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// Posts to the cluster's nodes (see [`Cluster::api_client`]).
+#[derive(Clone)]
+pub struct ApiClient {
+    apis: Vec<String>,
+    agent: ureq::Agent,
+}
+
+impl ApiClient {
+    pub fn post(&self, i: usize, path: &str, body: &Value) -> Option<(u16, Value)> {
+        let url = format!("{}{}", self.apis[i], path);
+        let mut resp = self.agent.post(&url).header("content-type", "application/json").send(body.to_string()).ok()?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().ok()?;
+        Some((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 }
 
