@@ -701,7 +701,7 @@ async fn get_attestation(State(app): State<AppState>, ApiPath(id): ApiPath<Strin
     let now = now_ms();
     app.read(move |shared, ledger| {
         if let Some(r) = ledger.tx_record(&id, now).map_err(ApiError::store)? {
-            return Ok(Json(attestation_json(&ledger, &r)?).into_response());
+            return Ok(Json(attestation_json(ledger, &r)?).into_response());
         }
         // Ledger, then mempool: the lock order of `Shared::admit`.
         let is_pending = shared.mempool.lock().map_err(|_| ApiError::internal("mempool lock poisoned"))?.contains(&id);
@@ -722,7 +722,7 @@ async fn by_subject(State(app): State<AppState>, ApiPath(input): ApiPath<String>
         Ok(Json(SubjectResponse {
             subject: subject.as_str().to_string(),
             height: ledger.height().0,
-            attestations: attestations_json(&ledger, &records)?,
+            attestations: attestations_json(ledger, &records)?,
         }))
     })
     .await
@@ -755,7 +755,7 @@ async fn by_issuer(
         let records = ledger.by_issuer(&issuer.key, q.after, limit as usize, now).map_err(ApiError::store)?;
         Ok(Json(IssuerResponse {
             issuer: IssuerJson::of(&issuer),
-            attestations: attestations_json(&ledger, &records)?,
+            attestations: attestations_json(ledger, &records)?,
             last_sequence: ledger.last_sequence(&issuer.key).map_err(ApiError::store)?,
         }))
     })
