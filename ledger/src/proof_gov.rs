@@ -81,21 +81,21 @@ pub struct AppliedProposal {
 /// approvals, the proposal itself first), grouped by block in height order and
 /// by position within a block. Empty when the membership never changed.
 pub(crate) fn section(ledger: &Ledger, upto: Height) -> Result<Vec<GovBlock>, BuildError> {
-    let mut by_height: BTreeMap<u64, BTreeMap<u32, TxId>> = BTreeMap::new();
+    // Height → position → transaction.
+    let mut by_height: BTreeMap<u64, BTreeMap<u32, SignedTransaction>> = BTreeMap::new();
     for rec in ledger.gov().applied_up_to(upto.0) {
         for approval in &rec.approvals {
             let at = ledger.tx_record(&approval.tx, 0)?.ok_or(BuildError::NotFound(approval.tx))?;
-            by_height.entry(at.height.0).or_default().insert(at.index, approval.tx);
+            by_height.entry(at.height.0).or_default().insert(at.index, at.tx);
         }
     }
     let mut blocks = Vec::with_capacity(by_height.len());
     for (height, txs) in by_height {
         let (header, block) = anchor_at(ledger, Height(height))?;
         let mut out = Vec::with_capacity(txs.len());
-        for (position, id) in txs {
-            let rec = ledger.tx_record(&id, 0)?.ok_or(BuildError::NotFound(id))?;
+        for (position, tx) in txs {
             let inclusion = ledger.inclusion_proof(header.first_log_index() + position as u64, header.log_size)?;
-            out.push(GovTx { tx: hex::encode(rec.tx.encode()?), position, inclusion });
+            out.push(GovTx { tx: hex::encode(tx.encode()?), position, inclusion });
         }
         blocks.push(GovBlock { block, txs: out });
     }
