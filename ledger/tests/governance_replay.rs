@@ -71,7 +71,7 @@ impl Agencies {
                 };
                 let approved: Vec<&str> = s.proposal(&id)?.approvals.iter().map(|x| x.agency.as_str()).collect();
                 let fresh: Vec<&AgencyInfo> = m.agencies.iter().filter(|x| !approved.contains(&x.name.as_str())).collect();
-                if act.b % 4 != 0 && !fresh.is_empty() {
+                if !act.b.is_multiple_of(4) && !fresh.is_empty() {
                     agency = fresh[act.a as usize % fresh.len()];
                 }
                 TxBody::Approve(GovApproval { proposal: id })
@@ -108,7 +108,7 @@ impl Agencies {
                 };
                 // Sometimes a second change (two freezes: still an emergency).
                 let mut changes = vec![change];
-                if act.a % 5 == 0 {
+                if act.a.is_multiple_of(5) {
                     changes.push(Change::FreezeIssuer { name: m.issuers[(act.a as usize / 5) % m.issuers.len()].name.clone() });
                 }
                 let ttl = m.params.governance.max_proposal_ttl_blocks;
