@@ -397,3 +397,58 @@ fn dump_governed_files_for_independent_verifiers() {
     skipped.governance.remove(1);
     put("gov-bundle-skips-a-change.json", serde_json::to_value(skipped).unwrap());
 }
+
+/// Every field of the governance section, byte by byte (every third byte of each
+/// hex string, xor 0x01; each number ±1): the file never verifies, and the check
+/// named is one the section's fields can fail.
+#[test]
+fn changing_any_byte_of_the_governance_section_fails() {
+    let (_d, c) = changed();
+    let file = serde_json::to_value(proof::bundle(&c.ledger, &c.after_changes).unwrap()).unwrap();
+    let verify = |v: &Value| proof::parse_file(v.to_string().as_bytes()).and_then(|f| proof::verify_file(&c.chain.genesis, &f, NOW));
+    verify(&file).unwrap();
+    let allowed = [Check::Format, Check::Decode, Check::Chain, Check::Certificate, Check::Governance];
+    let mut tried = 0;
+    let blocks = file["governance"].as_array().unwrap().len();
+    for i in 0..blocks {
+        let mut pointers = vec![format!("/governance/{i}/block/header"), format!("/governance/{i}/block/certificate")];
+        for j in 0..file["governance"][i]["txs"].as_array().unwrap().len() {
+            pointers.push(format!("/governance/{i}/txs/{j}/tx"));
+            pointers.push(format!("/governance/{i}/txs/{j}/position"));
+            for k in 0..file["governance"][i]["txs"][j]["inclusion"].as_array().unwrap().len() {
+                pointers.push(format!("/governance/{i}/txs/{j}/inclusion/{k}"));
+            }
+        }
+        for pointer in pointers {
+            let variants: Vec<Value> = match file.pointer(&pointer).unwrap() {
+                Value::String(s) => {
+                    let bytes = hex::decode(s).unwrap();
+                    (0..bytes.len())
+                        .step_by(3)
+                        .map(|b| {
+                            let mut t = bytes.clone();
+                            t[b] ^= 0x01;
+                            Value::String(hex::encode(t))
+                        })
+                        .collect()
+                }
+                Value::Number(n) => {
+                    let n = n.as_u64().unwrap();
+                    [n + 1, n.wrapping_sub(1)].into_iter().map(Value::from).collect()
+                }
+                other => panic!("unexpected {other} at {pointer}"),
+            };
+            for v in variants {
+                let mut t = file.clone();
+                *t.pointer_mut(&pointer).unwrap() = v;
+                match verify(&t) {
+                    Ok(_) => panic!("{pointer}: a changed file verified"),
+                    Err(e) => assert!(allowed.contains(&e.check), "{pointer}: {e}"),
+                }
+                tried += 1;
+            }
+        }
+    }
+    eprintln!("{tried} variants of the governance section, all refused");
+    assert!(tried > 2000, "only {tried} variants");
+}
