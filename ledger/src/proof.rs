@@ -679,7 +679,7 @@ pub(crate) struct Ctx<'g> {
 }
 
 impl<'g> Ctx<'g> {
-    fn new(genesis: &'g Genesis) -> Result<Ctx<'g>, VerifyError> {
+    pub(crate) fn new(genesis: &'g Genesis) -> Result<Ctx<'g>, VerifyError> {
         let chain = genesis.chain_id().map_err(|e| fail(Check::Format, format!("genesis: {e}")))?;
         Ok(Ctx { genesis, chain, gov: GovState::new(genesis), upto: 0 })
     }
@@ -818,7 +818,7 @@ impl<'g> Ctx<'g> {
 
     /// Step 30: at height `h` the signer was an issuer in force (its current key,
     /// not frozen) allowed the attestation's kind, as the replayed membership says.
-    fn in_force(&self, field: &str, tx: &SignedTransaction, h: u64, check: Check) -> Result<(), VerifyError> {
+    pub(crate) fn in_force(&self, field: &str, tx: &SignedTransaction, h: u64, check: Check) -> Result<(), VerifyError> {
         check_stateless(self.membership(h), &self.chain, tx).map_err(|e| fail(check, format!("{field}: at height {h}: {e}")))
     }
 
@@ -838,7 +838,7 @@ impl<'g> Ctx<'g> {
     /// Step 31 (the revocation's height is not in a bundle or report): at some
     /// height `h` with `after < h ≤ upto`, the membership in force let the signer
     /// revoke the attestation. Returns that height (the first such).
-    fn revoker_height(&self, field: &str, tx: &SignedTransaction, target_issuer: &str, after: u64) -> Result<u64, VerifyError> {
+    pub(crate) fn revoker_height(&self, field: &str, tx: &SignedTransaction, target_issuer: &str, after: u64) -> Result<u64, VerifyError> {
         let first = after + 1;
         let mut starts: Vec<u64> = vec![first];
         starts.extend(self.gov.timeline().map(|(h, _)| h).filter(|h| *h > first && *h <= self.upto));

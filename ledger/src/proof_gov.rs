@@ -211,3 +211,55 @@ impl Ctx<'_> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Steps 30 and 31 on their own: a certified log never holds a record that
+    //! breaks them (the ledger refuses it), so the file-level tests cannot reach
+    //! these refusals; here they are called on a replayed context directly.
+    use super::*;
+    use crate::proof::{self, Check};
+    use crate::testkit::ChangedChain;
+    use crate::tx::{RevocationReason, TxBody};
+
+    #[test]
+    fn signers_are_judged_by_the_membership_of_their_height() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ChangedChain::build(dir.path()).unwrap();
+        let b = proof::bundle(&c.ledger, &c.before_freeze).unwrap();
+        let mut ctx = Ctx::new(&c.chain.genesis).unwrap();
+        ctx.replay("governance", &b.governance, 17).unwrap();
+        let before = c.ledger.tx_record(&c.before_freeze, 0).unwrap().unwrap().tx;
+        // jiangsu-credit's first key: in force at 1..=7, frozen from 8 (rotated at 15).
+        for h in [1, 7] {
+            ctx.in_force("t", &before, h, Check::Transaction).unwrap();
+        }
+        for h in [8, 14, 15, 17] {
+            let e = ctx.in_force("t", &before, h, Check::Transaction).unwrap_err();
+            assert_eq!(e.check, Check::Transaction);
+            assert!(e.message.contains("frozen at height 8"), "{h}: {e}");
+        }
+        // Its new key: in force from 15 only.
+        let after = c.ledger.tx_record(&c.after_changes, 0).unwrap().unwrap().tx;
+        assert!(ctx.in_force("t", &after, 14, Check::Transaction).is_err());
+        ctx.in_force("t", &after, 15, Check::Transaction).unwrap();
+        // The revocation by the new key of a record signed with the old one (same
+        // issuer, by name): the first height it could be signed is 15.
+        let revocation = c.ledger.tx_record(&c.revocation, 0).unwrap().unwrap().tx;
+        assert_eq!(ctx.revoker_height("r", &revocation, "jiangsu-credit", 1).unwrap(), 15);
+        // Not for another issuer's record (the new key may not revoke any record).
+        let e = ctx.revoker_height("r", &revocation, "zhejiang-credit", 1).unwrap_err();
+        assert_eq!(e.check, Check::Revocation);
+        assert!(e.message.contains("may not revoke"), "{e}");
+        // A revocation signed with the frozen key: no height after 7 lets it through.
+        let TxBody::Revoke(r) = &revocation.tx.body else { panic!() };
+        let old = c.chain.revocation(1, 9, r.target, RevocationReason::Repair);
+        assert_eq!(ctx.revoker_height("r", &old, "jiangsu-credit", 1).unwrap(), 2);
+        let e = ctx.revoker_height("r", &old, "jiangsu-credit", 7).unwrap_err();
+        assert!(e.message.contains("at no height from 8 to 17"), "{e}");
+        // Issuer 0 may revoke any record while in force.
+        let any = c.chain.revocation(0, 9, r.target, RevocationReason::Error);
+        assert_eq!(ctx.revoker_height("r", &any, "jiangsu-credit", 16).unwrap(), 17);
+        assert!(ctx.revoker_height("r", &any, "jiangsu-credit", 17).is_err(), "no height after the anchor");
+    }
+}

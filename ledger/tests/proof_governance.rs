@@ -172,6 +172,17 @@ fn a_bundle_report_trace_and_consistency_after_five_changes_verify_with_the_gene
         section_len(&b.governance),
         section_len(&three)
     );
+    // Verification time, for the record (test profile: our crates at opt-level 1,
+    // dependencies — the curve arithmetic — at 2); never asserted.
+    let time = |b: &Bundle, genesis: &yrd_ledger::genesis::Genesis| {
+        let started = std::time::Instant::now();
+        for _ in 0..20 {
+            proof::verify_bundle(genesis, b, NOW).unwrap();
+        }
+        started.elapsed() / 20
+    };
+    let plain_genesis = yrd_ledger::testkit::TestChain::new(4, 3).genesis;
+    eprintln!("verify_bundle: no change {:?}; after five changes {:?}", time(&plain, &plain_genesis), time(&b, g));
 }
 
 #[test]
