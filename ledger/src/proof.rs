@@ -243,10 +243,12 @@ pub enum Check {
     Decode,
     /// The header is for another chain than the genesis.
     Chain,
-    /// The commit certificate does not prove the header final under the genesis validators.
+    /// The commit certificate does not prove the header final under the
+    /// validators in force at its height (the genesis' changed by the file's
+    /// governance section).
     Certificate,
-    /// The transaction is for another chain, by an unregistered issuer, of a kind
-    /// the issuer may not attest, or malformed.
+    /// The transaction is for another chain, malformed, or signed with a key that
+    /// was not an issuer in force (allowed the kind) at the record's height.
     Transaction,
     /// The issuer's signature does not verify.
     IssuerSignature,
