@@ -15,6 +15,7 @@ pub mod genesis;
 pub mod governance;
 pub mod merkle;
 pub mod proof;
+pub mod proof_gov;
 pub mod subjects;
 pub mod testkit;
 pub mod tx;

@@ -186,6 +186,105 @@ impl TestChain {
     }
 }
 
+/// A ledger whose membership changed five times, for tests of files that carry
+/// the chain of changes (docs/proofs.md, "Governance"). Default parameters
+/// (approval by more than 2/3 of the four agencies, changes in force 4 blocks
+/// after approval, freezes at the next block):
+///
+/// | height | what |
+/// |---|---|
+/// | 1 | `before_freeze` and `revoked`: attestations by issuer 1 (jiangsu-credit) about subject 1 |
+/// | 2, 3 | proposal 0 (add validator suzhou), approved at 3, in force from 7 |
+/// | 4, 5 | proposal 1 (rotate validator anhui's key), approved at 5, in force from 9 |
+/// | 6, 7 | proposal 2 (freeze jiangsu-credit's key), approved at 7, in force from 8 |
+/// | 10, 11 | proposals 3 (remove validator zhejiang) and 4 (rotate jiangsu-credit's key), both approved at 11, in force from 15 |
+/// | 12–15 | empty |
+/// | 16 | `after_changes` (jiangsu-credit's new key, subject 1) and `revocation` of `revoked` by that new key |
+/// | 17 | `other`: an attestation by issuer 2 about subject 2 |
+pub struct ChangedChain {
+    pub chain: TestChain,
+    pub ledger: Ledger,
+    /// Secret keys of the validators that joined or rotated in (suzhou, anhui's new key).
+    pub new_validator_keys: Vec<SecretKey>,
+    /// jiangsu-credit's key after the rotation.
+    pub new_issuer_key: SecretKey,
+    pub before_freeze: TxId,
+    pub revoked: TxId,
+    pub revocation: TxId,
+    pub after_changes: TxId,
+    pub other: TxId,
+    /// The five proposals, in the order above.
+    pub proposals: Vec<TxId>,
+}
+
+impl ChangedChain {
+    /// Builds the chain in a ledger stored in `dir`.
+    pub fn build(dir: &std::path::Path) -> Result<ChangedChain, String> {
+        let chain = TestChain::new(4, 3);
+        let mut ledger = Ledger::open(dir, chain.genesis.clone()).map_err(|e| e.to_string())?;
+        let id = |t: &SignedTransaction| t.id().map_err(|e| e.to_string());
+        let region = |r: &str| Region::parse(r).map_err(|e| e.to_string());
+        let suzhou = SecretKey::from_seed(b"changed-chain/suzhou");
+        let anhui_new = SecretKey::from_seed(b"changed-chain/anhui-2");
+        let jiangsu_credit_new = SecretKey::from_seed(b"changed-chain/jiangsu-credit-2");
+        let keys = [suzhou.clone(), anhui_new.clone()];
+        let jiangsu_credit = chain.genesis.issuers[1].name.clone();
+
+        let before = chain.attestation(1, 1, Uscc::sample(1), AttestationKind::RedList);
+        let revoked = chain.attestation(1, 2, Uscc::sample(1), AttestationKind::TaxCredit);
+        chain.commit_next_with(&mut ledger, vec![before.clone(), revoked.clone()], &keys)?; // 1
+        let changes = [
+            vec![Change::AddValidator(ValidatorInfo { name: "suzhou".into(), region: region("JS")?, key: suzhou.public() })],
+            vec![Change::RotateValidatorKey { name: chain.genesis.validators[3].name.clone(), key: anhui_new.public() }],
+            vec![Change::FreezeIssuer { name: jiangsu_credit.clone() }],
+            vec![Change::RemoveValidator { name: chain.genesis.validators[2].name.clone() }],
+            vec![Change::RotateIssuerKey { name: jiangsu_credit, key: jiangsu_credit_new.public() }],
+        ];
+        let mut proposals = Vec::new();
+        // Proposals 0–2: proposed by agency i, approved by the two agencies after it.
+        for (i, c) in changes[..3].iter().enumerate() {
+            let p = chain.propose(i, 10 + i as u64, c.clone(), 100);
+            chain.commit_next_with(&mut ledger, vec![p.clone()], &keys)?;
+            let pid = id(&p)?;
+            let approvals = vec![chain.approve((i + 1) % 4, 20 + i as u64, pid), chain.approve((i + 2) % 4, 20 + i as u64, pid)];
+            chain.commit_next_with(&mut ledger, approvals, &keys)?;
+            proposals.push(pid);
+        }
+        chain.commit_next_with(&mut ledger, vec![], &keys)?; // 8
+        chain.commit_next_with(&mut ledger, vec![], &keys)?; // 9
+        // Proposals 3 and 4 in one block, approved in one block.
+        let p3 = chain.propose(0, 30, changes[3].clone(), 100);
+        let p4 = chain.propose(1, 31, changes[4].clone(), 100);
+        chain.commit_next_with(&mut ledger, vec![p3.clone(), p4.clone()], &keys)?; // 10
+        let (id3, id4) = (id(&p3)?, id(&p4)?);
+        let approvals =
+            vec![chain.approve(2, 32, id3), chain.approve(3, 32, id4), chain.approve(3, 33, id3), chain.approve(2, 33, id4)];
+        chain.commit_next_with(&mut ledger, approvals, &keys)?; // 11
+        proposals.extend([id3, id4]);
+        for _ in 12..=15 {
+            chain.commit_next_with(&mut ledger, vec![], &keys)?;
+        }
+        let body = |t: &SignedTransaction| t.tx.body.clone();
+        let after = chain.sign_with(&jiangsu_credit_new, 1, body(&chain.attestation(1, 3, Uscc::sample(1), AttestationKind::CreditRating)));
+        let revocation = chain.sign_with(&jiangsu_credit_new, 2, body(&chain.revocation(1, 4, id(&revoked)?, RevocationReason::Repair)));
+        chain.commit_next_with(&mut ledger, vec![after.clone(), revocation.clone()], &keys)?; // 16
+        let other = chain.attestation(2, 1, Uscc::sample(2), AttestationKind::Commitment);
+        chain.commit_next_with(&mut ledger, vec![other.clone()], &keys)?; // 17
+        Ok(ChangedChain {
+            before_freeze: id(&before)?,
+            revoked: id(&revoked)?,
+            revocation: id(&revocation)?,
+            after_changes: id(&after)?,
+            other: id(&other)?,
+            proposals,
+            new_validator_keys: keys.to_vec(),
+            new_issuer_key: jiangsu_credit_new,
+            chain,
+            ledger,
+        })
+    }
+}
+
 /// Copies a directory tree (a store, to tamper with the copy). Errors say which
 /// path failed.
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
