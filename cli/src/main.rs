@@ -25,6 +25,7 @@ mod cmd {
     pub mod audit;
     pub mod client;
     pub mod genesis;
+    pub mod gov;
     pub mod keygen;
     pub mod node;
     pub mod proof;
@@ -76,11 +77,14 @@ enum Command {
     /// Write the genesis file for a set of agencies and print the chain id
     Genesis(cmd::genesis::Args),
     /// Run a validator or observer node (TOML config, overridable by flags)
+    #[command(long_about = cmd::node::LONG_ABOUT)]
     Node(cmd::node::Args),
     /// Sign and submit a credit attestation about an enterprise
     Attest(cmd::attest::Args),
     /// Sign and submit the revocation of an attestation
     Revoke(cmd::revoke::Args),
+    /// Governance: propose and approve membership changes, list proposals, show the members
+    Gov(cmd::gov::Args),
     /// Query attestations by subject, id or issuer
     Query(cmd::query::Args),
     /// Show a node's status: chain, height, peers, validators
@@ -104,6 +108,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Node(args) => cmd::node::run(args),
         Command::Attest(args) => cmd::attest::run(args),
         Command::Revoke(args) => cmd::revoke::run(args),
+        Command::Gov(args) => cmd::gov::run(args),
         Command::Query(args) => cmd::query::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::Proof(args) => cmd::proof::run(args),

@@ -234,6 +234,31 @@ fn help_for_every_command_exits_0_with_an_example() {
     }
 }
 
+#[test]
+fn node_help_shows_the_config_file_with_its_http_limits() {
+    let o = run(&["node", "--help"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    for key in [
+        "[mempool]",
+        "[consensus]",
+        "[http]",
+        "max_connections = 4096",
+        "fd_reserve = 512",
+        "header_timeout_ms = 10000",
+        "idle_timeout_ms = 30000",
+        "body_timeout_ms = 30000",
+        "max_body_bytes_in_flight = 67108864",
+        "RLIMIT_NOFILE",
+    ] {
+        assert!(text.contains(key), "yrd node --help lacks {key:?}:\n{text}");
+    }
+    // The defaults shown are the defaults.
+    let d = yrd_node::config::HttpConfig::default();
+    assert_eq!((d.max_connections, d.fd_reserve, d.header_timeout_ms), (4096, 512, 10_000));
+    assert_eq!((d.idle_timeout_ms, d.body_timeout_ms, d.max_body_bytes_in_flight), (30_000, 30_000, 67_108_864));
+}
+
 // ---------------------------------------------------------------- keygen
 
 #[test]

@@ -1,7 +1,10 @@
 //! Commit certificates: n − f precommit signatures over one block hash.
 //!
-//! [`CommitCertificate::verify`] is standalone: it needs only the validator set and
-//! the chain id, so lenders' offline verifiers call it directly.
+//! [`CommitCertificate::verify`] is standalone: it needs only the validator set in
+//! force at the certificate's height and the chain id, so lenders' offline
+//! verifiers call it directly. The signer indices mean keys only in that set: a
+//! certificate is never checked against the set of another height (a key removed
+//! or rotated out before the height does not count, docs/consensus.md §7).
 
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +53,8 @@ impl CommitCertificate {
         }
     }
 
-    /// Verifies the certificate for `expected_block` at `expected_height`:
+    /// Verifies the certificate for `expected_block` at `expected_height` against
+    /// `set`, which must be the validator set in force at `expected_height`:
     /// structure first (sizes, order, membership, quorum), then every signature.
     pub fn verify(
         &self,

@@ -13,8 +13,13 @@
 //! # Contract with the node
 //!
 //! * Construct with [`Core::new`] from the last persisted [`SafetyState`] (or
-//!   `SafetyState::default()` for a validator that never signed) and the next
-//!   height the node has no block for; then feed [`Event::Start`].
+//!   `SafetyState::default()` for a validator that never signed), the next
+//!   height the node has no block for, and the validator sets in force at that
+//!   height and the one after ([`HeightSets`], derived by the ledger from committed
+//!   blocks); then feed [`Event::Start`].
+//! * Every message, certificate and piece of evidence is checked against the set
+//!   of its own height. Our index at a height is the position of our key in that
+//!   height's set; where our key is absent we follow the chain without signing.
 //! * Execute actions in the order given. [`Action::PersistSafety`] must be durable
 //!   before the node executes the next action: it always precedes the broadcast of
 //!   the signature it covers.
@@ -23,8 +28,8 @@
 //!   nodes). A body that cannot be fetched is reported as `valid: false`, or the
 //!   proposal is simply not handed in.
 //! * [`Action::Commit`] means "decided": persist block and certificate, then feed
-//!   [`Event::Committed`] for that height; only then does the core start the
-//!   next height.
+//!   [`Event::Committed`] for that height with the sets of the two heights after
+//!   it; only then does the core start the next height.
 //! * The core never panics on what a peer sent; invalid input yields
 //!   [`Action::Rejected`] and is otherwise ignored. The node need not loop its own
 //!   broadcasts back; if it does they are recognised as duplicates.
@@ -32,7 +37,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::certificate::{CertificateError, CommitCertificate};
-use crate::crypto::{Hash32, SecretKey};
+use crate::crypto::{Hash32, PublicKey, SecretKey};
 use crate::evidence::Equivocation;
 use crate::messages::{MessageError, Proposal, SignedProposal, SignedVote, Vote, VoteKind};
 use crate::safety::{self, LockedValue, SafetyState, SignCheck, SignStep, SignedSlot};
@@ -49,8 +54,21 @@ pub const MAX_ROUNDS_AHEAD: u32 = 32;
 /// no known proposal is evicted first.
 pub const MAX_VOTES_PER_SLOT: usize = 4;
 
-/// Verified certificates for future heights kept until their height comes up.
-pub const MAX_FUTURE_CERTIFICATES: usize = 256;
+/// Validator sets of past heights kept (one per height, shared, not copied) so
+/// that messages from peers up to this many heights behind are checked against
+/// the set of their own height, and answered with `PeerBehind`, even across a
+/// change of the set. Older messages are checked against the oldest set we hold
+/// and only feed catch-up hints (docs/consensus.md §7, D6).
+pub const MAX_PAST_SETS: usize = 16;
+
+/// D6: whenever a precommit timeout takes the core into a round that is a
+/// multiple of this, it asks the node to sync (`SyncNeeded`), even if it
+/// recognises no peer ahead: after a change of the validator set a node that is
+/// behind cannot verify messages of heights beyond the next one, so the usual
+/// hint (f + 1 peers seen ahead) may never fire.
+/// Two rounds: a height that needs a third round is already in trouble, and a
+/// probe costs one request per peer.
+pub const SYNC_PROBE_ROUNDS: u32 = 2;
 
 /// Round-timeout settings: `base + round × delta` milliseconds per step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,15 +107,31 @@ impl TimeoutConfig {
     }
 }
 
-/// Static configuration of a core.
+/// Static configuration of a core. The validator sets, which change with the
+/// height, come separately ([`HeightSets`]).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The chain id (genesis hash); every signed message carries it.
     pub chain: Hash32,
-    pub validators: ValidatorSet,
-    /// Our index in `validators`, or `None` for an observer.
-    pub me: Option<ValidatorIndex>,
     pub timeouts: TimeoutConfig,
+}
+
+/// The validator sets in force at the core's height (`current`) and at the
+/// height after it (`next`). The ledger derives the set of height h from the
+/// blocks up to h − D (a change takes effect D ≥ 2 blocks after the block that
+/// completes its approvals), so while the core works on h both are fixed by
+/// blocks the node has already committed (docs/consensus.md §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeightSets {
+    pub current: ValidatorSet,
+    pub next: ValidatorSet,
+}
+
+impl HeightSets {
+    /// The same set at both heights: no change takes effect at the next height.
+    pub fn fixed(set: ValidatorSet) -> HeightSets {
+        HeightSets { current: set.clone(), next: set }
+    }
 }
 
 /// The step of a round (paper: `step_p`).
@@ -131,11 +165,16 @@ pub enum Event {
     Timeout(Timeout),
     /// The node built the block requested by [`Action::RequestProposal`].
     ProposalValue { height: Height, round: Round, value: BlockHash },
-    /// A commit certificate obtained by sync, for the current height or higher.
+    /// A commit certificate obtained by sync, for the current height or the next
+    /// one (the only heights whose sets the core holds). Feed sync results in
+    /// height order; anything further ahead is refused
+    /// ([`Rejection::CertificateTooFarAhead`]).
     CommitCertified(CommitCertificate),
     /// The block decided at `height` (announced by [`Action::Commit`]) is durably
-    /// stored: start the next height.
-    Committed { height: Height },
+    /// stored: start the next height. `sets` are the sets in force at
+    /// `height + 1` (`current`, the same set handed over as `next` before) and
+    /// `height + 2` (`next`).
+    Committed { height: Height, sets: HeightSets },
 }
 
 /// Outputs of the core, to be executed in order.
@@ -156,13 +195,17 @@ pub enum Action {
     Commit(CommitCertificate),
     /// A validator signed two conflicting messages.
     Evidence(Equivocation),
-    /// Validator `peer` sent a message for `height`, which is already decided:
-    /// send it that height's certificate and block (emitted at most once per
-    /// `(height, round)` the peer is seen at).
-    PeerBehind { peer: ValidatorIndex, height: Height },
-    /// f + 1 validators are at heights above ours (the highest such height at
-    /// which f + 1 are is `ahead`): fetch certificates and blocks from `height`
-    /// (our current height) on. Emitted at most once per round of ours.
+    /// The validator with key `peer` sent a message for `height`, which is
+    /// already decided: send it that height's certificate and block (emitted at
+    /// most once per `(height, round)` the peer is seen at).
+    PeerBehind { peer: PublicKey, height: Height },
+    /// Fetch certificates and blocks from `height` (our current height) on and
+    /// feed them in order as [`Event::CommitCertified`]. Emitted at most once per
+    /// round of ours, when f + 1 validators of the next height's set are seen at
+    /// heights above ours (`ahead` is the highest height at which f + 1 are), and
+    /// (D6) after a height was decided from a certificate, or every
+    /// [`SYNC_PROBE_ROUNDS`] rounds without a decision (then `ahead` = `height`:
+    /// nothing is known about the peers).
     SyncNeeded { height: Height, ahead: Height },
     /// An input was dropped as invalid.
     Rejected(Rejection),
@@ -177,8 +220,16 @@ pub enum Rejection {
     InvalidVote { height: Height, round: Round, validator: ValidatorIndex, error: MessageError },
     #[error("invalid commit certificate for height {height}: {error}")]
     InvalidCertificate { height: Height, error: CertificateError },
-    #[error("commit certificate for height {height} is too far ahead of height {current}")]
+    #[error(
+        "commit certificate for height {height} cannot be verified yet: the validator sets of heights \
+         {current} and the next one are the only ones known; feed certificates in height order"
+    )]
     CertificateTooFarAhead { height: Height, current: Height },
+    #[error(
+        "the validator set handed over for height {height} differs from the one given for it a height \
+         earlier; messages and certificates kept for height {height} were dropped"
+    )]
+    InconsistentSets { height: Height },
     #[error("event {what} is not expected now (height {height})")]
     Unexpected { what: &'static str, height: Height },
 }
@@ -186,12 +237,6 @@ pub enum Rejection {
 /// Why a core could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("validator index {0} is not in the validator set")]
-    UnknownIndex(ValidatorIndex),
-    #[error("the secret key does not match validator {0}")]
-    KeyMismatch(ValidatorIndex),
-    #[error("a secret key was given without a validator index")]
-    KeyWithoutIndex,
     #[error("height 0 is genesis; consensus starts at height 1")]
     GenesisHeight,
 }
@@ -320,6 +365,16 @@ struct Fired {
 pub struct Core {
     cfg: Config,
     key: Option<SecretKey>,
+    /// The public half of `key`.
+    public: Option<PublicKey>,
+    /// The sets in force at `height` and `height + 1`.
+    sets: HeightSets,
+    /// The sets of up to [`MAX_PAST_SETS`] heights below `height` (those this core
+    /// went through).
+    past_sets: BTreeMap<Height, ValidatorSet>,
+    /// Our index at `height`: the position of our key in `sets.current`, `None`
+    /// when we do not vote at this height.
+    me: Option<ValidatorIndex>,
     safety: SafetyState,
     started: bool,
     height: Height,
@@ -332,14 +387,19 @@ pub struct Core {
     valid: Option<(Round, BlockHash)>,
     /// The decision at `height`, waiting for `Event::Committed`.
     decided: Option<CommitCertificate>,
+    /// The decision at `height` came from a certificate (sync), not from our own
+    /// log: we were behind, so we ask for the next height at once (D6).
+    decided_from_certificate: bool,
     log: HeightLog,
     /// Verified messages for `height + 1`, replayed when we get there.
     next_log: HeightLog,
-    future_certs: BTreeMap<Height, CommitCertificate>,
-    /// Highest (height, round) each validator was seen at (for SyncNeeded).
-    peer_progress: BTreeMap<ValidatorIndex, (Height, Round)>,
+    /// Verified certificates for `height` (before `Start`) and `height + 1`.
+    held_certs: BTreeMap<Height, CommitCertificate>,
+    /// Highest (height, round) each validator was seen at (for SyncNeeded), by
+    /// key: an index means different validators at different heights.
+    peer_progress: BTreeMap<PublicKey, (Height, Round)>,
     /// Highest old (height, round) per peer for which PeerBehind was emitted.
-    behind_reported: BTreeMap<ValidatorIndex, (Height, Round)>,
+    behind_reported: BTreeMap<PublicKey, (Height, Round)>,
     sync_requested: Option<(Height, Round)>,
     stats: CoreStats,
 }
@@ -350,33 +410,47 @@ pub struct CoreStats {
     pub signatures_verified: u64,
     pub signatures_made: u64,
     pub duplicates_dropped: u64,
+    /// Messages for heights whose set the core does not hold that did not
+    /// verify against the nearest set it holds: dropped without blame (D6).
+    pub unverifiable_dropped: u64,
+}
+
+/// The set a message of some height is checked against.
+#[derive(Debug, Clone)]
+struct MessageSet {
+    set: ValidatorSet,
+    /// `set` is the set in force at the message's height: a message that does
+    /// not verify against it is invalid. Otherwise it is the nearest set we hold:
+    /// a message that verifies only feeds catch-up hints, one that does not is
+    /// dropped without blame (its signer may sit at another position there).
+    exact: bool,
 }
 
 impl Core {
-    /// Builds a core. `key` is `None` for an observer (then `config.me` must be
-    /// `None` too). `safety` is the last persisted state; `next_height` is the
-    /// lowest height the node has no block for.
-    pub fn new(config: Config, key: Option<SecretKey>, safety: SafetyState, next_height: Height) -> Result<Core, ConfigError> {
+    /// Builds a core. `key` is `None` for a node that never signs (an observer);
+    /// a node with a key votes at the heights whose set holds its key and follows
+    /// the chain without signing at the others. `safety` is the last persisted
+    /// state; `next_height` is the lowest height the node has no block for; `sets`
+    /// are the sets in force at `next_height` and `next_height + 1`.
+    pub fn new(
+        config: Config,
+        key: Option<SecretKey>,
+        safety: SafetyState,
+        next_height: Height,
+        sets: HeightSets,
+    ) -> Result<Core, ConfigError> {
         if next_height.0 == 0 {
             return Err(ConfigError::GenesisHeight);
         }
-        match (config.me, &key) {
-            (Some(me), Some(k)) => match config.validators.key(me) {
-                None => return Err(ConfigError::UnknownIndex(me)),
-                Some(pk) if *pk != k.public() => return Err(ConfigError::KeyMismatch(me)),
-                Some(_) => {}
-            },
-            (Some(me), None) => {
-                if config.validators.key(me).is_none() {
-                    return Err(ConfigError::UnknownIndex(me));
-                }
-            }
-            (None, Some(_)) => return Err(ConfigError::KeyWithoutIndex),
-            (None, None) => {}
-        }
+        let public = key.as_ref().map(SecretKey::public);
+        let me = public.and_then(|p| sets.current.index_of(&p));
         Ok(Core {
             cfg: config,
             key,
+            public,
+            sets,
+            past_sets: BTreeMap::new(),
+            me,
             safety,
             started: false,
             height: next_height,
@@ -386,9 +460,10 @@ impl Core {
             locked: None,
             valid: None,
             decided: None,
+            decided_from_certificate: false,
             log: HeightLog::default(),
             next_log: HeightLog::default(),
-            future_certs: BTreeMap::new(),
+            held_certs: BTreeMap::new(),
             peer_progress: BTreeMap::new(),
             behind_reported: BTreeMap::new(),
             sync_requested: None,
@@ -413,7 +488,7 @@ impl Core {
             Event::Timeout(t) => self.on_timeout(t, &mut out),
             Event::ProposalValue { height, round, value } => self.on_proposal_value(height, round, value, &mut out),
             Event::CommitCertified(cert) => self.on_certificate(cert, &mut out),
-            Event::Committed { height } => self.on_committed(height, &mut out),
+            Event::Committed { height, sets } => self.on_committed(height, sets, &mut out),
         }
         if self.started {
             self.progress(&mut out);
@@ -430,9 +505,28 @@ impl Core {
     pub fn step(&self) -> Step {
         self.step
     }
-    /// The highest (height, round) a verified message from `validator` was at.
-    pub fn peer_progress(&self, validator: ValidatorIndex) -> Option<(Height, Round)> {
-        self.peer_progress.get(&validator).copied()
+    /// The highest (height, round) a verified message signed by `peer` was at.
+    pub fn peer_progress(&self, peer: &PublicKey) -> Option<(Height, Round)> {
+        self.peer_progress.get(peer).copied()
+    }
+    /// The sets in force at the current height and the next.
+    pub fn sets(&self) -> &HeightSets {
+        &self.sets
+    }
+    /// The set in force at `height`, if the core holds it: the current and next
+    /// heights, and up to [`MAX_PAST_SETS`] heights below (those it went through).
+    pub fn set_for(&self, height: Height) -> Option<&ValidatorSet> {
+        if height == self.height {
+            Some(&self.sets.current)
+        } else if height == self.height.next() {
+            Some(&self.sets.next)
+        } else {
+            self.past_sets.get(&height)
+        }
+    }
+    /// Our index at the current height (`None`: we do not vote at this height).
+    pub fn index(&self) -> Option<ValidatorIndex> {
+        self.me
     }
     /// The in-memory safety state (what the last `PersistSafety` carried, or newer
     /// lock/valid values not yet persisted).
@@ -453,16 +547,19 @@ impl Core {
         &self.cfg
     }
 
+    /// n − f of the current height's set.
     fn quorum(&self) -> usize {
-        self.cfg.validators.quorum()
+        self.sets.current.quorum()
     }
 
+    /// f + 1 of the current height's set.
     fn honest_threshold(&self) -> usize {
-        self.cfg.validators.honest_threshold()
+        self.sets.current.honest_threshold()
     }
 
+    /// The proposer is a pure function of (height, round, the set of that height).
     fn is_proposer(&self, round: Round) -> bool {
-        self.cfg.me == Some(self.cfg.validators.proposer(self.height, round))
+        self.me.is_some() && self.me == Some(self.sets.current.proposer(self.height, round))
     }
 
     // ---------------------------------------------------------------- start
@@ -490,10 +587,10 @@ impl Core {
             Some(s) if s.height == h => s.round,
             _ => Round(0),
         };
-        if let Some(cert) = self.future_certs.remove(&h) {
+        if let Some(cert) = self.held_certs.remove(&h) {
             // A certificate for this height arrived before Start.
             self.round = round;
-            self.decide(cert, out);
+            self.decide(cert, true, out);
             return;
         }
         self.start_round(round, out); // L10
@@ -552,7 +649,7 @@ impl Core {
     /// L19: sign and broadcast a proposal, then treat it as received (the node
     /// built or already validated the block, so it is valid).
     fn propose(&mut self, value: BlockHash, pol_round: Option<Round>, out: &mut Vec<Action>) {
-        let (Some(me), Some(_)) = (self.cfg.me, &self.key) else { return };
+        let (Some(me), Some(_)) = (self.me, &self.key) else { return };
         let proposal = Proposal {
             chain: self.cfg.chain,
             height: self.height,
@@ -612,7 +709,7 @@ impl Core {
     /// already hold a different signed vote: then we re-send that one instead
     /// (the identical message, so no equivocation).
     fn vote(&mut self, kind: VoteKind, value: Option<BlockHash>, out: &mut Vec<Action>) {
-        let Some(me) = self.cfg.me else { return };
+        let Some(me) = self.me else { return };
         if self.key.is_none() {
             return;
         }
@@ -660,44 +757,78 @@ impl Core {
             // L61-L64 OnTimeoutPrevote
             Step::Prevote if self.step == Step::Prevote => self.precommit_and_advance(None, out),
             // L65-L67 OnTimeoutPrecommit
-            Step::Precommit => self.start_round(self.round.next(), out),
+            Step::Precommit => {
+                let round = self.round.next();
+                self.start_round(round, out);
+                // D6: a height we time out of this many rounds may be one the
+                // others left long ago, across a set change we cannot see past
+                // (their messages do not verify against the sets we hold): ask
+                // for certificates. A round skip (L55) means peers are still here.
+                if round.0.is_multiple_of(SYNC_PROBE_ROUNDS) {
+                    self.request_sync(self.height, out);
+                }
+            }
             _ => {}
         }
     }
 
     // ---------------------------------------------------------------- messages
 
+    /// The set a message of `height` is checked against: the set of its height
+    /// when we hold it (current, next, or one of the last [`MAX_PAST_SETS`]),
+    /// else the nearest set we hold, for catch-up hints only (D6).
+    fn set_for_message(&self, height: Height) -> MessageSet {
+        if let Some(set) = self.set_for(height) {
+            return MessageSet { set: set.clone(), exact: true };
+        }
+        let nearest = if height > self.height {
+            &self.sets.next
+        } else {
+            self.past_sets.values().next().unwrap_or(&self.sets.current)
+        };
+        MessageSet { set: nearest.clone(), exact: false }
+    }
+
     /// Height bookkeeping common to proposals and votes, after verification.
-    /// Returns true if the message belongs to the log of `height` or `height + 1`.
-    fn note_peer(&mut self, validator: ValidatorIndex, height: Height, round: Round, out: &mut Vec<Action>) {
-        let e = self.peer_progress.entry(validator).or_insert((height, round));
+    fn note_peer(&mut self, peer: PublicKey, height: Height, round: Round, out: &mut Vec<Action>) {
+        let e = self.peer_progress.entry(peer).or_insert((height, round));
         if *e < (height, round) {
             *e = (height, round);
         }
         // Our decided height counts as done: peers still there need the certificate.
         let done_below = if self.decided.is_some() { self.height.next() } else { self.height };
         if height < done_below {
-            let last = self.behind_reported.get(&validator).copied();
+            let last = self.behind_reported.get(&peer).copied();
             if last.is_none_or(|l| l < (height, round)) {
-                self.behind_reported.insert(validator, (height, round));
-                out.push(Action::PeerBehind { peer: validator, height });
+                self.behind_reported.insert(peer, (height, round));
+                out.push(Action::PeerBehind { peer, height });
             }
         }
     }
 
     /// Cheap pre-check before paying for a signature: is this (height, round)
     /// from this validator worth verifying at all?
-    fn worth_verifying(&self, validator: ValidatorIndex, height: Height, round: Round) -> bool {
+    fn worth_verifying(&self, peer: &PublicKey, height: Height, round: Round) -> bool {
         let done_below = if self.decided.is_some() { self.height.next() } else { self.height };
         if height < done_below {
             // Only to emit PeerBehind, once per (height, round) of the peer.
-            return self.behind_reported.get(&validator).is_none_or(|l| *l < (height, round));
+            return self.behind_reported.get(peer).is_none_or(|l| *l < (height, round));
         }
         if height > self.height.next() {
             // Only to count towards SyncNeeded.
-            return self.peer_progress.get(&validator).is_none_or(|p| *p < (height, round));
+            return self.peer_progress.get(peer).is_none_or(|p| *p < (height, round));
         }
         true
+    }
+
+    /// A message failed verification: an invalid message if it was checked against
+    /// the set of its own height, else dropped without blame (D6).
+    fn refuse(&mut self, exact: bool, rejection: Rejection, out: &mut Vec<Action>) {
+        if exact {
+            out.push(Action::Rejected(rejection));
+        } else {
+            self.stats.unverifiable_dropped += 1;
+        }
     }
 
     /// The log a verified message of `(height, round)` from `validator` goes to,
@@ -733,15 +864,22 @@ impl Core {
             self.stats.duplicates_dropped += 1;
             return;
         }
-        if !self.worth_verifying(proposer, height, round) {
+        // The set of the proposal's height: its signer, and its proposer (a pure
+        // function of height, round and that set).
+        let MessageSet { set, exact } = self.set_for_message(height);
+        let signer = set.key(proposer).copied();
+        if signer.is_some_and(|k| !self.worth_verifying(&k, height, round)) {
             return;
         }
-        self.stats.signatures_verified += 1;
-        if let Err(error) = sp.verify(&self.cfg.chain, &self.cfg.validators) {
-            out.push(Action::Rejected(Rejection::InvalidProposal { height, round, error }));
+        if signer.is_some() {
+            self.stats.signatures_verified += 1;
+        }
+        if let Err(error) = sp.verify(&self.cfg.chain, &set) {
+            self.refuse(exact, Rejection::InvalidProposal { height, round, error }, out);
             return;
         }
-        self.note_peer(proposer, height, round, out);
+        let Some(signer) = signer else { return }; // verify checked the index
+        self.note_peer(signer, height, round, out);
         let Some(log) = self.log_for(proposer, height, round) else { return };
         match log.proposals.get(&round) {
             Some(first) if first.signed.proposal != sp.proposal => {
@@ -780,15 +918,22 @@ impl Core {
             self.stats.duplicates_dropped += 1;
             return;
         }
-        if !self.worth_verifying(validator, height, round) {
+        // Checked against the set of the vote's height: a key removed or rotated
+        // out at that height is not in it, so its vote never counts.
+        let MessageSet { set, exact } = self.set_for_message(height);
+        let signer = set.key(validator).copied();
+        if signer.is_some_and(|k| !self.worth_verifying(&k, height, round)) {
             return;
         }
-        self.stats.signatures_verified += 1;
-        if let Err(error) = sv.verify(&self.cfg.chain, &self.cfg.validators) {
-            out.push(Action::Rejected(Rejection::InvalidVote { height, round, validator, error }));
+        if signer.is_some() {
+            self.stats.signatures_verified += 1;
+        }
+        if let Err(error) = sv.verify(&self.cfg.chain, &set) {
+            self.refuse(exact, Rejection::InvalidVote { height, round, validator, error }, out);
             return;
         }
-        self.note_peer(validator, height, round, out);
+        let Some(signer) = signer else { return }; // verify checked the index
+        self.note_peer(signer, height, round, out);
         let Some(log) = self.log_for(validator, height, round) else { return };
         let kind_tag = match kind {
             VoteKind::Prevote => 1,
@@ -815,51 +960,100 @@ impl Core {
 
     // ---------------------------------------------------------------- certificates
 
+    /// A certificate from sync: verified against the set of its height, which the
+    /// core holds for the current and the next height only.
     fn on_certificate(&mut self, cert: CommitCertificate, out: &mut Vec<Action>) {
         let h = cert.height;
-        if h < self.height || (h == self.height && self.decided.is_some()) || self.future_certs.contains_key(&h) {
+        if h < self.height || (h == self.height && self.decided.is_some()) || self.held_certs.contains_key(&h) {
             return; // already decided or already held
         }
-        let ahead = h.0 - self.height.0;
-        if ahead as usize > MAX_FUTURE_CERTIFICATES {
+        let set = if h == self.height {
+            &self.sets.current
+        } else if h == self.height.next() {
+            &self.sets.next
+        } else {
             out.push(Action::Rejected(Rejection::CertificateTooFarAhead { height: h, current: self.height }));
             return;
-        }
+        };
         self.stats.signatures_verified += cert.signatures.len() as u64;
-        if let Err(error) = cert.verify(&self.cfg.chain, &self.cfg.validators, h, &cert.block_hash) {
+        if let Err(error) = cert.verify(&self.cfg.chain, set, h, &cert.block_hash) {
             out.push(Action::Rejected(Rejection::InvalidCertificate { height: h, error }));
             return;
         }
         if h == self.height && self.started {
-            self.decide(cert, out);
+            self.decide(cert, true, out);
         } else {
-            self.future_certs.insert(h, cert);
+            self.held_certs.insert(h, cert);
         }
     }
 
-    fn decide(&mut self, cert: CommitCertificate, out: &mut Vec<Action>) {
+    /// `from_certificate`: the decision came from a certificate handed in rather
+    /// than from precommits in our own log.
+    fn decide(&mut self, cert: CommitCertificate, from_certificate: bool, out: &mut Vec<Action>) {
         // L51: decision_p[h_p] = v. L52-L54 (next height) wait for Event::Committed.
         self.decided = Some(cert.clone());
+        self.decided_from_certificate = from_certificate;
         out.push(Action::Commit(cert));
     }
 
-    fn on_committed(&mut self, height: Height, out: &mut Vec<Action>) {
+    fn on_committed(&mut self, height: Height, sets: HeightSets, out: &mut Vec<Action>) {
         if self.decided.as_ref().map(|c| c.height) != Some(height) {
             out.push(Action::Rejected(Rejection::Unexpected { what: "Committed", height }));
             return;
         }
         // L52-L54: next height, reset lock, valid value and message log.
+        let from_certificate = self.decided_from_certificate;
         self.decided = None;
+        self.decided_from_certificate = false;
         self.height = height.next();
         self.locked = None;
         self.valid = None;
         self.log = std::mem::take(&mut self.next_log);
-        self.future_certs = self.future_certs.split_off(&self.height);
-        if let Some(cert) = self.future_certs.remove(&self.height) {
-            self.decide(cert, out);
+        self.held_certs = self.held_certs.split_off(&self.height);
+        // The sets move on by one height; the one we leave is kept a while to
+        // check late messages of peers still there.
+        let consistent = sets.current == self.sets.next;
+        let left = std::mem::replace(&mut self.sets, sets);
+        self.past_sets.insert(height, left.current);
+        while self.past_sets.len() > MAX_PAST_SETS {
+            self.past_sets.pop_first();
+        }
+        self.me = self.public.and_then(|p| self.sets.current.index_of(&p));
+        if !consistent {
+            // What we verified for this height was checked against another set:
+            // drop it (the ledger's set is authoritative) and say so.
+            self.log = HeightLog::default();
+            self.held_certs.clear();
+            out.push(Action::Rejected(Rejection::InconsistentSets { height: self.height }));
+        }
+        // Per-peer bookkeeping is by key; forget keys no set we hold contains.
+        let known: BTreeSet<PublicKey> = self
+            .past_sets
+            .values()
+            .chain([&self.sets.current, &self.sets.next])
+            .flat_map(|s| s.keys().iter().copied())
+            .collect();
+        self.peer_progress.retain(|k, _| known.contains(k));
+        self.behind_reported.retain(|k, _| known.contains(k));
+        if let Some(cert) = self.held_certs.remove(&self.height) {
+            self.decide(cert, true, out);
             return;
         }
         self.start_round(Round(0), out);
+        if from_certificate {
+            // D6: we were behind; the peers may be further ahead than we can
+            // tell (their messages may not verify against the sets we hold).
+            self.request_sync(self.height, out);
+        }
+    }
+
+    /// Emits `SyncNeeded` unless it was already emitted in this round.
+    fn request_sync(&mut self, ahead: Height, out: &mut Vec<Action>) {
+        if self.sync_requested.is_some_and(|s| s >= (self.height, self.round)) {
+            return;
+        }
+        self.sync_requested = Some((self.height, self.round));
+        out.push(Action::SyncNeeded { height: self.height, ahead });
     }
 
     // ---------------------------------------------------------------- upon rules
@@ -922,7 +1116,7 @@ impl Core {
             .map(|v| (v.vote.validator, v.signature))
             .collect();
         let cert = CommitCertificate { height: self.height, round, block_hash: value, signatures };
-        self.decide(cert, out);
+        self.decide(cert, false, out);
         true
     }
 
@@ -1004,20 +1198,22 @@ impl Core {
         true
     }
 
-    /// docs/consensus.md "Catch-up": f + 1 validators at a higher height means at
-    /// least one honest validator decided our height; ask the node to sync.
+    /// docs/consensus.md "Catch-up": f + 1 validators of the next height's set
+    /// seen at heights above ours means at least one honest validator decided our
+    /// height; ask the node to sync.
     fn check_sync(&mut self, out: &mut Vec<Action>) {
         if self.sync_requested.is_some_and(|s| s >= (self.height, self.round)) {
             return;
         }
+        // Messages above our height were checked against the next height's set
+        // (exactly for height + 1, as the nearest set beyond): count by its f.
         let mut heights: Vec<Height> =
             self.peer_progress.values().map(|(h, _)| *h).filter(|h| *h > self.height).collect();
-        let need = self.honest_threshold();
+        let need = self.sets.next.honest_threshold();
         if heights.len() < need {
             return;
         }
         heights.sort_unstable_by(|a, b| b.cmp(a));
-        self.sync_requested = Some((self.height, self.round));
-        out.push(Action::SyncNeeded { height: self.height, ahead: heights[need - 1] });
+        self.request_sync(heights[need - 1], out);
     }
 }

@@ -4,18 +4,13 @@
 //! where `tag` names the message kind (see the `TAG_*` constants across the crates).
 //! A signature made for one kind of message can therefore never verify as another.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
 
 use ed25519_dalek::Signer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Most parsed public keys kept by [`PublicKey::verifying_key`].
-pub const KEY_CACHE_MAX: usize = 4096;
-
-static KEY_CACHE: OnceLock<Mutex<HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>> = OnceLock::new();
+pub use crate::sigrule::PreparedKey;
 
 /// Prefix of every signed message of this chain (the namespace).
 pub const DOMAIN_PREFIX: &[u8] = b"YRD-CREDIT-CHAIN/v1/";
@@ -80,6 +75,8 @@ pub enum CryptoError {
     BadLength { what: &'static str, expected: usize, got: usize },
     #[error("not a valid ed25519 public key")]
     BadPublicKey,
+    #[error("public key refused: {0}")]
+    WeakKey(#[from] crate::sigrule::KeyError),
     #[error("signature does not verify")]
     BadSignature,
 }
@@ -103,46 +100,32 @@ impl PublicKey {
         Ok(PublicKey(arr))
     }
 
-    /// Parses the key into a verifying key (a curve-point decompression: cache it
-    /// where the same key is used often).
-    ///
-    /// Parsed keys are memoised process-wide (at most [`KEY_CACHE_MAX`] entries):
-    /// the same few issuer and validator keys sign everything, and decompression
-    /// costs about a tenth of a verification. The cache is deterministic and holds
-    /// only keys that parsed, so it changes no result.
-    pub fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, CryptoError> {
-        let cache = KEY_CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-        if let Some(k) = cache.lock().ok().and_then(|c| c.get(&self.0).copied()) {
-            return Ok(k);
-        }
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| CryptoError::BadPublicKey)?;
-        if let Ok(mut c) = cache.lock() {
-            if c.len() >= KEY_CACHE_MAX {
-                c.clear();
-            }
-            c.insert(self.0, vk);
-        }
-        Ok(vk)
+    /// Checks the key rule (`sigrule`): a canonical encoding of a point of the
+    /// prime-order subgroup, not of small order. Keys are checked when they enter
+    /// the genesis; verification checks them again (once per key and process).
+    pub fn check(&self) -> Result<(), CryptoError> {
+        crate::sigrule::check_key(&self.0).map(|_| ()).map_err(CryptoError::WeakKey)
     }
 
-    /// Verifies `sig` over `signing_bytes(tag, payload)`. Uses strict verification
-    /// (rejects small-order keys and non-canonical signatures).
+    /// The key prepared for verification (checked, decompressed; cached per process).
+    pub fn prepared(&self) -> Result<PreparedKey, CryptoError> {
+        crate::sigrule::prepare(&self.0).map_err(CryptoError::WeakKey)
+    }
+
+    /// Verifies `sig` over `signing_bytes(tag, payload)` under the signature rule
+    /// (`sigrule`; the same verdict on every path).
     pub fn verify(&self, tag: &[u8], payload: &[u8], sig: &Signature) -> Result<(), CryptoError> {
-        let vk = self.verifying_key()?;
-        verify_with(&vk, tag, payload, sig)
+        verify_with(&self.prepared()?, tag, payload, sig)
     }
 }
 
-/// Verifies with an already-parsed key.
-pub fn verify_with(
-    vk: &ed25519_dalek::VerifyingKey,
-    tag: &[u8],
-    payload: &[u8],
-    sig: &Signature,
-) -> Result<(), CryptoError> {
-    let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-    vk.verify_strict(&signing_bytes(tag, payload), &sig)
-        .map_err(|_| CryptoError::BadSignature)
+/// Verifies with an already-prepared key, under the signature rule (`sigrule`).
+pub fn verify_with(key: &PreparedKey, tag: &[u8], payload: &[u8], sig: &Signature) -> Result<(), CryptoError> {
+    if key.verify(&signing_bytes(tag, payload), &sig.0) {
+        Ok(())
+    } else {
+        Err(CryptoError::BadSignature)
+    }
 }
 
 impl fmt::Debug for PublicKey {

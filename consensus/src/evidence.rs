@@ -3,11 +3,14 @@
 //! The core emits an [`Equivocation`] the first time it sees a validator sign two
 //! different proposals for one `(height, round)`, or two different votes of one
 //! kind for one `(height, round)`. [`Equivocation::verify`] re-checks it
-//! standalone, so the ledger can record it without trusting the reporter.
+//! standalone against the validator set of its height, so the ledger can record
+//! it without trusting the reporter. Both messages are of one height, so one set
+//! judges them; the index they carry means a key only in that set
+//! ([`Equivocation::signer`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::Hash32;
+use crate::crypto::{Hash32, PublicKey};
 use crate::messages::{MessageError, SignedProposal, SignedVote};
 use crate::types::{Height, Round, ValidatorIndex, ValidatorSet};
 
@@ -52,7 +55,15 @@ impl Equivocation {
         }
     }
 
+    /// The key of the validator that signed both messages, given the set in force
+    /// at [`Equivocation::height`] (an index names different validators at
+    /// different heights).
+    pub fn signer(&self, set_at_height: &ValidatorSet) -> Option<PublicKey> {
+        set_at_height.key(self.validator()).copied()
+    }
+
     /// Checks that both messages verify, share signer and slot, and differ.
+    /// `set` must be the validator set in force at [`Equivocation::height`].
     pub fn verify(&self, chain: &Hash32, set: &ValidatorSet) -> Result<(), EvidenceError> {
         match self {
             Equivocation::Proposal { first, second } => {

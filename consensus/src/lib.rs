@@ -12,15 +12,21 @@
 //! ## Driving the core
 //!
 //! ```text
-//! let mut core = Core::new(config, key /* None = observer */, persisted_safety_or_default, next_height)?;
+//! let sets = HeightSets { current: set_at(next_height), next: set_at(next_height + 1) }; // from the ledger
+//! let mut core = Core::new(config, key /* None = observer */, persisted_safety_or_default, next_height, sets)?;
 //! execute(core.handle(Event::Start));
 //! loop { execute(core.handle(next_event)); }   // network, timers, block builder, storage
 //! ```
 //!
 //! Events ([`Event`]): `Start`, `Proposal { proposal, valid }` (the node checked the
 //! body against ledger state), `Vote`, `Timeout`, `ProposalValue` (answer to
-//! `RequestProposal`), `CommitCertified` (a certificate from sync), `Committed`
-//! (the decided block is durably stored: start the next height).
+//! `RequestProposal`), `CommitCertified` (a certificate from sync, current or next
+//! height), `Committed { height, sets }` (the decided block is durably stored:
+//! start the next height, with the validator sets of the two heights after it).
+//!
+//! The validator set is a function of the height, defined by the ledger; every
+//! message and certificate is checked against the set of its own height
+//! (docs/consensus.md §7, "Reconfiguration").
 //!
 //! Actions ([`Action`]), executed **in order**: `PersistSafety` (make durable before
 //! the next action — it always precedes the broadcast of the signature it covers),
@@ -37,6 +43,9 @@ pub mod certificate;
 pub mod codec;
 pub mod core;
 pub mod crypto;
+pub mod sigrule;
+#[cfg(feature = "adversary")]
+pub mod adversary;
 pub mod evidence;
 pub mod messages;
 pub mod safety;
@@ -44,7 +53,7 @@ pub mod safety;
 pub mod sim;
 pub mod types;
 
-pub use crate::core::{Action, Config, ConfigError, Core, Event, Rejection, Step, Timeout, TimeoutConfig};
+pub use crate::core::{Action, Config, ConfigError, Core, Event, HeightSets, Rejection, Step, Timeout, TimeoutConfig};
 pub use certificate::{CertificateError, CommitCertificate};
 pub use evidence::Equivocation;
 pub use safety::SafetyState;

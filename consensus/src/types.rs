@@ -1,6 +1,7 @@
 //! Newtypes shared by the core, the ledger and the node. No `usize` on the wire.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,18 +58,26 @@ pub enum ValidatorSetError {
     Empty,
     #[error("{0} validators is more than the maximum of {MAX_VALIDATORS}")]
     TooMany(usize),
-    #[error("validator {index} has an invalid ed25519 public key")]
-    BadKey { index: usize },
+    #[error("validator {index} has an unusable ed25519 public key: {reason}")]
+    BadKey { index: usize, reason: String },
     #[error("validator key {key} appears twice (positions {first} and {second})")]
     Duplicate { key: String, first: usize, second: usize },
 }
 
-/// The validators of the chain, equal weight, in a fixed order. Keys are parsed
-/// once here and cached (parsing costs as much as a tenth of a verification).
+/// The validators in force at one height, equal weight, in a fixed order (index =
+/// position). Keys are checked against the key rule and prepared for
+/// verification once, here; cloning shares them (the core holds the sets of a few
+/// heights at once, and a set changes only when governance changes it).
+///
+/// Two sets are equal when they hold the same keys in the same order.
 #[derive(Clone)]
 pub struct ValidatorSet {
+    inner: Arc<SetInner>,
+}
+
+struct SetInner {
     keys: Vec<PublicKey>,
-    parsed: Vec<ed25519_dalek::VerifyingKey>,
+    parsed: Vec<crate::crypto::PreparedKey>,
 }
 
 impl ValidatorSet {
@@ -84,18 +93,18 @@ impl ValidatorSet {
             if let Some(first) = keys[..i].iter().position(|o| o == k) {
                 return Err(ValidatorSetError::Duplicate { key: k.to_hex(), first, second: i });
             }
-            parsed.push(k.verifying_key().map_err(|_| ValidatorSetError::BadKey { index: i })?);
+            parsed.push(k.prepared().map_err(|e| ValidatorSetError::BadKey { index: i, reason: e.to_string() })?);
         }
-        Ok(ValidatorSet { keys, parsed })
+        Ok(ValidatorSet { inner: Arc::new(SetInner { keys, parsed }) })
     }
 
     /// n, the number of validators.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.inner.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.inner.keys.is_empty()
     }
 
     /// f = ⌊(n − 1) / 3⌋, the number of Byzantine validators tolerated.
@@ -114,19 +123,23 @@ impl ValidatorSet {
     }
 
     pub fn keys(&self) -> &[PublicKey] {
-        &self.keys
+        &self.inner.keys
     }
 
     pub fn key(&self, index: ValidatorIndex) -> Option<&PublicKey> {
-        self.keys.get(index.0 as usize)
+        self.inner.keys.get(index.0 as usize)
     }
 
-    pub fn verifying_key(&self, index: ValidatorIndex) -> Option<&ed25519_dalek::VerifyingKey> {
-        self.parsed.get(index.0 as usize)
+    pub fn verifying_key(&self, index: ValidatorIndex) -> Option<&crate::crypto::PreparedKey> {
+        self.inner.parsed.get(index.0 as usize)
     }
 
     pub fn index_of(&self, key: &PublicKey) -> Option<ValidatorIndex> {
-        self.keys.iter().position(|k| k == key).map(|i| ValidatorIndex(i as u32))
+        self.inner.keys.iter().position(|k| k == key).map(|i| ValidatorIndex(i as u32))
+    }
+
+    pub fn contains(&self, key: &PublicKey) -> bool {
+        self.inner.keys.contains(key)
     }
 
     /// The proposer of `(height, round)`: a pure function, rotating each round and
@@ -137,9 +150,17 @@ impl ValidatorSet {
     }
 }
 
+impl PartialEq for ValidatorSet {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner) || self.inner.keys == other.inner.keys
+    }
+}
+
+impl Eq for ValidatorSet {}
+
 impl fmt::Debug for ValidatorSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.keys.iter()).finish()
+        f.debug_list().entries(self.inner.keys.iter()).finish()
     }
 }
 

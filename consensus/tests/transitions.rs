@@ -120,8 +120,8 @@ impl Case {
 }
 
 fn run(case: Case) {
-    let cfg = Config { chain: chain(), validators: set(), me: case.me.map(ValidatorIndex), timeouts: TimeoutConfig::default() };
-    let mut core = Core::new(cfg, case.me.map(key), case.safety, H).unwrap();
+    let cfg = Config { chain: chain(), timeouts: TimeoutConfig::default() };
+    let mut core = Core::new(cfg, case.me.map(key), case.safety, H, HeightSets::fixed(set())).unwrap();
     for e in case.setup {
         let _ = core.handle(e);
     }
@@ -469,7 +469,7 @@ fn table_single_transitions() {
             0,
             vec![Event::Start, Event::CommitCertified(cert(r(0), a(), &[1, 2, 3]))],
             ev_vote(prevote(2, r(1), None)),
-            vec![Action::PeerBehind { peer: ValidatorIndex(2), height: H }],
+            vec![Action::PeerBehind { peer: key(2).public(), height: H }],
         ),
         Case::new(
             "catch-up: f+1 validators at a higher height: SyncNeeded",
@@ -498,15 +498,22 @@ fn table_single_transitions() {
         Case::new(
             "L52-L54 Committed: next height, round 0 (validator 0 is not its proposer)",
             0,
-            vec![Event::Start, Event::CommitCertified(cert(r(0), a(), &[1, 2, 3]))],
-            Event::Committed { height: H },
+            vec![Event::Start, ev_prop(proposal(H, r(0), a(), None), true), ev_vote(precommit(1, r(0), Some(a()))), ev_vote(precommit(2, r(0), Some(a()))), ev_vote(precommit(3, r(0), Some(a())))],
+            Event::Committed { height: H, sets: HeightSets::fixed(set()) },
             vec![sched(Height(2), r(0), Step::Propose)],
+        ),
+        Case::new(
+            "D6 Committed after a decision from a certificate (we were behind): next height, and ask for more",
+            0,
+            vec![Event::Start, Event::CommitCertified(cert(r(0), a(), &[1, 2, 3]))],
+            Event::Committed { height: H, sets: HeightSets::fixed(set()) },
+            vec![sched(Height(2), r(0), Step::Propose), Action::SyncNeeded { height: Height(2), ahead: Height(2) }],
         ),
         Case::new(
             "Committed for a height not decided: rejected",
             0,
             vec![Event::Start],
-            Event::Committed { height: H },
+            Event::Committed { height: H, sets: HeightSets::fixed(set()) },
             vec![Action::Rejected(Rejection::Unexpected { what: "Committed", height: H })],
         ),
         Case {
@@ -603,22 +610,33 @@ fn table_single_transitions() {
 }
 
 #[test]
-fn new_rejects_mismatched_key() {
-    let cfg = Config { chain: chain(), validators: set(), me: Some(ValidatorIndex(0)), timeouts: TimeoutConfig::default() };
-    assert_eq!(Core::new(cfg.clone(), Some(key(1)), SafetyState::default(), H).unwrap_err(), ConfigError::KeyMismatch(ValidatorIndex(0)));
-    let cfg9 = Config { me: Some(ValidatorIndex(9)), ..cfg.clone() };
-    assert_eq!(Core::new(cfg9, Some(key(9)), SafetyState::default(), H).unwrap_err(), ConfigError::UnknownIndex(ValidatorIndex(9)));
-    assert_eq!(Core::new(cfg, None, SafetyState::default(), Height(0)).unwrap_err(), ConfigError::GenesisHeight);
+fn new_takes_our_index_from_the_set_of_the_height() {
+    let cfg = Config { chain: chain(), timeouts: TimeoutConfig::default() };
+    let core = Core::new(cfg.clone(), Some(key(2)), SafetyState::default(), H, HeightSets::fixed(set())).unwrap();
+    assert_eq!(core.index(), Some(ValidatorIndex(2)));
+    // A key outside the set: a node that follows the chain without signing.
+    let core = Core::new(cfg.clone(), Some(key(9)), SafetyState::default(), H, HeightSets::fixed(set())).unwrap();
+    assert_eq!(core.index(), None);
+    let core = Core::new(cfg.clone(), None, SafetyState::default(), H, HeightSets::fixed(set())).unwrap();
+    assert_eq!(core.index(), None);
+    assert_eq!(
+        Core::new(cfg, None, SafetyState::default(), Height(0), HeightSets::fixed(set())).unwrap_err(),
+        ConfigError::GenesisHeight
+    );
 }
 
 #[test]
 fn single_validator_decides_alone() {
     let k = key(0);
     let vs = ValidatorSet::new(vec![k.public()]).unwrap();
-    let cfg = Config { chain: chain(), validators: vs.clone(), me: Some(ValidatorIndex(0)), timeouts: TimeoutConfig::default() };
-    let mut core = Core::new(cfg, Some(k), SafetyState::default(), H).unwrap();
+    let cfg = Config { chain: chain(), timeouts: TimeoutConfig::default() };
+    let mut core = Core::new(cfg, Some(k), SafetyState::default(), H, HeightSets::fixed(vs.clone())).unwrap();
     for h in 1..=3u64 {
-        let acts = if h == 1 { core.start() } else { core.handle(Event::Committed { height: Height(h - 1) }) };
+        let acts = if h == 1 {
+            core.start()
+        } else {
+            core.handle(Event::Committed { height: Height(h - 1), sets: HeightSets::fixed(vs.clone()) })
+        };
         assert!(acts.contains(&Action::RequestProposal { height: Height(h), round: r(0) }), "{acts:?}");
         let v = block(&format!("b{h}"));
         let acts = core.handle(Event::ProposalValue { height: Height(h), round: r(0), value: v });

@@ -67,7 +67,7 @@ fn build_ledger() -> Built {
 
 fn commit(ledger: &mut Ledger, chain: &TestChain, txs: Vec<yrd_ledger::tx::SignedTransaction>) {
     let h = ledger.height().next();
-    let proposer = ledger.validators().proposer(h, Round(0));
+    let proposer = ledger.validators_at(h).unwrap().proposer(h, Round(0));
     let built = ledger.build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0).unwrap();
     assert!(built.rejected.is_empty());
     let cert = chain.certify(&built.block.header);

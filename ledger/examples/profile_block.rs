@@ -20,7 +20,7 @@ fn main() {
             .map(|i| chain.attestation((i % 4) as usize, i, Uscc::sample(i), AttestationKind::ALL[(i % 7) as usize]))
             .collect();
         let h = a.height().next();
-        let p = a.validators().proposer(h, Round(0));
+        let p = a.validators_at(h).unwrap().proposer(h, Round(0));
         let t0 = Instant::now();
         let built = a.build_block(txs, p, Round(0), 1_800_000_000_000 + h.0).unwrap();
         let t1 = Instant::now();

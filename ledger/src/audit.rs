@@ -3,7 +3,8 @@
 //! [`verify_store`] reads the raw store (without trusting anything it holds) and
 //! recomputes, block by block: canonical encoding, header hash chain, commit
 //! certificates, the RFC 9162 log (size, root, every stored node), the subject
-//! map root, and every index entry; then it checks that nothing is stored beyond
+//! map root, every index entry and the governance state (the membership of each
+//! height, every proposal record); then it checks that nothing is stored beyond
 //! what the blocks justify. It stops at the first inconsistency and says where.
 
 use std::path::Path;
@@ -12,6 +13,7 @@ use yrd_consensus::crypto::Hash32;
 use yrd_consensus::types::Height;
 
 use crate::genesis::Genesis;
+use crate::governance::Membership;
 use crate::replay::{height_key, read_certified_block, Parent, Replay};
 use crate::subjects::SubjectRecord;
 use crate::validate::check_stateless;
@@ -93,7 +95,6 @@ fn meta_u64(tree: &sled::Tree, key: &[u8], name: &str) -> Result<u64, Inconsiste
 /// Verifies an open `ledger` tree against `genesis` (what [`verify_store`] runs).
 pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, Inconsistency> {
     let chain = genesis.chain_id().map_err(|e| bad("genesis", e.to_string()))?;
-    let validators = genesis.validator_set().map_err(|e| bad("genesis", e.to_string()))?;
     let stored_chain = get(tree, b"mchain", "metadata")?.ok_or_else(|| bad("metadata", "chain id missing"))?;
     if stored_chain.as_ref() != chain.0 {
         return Err(bad("metadata", format!("chain id {} is not the genesis' {}", hex::encode(&stored_chain), chain)));
@@ -105,7 +106,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     }
     for item in tree.iter().keys() {
         let k = item.map_err(|e| bad("store", format!("read failed: {e}")))?;
-        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's'))
+        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's' | b'g' | b'M'))
             || [&b"mheight"[..], b"mlogsize", b"mchain", b"mgenesis", b"mformat"].contains(&k.as_ref());
         if !known {
             return Err(bad("store", format!("unknown key {}", hex::encode(&k))));
@@ -118,19 +119,22 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     let height = meta_u64(tree, b"mheight", "height")?;
     let stored_log_size = meta_u64(tree, b"mlogsize", "log size")?;
 
-    let mut replay = Replay::new();
+    // Governance is replayed with the blocks: the membership of every height.
+    let mut replay = Replay::new(genesis);
     let mut parent = Parent::default();
     let mut tx_count = 0u64;
     let mut x_parts = 0u64;
-    let mut check_tx = |tx: &crate::tx::SignedTransaction| -> Result<(), String> {
-        check_stateless(genesis, &chain, tx).map_err(|e| e.to_string())?;
+    let mut check_tx = |membership: &Membership, tx: &crate::tx::SignedTransaction| -> Result<(), String> {
+        check_stateless(membership, &chain, tx).map_err(|e| e.to_string())?;
         tx.verify_signature().map_err(|e| e.to_string())
     };
 
     for h in 1..=height {
+        let validators = replay.validators_at(h)?;
         let certified = read_certified_block(tree, h, &chain, &validators, parent)?;
-        // Transactions: log leaves, indexes, subject records; the header's roots.
-        let tx_entries = replay.apply(h, &certified, genesis, &mut check_tx)?;
+        // Transactions: log leaves, indexes, subject records, governance; the
+        // header's membership and roots.
+        let tx_entries = replay.apply(h, &certified, &mut check_tx)?;
         // x index: the block's transaction index, part by part.
         for (part, expected) in crate::store::encode_tx_index(&tx_entries).iter().enumerate() {
             let key = crate::store::tx_index_key(Height(h), part as u32);
@@ -197,6 +201,29 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     }
     if stored_subjects != records.len() as u64 {
         return Err(bad("subject index", format!("{stored_subjects} records for {} subjects", records.len())));
+    }
+    // Governance: every proposal record and membership change, as replayed.
+    let expected = replay.gov_records()?;
+    let mut stored_records = 0usize;
+    for item in tree.scan_prefix([b'g']) {
+        let (k, v) = item.map_err(|e| bad("governance", e.to_string()))?;
+        stored_records += 1;
+        let what = format!("proposal {}", hex::encode(k.get(1..).unwrap_or_default()));
+        let want = expected.get(k.as_ref()).ok_or_else(|| bad(&what, "no such proposal in the blocks"))?;
+        if v.as_ref() != want.as_slice() {
+            return Err(bad(&what, "stored record differs from what the blocks say"));
+        }
+    }
+    if stored_records != expected.len() {
+        return Err(bad("governance", format!("{stored_records} proposal records for {} proposals", expected.len())));
+    }
+    let expected_memberships: Vec<(Vec<u8>, Vec<u8>)> = replay.gov_memberships()?.into_iter().collect();
+    let stored_memberships: Vec<(Vec<u8>, Vec<u8>)> = tree
+        .scan_prefix([b'M'])
+        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| bad("governance", e.to_string())))
+        .collect::<Result<_, Inconsistency>>()?;
+    if stored_memberships != expected_memberships {
+        return Err(bad("governance", "stored membership changes differ from what the blocks say"));
     }
     // Every stored log node.
     let mut expected_chunks = 0usize;

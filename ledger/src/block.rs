@@ -38,6 +38,9 @@ pub struct BlockHeader {
     pub log_root: Hash32,
     /// Root of the subject map after this block.
     pub subjects_root: Hash32,
+    /// Hash of the membership in force at this height (agencies, validators,
+    /// issuers, observers, parameters, retired keys; `governance::Membership::hash`).
+    pub membership: Hash32,
 }
 
 impl BlockHeader {

@@ -20,6 +20,8 @@ pub const MAX_GENESIS_BYTES: usize = 1024 * 1024;
 pub const MAX_ISSUERS: usize = 1024;
 /// Most observers a genesis may list.
 pub const MAX_OBSERVERS: usize = 1024;
+/// Most agencies (governance members).
+pub const MAX_AGENCIES: usize = 64;
 
 /// A region code: 2 to 8 upper-case ASCII letters. The chain starts with
 /// `SH` (Shanghai), `JS` (Jiangsu), `ZJ` (Zhejiang) and `AH` (Anhui); more may join.
@@ -106,18 +108,80 @@ pub struct ObserverInfo {
     pub key: PublicKey,
 }
 
-/// Chain parameters fixed at genesis.
+/// An agency of the consortium: it votes on governance proposals with its admin
+/// key (distinct from its validator and issuer keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgencyInfo {
+    pub name: String,
+    pub region: Region,
+    /// The governance (admin) key.
+    pub key: PublicKey,
+}
+
+/// Governance parameters (docs/governance.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovParams {
+    /// A proposal is approved when more than `approval_num / approval_den` of the
+    /// agencies in force approve it (default: more than two thirds).
+    pub approval_num: u32,
+    pub approval_den: u32,
+    /// An approved change takes effect this many blocks after the block that
+    /// approved it (at least 2: consensus needs the next height's validators
+    /// known one height ahead). Freezing an issuer key takes effect at the next block.
+    pub activation_delay_blocks: u64,
+    /// A proposal's deadline is at most this many blocks after it is proposed.
+    pub max_proposal_ttl_blocks: u64,
+}
+
+impl Default for GovParams {
+    fn default() -> Self {
+        GovParams { approval_num: 2, approval_den: 3, activation_delay_blocks: 4, max_proposal_ttl_blocks: 1_000_000 }
+    }
+}
+
+/// Chain parameters: fixed at genesis, changed by governance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainParams {
     /// Most transactions in one block.
     pub max_block_txs: u32,
     /// Largest encoded block.
     pub max_block_bytes: u32,
+    #[serde(default)]
+    pub governance: GovParams,
 }
 
 impl Default for ChainParams {
     fn default() -> Self {
-        ChainParams { max_block_txs: 4096, max_block_bytes: 8 * 1024 * 1024 }
+        ChainParams { max_block_txs: 4096, max_block_bytes: 8 * 1024 * 1024, governance: GovParams::default() }
+    }
+}
+
+impl ChainParams {
+    /// Checks every parameter's range; the reason names the parameter.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_block_txs == 0 || self.max_block_txs > 100_000 {
+            return Err(format!("max_block_txs = {} must be 1..=100000", self.max_block_txs));
+        }
+        if self.max_block_bytes < 64 * 1024 || self.max_block_bytes as usize > codec::MAX_ENCODED_BYTES {
+            return Err(format!("max_block_bytes = {} must be 65536..={}", self.max_block_bytes, codec::MAX_ENCODED_BYTES));
+        }
+        let g = &self.governance;
+        if g.approval_den == 0 || g.approval_num >= g.approval_den {
+            return Err(format!(
+                "governance approval threshold {}/{} must be a fraction below 1 (approval needs more than it)",
+                g.approval_num, g.approval_den
+            ));
+        }
+        if g.approval_den > 1000 {
+            return Err(format!("governance approval_den = {} must be at most 1000", g.approval_den));
+        }
+        if !(2..=10_000).contains(&g.activation_delay_blocks) {
+            return Err(format!("governance activation_delay_blocks = {} must be 2..=10000", g.activation_delay_blocks));
+        }
+        if !(1..=100_000_000).contains(&g.max_proposal_ttl_blocks) {
+            return Err(format!("governance max_proposal_ttl_blocks = {} must be 1..=100000000", g.max_proposal_ttl_blocks));
+        }
+        Ok(())
     }
 }
 
@@ -133,6 +197,10 @@ pub struct Genesis {
     pub issuers: Vec<IssuerInfo>,
     #[serde(default)]
     pub observers: Vec<ObserverInfo>,
+    /// The agencies that govern the chain (docs/governance.md). With none, the
+    /// membership can never change.
+    #[serde(default)]
+    pub agencies: Vec<AgencyInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,10 +217,10 @@ pub enum GenesisError {
     BadName { what: &'static str, name: String },
     #[error("name {0:?} is used twice")]
     DuplicateName(String),
-    #[error("key {0} is used twice (validator, issuer and observer keys must all differ)")]
+    #[error("key {0} is used twice (validator, issuer, observer and agency keys must all differ)")]
     DuplicateKey(String),
-    #[error("issuer {name:?} key is not a valid ed25519 public key")]
-    BadIssuerKey { name: String },
+    #[error("{what} {name:?} has a key that cannot be used: {reason}")]
+    WeakKey { what: &'static str, name: String, reason: String },
     #[error("issuer {name:?} may issue no kind of attestation")]
     NoKinds { name: String },
     #[error("issuer {name:?} lists a kind twice or out of order")]
@@ -165,7 +233,8 @@ pub enum GenesisError {
     Codec(#[from] CodecError),
 }
 
-fn check_name(what: &'static str, name: &str) -> Result<(), GenesisError> {
+/// A name: 1 to 64 characters, no control characters, no surrounding spaces.
+pub fn check_name(what: &'static str, name: &str) -> Result<(), GenesisError> {
     let n = name.chars().count();
     if n == 0 || n > 64 || name.chars().any(char::is_control) || name.trim() != name {
         return Err(GenesisError::BadName { what, name: name.to_string() });
@@ -201,17 +270,10 @@ impl Genesis {
         if self.observers.len() > MAX_OBSERVERS {
             return Err(GenesisError::TooMany { what: "observers", count: self.observers.len(), max: MAX_OBSERVERS });
         }
-        if self.params.max_block_txs == 0 || self.params.max_block_txs > 100_000 {
-            return Err(GenesisError::BadParams(format!("max_block_txs = {} must be 1..=100000", self.params.max_block_txs)));
+        if self.agencies.len() > MAX_AGENCIES {
+            return Err(GenesisError::TooMany { what: "agencies", count: self.agencies.len(), max: MAX_AGENCIES });
         }
-        if self.params.max_block_bytes < 64 * 1024 || self.params.max_block_bytes as usize > codec::MAX_ENCODED_BYTES {
-            return Err(GenesisError::BadParams(format!(
-                "max_block_bytes = {} must be 65536..={}",
-                self.params.max_block_bytes,
-                codec::MAX_ENCODED_BYTES
-            )));
-        }
-        self.validator_set()?;
+        self.params.validate().map_err(GenesisError::BadParams)?;
         let mut names = BTreeSet::new();
         let mut keys = BTreeSet::new();
         let all = self
@@ -220,19 +282,24 @@ impl Genesis {
             .map(|v| ("validator", &v.name, &v.key))
             .chain(self.issuers.iter().map(|i| ("issuer", &i.name, &i.key)))
             .chain(self.observers.iter().map(|o| ("observer", &o.name, &o.key)));
-        for (what, name, key) in all {
+        let mut agency_names = BTreeSet::new();
+        let agencies = self.agencies.iter().map(|a| ("agency", &a.name, &a.key));
+        for (what, name, key) in all.chain(agencies) {
             check_name(what, name)?;
-            if !names.insert(name.as_str()) {
+            // The key rule (sigrule): no weak, mixed-order or non-canonical keys.
+            key.check().map_err(|e| GenesisError::WeakKey { what, name: name.clone(), reason: e.to_string() })?;
+            // Agencies have their own namespace (an agency "shanghai" runs the
+            // validator "shanghai"); nodes and issuers share one.
+            let fresh = if what == "agency" { agency_names.insert(name.as_str()) } else { names.insert(name.as_str()) };
+            if !fresh {
                 return Err(GenesisError::DuplicateName(name.clone()));
             }
             if !keys.insert(*key) {
                 return Err(GenesisError::DuplicateKey(key.to_hex()));
             }
         }
+        self.validator_set()?;
         for i in &self.issuers {
-            if i.key.verifying_key().is_err() {
-                return Err(GenesisError::BadIssuerKey { name: i.name.clone() });
-            }
             if i.kinds.is_empty() {
                 return Err(GenesisError::NoKinds { name: i.name.clone() });
             }

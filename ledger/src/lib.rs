@@ -14,8 +14,10 @@ pub mod block;
 #[cfg(feature = "failpoints")]
 pub mod fault;
 pub mod genesis;
+pub mod governance;
 pub mod merkle;
 pub mod proof;
+pub mod proof_gov;
 pub mod repair;
 mod replay;
 pub mod subjects;

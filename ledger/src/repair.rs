@@ -17,7 +17,7 @@
 //! height up to which every block is present, canonical, chained and certified
 //! and reproduces its header's roots — discards everything above it, and
 //! rewrites whatever derived state (log nodes, transaction and issuer indexes,
-//! subject records, metadata) differs from what the blocks give
+//! subject records, governance records and membership changes, metadata) differs from what the blocks give
 //! ([`crate::replay::Replay`], the auditor's own re-derivation). Only what
 //! differs is written, so a repair on a nearly full disk writes a few keys.
 //!
@@ -108,8 +108,9 @@ pub(crate) fn check_tip(ledger: &Ledger, indexed: u64) -> Result<(), String> {
         } else {
             Parent::default()
         };
-        let tip = read_certified_block(tree, height, &ledger.chain_id(), ledger.validators(), parent)
-            .map_err(|e| e.to_string())?;
+        let validators = ledger.validators_at(Height(height)).map_err(|e| format!("validators of block {height}: {e}"))?;
+        let tip = read_certified_block(tree, height, &ledger.chain_id(), &validators, parent).map_err(|e| e.to_string())?;
+        check_tip_governance(ledger, &tip.block)?;
         if tip.block.header.log_size != log_size {
             return Err(format!("metadata log size {log_size}, block {height} says {}", tip.block.header.log_size));
         }
@@ -201,11 +202,73 @@ pub(crate) fn check_tip(ledger: &Ledger, indexed: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The governance state loaded from the store against the tip block `tip`
+/// (height `h`): the tip's membership hash is the loaded membership's; nothing
+/// is recorded above what the tip's write gives (a proposal, approval or
+/// outcome of a later block; a membership change after `h + 1`); the tip's
+/// write is all there (every proposal and approval of the tip block recorded,
+/// no approved proposal due at `h + 1` left unsettled); every change of
+/// membership has the applied proposal that made it and the other way round.
+/// Cost: one pass over the proposal records (a few per governance change) and
+/// the tip block's transactions.
+fn check_tip_governance(ledger: &Ledger, tip: &crate::block::Block) -> Result<(), String> {
+    use crate::governance::Outcome;
+    let h = tip.header.height.0;
+    let gov = ledger.gov();
+    let hash = gov.membership_at(h).hash().map_err(|e| e.to_string())?;
+    if hash != tip.header.membership {
+        return Err(format!("stored membership changes give membership {hash} at block {h}, its header has {}", tip.header.membership));
+    }
+    let mut applied_at = std::collections::BTreeSet::new();
+    for r in gov.proposals() {
+        let above = r.height > h
+            || r.approvals.iter().any(|a| a.height > h)
+            || match &r.outcome {
+                Outcome::Open => false,
+                Outcome::Approved { height, .. } => *height > h,
+                Outcome::Applied { height, effective, .. } | Outcome::Failed { height, effective, .. } => {
+                    *height > h || *effective > h + 1
+                }
+            };
+        if above {
+            return Err(format!("governance record of proposal {} holds a block above the recorded height {h}", r.id));
+        }
+        match &r.outcome {
+            Outcome::Approved { effective, .. } if *effective <= h + 1 => {
+                return Err(format!("proposal {} due at height {effective} is not settled by block {h}", r.id));
+            }
+            Outcome::Applied { effective, .. } => {
+                applied_at.insert(*effective);
+            }
+            _ => {}
+        }
+    }
+    let changes: std::collections::BTreeSet<u64> = gov.timeline().map(|(e, _)| e).filter(|e| *e > 1).collect();
+    if changes != applied_at {
+        return Err(format!(
+            "membership changes are stored from heights {changes:?}, applied proposals take effect at {applied_at:?}"
+        ));
+    }
+    for tx in &tip.txs {
+        let id = tx.id().map_err(|e| e.to_string())?;
+        let recorded = match &tx.tx.body {
+            crate::tx::TxBody::Propose(_) => gov.proposal(&id).is_some(),
+            crate::tx::TxBody::Approve(a) => {
+                gov.proposal(&a.proposal).is_some_and(|r| r.approvals.iter().any(|e| e.tx == id))
+            }
+            _ => true,
+        };
+        if !recorded {
+            return Err(format!("governance transaction {id} of block {h} is not recorded"));
+        }
+    }
+    Ok(())
+}
+
 /// Repairs the store to its last complete block (see the module docs). `reason`
 /// is the inconsistency that made the open fail.
 pub(crate) fn repair(db: &sled::Db, tree: &sled::Tree, genesis: &Genesis, reason: String) -> Result<RepairReport, StoreError> {
     let chain = genesis.chain_id()?;
-    let validators = genesis.validator_set().map_err(|e| StoreError::Genesis(e.to_string()))?;
     let recorded = tree.get(META_HEIGHT)?.and_then(|v| u64_of(&v, "height").ok());
     // Highest height anything is stored at.
     let mut top = recorded.unwrap_or(0);
@@ -224,7 +287,7 @@ pub(crate) fn repair(db: &sled::Db, tree: &sled::Tree, genesis: &Genesis, reason
     let mut writes = Writes::default();
     let mut first_problem = None;
     let (replay, height) = loop {
-        let (replay, good, problem, tainted) = replay_blocks(tree, genesis, &chain, &validators, top, &mut writes)?;
+        let (replay, good, problem, tainted) = replay_blocks(tree, genesis, &chain, top, &mut writes)?;
         first_problem = first_problem.or(problem);
         if !tainted {
             break (replay, good);
@@ -289,6 +352,14 @@ pub(crate) fn repair(db: &sled::Db, tree: &sled::Tree, genesis: &Genesis, reason
     if n > 0 {
         changes.push(format!("{n} subject records rewritten or removed"));
     }
+    let n = sync_prefix(tree, b'g', &replay.gov_records().map_err(|e| StoreError::Corrupt(e.to_string()))?, &mut writes)?;
+    if n > 0 {
+        changes.push(format!("{n} governance proposal records rewritten or removed"));
+    }
+    let n = sync_prefix(tree, b'M', &replay.gov_memberships().map_err(|e| StoreError::Corrupt(e.to_string()))?, &mut writes)?;
+    if n > 0 {
+        changes.push(format!("{n} membership changes rewritten or removed"));
+    }
     // Metadata last.
     let log_size = replay.log.size();
     let stored_log_size = tree.get(META_LOG_SIZE)?.and_then(|v| u64_of(&v, "log size").ok());
@@ -317,18 +388,21 @@ fn replay_blocks(
     tree: &sled::Tree,
     genesis: &Genesis,
     chain: &yrd_consensus::crypto::Hash32,
-    validators: &yrd_consensus::types::ValidatorSet,
     top: u64,
     writes: &mut Writes,
 ) -> Result<(Replay, u64, Option<String>, bool), StoreError> {
-    let mut replay = Replay::new();
+    let mut replay = Replay::new(genesis);
     let mut parent = Parent::default();
     for h in 1..=top {
-        let certified = match read_certified_block(tree, h, chain, validators, parent) {
+        let validators = match replay.validators_at(h) {
+            Ok(v) => v,
+            Err(e) => return Ok((replay, h - 1, Some(e.to_string()), false)),
+        };
+        let certified = match read_certified_block(tree, h, chain, &validators, parent) {
             Ok(c) => c,
             Err(e) => return Ok((replay, h - 1, Some(e.to_string()), false)),
         };
-        let entries = match replay.apply(h, &certified, genesis, &mut |_| Ok(())) {
+        let entries = match replay.apply(h, &certified, &mut |_, _| Ok(())) {
             Ok(e) => e,
             Err(e) => return Ok((replay, h - 1, Some(e.to_string()), true)),
         };

@@ -2,7 +2,8 @@
 //!
 //! Everything in the store except the blocks and their certificates is derived
 //! from them: the RFC 9162 log nodes, the subject records (and the subject map
-//! over them), the per-block transaction index and the issuer index. [`Replay`]
+//! over them), the per-block transaction index, the issuer index and the
+//! governance state (proposal records, membership changes). [`Replay`]
 //! recomputes all of it, block by block, from nothing but the block bodies.
 //! Two callers use this one implementation: the auditor (`audit::verify_tree`,
 //! which compares the result with what is stored and trusts nothing) and the
@@ -20,6 +21,7 @@ use yrd_consensus::CommitCertificate;
 use crate::audit::{bad, Inconsistency};
 use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
 use crate::genesis::Genesis;
+use crate::governance::{GovState, Membership};
 use crate::merkle::MemoryLog;
 use crate::store::issuer_chunk_key;
 use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectRecord};
@@ -107,8 +109,10 @@ pub(crate) fn read_certified_block(
 }
 
 /// The derived state of the first blocks of a chain, rebuilt from their bodies.
-#[derive(Default)]
 pub(crate) struct Replay {
+    /// Governance replayed from the blocks: the membership of every height
+    /// (hence the validators who certify each block) and every proposal.
+    pub gov: GovState,
     /// Every transaction so far, as log leaves (with every complete node).
     pub log: MemoryLog,
     /// The subject map over `records`.
@@ -123,14 +127,32 @@ pub(crate) struct Replay {
 }
 
 impl Replay {
-    pub fn new() -> Replay {
-        Replay::default()
+    pub fn new(genesis: &Genesis) -> Replay {
+        Replay {
+            gov: GovState::new(genesis),
+            log: MemoryLog::default(),
+            map: SubjectMap::default(),
+            records: BTreeMap::new(),
+            issuer_index: BTreeMap::new(),
+            subject_of: HashMap::new(),
+            seen_ids: HashSet::new(),
+        }
     }
 
-    /// Applies block `h`'s transactions in order and checks the header's log size,
-    /// log root and subjects root against the result. `check_tx` runs first on each
-    /// transaction (the auditor checks the stateless rules and the signature there;
-    /// the repair, reading blocks a quorum certified, checks nothing more).
+    /// The validators who certify block `h` (the membership replayed so far).
+    pub fn validators_at(&self, h: u64) -> Result<ValidatorSet, Inconsistency> {
+        self.gov.validators_at(h).map_err(|e| bad(format!("block {h} validators"), e.to_string()))
+    }
+
+    /// Applies block `h`'s transactions in order and checks the header's
+    /// membership hash, log size, log root and subjects root against the result;
+    /// governance transactions are checked and applied in order, and the block's
+    /// governance outcome taken in at the end. `check_tx` runs first on each
+    /// transaction with the membership of height `h` (the auditor checks the
+    /// stateless rules and the signature there; the repair, reading blocks a
+    /// quorum certified, checks nothing more).
+    ///
+    /// On an error the replay is left half-applied: do not apply further blocks.
     ///
     /// Returns the block's transaction-index entries: (id, offset, length) of each
     /// transaction inside the block bytes.
@@ -138,18 +160,31 @@ impl Replay {
         &mut self,
         h: u64,
         certified: &CertifiedBlock,
-        genesis: &Genesis,
-        check_tx: &mut dyn FnMut(&SignedTransaction) -> Result<(), String>,
+        check_tx: &mut dyn FnMut(&Membership, &SignedTransaction) -> Result<(), String>,
     ) -> Result<Vec<(TxId, u32, u32)>, Inconsistency> {
         let block = &certified.block;
+        let at = |what: &str| format!("block {h} {what}");
+        let mut block_gov = self.gov.begin_block(h);
+        let membership = block_gov.membership().clone();
+        let membership_hash = membership.hash().map_err(|e| bad(at("header"), e.to_string()))?;
+        if block.header.membership != membership_hash {
+            return Err(bad(
+                at("header"),
+                format!(
+                    "membership {} but the governance transactions before it give {}",
+                    block.header.membership, membership_hash
+                ),
+            ));
+        }
         let mut offset = certified.header_len + 8;
         let mut changed: BTreeMap<Uscc, ()> = BTreeMap::new();
         let mut tx_entries = Vec::with_capacity(block.txs.len());
         for (i, tx) in block.txs.iter().enumerate() {
             let loc = format!("block {h} transaction {i}");
             let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
-            check_tx(tx).map_err(|e| bad(&loc, e))?;
+            check_tx(&membership, tx).map_err(|e| bad(&loc, e))?;
             let id = TxId(yrd_consensus::crypto::sha256(&[&tb]));
+            block_gov.apply(tx, &id, i as u32).map_err(|e| bad(&loc, e.to_string()))?;
             self.log.append(&tb);
             if !self.seen_ids.insert(id) {
                 return Err(bad(&loc, format!("transaction {id} is already in an earlier block (replay)")));
@@ -182,9 +217,12 @@ impl Replay {
                         Some((_, e)) if e.revoked.is_some() => {
                             return Err(bad(&loc, format!("revokes {} which is already revoked", r.target)))
                         }
+                        // The target's issuer by name, as it was when it signed
+                        // (its key may have been rotated since).
                         Some((_, e))
-                            if e.issuer != tx.tx.issuer
-                                && !genesis.issuer(&tx.tx.issuer).is_some_and(|i| i.may_revoke_any) =>
+                            if self.gov.membership_at(e.height.0).issuer_any(&e.issuer).map(|i| &i.name)
+                                != membership.issuer(&tx.tx.issuer).map(|i| &i.name)
+                                && !membership.issuer(&tx.tx.issuer).is_some_and(|i| i.may_revoke_any) =>
                         {
                             return Err(bad(&loc, format!("revokes {} of another issuer without authority", r.target)))
                         }
@@ -197,10 +235,11 @@ impl Replay {
                         }
                     }
                 }
+                TxBody::Propose(_) | TxBody::Approve(_) => {} // applied by block_gov above
             }
         }
+        let delta = block_gov.finish();
         let header = &block.header;
-        let at = |what: &str| format!("block {h} {what}");
         if self.log.size() != header.log_size {
             return Err(bad(
                 at("header"),
@@ -222,6 +261,7 @@ impl Replay {
                 format!("subjects root {} but the records give {}", header.subjects_root, self.map.root()),
             ));
         }
+        self.gov.apply(&delta);
         Ok(tx_entries)
     }
 
@@ -239,6 +279,29 @@ impl Replay {
                 ));
             }
             out.insert(*key, crate::store::encode_issuer_chunk(&sorted));
+        }
+        Ok(out)
+    }
+
+    /// The stored form of every proposal record: `g ‖ proposal id → record`.
+    pub fn gov_records(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Inconsistency> {
+        let mut out = BTreeMap::new();
+        for rec in self.gov.proposals() {
+            let mut key = vec![b'g'];
+            key.extend_from_slice(&rec.id.0 .0);
+            let value = codec::encode(rec).map_err(|e| bad("governance", e.to_string()))?;
+            out.insert(key, value);
+        }
+        Ok(out)
+    }
+
+    /// The stored form of every membership change after the genesis:
+    /// `M ‖ effective height → membership`.
+    pub fn gov_memberships(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Inconsistency> {
+        let mut out = BTreeMap::new();
+        for (h, m) in self.gov.timeline().filter(|(h, _)| *h > 1) {
+            let value = codec::encode(&**m).map_err(|e| bad("governance", e.to_string()))?;
+            out.insert(height_key(b'M', h).to_vec(), value);
         }
         Ok(out)
     }

@@ -15,6 +15,8 @@
 //! | `x`    | height (u64 BE) ‖ part (u32 BE) | the block's transaction index, part p holding transactions 1024·p …: entries `tx id (32) ‖ offset u32 ‖ len u32` in the block bytes |
 //! | `i`    | issuer key (32) ‖ seq / 64 (u64 BE) | the issuer's transactions with sequence numbers in that chunk of 64: entries `seq u64 BE ‖ tx id (32)`, sorted by seq — the issuer index and replay guard |
 //! | `s`    | USCC (18)                   | the subject record (subject index and map value) |
+//! | `g`    | proposal id (32)            | a governance proposal record: approvals and outcome |
+//! | `M`    | height (u64 BE)             | the membership in force from that height on (one per change) |
 //!
 //! Index keys per attestation: one `s` per subject the block touches; the
 //! transaction index costs one `x` key per 1,024 transactions and the issuer index
@@ -27,16 +29,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use yrd_consensus::codec::{self, CodecError};
 use yrd_consensus::crypto::{Hash32, PublicKey};
-use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSet};
+use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSet, ValidatorSetError};
 use yrd_consensus::{CertificateError, CommitCertificate};
 
 use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
 use crate::genesis::Genesis;
+use crate::governance::{BlockGov, GovDelta, GovState, Membership, ProposalRecord};
 use crate::merkle::{self, MerkleError, NodeSource};
 use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectProof, SubjectRecord};
 use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId};
@@ -56,8 +59,9 @@ const META_GENESIS: &[u8] = b"mgenesis";
 /// The layout of the keys and values below; stores of another format are refused.
 pub(crate) const META_FORMAT: &[u8] = b"mformat";
 /// Format 2: the issuer index in chunks of [`SEQ_CHUNK`]; format 3: the
-/// transaction index per block (`x`) instead of a key per transaction.
-pub const STORE_FORMAT: u64 = 3;
+/// transaction index per block (`x`) instead of a key per transaction; format 4:
+/// governance (`g`, `M`) and the membership hash in block headers.
+pub const STORE_FORMAT: u64 = 4;
 /// Transactions per part of a block's transaction index (one `x` key).
 pub(crate) const TX_INDEX_PART: usize = 1024;
 /// Bytes of one transaction-index entry: id ‖ offset u32 ‖ len u32.
@@ -135,6 +139,8 @@ pub enum Status {
     Revoked { by: TxId, reason: RevocationReason },
     /// The transaction is itself a revocation.
     Revocation { target: TxId },
+    /// A governance proposal or approval (its outcome is in the proposal record).
+    Governance,
 }
 
 impl Status {
@@ -144,6 +150,7 @@ impl Status {
             Status::Expired => "expired",
             Status::Revoked { .. } => "revoked",
             Status::Revocation { .. } => "revocation",
+            Status::Governance => "governance",
         }
     }
 }
@@ -174,6 +181,8 @@ struct Execution {
     /// (subject key, record value hash) for every changed subject.
     subject_changes: Vec<([u8; 32], Hash32)>,
     issuer_keys: Vec<(PublicKey, u64, TxId)>,
+    /// Proposal records and the next height's membership, if they change.
+    gov: GovDelta,
 }
 
 /// Outcome of building a block from candidates: the block, and the candidates
@@ -189,7 +198,8 @@ pub struct Ledger {
     tree: sled::Tree,
     genesis: Genesis,
     chain: Hash32,
-    validators: ValidatorSet,
+    /// The membership at every height, and every governance proposal.
+    gov: GovState,
     height: Height,
     log_size: u64,
     last_header: Option<BlockHeader>,
@@ -400,7 +410,6 @@ impl Ledger {
     pub fn open(dir: &Path, genesis: Genesis) -> Result<Ledger, StoreError> {
         genesis.validate().map_err(|e| StoreError::Genesis(e.to_string()))?;
         let chain = genesis.chain_id()?;
-        let validators = genesis.validator_set().map_err(|e| StoreError::Genesis(e.to_string()))?;
         let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
         let tree = db.open_tree("ledger")?;
         match tree.get(META_CHAIN)? {
@@ -430,7 +439,7 @@ impl Ledger {
                 db.flush()?;
             }
         }
-        let load = || Ledger::load(db.clone(), tree.clone(), genesis.clone(), chain, validators.clone());
+        let load = || Ledger::load(db.clone(), tree.clone(), genesis.clone(), chain);
         match load() {
             Ok(ledger) => Ok(ledger),
             Err(e) if crate::repair::repairable(&e) => {
@@ -451,16 +460,15 @@ impl Ledger {
         tree: sled::Tree,
         genesis: Genesis,
         chain: Hash32,
-        validators: ValidatorSet,
     ) -> Result<Ledger, StoreError> {
         let height = Height(u64_of(&tree.get(META_HEIGHT)?.ok_or_else(|| StoreError::Corrupt("no height".into()))?, "height")?);
         let log_size = u64_of(&tree.get(META_LOG_SIZE)?.ok_or_else(|| StoreError::Corrupt("no log size".into()))?, "log size")?;
         let mut ledger = Ledger {
             db,
             tree,
+            gov: GovState::new(&genesis),
             genesis,
             chain,
-            validators,
             height,
             log_size,
             last_header: None,
@@ -500,8 +508,28 @@ impl Ledger {
                 indexed += 1;
             }
         }
-        let issuers: Vec<PublicKey> = ledger.genesis.issuers.iter().map(|i| i.key).collect();
-        for issuer in issuers {
+        // Governance: every membership change and proposal.
+        let mut memberships = Vec::new();
+        for item in ledger.tree.scan_prefix([b'M']) {
+            let (k, v) = item?;
+            let h = u64_of(k.get(1..).unwrap_or_default(), "membership height")?;
+            memberships.push((h, codec::decode::<Membership>(&v, codec::MAX_ENCODED_BYTES, "membership")?));
+        }
+        let mut records = Vec::new();
+        for item in ledger.tree.scan_prefix([b'g']) {
+            let (_, v) = item?;
+            records.push(codec::decode::<ProposalRecord>(&v, codec::MAX_ENCODED_BYTES, "proposal record")?);
+        }
+        ledger.gov = GovState::restore(&ledger.genesis, memberships, records);
+        // The highest sequence number of every key that ever signed: issuers and
+        // agencies of every membership, and the keys they retired.
+        let mut signers: std::collections::BTreeSet<PublicKey> = std::collections::BTreeSet::new();
+        for (_, m) in ledger.gov.timeline() {
+            signers.extend(m.issuers.iter().map(|i| i.key));
+            signers.extend(m.agencies.iter().map(|a| a.key));
+            signers.extend(m.retired.iter().map(|r| r.key));
+        }
+        for issuer in signers {
             if let Some(seq) = ledger.stored_last_sequence(&issuer)? {
                 ledger.max_sequence.insert(issuer, seq);
             }
@@ -542,8 +570,22 @@ impl Ledger {
     pub fn chain_id(&self) -> Hash32 {
         self.chain
     }
-    pub fn validators(&self) -> &ValidatorSet {
-        &self.validators
+    /// The governance state: memberships by height and proposals.
+    pub fn gov(&self) -> &GovState {
+        &self.gov
+    }
+    /// The membership in force at `height`.
+    pub fn membership_at(&self, height: Height) -> Arc<Membership> {
+        self.gov.membership_at(height.0).clone()
+    }
+    /// The membership in force for the next block.
+    pub fn next_membership(&self) -> Arc<Membership> {
+        self.membership_at(self.height.next())
+    }
+    /// The validators of `height`, for heights up to two above the last committed
+    /// block (changes are known that far ahead; docs/governance.md).
+    pub fn validators_at(&self, height: Height) -> Result<ValidatorSet, ValidatorSetError> {
+        self.gov.validators_at(height.0)
     }
     /// Height of the last committed block (0 before the first).
     pub fn height(&self) -> Height {
@@ -687,6 +729,7 @@ impl Ledger {
             .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} has no header", loc.height)))?;
         let status = match &tx.tx.body {
             TxBody::Revoke(r) => Status::Revocation { target: r.target },
+            TxBody::Propose(_) | TxBody::Approve(_) => Status::Governance,
             TxBody::Attest(a) => {
                 let rec = self
                     .subject_record(&a.subject)?
@@ -783,8 +826,9 @@ impl Ledger {
         id: &TxId,
         overlay: &Overlay,
         records: &mut Records,
+        gov: &BlockGov<'_>,
     ) -> Result<Result<(), TxError>, StoreError> {
-        match self.check_stateful_inner(tx, id, overlay, records) {
+        match self.check_stateful_inner(tx, id, overlay, records, gov) {
             Ok(()) => Ok(Ok(())),
             Err(Refusal::Invalid(e)) => Ok(Err(e)),
             Err(Refusal::Store(e)) => Err(e),
@@ -797,24 +841,32 @@ impl Ledger {
         id: &TxId,
         overlay: &Overlay,
         records: &mut Records,
+        gov: &BlockGov<'_>,
     ) -> Result<(), Refusal> {
         if overlay.ids.contains_key(id) {
             return Err(Refusal::Invalid(TxError::Duplicate(*id)));
         }
         let replay = match &tx.tx.body {
             TxBody::Attest(a) => self.cached_record(records, &a.subject)?.entries.iter().any(|e| e.id == *id),
-            TxBody::Revoke(_) => self.tx_location(id)?.is_some(),
+            _ => self.tx_location(id)?.is_some(),
         };
         if replay {
             return Err(Refusal::Invalid(TxError::Duplicate(*id)));
         }
         let t = &tx.tx;
-        let issuer_name = || self.genesis.issuer(&t.issuer).map(|i| i.name.clone()).unwrap_or_default();
+        let membership = self.gov.membership_at(overlay.height.0);
+        let signer_name = || {
+            membership
+                .issuer_any(&t.issuer)
+                .map(|i| i.name.clone())
+                .or_else(|| membership.agency(&t.issuer).map(|a| a.name.clone()))
+                .unwrap_or_default()
+        };
         if let Some(by) = overlay.seqs.get(&(t.issuer, t.sequence)) {
-            return Err(Refusal::Invalid(TxError::SequenceUsed { issuer: issuer_name(), sequence: t.sequence, by: *by }));
+            return Err(Refusal::Invalid(TxError::SequenceUsed { issuer: signer_name(), sequence: t.sequence, by: *by }));
         }
         if let Some(by) = self.sequence_used(&t.issuer, t.sequence)? {
-            return Err(Refusal::Invalid(TxError::SequenceUsed { issuer: issuer_name(), sequence: t.sequence, by }));
+            return Err(Refusal::Invalid(TxError::SequenceUsed { issuer: signer_name(), sequence: t.sequence, by }));
         }
         if let TxBody::Revoke(r) = &t.body {
             let loc = self.tx_location(&r.target)?.ok_or(Refusal::Invalid(TxError::TargetUnknown(r.target)))?;
@@ -822,10 +874,16 @@ impl Ledger {
             let TxBody::Attest(a) = &target.tx.body else {
                 return Err(Refusal::Invalid(TxError::TargetNotAttestation(r.target)));
             };
-            let revoker = self.genesis.issuer(&t.issuer).ok_or(Refusal::Invalid(TxError::UnknownIssuer(t.issuer)))?;
-            if target.tx.issuer != t.issuer && !revoker.may_revoke_any {
-                let target_issuer =
-                    self.genesis.issuer(&target.tx.issuer).map(|i| i.name.clone()).unwrap_or_default();
+            let revoker = membership.issuer(&t.issuer).ok_or(Refusal::Invalid(TxError::UnknownIssuer(t.issuer)))?;
+            // The target's issuer is known by name: the issuer it was when it signed
+            // (its key may have been rotated since).
+            let target_issuer = self
+                .gov
+                .membership_at(loc.height.0)
+                .issuer_any(&target.tx.issuer)
+                .map(|i| i.name.clone())
+                .unwrap_or_default();
+            if target_issuer != revoker.name && !revoker.may_revoke_any {
                 return Err(Refusal::Invalid(TxError::NotAuthorised { issuer: revoker.name.clone(), target: r.target, target_issuer }));
             }
             if let Some(by) = overlay.revoked.get(&r.target) {
@@ -841,6 +899,7 @@ impl Ledger {
                 return Err(Refusal::Invalid(TxError::AlreadyRevoked { target: r.target, by }));
             }
         }
+        gov.check(tx, id).map_err(|e| Refusal::Invalid(e.into()))?;
         Ok(())
     }
 
@@ -849,10 +908,12 @@ impl Ledger {
     /// failure, never a verdict on the transaction). The signature is NOT
     /// checked here; callers verify it first (see `validate::check_untrusted_bytes`).
     pub fn check_tx(&self, tx: &SignedTransaction, id: &TxId) -> Result<Result<(), TxError>, StoreError> {
-        if let Err(e) = check_stateless(&self.genesis, &self.chain, tx) {
+        let next = self.height.next();
+        let gov = self.gov.begin_block(next.0);
+        if let Err(e) = check_stateless(gov.membership(), &self.chain, tx) {
             return Ok(Err(e));
         }
-        self.check_stateful(tx, id, &Overlay::default(), &mut Records::new())
+        self.check_stateful(tx, id, &Overlay::new(next), &mut Records::new(), &gov)
     }
 
     /// Builds the next block from candidate transactions (already signature-checked),
@@ -865,7 +926,7 @@ impl Ledger {
         timestamp_ms: u64,
     ) -> Result<Built, StoreError> {
         let timestamp_ms = timestamp_ms.max(self.last_header.as_ref().map_or(0, |h| h.timestamp_ms + 1));
-        let max = self.genesis.params.max_block_txs as usize;
+        let max = self.next_membership().params.max_block_txs as usize;
         let mut candidates = candidates;
         candidates.truncate(max);
         let (exec, rejected, kept) = match self.execute(&candidates, proposer, round, timestamp_ms, Mode::Skip, &|_| true) {
@@ -899,12 +960,14 @@ impl Ledger {
         if self.height.0 > 0 && h.timestamp_ms <= parent_ts {
             return Err(BlockError::TimestampNotIncreasing { parent: parent_ts, got: h.timestamp_ms });
         }
-        let expected_proposer = self.validators.proposer(h.height, h.round);
+        let set = self.validators_at(h.height).map_err(|e| StoreError::Corrupt(format!("validator set: {e}")))?;
+        let expected_proposer = set.proposer(h.height, h.round);
         if h.proposer != expected_proposer {
             return Err(BlockError::WrongProposer { round: h.round, expected: expected_proposer, got: h.proposer });
         }
-        if block.txs.len() > self.genesis.params.max_block_txs as usize {
-            return Err(BlockError::TooManyTxs { got: block.txs.len(), max: self.genesis.params.max_block_txs });
+        let params = self.next_membership().params.clone();
+        if block.txs.len() > params.max_block_txs as usize {
+            return Err(BlockError::TooManyTxs { got: block.txs.len(), max: params.max_block_txs });
         }
         let hash = h.hash()?;
         if self.cached_matches(&hash, block)? {
@@ -912,19 +975,20 @@ impl Ledger {
         }
         let (exec, _, _) = self.execute(&block.txs, h.proposer, h.round, h.timestamp_ms, Mode::Fail, sig_verified)?;
         let e = &exec.header;
-        let checks: [(&'static str, String, String); 4] = [
+        let checks: [(&'static str, String, String); 5] = [
             ("tx_count", e.tx_count.to_string(), h.tx_count.to_string()),
             ("log_size", e.log_size.to_string(), h.log_size.to_string()),
             ("log_root", e.log_root.to_hex(), h.log_root.to_hex()),
             ("subjects_root", e.subjects_root.to_hex(), h.subjects_root.to_hex()),
+            ("membership", e.membership.to_hex(), h.membership.to_hex()),
         ];
         for (field, expected, got) in checks {
             if expected != got {
                 return Err(BlockError::RootMismatch { field, expected, got });
             }
         }
-        if exec.block_bytes.len() > self.genesis.params.max_block_bytes as usize {
-            return Err(BlockError::TooLarge { got: exec.block_bytes.len(), max: self.genesis.params.max_block_bytes });
+        if exec.block_bytes.len() > params.max_block_bytes as usize {
+            return Err(BlockError::TooLarge { got: exec.block_bytes.len(), max: params.max_block_bytes });
         }
         self.cache_execution(hash, exec);
         Ok(hash)
@@ -979,22 +1043,33 @@ impl Ledger {
         sig_verified: &dyn Fn(&TxId) -> bool,
     ) -> Result<(Execution, Vec<(TxId, TxError)>, Vec<usize>), BlockError> {
         let height = self.height.next();
-        let mut overlay = Overlay::default();
+        let mut overlay = Overlay::new(height);
+        let mut gov = self.gov.begin_block(height.0);
+        let membership = gov.membership().clone();
         // Subject records read by the checks, reused below.
         let mut read = Records::new();
         let mut rejected = Vec::new();
         // (position in `txs`, transaction, id, canonical bytes)
         let mut accepted: Vec<(usize, &SignedTransaction, TxId, Vec<u8>)> = Vec::with_capacity(txs.len());
-        let mut to_verify = Vec::new();
         for (index, tx) in txs.iter().enumerate() {
             let bytes = tx.encode()?;
             let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
-            let verdict = match check_stateless(&self.genesis, &self.chain, tx) {
+            // Signature last (the costliest check), on its own: the signature rule never
+            // batches, so this verdict is the one every other path gives. A storage
+            // failure is not a verdict on the transaction: it fails the block.
+            let checked = check_stateless(&membership, &self.chain, tx)
+                .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) });
+            let verdict = match checked {
                 Err(e) => Err(e),
-                Ok(()) if overlay.ids.contains_key(&id) => Err(TxError::Duplicate(id)),
-                // A storage failure is not a verdict on the transaction: it fails the block.
-                Ok(()) => self.check_stateful(tx, &id, &overlay, &mut read)?,
-            };
+                Ok(()) => self.check_stateful(tx, &id, &overlay, &mut read, &gov)?,
+            }
+            .and_then(|_| {
+                if sig_verified(&id) || tx.verify_signature().is_ok() {
+                    Ok(())
+                } else {
+                    Err(TxError::BadSignature)
+                }
+            });
             if let Err(error) = verdict {
                 match mode {
                     Mode::Fail => return Err(BlockError::InvalidTx { index, error }),
@@ -1004,45 +1079,15 @@ impl Ledger {
                     }
                 }
             }
+            // Governance effects (proposal records, approvals) apply in order.
+            gov.apply(tx, &id, accepted.len() as u32).map_err(|e| BlockError::InvalidTx { index, error: e.into() })?;
             overlay.ids.insert(id, ());
             overlay.seqs.insert((tx.tx.issuer, tx.tx.sequence), id);
             if let TxBody::Revoke(r) = &tx.tx.body {
                 overlay.revoked.insert(r.target, id);
             }
-            if !sig_verified(&id) {
-                to_verify.push(accepted.len());
-            }
             accepted.push((index, tx, id, bytes));
         }
-        if !to_verify.is_empty() {
-            let refs: Vec<&SignedTransaction> = to_verify.iter().map(|&i| accepted[i].1).collect();
-            if let Err(bad) = crate::tx::verify_batch(&refs) {
-                let index = to_verify[bad];
-                match mode {
-                    Mode::Fail => return Err(BlockError::InvalidTx { index, error: TxError::BadSignature }),
-                    Mode::Skip => {
-                        // Only reachable if a caller skipped signature checks; verify one by one.
-                        let mut keep = Vec::with_capacity(accepted.len());
-                        let mut positions = Vec::with_capacity(accepted.len());
-                        for (pos, tx, id, _) in accepted {
-                            if tx.verify_signature().is_ok() {
-                                keep.push(tx.clone());
-                                positions.push(pos);
-                            } else {
-                                rejected.push((id, TxError::BadSignature));
-                            }
-                        }
-                        return self
-                            .execute(&keep, proposer, round, timestamp_ms, Mode::Fail, &|_| true)
-                            .map(|(e, mut r, kept)| {
-                                rejected.append(&mut r);
-                                (e, rejected, kept.into_iter().map(|i| positions[i]).collect())
-                            });
-                    }
-                }
-            }
-        }
-
         // Log: append leaf hashes of the canonical transaction bytes.
         let leaves: Vec<Hash32> = accepted.iter().map(|(_, _, _, b)| merkle::leaf_hash(b)).collect();
         let log_nodes = merkle::append_nodes(self, self.log_size, &leaves).map_err(log_err)?;
@@ -1071,6 +1116,7 @@ impl Ledger {
                         revoked: None,
                     });
                 }
+                TxBody::Propose(_) | TxBody::Approve(_) => {}
                 TxBody::Revoke(r) => {
                     let loc = self.tx_location(&r.target)?.ok_or_else(|| StoreError::NotFound(r.target.to_hex()))?;
                     let target = self.tx_at(&loc)?;
@@ -1100,7 +1146,9 @@ impl Ledger {
             log_size: new_size,
             log_root,
             subjects_root,
+            membership: membership.hash()?,
         };
+        let gov = gov.finish();
         // Block bytes = header ‖ u64 count ‖ transactions: identical to
         // codec::encode(&Block), built by hand to learn each transaction's offset.
         let header_bytes = codec::encode(&header)?;
@@ -1119,7 +1167,7 @@ impl Ledger {
             kept.push(pos);
         }
         let subject_changes = changes;
-        Ok((Execution { header, block_bytes, locations, log_nodes, subjects, subject_changes, issuer_keys }, rejected, kept))
+        Ok((Execution { header, block_bytes, locations, log_nodes, subjects, subject_changes, issuer_keys, gov }, rejected, kept))
     }
 
     /// The stored record of `subject` (empty if it has none), read once into `cache`.
@@ -1161,7 +1209,10 @@ impl Ledger {
     /// Returns the ids of the committed transactions, in block order.
     pub fn commit(&mut self, block: &Block, certificate: &CommitCertificate) -> Result<Vec<TxId>, BlockError> {
         let hash = block.header.hash()?;
-        certificate.verify(&self.chain, &self.validators, block.header.height, &hash)?;
+        let set = self
+            .validators_at(block.header.height)
+            .map_err(|e| StoreError::Corrupt(format!("validator set of height {}: {e}", block.header.height)))?;
+        certificate.verify(&self.chain, &set, block.header.height, &hash)?;
         if !self.cached_header(&hash) {
             self.validate_block(block, &|_| false)?;
         }
@@ -1242,6 +1293,14 @@ impl Ledger {
         for rec in exec.subjects.values() {
             batch.insert(subject_db_key(&rec.subject), codec::encode(rec)?);
         }
+        for rec in &exec.gov.records {
+            let mut key = vec![b'g'];
+            key.extend_from_slice(&rec.id.0 .0);
+            batch.insert(key, codec::encode(rec)?);
+        }
+        if let Some((h, m)) = &exec.gov.membership {
+            batch.insert(&height_key(b'M', Height(*h))[..], codec::encode(m)?);
+        }
         batch.insert(META_HEIGHT, &height.0.to_be_bytes()[..]);
         batch.insert(META_LOG_SIZE, &exec.header.log_size.to_be_bytes()[..]);
         // From here on a failure leaves this handle's view of the store unknown
@@ -1251,6 +1310,7 @@ impl Ledger {
             self.failed = Some(e.to_string());
             return Err(e);
         }
+        self.gov.apply(&exec.gov);
         self.subjects.apply(&exec.subject_changes);
         for (id, loc) in &exec.locations {
             self.tx_index.insert(id, height, loc.index);
@@ -1325,11 +1385,18 @@ impl From<StoreError> for Refusal {
 }
 
 /// Claims made by earlier transactions of the block being executed.
-#[derive(Default)]
 struct Overlay {
+    /// The height of the block being executed (or of the next block, for admission).
+    height: Height,
     ids: HashMap<TxId, ()>,
     seqs: HashMap<(PublicKey, u64), TxId>,
     revoked: HashMap<TxId, TxId>,
+}
+
+impl Overlay {
+    fn new(height: Height) -> Overlay {
+        Overlay { height, ids: HashMap::new(), seqs: HashMap::new(), revoked: HashMap::new() }
+    }
 }
 
 /// The status of a subject entry at `now_ms`.

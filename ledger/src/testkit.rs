@@ -4,12 +4,13 @@
 
 use yrd_consensus::crypto::{Hash32, SecretKey};
 use yrd_consensus::messages::{Vote, VoteKind};
-use yrd_consensus::types::{Round, ValidatorIndex};
+use yrd_consensus::types::{Round, ValidatorIndex, ValidatorSet};
 use yrd_consensus::CommitCertificate;
 
 use crate::block::{Block, BlockHeader};
 use crate::store::Ledger;
-use crate::genesis::{ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
+use crate::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
+use crate::governance::{Change, GovApproval, GovProposal, Membership};
 use crate::tx::{Attestation, AttestationKind, Revocation, RevocationReason, SignedTransaction, Transaction, TxBody, TxId};
 use crate::uscc::Uscc;
 
@@ -27,6 +28,8 @@ pub struct TestChain {
     pub chain: Hash32,
     pub validator_keys: Vec<SecretKey>,
     pub issuer_keys: Vec<SecretKey>,
+    /// Governance keys of the agencies (one per validator, same names).
+    pub agency_keys: Vec<SecretKey>,
 }
 
 impl TestChain {
@@ -41,6 +44,8 @@ impl TestChain {
             (0..validators).map(|i| SecretKey::from_seed(format!("validator-{i}").as_bytes())).collect();
         let issuer_keys: Vec<SecretKey> =
             (0..issuers).map(|i| SecretKey::from_seed(format!("issuer-{i}").as_bytes())).collect();
+        let agency_keys: Vec<SecretKey> =
+            (0..validators).map(|i| SecretKey::from_seed(format!("agency-{i}").as_bytes())).collect();
         let region = |i: usize| Region::parse(AGENCIES[i % 4].2).unwrap_or_else(|_| unreachable!());
         let name = |i: usize, base: &str| if i < 4 { base.to_string() } else { format!("{base}-{i}") };
         let genesis = Genesis {
@@ -64,9 +69,36 @@ impl TestChain {
                 })
                 .collect(),
             observers: vec![],
+            agencies: agency_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| AgencyInfo { name: name(i, AGENCIES[i % 4].0), region: region(i), key: k.public() })
+                .collect(),
         };
         let chain = genesis.chain_id().unwrap_or_default();
-        TestChain { genesis, chain, validator_keys, issuer_keys }
+        TestChain { genesis, chain, validator_keys, issuer_keys, agency_keys }
+    }
+
+    /// The membership the genesis puts in force.
+    pub fn membership(&self) -> Membership {
+        Membership::from_genesis(&self.genesis)
+    }
+
+    /// A governance proposal by agency `agency`.
+    pub fn propose(&self, agency: usize, sequence: u64, changes: Vec<Change>, deadline: u64) -> SignedTransaction {
+        let body = TxBody::Propose(GovProposal { changes, deadline, summary: format!("test proposal {sequence}") });
+        self.sign_with(&self.agency_keys[agency], sequence, body)
+    }
+
+    /// Agency `agency`'s approval of `proposal`.
+    pub fn approve(&self, agency: usize, sequence: u64, proposal: TxId) -> SignedTransaction {
+        self.sign_with(&self.agency_keys[agency], sequence, TxBody::Approve(GovApproval { proposal }))
+    }
+
+    /// A transaction signed with any key.
+    pub fn sign_with(&self, key: &SecretKey, sequence: u64, body: TxBody) -> SignedTransaction {
+        let tx = Transaction { chain: self.chain, issuer: key.public(), sequence, body };
+        tx.sign(key).unwrap_or_else(|_| unreachable!("test transactions are small"))
     }
 
     /// A signed attestation of `kind` (grade A where the kind needs one).
@@ -92,46 +124,164 @@ impl TestChain {
     }
 
     pub fn sign(&self, issuer: usize, sequence: u64, body: TxBody) -> SignedTransaction {
-        let tx = Transaction { chain: self.chain, issuer: self.issuer_keys[issuer].public(), sequence, body };
-        tx.sign(&self.issuer_keys[issuer]).unwrap_or_else(|_| unreachable!("test transactions are small"))
+        self.sign_with(&self.issuer_keys[issuer], sequence, body)
     }
 
     /// Builds the next block from `txs` (proposer of round 0), certifies it and
     /// commits it. Fails if any transaction is left out.
     pub fn commit_next(&self, ledger: &mut Ledger, txs: Vec<SignedTransaction>) -> Result<Block, String> {
+        self.commit_next_with(ledger, txs, &[])
+    }
+
+    /// [`TestChain::commit_next`] for a chain whose validators changed: the
+    /// certificate is signed by the validators in force at the block's height,
+    /// whose secret keys are found among the test validators and `extra_keys`.
+    pub fn commit_next_with(&self, ledger: &mut Ledger, txs: Vec<SignedTransaction>, extra_keys: &[SecretKey]) -> Result<Block, String> {
         let h = ledger.height().next();
-        let proposer = ledger.validators().proposer(h, Round(0));
+        let set = ledger.validators_at(h).map_err(|e| e.to_string())?;
+        let proposer = set.proposer(h, Round(0));
         let built = ledger
             .build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0)
             .map_err(|e| e.to_string())?;
         if !built.rejected.is_empty() {
             return Err(format!("rejected: {:?}", built.rejected));
         }
-        let cert = self.certify(&built.block.header);
+        let pool: Vec<SecretKey> = self.validator_keys.iter().chain(extra_keys).cloned().collect();
+        let cert = self.certify_with(&pool, &set, &built.block.header)?;
         ledger.commit(&built.block, &cert).map_err(|e| e.to_string())?;
         Ok(built.block)
     }
 
     /// A certificate signed by the first quorum of validators.
     pub fn certify(&self, header: &BlockHeader) -> CommitCertificate {
-        let n = self.validator_keys.len();
-        let quorum = n - (n - 1) / 3;
-        let hash = header.hash().unwrap_or_default();
-        let signatures = (0..quorum)
-            .map(|i| {
-                let vote = Vote {
-                    chain: self.chain,
-                    kind: VoteKind::Precommit,
-                    height: header.height,
-                    round: header.round,
-                    value: Some(hash),
-                    validator: ValidatorIndex(i as u32),
-                };
-                let signed = vote.sign(&self.validator_keys[i]).unwrap_or_else(|_| unreachable!());
-                (ValidatorIndex(i as u32), signed.signature)
-            })
-            .collect();
-        CommitCertificate { height: header.height, round: header.round, block_hash: hash, signatures }
+        let set = self.genesis.validator_set().unwrap_or_else(|_| unreachable!("test genesis"));
+        self.certify_with(&self.validator_keys, &set, header).unwrap_or_else(|_| unreachable!("test keys"))
+    }
+
+    /// A certificate for `header` signed by the first quorum of `set` whose
+    /// secret keys are in `pool` (indexes are positions in `set`).
+    pub fn certify_with(&self, pool: &[SecretKey], set: &ValidatorSet, header: &BlockHeader) -> Result<CommitCertificate, String> {
+        let hash = header.hash().map_err(|e| e.to_string())?;
+        let mut signatures = Vec::new();
+        for (i, key) in set.keys().iter().enumerate() {
+            if signatures.len() == set.quorum() {
+                break;
+            }
+            let Some(sk) = pool.iter().find(|k| &k.public() == key) else { continue };
+            let vote = Vote {
+                chain: self.chain,
+                kind: VoteKind::Precommit,
+                height: header.height,
+                round: header.round,
+                value: Some(hash),
+                validator: ValidatorIndex(i as u32),
+            };
+            let signed = vote.sign(sk).map_err(|e| e.to_string())?;
+            signatures.push((ValidatorIndex(i as u32), signed.signature));
+        }
+        if signatures.len() < set.quorum() {
+            return Err(format!("only {} of the {} signatures needed have a known key", signatures.len(), set.quorum()));
+        }
+        Ok(CommitCertificate { height: header.height, round: header.round, block_hash: hash, signatures })
+    }
+}
+
+/// A ledger whose membership changed five times, for tests of files that carry
+/// the chain of changes (docs/proofs.md, "Governance"). Default parameters
+/// (approval by more than 2/3 of the four agencies, changes in force 4 blocks
+/// after approval, freezes at the next block):
+///
+/// | height | what |
+/// |---|---|
+/// | 1 | `before_freeze` and `revoked`: attestations by issuer 1 (jiangsu-credit) about subject 1 |
+/// | 2, 3 | proposal 0 (add validator suzhou), approved at 3, in force from 7 |
+/// | 4, 5 | proposal 1 (rotate validator anhui's key), approved at 5, in force from 9 |
+/// | 6, 7 | proposal 2 (freeze jiangsu-credit's key), approved at 7, in force from 8 |
+/// | 10, 11 | proposals 3 (remove validator zhejiang) and 4 (rotate jiangsu-credit's key), both approved at 11, in force from 15 |
+/// | 12–15 | empty |
+/// | 16 | `after_changes` (jiangsu-credit's new key, subject 1) and `revocation` of `revoked` by that new key |
+/// | 17 | `other`: an attestation by issuer 2 about subject 2 |
+pub struct ChangedChain {
+    pub chain: TestChain,
+    pub ledger: Ledger,
+    /// Secret keys of the validators that joined or rotated in (suzhou, anhui's new key).
+    pub new_validator_keys: Vec<SecretKey>,
+    /// jiangsu-credit's key after the rotation.
+    pub new_issuer_key: SecretKey,
+    pub before_freeze: TxId,
+    pub revoked: TxId,
+    pub revocation: TxId,
+    pub after_changes: TxId,
+    pub other: TxId,
+    /// The five proposals, in the order above.
+    pub proposals: Vec<TxId>,
+}
+
+impl ChangedChain {
+    /// Builds the chain in a ledger stored in `dir`.
+    pub fn build(dir: &std::path::Path) -> Result<ChangedChain, String> {
+        let chain = TestChain::new(4, 3);
+        let mut ledger = Ledger::open(dir, chain.genesis.clone()).map_err(|e| e.to_string())?;
+        let id = |t: &SignedTransaction| t.id().map_err(|e| e.to_string());
+        let region = |r: &str| Region::parse(r).map_err(|e| e.to_string());
+        let suzhou = SecretKey::from_seed(b"changed-chain/suzhou");
+        let anhui_new = SecretKey::from_seed(b"changed-chain/anhui-2");
+        let jiangsu_credit_new = SecretKey::from_seed(b"changed-chain/jiangsu-credit-2");
+        let keys = [suzhou.clone(), anhui_new.clone()];
+        let jiangsu_credit = chain.genesis.issuers[1].name.clone();
+
+        let before = chain.attestation(1, 1, Uscc::sample(1), AttestationKind::RedList);
+        let revoked = chain.attestation(1, 2, Uscc::sample(1), AttestationKind::TaxCredit);
+        chain.commit_next_with(&mut ledger, vec![before.clone(), revoked.clone()], &keys)?; // 1
+        let changes = [
+            vec![Change::AddValidator(ValidatorInfo { name: "suzhou".into(), region: region("JS")?, key: suzhou.public() })],
+            vec![Change::RotateValidatorKey { name: chain.genesis.validators[3].name.clone(), key: anhui_new.public() }],
+            vec![Change::FreezeIssuer { name: jiangsu_credit.clone() }],
+            vec![Change::RemoveValidator { name: chain.genesis.validators[2].name.clone() }],
+            vec![Change::RotateIssuerKey { name: jiangsu_credit, key: jiangsu_credit_new.public() }],
+        ];
+        let mut proposals = Vec::new();
+        // Proposals 0–2: proposed by agency i, approved by the two agencies after it.
+        for (i, c) in changes[..3].iter().enumerate() {
+            let p = chain.propose(i, 10 + i as u64, c.clone(), 100);
+            chain.commit_next_with(&mut ledger, vec![p.clone()], &keys)?;
+            let pid = id(&p)?;
+            let approvals = vec![chain.approve((i + 1) % 4, 20 + i as u64, pid), chain.approve((i + 2) % 4, 20 + i as u64, pid)];
+            chain.commit_next_with(&mut ledger, approvals, &keys)?;
+            proposals.push(pid);
+        }
+        chain.commit_next_with(&mut ledger, vec![], &keys)?; // 8
+        chain.commit_next_with(&mut ledger, vec![], &keys)?; // 9
+        // Proposals 3 and 4 in one block, approved in one block.
+        let p3 = chain.propose(0, 30, changes[3].clone(), 100);
+        let p4 = chain.propose(1, 31, changes[4].clone(), 100);
+        chain.commit_next_with(&mut ledger, vec![p3.clone(), p4.clone()], &keys)?; // 10
+        let (id3, id4) = (id(&p3)?, id(&p4)?);
+        let approvals =
+            vec![chain.approve(2, 32, id3), chain.approve(3, 32, id4), chain.approve(3, 33, id3), chain.approve(2, 33, id4)];
+        chain.commit_next_with(&mut ledger, approvals, &keys)?; // 11
+        proposals.extend([id3, id4]);
+        for _ in 12..=15 {
+            chain.commit_next_with(&mut ledger, vec![], &keys)?;
+        }
+        let body = |t: &SignedTransaction| t.tx.body.clone();
+        let after = chain.sign_with(&jiangsu_credit_new, 1, body(&chain.attestation(1, 3, Uscc::sample(1), AttestationKind::CreditRating)));
+        let revocation = chain.sign_with(&jiangsu_credit_new, 2, body(&chain.revocation(1, 4, id(&revoked)?, RevocationReason::Repair)));
+        chain.commit_next_with(&mut ledger, vec![after.clone(), revocation.clone()], &keys)?; // 16
+        let other = chain.attestation(2, 1, Uscc::sample(2), AttestationKind::Commitment);
+        chain.commit_next_with(&mut ledger, vec![other.clone()], &keys)?; // 17
+        Ok(ChangedChain {
+            before_freeze: id(&before)?,
+            revoked: id(&revoked)?,
+            revocation: id(&revocation)?,
+            after_changes: id(&after)?,
+            other: id(&other)?,
+            proposals,
+            new_validator_keys: keys.to_vec(),
+            new_issuer_key: jiangsu_credit_new,
+            chain,
+            ledger,
+        })
     }
 }
 

@@ -190,12 +190,33 @@ pub struct Revocation {
     pub issued_at_ms: u64,
 }
 
-/// What a transaction does. New kinds (governance, consent records) are appended
-/// as new variants; existing variant indexes never change.
+/// What a transaction does. New kinds are appended as new variants; existing
+/// variant indexes (and so every existing transaction's bytes) never change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxBody {
     Attest(Attestation),
     Revoke(Revocation),
+    /// A governance proposal, signed by an agency's admin key (docs/governance.md).
+    Propose(crate::governance::GovProposal),
+    /// An agency's approval of a proposal, signed by its admin key.
+    Approve(crate::governance::GovApproval),
+}
+
+impl TxBody {
+    /// The kind of transaction, as the API and CLI name it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TxBody::Attest(_) => "attestation",
+            TxBody::Revoke(_) => "revocation",
+            TxBody::Propose(_) => "proposal",
+            TxBody::Approve(_) => "approval",
+        }
+    }
+
+    /// Signed by an agency's governance key rather than an issuer key.
+    pub fn is_governance(&self) -> bool {
+        matches!(self, TxBody::Propose(_) | TxBody::Approve(_))
+    }
 }
 
 /// The signed content of a transaction.
@@ -203,9 +224,10 @@ pub enum TxBody {
 pub struct Transaction {
     /// The chain id (genesis hash): a transaction is valid on one chain only.
     pub chain: Hash32,
-    /// The issuer's key; it must be registered in the genesis.
+    /// The signer's key: an issuer in force (attestations, revocations) or an
+    /// agency's governance key (proposals, approvals).
     pub issuer: PublicKey,
-    /// Per-issuer replay protection: each sequence number is usable once.
+    /// Per-signer replay protection: each sequence number is usable once.
     pub sequence: u64,
     pub body: TxBody,
 }
@@ -299,10 +321,12 @@ impl Transaction {
         Ok(SignedTransaction { tx: self, signature })
     }
 
+    /// Checks the body's format (governance proposals are checked against the
+    /// membership, by the governance rules).
     pub fn check_format(&self) -> Result<(), TxFormatError> {
         match &self.body {
             TxBody::Attest(a) => a.check_format(),
-            TxBody::Revoke(_) => Ok(()),
+            TxBody::Revoke(_) | TxBody::Propose(_) | TxBody::Approve(_) => Ok(()),
         }
     }
 
@@ -310,7 +334,7 @@ impl Transaction {
     pub fn subject(&self) -> Option<&Uscc> {
         match &self.body {
             TxBody::Attest(a) => Some(&a.subject),
-            TxBody::Revoke(_) => None,
+            _ => None,
         }
     }
 }
@@ -336,7 +360,8 @@ impl SignedTransaction {
         Ok(TxId(sha256(&[&self.encode()?])))
     }
 
-    /// Verifies the issuer's signature (strict ed25519).
+    /// Verifies the issuer's signature under the signature rule
+    /// (`yrd_consensus::sigrule`): the one check every path uses.
     pub fn verify_signature(&self) -> Result<(), yrd_consensus::crypto::CryptoError> {
         let payload = self
             .tx
@@ -346,33 +371,3 @@ impl SignedTransaction {
     }
 }
 
-/// Verifies many transaction signatures at once (ed25519 batch verification,
-/// several times cheaper per signature). On failure, falls back to single checks
-/// and returns the index of the first bad signature.
-pub fn verify_batch(txs: &[&SignedTransaction]) -> Result<(), usize> {
-    let mut messages = Vec::with_capacity(txs.len());
-    let mut sigs = Vec::with_capacity(txs.len());
-    let mut keys = Vec::with_capacity(txs.len());
-    for (i, t) in txs.iter().enumerate() {
-        let payload = t.tx.signing_payload().map_err(|_| i)?;
-        messages.push(yrd_consensus::crypto::signing_bytes(TAG_TRANSACTION, &payload));
-        sigs.push(ed25519_dalek::Signature::from_bytes(&t.signature.0));
-        let vk = t.tx.issuer.verifying_key().map_err(|_| i)?;
-        if vk.is_weak() {
-            return Err(i);
-        }
-        keys.push(vk);
-    }
-    let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
-    if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
-        return Ok(());
-    }
-    for (i, t) in txs.iter().enumerate() {
-        if t.verify_signature().is_err() {
-            return Err(i);
-        }
-    }
-    // The batch equation can reject signatures that the strict single check
-    // accepts (crafted small-order components); the strict check is the rule.
-    Ok(())
-}

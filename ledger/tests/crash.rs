@@ -50,7 +50,7 @@ fn child(dir: &Path) -> ! {
             let subject = Uscc::sample(if n.is_multiple_of(5) { n % 17 } else { n });
             txs.push(chain.attestation((n % 4) as usize, n, subject, kind));
         }
-        let proposer = ledger.validators().proposer(h, Round(0));
+        let proposer = ledger.validators_at(h).unwrap().proposer(h, Round(0));
         let built = ledger.build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0).expect("child: build");
         assert!(built.rejected.is_empty(), "child: rejected {:?}", built.rejected);
         let cert = chain.certify(&built.block.header);

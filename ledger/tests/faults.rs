@@ -80,7 +80,7 @@ fn next_txs(
 /// Builds, certifies and commits the next block.
 fn commit(chain: &TestChain, ledger: &mut Ledger, txs: Vec<SignedTransaction>) -> Result<Block, BlockError> {
     let h = ledger.height().next();
-    let proposer = ledger.validators().proposer(h, Round(0));
+    let proposer = ledger.validators_at(h).expect("validator set").proposer(h, Round(0));
     let built = ledger.build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0).map_err(BlockError::Store)?;
     assert!(built.rejected.is_empty(), "rejected: {:?}", built.rejected);
     let cert = chain.certify(&built.block.header);

@@ -98,10 +98,58 @@ fn golden_block_header() {
         log_size: 99,
         log_root: sha256(&[b"log"]),
         subjects_root: sha256(&[b"subjects"]),
+        membership: sha256(&[b"membership"]),
     };
     check("block header", &codec::encode(&header).unwrap(), GOLDEN_HEADER);
     assert_eq!(header.hash().unwrap().to_hex(), GOLDEN_HEADER_HASH);
     round_trip(&header);
+}
+
+/// Governance transactions (new variants 2 and 3 of `TxBody`; the existing
+/// variants' bytes above are unchanged) and the membership hash.
+#[test]
+fn golden_governance() {
+    use yrd_ledger::genesis::{AgencyInfo, ChainParams, Region, ValidatorInfo};
+    use yrd_ledger::governance::{Change, GovApproval, GovProposal, Membership};
+    let admin = SecretKey::from_seed(b"golden-admin");
+    let proposal = Transaction {
+        chain: chain(),
+        issuer: admin.public(),
+        sequence: 1,
+        body: TxBody::Propose(GovProposal {
+            changes: vec![
+                Change::AddValidator(ValidatorInfo {
+                    name: "suzhou".into(),
+                    region: Region::parse("JS").unwrap(),
+                    key: SecretKey::from_seed(b"golden-validator").public(),
+                }),
+                Change::FreezeIssuer { name: "jiangsu-credit".into() },
+            ],
+            deadline: 1000,
+            summary: "苏州 joins".into(),
+        }),
+    };
+    let signed = proposal.clone().sign(&admin).unwrap();
+    check("proposal", &signed.encode().unwrap(), GOLDEN_PROPOSAL_TX);
+    round_trip(&signed);
+    let approval = Transaction {
+        chain: chain(),
+        issuer: admin.public(),
+        sequence: 2,
+        body: TxBody::Approve(GovApproval { proposal: signed.id().unwrap() }),
+    };
+    check("approval", &approval.signing_payload().unwrap(), GOLDEN_APPROVAL_PAYLOAD);
+    let membership = Membership {
+        params: ChainParams::default(),
+        agencies: vec![AgencyInfo { name: "shanghai".into(), region: Region::parse("SH").unwrap(), key: admin.public() }],
+        validators: vec![],
+        issuers: vec![],
+        frozen: vec![],
+        observers: vec![],
+        retired: vec![],
+    };
+    round_trip(&membership);
+    assert_eq!(membership.hash().unwrap().to_hex(), GOLDEN_MEMBERSHIP_HASH);
 }
 
 #[test]
@@ -175,9 +223,24 @@ const GOLDEN_HEADER: &str = concat!(
     "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a0000000000000007e47125968b3b7104",
     "9fbc4802d1e40a71ea1359decfabacf70b34588037d4ff0c00000003000000010000018bcfe74a400000000200000000",
     "00000063836ff184e7b41b1e13cb5fd89fa1de98dbbab99e9d2918913ff43b86a5c7c213e223d8ec1e6450dae88d4eb0",
-    "42479e5fa6104e6fd30b15add076db936b290367",
+    "42479e5fa6104e6fd30b15add076db936b290367bf5cf59e356652253268c604cbf8df8cfdb03a4a0d32b27ad158e581",
+    "709c80e4",
 );
-const GOLDEN_HEADER_HASH: &str = "8c5475173fac13f8282888f1b2dfb5ca1217b3dc55fa7ab019112f6b8c8869be";
+const GOLDEN_PROPOSAL_TX: &str = concat!(
+    "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a086b03fcc9cd67ab1abde6740dfc72bb",
+    "5e12ea5360c00e0dbb89fa42c372e19b0000000000000001000000020000000000000002000000030000000000000006",
+    "73757a686f7500000000000000024a5356695597a895cca6ec59db95619104544d91ef1b5453252225c4e684d94f6917",
+    "0000000a000000000000000e6a69616e6773752d63726564697400000000000003e8000000000000000ce88b8fe5b79e",
+    "206a6f696e734ba088424d46aa672a4c69dec66ad9ab28746f250c18ffd009a216f4a27ba9289e9267f949a8f50cf049",
+    "e1fa0f175de7d1899fe79b7deea540e5629b9a15930a",
+);
+const GOLDEN_APPROVAL_PAYLOAD: &str = concat!(
+    "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a086b03fcc9cd67ab1abde6740dfc72bb",
+    "5e12ea5360c00e0dbb89fa42c372e19b00000000000000020000000387529824162c2bee17e2588088382eb565ada0da",
+    "4e6786b6fc957b066c191e8e",
+);
+const GOLDEN_MEMBERSHIP_HASH: &str = "e9c68abeb131d993fe83269475e64716d80da7d26b0304ccc32901260a65e4a4";
+const GOLDEN_HEADER_HASH: &str = "a79b0bc5ff3d58e9ba4ede54869326189940db09a630aab2bd1265a7615c3857";
 const GOLDEN_VOTE: &str = concat!(
     "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a00000001000000000000000700000001",
     "01496aca80e4d8f29fb8e8cd816c3afb48d3f103970b3a2ee1600c08ca67326dee00000002",

@@ -316,7 +316,7 @@ fn commit_writes_the_executed_body_of_the_header() {
     let x = chain.attestation(0, 1, Uscc::sample(1), AttestationKind::RedList);
     let y = chain.attestation(0, 2, Uscc::sample(2), AttestationKind::RedList);
     let h = ledger.height().next();
-    let built = ledger.build_block(vec![x.clone()], ledger.validators().proposer(h, Round(0)), Round(0), 5).unwrap();
+    let built = ledger.build_block(vec![x.clone()], ledger.validators_at(h).unwrap().proposer(h, Round(0)), Round(0), 5).unwrap();
     let mut other = built.block.clone();
     other.txs = vec![y.clone()];
     // Validation compares the body itself.

@@ -10,14 +10,24 @@
 //! [`Shared::admit`] (ledger, then mempool). Batch admission (signature checks of
 //! up to [`MAX_BATCH`] transactions) runs on the blocking pool so it does not stall
 //! the runtime that also drives consensus.
+//!
+//! The server around the router ([`server`]) caps connections and bounds every
+//! wait on a client; bodies are read within a size limit, a deadline and a budget
+//! shared by all connections ([`body`]); the batch body is parsed with its limits
+//! applied while parsing ([`batch`]).
+
+pub mod batch;
+pub mod body;
+pub mod conns;
+mod gov;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -29,12 +39,15 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use yrd_consensus::crypto::{Hash32, PublicKey};
 use yrd_consensus::types::Height;
-use yrd_ledger::genesis::{Genesis, IssuerInfo};
+use yrd_ledger::genesis::IssuerInfo;
 use yrd_ledger::store::{Ledger, Status, StoreError, TxRecord};
 use yrd_ledger::tx::{TxBody, TxId, MAX_TX_BYTES};
 use yrd_ledger::uscc::Uscc;
 
 use crate::shared::{now_ms, Shared, SubmitError, MAX_BATCH};
+
+pub use body::MAX_BODY_BYTES_IN_FLIGHT_LIMIT;
+pub use server::ServeLimits;
 
 /// Largest body of `POST /v1/transactions`: one hex transaction plus JSON framing.
 pub const MAX_SUBMIT_BODY_BYTES: usize = 2 * MAX_TX_BYTES + 1024;
@@ -61,10 +74,10 @@ pub struct ErrorBody {
     /// Human-readable reason.
     pub error: String,
     /// Machine-readable rule: a [`yrd_ledger::validate::TxError::code`] or one of
-    /// the API's own (`bad_json`, `bad_hex`, `bad_id`, `bad_uscc`, `bad_height`,
-    /// `bad_query`, `bad_path`, `batch_too_large`, `body_too_large`, `not_found`,
-    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `disk_low`, `unavailable`,
-    /// `internal`).
+    /// the API's own (`bad_json`, `bad_body`, `bad_hex`, `bad_id`, `bad_uscc`, `bad_height`,
+    /// `bad_query`, `bad_path`, `batch_too_large`, `body_too_large`, `body_timeout`, `not_found`,
+    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `busy`, `disk_low`,
+    /// `too_many_connections`, `unavailable`, `internal`).
     pub code: String,
 }
 
@@ -99,6 +112,7 @@ impl ApiError {
             SubmitError::Conflict(_) => StatusCode::CONFLICT,
             SubmitError::Busy(_) | SubmitError::DiskLow(_) => StatusCode::SERVICE_UNAVAILABLE,
             SubmitError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SubmitError::Halted { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, e.code(), e.to_string())
     }
@@ -129,31 +143,58 @@ type ApiResult<T> = Result<T, ApiError>;
 // Extractors that answer in our error shape
 // ---------------------------------------------------------------------------
 
-/// A JSON body. Content-Type is not required (the body is always parsed as JSON);
-/// a body over the route's limit gives 413, anything unparsable 400 with the reason.
-pub struct ApiJson<T>(pub T);
+/// A request type with its endpoint's body limit.
+pub trait BodyLimit {
+    const MAX_BODY_BYTES: usize;
+}
 
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequest<S> for ApiJson<T> {
+impl BodyLimit for SubmitRequest {
+    const MAX_BODY_BYTES: usize = MAX_SUBMIT_BODY_BYTES;
+}
+
+/// Reads a body within its endpoint's limit and the server's body limits, counting
+/// bodies refused for the budget.
+async fn read_body(req: Request, max_bytes: usize, app: &AppState) -> Result<body::ReadBody, ApiError> {
+    body::read(req, max_bytes, &app.body).await.inspect_err(|e| {
+        if e.code == "busy" {
+            app.shared.metrics.api_bodies_refused.inc();
+        }
+    })
+}
+
+/// A JSON body. Content-Type is not required (the body is always parsed as JSON);
+/// a body over the endpoint's limit gives 413, one not complete in time 408, one
+/// that does not fit the in-flight budget 503, anything unparsable 400 with the
+/// reason. The second field is the body's share of the budget, held until the
+/// handler returns.
+pub struct ApiJson<T>(pub T, Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl<T: DeserializeOwned + BodyLimit + Send> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!(
-                        "request body too large (at most {MAX_SUBMIT_BODY_BYTES} bytes for one transaction, \
-                         {MAX_BATCH_BODY_BYTES} for a batch)"
-                    ),
-                )
-            } else {
-                ApiError::bad_request("bad_body", format!("cannot read the request body: {}", e.body_text()))
-            }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let body = read_body(req, T::MAX_BODY_BYTES, app).await?;
+        serde_json::from_slice(&body.bytes)
+            .map(|v| ApiJson(v, body.permit))
             .map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
+    }
+}
+
+/// The body of `POST /v1/transactions/batch`, parsed by [`batch::parse`] (limits
+/// applied while parsing), with its share of the budget.
+pub struct BatchBody(Vec<batch::Entry>, Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl FromRequest<AppState> for BatchBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let body = read_body(req, MAX_BATCH_BODY_BYTES, app).await?;
+        match batch::parse(&body.bytes) {
+            Ok(entries) => Ok(BatchBody(entries, body.permit)),
+            Err(e @ batch::BatchParseError::TooMany { .. }) => Err(ApiError::bad_request("batch_too_large", e.to_string())),
+            Err(e @ batch::BatchParseError::EntryTooLarge { .. }) => Err(ApiError::bad_request("too_large", e.to_string())),
+            Err(e @ batch::BatchParseError::Json(_)) => Err(ApiError::bad_request("bad_json", e.to_string())),
+        }
     }
 }
 
@@ -193,11 +234,6 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
 pub struct SubmitRequest {
     /// Hex of the canonical `SignedTransaction` bytes.
     pub tx: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct BatchRequest {
-    pub txs: Vec<String>,
 }
 
 /// An accepted (or already pending) transaction.
@@ -263,11 +299,14 @@ struct AttestationJson {
     tx: String,
 }
 
-fn attestation_json(genesis: &Genesis, r: &TxRecord) -> ApiResult<AttestationJson> {
+fn attestation_json(ledger: &Ledger, r: &TxRecord) -> ApiResult<AttestationJson> {
     let t = &r.tx.tx;
-    let issuer = match genesis.issuer(&t.issuer) {
-        Some(i) => IssuerJson::of(i),
-        None => IssuerJson { name: String::new(), region: String::new(), key: t.issuer.to_hex() },
+    // The signer as it was at the record's height (keys rotate).
+    let m = ledger.membership_at(r.height);
+    let issuer = match (m.issuer_any(&t.issuer), m.agency(&t.issuer)) {
+        (Some(i), _) => IssuerJson::of(i),
+        (None, Some(a)) => IssuerJson { name: a.name.clone(), region: a.region.to_string(), key: t.issuer.to_hex() },
+        (None, None) => IssuerJson { name: String::new(), region: String::new(), key: t.issuer.to_hex() },
     };
     let (revoked_by, revocation_reason) = match &r.status {
         Status::Revoked { by, reason } => (Some(by.to_hex()), Some(reason.as_str())),
@@ -318,12 +357,17 @@ fn attestation_json(genesis: &Genesis, r: &TxRecord) -> ApiResult<AttestationJso
             out.target = Some(rv.target.to_hex());
             out.reason = Some(rv.reason.as_str());
         }
+        TxBody::Propose(_) => out.tx_type = "proposal",
+        TxBody::Approve(a) => {
+            out.tx_type = "approval";
+            out.target = Some(a.proposal.to_hex());
+        }
     }
     Ok(out)
 }
 
-fn attestations_json(genesis: &Genesis, records: &[TxRecord]) -> ApiResult<Vec<AttestationJson>> {
-    records.iter().map(|r| attestation_json(genesis, r)).collect()
+fn attestations_json(ledger: &Ledger, records: &[TxRecord]) -> ApiResult<Vec<AttestationJson>> {
+    records.iter().map(|r| attestation_json(ledger, r)).collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -414,6 +458,12 @@ struct StatusResponse {
     mempool_capacity: usize,
     peers: Vec<PeerJson>,
     validators: Vec<ValidatorJson>,
+    /// Set when a certified block fails this node's validation (it stopped following the chain).
+    halted: Option<crate::health::Halt>,
+    /// This node's clock against the other validators' (null until a proposal was seen).
+    clock: Option<crate::health::ClockStatus>,
+    /// The membership in force and the governance proposals pending.
+    governance: gov::GovernanceStatus,
 }
 
 #[derive(Debug, Deserialize)]
@@ -432,11 +482,13 @@ struct WaitResponse {
 // ---------------------------------------------------------------------------
 
 #[derive(Clone)]
-struct AppState {
+pub struct AppState {
     shared: Arc<Shared>,
     /// Set to `true` when the server shuts down: long polls return at once.
     /// Kept here (not only in `serve`) so a receiver never sees it dropped.
     stopping: Arc<watch::Sender<bool>>,
+    /// Body deadline and in-flight budget.
+    body: Arc<body::BodyLimits>,
 }
 
 impl AppState {
@@ -475,21 +527,21 @@ fn usable(ledger: RwLockReadGuard<'_, Ledger>) -> ApiResult<RwLockReadGuard<'_, 
     }
 }
 
-/// The API router (every endpoint of docs/api.md, `/metrics`, JSON 404/405).
+/// The API router (every endpoint of docs/api.md, `/metrics`, JSON 404/405), with
+/// the default body limits. [`serve`] adds the connection limits around it.
 pub fn router(shared: Arc<Shared>) -> Router {
-    build(AppState { shared, stopping: Arc::new(watch::channel(false).0) })
+    let limits = ServeLimits::default();
+    build(AppState {
+        shared,
+        stopping: Arc::new(watch::channel(false).0),
+        body: Arc::new(body::BodyLimits::new(limits.body_timeout, limits.max_body_bytes_in_flight)),
+    })
 }
 
 fn build(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/v1/transactions",
-            post(submit_one).layer(DefaultBodyLimit::max(MAX_SUBMIT_BODY_BYTES)),
-        )
-        .route(
-            "/v1/transactions/batch",
-            post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
-        )
+        .route("/v1/transactions", post(submit_one))
+        .route("/v1/transactions/batch", post(submit_batch))
         .route("/v1/attestations/{id}", get(get_attestation))
         .route("/v1/subjects/{uscc}/attestations", get(by_subject))
         .route("/v1/issuers/{name}/attestations", get(by_issuer))
@@ -501,6 +553,9 @@ fn build(state: AppState) -> Router {
         .route("/v1/proofs/subjects/{uscc}", get(proof_report))
         .route("/v1/proofs/consistency", get(proof_consistency))
         .route("/v1/audit/attestations/{id}", get(audit_trace))
+        .route("/v1/governance/proposals", get(gov::proposals))
+        .route("/v1/governance/proposals/{id}", get(gov::proposal))
+        .route("/v1/governance/membership", get(gov::membership))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -508,26 +563,36 @@ fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then stops accepting,
-/// wakes pending long polls and lets in-flight requests finish.
+/// Serves the API on `listener` within `limits` until `shutdown` completes, then
+/// stops accepting, wakes pending long polls and lets requests in progress finish
+/// (for at most [`server::SHUTDOWN_GRACE`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stopping = Arc::new(watch::channel(false).0);
-    let app = build(AppState { shared, stopping: stopping.clone() });
+    let body = Arc::new(body::BodyLimits::new(limits.body_timeout, limits.max_body_bytes_in_flight));
+    let app = build(AppState { shared: shared.clone(), stopping: stopping.clone(), body });
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "HTTP API listening");
+        tracing::info!(
+            %addr,
+            max_connections = limits.max_connections,
+            header_timeout_ms = limits.header_timeout.as_millis() as u64,
+            idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
+            body_timeout_ms = limits.body_timeout.as_millis() as u64,
+            max_body_bytes_in_flight = limits.max_body_bytes_in_flight,
+            "HTTP API listening"
+        );
     }
-    let signal = async move {
-        shutdown.await;
-        stopping.send_replace(true);
-    };
-    axum::serve(listener, app).with_graceful_shutdown(signal).await
+    let conns = Arc::new(conns::Conns::new(limits.max_connections, crate::fdlimit::CLOSING_SLACK));
+    server::run(listener, app, conns, &limits, &shared.metrics, stopping, shutdown).await;
+    Ok(())
 }
 
-/// One debug event per request (method, path, status, latency); a warning for 5xx.
+/// One debug event per request (method, path, status, latency); a warning for 5xx
+/// other than 503.
 async fn trace_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
@@ -535,7 +600,9 @@ async fn trace_request(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let latency_us = start.elapsed().as_micros() as u64;
-    if resp.status().is_server_error() {
+    // 503 is back-pressure (mempool full, body budget used up), which a flood of
+    // clients can cause thousands of times a second: not worth a warning each.
+    if resp.status().is_server_error() && resp.status() != StatusCode::SERVICE_UNAVAILABLE {
         tracing::warn!(%method, path = uri.path(), status, latency_us, "api request failed");
     } else {
         tracing::debug!(%method, path = uri.path(), status, latency_us, "api request");
@@ -573,7 +640,7 @@ fn pending(id: &TxId) -> Submitted {
     Submitted { id: id.to_hex(), status: "pending".into() }
 }
 
-async fn submit_one(State(app): State<AppState>, ApiJson(req): ApiJson<SubmitRequest>) -> ApiResult<Response> {
+async fn submit_one(State(app): State<AppState>, ApiJson(req, _budget): ApiJson<SubmitRequest>) -> ApiResult<Response> {
     let bytes = decode_tx_hex(&req.tx)?;
     let mut results = app.shared.submit(&[&bytes]).await;
     match results.pop() {
@@ -583,26 +650,23 @@ async fn submit_one(State(app): State<AppState>, ApiJson(req): ApiJson<SubmitReq
     }
 }
 
-async fn submit_batch(State(app): State<AppState>, ApiJson(req): ApiJson<BatchRequest>) -> ApiResult<Json<BatchResponse>> {
-    if req.txs.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(
-            "batch_too_large",
-            format!("batch has {} transactions, at most {MAX_BATCH} allowed", req.txs.len()),
-        ));
-    }
-    let mut results: Vec<Option<BatchEntry>> = vec![None; req.txs.len()];
-    let mut decoded = Vec::with_capacity(req.txs.len());
-    let mut slots = Vec::with_capacity(req.txs.len());
-    for (i, h) in req.txs.iter().enumerate() {
-        match decode_tx_hex(h) {
+/// `POST /v1/transactions/batch`. The body's budget share (`_budget`) is held
+/// until the answer is built: the decoded transactions are at most half the body.
+async fn submit_batch(State(app): State<AppState>, BatchBody(entries, _budget): BatchBody) -> ApiResult<Json<BatchResponse>> {
+    let mut results: Vec<Option<BatchEntry>> = vec![None; entries.len()];
+    let mut decoded = Vec::with_capacity(entries.len());
+    let mut slots = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        match entry {
             Ok(b) => {
                 decoded.push(b);
                 slots.push(i);
             }
-            Err(e) => results[i] = Some(BatchEntry::Err(e.into())),
+            Err(e) => {
+                results[i] = Some(BatchEntry::Err(ErrorBody { error: format!("tx is not valid hex: {e}"), code: "bad_hex".into() }))
+            }
         }
     }
-    drop(req);
     // Signature checks of a whole batch take tens of milliseconds: keep them off
     // the async workers (`Shared::submit` split in two: the CPU work runs on the
     // blocking pool and only the gossip hand-off is awaited).
@@ -650,7 +714,7 @@ async fn get_attestation(State(app): State<AppState>, ApiPath(id): ApiPath<Strin
     let now = now_ms();
     app.read(move |shared, ledger| {
         if let Some(r) = ledger.tx_record(&id, now).map_err(ApiError::store)? {
-            return Ok(Json(attestation_json(ledger.genesis(), &r)?).into_response());
+            return Ok(Json(attestation_json(ledger, &r)?).into_response());
         }
         // Ledger, then mempool: the lock order of `Shared::admit`.
         let is_pending = shared.mempool.lock().map_err(|_| ApiError::internal("mempool lock poisoned"))?.contains(&id);
@@ -671,17 +735,18 @@ async fn by_subject(State(app): State<AppState>, ApiPath(input): ApiPath<String>
         Ok(Json(SubjectResponse {
             subject: subject.as_str().to_string(),
             height: ledger.height().0,
-            attestations: attestations_json(ledger.genesis(), &records)?,
+            attestations: attestations_json(ledger, &records)?,
         }))
     })
     .await
 }
 
-/// An issuer by genesis name, or by its key in hex.
-fn find_issuer<'g>(genesis: &'g Genesis, name: &str) -> Option<&'g IssuerInfo> {
-    genesis
-        .issuer_by_name(name)
-        .or_else(|| PublicKey::from_hex(name).ok().and_then(|k| genesis.issuer(&k)))
+/// An issuer of the membership in force by name, or by its current key in hex
+/// (frozen issuers included).
+fn find_issuer(m: &yrd_ledger::governance::Membership, name: &str) -> Option<IssuerInfo> {
+    m.issuer_by_name(name)
+        .or_else(|| PublicKey::from_hex(name).ok().and_then(|k| m.issuer_any(&k)))
+        .cloned()
 }
 
 async fn by_issuer(
@@ -698,12 +763,12 @@ async fn by_issuer(
     }
     let now = now_ms();
     app.read(move |_, ledger| {
-        let issuer = find_issuer(ledger.genesis(), &name)
-            .ok_or_else(|| ApiError::not_found(format!("issuer {name:?} not found in the genesis")))?;
+        let issuer = find_issuer(&ledger.next_membership(), &name)
+            .ok_or_else(|| ApiError::not_found(format!("issuer {name:?} is not an issuer of the membership in force")))?;
         let records = ledger.by_issuer(&issuer.key, q.after, limit as usize, now).map_err(ApiError::store)?;
         Ok(Json(IssuerResponse {
-            issuer: IssuerJson::of(issuer),
-            attestations: attestations_json(ledger.genesis(), &records)?,
+            issuer: IssuerJson::of(&issuer),
+            attestations: attestations_json(ledger, &records)?,
             last_sequence: ledger.last_sequence(&issuer.key).map_err(ApiError::store)?,
         }))
     })
@@ -720,8 +785,9 @@ fn parse_height(s: &str) -> ApiResult<Height> {
         .map_err(|_| ApiError::bad_request("bad_height", format!("height {s:?} is not a non-negative integer")))
 }
 
-fn validator_name(genesis: &Genesis, index: u32) -> String {
-    genesis.validators.get(index as usize).map(|v| v.name.clone()).unwrap_or_default()
+/// The name of validator `index` of the set in force at `height`.
+fn validator_name(ledger: &Ledger, height: Height, index: u32) -> String {
+    ledger.membership_at(height).validators.get(index as usize).map(|v| v.name.clone()).unwrap_or_default()
 }
 
 fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
@@ -733,14 +799,13 @@ fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
     let block = ledger.block(height).map_err(ApiError::store)?.ok_or_else(not_found)?;
     let certificate = ledger.certificate(height).map_err(ApiError::store)?;
     let h = &block.header;
-    let genesis = ledger.genesis();
     let hash = h.hash().map_err(|e| ApiError::internal(format!("cannot hash block header: {e}")))?;
     let ids = block.tx_ids().map_err(|e| ApiError::internal(format!("cannot hash block transactions: {e}")))?;
     Ok(BlockJson {
         height: h.height.0,
         hash: hash.to_hex(),
         parent: h.parent.to_hex(),
-        proposer: ValidatorRef { index: h.proposer.0, name: validator_name(genesis, h.proposer.0) },
+        proposer: ValidatorRef { index: h.proposer.0, name: validator_name(ledger, height, h.proposer.0) },
         round: h.round.0,
         timestamp_ms: h.timestamp_ms,
         tx_count: h.tx_count,
@@ -753,7 +818,7 @@ fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
             signers: c
                 .signatures
                 .iter()
-                .map(|(i, s)| SignerJson { index: i.0, name: validator_name(genesis, i.0), signature: s.to_hex() })
+                .map(|(i, s)| SignerJson { index: i.0, name: validator_name(ledger, height, i.0), signature: s.to_hex() })
                 .collect(),
         }),
     })
@@ -778,13 +843,17 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
     let s = &app.shared;
     let poisoned = |what: &str| ApiError::internal(format!("{what} lock poisoned"));
     let genesis = &s.genesis;
-    let (height, last_block_hash, last_block_time_ms, log_size) = {
+    let (height, last_block_hash, last_block_time_ms, log_size, governance, validators, in_force) = {
         let ledger = app.ledger()?;
+        let next = ledger.height().next();
         (
             ledger.height().0,
             ledger.last_hash().to_hex(),
             ledger.last_header().map_or(genesis.genesis_time_ms, |h| h.timestamp_ms),
             ledger.log_size(),
+            gov::governance_status(&ledger)?,
+            gov::validators_at(&ledger, next),
+            ledger.next_membership(),
         )
     };
     let consensus = *s.consensus.lock().map_err(|_| poisoned("consensus"))?;
@@ -793,20 +862,21 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
         (m.len(), m.capacity())
     };
     let peer_keys = s.peers.lock().map_err(|_| poisoned("peers"))?.clone();
+    let health = s.health.lock().map_err(|_| poisoned("health"))?.clone();
     let peer_name = |k: &PublicKey| {
-        genesis
+        in_force
             .validators
             .iter()
             .find(|v| &v.key == k)
             .map(|v| v.name.clone())
-            .or_else(|| genesis.observers.iter().find(|o| &o.key == k).map(|o| o.name.clone()))
+            .or_else(|| in_force.observers.iter().find(|o| &o.key == k).map(|o| o.name.clone()))
     };
     Ok(Json(StatusResponse {
         chain_id: s.chain.to_hex(),
         chain_name: genesis.chain_name.clone(),
         node: s.name.clone(),
-        validator: s.validator_index.is_some(),
-        validator_index: s.validator_index,
+        validator: consensus.validator_index.is_some(),
+        validator_index: consensus.validator_index,
         height,
         round: consensus.round.0,
         step: consensus.step,
@@ -816,17 +886,10 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
         mempool_size,
         mempool_capacity,
         peers: peer_keys.iter().map(|k| PeerJson { name: peer_name(k), key: k.to_hex() }).collect(),
-        validators: genesis
-            .validators
-            .iter()
-            .enumerate()
-            .map(|(i, v)| ValidatorJson {
-                index: i as u32,
-                name: v.name.clone(),
-                region: v.region.to_string(),
-                key: v.key.to_hex(),
-            })
-            .collect(),
+        validators,
+        halted: health.halt,
+        clock: health.clock,
+        governance,
     }))
 }
 

@@ -21,6 +21,13 @@
 //! [storage]
 //! reserve_mib = 256                       # free space never written into (0: off)
 //! low_mib = 1024                          # below this, no new work is accepted
+//! [http]                                  # limits of the HTTP API (docs/node.md)
+//! max_connections = 4096                  # lowered at start to what the fd limit allows
+//! fd_reserve = 512                        # file descriptors kept for libp2p, sled, logs
+//! header_timeout_ms = 10000               # connection open -> complete request head
+//! idle_timeout_ms = 30000                 # answer sent -> complete next request head
+//! body_timeout_ms = 30000                 # request head -> complete body
+//! max_body_bytes_in_flight = 67108864     # request bodies being read, all connections
 //! ```
 //! Relative paths are resolved against the config file's directory.
 
@@ -49,6 +56,8 @@ pub struct NodeConfig {
     pub consensus: ConsensusConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +122,51 @@ impl Default for StorageConfig {
         // A few hundred MiB: several thousand full blocks' worth of sled writes
         // at their worst amplification, and room to reopen and repair.
         StorageConfig { reserve_mib: 256, low_mib: 1024 }
+    }
+}
+
+/// Limits of the HTTP API server (`node/src/api/server.rs`, docs/node.md "HTTP
+/// limits"). Every field has a default, so config files without `[http]` keep working.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Most API connections open at once. At start it is lowered to what the
+    /// file-descriptor limit allows after `fd_reserve`. A connection beyond the cap
+    /// closes the open connection that has waited longest on its client (no request,
+    /// or a stalled body); if every connection has a request in progress it is
+    /// answered 503 `too_many_connections` and closed.
+    pub max_connections: usize,
+    /// File descriptors kept out of the API's reach, for libp2p (peer connections,
+    /// dials, listeners), sled (its files) and logs. The API's connection cap is
+    /// the descriptor limit minus this reserve, so a flood of API connections can
+    /// never starve the network or the store.
+    pub fd_reserve: u64,
+    /// Time from a connection opening to its first request head being complete;
+    /// a connection that sends nothing, or only part of a head, is closed then.
+    pub header_timeout_ms: u64,
+    /// Time from an answer to the next request head on the same (kept-alive)
+    /// connection being complete; an idle connection is closed then.
+    pub idle_timeout_ms: u64,
+    /// Time from a request head to its whole body having arrived; a body not
+    /// complete by then is answered 408 `body_timeout` and the connection closed.
+    pub body_timeout_ms: u64,
+    /// Most bytes of request bodies being received at once, over all connections
+    /// (each body reserves its announced length, or its endpoint's limit if it
+    /// announces none, before a byte is read). A body that does not fit is answered
+    /// 503 `busy` without being read. At least one largest batch must fit.
+    pub max_body_bytes_in_flight: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 4096,
+            fd_reserve: 512,
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 30_000,
+            body_timeout_ms: 30_000,
+            max_body_bytes_in_flight: 64 << 20,
+        }
     }
 }
 
@@ -191,6 +245,85 @@ impl NodeConfig {
                 st.low_mib, st.reserve_mib
             )));
         }
+        self.http.validate()
+    }
+}
+
+impl HttpConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid("http.max_connections must be at least 1".into()));
+        }
+        if self.header_timeout_ms == 0 || self.idle_timeout_ms == 0 || self.body_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "http.header_timeout_ms, http.idle_timeout_ms and http.body_timeout_ms must be positive".into(),
+            ));
+        }
+        let batch = crate::api::MAX_BATCH_BODY_BYTES;
+        if self.max_body_bytes_in_flight < batch {
+            return Err(ConfigError::Invalid(format!(
+                "http.max_body_bytes_in_flight = {} is less than one largest batch body ({batch} bytes)",
+                self.max_body_bytes_in_flight
+            )));
+        }
+        if self.max_body_bytes_in_flight > crate::api::MAX_BODY_BYTES_IN_FLIGHT_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "http.max_body_bytes_in_flight = {} is more than {} bytes",
+                self.max_body_bytes_in_flight,
+                crate::api::MAX_BODY_BYTES_IN_FLIGHT_LIMIT
+            )));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "shanghai"
+genesis = "genesis.json"
+key = "sh.key"
+data_dir = "data"
+"#;
+
+    fn load(text: &str) -> Result<NodeConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        NodeConfig::load(&path)
+    }
+
+    #[test]
+    fn a_file_without_http_gets_the_default_limits() {
+        let cfg = load(BASE).unwrap();
+        assert_eq!(cfg.http, HttpConfig::default());
+        assert_eq!(cfg.http.max_connections, 4096);
+        assert_eq!(cfg.http.max_body_bytes_in_flight, 64 << 20);
+    }
+
+    #[test]
+    fn http_limits_are_read_and_the_rest_defaulted() {
+        let cfg = load(&format!("{BASE}\n[http]\nmax_connections = 100\nheader_timeout_ms = 2500\n")).unwrap();
+        assert_eq!(cfg.http.max_connections, 100);
+        assert_eq!(cfg.http.header_timeout_ms, 2500);
+        assert_eq!(cfg.http.idle_timeout_ms, HttpConfig::default().idle_timeout_ms);
+        // Written out and read back: the same.
+        let again: NodeConfig = toml::from_str(&cfg.to_toml()).unwrap();
+        assert_eq!(again.http, cfg.http);
+    }
+
+    #[test]
+    fn bad_http_limits_are_refused_with_the_reason() {
+        for (section, needle) in [
+            ("max_conections = 5", "unknown field `max_conections`"),
+            ("max_connections = 0", "http.max_connections must be at least 1"),
+            ("body_timeout_ms = 0", "must be positive"),
+            ("max_body_bytes_in_flight = 1000000", "less than one largest batch body (16401024 bytes)"),
+        ] {
+            let e = load(&format!("{BASE}\n[http]\n{section}\n")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{section}: {e}");
+        }
     }
 }

@@ -22,6 +22,18 @@ pub struct Metrics {
     pub invalid_messages: Counter,
     pub disk_free_bytes: Gauge,
     pub disk_low: Gauge,
+    pub halted: Gauge,
+    pub clock_offset_ms: Gauge,
+    /// HTTP API connections open (or being closed), sampled 4 times a second.
+    pub api_connections: Gauge,
+    /// API connections closed to make room for a new one at the cap.
+    pub api_connections_evicted: Counter,
+    /// API connections refused at the cap (every connection busy).
+    pub api_connections_refused: Counter,
+    /// API connections closed by the header or idle timeout.
+    pub api_connections_timed_out: Counter,
+    /// Request bodies refused because the in-flight body budget was used up.
+    pub api_bodies_refused: Counter,
 }
 
 impl Metrics {
@@ -43,6 +55,13 @@ impl Metrics {
             invalid_messages: Counter::default(),
             disk_free_bytes: Gauge::default(),
             disk_low: Gauge::default(),
+            halted: Gauge::default(),
+            clock_offset_ms: Gauge::default(),
+            api_connections: Gauge::default(),
+            api_connections_evicted: Counter::default(),
+            api_connections_refused: Counter::default(),
+            api_connections_timed_out: Counter::default(),
+            api_bodies_refused: Counter::default(),
             registry: Registry::with_prefix("yrd"),
         };
         m.registry.register("height", "Height of the last committed block", m.height.clone());
@@ -75,6 +94,37 @@ impl Metrics {
             m.disk_low.clone(),
         );
         m.registry.register("invalid_messages", "Invalid messages received from peers (three from one peer get it dropped for 60 s)", m.invalid_messages.clone());
+        m.registry.register(
+            "halted",
+            "1 when the node stopped following the chain because a certified block fails its validation (see /v1/status)",
+            m.halted.clone(),
+        );
+        m.registry.register(
+            "clock_offset_ms",
+            "Median of (block timestamp - our clock) over recent blocks proposed by other validators; beyond +-15000 our clock is wrong",
+            m.clock_offset_ms.clone(),
+        );
+        m.registry.register("api_connections", "HTTP API connections open (sampled every 250 ms)", m.api_connections.clone());
+        m.registry.register(
+            "api_connections_evicted",
+            "API connections closed at the cap to make room (the one waiting longest on its client)",
+            m.api_connections_evicted.clone(),
+        );
+        m.registry.register(
+            "api_connections_refused",
+            "API connections refused at the cap because every connection had a request in progress",
+            m.api_connections_refused.clone(),
+        );
+        m.registry.register(
+            "api_connections_timed_out",
+            "API connections closed by the header or idle timeout",
+            m.api_connections_timed_out.clone(),
+        );
+        m.registry.register(
+            "api_bodies_refused",
+            "Request bodies refused (503 busy) because the in-flight body budget was used up",
+            m.api_bodies_refused.clone(),
+        );
         m
     }
 

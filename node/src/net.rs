@@ -365,6 +365,9 @@ struct Counters {
     ping_closures: AtomicU64,
 }
 
+/// At most one WARN about refused connections per this long.
+const REFUSAL_WARN_EVERY: Duration = Duration::from_secs(10);
+
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
@@ -423,6 +426,7 @@ enum Command {
     },
     Peers(oneshot::Sender<Vec<PeerId>>),
     Ban { peer: PeerId, duration: Duration },
+    SetAllowed(Vec<[u8; 32]>),
     TopicPeers(Topic, oneshot::Sender<Vec<PeerId>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Shutdown(oneshot::Sender<()>),
@@ -523,6 +527,13 @@ impl NetHandle {
     /// for `duration`.
     pub async fn ban(&self, peer: PeerId, duration: Duration) -> Result<(), NetError> {
         self.send(Command::Ban { peer, duration }).await
+    }
+
+    /// Replaces the keys allowed to connect (validators and observers of the
+    /// memberships in force and approved; the node's own key stays allowed).
+    /// Connected peers no longer allowed are disconnected.
+    pub async fn set_allowed(&self, keys: Vec<[u8; 32]>) -> Result<(), NetError> {
+        self.send(Command::SetAllowed(keys)).await
     }
 
     /// Peers with at least one open connection.
@@ -767,6 +778,8 @@ pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent
         pending: HashMap::new(),
         backlog: VecDeque::new(),
         refused_seen: HashSet::new(),
+        refusal_warned_at: None,
+        refusals_unlogged: 0,
         auto_accept: cfg.auto_accept_gossip,
         reconnect_min: cfg.reconnect_min,
         reconnect_max: cfg.reconnect_max,
@@ -870,6 +883,9 @@ struct Task {
     backlog: VecDeque<NetEvent>,
     /// Peers already refused once (later refusals are logged at debug level).
     refused_seen: HashSet<PeerId>,
+    /// When a refusal was last logged at WARN, and new peers refused since unlogged.
+    refusal_warned_at: Option<Instant>,
+    refusals_unlogged: u64,
     auto_accept: bool,
     reconnect_min: Duration,
     reconnect_max: Duration,
@@ -1006,6 +1022,18 @@ impl Task {
                 self.swarm.behaviour_mut().permission.ban(peer, Instant::now() + duration);
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Command::SetAllowed(keys) => {
+                let mut allowed: HashSet<PeerId> = keys.iter().filter_map(|k| peer_id_from_ed25519(k).ok()).collect();
+                allowed.insert(*self.swarm.local_peer_id());
+                if allowed != self.allowed {
+                    tracing::info!(allowed = allowed.len(), "allowed peers changed (membership)");
+                }
+                self.allowed = allowed.clone();
+                for peer in self.swarm.behaviour_mut().permission.set_allowed(allowed) {
+                    tracing::info!(%peer, "peer no longer in the membership: disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
             Command::Peers(tx) => {
                 let _ = tx.send(self.swarm.connected_peers().copied().collect());
             }
@@ -1134,15 +1162,26 @@ impl Task {
         }
     }
 
+    /// Logs a refused connection: WARN the first time per peer, at most one WARN
+    /// per [`REFUSAL_WARN_EVERY`] (peers with fresh keys each time cannot flood the
+    /// log; the next WARN says how many were not logged), DEBUG otherwise.
     fn on_refusal(&mut self, r: Refusal) {
         bump(&self.counters.refused_connections);
-        if self.refused_seen.insert(r.peer) || self.refused_seen.len() > 4096 {
-            tracing::warn!(peer = %r.peer, inbound = r.inbound, addr = ?r.addr, "connection refused: peer not allowed");
-        } else {
-            tracing::debug!(peer = %r.peer, inbound = r.inbound, addr = ?r.addr, "connection refused: peer not allowed");
-        }
+        let new_peer = self.refused_seen.insert(r.peer);
         if self.refused_seen.len() > 4096 {
             self.refused_seen.clear();
+        }
+        let now = Instant::now();
+        let due = self.refusal_warned_at.is_none_or(|t| now.duration_since(t) >= REFUSAL_WARN_EVERY);
+        if new_peer && due {
+            let unlogged = std::mem::take(&mut self.refusals_unlogged);
+            self.refusal_warned_at = Some(now);
+            tracing::warn!(peer = %r.peer, inbound = r.inbound, addr = ?r.addr, unlogged, "connection refused: peer not allowed (not a validator or observer of the membership)");
+        } else {
+            if new_peer {
+                self.refusals_unlogged += 1;
+            }
+            tracing::debug!(peer = %r.peer, inbound = r.inbound, addr = ?r.addr, "connection refused: peer not allowed");
         }
         self.emit_control(NetEvent::ConnectionRefused {
             peer: r.peer,

@@ -14,8 +14,8 @@ use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 use yrd_consensus::codec;
-use yrd_consensus::core::{Action, Config as CoreConfig, Core, Event, TimeoutConfig};
-use yrd_consensus::crypto::{Hash32, PublicKey, SecretKey};
+use yrd_consensus::core::{Action, Config as CoreConfig, Core, Event, HeightSets, TimeoutConfig};
+use yrd_consensus::crypto::{Hash32, PublicKey};
 use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex};
 use yrd_consensus::{CommitCertificate, SafetyState, Timeout};
 use yrd_ledger::block::Block;
@@ -26,6 +26,7 @@ use yrd_ledger::tx::TxId;
 use crate::config::NodeConfig;
 use crate::disk::DiskSpace;
 use crate::fatal::{StorageFailure, WriteWatch};
+use crate::health::{ClockMonitor, ClockStatus, ClockVerdict, Halt};
 use crate::keys::read_key_file;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
@@ -136,31 +137,23 @@ pub struct Node {
 
 impl Node {
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        // Before anything opens a descriptor: every connection and file needs one.
+        let fds = crate::fdlimit::raise_to_hard()?;
+        info!(before = fds.before, soft = fds.soft, hard = fds.hard, "file-descriptor limit (RLIMIT_NOFILE)");
+        let max_connections = crate::fdlimit::api_connection_cap(config.http.max_connections, fds.soft, config.http.fd_reserve)?;
+        info!(
+            max_connections,
+            configured = config.http.max_connections,
+            fd_limit = fds.soft,
+            fd_reserve = config.http.fd_reserve,
+            "API connection cap"
+        );
         let genesis_bytes = std::fs::read(&config.genesis)
             .with_context(|| format!("cannot read genesis file {}", config.genesis.display()))?;
         let genesis = Genesis::from_json(&genesis_bytes)
             .with_context(|| format!("invalid genesis file {}", config.genesis.display()))?;
         let key = read_key_file(&config.key)?;
         let me = key.public();
-        let validator_index = genesis.validators.iter().position(|v| v.key == me).map(|i| ValidatorIndex(i as u32));
-        let known_name = genesis
-            .validators
-            .iter()
-            .map(|v| (&v.name, v.key))
-            .chain(genesis.observers.iter().map(|o| (&o.name, o.key)))
-            .find(|(_, k)| *k == me)
-            .map(|(n, _)| n.clone());
-        match &known_name {
-            None => bail!(
-                "the key in {} ({}) is neither a validator nor an observer in the genesis",
-                config.key.display(),
-                me.to_hex()
-            ),
-            Some(n) if n != &config.name => {
-                bail!("config name {:?} does not match the genesis name {:?} of this key", config.name, n)
-            }
-            _ => {}
-        }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
         let disk = DiskSpace::new(&config.data_dir, &config.storage);
@@ -175,6 +168,40 @@ impl Node {
                 changes = %r.changes.join("; "),
                 "store repaired at open: a write torn by a crash or a full disk was discarded; resuming from the last complete block (later blocks come from peers)"
             );
+        }
+        // Who we are in the membership known so far (governance may have added or
+        // rotated us since the genesis; a node that joined recently learns it by
+        // catching up, so an unknown key is a warning, not an error).
+        let membership = ledger.next_membership();
+        let validator_index = membership.validators.iter().position(|v| v.key == me).map(|i| ValidatorIndex(i as u32));
+        let known_name = membership
+            .validators
+            .iter()
+            .map(|v| (&v.name, v.key))
+            .chain(membership.observers.iter().map(|o| (&o.name, o.key)))
+            .find(|(_, k)| *k == me)
+            .map(|(n, _)| n.clone());
+        match &known_name {
+            None if membership.retired_key(&me).is_some() => {
+                let r = membership.retired_key(&me).map(|r| format!("{} {} {} at height {}", r.role, r.name, r.reason, r.since));
+                bail!(
+                    "the key in {} ({}) was retired ({}): it can never sign or connect again; use the node's new key",
+                    config.key.display(),
+                    me.to_hex(),
+                    r.unwrap_or_default()
+                )
+            }
+            None => warn!(
+                key = %me,
+                height = ledger.height().0,
+                "this node's key is neither a validator nor an observer of the membership known at this height; peers \
+                 accept it only once an approved change adds it (the node then follows the chain, and votes from the \
+                 height its addition takes effect)"
+            ),
+            Some(n) if n != &config.name => {
+                bail!("config name {:?} does not match the name {:?} this key has in the membership", config.name, n)
+            }
+            _ => {}
         }
         let chain = ledger.chain_id();
         let safety_tree = ledger.db().open_tree("consensus")?;
@@ -193,7 +220,7 @@ impl Node {
             .iter()
             .map(|p| p.parse().map_err(|e| anyhow!("peer address {p:?}: {e}")))
             .collect::<anyhow::Result<_>>()?;
-        nc.allowed = genesis.network_keys().iter().map(|k| k.0).collect();
+        nc.allowed = ledger.gov().network_keys_from(height.next().0).iter().map(|k| k.0).collect();
         nc.max_gossip_bytes = wire::MAX_CONSENSUS_MSG_BYTES;
         nc.max_request_bytes = wire::MAX_SYNC_REQUEST_BYTES;
         nc.max_response_bytes = wire::MAX_SYNC_RESPONSE_BYTES;
@@ -210,26 +237,34 @@ impl Node {
             mempool: Mutex::new(Mempool::new(config.mempool.max_txs)),
             recent: Mutex::new(crate::shared::RecentCommits::default()),
             metrics: Metrics::new(),
-            consensus: Mutex::new(ConsensusStatus { height: height.next(), round: Round(0), step: "propose" }),
+            consensus: Mutex::new(ConsensusStatus {
+                height: height.next(),
+                round: Round(0),
+                step: "propose",
+                validator_index: validator_index.map(|v| v.0),
+            }),
             peers: Mutex::new(Vec::new()),
             committed,
             gossip_out,
             disk,
             writes: WriteWatch::default(),
+            health: Default::default(),
         });
         shared.metrics.height.set(height.0 as i64);
         shared.disk.refresh(&shared.metrics);
 
-        // API.
-        let listener = tokio::net::TcpListener::bind(&config.api)
-            .await
+        // API, with its connections capped (above) so that descriptors stay for
+        // the network and the store.
+        let limits = crate::api::ServeLimits::new(&config.http, max_connections);
+        let api_bind: std::net::SocketAddr =
+            config.api.parse().with_context(|| format!("API address {:?}", config.api))?;
+        let listener = crate::api::server::bind(api_bind)
             .with_context(|| format!("cannot listen for the API on {}", config.api))?;
         let api_addr = listener.local_addr()?;
         let (api_shutdown, api_stop) = tokio::sync::oneshot::channel::<()>();
-        let api_task = tokio::spawn(crate::api::serve(listener, shared.clone(), async move {
+        let api_task = tokio::spawn(crate::api::serve(listener, shared.clone(), limits, async move {
             let _ = api_stop.await;
         }));
-        info!(api = %api_addr, "HTTP API listening");
 
         let c = &config.consensus;
         let timeouts = TimeoutConfig {
@@ -240,15 +275,14 @@ impl Node {
             precommit_base_ms: c.vote_timeout_ms,
             precommit_delta_ms: c.vote_timeout_delta_ms,
         };
-        let validators = genesis.validator_set()?;
-        let core_key: Option<SecretKey> = validator_index.map(|_| key.clone());
-        let core = Core::new(
-            CoreConfig { chain, validators, me: validator_index, timeouts },
-            core_key,
-            safety,
-            height.next(),
-        )
-        .map_err(|e| anyhow!("consensus: {e}"))?;
+        let sets = {
+            let ledger = shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
+            sets_after(&ledger, height)?
+        };
+        // The core gets the key whether or not it is a member now: it signs only at
+        // heights whose set holds the key (a validator added or rotated in later).
+        let core = Core::new(CoreConfig { chain, timeouts }, Some(key.clone()), safety, height.next(), sets)
+            .map_err(|e| anyhow!("consensus: {e}"))?;
         let (strike_tx, strike_rx) = mpsc::channel(256);
         let driver = Driver {
             shared: shared.clone(),
@@ -275,6 +309,11 @@ impl Node {
             admission: Arc::new(tokio::sync::Semaphore::new(ADMISSION_WORKERS)),
             behind: BTreeMap::new(),
             disk_checked_at: Instant::now(),
+            halted: None,
+            halt_logged: Instant::now(),
+            clock: ClockMonitor::default(),
+            me,
+            allowed_keys: shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?.gov().network_keys_from(height.next().0),
         };
         Ok(Node { shared, net, events, gossip_in, api_addr, api_shutdown: Some(api_shutdown), api_task, driver })
     }
@@ -392,9 +431,20 @@ struct Driver {
     /// Bounds concurrent admission of gossiped transaction batches.
     admission: Arc<tokio::sync::Semaphore>,
     /// Validators seen at a finished height: (lowest such height, when to look again).
-    behind: BTreeMap<ValidatorIndex, (Height, Instant)>,
+    behind: BTreeMap<PublicKey, (Height, Instant)>,
     /// When free disk space was last measured.
     disk_checked_at: Instant,
+    /// Set when a certified block fails our validation: we stop following the
+    /// chain (docs/consensus.md, "A certified block we cannot validate").
+    halted: Option<Halt>,
+    /// When the halt was last logged (it is repeated, loud, until resolved).
+    halt_logged: Instant,
+    /// Our clock against the other validators' (from their proposals' timestamps).
+    clock: ClockMonitor,
+    /// The keys the network allows to connect (see [`Driver::after_commit`]).
+    allowed_keys: Vec<PublicKey>,
+    /// This node's key.
+    me: PublicKey,
 }
 
 impl Driver {
@@ -447,6 +497,9 @@ impl Driver {
                     let due: Vec<_> = self.timers.range(..=(now, u64::MAX)).map(|(k, t)| (*k, *t)).collect();
                     for (k, t) in due {
                         self.timers.remove(&k);
+                        if self.halted.is_some() {
+                            continue;
+                        }
                         let actions = self.core.handle(Event::Timeout(t));
                         self.execute(actions).await?;
                     }
@@ -454,6 +507,9 @@ impl Driver {
                 Some(peer) = self.strike_rx.recv() => self.strike(peer).await,
                 Some(blocks) = self.sync_results.1.recv() => {
                     self.sync_inflight = false;
+                    if self.halted.is_some() {
+                        continue;
+                    }
                     for (b, c) in blocks {
                         if b.header.height > self.core.height().0.checked_sub(1).map(Height).unwrap_or_default() {
                             self.synced.insert(b.header.height, (b, c));
@@ -463,6 +519,7 @@ impl Driver {
                 }
                 _ = tick.tick() => {
                     self.flush_tx_gossip().await;
+                    self.remind_halt();
                     self.maybe_propose().await?;
                     self.help_lagging().await;
                     self.refresh_status();
@@ -481,6 +538,7 @@ impl Driver {
         if let Ok(mut s) = self.shared.consensus.lock() {
             s.height = self.core.height();
             s.round = self.core.round();
+            s.validator_index = self.core.index().map(|i| i.0);
             s.step = match self.core.step() {
                 yrd_consensus::Step::Propose => "propose",
                 yrd_consensus::Step::Prevote => "prevote",
@@ -506,7 +564,7 @@ impl Driver {
 
     async fn on_net_event(&mut self, ev: NetEvent) -> anyhow::Result<()> {
         match ev {
-            NetEvent::Gossip { topic: Topic::Transactions, from, id, bytes, .. } => {
+            NetEvent::Gossip { topic: Topic::Transactions, from, author, id, bytes } => {
                 // Admission (decoding, signatures, ledger lookups) runs on the blocking
                 // pool, at most ADMISSION_WORKERS batches at a time, so that consensus
                 // never waits behind it. Verdicts and strikes come back asynchronously.
@@ -516,26 +574,31 @@ impl Driver {
                 let permits = self.admission.clone();
                 tokio::spawn(async move {
                     let Ok(_permit) = permits.acquire_owned().await else { return };
-                    let verdict = tokio::task::spawn_blocking(move || admit_gossip(&shared, &from, &bytes))
+                    let verdict = tokio::task::spawn_blocking(move || admit_gossip(&shared, &author, &bytes))
                         .await
                         .unwrap_or(Verdict::Ignore);
                     let _ = net.report(id, from, verdict).await;
+                    // The author signed the gossip message: it is the one that broke the
+                    // rules (the signature rule is deterministic, so an honest author
+                    // never publishes what we refuse). A peer that only relayed it is
+                    // not blamed.
                     if verdict == Verdict::Reject {
-                        let _ = strikes.send(from).await;
+                        let _ = strikes.send(author).await;
                     }
                 });
             }
-            NetEvent::Gossip { topic: Topic::Consensus, from, id, bytes, .. } => {
+            NetEvent::Gossip { topic: Topic::Consensus, from, author, id, bytes } => {
                 let verdict = match wire::decode_consensus(&bytes) {
                     Err(e) => {
-                        warn!(peer = %from, error = %e, "malformed consensus message");
+                        warn!(peer = %author, error = %e, "malformed consensus message");
                         Verdict::Reject
                     }
                     Ok(msg) => self.on_consensus_msg(msg).await?,
                 };
                 let _ = self.net.report(id, from, verdict).await;
+                // Blame the author, never a relay (see the transaction topic above).
                 if verdict == Verdict::Reject {
-                    self.strike(from).await;
+                    self.strike(author).await;
                 }
             }
             NetEvent::Request { peer, bytes, channel } => {
@@ -567,7 +630,8 @@ impl Driver {
                 self.update_peers();
             }
             NetEvent::ConnectionRefused { peer, inbound, .. } => {
-                warn!(%peer, inbound, "refused a connection from a peer that is not in the genesis");
+                // The network task logs refusals, rate-limited (docs/network.md).
+                debug!(%peer, inbound, "refused a connection from a peer that is not in the genesis");
             }
         }
         Ok(())
@@ -597,6 +661,9 @@ impl Driver {
 
     /// Handles a consensus message; returns the gossip verdict.
     async fn on_consensus_msg(&mut self, msg: ConsensusMsg) -> anyhow::Result<Verdict> {
+        if self.halted.is_some() {
+            return Ok(Verdict::Ignore);
+        }
         let height = self.core.height();
         match msg {
             ConsensusMsg::Vote(v) => {
@@ -607,7 +674,11 @@ impl Driver {
             }
             ConsensusMsg::Proposal { proposal, block } => {
                 let chain = self.shared.chain;
-                if let Err(e) = proposal.verify(&chain, &self.core.config().validators) {
+                let ph = proposal.proposal.height;
+                // Verified against the set of its height; beyond the next height that
+                // set is not known yet (we are behind: sync catches up).
+                let Some(set) = self.core.set_for(ph).cloned() else { return Ok(Verdict::Ignore) };
+                if let Err(e) = proposal.verify(&chain, &set) {
                     warn!(error = %e, "invalid proposal signature");
                     return Ok(Verdict::Reject);
                 }
@@ -616,7 +687,9 @@ impl Driver {
                     warn!("proposal's block does not hash to the proposed value");
                     return Ok(Verdict::Reject);
                 }
-                let ph = proposal.proposal.height;
+                if set.key(proposal.proposal.proposer) != Some(&self.me) {
+                    self.sample_clock(&block);
+                }
                 if ph < height {
                     return Ok(Verdict::Ignore);
                 }
@@ -644,7 +717,9 @@ impl Driver {
                 if certificate.height < height {
                     return Ok(Verdict::Ignore);
                 }
-                let validators = self.core.config().validators.clone();
+                let Some(validators) = self.core.set_for(certificate.height).cloned() else {
+                    return Ok(Verdict::Ignore); // too far ahead to verify: sync fetches it in order
+                };
                 if certificate.verify(&self.shared.chain, &validators, certificate.height, &hash).is_err() {
                     return Ok(Verdict::Reject);
                 }
@@ -659,7 +734,13 @@ impl Driver {
     /// store that cannot be read is not a verdict on the block: it stops the node.
     fn check_block(&self, block: &Block) -> Result<bool, StorageFailure> {
         if block.header.timestamp_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
-            warn!(height = block.header.height.0, "proposed block's timestamp is too far in the future");
+            // A wrong clock of ours is reported by the clock monitor (once a minute);
+            // with a good clock, the proposer's is wrong (or it is lying).
+            if self.clock.ok() {
+                warn!(height = block.header.height.0, "proposed block's timestamp is too far in the future");
+            } else {
+                debug!(height = block.header.height.0, "proposed block's timestamp is too far ahead of our (wrong) clock");
+            }
             return Ok(false);
         }
         let Ok(ledger) = self.shared.ledger.read() else { return Ok(false) };
@@ -751,8 +832,11 @@ impl Driver {
                 Action::Commit(cert) => {
                     if self.bodies.contains_key(&cert.block_hash) {
                         let h = cert.height;
-                        self.commit_block(cert)?;
-                        queue.extend(self.core.handle(Event::Committed { height: h }));
+                        if !self.commit_block(cert)? {
+                            return Ok(()); // halted: nothing more is executed
+                        }
+                        let sets = self.after_commit(h).await?;
+                        queue.extend(self.core.handle(Event::Committed { height: h, sets }));
                         self.after_height_change(&mut queue)?;
                     } else {
                         info!(height = cert.height.0, "decided a block whose body we lack; fetching it");
@@ -781,11 +865,11 @@ impl Driver {
     /// [`PEER_BEHIND_GRACE`] after it was first seen there.
     async fn help_lagging(&mut self) {
         let now = Instant::now();
-        let due: Vec<(ValidatorIndex, Height)> =
+        let due: Vec<(PublicKey, Height)> =
             self.behind.iter().filter(|(_, (_, at))| *at <= now).map(|(v, (h, _))| (*v, *h)).collect();
         for (peer, height) in due {
             self.behind.remove(&peer);
-            let still_behind = self.core.peer_progress(peer).is_none_or(|(h, _)| h <= height);
+            let still_behind = self.core.peer_progress(&peer).is_none_or(|(h, _)| h <= height);
             if !still_behind || height >= self.core.height() {
                 continue;
             }
@@ -797,10 +881,34 @@ impl Driver {
                 }
             };
             if let Some((block, certificate)) = found {
-                debug!(peer = peer.0, height = height.0, "sending a certified block to a lagging validator");
+                debug!(peer = %peer, height = height.0, "sending a certified block to a lagging validator");
                 self.publish(ConsensusMsg::Certified { block, certificate }).await;
             }
         }
+    }
+
+    /// After block `height` is stored: the validator sets of the two heights
+    /// after it (for the core), and the network's allowed keys when governance
+    /// changed who may connect.
+    async fn after_commit(&mut self, height: Height) -> anyhow::Result<HeightSets> {
+        let (sets, keys) = {
+            let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
+            (sets_after(&ledger, height)?, ledger.gov().network_keys_from(height.next().0))
+        };
+        if keys != self.allowed_keys {
+            info!(height = height.0, keys = keys.len(), "membership changed: updating the peers allowed to connect");
+            self.net.set_allowed(keys.iter().map(|k| k.0).collect()).await.context("cannot update the allowed peers")?;
+            self.allowed_keys = keys;
+        }
+        if sets.next != sets.current {
+            info!(
+                from_height = height.next().next().0,
+                validators = sets.next.len(),
+                before = sets.current.len(),
+                "the validator set changes (governance)"
+            );
+        }
+        Ok(sets)
     }
 
     /// After the core moved to a new height: replay proposals we kept for it.
@@ -821,24 +929,30 @@ impl Driver {
 
     async fn commit(&mut self, cert: CommitCertificate) -> anyhow::Result<()> {
         let h = cert.height;
-        self.commit_block(cert)?;
-        let actions = self.core.handle(Event::Committed { height: h });
+        if !self.commit_block(cert)? {
+            return Ok(());
+        }
+        let sets = self.after_commit(h).await?;
+        let actions = self.core.handle(Event::Committed { height: h, sets });
         let mut queue = actions.into();
         self.after_height_change(&mut queue)?;
         self.execute(queue.into()).await
     }
 
-    /// Writes a decided block. Fatal on a storage failure ([`StorageFailure`]:
-    /// a failed write or read, or a write that would eat into the disk reserve):
-    /// we never continue with a store that may not hold what we voted for, and
-    /// nothing of the block is acknowledged. A block that fails validation
-    /// although certified is a different failure (`BlockError` other than
-    /// `Store`), kept apart below.
-    fn commit_block(&mut self, cert: CommitCertificate) -> anyhow::Result<()> {
+    /// Writes a decided block. Returns false if the node halted instead.
+    ///
+    /// A storage failure is fatal ([`StorageFailure`]: a failed write or read, or
+    /// a write that would eat into the disk reserve): we never continue with a
+    /// store that may not hold what we voted for, and nothing of the block is
+    /// acknowledged. A certified block that fails our own validation (a
+    /// `BlockError` other than `Store`) is a different failure: it halts the node,
+    /// which stays up, serves what it has, and says why (see [`Driver::halt`]); it
+    /// never exits, so a restart cannot loop.
+    fn commit_block(&mut self, cert: CommitCertificate) -> anyhow::Result<bool> {
         let block = self.bodies.get(&cert.block_hash).ok_or_else(|| anyhow!("body vanished"))?;
         let h = cert.height;
         let started = Instant::now();
-        let ids = {
+        let committed = {
             let mut ledger = self.shared.ledger.write().map_err(|_| anyhow!("ledger lock poisoned"))?;
             let len = match ledger.cached_block_len(&cert.block_hash) {
                 Some(len) => len,
@@ -846,10 +960,14 @@ impl Driver {
             };
             self.shared.disk.check_commit(h.0, len as u64, &self.shared.metrics).map_err(StorageFailure::from)?;
             let _write = self.shared.writes.begin(|| format!("committing block {h}"));
-            match ledger.commit(block, &cert) {
-                Ok(ids) => ids,
-                Err(BlockError::Store(e)) => return Err(StorageFailure::store(format!("committing block {h}"), e).into()),
-                Err(e) => return Err(anyhow!(e).context(format!("cannot commit block {h} (fatal)"))),
+            ledger.commit(block, &cert)
+        };
+        let ids = match committed {
+            Ok(ids) => ids,
+            Err(BlockError::Store(e)) => return Err(StorageFailure::store(format!("committing block {h}"), e).into()),
+            Err(e) => {
+                self.halt(&cert, e.to_string());
+                return Ok(false);
             }
         };
         let written = started.elapsed();
@@ -876,7 +994,70 @@ impl Driver {
         self.bodies.retain(|_, b| b.header.height > cert.height);
         self.last_commit_at = Instant::now();
         self.pending_proposal = None;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Stops following the chain: a block certified by a quorum fails our
+    /// validation. Either this node's rules differ from the quorum's (a bug, or a
+    /// different version) or more than f validators signed an invalid block; in
+    /// both cases going on could only make this node sign or store something it
+    /// judges invalid. The node keeps serving its ledger and its status, logs the
+    /// halt at ERROR now and every minute, and sets `yrd_halted`; the operator
+    /// resolves it (docs/consensus.md).
+    fn halt(&mut self, cert: &CommitCertificate, reason: String) {
+        let halt = Halt {
+            height: cert.height.0,
+            block_hash: cert.block_hash.to_hex(),
+            reason,
+            since_ms: now_ms(),
+        };
+        error!(
+            height = halt.height,
+            block = %halt.block_hash,
+            reason = %halt.reason,
+            "HALTED: a block certified by a quorum of validators fails this node's validation; not following the chain \
+             (this node stays up and serves its ledger; see docs/consensus.md, \"A certified block we cannot validate\")"
+        );
+        self.shared.metrics.halted.set(1);
+        if let Ok(mut h) = self.shared.health.lock() {
+            h.halt = Some(halt.clone());
+        }
+        self.halted = Some(halt);
+        self.halt_logged = Instant::now();
+        self.awaiting_commit = None;
+        self.synced.clear();
+        self.timers.clear();
+        self.pending_proposal = None;
+    }
+
+    /// Repeats the halt at ERROR every minute while it lasts.
+    fn remind_halt(&mut self) {
+        if let Some(h) = &self.halted {
+            if self.halt_logged.elapsed() >= Duration::from_secs(60) {
+                error!(height = h.height, block = %h.block_hash, reason = %h.reason, "still HALTED: not following the chain");
+                self.halt_logged = Instant::now();
+            }
+        }
+    }
+
+    /// Samples our clock against a proposal's timestamp (another validator's).
+    fn sample_clock(&mut self, block: &Block) {
+        let offset_ms = block.header.timestamp_ms as i64 - now_ms() as i64;
+        let verdict = self.clock.sample(offset_ms, Instant::now());
+        if let ClockVerdict::Drifted { offset_ms, warn: true } = verdict {
+            let direction = if offset_ms > 0 { "behind" } else { "ahead of" };
+            warn!(
+                offset_ms,
+                "this node's clock is {} s {direction} the other validators' (median of recent proposals); \
+                 beyond 30 s it refuses their proposals or they refuse its own — fix the clock (NTP)",
+                offset_ms.abs() / 1000
+            );
+        }
+        let offset = self.clock.offset_ms();
+        self.shared.metrics.clock_offset_ms.set(offset.unwrap_or(0));
+        if let Ok(mut h) = self.shared.health.lock() {
+            h.clock = Some(ClockStatus { offset_ms: offset, ok: self.clock.ok() });
+        }
     }
 
     /// Builds our proposal if it is time: transactions are waiting and the block
@@ -900,7 +1081,7 @@ impl Driver {
         } else {
             Vec::new()
         };
-        let me = ValidatorIndex(self.shared.validator_index.unwrap_or(0));
+        let me = self.core.index().unwrap_or(ValidatorIndex(0));
         let built = {
             let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
             let started = Instant::now();
@@ -924,7 +1105,7 @@ impl Driver {
     }
 
     async fn maybe_propose(&mut self) -> anyhow::Result<()> {
-        if self.pending_proposal.is_none() {
+        if self.pending_proposal.is_none() || self.halted.is_some() {
             return Ok(());
         }
         if let Some(value) = self.maybe_build()? {
@@ -962,7 +1143,11 @@ impl Driver {
         let net = self.net.clone();
         let tx = self.sync_results.0.clone();
         let chain = self.shared.chain;
-        let validators = self.core.config().validators.clone();
+        // Certificates are checked here where the set of their height is known
+        // (this height and the next); later ones are checked when applied, in
+        // order, by the core and by the ledger (the sets may change on the way).
+        let base = self.core.height();
+        let sets = self.core.sets().clone();
         tokio::spawn(async move {
             let mut out = Vec::new();
             for peer in peers {
@@ -983,8 +1168,16 @@ impl Driver {
                 for (bytes, cert) in blocks {
                     let Ok(block) = Block::decode(&bytes, codec::MAX_ENCODED_BYTES) else { break };
                     let Ok(hash) = block.hash() else { break };
+                    let set = if expect == base {
+                        Some(&sets.current)
+                    } else if expect == base.next() {
+                        Some(&sets.next)
+                    } else {
+                        None
+                    };
                     if block.header.height != expect
-                        || cert.verify(&chain, &validators, expect, &hash).is_err()
+                        || cert.block_hash != hash
+                        || set.is_some_and(|set| cert.verify(&chain, set, expect, &hash).is_err())
                     {
                         warn!(%peer, height = expect.0, "sync response with a bad certificate or block");
                         break;
@@ -999,6 +1192,14 @@ impl Driver {
             let _ = tx.send(out).await;
         });
     }
+}
+
+/// The validator sets of the two heights after the `committed` one, from the
+/// ledger (docs/governance.md: known two heights ahead).
+fn sets_after(ledger: &Ledger, committed: Height) -> anyhow::Result<HeightSets> {
+    let current = ledger.validators_at(committed.next()).context("validator set of the next height")?;
+    let next = ledger.validators_at(committed.next().next()).context("validator set of the height after")?;
+    Ok(HeightSets { current, next })
 }
 
 /// Admits a gossiped transaction batch; the verdict for gossipsub.

@@ -14,6 +14,7 @@ use yrd_ledger::validate::{check_untrusted_batch, TxError};
 
 use crate::disk::DiskSpace;
 use crate::fatal::WriteWatch;
+use crate::health::Health;
 use crate::mempool::{Admission, Mempool, MempoolError};
 use crate::metrics::Metrics;
 
@@ -44,6 +45,9 @@ pub enum SubmitError {
     /// The node is shutting down or its store failed: HTTP 500.
     #[error("node unavailable: {0}")]
     Unavailable(String),
+    /// The node halted (a certified block fails its validation): HTTP 503.
+    #[error("this node has halted at height {height} and is not following the chain ({reason}); submit to another node")]
+    Halted { height: u64, reason: String },
 }
 
 impl SubmitError {
@@ -54,6 +58,7 @@ impl SubmitError {
             SubmitError::Busy(_) => "mempool_full",
             SubmitError::DiskLow(_) => "disk_low",
             SubmitError::Unavailable(_) => "unavailable",
+            SubmitError::Halted { .. } => "halted",
         }
     }
 }
@@ -67,6 +72,8 @@ pub struct ConsensusStatus {
     pub height: Height,
     pub round: Round,
     pub step: &'static str,
+    /// Our index in the validator set of `height` (None: not a validator there).
+    pub validator_index: Option<u32>,
 }
 
 /// Where transactions being admitted come from.
@@ -147,6 +154,8 @@ pub struct Shared {
     pub disk: DiskSpace,
     /// The store write in progress, for the stall watchdog.
     pub writes: WriteWatch,
+    /// Halt and clock conditions, for status.
+    pub health: Mutex<Health>,
 }
 
 impl Shared {
@@ -163,8 +172,17 @@ impl Shared {
             return items.iter().map(|_| Err(SubmitError::DiskLow(reason.clone()))).collect();
         }
         // Decode, stateless rules and signatures first, without any lock.
+        if let Some(h) = self.health.lock().ok().and_then(|h| h.halt.clone()) {
+            return items.iter().map(|_| Err(SubmitError::Halted { height: h.height, reason: h.reason.clone() })).collect();
+        }
+        // Decode, stateless rules and signatures first, without any lock (but
+        // against the membership in force for the next block).
+        let membership = match self.ledger.read() {
+            Ok(l) => l.next_membership(),
+            Err(_) => return items.iter().map(|_| Err(SubmitError::Unavailable("ledger lock poisoned".into()))).collect(),
+        };
         let checked: Vec<Result<(SignedTransaction, TxId), TxError>> =
-            check_untrusted_batch(&self.genesis, &self.chain, items);
+            check_untrusted_batch(&membership, &self.chain, items);
         let Ok(ledger) = self.ledger.read() else {
             return items.iter().map(|_| Err(SubmitError::Unavailable("ledger lock poisoned".into()))).collect();
         };

@@ -49,12 +49,13 @@ impl Harness {
             mempool: Mutex::new(Mempool::new(mempool_capacity)),
             recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
             metrics: Metrics::new(),
-            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose" }),
+            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose", validator_index: Some(0) }),
             peers: Mutex::new(vec![chain.validator_keys[1].public(), chain.validator_keys[2].public()]),
             committed: watch::channel(Height(0)).0,
             gossip_out,
             disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
             writes: Default::default(),
+            health: Default::default(),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();
@@ -64,7 +65,7 @@ impl Harness {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                api::serve(listener, served, async move {
+                api::serve(listener, served, api::ServeLimits::default(), async move {
                     let _ = stop_rx.await;
                 })
                 .await
@@ -126,7 +127,7 @@ impl Harness {
         let block = {
             let mut ledger = self.shared.ledger.write().unwrap();
             let h = ledger.height().next();
-            let proposer = ledger.validators().proposer(h, Round(0));
+            let proposer = ledger.validators_at(h).unwrap().proposer(h, Round(0));
             let built = ledger.build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0).unwrap();
             assert!(built.rejected.is_empty(), "rejected: {:?}", built.rejected);
             let cert = self.chain.certify(&built.block.header);
@@ -755,6 +756,9 @@ fn openapi_describes_every_route_and_the_body_limits() {
         ("get", "/v1/proofs/subjects/{uscc}", "/v1/proofs/subjects/x"),
         ("get", "/v1/proofs/consistency", "/v1/proofs/consistency?from=1&to=1"),
         ("get", "/v1/audit/attestations/{id}", "/v1/audit/attestations/00"),
+        ("get", "/v1/governance/proposals", "/v1/governance/proposals"),
+        ("get", "/v1/governance/proposals/{id}", "/v1/governance/proposals/00"),
+        ("get", "/v1/governance/membership", "/v1/governance/membership"),
     ];
     let documented: Vec<&str> =
         spec.lines().filter(|l| l.starts_with("  /") && l.ends_with(':')).map(|l| l.trim().trim_end_matches(':')).collect();
@@ -809,7 +813,7 @@ fn gossip_admission_drops_late_gossip_and_block_building_drops_older_replays() {
     assert_eq!(candidates.len(), 2);
     let ledger = h.shared.ledger.read().unwrap();
     let hgt = ledger.height().next();
-    let built = ledger.build_block(candidates, ledger.validators().proposer(hgt, Round(0)), Round(0), 1_900_000_000_000).unwrap();
+    let built = ledger.build_block(candidates, ledger.validators_at(hgt).unwrap().proposer(hgt, Round(0)), Round(0), 1_900_000_000_000).unwrap();
     assert_eq!(built.block.txs, vec![fresh.clone()]);
     assert_eq!(built.rejected.len(), 1);
     assert_eq!(built.rejected[0], (old.id().unwrap(), TxError::Duplicate(old.id().unwrap())));

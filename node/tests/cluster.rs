@@ -8,7 +8,7 @@ use yrd_consensus::types::Height;
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::AttestationKind;
 use yrd_ledger::uscc::Uscc;
-use yrd_node::config::{ConsensusConfig, MempoolConfig, NodeConfig};
+use yrd_node::config::{ConsensusConfig, HttpConfig, MempoolConfig, NodeConfig};
 use yrd_node::node::Node;
 use yrd_node::shared::Shared;
 
@@ -62,6 +62,7 @@ async fn four_validators_finalise_attestations() {
             mempool: MempoolConfig::default(),
             consensus: ConsensusConfig { block_interval_ms: 50, ..ConsensusConfig::default() },
             storage: Default::default(),
+            http: HttpConfig::default(),
         };
         let node = Node::start(cfg).await.unwrap();
         shareds.push(node.shared());

@@ -15,10 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use yrd_consensus::crypto::{Hash32, SecretKey};
-use yrd_ledger::genesis::{ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
+use yrd_ledger::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
 use yrd_ledger::testkit::AGENCIES;
 use yrd_ledger::tx::AttestationKind;
-use yrd_node::config::{ConsensusConfig, MempoolConfig, NodeConfig};
+use yrd_node::config::{ConsensusConfig, HttpConfig, MempoolConfig, NodeConfig};
 
 /// The chain name written into the testnet genesis.
 pub const CHAIN_NAME: &str = "yrd-testnet";
@@ -201,13 +201,17 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
     let mut validators = Vec::with_capacity(n);
     let mut issuers_info = Vec::with_capacity(n);
     let mut issuers = Vec::with_capacity(n);
+    let mut agencies = Vec::with_capacity(n);
     for (name, issuer_name, region) in AGENCIES {
         let node_dir = dir.join(name);
         std::fs::create_dir_all(node_dir.join("data"))
             .with_context(|| format!("cannot create {}", node_dir.join("data").display()))?;
         let vkey = yrd_node::keys::generate();
         let ikey = yrd_node::keys::generate();
+        let akey = yrd_node::keys::generate();
         yrd_node::keys::write_key_file(&node_dir.join("validator.key"), &vkey)?;
+        // The agency's governance key (proposals and approvals; docs/governance.md).
+        yrd_node::keys::write_key_file(&node_dir.join("admin.key"), &akey)?;
         let issuer_key_file = node_dir.join("issuer.key");
         yrd_node::keys::write_key_file(&issuer_key_file, &ikey)?;
         let region = Region::parse(region)?;
@@ -215,6 +219,11 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
             name: name.to_string(),
             region: region.clone(),
             key: vkey.public(),
+        });
+        agencies.push(AgencyInfo {
+            name: name.to_string(),
+            region: region.clone(),
+            key: akey.public(),
         });
         issuers_info.push(IssuerInfo {
             name: issuer_name.to_string(),
@@ -243,6 +252,7 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
         validators,
         issuers: issuers_info,
         observers: vec![],
+        agencies,
     };
     genesis.validate().context("generated genesis is invalid")?;
     let chain_id = genesis.chain_id().context("cannot compute the chain id")?;
@@ -284,6 +294,7 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
                 ..ConsensusConfig::default()
             },
             storage: Default::default(),
+            http: HttpConfig::default(),
         };
         config
             .validate()

@@ -55,6 +55,24 @@ impl NodeProc {
         }
     }
 
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// A `kB` field of `/proc/<pid>/status` (e.g. `VmRSS`, `VmHWM` = peak RSS).
+    pub fn status_kb(&self, field: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// How many file descriptors the process has open.
+    pub fn open_fds(&self) -> Option<usize> {
+        Some(std::fs::read_dir(format!("/proc/{}/fd", self.pid()?)).ok()?.count())
+    }
+
     /// The last lines of the node's log (for failure messages).
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -153,6 +171,11 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, i: usize) {
+        self.start_node_with_env(i, &[]);
+    }
+
+    /// Starts node `i` with extra environment variables (e.g. libfaketime's).
+    pub fn start_node_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let n = &mut self.nodes[i];
         assert!(n.child.is_none(), "{} already running", n.name);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&n.log).expect("log file");
@@ -160,6 +183,7 @@ impl Cluster {
             .args(["node", "--config"])
             .arg(&n.config)
             .env("RUST_LOG", std::env::var("YRD_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -229,6 +253,12 @@ impl Cluster {
         self.post(i, "/v1/transactions", &body).unwrap_or_else(|| panic!("{} unreachable", self.nodes[i].name))
     }
 
+    /// A handle that posts to the nodes' APIs from another thread while the
+    /// cluster itself is being changed (nodes stopped, restarted).
+    pub fn api_client(&self) -> ApiClient {
+        ApiClient { apis: self.nodes.iter().map(|n| n.api.clone()).collect(), agent: self.agent.clone() }
+    }
+
     /// The node's committed height, if it answers.
     pub fn height(&self, i: usize) -> Option<u64> {
         self.get(i, "/v1/status").and_then(|(_, v)| v["height"].as_u64())
@@ -269,6 +299,27 @@ impl Cluster {
         }
     }
 
+    /// A metric of node `i` (`name` as served, e.g. `yrd_height`), if it answers.
+    pub fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        let url = format!("{}/metrics", self.nodes[i].api);
+        let text = self.agent.get(&url).call().ok()?.body_mut().read_to_string().ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+    }
+
+    /// `yrd audit verify-ledger` on node `i`'s data (stop the node first): exit
+    /// code and output.
+    pub fn verify_ledger(&self, i: usize) -> (Option<i32>, String) {
+        let out = Command::new(yrd_bin())
+            .args(["audit", "verify-ledger", "--data"])
+            .arg(&self.nodes[i].data_dir)
+            .arg("--genesis")
+            .arg(&self.genesis_path)
+            .output()
+            .expect("run yrd audit verify-ledger");
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+
     /// Key file of test issuer `i` (mode 0600).
     pub fn issuer_key_file(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("issuer-{i}.key"))
@@ -276,6 +327,23 @@ impl Cluster {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// Posts to the cluster's nodes (see [`Cluster::api_client`]).
+#[derive(Clone)]
+pub struct ApiClient {
+    apis: Vec<String>,
+    agent: ureq::Agent,
+}
+
+impl ApiClient {
+    pub fn post(&self, i: usize, path: &str, body: &Value) -> Option<(u16, Value)> {
+        let url = format!("{}{}", self.apis[i], path);
+        let mut resp = self.agent.post(&url).header("content-type", "application/json").send(body.to_string()).ok()?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().ok()?;
+        Some((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 }
 
@@ -287,6 +355,12 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             for n in &self.nodes {
                 eprintln!("--- {} log tail ---\n{}", n.name, n.log_tail(20));
+            }
+            if std::env::var_os("YRD_KEEP_TEST_DIR").is_some() {
+                if let Ok(empty) = tempfile::tempdir() {
+                    let kept = std::mem::replace(&mut self.dir, empty).keep();
+                    eprintln!("YRD_KEEP_TEST_DIR: logs, keys and stores kept in {}", kept.display());
+                }
             }
         }
     }
@@ -359,6 +433,18 @@ pub fn du_bytes(dir: &Path) -> u64 {
 
 fn yrd_node_key(path: &Path, key: &yrd_consensus::crypto::SecretKey) {
     yrd_node::keys::write_key_file(path, key).expect("write key file");
+}
+
+/// Raises this process's soft descriptor limit to its hard limit; returns the
+/// soft limit in force.
+pub fn raise_nofile() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+    getrlimit(Resource::RLIMIT_NOFILE).map(|l| l.0).unwrap_or(1024)
 }
 
 /// Reads a child's stdout lines until `pred` matches one (bounded by `secs`).

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 use yrd_consensus::crypto::PublicKey;
-use yrd_ledger::genesis::{ChainParams, Genesis, IssuerInfo, ObserverInfo, Region, ValidatorInfo};
+use yrd_ledger::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, ObserverInfo, Region, ValidatorInfo};
 use yrd_ledger::tx::AttestationKind;
 
 use super::attest::{now_ms, parse_time_ms};
@@ -26,21 +26,26 @@ const KNOWN_REGIONS: [&str; 4] = ["SH", "JS", "ZJ", "AH"];
 Write the genesis file for a set of agencies and print the chain id.
 
 The genesis lists the validators (agencies whose nodes vote in consensus), the issuers
-(agencies that sign attestations, with the kinds each may issue) and the observers
-(non-voting nodes of lenders or auditors allowed to connect). The chain id, a hash of
+(agencies that sign attestations, with the kinds each may issue), the observers
+(non-voting nodes of lenders or auditors allowed to connect) and the agencies with their
+governance (admin) keys, which approve every later change of membership by more than
+two thirds (`yrd gov`; docs/governance.md). Without --agency the membership can never
+change. The chain id, a hash of
 the genesis, is printed; every transaction is signed for one chain id.
 
 Argument formats (parts separated by ':'; names and key file paths cannot contain ':'):
   --validator NAME:REGION:KEY
   --issuer    NAME:REGION:KEY[:KINDS][:revoke-any]
   --observer  NAME:KEY
+  --agency    NAME:REGION:KEY        (KEY: the agency's governance key, not its validator or issuer key)
 REGION is SH (Shanghai), JS (Jiangsu), ZJ (Zhejiang) or AH (Anhui), in either case.
 KEY is either a key file written by `yrd keygen` (its public key is used) or a public key
 as 64 hex digits. KINDS is a comma-separated list of attestation kinds, or `all` (the
 default): red-list, serious-dishonesty, administrative-penalty, credit-rating,
 tax-credit, court-enforcement, commitment. `revoke-any` lets the issuer revoke other
 issuers' attestations (e.g. a credit-repair office). Names are 1-64 characters, unique
-across validators, issuers and observers; every key must differ.",
+across validators, issuers and observers (agencies have their own names, usually the
+validator's); every key must differ.",
     after_help = "\
 Example (four agencies, each with a validator key and an issuer key):
   yrd genesis --out genesis.json --chain-name yrd-credit-chain \\
@@ -50,7 +55,9 @@ Example (four agencies, each with a validator key and an issuer key):
     --issuer jiangsu-tax:JS:keys/js-issuer.key:tax-credit,administrative-penalty \\
     --issuer zhejiang-credit:ZJ:keys/zj-issuer.key:all:revoke-any \\
     --issuer anhui-credit:AH:keys/ah-issuer.key \\
-    --observer bank-of-shanghai:keys/bank.key
+    --observer bank-of-shanghai:keys/bank.key \\
+    --agency shanghai:SH:keys/sh-admin.key --agency jiangsu:JS:keys/js-admin.key \\
+    --agency zhejiang:ZJ:keys/zj-admin.key --agency anhui:AH:keys/ah-admin.key
 
 Exit status: 0 genesis written; 2 a malformed argument, an invalid genesis, or the file
 exists or cannot be written."
@@ -75,6 +82,10 @@ pub struct Args {
     /// An observer node allowed to connect: NAME:KEY (repeatable)
     #[arg(long = "observer", value_name = "NAME:KEY")]
     observers: Vec<String>,
+
+    /// An agency that governs the chain, with its governance key: NAME:REGION:KEY (repeatable)
+    #[arg(long = "agency", value_name = "NAME:REGION:KEY")]
+    agencies: Vec<String>,
 
     /// Most transactions in one block (default 4096)
     #[arg(long, value_name = "N")]
@@ -104,6 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "validators": genesis.validators.len(),
                 "issuers": genesis.issuers.len(),
                 "observers": genesis.observers.len(),
+                "agencies": genesis.agencies.len(),
             })
         );
     } else {
@@ -128,6 +140,15 @@ fn build(args: &Args) -> anyhow::Result<Genesis> {
         .iter()
         .map(|spec| parse_observer(spec).with_context(|| format!("--observer {spec:?}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let agencies = args
+        .agencies
+        .iter()
+        .map(|spec| {
+            parse_validator(spec)
+                .map(|v| AgencyInfo { name: v.name, region: v.region, key: v.key })
+                .with_context(|| format!("--agency {spec:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     // Names and keys across arguments, so the error can name both arguments.
     let all = validators
@@ -138,14 +159,23 @@ fn build(args: &Args) -> anyhow::Result<Genesis> {
         .chain(
             observers.iter().zip(&args.observers).map(|(o, spec)| (format!("--observer {spec:?}"), &o.name, o.key)),
         );
-    let mut names: BTreeMap<&str, String> = BTreeMap::new();
     let mut keys: BTreeMap<PublicKey, String> = BTreeMap::new();
+    let mut agency_names: BTreeMap<&str, String> = BTreeMap::new();
+    for (a, spec) in agencies.iter().zip(&args.agencies) {
+        let arg = format!("--agency {spec:?}");
+        if let Some(first) = agency_names.get(a.name.as_str()) {
+            bail!("{arg}: agency name {:?} is already used by {first}", a.name);
+        }
+        agency_names.insert(a.name.as_str(), arg.clone());
+        keys.insert(a.key, arg);
+    }
+    let mut names: BTreeMap<&str, String> = BTreeMap::new();
     for (arg, name, key) in all {
         if let Some(first) = names.get(name.as_str()) {
             bail!("{arg}: name {name:?} is already used by {first}; names must be unique");
         }
         if let Some(first) = keys.get(&key) {
-            bail!("{arg}: key {} is already used by {first}; every validator, issuer and observer needs its own key", key.to_hex());
+            bail!("{arg}: key {} is already used by {first}; every validator, issuer, observer and agency needs its own key", key.to_hex());
         }
         names.insert(name.as_str(), arg.clone());
         keys.insert(key, arg);
@@ -166,12 +196,13 @@ fn build(args: &Args) -> anyhow::Result<Genesis> {
         validators,
         issuers,
         observers,
+        agencies,
     };
     genesis.validate().context("invalid genesis")?;
     Ok(genesis)
 }
 
-fn parse_validator(spec: &str) -> anyhow::Result<ValidatorInfo> {
+pub(crate) fn parse_validator(spec: &str) -> anyhow::Result<ValidatorInfo> {
     let parts: Vec<&str> = spec.split(':').collect();
     let [name, region, key] = parts[..] else {
         bail!("expected NAME:REGION:KEY (3 parts separated by ':'), got {} part(s)", parts.len());
@@ -179,7 +210,7 @@ fn parse_validator(spec: &str) -> anyhow::Result<ValidatorInfo> {
     Ok(ValidatorInfo { name: parse_name(name)?, region: parse_region(region)?, key: parse_key(key)? })
 }
 
-fn parse_issuer(spec: &str) -> anyhow::Result<IssuerInfo> {
+pub(crate) fn parse_issuer(spec: &str) -> anyhow::Result<IssuerInfo> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (name, region, key, kinds, revoke) = match parts[..] {
         [n, r, k] => (n, r, k, None, None),
@@ -205,7 +236,7 @@ fn parse_issuer(spec: &str) -> anyhow::Result<IssuerInfo> {
     })
 }
 
-fn parse_observer(spec: &str) -> anyhow::Result<ObserverInfo> {
+pub(crate) fn parse_observer(spec: &str) -> anyhow::Result<ObserverInfo> {
     let parts: Vec<&str> = spec.split(':').collect();
     let [name, key] = parts[..] else {
         bail!("expected NAME:KEY (2 parts separated by ':'), got {} part(s)", parts.len());
@@ -235,7 +266,7 @@ fn parse_region(region: &str) -> anyhow::Result<Region> {
 }
 
 /// A 64-hex public key, or a key file (whose public key is used).
-fn parse_key(key: &str) -> anyhow::Result<PublicKey> {
+pub(crate) fn parse_key(key: &str) -> anyhow::Result<PublicKey> {
     if key.is_empty() {
         bail!("the key is empty; give a key file or a 64-hex public key");
     }
@@ -243,7 +274,7 @@ fn parse_key(key: &str) -> anyhow::Result<PublicKey> {
     let looks_hex = key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
     if looks_hex && !path.exists() {
         let public = PublicKey::from_hex(key).map_err(|e| anyhow!("public key {key}: {e}"))?;
-        public.verifying_key().map_err(|_| anyhow!("{key} is not a valid ed25519 public key"))?;
+        public.check().map_err(|e| anyhow!("public key {key} cannot be used: {e}"))?;
         return Ok(public);
     }
     if !path.exists() {
@@ -252,7 +283,7 @@ fn parse_key(key: &str) -> anyhow::Result<PublicKey> {
     Ok(yrd_node::keys::read_key_file(path)?.public())
 }
 
-fn parse_kinds(list: &str) -> anyhow::Result<Vec<AttestationKind>> {
+pub(crate) fn parse_kinds(list: &str) -> anyhow::Result<Vec<AttestationKind>> {
     let list = list.trim();
     if list.is_empty() || list.eq_ignore_ascii_case("all") {
         return Ok(AttestationKind::ALL.to_vec());

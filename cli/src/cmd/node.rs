@@ -8,9 +8,9 @@ use anyhow::{anyhow, Context};
 use tracing_subscriber::EnvFilter;
 use yrd_node::config::NodeConfig;
 
-#[derive(clap::Args)]
-#[command(
-    long_about = "\
+/// The long help of `yrd node` (also set on the subcommand in `main.rs`: a doc
+/// comment there would replace it).
+pub const LONG_ABOUT: &str = "\
 Run a node: join the permissioned network, take part in consensus if the node's key is a
 validator in the genesis (otherwise follow the chain as an observer), store the ledger
 in the data directory and serve the HTTP API and Prometheus metrics (/metrics).
@@ -34,6 +34,17 @@ The configuration is a TOML file (relative paths are taken from the file's direc
   [storage]
   reserve_mib = 256                 # free disk never written into: below it the node stops
   low_mib = 1024                    # below this much free disk, no new transactions (503)
+  [http]                            # limits of the HTTP API (defaults shown)
+  max_connections = 4096            # lowered at start to fit the descriptor limit
+  fd_reserve = 512                  # descriptors kept for the network and the store
+  header_timeout_ms = 10000         # connection open -> complete request head
+  idle_timeout_ms = 30000           # answer sent -> next complete request head
+  body_timeout_ms = 30000           # request head -> complete body (else 408)
+  max_body_bytes_in_flight = 67108864  # request bodies being received, in all
+
+At start the node raises its descriptor limit (RLIMIT_NOFILE) to the hard limit and
+logs it with the API's connection cap. At the cap, a new API connection closes the one
+that has waited longest on its client (docs/node.md, \"HTTP limits\").
 
 Flags override the file: --data-dir, --api, --listen, --log-format replace the value;
 --peer (repeatable) replaces the whole peers list. Paths given as flags are relative to
@@ -46,7 +57,11 @@ cleanly.
 Exit status: 0 stopped by a signal; 2 invalid configuration or the node failed. A storage
 failure (a failed write, ENOSPC, the disk reserve reached, a write hung for 30 s) is logged
 as an ERROR before anything else and stops the node within seconds; on the next start the
-store reopens at its last complete block and the node fetches the rest from its peers.",
+store reopens at its last complete block and the node fetches the rest from its peers.";
+
+#[derive(clap::Args)]
+#[command(
+    long_about = LONG_ABOUT,
     after_help = "\
 Examples:
   yrd node --config /etc/yrd/shanghai.toml

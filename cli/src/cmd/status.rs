@@ -66,6 +66,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    if let Some(g) = status.get("governance") {
+        let pending = g.get("pending").and_then(Value::as_array).cloned().unwrap_or_default();
+        println!("governance  {} agencies, membership {}", text_field(g, "agencies"), text_field(g, "membership_hash"));
+        for p in &pending {
+            let when = match p.get("effective").and_then(Value::as_u64) {
+                Some(e) => format!("takes effect at height {e}"),
+                None => format!("needs {} more approval(s)", text_field(p, "approvals_needed")),
+            };
+            println!("  pending   {} {}: {} — {when}", text_field(p, "id"), text_field(p, "state"), text_field(p, "summary"));
+        }
+    }
+    if let Some(h) = status.get("halted").filter(|h| !h.is_null()) {
+        println!(
+            "HALTED      at height {}: {} (a certified block fails this node's validation; see docs/consensus.md)",
+            text_field(h, "height"),
+            text_field(h, "reason")
+        );
+    }
+    if let Some(clock) = status.get("clock").filter(|c| c.get("ok") == Some(&Value::Bool(false))) {
+        println!("CLOCK       off by {} ms from the other validators' (fix NTP)", text_field(clock, "offset_ms"));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

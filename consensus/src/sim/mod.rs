@@ -1,36 +1,45 @@
-//! Deterministic simulator: n real [`Core`]s on a seeded, faulty network with a
+//! Deterministic simulator: real [`Core`]s on a seeded, faulty network with a
 //! virtual clock (enabled by the `sim` feature).
 //!
 //! One seed fixes everything: fault parameters, message delays, losses,
 //! duplicates, partitions, crashes, which validators are Byzantine and what they
-//! do. All state lives in `BTreeMap`s and `Vec`s, so the same seed replays the
-//! same run bit for bit.
+//! do, and (with [`ReconfigConfig`]) how the validator set changes. All state lives
+//! in `BTreeMap`s and `Vec`s, so the same seed replays the same run bit for bit.
 //!
 //! * **Phase 1** (faults): loss, delay and reordering, duplication, partitions
 //!   that heal, honest crashes with restart from the persisted [`SafetyState`] and
-//!   the decided chain, and Byzantine validators (see [`Behaviour`]).
+//!   the decided chain, Byzantine validators (see [`Behaviour`]), and validator-set
+//!   changes at heights drawn from the seed (module `plan`): additions, removals,
+//!   rotations and re-additions, with every stale key in the adversary's hands.
 //! * **Phase 2** (healed): no loss, no partition, crashed nodes restarted. Every
-//!   honest node must finalise `new_blocks_required` blocks beyond the highest
-//!   height any honest node had at the heal, within `phase2_max_ms`.
+//!   honest node (member or not) must finalise `new_blocks_required` blocks beyond
+//!   the highest height any honest node had at the heal, and beyond the last
+//!   change of the set, within `phase2_max_ms`.
 //!
 //! Invariants are checked on every action as it is executed, i.e. after every
-//! step: agreement, validity, certificate integrity, no honest double-sign,
-//! persist-before-sign, no honest message rejected, evidence only against
-//! Byzantine validators. See docs/consensus.md, "Simulator".
+//! step: agreement, validity, certificate integrity against the set of the
+//! certificate's height, no honest double-sign, persist-before-sign, no honest
+//! signature at a height where its key is not a member, no honest message
+//! rejected, evidence only against Byzantine validators. See docs/consensus.md,
+//! "Simulator".
 
+mod byzantine;
+mod plan;
 mod rng;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
+pub use plan::{Change, ChangeKind, ReconfigConfig, SIM_MAX_SET_SIZE};
 pub use rng::Rng;
 
 use crate::certificate::CommitCertificate;
-use crate::core::{Action, Config, Core, Event, TimeoutConfig};
-use crate::crypto::{sha256, Hash32, SecretKey};
-use crate::messages::{Proposal, SignedProposal, SignedVote, Vote, VoteKind};
+use crate::core::{Action, Config, Core, Event, HeightSets, TimeoutConfig};
+use crate::crypto::{sha256, Hash32};
+use crate::messages::{SignedProposal, SignedVote, VoteKind};
 use crate::safety::{check_sign, SafetyState, SignCheck, SignStep, SignedSlot};
-use crate::types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSet};
+use crate::types::{BlockHash, Height, Round, ValidatorIndex};
+use plan::{KeyId, Plan};
 
 /// What a Byzantine validator does. Each wraps an honest core and rewrites what
 /// it sends.
@@ -52,8 +61,11 @@ pub enum Behaviour {
 /// `faults` is false.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
+    /// Size of the initial validator set.
     pub n: usize,
-    /// Number of Byzantine validators (at most f unless `allow_excess_byzantine`).
+    /// Number of Byzantine validators in the initial set (at most f unless
+    /// `allow_excess_byzantine`). With reconfiguration, processes added later are
+    /// Byzantine while the set they join has fewer than its f.
     pub byzantine: usize,
     /// Forces every Byzantine validator to this behaviour (else drawn per seed).
     pub behaviour: Option<Behaviour>,
@@ -67,6 +79,8 @@ pub struct SimConfig {
     /// Stop phase 1 early once an honest node reaches this height (0 = never).
     pub phase1_max_height: u64,
     pub timeouts: TimeoutConfig,
+    /// Validator-set changes (`None`: the genesis set stays in force).
+    pub reconfig: Option<ReconfigConfig>,
     /// Print every event and action to stderr (set by `YRD_SIM_TRACE=1` in tests).
     pub trace: bool,
 }
@@ -92,19 +106,32 @@ impl SimConfig {
                 precommit_base_ms: 150,
                 precommit_delta_ms: 50,
             },
+            reconfig: None,
             trace: false,
         }
     }
+
+    /// The same run with validator-set changes drawn from the seed.
+    pub fn with_reconfig(mut self, reconfig: ReconfigConfig) -> SimConfig {
+        self.reconfig = Some(reconfig);
+        self
+    }
 }
 
-/// An invariant the run broke.
+/// An invariant the run broke. `node` is a process (it may hold different keys
+/// at different heights); `validator` in a signing violation is the process too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
     Agreement { height: Height, first: BlockHash, second: BlockHash, node: usize },
     Validity { height: Height, block: BlockHash, node: usize, reason: &'static str },
+    /// A certificate an honest node accepted (or evidence it emitted) does not
+    /// verify against the set in force at its height.
     Certificate { height: Height, node: usize, error: String },
     DoubleSign { validator: usize, first: SignedSlot, second: SignedSlot },
     SignedBeforePersist { validator: usize, slot: SignedSlot },
+    /// An honest node signed at a height where its key is not the member at the
+    /// index it signed as (not a member, or a stale index).
+    NonMemberSigned { node: usize, height: Height, index: ValidatorIndex },
     HonestRejected { from: usize, to: usize, reason: String },
     FalseEvidence { accused: usize, node: usize },
     Liveness { node: usize, height: u64, required: u64, at_ms: u64 },
@@ -137,12 +164,41 @@ pub struct SimReport {
     /// Simulated time from the heal until every honest node had the required blocks.
     pub liveness_ms: Option<u64>,
     pub byzantine: Vec<(usize, Behaviour)>,
+    /// The planned changes of the validator set.
+    pub changes: Vec<Change>,
+    /// Smallest and largest set in force during the run.
+    pub set_sizes: (usize, usize),
+    /// Heights at or above the last change that every honest node finalised.
+    pub heights_after_last_change: u64,
+    /// Processes restarted with a rotated key.
+    pub rotations: u64,
+    /// Messages signed by stale keys (removed or rotated out) for heights where
+    /// they are not members, sent to every node.
+    pub stale_messages: u64,
+    /// Certificates forged by stale keys that verify against the set they were
+    /// members of (but not against the set of the height), sent to every node.
+    pub stale_certificates: u64,
 }
 
 /// How to replay a seed of one of the `consensus/tests/simulation.rs` tests.
 pub fn replay_hint(seed: u64, test: &str) -> String {
     format!("replay with: YRD_SIM_SEED={seed} cargo test -p yrd-consensus --test simulation {test} -- --nocapture")
 }
+
+/// Sender of messages the adversary makes up with stale keys: it is everywhere
+/// (no partition holds it back) and never honest.
+const ADVERSARY: usize = usize::MAX;
+
+/// Certificates beyond the next height a node keeps until it gets there (the
+/// core verifies only the current and next height's: the node feeds them in
+/// order).
+const MAX_PENDING_CERTS: usize = 64;
+
+/// Certificates a node answers a sync request with.
+const SYNC_BATCH: usize = 8;
+
+/// A certificate as a map key: height, round, block and every signature.
+type CertKey = (Height, Round, BlockHash, Vec<(u32, [u8; 64])>);
 
 #[derive(Debug, Clone)]
 enum Msg {
@@ -159,6 +215,8 @@ enum SimEvent {
     /// `torn`: the node crashes right after its next `PersistSafety`, before the
     /// signature it covers is sent (a crash between persist and broadcast).
     Crash { node: usize, torn: bool },
+    /// Starts a node that is down (after a crash, a key rotation, or for the
+    /// first time).
     Restart { node: usize },
     PartitionStart,
     PartitionEnd,
@@ -183,11 +241,18 @@ struct Node {
     incarnation: u64,
     disk: Disk,
     byz: Option<Behaviour>,
-    key: SecretKey,
+    /// The key the running core was built with.
+    key: KeyId,
+    /// The core's height and our index there after its last event: a broadcast
+    /// vote with this height and index is our own signature.
+    signer: Option<(Height, ValidatorIndex)>,
     verified_before: u64,
     made_before: u64,
     /// Crash right after the next PersistSafety.
     torn_crash: bool,
+    /// Certificates beyond the core's next height, with their sender, fed in
+    /// order as the core gets there.
+    pending_certs: BTreeMap<Height, (CommitCertificate, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -205,7 +270,7 @@ pub struct Sim {
     cfg: SimConfig,
     rng: Rng,
     chain: Hash32,
-    set: ValidatorSet,
+    plan: Plan,
     nodes: Vec<Node>,
     queue: BTreeMap<(u64, u64), SimEvent>,
     seq: u64,
@@ -216,12 +281,15 @@ pub struct Sim {
     block_counter: u64,
     /// First decision per height by an honest node.
     decided: BTreeMap<Height, BlockHash>,
-    /// Every slot an honest validator released a signature for.
-    signed: BTreeMap<(usize, Height, Round, SignStep), SignedSlot>,
+    /// Every slot an honest key released a signature for.
+    signed: BTreeMap<(KeyId, Height, Round, SignStep), SignedSlot>,
+    /// Certificates the checker verified against the set of their height (most
+    /// are committed by every honest node): the verdict, computed once.
+    checked_certs: BTreeMap<CertKey, Result<(), String>>,
     /// Split-brain plan of the colluding Byzantine validators.
     splits: BTreeMap<(Height, Round), (BlockHash, BlockHash)>,
-    /// Honest validators on side B of the split (the rest are side A).
-    side_b: BTreeSet<usize>,
+    /// Honest processes on side B of the split (the rest are side A).
+    side_b: std::collections::BTreeSet<usize>,
     heal_target: Option<u64>,
     healed_at: u64,
     report: SimReport,
@@ -230,30 +298,13 @@ pub struct Sim {
 impl Sim {
     pub fn new(cfg: SimConfig) -> Sim {
         let mut rng = Rng::new(cfg.seed);
-        let keys: Vec<SecretKey> = (0..cfg.n).map(|i| SecretKey::from_seed(format!("sim-{i}").as_bytes())).collect();
-        let set = ValidatorSet::new(keys.iter().map(|k| k.public()).collect()).expect("distinct keys");
-        let f = set.max_faulty();
+        let f = cfg.n.saturating_sub(1) / 3;
         assert!(cfg.allow_excess_byzantine || cfg.byzantine <= f, "{} Byzantine of {} exceeds f = {f}", cfg.byzantine, cfg.n);
         assert!(cfg.byzantine <= cfg.n);
-        // Which validators are Byzantine, and how.
-        let mut order: Vec<usize> = (0..cfg.n).collect();
-        for i in (1..order.len()).rev() {
-            let j = rng.below(i as u64 + 1) as usize;
-            order.swap(i, j);
-        }
-        let byz: BTreeMap<usize, Behaviour> = order[..cfg.byzantine]
-            .iter()
-            .map(|&i| {
-                let b = cfg.behaviour.unwrap_or_else(|| match rng.below(3) {
-                    0 => Behaviour::Silent,
-                    1 => Behaviour::Split,
-                    _ => Behaviour::Chaos,
-                });
-                (i, b)
-            })
-            .collect();
-        let honest: Vec<usize> = (0..cfg.n).filter(|i| !byz.contains_key(i)).collect();
-        let side_b: BTreeSet<usize> = honest.iter().copied().filter(|_| rng.chance(500)).collect();
+        assert!(cfg.n >= 1 && cfg.n <= SIM_MAX_SET_SIZE);
+        let plan = Plan::new(&cfg, &mut rng);
+        let processes = plan.byzantine.len();
+        let side_b = (0..processes).filter(|p| plan.byzantine[*p].is_none()).filter(|_| rng.chance(500)).collect();
         let net = if cfg.faults {
             let delay_min_ms = rng.range(1, 20);
             Net {
@@ -268,26 +319,34 @@ impl Sim {
             Net { loss_per_mille: 0, dup_per_mille: 0, delay_min_ms: 5, delay_max_ms: 20, spike_per_mille: 0, partition: None }
         };
         let chain = sha256(&[b"sim-chain", &cfg.seed.to_be_bytes()]);
-        let nodes = keys
-            .into_iter()
-            .enumerate()
-            .map(|(i, key)| Node {
+        let nodes = (0..processes)
+            .map(|p| Node {
                 core: None,
                 incarnation: 0,
                 disk: Disk::default(),
-                byz: byz.get(&i).copied(),
-                key,
+                byz: plan.byzantine[p],
+                key: plan.key_at(p, Height(1)),
+                signer: None,
                 verified_before: 0,
                 made_before: 0,
                 torn_crash: false,
+                pending_certs: BTreeMap::new(),
             })
             .collect();
-        let report = SimReport { seed: cfg.seed, byzantine: byz.into_iter().collect(), ..SimReport::default() };
+        let sizes = plan.epochs.iter().map(|e| e.set.len());
+        let set_sizes = (sizes.clone().min().unwrap_or(cfg.n), sizes.max().unwrap_or(cfg.n));
+        let report = SimReport {
+            seed: cfg.seed,
+            byzantine: (0..processes).filter_map(|p| plan.byzantine[p].map(|b| (p, b))).collect(),
+            changes: plan.changes.clone(),
+            set_sizes,
+            ..SimReport::default()
+        };
         Sim {
             cfg,
             rng,
             chain,
-            set,
+            plan,
             nodes,
             queue: BTreeMap::new(),
             seq: 0,
@@ -298,6 +357,7 @@ impl Sim {
             block_counter: 0,
             decided: BTreeMap::new(),
             signed: BTreeMap::new(),
+            checked_certs: BTreeMap::new(),
             splits: BTreeMap::new(),
             side_b,
             heal_target: None,
@@ -307,7 +367,7 @@ impl Sim {
     }
 
     fn honest(&self) -> Vec<usize> {
-        (0..self.cfg.n).filter(|i| self.nodes[*i].byz.is_none()).collect()
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].byz.is_none()).collect()
     }
 
     fn push(&mut self, at: u64, ev: SimEvent) {
@@ -315,18 +375,30 @@ impl Sim {
         self.queue.insert((at, self.seq), ev);
     }
 
-    fn config_for(&self, i: usize) -> Config {
-        Config { chain: self.chain, validators: self.set.clone(), me: Some(ValidatorIndex(i as u32)), timeouts: self.cfg.timeouts }
+    fn config(&self) -> Config {
+        Config { chain: self.chain, timeouts: self.cfg.timeouts }
+    }
+
+    /// The sets a core at `height` is handed (what the ledger would derive).
+    fn sets_for(&self, height: Height) -> HeightSets {
+        HeightSets { current: self.plan.handed_set(height).clone(), next: self.plan.handed_set(height.next()).clone() }
     }
 
     /// Runs to completion (a violation, liveness reached, or the time limit).
     pub fn run(mut self) -> SimReport {
-        for i in 0..self.cfg.n {
-            self.boot(i);
+        let p1 = self.cfg.phase1_ms;
+        for i in 0..self.nodes.len() {
+            if i < self.plan.initial_processes {
+                self.boot(i);
+            } else {
+                // A process added later starts as a non-member at some point of
+                // phase 1 and follows the chain.
+                let at = if self.rng.chance(500) { 0 } else { self.rng.below(p1.max(1)) };
+                self.push(at, SimEvent::Restart { node: i });
+            }
         }
         // Phase-1 fault schedule.
         if self.cfg.faults {
-            let p1 = self.cfg.phase1_ms;
             let partitions = self.rng.below(3);
             for _ in 0..partitions {
                 let at = self.rng.below(p1);
@@ -336,7 +408,7 @@ impl Sim {
             }
             let crashes = self.rng.below(4);
             for _ in 0..crashes {
-                let node = self.rng.below(self.cfg.n as u64) as usize;
+                let node = self.rng.below(self.nodes.len() as u64) as usize;
                 if self.nodes[node].byz.is_some() {
                     continue;
                 }
@@ -386,8 +458,9 @@ impl Sim {
         self.report.sim_time_ms = self.now;
         let honest = self.honest();
         self.report.min_height = honest.iter().map(|i| self.nodes[*i].disk.chain.len() as u64).min().unwrap_or(0);
-        for i in 0..self.cfg.n {
-            let node = &self.nodes[i];
+        self.report.heights_after_last_change =
+            (self.report.min_height + 1).saturating_sub(self.plan.last_change().0);
+        for node in &self.nodes {
             let (v, m) = node.core.as_ref().map_or((0, 0), |c| (c.stats().signatures_verified, c.stats().signatures_made));
             self.report.signatures_verified += node.verified_before + v;
             self.report.signatures_made += node.made_before + m;
@@ -395,10 +468,19 @@ impl Sim {
         self.report
     }
 
+    /// Starts process `i` from its disk, with the key it holds at its next height.
     fn boot(&mut self, i: usize) {
-        let node = &self.nodes[i];
-        let next = Height(node.disk.chain.len() as u64 + 1);
-        let core = Core::new(self.config_for(i), Some(node.key.clone()), node.disk.safety.clone(), next).expect("valid sim config");
+        let next = Height(self.nodes[i].disk.chain.len() as u64 + 1);
+        let key = self.plan.key_at(i, next);
+        self.nodes[i].key = key;
+        let core = Core::new(
+            self.config(),
+            Some(self.plan.keys[key].clone()),
+            self.nodes[i].disk.safety.clone(),
+            next,
+            self.sets_for(next),
+        )
+        .expect("valid sim config");
         self.nodes[i].core = Some(core);
         self.feed(i, Event::Start, None);
     }
@@ -416,11 +498,11 @@ impl Sim {
                         self.feed(to, Event::Proposal { proposal: p, valid }, Some(from));
                     }
                     Msg::Vote(v) => self.feed(to, Event::Vote(v), Some(from)),
-                    Msg::Cert(c) => self.feed(to, Event::CommitCertified(c), Some(from)),
+                    Msg::Cert(c) => self.deliver_cert(to, c, from),
                     Msg::SyncRequest(h) => {
                         let chain = &self.nodes[to].disk.chain;
                         let certs: Vec<CommitCertificate> =
-                            chain.iter().skip(h.0.saturating_sub(1) as usize).take(8).cloned().collect();
+                            chain.iter().skip(h.0.saturating_sub(1) as usize).take(SYNC_BATCH).cloned().collect();
                         for c in certs {
                             self.send(to, from, Msg::Cert(c));
                         }
@@ -429,7 +511,11 @@ impl Sim {
             }
             SimEvent::Timer { node, incarnation, event } => {
                 if self.nodes[node].incarnation == incarnation && self.nodes[node].core.is_some() {
+                    let committed = matches!(event, Event::Committed { .. });
                     self.feed(node, event, None);
+                    if committed {
+                        self.feed_pending_certs(node);
+                    }
                 }
             }
             SimEvent::Crash { node, torn } => {
@@ -438,8 +524,9 @@ impl Sim {
                 }
                 if torn {
                     self.nodes[node].torn_crash = true;
-                } else {
+                } else if self.nodes[node].core.is_some() {
                     self.crash(node);
+                    self.report.crashes += 1;
                 }
             }
             SimEvent::Restart { node } => {
@@ -450,7 +537,7 @@ impl Sim {
             }
             SimEvent::PartitionStart => {
                 if !self.healed {
-                    let sides: Vec<bool> = (0..self.cfg.n).map(|_| self.rng.chance(500)).collect();
+                    let sides: Vec<bool> = (0..self.nodes.len()).map(|_| self.rng.chance(500)).collect();
                     self.net.partition = Some(sides);
                     self.report.partitions += 1;
                 }
@@ -463,24 +550,55 @@ impl Sim {
                 self.healed = true;
                 self.healed_at = self.now;
                 self.net = Net { loss_per_mille: 0, partition: None, spike_per_mille: 0, delay_max_ms: self.net.delay_max_ms.min(60), ..self.net.clone() };
-                for i in 0..self.cfg.n {
+                for i in 0..self.nodes.len() {
                     if self.nodes[i].core.is_none() {
                         self.boot(i);
                     }
                 }
+                // Liveness with the final set: beyond the top at the heal, and
+                // beyond the last change of the set.
                 let top = self.honest().iter().map(|i| self.nodes[*i].disk.chain.len() as u64).max().unwrap_or(0);
-                self.heal_target = Some(top + self.cfg.new_blocks_required);
+                let base = top.max(self.plan.last_change().0.saturating_sub(1));
+                self.heal_target = Some(base + self.cfg.new_blocks_required);
             }
         }
     }
 
     fn crash(&mut self, node: usize) {
         self.nodes[node].torn_crash = false;
+        self.nodes[node].pending_certs.clear();
+        self.nodes[node].signer = None;
         if let Some(core) = self.nodes[node].core.take() {
             self.nodes[node].verified_before += core.stats().signatures_verified;
             self.nodes[node].made_before += core.stats().signatures_made;
             self.nodes[node].incarnation += 1;
-            self.report.crashes += 1;
+        }
+    }
+
+    /// The node layer's handling of a certificate: the core verifies those of its
+    /// current and next height; later ones wait until it gets there.
+    fn deliver_cert(&mut self, to: usize, cert: CommitCertificate, from: usize) {
+        let Some(core) = self.nodes[to].core.as_ref() else { return };
+        if cert.height <= core.height().next() {
+            self.feed(to, Event::CommitCertified(cert), Some(from));
+            return;
+        }
+        let pending = &mut self.nodes[to].pending_certs;
+        if pending.len() < MAX_PENDING_CERTS && !pending.contains_key(&cert.height) {
+            pending.insert(cert.height, (cert, from));
+        }
+    }
+
+    /// After a height change: feed the kept certificates the core can now verify.
+    fn feed_pending_certs(&mut self, i: usize) {
+        loop {
+            let Some(core) = self.nodes[i].core.as_ref() else { return };
+            let (h, next) = (core.height(), core.height().next());
+            let pending = &mut self.nodes[i].pending_certs;
+            *pending = pending.split_off(&h);
+            let Some(entry) = pending.first_entry().filter(|e| *e.key() <= next) else { return };
+            let (cert, from) = entry.remove();
+            self.feed(i, Event::CommitCertified(cert), Some(from));
         }
     }
 
@@ -490,7 +608,7 @@ impl Sim {
         }
         self.report.messages_sent += 1;
         if let Some(sides) = &self.net.partition {
-            if sides[from] != sides[to] {
+            if from != ADVERSARY && sides[from] != sides[to] {
                 return;
             }
         }
@@ -509,25 +627,28 @@ impl Sim {
     }
 
     fn broadcast(&mut self, from: usize, msg: Msg) {
-        for to in 0..self.cfg.n {
+        for to in 0..self.nodes.len() {
             self.send(from, to, msg.clone());
         }
     }
 
     /// Hands `event` to node `i` and executes the resulting actions in order.
     fn feed(&mut self, i: usize, event: Event, from: Option<usize>) {
+        let incarnation = self.nodes[i].incarnation;
         let Some(core) = self.nodes[i].core.as_mut() else { return };
         if self.cfg.trace {
             eprintln!("{:>7} n{i} h{} r{} {:?} <- {:?} {:?}", self.now, core.height().0, core.round().0, core.step(), from, event);
         }
         let actions = core.handle(event);
+        let signer = core.index().map(|me| (core.height(), me));
+        self.nodes[i].signer = signer;
         for action in actions {
             if self.cfg.trace {
                 eprintln!("{:>7} n{i}   -> {:?}", self.now, action);
             }
             self.execute(i, action, from);
-            if self.report.violation.is_some() || self.nodes[i].core.is_none() {
-                return; // a violation, or a torn crash dropped the remaining actions
+            if self.report.violation.is_some() || self.nodes[i].incarnation != incarnation {
+                return; // a violation, or a crash dropped the remaining actions
             }
         }
     }
@@ -545,6 +666,12 @@ impl Sim {
         hash
     }
 
+    /// True if a vote or proposal at `(height, index)` broadcast by node `i` is
+    /// its own signature (not a relayed proof-of-lock prevote).
+    fn is_own(&self, i: usize, height: Height, index: ValidatorIndex) -> bool {
+        self.nodes[i].signer == Some((height, index))
+    }
+
     fn execute(&mut self, i: usize, action: Action, from: Option<usize>) {
         let byz = self.nodes[i].byz;
         match action {
@@ -552,6 +679,7 @@ impl Sim {
                 self.nodes[i].disk.safety = s;
                 if self.nodes[i].torn_crash && !self.healed {
                     self.crash(i);
+                    self.report.crashes += 1;
                 }
             }
             Action::BroadcastProposal(p) => match byz {
@@ -563,20 +691,24 @@ impl Sim {
                         value: Some(p.proposal.value),
                         pol_round: p.proposal.pol_round,
                     };
+                    self.check_membership(i, p.proposal.height, p.proposal.proposer);
                     self.check_signature_release(i, slot);
+                    self.stale_keys_react(p.proposal.height, p.proposal.round, Some(p.proposal.value));
                     self.broadcast(i, Msg::Proposal(p));
                 }
                 Some(b) => self.byzantine_proposal(i, b, p),
             },
             Action::BroadcastVote(v) => match byz {
                 None => {
-                    if v.vote.validator.0 as usize == i {
+                    if self.is_own(i, v.vote.height, v.vote.validator) {
                         let step = match v.vote.kind {
                             VoteKind::Prevote => SignStep::Prevote,
                             VoteKind::Precommit => SignStep::Precommit,
                         };
                         let slot = SignedSlot { height: v.vote.height, round: v.vote.round, step, value: v.vote.value, pol_round: None };
+                        self.check_membership(i, v.vote.height, v.vote.validator);
                         self.check_signature_release(i, slot);
+                        self.stale_keys_react(v.vote.height, v.vote.round, v.vote.value);
                     }
                     self.broadcast(i, Msg::Vote(v));
                 }
@@ -588,52 +720,42 @@ impl Sim {
             }
             Action::RequestProposal { height, round } => {
                 let valid = !(byz == Some(Behaviour::Chaos) && self.rng.chance(400));
-                let value = self.new_block(height, valid, &[i as u8]);
+                let value = self.new_block(height, valid, &(i as u64).to_be_bytes());
                 // Building a block takes the node a little time.
                 let incarnation = self.nodes[i].incarnation;
                 let at = self.now + self.rng.range(1, 10);
                 self.push(at, SimEvent::Timer { node: i, incarnation, event: Event::ProposalValue { height, round, value } });
             }
-            Action::Commit(cert) => {
-                if byz.is_none() {
-                    self.check_commit(i, &cert);
-                }
-                let h = cert.height;
-                let disk = &mut self.nodes[i].disk;
-                if h.0 == disk.chain.len() as u64 + 1 {
-                    disk.chain.push(cert);
-                }
-                let len = disk.chain.len() as u64;
-                if byz.is_none() {
-                    self.report.max_height = self.report.max_height.max(len);
-                }
-                // Storing the block takes a little time; a crash before `Committed`
-                // restarts the node at the next height from its disk.
-                let incarnation = self.nodes[i].incarnation;
-                let at = self.now + self.rng.range(1, 5);
-                self.push(at, SimEvent::Timer { node: i, incarnation, event: Event::Committed { height: h } });
-            }
+            Action::Commit(cert) => self.commit(i, cert),
             Action::Evidence(e) => {
                 self.report.evidence += 1;
-                let accused = e.validator().0 as usize;
-                if byz.is_none() && self.nodes.get(accused).is_some_and(|n| n.byz.is_none()) {
-                    self.violate(Violation::FalseEvidence { accused, node: i });
+                let h = e.height();
+                let set = self.plan.set_at(h).clone();
+                let accused = e.signer(&set).and_then(|k| self.plan.key_of.get(&k)).map(|k| self.plan.key_process[*k]);
+                if byz.is_none() && accused.is_some_and(|a| self.nodes[a].byz.is_none()) {
+                    self.violate(Violation::FalseEvidence { accused: accused.unwrap_or(0), node: i });
                 }
-                if let Err(err) = e.verify(&self.chain, &self.set) {
-                    self.violate(Violation::Certificate { height: e.height(), node: i, error: format!("evidence does not verify: {err}") });
+                if let Err(err) = e.verify(&self.chain, &set) {
+                    self.violate(Violation::Certificate { height: h, node: i, error: format!("evidence does not verify: {err}") });
                 }
             }
             Action::PeerBehind { peer, height } => {
                 if byz == Some(Behaviour::Silent) {
                     return;
                 }
+                let to = self.plan.key_of.get(&peer).map(|k| self.plan.key_process[*k]);
                 let cert = self.nodes[i].disk.chain.get((height.0 as usize).wrapping_sub(1)).cloned();
-                if let Some(c) = cert {
-                    self.send(i, peer.0 as usize, Msg::Cert(c));
+                if let (Some(to), Some(c)) = (to, cert) {
+                    self.send(i, to, Msg::Cert(c));
                 }
             }
             Action::SyncNeeded { height, .. } => {
                 if byz == Some(Behaviour::Silent) {
+                    return;
+                }
+                // About to be fed the certificate of this height from an earlier
+                // answer: no new request.
+                if self.nodes[i].pending_certs.contains_key(&height) {
                     return;
                 }
                 self.broadcast(i, Msg::SyncRequest(height));
@@ -641,7 +763,7 @@ impl Sim {
             Action::Rejected(reason) => {
                 if byz.is_none() {
                     if let Some(from) = from {
-                        if self.nodes[from].byz.is_none() {
+                        if self.nodes.get(from).is_some_and(|n| n.byz.is_none()) {
                             self.violate(Violation::HonestRejected { from, to: i, reason: reason.to_string() });
                         }
                     }
@@ -650,7 +772,46 @@ impl Sim {
         }
     }
 
-    /// No honest double-sign, and the signature was persisted before release.
+    /// `Action::Commit`: check it, store it, and report `Committed` a little later
+    /// with the sets of the two heights after it. A process whose key rotates at
+    /// the next height restarts with the new key instead (the operator's restart).
+    fn commit(&mut self, i: usize, cert: CommitCertificate) {
+        if self.nodes[i].byz.is_none() {
+            self.check_commit(i, &cert);
+        }
+        let h = cert.height;
+        let disk = &mut self.nodes[i].disk;
+        if h.0 == disk.chain.len() as u64 + 1 {
+            disk.chain.push(cert);
+        }
+        let len = disk.chain.len() as u64;
+        if self.nodes[i].byz.is_none() {
+            self.report.max_height = self.report.max_height.max(len);
+        }
+        if self.plan.key_at(i, Height(len + 1)) != self.nodes[i].key {
+            self.crash(i);
+            self.report.rotations += 1;
+            self.push(self.now + 1, SimEvent::Restart { node: i });
+            return;
+        }
+        // Storing the block takes a little time; a crash before `Committed`
+        // restarts the node at the next height from its disk.
+        let incarnation = self.nodes[i].incarnation;
+        let at = self.now + self.rng.range(1, 5);
+        let sets = self.sets_for(h.next());
+        self.push(at, SimEvent::Timer { node: i, incarnation, event: Event::Committed { height: h, sets } });
+    }
+
+    /// An honest node signs at `(height, index)` only if its key is the member at
+    /// `index` of the set in force at `height`.
+    fn check_membership(&mut self, i: usize, height: Height, index: ValidatorIndex) {
+        let key = self.plan.publics[self.nodes[i].key];
+        if self.plan.set_at(height).key(index) != Some(&key) {
+            self.violate(Violation::NonMemberSigned { node: i, height, index });
+        }
+    }
+
+    /// No honest double-sign (per key), and the signature was persisted before release.
     fn check_signature_release(&mut self, i: usize, slot: SignedSlot) {
         match check_sign(&self.nodes[i].disk.safety, &slot) {
             SignCheck::SameMessage | SignCheck::Regresses { .. } => {}
@@ -658,7 +819,7 @@ impl Sim {
                 self.violate(Violation::SignedBeforePersist { validator: i, slot });
             }
         }
-        let key = (i, slot.height, slot.round, slot.step);
+        let key = (self.nodes[i].key, slot.height, slot.round, slot.step);
         match self.signed.get(&key) {
             Some(first) if *first != slot => {
                 let first = *first;
@@ -671,10 +832,22 @@ impl Sim {
         }
     }
 
+    /// Agreement, validity, and the certificate verifies against the set in force
+    /// at its height (so never one made by a stale set).
     fn check_commit(&mut self, i: usize, cert: &CommitCertificate) {
         let h = cert.height;
-        if let Err(e) = cert.verify(&self.chain, &self.set, h, &cert.block_hash) {
-            self.violate(Violation::Certificate { height: h, node: i, error: e.to_string() });
+        let key: CertKey =
+            (h, cert.round, cert.block_hash, cert.signatures.iter().map(|(v, s)| (v.0, s.0)).collect());
+        let verdict = match self.checked_certs.get(&key) {
+            Some(v) => v.clone(),
+            None => {
+                let v = cert.verify(&self.chain, self.plan.set_at(h), h, &cert.block_hash).map_err(|e| e.to_string());
+                self.checked_certs.insert(key, v.clone());
+                v
+            }
+        };
+        if let Err(error) = verdict {
+            self.violate(Violation::Certificate { height: h, node: i, error });
             return;
         }
         match self.blocks.get(&cert.block_hash) {
@@ -692,151 +865,6 @@ impl Sim {
             None => {
                 self.decided.insert(h, cert.block_hash);
             }
-        }
-    }
-
-    // ------------------------------------------------------------ Byzantine
-
-    fn sign_vote(&self, i: usize, vote: Vote) -> SignedVote {
-        vote.sign(&self.nodes[i].key).expect("small vote encodes")
-    }
-
-    fn sign_proposal(&self, i: usize, p: Proposal) -> SignedProposal {
-        p.sign(&self.nodes[i].key).expect("small proposal encodes")
-    }
-
-    fn byzantine_proposal(&mut self, i: usize, b: Behaviour, p: SignedProposal) {
-        match b {
-            Behaviour::Silent => {}
-            Behaviour::Split => {
-                let (h, r) = (p.proposal.height, p.proposal.round);
-                let other = self.new_block(h, true, b"split");
-                self.splits.insert((h, r), (p.proposal.value, other));
-                let q = self.sign_proposal(i, Proposal { value: other, pol_round: None, ..p.proposal.clone() });
-                for to in 0..self.cfg.n {
-                    let msg = if self.side_b.contains(&to) { q.clone() } else { p.clone() };
-                    self.send(i, to, Msg::Proposal(msg));
-                }
-            }
-            Behaviour::Chaos => {
-                let h = p.proposal.height;
-                match self.rng.below(6) {
-                    0 | 1 => self.broadcast(i, Msg::Proposal(p)),
-                    2 => {
-                        // Equivocate: a different valid block to each recipient.
-                        for to in 0..self.cfg.n {
-                            let v = self.new_block(h, true, b"chaos-eq");
-                            let q = self.sign_proposal(i, Proposal { value: v, ..p.proposal.clone() });
-                            self.send(i, to, Msg::Proposal(q));
-                        }
-                    }
-                    3 => {
-                        // A claimed proof of lock that does not exist.
-                        if p.proposal.round.0 > 0 {
-                            let pol = Round(self.rng.below(u64::from(p.proposal.round.0)) as u32);
-                            let q = self.sign_proposal(i, Proposal { pol_round: Some(pol), ..p.proposal.clone() });
-                            self.broadcast(i, Msg::Proposal(q));
-                        }
-                    }
-                    4 => {
-                        let mut q = p;
-                        q.signature.0[7] ^= 0x10;
-                        self.broadcast(i, Msg::Proposal(q));
-                    }
-                    _ => {
-                        let v = Hash32(self.rng.next_u64().to_be_bytes().repeat(4).try_into().unwrap_or([0; 32]));
-                        let q = self.sign_proposal(i, Proposal { value: v, ..p.proposal.clone() });
-                        self.broadcast(i, Msg::Proposal(q));
-                    }
-                }
-            }
-        }
-    }
-
-    fn byzantine_vote(&mut self, i: usize, b: Behaviour, sv: SignedVote) {
-        if sv.vote.validator.0 as usize != i {
-            // Re-broadcast of someone else's vote (proof of lock): pass it on.
-            if b != Behaviour::Silent {
-                self.broadcast(i, Msg::Vote(sv));
-            }
-            return;
-        }
-        match b {
-            Behaviour::Silent => {}
-            Behaviour::Split => {
-                let v = &sv.vote;
-                match self.splits.get(&(v.height, v.round)).copied() {
-                    Some((a, bb)) => {
-                        let va = self.sign_vote(i, Vote { value: Some(a), ..v.clone() });
-                        let vb = self.sign_vote(i, Vote { value: Some(bb), ..v.clone() });
-                        for to in 0..self.cfg.n {
-                            let msg = if self.side_b.contains(&to) { vb.clone() } else { va.clone() };
-                            self.send(i, to, Msg::Vote(msg));
-                        }
-                    }
-                    None => self.broadcast(i, Msg::Vote(sv)),
-                }
-            }
-            Behaviour::Chaos => self.chaos_vote(i, sv),
-        }
-    }
-
-    fn chaos_vote(&mut self, i: usize, sv: SignedVote) {
-        let v = sv.vote.clone();
-        match self.rng.below(10) {
-            0..=2 => self.broadcast(i, Msg::Vote(sv)),
-            3 => {
-                // Equivocate: per recipient, the real vote, nil, or another block.
-                let known: Vec<BlockHash> =
-                    self.blocks.iter().filter(|(_, b)| b.height == v.height).map(|(h, _)| *h).collect();
-                for to in 0..self.cfg.n {
-                    let value = match self.rng.below(3) {
-                        0 => v.value,
-                        1 => None,
-                        _ => self.rng.pick(&known).copied(),
-                    };
-                    let m = self.sign_vote(i, Vote { value, ..v.clone() });
-                    self.send(i, to, Msg::Vote(m));
-                }
-            }
-            4 => {
-                let mut m = sv;
-                m.signature.0[3] ^= 1;
-                self.broadcast(i, Msg::Vote(m));
-            }
-            5 => {
-                // Impersonation: claims another validator, signed with our key.
-                let victim = ValidatorIndex(self.rng.below(self.cfg.n as u64) as u32);
-                let m = self.sign_vote(i, Vote { validator: victim, ..v });
-                self.broadcast(i, Msg::Vote(m));
-            }
-            6 => {
-                let unknown = sha256(&[b"unknown", &self.rng.next_u64().to_be_bytes()]);
-                let m = self.sign_vote(i, Vote { value: Some(unknown), ..v });
-                self.broadcast(i, Msg::Vote(m));
-            }
-            7 => {
-                // Far-future round or height, or another chain.
-                let m = match self.rng.below(3) {
-                    0 => Vote { round: Round(v.round.0.saturating_add(self.rng.range(2, 5000) as u32)), ..v },
-                    1 => Vote { height: Height(v.height.0 + self.rng.range(1, 1000)), ..v },
-                    _ => Vote { chain: Hash32::ZERO, ..v },
-                };
-                let m = self.sign_vote(i, m);
-                self.broadcast(i, Msg::Vote(m));
-            }
-            8 => {
-                // A bogus certificate for the vote's height.
-                let bogus = CommitCertificate {
-                    height: v.height,
-                    round: v.round,
-                    block_hash: sha256(&[b"bogus", &self.rng.next_u64().to_be_bytes()]),
-                    signatures: (0..self.set.quorum() as u32).map(|k| (ValidatorIndex(k), sv.signature)).collect(),
-                };
-                self.broadcast(i, Msg::Cert(bogus));
-                self.broadcast(i, Msg::Vote(sv));
-            }
-            _ => {} // silence for this one
         }
     }
 }

@@ -60,6 +60,14 @@ impl Permission {
         }
     }
 
+    /// Replaces the allowed set (the membership changed). Returns the peers no
+    /// longer allowed.
+    pub fn set_allowed(&mut self, allowed: HashSet<PeerId>) -> Vec<PeerId> {
+        let gone = self.allowed.difference(&allowed).copied().collect();
+        self.allowed = allowed;
+        gone
+    }
+
     /// Refuses connections of `peer` until `until` (misbehaviour).
     pub fn ban(&mut self, peer: PeerId, until: std::time::Instant) {
         self.banned.insert(peer, until);
