@@ -17,8 +17,8 @@
 
 use std::io::Write;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -38,9 +38,15 @@ const EXIT_BOUND_S: u64 = 30;
 const LOAD_LIMIT_S: u64 = 300;
 const MIB: u64 = 1024 * 1024;
 
+/// Acknowledged attestations checked one by one on every node (the rest are
+/// counted): a seeded sample and the last ones acknowledged.
+const ACKED_SAMPLE: usize = 150;
+const ACKED_LAST: usize = 50;
+const ACKED_SAMPLE_SEED: u64 = 0x5eed_ac4e;
+
 /// Submits attestations to the nodes other than the small one, in batches, until
-/// stopped; counts the accepted ones.
-fn start_load(c: &Cluster, stop: Arc<AtomicBool>, accepted: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+/// stopped; collects the ids the API acknowledged (202 pending).
+fn start_load(c: &Cluster, stop: Arc<AtomicBool>, accepted: Arc<Mutex<Vec<String>>>) -> std::thread::JoinHandle<()> {
     let chain = TestChain::new(4, 4);
     let apis: Vec<String> = c.nodes[..SMALL].iter().map(|n| n.api.clone()).collect();
     std::thread::spawn(move || {
@@ -67,8 +73,14 @@ fn start_load(c: &Cluster, stop: Arc<AtomicBool>, accepted: Arc<AtomicU64>) -> s
                 continue;
             };
             let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-            let ok = body["results"].as_array().map_or(0, |r| r.iter().filter(|e| e["status"] == "pending").count());
-            accepted.fetch_add(ok as u64, Ordering::Relaxed);
+            let ids: Vec<String> = body["results"]
+                .as_array()
+                .map(|r| r.iter().filter(|e| e["status"] == "pending").filter_map(|e| e["id"].as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            let ok = ids.len();
+            if let Ok(mut a) = accepted.lock() {
+                a.extend(ids);
+            }
             if (ok as u64) < LOAD_BATCH {
                 std::thread::sleep(Duration::from_millis(200)); // mempool full: back off
             }
@@ -157,11 +169,51 @@ fn others_keep_finalising(c: &mut Cluster) -> String {
     id
 }
 
+/// Every attestation the API acknowledged (`acked`) is final on every node: the
+/// mempools drain, every node's log holds at least that many transactions, and
+/// a seeded sample plus the last ones acknowledged are each final on every node.
+fn acknowledged_final_everywhere(c: &mut Cluster, acked: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while (0..c.nodes.len()).any(|i| c.get(i, "/v1/status").is_none_or(|(_, v)| v["mempool_size"].as_u64() != Some(0))) {
+        assert!(Instant::now() < deadline, "the mempools did not drain");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let top = c.height(0).expect("node 0 answers");
+    for i in 0..c.nodes.len() {
+        c.wait_height(i, top, 60);
+    }
+    let mut sample: Vec<&String> = acked.iter().rev().take(ACKED_LAST).collect();
+    let mut x = ACKED_SAMPLE_SEED;
+    for _ in 0..ACKED_SAMPLE.min(acked.len()) {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        sample.push(&acked[(x >> 33) as usize % acked.len()]);
+    }
+    for i in 0..c.nodes.len() {
+        let log_size = c.get(i, "/v1/status").and_then(|(_, v)| v["log_size"].as_u64()).expect("status");
+        assert!(
+            log_size >= acked.len() as u64,
+            "{} holds {log_size} transactions, fewer than the {} acknowledged",
+            c.nodes[i].name,
+            acked.len()
+        );
+        for id in &sample {
+            c.wait_final(i, id, 60);
+        }
+    }
+    println!(
+        "{} attestations acknowledged: every node's log holds at least as many; {} of them (seed {ACKED_SAMPLE_SEED:#x} and the last {ACKED_LAST}) checked final on each of the {} nodes",
+        acked.len(),
+        sample.len(),
+        c.nodes.len()
+    );
+}
+
 /// Restarts the small node (its disk has room again) and checks it recovered:
 /// catches up with node 0, keeps every block it showed as final, agrees block by
-/// block, sees `after_id` final, stops cleanly on SIGTERM, and its store passes
-/// the auditor. Returns the repair line it logged at start, if any.
-fn restart_and_check(c: &mut Cluster, shown: &[(u64, String)], after_id: &str) -> Option<String> {
+/// block, sees `after_id` and every acknowledged attestation (`acked`) final (as
+/// every other node does), stops cleanly on SIGTERM, and its store passes the
+/// auditor. Returns the repair line it logged at start, if any.
+fn restart_and_check(c: &mut Cluster, shown: &[(u64, String)], after_id: &str, acked: &[String]) -> Option<String> {
     c.start_node(SMALL);
     let target = c.height(0).expect("node 0 answers");
     c.wait_height(SMALL, target, 180);
@@ -179,6 +231,7 @@ fn restart_and_check(c: &mut Cluster, shown: &[(u64, String)], after_id: &str) -
         assert_eq!(a, b, "block {h} differs between {} and {name}", c.nodes[0].name);
     }
     c.wait_final(SMALL, after_id, 60);
+    acknowledged_final_everywhere(c, acked);
     let status = c.stop(SMALL).expect("running");
     assert!(status.success(), "{name} exited with {status} on SIGTERM");
     let out = Command::new(yrd_bin())
@@ -232,7 +285,7 @@ fn small_disk_under_load(name: &str, tmpfs_mib: u64, storage: &str, expect: Expe
         c.wait_height(i, 1, 60);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let accepted = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(Mutex::new(Vec::new()));
     let load = start_load(&c, stop.clone(), accepted.clone());
     // Meanwhile: what the small node's API shows final, and whether it refuses work.
     let mut shown: Vec<(u64, String)> = Vec::new();
@@ -253,7 +306,7 @@ fn small_disk_under_load(name: &str, tmpfs_mib: u64, storage: &str, expect: Expe
     let free_at_exit = fs.free_bytes();
     println!(
         "{name}: ERROR after {} attestations accepted by the others: {line}\n{name}: exit {status}, {} KiB free on its disk, its API showed {} blocks final",
-        accepted.load(Ordering::Relaxed),
+        accepted.lock().map_or(0, |a| a.len()),
         free_at_exit / 1024,
         shown.len()
     );
@@ -278,7 +331,8 @@ fn small_disk_under_load(name: &str, tmpfs_mib: u64, storage: &str, expect: Expe
     load.join().expect("load thread");
     let after_id = others_keep_finalising(&mut c);
     fs.resize(tmpfs_mib * 8);
-    if let Some(line) = restart_and_check(&mut c, &shown, &after_id) {
+    let acked = accepted.lock().map(|a| a.clone()).unwrap_or_default();
+    if let Some(line) = restart_and_check(&mut c, &shown, &after_id, &acked) {
         println!("{name}: at restart: {line}");
     }
     drop(c);
@@ -335,7 +389,7 @@ fn a_node_whose_store_failed_exits_within_a_bound() {
 
     let after_id = others_keep_finalising(&mut c);
     std::fs::remove_file(&filler).expect("remove filler");
-    if let Some(line) = restart_and_check(&mut c, &shown, &after_id) {
+    if let Some(line) = restart_and_check(&mut c, &shown, &after_id, &[]) {
         println!("{name}: at restart: {line}");
     }
     drop(c);
@@ -353,7 +407,7 @@ fn resync_uses_disk_proportional_to_the_chain() {
         c.wait_height(i, 1, 60);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let accepted = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(Mutex::new(Vec::new()));
     let load = start_load(&c, stop.clone(), accepted.clone());
     let h0 = c.height(0).expect("node 0 answers");
     c.wait_height(0, h0 + RESYNC_LOAD_BLOCKS, 300);
