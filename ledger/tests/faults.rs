@@ -103,8 +103,12 @@ fn open(dir: &std::path::Path, chain: &TestChain) -> Result<Ledger, yrd_ledger::
     }
 }
 
+/// sled's failpoints are process-wide: the tests of this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn injected_storage_faults_lose_nothing_acknowledged() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let seed: u64 = std::env::var("YRD_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xfa17_5eed);
     let rounds: u32 = std::env::var("YRD_FAULT_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(80);
     println!("storage faults: seed {seed} (replay with YRD_FAULT_SEED={seed}), {rounds} iterations");
@@ -250,6 +254,7 @@ fn torn_governance_blocks_reopen_at_the_last_complete_block() {
     use yrd_ledger::genesis::ValidatorInfo;
     use yrd_ledger::governance::Change;
     const SEED: u64 = 0x60f_7ea4;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let chain = TestChain::new(4, 4);
     let suzhou = SecretKey::from_seed(b"faults/suzhou");
     let extra = [suzhou.clone()];
