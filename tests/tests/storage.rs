@@ -38,6 +38,10 @@ const EXIT_BOUND_S: u64 = 30;
 const LOAD_LIMIT_S: u64 = 300;
 const MIB: u64 = 1024 * 1024;
 
+/// Each test runs a four-node cluster under load: they take turns, so that the
+/// timings (exit bounds, catch-up) and the disk figures are each test's own.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 /// Acknowledged attestations checked one by one on every node (the rest are
 /// counted): a seeded sample and the last ones acknowledged.
 const ACKED_SAMPLE: usize = 150;
@@ -341,6 +345,7 @@ fn small_disk_under_load(name: &str, tmpfs_mib: u64, storage: &str, expect: Expe
 
 #[test]
 fn a_validator_on_a_full_disk_fails_stop_then_restarts_and_catches_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // No reserve: the write that does not fit fails with ENOSPC.
     small_disk_under_load(
         "full disk (reserve 0)",
@@ -352,6 +357,7 @@ fn a_validator_on_a_full_disk_fails_stop_then_restarts_and_catches_up() {
 
 #[test]
 fn a_validator_stops_at_its_disk_reserve_before_the_disk_fills() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Below 40 MiB free no new work; a block that could leave less than 8 MiB stops it.
     small_disk_under_load(
         "disk reserve",
@@ -363,6 +369,7 @@ fn a_validator_stops_at_its_disk_reserve_before_the_disk_fills() {
 
 #[test]
 fn a_node_whose_store_failed_exits_within_a_bound() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let name = "store failed";
     let Some((mut c, fs)) = small_disk_cluster(name, 32, "\n[storage]\nreserve_mib = 0\nlow_mib = 0\n") else { return };
     for i in 0..4 {
@@ -402,6 +409,7 @@ fn a_node_whose_store_failed_exits_within_a_bound() {
 /// [`RESYNC_DISK_RATIO_MAX`] times the live store.
 #[test]
 fn resync_uses_disk_proportional_to_the_chain() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut c = Cluster::start(4);
     for i in 0..4 {
         c.wait_height(i, 1, 60);
