@@ -610,16 +610,53 @@ async fn trace_request(req: Request, next: Next) -> Response {
     resp
 }
 
-async fn not_found(req: Request) -> ApiError {
-    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+async fn not_found(req: Request) -> Response {
+    let err = ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()));
+    refuse_unread(req, err).await
 }
 
-async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(
+async fn method_not_allowed(req: Request) -> Response {
+    let err = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("method {} is not allowed on {}", req.method(), req.uri().path()),
-    )
+    );
+    refuse_unread(req, err).await
+}
+
+/// Most of a request body that no handler wants (an unknown route, a wrong
+/// method) is read and discarded, so that the connection can carry the client's
+/// next request: a few requests' worth.
+const UNREAD_BODY_DRAIN_BYTES: usize = 64 * 1024;
+
+/// How long such a body may take to arrive before the connection is given up.
+const UNREAD_BODY_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Answers `err` to a request whose body no handler reads. A body left unread
+/// makes the server close the connection after the answer; a client that kept it
+/// for its next request would find it closed (an I/O error instead of an answer).
+/// So the body is drained when it is small and arrives promptly, and otherwise the
+/// answer carries `Connection: close` so that clients do not reuse the connection.
+async fn refuse_unread(req: Request, err: ApiError) -> Response {
+    use futures::StreamExt;
+    let mut stream = req.into_body().into_data_stream();
+    let drained = tokio::time::timeout(UNREAD_BODY_DRAIN_TIMEOUT, async {
+        let mut seen = 0usize;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) if seen + c.len() <= UNREAD_BODY_DRAIN_BYTES => seen += c.len(),
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await
+    .unwrap_or(false);
+    let mut resp = err.into_response();
+    if !drained {
+        resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 // ---------------------------------------------------------------------------

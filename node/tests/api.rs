@@ -738,6 +738,63 @@ fn unknown_routes_wrong_methods_and_oversize_bodies_answer_json() {
     assert_eq!(h.get("/v1/status").0, 200);
 }
 
+/// A request whose body no handler reads (wrong method, unknown route) must not
+/// leave its keep-alive connection unusable: the next request on the same
+/// connection gets its answer. (The server used to close such a connection after
+/// the answer, and a client that had pooled it got an I/O error — found as a
+/// flaky failure of the test above under load.) A body too big to drain closes
+/// the connection, and the answer says so.
+#[test]
+fn a_refused_request_with_a_body_keeps_the_connection_usable() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let h = Harness::new(10);
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    // One answer: status, headers (lower-cased names), body.
+    let answer = |reader: &mut BufReader<std::net::TcpStream>| -> (u16, Vec<(String, String)>, String) {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let status: u16 = line.split_whitespace().nth(1).unwrap_or_else(|| panic!("no status line: {line:?}")).parse().unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut l = String::new();
+            reader.read_line(&mut l).unwrap();
+            let l = l.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l.split_once(':').unwrap();
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+        let len: usize = headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body).unwrap();
+        (status, headers, String::from_utf8(body).unwrap())
+    };
+    let body = vec![b'x'; 4096];
+    for (method, path, expected) in [("POST", "/v1/status", 405), ("PUT", "/v1/nothing/here", 404)] {
+        write!(writer, "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\r\n", body.len()).unwrap();
+        writer.write_all(&body).unwrap();
+        let (status, headers, text) = answer(&mut reader);
+        assert_eq!(status, expected, "{method} {path}: {text}");
+        assert!(!headers.iter().any(|(k, v)| k == "connection" && v == "close"), "{method} {path}: {headers:?}");
+        // The same connection serves the next request.
+        write!(writer, "GET /v1/status HTTP/1.1\r\nhost: {addr}\r\n\r\n").unwrap();
+        let (status, _, text) = answer(&mut reader);
+        assert_eq!(status, 200, "after {method} {path}: {text}");
+    }
+    // A body over what is drained: the answer announces the close.
+    let big = 1 << 20;
+    write!(writer, "POST /v1/status HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {big}\r\n\r\n").unwrap();
+    let _ = writer.write_all(&vec![b'x'; big]);
+    let (status, headers, _) = answer(&mut reader);
+    assert_eq!(status, 405);
+    assert!(headers.iter().any(|(k, v)| k == "connection" && v == "close"), "{headers:?}");
+}
+
 #[test]
 fn openapi_describes_every_route_and_the_body_limits() {
     let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml")).unwrap();
