@@ -638,20 +638,10 @@ const UNREAD_BODY_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// So the body is drained when it is small and arrives promptly, and otherwise the
 /// answer carries `Connection: close` so that clients do not reuse the connection.
 async fn refuse_unread(req: Request, err: ApiError) -> Response {
-    use futures::StreamExt;
-    let mut stream = req.into_body().into_data_stream();
-    let drained = tokio::time::timeout(UNREAD_BODY_DRAIN_TIMEOUT, async {
-        let mut seen = 0usize;
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(c) if seen + c.len() <= UNREAD_BODY_DRAIN_BYTES => seen += c.len(),
-                _ => return false,
-            }
-        }
-        true
-    })
-    .await
-    .unwrap_or(false);
+    let conn = req.extensions().get::<body::ConnHandle>().cloned();
+    let deadline = tokio::time::Instant::now() + UNREAD_BODY_DRAIN_TIMEOUT;
+    let stream = req.into_body().into_data_stream();
+    let drained = body::drain(stream, 0, UNREAD_BODY_DRAIN_BYTES, deadline, conn.as_ref()).await;
     let mut resp = err.into_response();
     if !drained {
         resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
