@@ -71,6 +71,12 @@ pub fn verify_store(dir: &Path, genesis: &Genesis) -> Result<StoreReport, Incons
     verify_tree(&tree, genesis)
 }
 
+/// Verifies the store of an open ledger as that ledger's own sled instance
+/// reads it — what the node serves from — against the ledger's genesis.
+pub fn verify_open(ledger: &crate::store::Ledger) -> Result<StoreReport, Inconsistency> {
+    verify_tree(ledger.tree(), ledger.genesis())
+}
+
 /// Verifies the store in `dir` against the genesis stored in its own metadata.
 /// This proves only that the store is internally consistent: whoever wrote the
 /// store also wrote that genesis. Returns the genesis used.
