@@ -14,6 +14,7 @@ use yrd_consensus::crypto::Hash32;
 use yrd_consensus::types::Height;
 
 use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
+use crate::consent::{self, BlockConsent, ConsentSource, Grant, Refusal, Target};
 use crate::genesis::Genesis;
 use crate::governance::GovState;
 use crate::merkle::MemoryLog;
@@ -43,6 +44,30 @@ pub struct Inconsistency {
 
 fn bad(location: impl Into<String>, problem: impl Into<String>) -> Inconsistency {
     Inconsistency { location: location.into(), problem: problem.into() }
+}
+
+/// The consent state replayed from the blocks (what the `a` index must hold).
+#[derive(Default)]
+struct ConsentReplay {
+    grants: BTreeMap<(Uscc, String), Vec<Grant>>,
+    /// Every authorisation: (subject, lender, height).
+    authorisations: std::collections::HashMap<TxId, (Uscc, String, u64)>,
+    /// Every other transaction id seen.
+    others: std::collections::HashSet<TxId>,
+}
+
+impl ConsentSource for ConsentReplay {
+    type Error = Inconsistency;
+    fn grants(&self, subject: &Uscc, lender: &str) -> Result<Vec<Grant>, Inconsistency> {
+        Ok(self.grants.get(&(*subject, lender.to_string())).cloned().unwrap_or_default())
+    }
+    fn target(&self, id: &TxId) -> Result<Target, Inconsistency> {
+        Ok(match self.authorisations.get(id) {
+            Some((subject, lender, height)) => Target::Authorisation { subject: *subject, lender: lender.clone(), height: *height },
+            None if self.others.contains(id) => Target::Other,
+            None => Target::Missing,
+        })
+    }
 }
 
 fn hkey(prefix: u8, h: u64) -> Vec<u8> {
@@ -116,7 +141,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     }
     for item in tree.iter().keys() {
         let k = item.map_err(|e| bad("store", format!("read failed: {e}")))?;
-        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's' | b'g' | b'M'))
+        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's' | b'g' | b'M' | b'a' | b'q'))
             || [&b"mheight"[..], b"mlogsize", b"mchain", b"mgenesis", b"mformat"].contains(&k.as_ref());
         if !known {
             return Err(bad("store", format!("unknown key {}", hex::encode(&k))));
@@ -141,6 +166,9 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     let mut x_parts = 0u64;
     // Governance, replayed from the blocks: the membership of every height.
     let mut gov = GovState::new(genesis);
+    // Authorisations and query records, replayed.
+    let mut consent_state = ConsentReplay::default();
+    let mut query_index: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
 
     for h in 1..=height {
         let at = |what: &str| format!("block {h} {what}");
@@ -192,6 +220,9 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
         let mut offset = header_len + 8;
         let mut changed: BTreeMap<Uscc, ()> = BTreeMap::new();
         let mut tx_entries = Vec::with_capacity(block.txs.len());
+        let mut block_consent = BlockConsent::new(&consent_state, h, header.timestamp_ms, membership.clone());
+        let mut new_authorisations = Vec::new();
+        let mut new_others = Vec::new();
         for (i, tx) in block.txs.iter().enumerate() {
             let loc = format!("block {h} transaction {i}");
             let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
@@ -199,6 +230,17 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
             tx.verify_signature().map_err(|e| bad(&loc, e.to_string()))?;
             let id = TxId(yrd_consensus::crypto::sha256(&[&tb]));
             block_gov.apply(tx, &id, i as u32).map_err(|e| bad(&loc, e.to_string()))?;
+            block_consent.apply(tx, &id, i as u32).map_err(|r| match r {
+                Refusal::Invalid(e) => bad(&loc, e.to_string()),
+                Refusal::Store(e) => e,
+            })?;
+            match &tx.tx.body {
+                TxBody::Authorise(a) => {
+                    let lender = consent::lender_name(&membership, &tx.tx.issuer).unwrap_or_default();
+                    new_authorisations.push((id, (a.subject, lender, h)));
+                }
+                _ => new_others.push(id),
+            }
             log.append(&tb);
             if !seen_ids.insert(id) {
                 return Err(bad(&loc, format!("transaction {id} is already in an earlier block (replay)")));
@@ -248,6 +290,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
                     }
                 }
                 TxBody::Propose(_) | TxBody::Approve(_) => {} // replayed by block_gov above
+                TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_) => {} // by block_consent
             }
         }
         // x index: the block's transaction index, part by part.
@@ -277,6 +320,13 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
             return Err(bad(at("header"), format!("subjects root {} but the records give {}", header.subjects_root, map.root())));
         }
         gov.apply(&block_gov.finish());
+        let delta = block_consent.finish();
+        consent_state.grants.extend(delta.grants);
+        for (subject, entries) in delta.queries {
+            query_index.insert(consent::query_key(&subject, h), consent::encode_query_index(&entries));
+        }
+        consent_state.authorisations.extend(new_authorisations);
+        consent_state.others.extend(new_others);
         parent = hash;
         parent_ts = header.timestamp_ms;
     }
@@ -370,6 +420,41 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
         .collect::<Result<_, Inconsistency>>()?;
     if stored_memberships != expected_memberships {
         return Err(bad("governance", "stored membership changes differ from what the blocks say"));
+    }
+    // Authorisations and query records, as replayed.
+    let expected_grants: Vec<(Vec<u8>, Vec<u8>)> = consent_state
+        .grants
+        .iter()
+        .map(|((s, l), g)| consent::encode_grants(g).map(|v| (consent::grant_key(s, l), v)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("authorisation index", e.to_string()))?;
+    let mut expected_grants = expected_grants;
+    expected_grants.sort();
+    let stored_grants: Vec<(Vec<u8>, Vec<u8>)> = tree
+        .scan_prefix([b'a'])
+        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| bad("authorisation index", e.to_string())))
+        .collect::<Result<_, _>>()?;
+    if stored_grants != expected_grants {
+        let first = stored_grants.iter().zip(&expected_grants).find(|(a, b)| a != b).map(|(a, _)| hex::encode(&a.0));
+        return Err(bad(
+            "authorisation index",
+            format!(
+                "{} entries stored, the blocks give {}; first difference at {}",
+                stored_grants.len(),
+                expected_grants.len(),
+                first.unwrap_or_else(|| "the end".into())
+            ),
+        ));
+    }
+    let stored_queries: BTreeMap<Vec<u8>, Vec<u8>> = tree
+        .scan_prefix([b'q'])
+        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| bad("query index", e.to_string())))
+        .collect::<Result<_, _>>()?;
+    if stored_queries != query_index {
+        return Err(bad(
+            "query index",
+            format!("{} entries stored, the blocks give {}, or their contents differ", stored_queries.len(), query_index.len()),
+        ));
     }
     // Every stored log node.
     for (level, nodes) in log.levels().iter().enumerate() {

@@ -17,6 +17,8 @@
 //! | `s`    | USCC (18)                   | the subject record (subject index and map value) |
 //! | `g`    | proposal id (32)            | a governance proposal record: approvals and outcome |
 //! | `M`    | height (u64 BE)             | the membership in force from that height on (one per change) |
+//! | `a`    | USCC (18) ‖ lender name     | the lender's authorisations for the subject, with their state (docs/access.md) |
+//! | `q`    | USCC (18) ‖ height (u64 BE) | the query records about the subject in that block: entries `tx position u32 BE ‖ entry u16 BE` |
 //!
 //! Index keys per attestation: one `s` per subject the block touches; the
 //! transaction index costs one `x` key per 1,024 transactions and the issuer index
@@ -38,6 +40,10 @@ use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSe
 use yrd_consensus::{CertificateError, CommitCertificate};
 
 use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
+use crate::consent::{self, BlockConsent, ConsentDelta, Refusal};
+
+mod consent_index;
+pub use consent_index::QueryRecordAt;
 use crate::genesis::Genesis;
 use crate::governance::{BlockGov, GovDelta, GovState, Membership, ProposalRecord};
 use crate::merkle::{self, MerkleError, NodeSource};
@@ -59,8 +65,10 @@ const META_GENESIS: &[u8] = b"mgenesis";
 pub(crate) const META_FORMAT: &[u8] = b"mformat";
 /// Format 2: the issuer index in chunks of [`SEQ_CHUNK`]; format 3: the
 /// transaction index per block (`x`) instead of a key per transaction; format 4:
-/// governance (`g`, `M`) and the membership hash in block headers.
-pub const STORE_FORMAT: u64 = 4;
+/// governance (`g`, `M`) and the membership hash in block headers; format 5:
+/// lenders, authorisations (`a`) and query records (`q`), subject records hashed
+/// entry by entry (docs/access.md).
+pub const STORE_FORMAT: u64 = 5;
 /// Transactions per part of a block's transaction index (one `x` key).
 pub(crate) const TX_INDEX_PART: usize = 1024;
 /// Bytes of one transaction-index entry: id ‖ offset u32 ‖ len u32.
@@ -138,6 +146,10 @@ pub enum Status {
     Revocation { target: TxId },
     /// A governance proposal or approval (its outcome is in the proposal record).
     Governance,
+    /// An authorisation or a withdrawal (its state is in the authorisation index).
+    Consent,
+    /// A batch of query records.
+    Queries,
 }
 
 impl Status {
@@ -148,6 +160,8 @@ impl Status {
             Status::Revoked { .. } => "revoked",
             Status::Revocation { .. } => "revocation",
             Status::Governance => "governance",
+            Status::Consent => "consent",
+            Status::Queries => "queries",
         }
     }
 }
@@ -180,6 +194,8 @@ struct Execution {
     issuer_keys: Vec<(PublicKey, u64, TxId)>,
     /// Proposal records and the next height's membership, if they change.
     gov: GovDelta,
+    /// Authorisation lists rewritten and query records by subject.
+    consent: ConsentDelta,
 }
 
 /// Outcome of building a block from candidates: the block, and the candidates
@@ -487,6 +503,9 @@ impl Ledger {
         for (_, m) in ledger.gov.timeline() {
             signers.extend(m.issuers.iter().map(|i| i.key));
             signers.extend(m.agencies.iter().map(|a| a.key));
+            signers.extend(m.lenders.iter().map(|l| l.key));
+            signers.extend(m.validators.iter().map(|v| v.key));
+            signers.extend(m.observers.iter().map(|o| o.key));
             signers.extend(m.retired.iter().map(|r| r.key));
         }
         for issuer in signers {
@@ -673,6 +692,8 @@ impl Ledger {
         let status = match &tx.tx.body {
             TxBody::Revoke(r) => Status::Revocation { target: r.target },
             TxBody::Propose(_) | TxBody::Approve(_) => Status::Governance,
+            TxBody::Authorise(_) | TxBody::Withdraw(_) => Status::Consent,
+            TxBody::RecordQueries(_) => Status::Queries,
             TxBody::Attest(a) => {
                 let rec = self
                     .subject_record(&a.subject)?
@@ -770,6 +791,7 @@ impl Ledger {
         overlay: &Overlay,
         records: &mut Records,
         gov: &BlockGov<'_>,
+        consent: &BlockConsent<'_, Ledger>,
     ) -> Result<(), TxError> {
         let storage = |e: StoreError| TxError::Decode(CodecError::Malformed { what: "store", reason: e.to_string() });
         if overlay.ids.contains_key(id) {
@@ -829,17 +851,32 @@ impl Ledger {
             }
         }
         gov.check(tx, id)?;
+        consent.check(tx).map_err(|r| match r {
+            Refusal::Invalid(e) => TxError::Consent(e),
+            Refusal::Store(e) => storage(e),
+        })?;
         Ok(())
     }
 
-    /// Checks a transaction against the committed state (mempool admission).
-    /// The signature is NOT checked here; callers verify it first (see
+    /// Checks a transaction against the committed state (mempool admission), as
+    /// if it went into a block made now: rules that depend on a block's time
+    /// (authorisations' validity) use the last block's timestamp. The signature is
+    /// NOT checked here; callers verify it first (see
     /// `validate::check_untrusted_bytes`).
     pub fn check_tx(&self, tx: &SignedTransaction, id: &TxId) -> Result<(), TxError> {
+        let last = self.last_header.as_ref().map_or(self.genesis.genesis_time_ms, |h| h.timestamp_ms);
+        self.check_tx_at(tx, id, last)
+    }
+
+    /// [`Ledger::check_tx`] with the block time taken as `now_ms` (the node's
+    /// clock, for admission; never earlier than the last block).
+    pub fn check_tx_at(&self, tx: &SignedTransaction, id: &TxId, now_ms: u64) -> Result<(), TxError> {
         let next = self.height.next();
         let gov = self.gov.begin_block(next.0);
         check_stateless(gov.membership(), &self.chain, tx)?;
-        self.check_stateful(tx, id, &Overlay::new(next), &mut Records::new(), &gov)
+        let last = self.last_header.as_ref().map_or(0, |h| h.timestamp_ms + 1);
+        let consent = BlockConsent::new(self, next.0, now_ms.max(last), gov.membership().clone());
+        self.check_stateful(tx, id, &Overlay::new(next), &mut Records::new(), &gov, &consent)
     }
 
     /// Builds the next block from candidate transactions (already signature-checked),
@@ -966,6 +1003,7 @@ impl Ledger {
         let mut overlay = Overlay::new(height);
         let mut gov = self.gov.begin_block(height.0);
         let membership = gov.membership().clone();
+        let mut consent = BlockConsent::new(self, height.0, timestamp_ms, membership.clone());
         // Subject records read by the checks, reused below.
         let mut read = Records::new();
         let mut rejected = Vec::new();
@@ -978,7 +1016,7 @@ impl Ledger {
             // batches, so this verdict is the one every other path gives.
             let verdict = check_stateless(&membership, &self.chain, tx)
                 .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) })
-                .and_then(|_| self.check_stateful(tx, &id, &overlay, &mut read, &gov))
+                .and_then(|_| self.check_stateful(tx, &id, &overlay, &mut read, &gov, &consent))
                 .and_then(|_| {
                     if sig_verified(&id) || tx.verify_signature().is_ok() {
                         Ok(())
@@ -997,6 +1035,10 @@ impl Ledger {
             }
             // Governance effects (proposal records, approvals) apply in order.
             gov.apply(tx, &id, accepted.len() as u32).map_err(|e| BlockError::InvalidTx { index, error: e.into() })?;
+            consent.apply(tx, &id, accepted.len() as u32).map_err(|r| match r {
+                Refusal::Invalid(e) => BlockError::InvalidTx { index, error: e.into() },
+                Refusal::Store(e) => BlockError::Store(e),
+            })?;
             overlay.ids.insert(id, ());
             overlay.seqs.insert((tx.tx.issuer, tx.tx.sequence), id);
             if let TxBody::Revoke(r) = &tx.tx.body {
@@ -1033,6 +1075,7 @@ impl Ledger {
                     });
                 }
                 TxBody::Propose(_) | TxBody::Approve(_) => {}
+                TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_) => {}
                 TxBody::Revoke(r) => {
                     let loc = self.tx_location(&r.target)?.ok_or_else(|| StoreError::NotFound(r.target.to_hex()))?;
                     let target = self.tx_at(&loc)?;
@@ -1065,6 +1108,7 @@ impl Ledger {
             membership: membership.hash()?,
         };
         let gov = gov.finish();
+        let consent = consent.finish();
         // Block bytes = header ‖ u64 count ‖ transactions: identical to
         // codec::encode(&Block), built by hand to learn each transaction's offset.
         let header_bytes = codec::encode(&header)?;
@@ -1083,7 +1127,11 @@ impl Ledger {
             kept.push(pos);
         }
         let subject_changes = changes;
-        Ok((Execution { header, block_bytes, locations, log_nodes, subjects, subject_changes, issuer_keys, gov }, rejected, kept))
+        Ok((
+            Execution { header, block_bytes, locations, log_nodes, subjects, subject_changes, issuer_keys, gov, consent },
+            rejected,
+            kept,
+        ))
     }
 
     /// The stored record of `subject` (empty if it has none), read once into `cache`.
@@ -1213,6 +1261,12 @@ impl Ledger {
         }
         if let Some((h, m)) = &exec.gov.membership {
             batch.insert(&height_key(b'M', Height(*h))[..], codec::encode(m)?);
+        }
+        for ((subject, lender), grants) in &exec.consent.grants {
+            batch.insert(consent::grant_key(subject, lender), consent::encode_grants(grants)?);
+        }
+        for (subject, entries) in &exec.consent.queries {
+            batch.insert(consent::query_key(subject, height.0), consent::encode_query_index(entries));
         }
         batch.insert(META_HEIGHT, &height.0.to_be_bytes()[..]);
         batch.insert(META_LOG_SIZE, &exec.header.log_size.to_be_bytes()[..]);
