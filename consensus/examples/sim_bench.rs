@@ -6,15 +6,16 @@
 //! YRD_BENCH_BLOCKS=500 cargo run --release -p yrd-consensus --example sim_bench
 //! ```
 //!
-//! Scenarios: `clean` (no faults, no Byzantine validators, run to the block target)
-//! and `faulty` (the seeded fault mix of the test suite with f Byzantine
-//! validators; 3 s of faults then heal; many seeds until the block target).
+//! Scenarios: `clean` (no faults, no Byzantine validators, run to the block target),
+//! `faulty` (the seeded fault mix of the test suite with f Byzantine validators; 3 s
+//! of faults then heal; many seeds until the block target) and `reconfig` (`faulty`
+//! with 1 to 4 changes of the validator set per seed, starting from n).
 //! CPU time is this process's user + system time from /proc/self/stat (Linux);
 //! elsewhere wall time is used.
 
 use std::time::Instant;
 
-use yrd_consensus::sim::{self, SimConfig, SimReport};
+use yrd_consensus::sim::{self, ReconfigConfig, SimConfig, SimReport};
 
 fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -46,7 +47,7 @@ fn add(t: &mut Totals, r: &SimReport) {
 fn main() {
     let blocks: u64 = std::env::var("YRD_BENCH_BLOCKS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     println!("scenario  n  f | runs blocks | blocks/CPU-s | msgs/block | sig-verif/block | signs/block | CPU s");
-    for scenario in ["clean", "faulty"] {
+    for scenario in ["clean", "faulty", "reconfig"] {
         for n in [4usize, 7, 16] {
             let f = (n - 1) / 3;
             let mut t = Totals { blocks: 0, messages: 0, verified: 0, signed: 0, runs: 0 };
@@ -60,8 +61,10 @@ fn main() {
                     c.phase1_ms = u64::MAX / 4;
                     c.phase1_max_height = blocks;
                     c
-                } else {
+                } else if scenario == "faulty" {
                     SimConfig::new(n, f, seed)
+                } else {
+                    SimConfig::new(n, f, seed).with_reconfig(ReconfigConfig::default())
                 };
                 add(&mut t, &sim::run(cfg));
                 seed += 1;

@@ -410,17 +410,9 @@ pub struct CoreStats {
     pub signatures_verified: u64,
     pub signatures_made: u64,
     pub duplicates_dropped: u64,
-    /// Messages for heights whose set we do not hold that did not verify
-    /// against the nearest set we hold: dropped without blame (D6).
-    unverifiable_dropped: u64,
-}
-
-impl CoreStats {
-    /// Messages for heights whose set the core does not hold that did not verify
-    /// against the nearest set it holds (dropped without blame, D6).
-    pub fn unverifiable_dropped(&self) -> u64 {
-        self.unverifiable_dropped
-    }
+    /// Messages for heights whose set the core does not hold that did not
+    /// verify against the nearest set it holds: dropped without blame (D6).
+    pub unverifiable_dropped: u64,
 }
 
 /// The set a message of some height is checked against.

@@ -1,6 +1,8 @@
 //! Randomised simulation of n real cores (docs/consensus.md, "Simulator").
 //!
-//! `YRD_SIM_SEEDS=N` raises the number of seeds per test (default 1000);
+//! `YRD_SIM_SEEDS=N` sets the number of seeds per test (default 1000; 200 and 100
+//! for the reconfiguration tests from 4 and 7 validators, whose runs cost about
+//! twice as much: they must also finalise blocks under the last set);
 //! `YRD_SIM_SEED_START=K` starts at seed K instead of 0 (to shard long runs);
 //! `YRD_SIM_KEEP_GOING=1` counts failing seeds instead of stopping at the first;
 //! `YRD_SIM_SEED=S` replays one seed with a printed report (`YRD_SIM_TRACE=1`
@@ -11,7 +13,11 @@ use std::time::Instant;
 use yrd_consensus::sim::{self, Behaviour, ChangeKind, ReconfigConfig, SimConfig, SimReport, Violation};
 
 fn seed_count() -> u64 {
-    std::env::var("YRD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
+    seed_count_or(1000)
+}
+
+fn seed_count_or(default: u64) -> u64 {
+    std::env::var("YRD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -111,7 +117,11 @@ fn run_seeds_n(label: &str, filter: &str, count: u64, make: impl Fn(u64) -> SimC
 }
 
 fn replay(seed: u64, label: &str, filter: &str) -> String {
-    let n = label.strip_prefix("all_sizes_n").map(|n| format!("YRD_SIM_N={n} ")).unwrap_or_default();
+    let n = label
+        .strip_prefix("all_sizes_")
+        .and_then(|rest| rest.rsplit_once('n'))
+        .map(|(_, n)| format!("YRD_SIM_N={n} "))
+        .unwrap_or_default();
     format!("replay with: YRD_SIM_SEED={seed} {n}cargo test -p yrd-consensus --test simulation {filter} -- --nocapture (add YRD_SIM_TRACE=1 for a full trace)")
 }
 
@@ -125,11 +135,6 @@ fn n7_f2_byzantine_random_seeds() {
     run_seeds("n7_f2_byzantine_random_seeds", |seed| SimConfig::new(7, 2, seed));
 }
 
-/// Seeds per reconfiguration test: `YRD_SIM_RECONFIG_SEEDS`, else half of
-/// `YRD_SIM_SEEDS` (default 500), so the suite keeps its wall time.
-fn reconfig_seed_count() -> u64 {
-    env_u64("YRD_SIM_RECONFIG_SEEDS").unwrap_or_else(|| (seed_count() / 2).max(1))
-}
 
 /// Starting from 4 validators (1 Byzantine), 1 to 4 changes of the set at
 /// random heights — additions, removals, rotations, re-additions; sets of 1 to 8
@@ -138,14 +143,16 @@ fn reconfig_seed_count() -> u64 {
 #[test]
 fn n4_reconfig_random_seeds() {
     let test = "n4_reconfig_random_seeds";
-    run_seeds_n(test, test, reconfig_seed_count(), |seed| SimConfig::new(4, 1, seed).with_reconfig(ReconfigConfig::default()));
+    // A run with changes costs about twice one without (it must also finalise
+    // blocks under the last set): fewer seeds keep the suite's wall time.
+    run_seeds_n(test, test, seed_count_or(200), |seed| SimConfig::new(4, 1, seed).with_reconfig(ReconfigConfig::default()));
 }
 
 /// The same from 7 validators (2 Byzantine).
 #[test]
 fn n7_reconfig_random_seeds() {
     let test = "n7_reconfig_random_seeds";
-    run_seeds_n(test, test, reconfig_seed_count(), |seed| SimConfig::new(7, 2, seed).with_reconfig(ReconfigConfig::default()));
+    run_seeds_n(test, test, seed_count_or(100), |seed| SimConfig::new(7, 2, seed).with_reconfig(ReconfigConfig::default()));
 }
 
 /// Negative control for reconfiguration: every honest core is handed, for each
@@ -205,16 +212,28 @@ fn same_seed_same_run() {
     }
 }
 
-/// Every validator-set size from 1 to 16, with f Byzantine validators.
-#[test]
-fn all_sizes_1_to_16() {
-    let seeds = (seed_count() / 100).max(5);
+/// Runs `make(n, f, seed)` for every size n from 1 to 16 with f Byzantine.
+fn all_sizes(prefix: &str, filter: &str, seeds: u64, make: impl Fn(usize, usize, u64) -> SimConfig) {
     for n in 1..=16usize {
         let f = (n - 1) / 3;
-        let test = format!("all_sizes_n{n}");
+        let test = format!("{prefix}{n}");
         if replay_seed().is_some() && std::env::var("YRD_SIM_N").ok().and_then(|v| v.parse().ok()) != Some(n) {
             continue;
         }
-        run_seeds_n(&test, "all_sizes_1_to_16", seeds, |seed| SimConfig::new(n, f, seed));
+        run_seeds_n(&test, filter, seeds, |seed| make(n, f, seed));
     }
+}
+
+/// Every validator-set size from 1 to 16, with f Byzantine validators.
+#[test]
+fn all_sizes_1_to_16() {
+    all_sizes("all_sizes_n", "all_sizes_1_to_16", (seed_count() / 100).max(5), SimConfig::new);
+}
+
+/// Every initial size from 1 to 16 with changes of the set (sets of 1 to 16).
+#[test]
+fn all_sizes_1_to_16_reconfig() {
+    all_sizes("all_sizes_reconfig_n", "all_sizes_1_to_16_reconfig", (seed_count() / 300).max(3), |n, f, seed| {
+        SimConfig::new(n, f, seed).with_reconfig(ReconfigConfig::default())
+    });
 }

@@ -664,8 +664,10 @@ pub fn threshold_met(approving: usize, total: usize, num: u32, den: u32) -> bool
 }
 
 /// The governance state: the membership at every height (a timeline of changes)
-/// and every proposal.
-#[derive(Debug, Clone)]
+/// and every proposal. Two states are equal when they hold the same timeline,
+/// proposal records and schedule (the advance-to-height equivalence test
+/// compares states built two ways).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GovState {
     /// Effective height → membership from that height on. Height 1 is the genesis.
     timeline: BTreeMap<u64, Arc<Membership>>,
@@ -795,15 +797,27 @@ impl GovState {
         BlockGov { state: self, height, membership: self.membership_at(height).clone(), changed: BTreeMap::new(), completed: Vec::new() }
     }
 
-    /// Takes in what a committed block did (its [`GovDelta`]).
+    /// Takes in what a committed block did (its [`GovDelta`]). Proposals it
+    /// approved are scheduled in approval order (block height, then position in
+    /// the block), the order [`GovState::restore`] rebuilds and the order in
+    /// which proposals taking effect at one height are applied.
     pub fn apply(&mut self, delta: &GovDelta) {
-        for r in &delta.records {
-            if let Outcome::Approved { effective, .. } = r.outcome {
-                let list = self.scheduled.entry(effective).or_default();
-                if !list.contains(&r.id) {
-                    list.push(r.id);
-                }
+        let mut approved: Vec<(u64, u32, u64, TxId)> = delta
+            .records
+            .iter()
+            .filter_map(|r| match r.outcome {
+                Outcome::Approved { height, index, effective } => Some((height, index, effective, r.id)),
+                _ => None,
+            })
+            .collect();
+        approved.sort();
+        for (_, _, effective, id) in approved {
+            let list = self.scheduled.entry(effective).or_default();
+            if !list.contains(&id) {
+                list.push(id);
             }
+        }
+        for r in &delta.records {
             if let Outcome::Applied { effective, .. } | Outcome::Failed { effective, .. } = r.outcome {
                 if let Some(list) = self.scheduled.get_mut(&effective) {
                     list.retain(|id| id != &r.id);
@@ -818,6 +832,70 @@ impl GovState {
             self.timeline.insert(*h, Arc::new(m.clone()));
         }
     }
+
+    /// Brings the state to where executing every block below `height` leaves it,
+    /// when none of the blocks after the last one taken in holds a governance
+    /// transaction: every approved proposal taking effect at or below `height` is
+    /// applied at its effective height, exactly as [`BlockGov::finish`] of the
+    /// block before would apply it (same order, same all-or-nothing rule, same
+    /// records). Costs one step per effective height due, not one per block: an
+    /// offline verifier replays a chain's governance from only the blocks that
+    /// hold governance transactions. Calling it again, or with a lower height,
+    /// changes nothing.
+    pub fn advance_to(&mut self, height: u64) {
+        let due: Vec<u64> = self.scheduled.range(..=height).map(|(h, _)| *h).collect();
+        for effective in due {
+            let records: Vec<ProposalRecord> = self
+                .scheduled
+                .get(&effective)
+                .map(|ids| ids.iter().filter_map(|id| self.proposals.get(id).cloned()).collect())
+                .unwrap_or_default();
+            // The block before `effective` executes with the membership of its height.
+            let base = self.membership_at(effective.saturating_sub(1)).clone();
+            let (membership, records) = settle(&base, records);
+            self.apply(&GovDelta { records, membership: membership.map(|m| (effective, m)) });
+        }
+    }
+
+    /// Every proposal in force at or below `height`: applied, with its effective
+    /// height at most `height`, in the order applied (effective height, then
+    /// approval order).
+    pub fn applied_up_to(&self, height: u64) -> Vec<&ProposalRecord> {
+        let mut out: Vec<&ProposalRecord> = self
+            .proposals
+            .values()
+            .filter(|r| matches!(r.outcome, Outcome::Applied { effective, .. } if effective <= height))
+            .collect();
+        out.sort_by_key(|r| match r.outcome {
+            Outcome::Applied { height, index, effective } => (effective, height, index),
+            _ => (0, 0, 0),
+        });
+        out
+    }
+}
+
+/// Applies the approved proposals due at one height to `base`, in the order
+/// given (approval order), each whole or not at all: the new membership (None
+/// if none applied) and the proposals' records with their outcome (`Applied`, or
+/// `Failed` naming the first change that no longer applies). Records that are
+/// not `Approved` are left out.
+fn settle(base: &Membership, due: Vec<ProposalRecord>) -> (Option<Membership>, Vec<ProposalRecord>) {
+    let mut membership: Option<Membership> = None;
+    let mut settled = Vec::with_capacity(due.len());
+    for mut rec in due {
+        let Outcome::Approved { height, index, effective } = rec.outcome else { continue };
+        match membership.as_ref().unwrap_or(base).apply_all(&rec.proposal.changes, effective) {
+            Ok(m) => {
+                membership = Some(m);
+                rec.outcome = Outcome::Applied { height, index, effective };
+            }
+            Err((change, e)) => {
+                rec.outcome = Outcome::Failed { height, index, effective, change: change as u32, reason: e.to_string() };
+            }
+        }
+        settled.push(rec);
+    }
+    (membership, settled)
 }
 
 /// Governance while one block executes: checks and applies its governance
@@ -942,21 +1020,10 @@ impl BlockGov<'_> {
                 due.push(*id);
             }
         }
-        let mut membership: Option<Membership> = None;
-        for id in due {
-            let Some(mut rec) = self.record(&id).cloned() else { continue };
-            let Outcome::Approved { height, index, effective } = rec.outcome else { continue };
-            let base = membership.as_ref().unwrap_or(&*self.membership);
-            match base.apply_all(&rec.proposal.changes, effective) {
-                Ok(m) => {
-                    membership = Some(m);
-                    rec.outcome = Outcome::Applied { height, index, effective };
-                }
-                Err((change, e)) => {
-                    rec.outcome = Outcome::Failed { height, index, effective, change: change as u32, reason: e.to_string() };
-                }
-            }
-            self.changed.insert(id, rec);
+        let records: Vec<ProposalRecord> = due.iter().filter_map(|id| self.record(id).cloned()).collect();
+        let (membership, settled) = settle(&self.membership, records);
+        for rec in settled {
+            self.changed.insert(rec.id, rec);
         }
         GovDelta { records: self.changed.into_values().collect(), membership: membership.map(|m| (next, m)) }
     }

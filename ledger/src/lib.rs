@@ -19,6 +19,7 @@ pub mod genesis;
 pub mod governance;
 pub mod merkle;
 pub mod proof;
+pub mod proof_gov;
 pub mod queries;
 pub mod subjects;
 pub mod testkit;

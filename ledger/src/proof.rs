@@ -14,6 +14,12 @@
 //! with its commit certificate (the latest block when the file was made). The
 //! transaction log inclusion proofs are against the anchor's `(log_size,
 //! log_root)`, the subject-map proof against its `subjects_root`.
+//!
+//! The validators that certify an anchor, and the issuers in force at a
+//! record's height, follow from the genesis and the governance changes since:
+//! every file carries its chain of membership changes (`governance`,
+//! [`crate::proof_gov`]), which the verifier replays from the genesis before it
+//! judges any certificate or signer by the membership of its height.
 
 use std::fmt;
 
@@ -25,15 +31,18 @@ use yrd_consensus::CommitCertificate;
 
 use crate::block::{BlockHeader, MAX_CERTIFICATE_BYTES, MAX_HEADER_BYTES};
 use crate::genesis::Genesis;
+use crate::governance::{GovState, Membership, RetireReason};
 use crate::merkle::{self, INCLUSION_PROOF_HASHES_MAX};
+pub use crate::proof_gov::{AppliedProposal, GovBlock, GovTx};
 use crate::store::{entry_status, Ledger, Status, StoreError};
 use crate::subjects::{subject_key, ProofTerminal, SubjectEntry, SubjectProof, SubjectRecord, MAX_SUBJECT_RECORD_BYTES};
 use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId, MAX_TX_BYTES};
 use crate::uscc::Uscc;
 use crate::validate::check_stateless;
 
-/// The format version of every file this module writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version of every file this module writes. Version 2: headers
+/// commit to the membership, and files carry the governance section.
+pub const FORMAT_VERSION: u32 = 2;
 /// `"type"` of a proof bundle.
 pub const BUNDLE_TYPE: &str = "yrd-proof-bundle";
 /// `"type"` of a subject report.
@@ -136,6 +145,8 @@ pub struct Bundle {
     pub subject: SubjectPart,
     /// Present exactly when the record says the attestation is revoked.
     pub revocation: Option<IncludedTx>,
+    /// The membership changes in force at the anchor (empty: the genesis').
+    pub governance: Vec<GovBlock>,
 }
 
 /// One record of a report: the attestation and, if revoked, the revocation.
@@ -163,6 +174,8 @@ pub struct Report {
     pub proof: SubjectProofJson,
     /// One per entry of the record, in the record's order.
     pub entries: Vec<ReportEntry>,
+    /// The membership changes in force at the anchor (empty: the genesis').
+    pub governance: Vec<GovBlock>,
 }
 
 /// A transaction proven in the block that holds it.
@@ -186,7 +199,8 @@ pub struct Trace {
     pub origin: BlockTx,
     /// Later revocations, each in the block that committed it.
     pub revocations: Vec<BlockTx>,
-    /// The current status: a proof bundle against the latest block.
+    /// The current status: a proof bundle against the latest block. Its
+    /// governance section covers every block of the trace.
     pub current: Bundle,
 }
 
@@ -202,6 +216,8 @@ pub struct Consistency {
     pub to: Anchor,
     /// PROOF(from.log_size, D[to.log_size]) (RFC 9162 §2.1.4).
     pub proof: Vec<Hash32>,
+    /// The membership changes in force at `to` (empty: the genesis').
+    pub governance: Vec<GovBlock>,
 }
 
 /// Any of the files above.
@@ -227,10 +243,12 @@ pub enum Check {
     Decode,
     /// The header is for another chain than the genesis.
     Chain,
-    /// The commit certificate does not prove the header final under the genesis validators.
+    /// The commit certificate does not prove the header final under the
+    /// validators in force at its height (the genesis' changed by the file's
+    /// governance section).
     Certificate,
-    /// The transaction is for another chain, by an unregistered issuer, of a kind
-    /// the issuer may not attest, or malformed.
+    /// The transaction is for another chain, malformed, or signed with a key that
+    /// was not an issuer in force (allowed the kind) at the record's height.
     Transaction,
     /// The issuer's signature does not verify.
     IssuerSignature,
@@ -248,6 +266,10 @@ pub enum Check {
     Consistency,
     /// A trace's parts do not describe the same attestation.
     Provenance,
+    /// The governance section does not replay from the genesis to the anchor: a
+    /// governance transaction is missing, invalid, not included where it says,
+    /// or a header does not commit to the membership the replay gives.
+    Governance,
 }
 
 impl Check {
@@ -266,6 +288,7 @@ impl Check {
             Check::Completeness => "completeness",
             Check::Consistency => "consistency",
             Check::Provenance => "provenance",
+            Check::Governance => "governance",
         }
     }
 }
@@ -284,7 +307,7 @@ pub struct VerifyError {
     pub message: String,
 }
 
-fn fail(check: Check, message: impl Into<String>) -> VerifyError {
+pub(crate) fn fail(check: Check, message: impl Into<String>) -> VerifyError {
     VerifyError { check, message: message.into() }
 }
 
@@ -294,6 +317,17 @@ pub struct Party {
     pub name: String,
     pub region: String,
     pub key: PublicKey,
+    /// Set when this key was retired (frozen, rotated out or removed) at or
+    /// before the file's anchor. What it signed before that height stays valid.
+    pub retired: Option<Retirement>,
+}
+
+/// When and why a key stopped being valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retirement {
+    pub reason: RetireReason,
+    /// The first height at which the key was no longer valid.
+    pub since: u64,
 }
 
 /// A final block: height, hash, time and who signed it.
@@ -349,6 +383,8 @@ pub struct Verdict {
     /// The block the proofs are against ("as of").
     pub anchor: BlockInfo,
     pub attestation: AttestationInfo,
+    /// The membership changes in force at the anchor, replayed from the genesis.
+    pub governance: Vec<AppliedProposal>,
 }
 
 /// What a verified subject report says.
@@ -360,6 +396,8 @@ pub struct ReportVerdict {
     pub anchor: BlockInfo,
     /// Every record about the subject as of the anchor; empty = proven absent.
     pub attestations: Vec<AttestationInfo>,
+    /// The membership changes in force at the anchor, replayed from the genesis.
+    pub governance: Vec<AppliedProposal>,
 }
 
 /// What a verified audit trace says.
@@ -382,6 +420,8 @@ pub struct ConsistencyVerdict {
     pub to: BlockInfo,
     pub from_log_root: Hash32,
     pub to_log_root: Hash32,
+    /// The membership changes in force at `to`, replayed from the genesis.
+    pub governance: Vec<AppliedProposal>,
 }
 
 /// The verdict of any file.
@@ -425,7 +465,7 @@ fn corrupt(what: String) -> BuildError {
     BuildError::Store(StoreError::Corrupt(what))
 }
 
-fn anchor_at(ledger: &Ledger, height: Height) -> Result<(BlockHeader, Anchor), BuildError> {
+pub(crate) fn anchor_at(ledger: &Ledger, height: Height) -> Result<(BlockHeader, Anchor), BuildError> {
     let header = ledger.header(height)?.ok_or_else(|| corrupt(format!("no header at height {height}")))?;
     let cert = ledger.certificate(height)?.ok_or_else(|| corrupt(format!("no certificate at height {height}")))?;
     let anchor = Anchor { header: hex::encode(codec::encode(&header)?), certificate: hex::encode(codec::encode(&cert)?) };
@@ -454,7 +494,9 @@ pub fn bundle(ledger: &Ledger, id: &TxId) -> Result<Bundle, BuildError> {
     let subject = match &rec.tx.tx.body {
         TxBody::Attest(a) => a.subject,
         TxBody::Revoke(r) => return Err(BuildError::NotAttestation { id: *id, target: r.target }),
-        TxBody::Propose(_) | TxBody::Approve(_) => return Err(BuildError::NotAttestation { id: *id, target: *id }),
+        TxBody::Propose(_) | TxBody::Approve(_) | TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_) => {
+            return Err(BuildError::NotAttestation { id: *id, target: *id })
+        }
     };
     let record = ledger.subject_record(&subject)?.ok_or_else(|| corrupt(format!("subject {subject} has no record")))?;
     let proof = ledger.subject_proof(&subject);
@@ -474,6 +516,7 @@ pub fn bundle(ledger: &Ledger, id: &TxId) -> Result<Bundle, BuildError> {
         attestation,
         subject: SubjectPart { record: hex::encode(codec::encode(&record)?), proof: (&proof).into() },
         revocation,
+        governance: crate::proof_gov::section(ledger, header.height)?,
     })
 }
 
@@ -502,6 +545,7 @@ pub fn report(ledger: &Ledger, subject: &Uscc) -> Result<Report, BuildError> {
         record: record.as_ref().map(codec::encode).transpose()?.map(hex::encode),
         proof: (&proof).into(),
         entries,
+        governance: crate::proof_gov::section(ledger, header.height)?,
     })
 }
 
@@ -540,7 +584,8 @@ pub fn consistency(ledger: &Ledger, from: Height, to: Height) -> Result<Consiste
     let (h1, a1) = anchor_at(ledger, from)?;
     let (h2, a2) = anchor_at(ledger, to)?;
     let proof = ledger.consistency_proof(h1.log_size, h2.log_size)?;
-    Ok(Consistency { kind: CONSISTENCY_TYPE.into(), version: FORMAT_VERSION, from: a1, to: a2, proof })
+    let governance = crate::proof_gov::section(ledger, to)?;
+    Ok(Consistency { kind: CONSISTENCY_TYPE.into(), version: FORMAT_VERSION, from: a1, to: a2, proof, governance })
 }
 
 // ---------------------------------------------------------------------------
@@ -591,13 +636,16 @@ fn check_format(kind: &str, version: u32, expected: &str) -> Result<(), VerifyEr
         return Err(fail(Check::Format, format!("type is {kind:?}, expected {expected:?}")));
     }
     if version != FORMAT_VERSION {
-        return Err(fail(Check::Format, format!("version {version} is not supported (this verifier reads version {FORMAT_VERSION})")));
+        return Err(fail(
+            Check::Format,
+            format!("version {version} is not supported (this verifier reads version {FORMAT_VERSION}; version 1 files predate governance — fetch the file again)"),
+        ));
     }
     Ok(())
 }
 
 /// Hex of at most `max` bytes.
-fn unhex(field: &str, s: &str, max: usize) -> Result<Vec<u8>, VerifyError> {
+pub(crate) fn unhex(field: &str, s: &str, max: usize) -> Result<Vec<u8>, VerifyError> {
     if s.len() > 2 * max {
         return Err(fail(Check::Decode, format!("{field} is {} hex characters, more than {max} bytes", s.len())));
     }
@@ -622,30 +670,60 @@ fn decode_canonical<T: Serialize + serde::de::DeserializeOwned>(
     Ok(v)
 }
 
-/// The chain facts a verifier needs from the genesis.
-struct Ctx<'g> {
-    genesis: &'g Genesis,
-    chain: Hash32,
-    set: yrd_consensus::ValidatorSet,
-    membership: crate::governance::Membership,
+/// The chain facts a verifier needs: the chain id, and the membership of every
+/// height up to the file's highest anchor as its governance section replays it
+/// from the genesis (docs/proofs.md, steps 23–29).
+pub(crate) struct Ctx<'g> {
+    pub(crate) genesis: &'g Genesis,
+    pub(crate) chain: Hash32,
+    /// Governance replayed from the file; the genesis alone until [`Ctx::replay`].
+    pub(crate) gov: GovState,
+    /// The highest height the replay covers: the file's highest anchor.
+    pub(crate) upto: u64,
 }
 
 impl<'g> Ctx<'g> {
-    fn new(genesis: &'g Genesis) -> Result<Ctx<'g>, VerifyError> {
+    pub(crate) fn new(genesis: &'g Genesis) -> Result<Ctx<'g>, VerifyError> {
         let chain = genesis.chain_id().map_err(|e| fail(Check::Format, format!("genesis: {e}")))?;
-        let set = genesis.validator_set().map_err(|e| fail(Check::Format, format!("genesis: {e}")))?;
-        Ok(Ctx { genesis, chain, set, membership: crate::governance::Membership::from_genesis(genesis) })
+        Ok(Ctx { genesis, chain, gov: GovState::new(genesis), upto: 0 })
     }
 
-    fn party(&self, key: &PublicKey) -> Party {
-        match self.genesis.issuer(key) {
-            Some(i) => Party { name: i.name.clone(), region: i.region.to_string(), key: *key },
-            None => Party { name: String::new(), region: String::new(), key: *key },
-        }
+    /// The context of a file with one anchor: its header decoded (steps 2–3),
+    /// then the governance section replayed up to its height (steps 23–29).
+    fn for_anchor(genesis: &'g Genesis, field: &str, anchor: &Anchor, section_field: &str, section: &[GovBlock]) -> Result<Ctx<'g>, VerifyError> {
+        let mut ctx = Ctx::new(genesis)?;
+        let header = ctx.header(field, anchor)?;
+        ctx.replay(section_field, section, header.height.0)?;
+        Ok(ctx)
     }
 
-    /// Steps 1–3: decode the header, same chain, certificate over its hash.
-    fn anchor(&self, field: &str, a: &Anchor) -> Result<(BlockHeader, BlockInfo), VerifyError> {
+    /// The membership in force at height `h`, as replayed.
+    fn membership(&self, h: u64) -> &Membership {
+        self.gov.membership_at(h)
+    }
+
+    /// Whether `key` was retired at or before the anchor, and when.
+    fn retired(&self, key: &PublicKey) -> Option<Retirement> {
+        self.membership(self.upto).retired_key(key).map(|r| Retirement { reason: r.reason, since: r.since })
+    }
+
+    /// The issuer holding `key` at height `h` (frozen or not).
+    fn issuer_party(&self, h: u64, key: &PublicKey) -> Party {
+        let (name, region) = match self.membership(h).issuer_any(key) {
+            Some(i) => (i.name.clone(), i.region.to_string()),
+            None => (String::new(), String::new()),
+        };
+        Party { name, region, key: *key, retired: self.retired(key) }
+    }
+
+    /// The name of the issuer that ever held `key`, for messages (keys are never
+    /// given to anyone else, so the name is unique).
+    fn key_name(&self, key: &PublicKey) -> String {
+        self.gov.timeline().find_map(|(_, m)| m.issuer_any(key).map(|i| i.name.clone())).unwrap_or_else(|| key.to_hex())
+    }
+
+    /// Steps 2–3: the header decodes canonically and is for this chain.
+    pub(crate) fn header(&self, field: &str, a: &Anchor) -> Result<BlockHeader, VerifyError> {
         let hb = unhex(&format!("{field}.header"), &a.header, MAX_HEADER_BYTES)?;
         let header: BlockHeader = decode_canonical(&format!("{field}.header"), &hb, MAX_HEADER_BYTES, "block header")?;
         if header.chain != self.chain {
@@ -654,39 +732,131 @@ impl<'g> Ctx<'g> {
                 format!("{field}: header is for chain {}, the genesis is chain {}", header.chain, self.chain),
             ));
         }
+        Ok(header)
+    }
+
+    /// Steps 4–5 and 24: the certificate proves `header` final under the
+    /// validators of `membership` (the membership in force at its height), and
+    /// the header commits to that membership.
+    pub(crate) fn certify(&self, field: &str, a: &Anchor, header: &BlockHeader, membership: &Membership) -> Result<CommitCertificate, VerifyError> {
         let hash = header.hash().map_err(|e| fail(Check::Decode, format!("{field}.header: {e}")))?;
         let cb = unhex(&format!("{field}.certificate"), &a.certificate, MAX_CERTIFICATE_BYTES)?;
         let cert: CommitCertificate =
             decode_canonical(&format!("{field}.certificate"), &cb, MAX_CERTIFICATE_BYTES, "certificate")?;
-        cert.verify(&self.chain, &self.set, header.height, &hash).map_err(|e| {
-            fail(Check::Certificate, format!("{field}: the certificate does not prove block {} final: {e}", header.height))
+        let h = header.height;
+        let set = membership.validator_set().map_err(|e| {
+            fail(Check::Governance, format!("{field}: the validators in force at height {h} do not form a validator set: {e}"))
         })?;
+        cert.verify(&self.chain, &set, h, &hash).map_err(|e| {
+            fail(
+                Check::Certificate,
+                format!("{field}: the certificate does not prove block {h} final under the {} validators in force at that height: {e}", set.len()),
+            )
+        })?;
+        let replayed = membership.hash().map_err(|e| fail(Check::Governance, format!("{field}: membership: {e}")))?;
+        if header.membership != replayed {
+            return Err(fail(
+                Check::Governance,
+                format!(
+                    "{field}: block {h} commits to membership {}, but the governance section gives {replayed} at that height (a change is left out or added)",
+                    header.membership
+                ),
+            ));
+        }
+        Ok(cert)
+    }
+
+    /// Steps 1–5 and 24 for an anchor of the file: decoded, for this chain, at
+    /// most the replayed height, certified by the validators in force at its
+    /// height, committing to the membership in force.
+    fn anchor(&self, field: &str, a: &Anchor) -> Result<(BlockHeader, BlockInfo), VerifyError> {
+        let header = self.header(field, a)?;
+        let h = header.height.0;
+        if h > self.upto {
+            return Err(fail(
+                Check::Governance,
+                format!("{field}: block {h} is after block {}, the highest the governance section is replayed to", self.upto),
+            ));
+        }
+        let membership = self.gov.membership_at(h).clone();
+        let cert = self.certify(field, a, &header, &membership)?;
+        let hash = header.hash().map_err(|e| fail(Check::Decode, format!("{field}.header: {e}")))?;
         let signers = cert
             .signatures
             .iter()
-            .map(|(i, _)| match self.genesis.validator(*i) {
-                Some(v) => Party { name: v.name.clone(), region: v.region.to_string(), key: v.key },
-                None => Party { name: String::new(), region: String::new(), key: PublicKey([0; 32]) },
+            .map(|(i, _)| match membership.validators.get(i.0 as usize) {
+                Some(v) => Party { name: v.name.clone(), region: v.region.to_string(), key: v.key, retired: self.retired(&v.key) },
+                None => Party { name: String::new(), region: String::new(), key: PublicKey([0; 32]), retired: None },
             })
             .collect();
-        let info = BlockInfo { height: header.height.0, hash, time_ms: header.timestamp_ms, log_size: header.log_size, signers };
+        let info = BlockInfo { height: h, hash, time_ms: header.timestamp_ms, log_size: header.log_size, signers };
         Ok((header, info))
     }
 
-    /// Decodes a transaction and checks chain, issuer, kind, format and signature.
-    /// `tx_check` is the check named for everything but decoding (Transaction and
-    /// IssuerSignature for attestations, Revocation for revocations).
+    /// Steps 6–8: canonical bytes; a credit record (attestation or revocation)
+    /// for this chain, well formed; the signature under its key. Whether that key
+    /// was an issuer in force, allowed the kind, is step 30, once the
+    /// transaction's height is known. `tx_check` is the check named for
+    /// everything but decoding (Transaction and IssuerSignature for
+    /// attestations, Revocation for revocations).
     fn tx(&self, field: &str, hexed: &str, tx_check: Option<Check>) -> Result<(SignedTransaction, TxId, Vec<u8>), VerifyError> {
         let bytes = unhex(field, hexed, MAX_TX_BYTES)?;
         let tx = SignedTransaction::decode(&bytes).map_err(|e| fail(Check::Decode, format!("{field}: {e}")))?;
-        check_stateless(&self.membership, &self.chain, &tx)
-            .map_err(|e| fail(tx_check.unwrap_or(Check::Transaction), format!("{field}: {e}")))?;
+        let check = tx_check.unwrap_or(Check::Transaction);
+        if tx.tx.chain != self.chain {
+            return Err(fail(check, format!("{field}: transaction is for chain {}, this chain is {}", tx.tx.chain, self.chain)));
+        }
+        if tx.tx.body.is_governance() {
+            return Err(fail(check, format!("{field} is a governance {}, not a credit record", tx.tx.body.type_name())));
+        }
+        tx.tx.check_format().map_err(|e| fail(check, format!("{field}: malformed attestation: {e}")))?;
         tx.verify_signature().map_err(|_| {
-            let who = self.genesis.issuer(&tx.tx.issuer).map(|i| i.name.clone()).unwrap_or_default();
-            fail(tx_check.unwrap_or(Check::IssuerSignature), format!("{field}: the signature of issuer {who:?} does not verify"))
+            fail(
+                tx_check.unwrap_or(Check::IssuerSignature),
+                format!("{field}: the signature of issuer {:?} does not verify", self.key_name(&tx.tx.issuer)),
+            )
         })?;
         let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
         Ok((tx, id, bytes))
+    }
+
+    /// Step 30: at height `h` the signer was an issuer in force (its current key,
+    /// not frozen) allowed the attestation's kind, as the replayed membership says.
+    pub(crate) fn in_force(&self, field: &str, tx: &SignedTransaction, h: u64, check: Check) -> Result<(), VerifyError> {
+        check_stateless(self.membership(h), &self.chain, tx).map_err(|e| fail(check, format!("{field}: at height {h}: {e}")))
+    }
+
+    /// Whether `membership` lets the revocation's signer revoke an attestation of
+    /// the issuer named `target_issuer`: the signer is an issuer in force, and it
+    /// is that issuer (by name: its key may have been rotated since it signed the
+    /// attestation) or may revoke any record.
+    fn may_revoke(&self, membership: &Membership, tx: &SignedTransaction, target_issuer: &str) -> Result<(), String> {
+        check_stateless(membership, &self.chain, tx).map_err(|e| e.to_string())?;
+        let revoker = membership.issuer(&tx.tx.issuer).ok_or_else(|| format!("key {} is not an issuer in force", tx.tx.issuer))?;
+        if revoker.name != target_issuer && !revoker.may_revoke_any {
+            return Err(format!("issuer {:?} may not revoke an attestation of issuer {target_issuer:?}", revoker.name));
+        }
+        Ok(())
+    }
+
+    /// Step 31 (the revocation's height is not in a bundle or report): at some
+    /// height `h` with `after < h ≤ upto`, the membership in force let the signer
+    /// revoke the attestation. Returns that height (the first such).
+    pub(crate) fn revoker_height(&self, field: &str, tx: &SignedTransaction, target_issuer: &str, after: u64) -> Result<u64, VerifyError> {
+        let first = after + 1;
+        let mut starts: Vec<u64> = vec![first];
+        starts.extend(self.gov.timeline().map(|(h, _)| h).filter(|h| *h > first && *h <= self.upto));
+        let mut why = format!("block {after} is the anchor: there is no later height");
+        for h in starts.into_iter().filter(|h| *h <= self.upto) {
+            match self.may_revoke(self.membership(h), tx, target_issuer) {
+                Ok(()) => return Ok(h),
+                Err(e) => why = format!("at height {h}: {e}"),
+            }
+        }
+        Err(fail(
+            Check::Revocation,
+            format!("{field}: at no height from {first} to {} could the signer revoke this attestation ({why})", self.upto),
+        ))
     }
 
     /// The leaf `H(0x00 ‖ bytes)` is at `log_index` in the header's log.
@@ -720,8 +890,9 @@ impl<'g> Ctx<'g> {
         Ok(record)
     }
 
-    /// An attestation (already in the log) checked against its record entry;
-    /// then its revocation, if the entry says it is revoked.
+    /// An attestation (already in the log) checked against its record entry and
+    /// the membership of its height; then its revocation, if the entry says it
+    /// is revoked.
     #[allow(clippy::too_many_arguments)]
     fn attestation(
         &self,
@@ -750,11 +921,13 @@ impl<'g> Ctx<'g> {
             .find(|e| e.id == id)
             .ok_or_else(|| fail(Check::Status, format!("the subject record of {} does not list attestation {id}", a.subject)))?;
         check_entry(entry, &tx, header)?;
+        let height = entry.height.0;
+        self.in_force(&format!("{field}.tx"), &tx, height, Check::Transaction)?;
         let status = entry_status(entry, now_ms);
         let revocation = self.revocation(field, entry, revocation, &tx, header)?;
         Ok(AttestationInfo {
             id,
-            issuer: self.party(&tx.tx.issuer),
+            issuer: self.issuer_party(height, &tx.tx.issuer),
             sequence: tx.tx.sequence,
             subject: a.subject,
             kind: a.kind.as_str().to_string(),
@@ -765,7 +938,7 @@ impl<'g> Ctx<'g> {
             valid_from_ms: a.valid_from_ms,
             valid_until_ms: a.valid_until_ms,
             fields: a.fields.clone(),
-            height: entry.height.0,
+            height,
             log_index: inc.log_index,
             status,
             revocation,
@@ -807,21 +980,13 @@ impl<'g> Ctx<'g> {
         if r.reason != reason {
             return Err(fail(Check::Revocation, format!("{rf}.tx gives reason {}, the record says {reason}", r.reason)));
         }
-        let revoker = self
-            .genesis
-            .issuer(&tx.tx.issuer)
-            .ok_or_else(|| fail(Check::Revocation, format!("{rf}.tx: issuer not registered")))?;
-        if tx.tx.issuer != target.tx.issuer && !revoker.may_revoke_any {
-            return Err(fail(
-                Check::Revocation,
-                format!("{rf}.tx: issuer {:?} may not revoke another issuer's attestation", revoker.name),
-            ));
-        }
+        let target_issuer = self.issuer_party(entry.height.0, &target.tx.issuer).name;
+        let at = self.revoker_height(&format!("{rf}.tx"), &tx, &target_issuer, entry.height.0)?;
         self.inclusion(&rf, inc, &bytes, header, Check::Revocation)?;
         Ok(Some(RevocationInfo {
             id,
             reason,
-            by: self.party(&tx.tx.issuer),
+            by: self.issuer_party(at, &tx.tx.issuer),
             evidence: r.evidence,
             issued_at_ms: r.issued_at_ms,
             log_index: inc.log_index,
@@ -849,23 +1014,28 @@ fn check_entry(entry: &SubjectEntry, tx: &SignedTransaction, header: &BlockHeade
 /// Verifies a proof bundle offline: the steps of docs/proofs.md in order.
 pub fn verify_bundle(genesis: &Genesis, b: &Bundle, now_ms: u64) -> Result<Verdict, VerifyError> {
     check_format(&b.kind, b.version, BUNDLE_TYPE)?;
-    let ctx = Ctx::new(genesis)?;
+    let ctx = Ctx::for_anchor(genesis, "anchor", &b.anchor, "governance", &b.governance)?;
+    bundle_with(&ctx, b, now_ms)
+}
+
+/// Steps 1–14 of a bundle whose governance section `ctx` has replayed.
+fn bundle_with(ctx: &Ctx<'_>, b: &Bundle, now_ms: u64) -> Result<Verdict, VerifyError> {
     let (header, anchor) = ctx.anchor("anchor", &b.anchor)?;
     let mut record_of = |subject: &Uscc| ctx.record("subject.record", &b.subject.record, &b.subject.proof, subject, &header);
     let attestation =
         ctx.attestation("attestation", &b.attestation, b.revocation.as_ref(), &header, &mut record_of, None, now_ms)?;
-    Ok(Verdict { chain_name: genesis.chain_name.clone(), chain_id: ctx.chain, anchor, attestation })
+    Ok(Verdict { chain_name: ctx.genesis.chain_name.clone(), chain_id: ctx.chain, anchor, attestation, governance: ctx.applied() })
 }
 
 /// Verifies a subject report offline: the record (or absence) is in the map, and
 /// the entries are exactly the record's, each valid and included.
 pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<ReportVerdict, VerifyError> {
     check_format(&r.kind, r.version, REPORT_TYPE)?;
-    let ctx = Ctx::new(genesis)?;
     let subject = Uscc::parse(&r.subject).map_err(|e| fail(Check::Decode, format!("subject {:?}: {e}", r.subject)))?;
     if subject.as_str() != r.subject {
         return Err(fail(Check::Decode, format!("subject {:?} is not in canonical form ({subject})", r.subject)));
     }
+    let ctx = Ctx::for_anchor(genesis, "anchor", &r.anchor, "governance", &r.governance)?;
     let (header, anchor) = ctx.anchor("anchor", &r.anchor)?;
     let key = subject_key(&subject);
     let Some(record_hex) = &r.record else {
@@ -884,6 +1054,7 @@ pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<Repor
             subject,
             anchor,
             attestations: Vec::new(),
+            governance: ctx.applied(),
         });
     };
     let record = ctx.record("record", record_hex, &r.proof, &subject, &header)?;
@@ -913,7 +1084,14 @@ pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<Repor
             now_ms,
         )?);
     }
-    Ok(ReportVerdict { chain_name: genesis.chain_name.clone(), chain_id: ctx.chain, subject, anchor, attestations })
+    Ok(ReportVerdict {
+        chain_name: genesis.chain_name.clone(),
+        chain_id: ctx.chain,
+        subject,
+        anchor,
+        attestations,
+        governance: ctx.applied(),
+    })
 }
 
 /// A transaction in its own block: certificate, then inclusion at a log index
@@ -936,13 +1114,18 @@ fn verify_block_tx(ctx: &Ctx<'_>, field: &str, bt: &BlockTx, check: Check) -> Re
 
 /// Verifies an audit trace: the attestation in its own block, each revocation in
 /// its own block, and the current-status bundle, all about the same attestation.
+/// The current bundle's governance section is replayed first: its anchor is the
+/// trace's latest block, so it gives the membership of every block in the trace.
 pub fn verify_trace(genesis: &Genesis, t: &Trace, now_ms: u64) -> Result<TraceVerdict, VerifyError> {
     check_format(&t.kind, t.version, TRACE_TYPE)?;
-    let ctx = Ctx::new(genesis)?;
+    check_format(&t.current.kind, t.current.version, BUNDLE_TYPE)?;
+    let ctx = Ctx::for_anchor(genesis, "current.anchor", &t.current.anchor, "current.governance", &t.current.governance)?;
     let (oh, origin, otx, oid) = verify_block_tx(&ctx, "origin", &t.origin, Check::Transaction)?;
     if !matches!(otx.tx.body, TxBody::Attest(_)) {
         return Err(fail(Check::Transaction, "origin.tx is a revocation, not an attestation"));
     }
+    ctx.in_force("origin.tx", &otx, oh.height.0, Check::Transaction)?;
+    let origin_issuer = ctx.issuer_party(oh.height.0, &otx.tx.issuer).name;
     let mut revocations = Vec::with_capacity(t.revocations.len());
     let mut revocation_ids = Vec::with_capacity(t.revocations.len());
     for (i, r) in t.revocations.iter().enumerate() {
@@ -957,10 +1140,12 @@ pub fn verify_trace(genesis: &Genesis, t: &Trace, now_ms: u64) -> Result<TraceVe
         if rh.height <= oh.height {
             return Err(fail(Check::Revocation, format!("{field} is in block {}, not after block {}", rh.height, oh.height)));
         }
+        ctx.may_revoke(ctx.membership(rh.height.0), &rtx, &origin_issuer)
+            .map_err(|e| fail(Check::Revocation, format!("{field}.tx at height {}: {e}", rh.height)))?;
         revocations.push(info);
         revocation_ids.push(rid);
     }
-    let current = verify_bundle(genesis, &t.current, now_ms)?;
+    let current = bundle_with(&ctx, &t.current, now_ms)?;
     if current.attestation.id != oid || current.attestation.height != oh.height.0 || current.attestation.log_index != t.origin.included.log_index {
         return Err(fail(Check::Provenance, "the current-status bundle is about another attestation or place than the origin"));
     }
@@ -981,7 +1166,9 @@ pub fn verify_trace(genesis: &Genesis, t: &Trace, now_ms: u64) -> Result<TraceVe
 /// extends the log at `from` (RFC 9162 §2.1.4.2).
 pub fn verify_consistency(genesis: &Genesis, c: &Consistency) -> Result<ConsistencyVerdict, VerifyError> {
     check_format(&c.kind, c.version, CONSISTENCY_TYPE)?;
-    let ctx = Ctx::new(genesis)?;
+    let mut ctx = Ctx::new(genesis)?;
+    let upto = ctx.header("from", &c.from)?.height.max(ctx.header("to", &c.to)?.height);
+    ctx.replay("governance", &c.governance, upto.0)?;
     let (h1, from) = ctx.anchor("from", &c.from)?;
     let (h2, to) = ctx.anchor("to", &c.to)?;
     if h1.height > h2.height {
@@ -1003,5 +1190,6 @@ pub fn verify_consistency(genesis: &Genesis, c: &Consistency) -> Result<Consiste
         to,
         from_log_root: h1.log_root,
         to_log_root: h2.log_root,
+        governance: ctx.applied(),
     })
 }

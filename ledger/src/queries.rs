@@ -23,7 +23,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use yrd_consensus::codec::{self, CodecError};
-use yrd_consensus::crypto::{sha256, signing_bytes, CryptoError, Hash32, PublicKey, SecretKey, Signature};
+use yrd_consensus::crypto::{sha256, CryptoError, Hash32, PublicKey, SecretKey, Signature};
 
 use crate::tx::{TxFormatError, TxId};
 use crate::uscc::Uscc;

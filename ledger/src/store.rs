@@ -66,8 +66,8 @@ pub(crate) const META_FORMAT: &[u8] = b"mformat";
 /// Format 2: the issuer index in chunks of [`SEQ_CHUNK`]; format 3: the
 /// transaction index per block (`x`) instead of a key per transaction; format 4:
 /// governance (`g`, `M`) and the membership hash in block headers; format 5:
-/// lenders, authorisations (`a`) and query records (`q`), subject records hashed
-/// entry by entry (docs/access.md).
+/// lenders in the membership, authorisations (`a`) and query records (`q`)
+/// (docs/access.md).
 pub const STORE_FORMAT: u64 = 5;
 /// Transactions per part of a block's transaction index (one `x` key).
 pub(crate) const TX_INDEX_PART: usize = 1024;

@@ -7,16 +7,11 @@
 //!   `H(0x00 ‖ key ‖ value)`, at whatever depth it sits;
 //! - any other subtree is `H(0x01 ‖ left ‖ right)`, left = next key bit 0.
 //!
-//! A leaf's value commits to the list of every attestation about the subject with
-//! its current status, entry by entry: `H(signing_bytes(TAG_SUBJECT_RECORD,
-//! canonical((subject, [c₁, …, cₙ]))))` where `cᵢ = H(signing_bytes(
-//! TAG_SUBJECT_ENTRY, canonical(entryᵢ)))` is the entry's *commitment*. A lender
-//! who holds the record and a proof against a certified header knows the list is
-//! complete as of that height; an entry it may not read can be given as its
-//! commitment alone (a redacted report, docs/access.md) and the value still
-//! computes. The commitment hides the entry: it covers the attestation id, a hash
-//! over the issuer's signature that nobody can guess. Absence is proved by an
-//! empty slot or by another key's leaf sitting where the path ends.
+//! A leaf's value is `H(TAG_SUBJECT_RECORD ‖ canonical(SubjectRecord))`: the list
+//! of every attestation about the subject with its current status. A lender who
+//! holds the record and a proof against a certified header knows the list is
+//! complete as of that height. Absence is proved by an empty slot or by another
+//! key's leaf sitting where the path ends.
 //!
 //! Updates cost O(log n) hashes per changed subject; the tree lives in memory
 //! and is rebuilt from the stored records when the store opens.
@@ -33,8 +28,6 @@ use crate::uscc::Uscc;
 
 /// Domain tag of subject-record value hashes.
 pub const TAG_SUBJECT_RECORD: &[u8] = b"ledger/subject-record";
-/// Domain tag of subject-record entry commitments.
-pub const TAG_SUBJECT_ENTRY: &[u8] = b"ledger/subject-entry";
 /// Largest encoded subject record we accept from the wire.
 pub const MAX_SUBJECT_RECORD_BYTES: usize = 4 * 1024 * 1024;
 
@@ -57,26 +50,11 @@ pub struct SubjectRecord {
     pub entries: Vec<SubjectEntry>,
 }
 
-impl SubjectEntry {
-    /// `H(signing_bytes("ledger/subject-entry", canonical(self)))`: the entry as
-    /// the record's value commits to it, and as a redacted report shows it.
-    pub fn commitment(&self) -> Result<Hash32, CodecError> {
-        let bytes = codec::encode(self)?;
-        Ok(sha256(&[&signing_bytes(TAG_SUBJECT_ENTRY, &bytes)]))
-    }
-}
-
-/// The map value of a record given by its subject and entry commitments.
-pub fn record_value(subject: &Uscc, commitments: &[Hash32]) -> Result<Hash32, CodecError> {
-    let bytes = codec::encode(&(subject, commitments))?;
-    Ok(sha256(&[&signing_bytes(TAG_SUBJECT_RECORD, &bytes)]))
-}
-
 impl SubjectRecord {
-    /// The map value this record commits to (module docs).
+    /// The map value this record commits to.
     pub fn value_hash(&self) -> Result<Hash32, CodecError> {
-        let commitments = self.entries.iter().map(SubjectEntry::commitment).collect::<Result<Vec<_>, _>>()?;
-        record_value(&self.subject, &commitments)
+        let bytes = codec::encode(self)?;
+        Ok(sha256(&[&signing_bytes(TAG_SUBJECT_RECORD, &bytes)]))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<SubjectRecord, CodecError> {

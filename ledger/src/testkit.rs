@@ -8,8 +8,9 @@ use yrd_consensus::types::{Round, ValidatorIndex, ValidatorSet};
 use yrd_consensus::CommitCertificate;
 
 use crate::block::{Block, BlockHeader};
+use crate::consent::{Authorisation, Purpose, WithdrawReason, Withdrawal};
 use crate::store::Ledger;
-use crate::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
+use crate::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, LenderInfo, Region, ValidatorInfo};
 use crate::governance::{Change, GovApproval, GovProposal, Membership};
 use crate::tx::{Attestation, AttestationKind, Revocation, RevocationReason, SignedTransaction, Transaction, TxBody, TxId};
 use crate::uscc::Uscc;
@@ -30,9 +31,15 @@ pub struct TestChain {
     pub issuer_keys: Vec<SecretKey>,
     /// Governance keys of the agencies (one per validator, same names).
     pub agency_keys: Vec<SecretKey>,
+    /// Keys of the lenders [`TestChain::LENDERS`] (`bank-i`, sponsored by agency
+    /// `i mod validators`).
+    pub lender_keys: Vec<SecretKey>,
 }
 
 impl TestChain {
+    /// Lenders in every test genesis.
+    pub const LENDERS: usize = 2;
+
     /// `validators` validators and `issuers` issuers (issuer i in the region of
     /// agency i mod 4), all allowed every kind; issuer 0 may revoke any record.
     pub fn new(validators: usize, issuers: usize) -> TestChain {
@@ -46,6 +53,8 @@ impl TestChain {
             (0..issuers).map(|i| SecretKey::from_seed(format!("issuer-{i}").as_bytes())).collect();
         let agency_keys: Vec<SecretKey> =
             (0..validators).map(|i| SecretKey::from_seed(format!("agency-{i}").as_bytes())).collect();
+        let lender_keys: Vec<SecretKey> =
+            (0..Self::LENDERS).map(|i| SecretKey::from_seed(format!("lender-{i}").as_bytes())).collect();
         let region = |i: usize| Region::parse(AGENCIES[i % 4].2).unwrap_or_else(|_| unreachable!());
         let name = |i: usize, base: &str| if i < 4 { base.to_string() } else { format!("{base}-{i}") };
         let genesis = Genesis {
@@ -74,9 +83,18 @@ impl TestChain {
                 .enumerate()
                 .map(|(i, k)| AgencyInfo { name: name(i, AGENCIES[i % 4].0), region: region(i), key: k.public() })
                 .collect(),
+            lenders: lender_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| LenderInfo {
+                    name: format!("bank-{i}"),
+                    sponsor: name(i % validators.max(1), AGENCIES[i % validators.max(1) % 4].0),
+                    key: k.public(),
+                })
+                .collect(),
         };
         let chain = genesis.chain_id().unwrap_or_default();
-        TestChain { genesis, chain, validator_keys, issuer_keys, agency_keys }
+        TestChain { genesis, chain, validator_keys, issuer_keys, agency_keys, lender_keys }
     }
 
     /// The membership the genesis puts in force.
@@ -123,6 +141,26 @@ impl TestChain {
         self.sign(issuer, sequence, TxBody::Revoke(r))
     }
 
+    /// Lender `lender`'s authorisation for `subject`, valid until `until_ms`
+    /// (the consent document's digest derived from the sequence number).
+    pub fn authorisation(&self, lender: usize, sequence: u64, subject: Uscc, purpose: Purpose, until_ms: u64) -> SignedTransaction {
+        let a = Authorisation {
+            subject,
+            purpose,
+            consent: yrd_consensus::crypto::sha256(&[b"consent", &sequence.to_be_bytes()]),
+            issued_at_ms: 1_700_000_000_000 + sequence % 1_000_000_000,
+            valid_until_ms: until_ms,
+        };
+        self.sign_with(&self.lender_keys[lender], sequence, TxBody::Authorise(a))
+    }
+
+    /// The withdrawal of authorisation `authorisation`, signed by `key` (its
+    /// lender, an agency or an issuer).
+    pub fn withdrawal(&self, key: &SecretKey, sequence: u64, authorisation: TxId, reason: WithdrawReason) -> SignedTransaction {
+        let w = Withdrawal { authorisation, reason, evidence: None, issued_at_ms: 1_700_000_000_000 + sequence % 1_000_000_000 };
+        self.sign_with(key, sequence, TxBody::Withdraw(w))
+    }
+
     pub fn sign(&self, issuer: usize, sequence: u64, body: TxBody) -> SignedTransaction {
         self.sign_with(&self.issuer_keys[issuer], sequence, body)
     }
@@ -138,11 +176,27 @@ impl TestChain {
     /// whose secret keys are found among the test validators and `extra_keys`.
     pub fn commit_next_with(&self, ledger: &mut Ledger, txs: Vec<SignedTransaction>, extra_keys: &[SecretKey]) -> Result<Block, String> {
         let h = ledger.height().next();
+        self.commit_next_at(ledger, txs, extra_keys, Self::block_time_ms(h.0))
+    }
+
+    /// The timestamp [`TestChain::commit_next`] gives block `height`.
+    pub fn block_time_ms(height: u64) -> u64 {
+        1_800_000_000_000 + height
+    }
+
+    /// [`TestChain::commit_next_with`] with the block timestamp `timestamp_ms`
+    /// (after the parent's, for rules that depend on a block's time).
+    pub fn commit_next_at(
+        &self,
+        ledger: &mut Ledger,
+        txs: Vec<SignedTransaction>,
+        extra_keys: &[SecretKey],
+        timestamp_ms: u64,
+    ) -> Result<Block, String> {
+        let h = ledger.height().next();
         let set = ledger.validators_at(h).map_err(|e| e.to_string())?;
         let proposer = set.proposer(h, Round(0));
-        let built = ledger
-            .build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0)
-            .map_err(|e| e.to_string())?;
+        let built = ledger.build_block(txs, proposer, Round(0), timestamp_ms).map_err(|e| e.to_string())?;
         if !built.rejected.is_empty() {
             return Err(format!("rejected: {:?}", built.rejected));
         }
@@ -183,6 +237,105 @@ impl TestChain {
             return Err(format!("only {} of the {} signatures needed have a known key", signatures.len(), set.quorum()));
         }
         Ok(CommitCertificate { height: header.height, round: header.round, block_hash: hash, signatures })
+    }
+}
+
+/// A ledger whose membership changed five times, for tests of files that carry
+/// the chain of changes (docs/proofs.md, "Governance"). Default parameters
+/// (approval by more than 2/3 of the four agencies, changes in force 4 blocks
+/// after approval, freezes at the next block):
+///
+/// | height | what |
+/// |---|---|
+/// | 1 | `before_freeze` and `revoked`: attestations by issuer 1 (jiangsu-credit) about subject 1 |
+/// | 2, 3 | proposal 0 (add validator suzhou), approved at 3, in force from 7 |
+/// | 4, 5 | proposal 1 (rotate validator anhui's key), approved at 5, in force from 9 |
+/// | 6, 7 | proposal 2 (freeze jiangsu-credit's key), approved at 7, in force from 8 |
+/// | 10, 11 | proposals 3 (remove validator zhejiang) and 4 (rotate jiangsu-credit's key), both approved at 11, in force from 15 |
+/// | 12–15 | empty |
+/// | 16 | `after_changes` (jiangsu-credit's new key, subject 1) and `revocation` of `revoked` by that new key |
+/// | 17 | `other`: an attestation by issuer 2 about subject 2 |
+pub struct ChangedChain {
+    pub chain: TestChain,
+    pub ledger: Ledger,
+    /// Secret keys of the validators that joined or rotated in (suzhou, anhui's new key).
+    pub new_validator_keys: Vec<SecretKey>,
+    /// jiangsu-credit's key after the rotation.
+    pub new_issuer_key: SecretKey,
+    pub before_freeze: TxId,
+    pub revoked: TxId,
+    pub revocation: TxId,
+    pub after_changes: TxId,
+    pub other: TxId,
+    /// The five proposals, in the order above.
+    pub proposals: Vec<TxId>,
+}
+
+impl ChangedChain {
+    /// Builds the chain in a ledger stored in `dir`.
+    pub fn build(dir: &std::path::Path) -> Result<ChangedChain, String> {
+        let chain = TestChain::new(4, 3);
+        let mut ledger = Ledger::open(dir, chain.genesis.clone()).map_err(|e| e.to_string())?;
+        let id = |t: &SignedTransaction| t.id().map_err(|e| e.to_string());
+        let region = |r: &str| Region::parse(r).map_err(|e| e.to_string());
+        let suzhou = SecretKey::from_seed(b"changed-chain/suzhou");
+        let anhui_new = SecretKey::from_seed(b"changed-chain/anhui-2");
+        let jiangsu_credit_new = SecretKey::from_seed(b"changed-chain/jiangsu-credit-2");
+        let keys = [suzhou.clone(), anhui_new.clone()];
+        let jiangsu_credit = chain.genesis.issuers[1].name.clone();
+
+        let before = chain.attestation(1, 1, Uscc::sample(1), AttestationKind::RedList);
+        let revoked = chain.attestation(1, 2, Uscc::sample(1), AttestationKind::TaxCredit);
+        chain.commit_next_with(&mut ledger, vec![before.clone(), revoked.clone()], &keys)?; // 1
+        let changes = [
+            vec![Change::AddValidator(ValidatorInfo { name: "suzhou".into(), region: region("JS")?, key: suzhou.public() })],
+            vec![Change::RotateValidatorKey { name: chain.genesis.validators[3].name.clone(), key: anhui_new.public() }],
+            vec![Change::FreezeIssuer { name: jiangsu_credit.clone() }],
+            vec![Change::RemoveValidator { name: chain.genesis.validators[2].name.clone() }],
+            vec![Change::RotateIssuerKey { name: jiangsu_credit, key: jiangsu_credit_new.public() }],
+        ];
+        let mut proposals = Vec::new();
+        // Proposals 0–2: proposed by agency i, approved by the two agencies after it.
+        for (i, c) in changes[..3].iter().enumerate() {
+            let p = chain.propose(i, 10 + i as u64, c.clone(), 100);
+            chain.commit_next_with(&mut ledger, vec![p.clone()], &keys)?;
+            let pid = id(&p)?;
+            let approvals = vec![chain.approve((i + 1) % 4, 20 + i as u64, pid), chain.approve((i + 2) % 4, 20 + i as u64, pid)];
+            chain.commit_next_with(&mut ledger, approvals, &keys)?;
+            proposals.push(pid);
+        }
+        chain.commit_next_with(&mut ledger, vec![], &keys)?; // 8
+        chain.commit_next_with(&mut ledger, vec![], &keys)?; // 9
+        // Proposals 3 and 4 in one block, approved in one block.
+        let p3 = chain.propose(0, 30, changes[3].clone(), 100);
+        let p4 = chain.propose(1, 31, changes[4].clone(), 100);
+        chain.commit_next_with(&mut ledger, vec![p3.clone(), p4.clone()], &keys)?; // 10
+        let (id3, id4) = (id(&p3)?, id(&p4)?);
+        let approvals =
+            vec![chain.approve(2, 32, id3), chain.approve(3, 32, id4), chain.approve(3, 33, id3), chain.approve(2, 33, id4)];
+        chain.commit_next_with(&mut ledger, approvals, &keys)?; // 11
+        proposals.extend([id3, id4]);
+        for _ in 12..=15 {
+            chain.commit_next_with(&mut ledger, vec![], &keys)?;
+        }
+        let body = |t: &SignedTransaction| t.tx.body.clone();
+        let after = chain.sign_with(&jiangsu_credit_new, 1, body(&chain.attestation(1, 3, Uscc::sample(1), AttestationKind::CreditRating)));
+        let revocation = chain.sign_with(&jiangsu_credit_new, 2, body(&chain.revocation(1, 4, id(&revoked)?, RevocationReason::Repair)));
+        chain.commit_next_with(&mut ledger, vec![after.clone(), revocation.clone()], &keys)?; // 16
+        let other = chain.attestation(2, 1, Uscc::sample(2), AttestationKind::Commitment);
+        chain.commit_next_with(&mut ledger, vec![other.clone()], &keys)?; // 17
+        Ok(ChangedChain {
+            before_freeze: id(&before)?,
+            revoked: id(&revoked)?,
+            revocation: id(&revocation)?,
+            after_changes: id(&after)?,
+            other: id(&other)?,
+            proposals,
+            new_validator_keys: keys.to_vec(),
+            new_issuer_key: jiangsu_credit_new,
+            chain,
+            ledger,
+        })
     }
 }
 

@@ -119,7 +119,11 @@ fn bundle_of_an_active_attestation_verifies_and_reads_well() {
     // JSON round trip: "type", "version", hex.
     let json = serde_json::to_value(&b).unwrap();
     assert_eq!(json["type"], "yrd-proof-bundle");
-    assert_eq!(json["version"], 1);
+    assert_eq!(json["version"], 2);
+    // No membership change: the governance section is empty, the verdict lists none.
+    assert_eq!(json["governance"], serde_json::json!([]));
+    assert!(v.governance.is_empty());
+    assert!(v.attestation.issuer.retired.is_none());
     assert!(json["attestation"]["tx"].as_str().unwrap().chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     let AnyVerdict::Bundle(again) = verify_json(&f, &json).unwrap() else { panic!("not a bundle verdict") };
     assert_eq!(again, v);
@@ -621,8 +625,15 @@ fn parse_file_dispatches_and_rejects_unknown_formats() {
     assert!(matches!(proof::parse_file(&r).unwrap(), ProofFile::Report(_)));
     assert_eq!(proof::parse_file(b"not json").unwrap_err().check, Check::Format);
     assert_eq!(proof::parse_file(br#"{"type":"yrd-something","version":1}"#).unwrap_err().check, Check::Format);
+    // Version 1 (before the governance section) and unknown versions are refused.
+    for version in [1, 3] {
+        let mut v: Value = serde_json::from_slice(&b).unwrap();
+        v["version"] = Value::from(version);
+        assert_eq!(check_of(verify_json(&f, &v)), Check::Format, "version {version}");
+    }
+    // The governance section is required (an empty one when nothing changed).
     let mut v: Value = serde_json::from_slice(&b).unwrap();
-    v["version"] = Value::from(2);
+    v.as_object_mut().unwrap().remove("governance");
     assert_eq!(check_of(verify_json(&f, &v)), Check::Format);
     // An empty ledger has nothing to anchor a proof to.
     let dir = tempfile::tempdir().unwrap();

@@ -362,6 +362,7 @@ fn attestation_json(ledger: &Ledger, r: &TxRecord) -> ApiResult<AttestationJson>
             out.tx_type = "approval";
             out.target = Some(a.proposal.to_hex());
         }
+        TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_) => out.tx_type = t.body.type_name(),
     }
     Ok(out)
 }

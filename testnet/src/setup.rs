@@ -253,6 +253,7 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
         issuers: issuers_info,
         observers: vec![],
         agencies,
+        lenders: vec![],
     };
     genesis.validate().context("generated genesis is invalid")?;
     let chain_id = genesis.chain_id().context("cannot compute the chain id")?;

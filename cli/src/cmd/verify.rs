@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use yrd_ledger::genesis::Genesis;
 use yrd_ledger::proof::{
-    self, AnyVerdict, AttestationInfo, BlockInfo, ConsistencyVerdict, ReportVerdict, TraceVerdict, Verdict, VerifyError,
+    self, AnyVerdict, AppliedProposal, AttestationInfo, BlockInfo, ConsistencyVerdict, ReportVerdict, TraceVerdict, Verdict,
+    VerifyError,
 };
 use yrd_ledger::store::Status;
 
@@ -23,15 +24,19 @@ Verify a proof file offline, with only the genesis file: a proof bundle (`yrd pr
 a subject report (`yrd report`), an audit trace (`yrd audit trace --save`) or a
 consistency proof (`yrd audit consistency --save`). No node is contacted.
 
-The checks run in the order docs/proofs.md gives: format, decoding, chain, commit
-certificate (a quorum of the genesis validators signed the block), each transaction
-(chain, issuer registered and allowed the kind, issuer signature), inclusion in the
-block's transaction log, the subject record in the block's subject map, the status
-(active, expired, revoked and by which record), the revocation, and for reports
-completeness (every record the map lists, nothing more).
+The checks run in the order docs/proofs.md gives: format, decoding, chain, the
+governance section (the membership changes since the genesis, replayed block by
+block: each certified by the validators then in force, each header committing to the
+replayed membership), commit certificate (a quorum of the validators in force at the
+block's height signed it), each transaction (chain, issuer signature, issuer in force
+and allowed the kind at the record's height), inclusion in the block's transaction
+log, the subject record in the block's subject map, the status (active, expired,
+revoked and by which record), the revocation, and for reports completeness (every
+record the map lists, nothing more).
 
-Prints the verdict: issuer, subject, kind, grade, status, height, time and the
-validators that signed. --json prints the verdict as JSON.
+Prints the verdict: issuer (and whether its key was later frozen, rotated or
+removed), subject, kind, grade, status, height, time, the validators that signed and
+the membership changes in force. --json prints the verdict as JSON.
 
 Exit status: 0 every check passed; 1 a check failed (the first failed check is named);
 2 the file or the genesis cannot be read.",
@@ -125,6 +130,7 @@ fn print_bundle(v: &Verdict) {
     println!("chain        {} {}", v.chain_name, v.chain_id);
     print_attestation(&v.attestation, "");
     print_anchor("as of", &v.anchor);
+    print_governance(&v.governance);
 }
 
 fn print_report(v: &ReportVerdict) {
@@ -132,6 +138,7 @@ fn print_report(v: &ReportVerdict) {
     println!("chain        {} {}", v.chain_name, v.chain_id);
     println!("subject      {}", v.subject);
     print_anchor("as of", &v.anchor);
+    print_governance(&v.governance);
     if v.attestations.is_empty() {
         println!("records      none: the subject map proves there is no record about {}", v.subject);
         return;
@@ -154,6 +161,7 @@ fn print_trace(v: &TraceVerdict) {
         print_anchor("revoked in", r);
     }
     print_anchor("status as of", &v.current.anchor);
+    print_governance(&v.current.governance);
 }
 
 fn print_consistency(v: &ConsistencyVerdict) {
@@ -166,6 +174,27 @@ fn print_consistency(v: &ConsistencyVerdict) {
     println!("  log root   {}", v.from_log_root);
     print_anchor("to", &v.to);
     println!("  log root   {}", v.to_log_root);
+    print_governance(&v.governance);
+}
+
+/// The membership changes the file proved, in the order they took effect.
+fn print_governance(applied: &[AppliedProposal]) {
+    if applied.is_empty() {
+        println!("membership   the genesis' (no change in force)");
+        return;
+    }
+    println!("membership   the genesis and {} change(s), replayed from the genesis:", applied.len());
+    for p in applied {
+        println!("  from block {} (approved in block {}, proposed by {}): {}", p.effective, p.approved_at, p.proposer, p.changes.join("; "));
+    }
+}
+
+/// " — key frozen at block 8" when the key was retired by the anchor.
+fn retired_text(p: &proof::Party) -> String {
+    match &p.retired {
+        Some(r) => format!(" — key {} at block {}", r.reason, r.since),
+        None => String::new(),
+    }
 }
 
 fn party(p: &proof::Party) -> String {
@@ -193,6 +222,12 @@ fn print_attestation(a: &AttestationInfo, pad: &str) {
     }
     println!("{pad}kind         {kind}");
     println!("{pad}issuer       {}, sequence {}", party(&a.issuer), a.sequence);
+    if let Some(r) = &a.issuer.retired {
+        println!(
+            "{pad}issuer key   {} at block {}, after this record (committed in block {}): the record stays valid; the key signs nothing new",
+            r.reason, r.since, a.height
+        );
+    }
     println!("{pad}issued at    {}", time_text(a.issued_at_ms));
     let until = a.valid_until_ms.map_or("until revoked".to_string(), |u| format!("until {}", time_text(u)));
     println!("{pad}valid        from {} {until}", time_text(a.valid_from_ms));
@@ -206,17 +241,19 @@ fn print_attestation(a: &AttestationInfo, pad: &str) {
         Status::Revoked { by, reason } => format!("REVOKED ({reason}) by record {by}"),
         Status::Revocation { target } => format!("revocation of {target}"),
         Status::Governance => "governance transaction".to_string(),
+        Status::Consent => "authorisation or withdrawal".to_string(),
+        Status::Queries => "query records".to_string(),
     };
     println!("{pad}status       {status}");
     if let Some(r) = &a.revocation {
-        println!("{pad}revoked by   {} at {}, log index {}", party(&r.by), time_text(r.issued_at_ms), r.log_index);
+        println!("{pad}revoked by   {}{} at {}, log index {}", party(&r.by), retired_text(&r.by), time_text(r.issued_at_ms), r.log_index);
     }
     println!("{pad}committed    block {}, log index {}", a.height, a.log_index);
 }
 
 fn print_anchor(label: &str, b: &BlockInfo) {
     println!("{label:<12} block {} at {} (hash {})", b.height, time_text(b.time_ms), b.hash);
-    let names: Vec<String> = b.signers.iter().map(party).collect();
+    let names: Vec<String> = b.signers.iter().map(|p| format!("{}{}", party(p), retired_text(p))).collect();
     println!("  signed by  {} validators: {}", names.len(), names.join(", "));
 }
 
