@@ -14,14 +14,18 @@
 //!   entries through the query audit, which filters them).
 //!
 //! Everyone else sees a restricted transaction as a redacted commitment only
-//! (its log leaf hash, or its subject-record entry commitment), never its id,
-//! kind, issuer, fields, evidence or bytes.
+//! (its RFC 9162 log leaf hash, its height and log index), never its id, kind,
+//! issuer, fields, evidence or bytes.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use yrd_consensus::types::Height;
 
+use crate::consent::{coverage, Coverage};
 use crate::governance::Membership;
 use crate::store::{Ledger, StoreError};
-use crate::tx::{SignedTransaction, TxBody};
+use crate::tx::{SignedTransaction, TxBody, TxId};
 use crate::uscc::Uscc;
 
 /// Who is asking, as the API established it from the request's signature.
@@ -29,10 +33,9 @@ use crate::uscc::Uscc;
 pub enum Viewer {
     /// No signature: public records only.
     Anonymous,
-    /// A lender in force. `covered` is the subject whose authorisation covers
-    /// this request, if the route concerns one subject and an authorisation in
-    /// force covers it.
-    Lender { name: String, covered: Option<Uscc> },
+    /// A lender in force (its current key): restricted records about the
+    /// subjects its authorisations cover, and its own consent transactions.
+    Lender { name: String },
     /// An issuer in force (its current key): its own records in full.
     Issuer { name: String },
     /// An agency (its admin key): consent and query records.
@@ -53,19 +56,78 @@ pub enum Class {
     Queries,
 }
 
-/// The rule: whether `viewer` reads a transaction of class `class` in full.
-pub fn may_read(viewer: &Viewer, class: &Class) -> bool {
-    match (class, viewer) {
+/// The rule: whether `viewer` reads a transaction of class `class` in full;
+/// `covers(subject)` says whether an authorisation of the (lender) viewer covers
+/// `subject` now.
+pub fn may_read<E>(viewer: &Viewer, class: &Class, covers: impl FnOnce(&Uscc) -> Result<bool, E>) -> Result<bool, E> {
+    Ok(match (class, viewer) {
         (Class::Public, _) => true,
         (Class::Restricted { issuers, .. }, Viewer::Issuer { name }) => issuers.contains(name),
-        (Class::Restricted { subject, .. }, Viewer::Lender { covered, .. }) => covered.as_ref() == Some(subject),
+        (Class::Restricted { subject, .. }, Viewer::Lender { .. }) => covers(subject)?,
         (Class::Restricted { .. }, _) => false,
         (Class::Consent { .. }, Viewer::Agency { .. }) => true,
-        (Class::Consent { lender, .. }, Viewer::Lender { name, .. }) => lender == name,
+        (Class::Consent { lender, .. }, Viewer::Lender { name }) => lender == name,
         (Class::Consent { signer, .. }, Viewer::Issuer { name }) => signer.as_ref() == Some(name),
         (Class::Consent { .. }, Viewer::Anonymous) => false,
         (Class::Queries, Viewer::Agency { .. }) => true,
         (Class::Queries, _) => false,
+    })
+}
+
+/// One reader of the ledger for one request: the viewer, the time, and the
+/// coverage looked up per subject (once). Every read route asks [`Reader::visible`]
+/// about every transaction it would show; [`Reader::opened`] lists the
+/// authorisations that opened restricted records (what a query record names).
+pub struct Reader<'a> {
+    ledger: &'a Ledger,
+    viewer: Viewer,
+    now_ms: u64,
+    coverage: RefCell<BTreeMap<Uscc, Coverage>>,
+    opened: RefCell<BTreeMap<Uscc, TxId>>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(ledger: &'a Ledger, viewer: Viewer, now_ms: u64) -> Reader<'a> {
+        Reader { ledger, viewer, now_ms, coverage: RefCell::new(BTreeMap::new()), opened: RefCell::new(BTreeMap::new()) }
+    }
+
+    pub fn viewer(&self) -> &Viewer {
+        &self.viewer
+    }
+
+    pub fn ledger(&self) -> &'a Ledger {
+        self.ledger
+    }
+
+    /// What the viewer's authorisations give for `subject` now ([`Coverage::None`]
+    /// for anyone but a lender).
+    pub fn coverage(&self, subject: &Uscc) -> Result<Coverage, StoreError> {
+        let Viewer::Lender { name } = &self.viewer else { return Ok(Coverage::None) };
+        if let Some(c) = self.coverage.borrow().get(subject) {
+            return Ok(c.clone());
+        }
+        let c = coverage(&self.ledger.grants(subject, name)?, self.now_ms);
+        self.coverage.borrow_mut().insert(*subject, c.clone());
+        Ok(c)
+    }
+
+    /// THE decision of every read route: whether the viewer sees transaction
+    /// `tx`, committed at `height`, in full. A restricted record opened by an
+    /// authorisation is remembered ([`Reader::opened`]).
+    pub fn visible(&self, tx: &SignedTransaction, height: Height) -> Result<bool, StoreError> {
+        let class = self.ledger.tx_class(tx, height)?;
+        may_read(&self.viewer, &class, |subject| match self.coverage(subject)? {
+            Coverage::Covered(g) => {
+                self.opened.borrow_mut().insert(*subject, g.id);
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+    }
+
+    /// The authorisations that opened restricted records so far: (subject, authorisation).
+    pub fn opened(&self) -> Vec<(Uscc, TxId)> {
+        self.opened.borrow().iter().map(|(s, a)| (*s, *a)).collect()
     }
 }
 
@@ -130,35 +192,43 @@ mod tests {
         Uscc::sample(1)
     }
 
+    fn read(v: &Viewer, c: &Class, covered: Option<Uscc>) -> bool {
+        may_read::<()>(v, c, |subject| Ok(covered.as_ref() == Some(subject))).unwrap_or(false)
+    }
+
     #[test]
     fn the_rule_table() {
         let restricted = Class::Restricted { subject: s(), issuers: vec!["a".into(), "b".into()] };
         let consent = Class::Consent { lender: "bank".into(), signer: Some("c".into()) };
-        let lender = |covered: Option<Uscc>| Viewer::Lender { name: "bank".into(), covered };
-        let other = Viewer::Lender { name: "other".into(), covered: Some(s()) };
-        let cases: Vec<(&Viewer, &Class, bool)> = vec![
-            (&Viewer::Anonymous, &Class::Public, true),
-            (&Viewer::Anonymous, &restricted, false),
-            (&Viewer::Anonymous, &consent, false),
-            (&Viewer::Anonymous, &Class::Queries, false),
+        let bank = Viewer::Lender { name: "bank".into() };
+        let other = Viewer::Lender { name: "other".into() };
+        let issuer = |n: &str| Viewer::Issuer { name: n.into() };
+        let agency = Viewer::Agency { name: "x".into() };
+        // (viewer, class, subject covered for the viewer, expected)
+        let cases: Vec<(&Viewer, &Class, Option<Uscc>, bool)> = vec![
+            (&Viewer::Anonymous, &Class::Public, None, true),
+            (&Viewer::Anonymous, &restricted, Some(s()), false),
+            (&Viewer::Anonymous, &consent, None, false),
+            (&Viewer::Anonymous, &Class::Queries, None, false),
+            (&bank, &restricted, Some(s()), true),
+            (&bank, &restricted, None, false),
+            (&bank, &restricted, Some(Uscc::sample(2)), false),
+            (&other, &restricted, Some(s()), true),
+            (&bank, &consent, None, true),
+            (&other, &consent, Some(s()), false),
+            (&issuer("a"), &restricted, None, true),
+            (&issuer("b"), &restricted, None, true),
+            (&issuer("z"), &restricted, Some(s()), false),
+            (&issuer("c"), &consent, None, true),
+            (&issuer("a"), &consent, None, false),
+            (&agency, &consent, None, true),
+            (&agency, &restricted, Some(s()), false),
+            (&agency, &Class::Queries, None, true),
+            (&bank, &Class::Queries, Some(s()), false),
+            (&bank, &Class::Public, None, true),
         ];
-        for (v, c, expected) in cases {
-            assert_eq!(may_read(v, c), expected, "{v:?} {c:?}");
+        for (v, c, covered, expected) in cases {
+            assert_eq!(read(v, c, covered), expected, "{v:?} {c:?} covered {covered:?}");
         }
-        assert!(may_read(&lender(Some(s())), &restricted));
-        assert!(!may_read(&lender(None), &restricted));
-        assert!(!may_read(&lender(Some(Uscc::sample(2))), &restricted));
-        assert!(may_read(&other, &restricted), "coverage, not the name, opens a restricted record");
-        assert!(may_read(&lender(None), &consent));
-        assert!(!may_read(&other, &consent));
-        assert!(may_read(&Viewer::Issuer { name: "a".into() }, &restricted));
-        assert!(may_read(&Viewer::Issuer { name: "b".into() }, &restricted));
-        assert!(!may_read(&Viewer::Issuer { name: "z".into() }, &restricted));
-        assert!(may_read(&Viewer::Issuer { name: "c".into() }, &consent));
-        assert!(!may_read(&Viewer::Issuer { name: "a".into() }, &consent));
-        assert!(may_read(&Viewer::Agency { name: "x".into() }, &consent));
-        assert!(!may_read(&Viewer::Agency { name: "x".into() }, &restricted));
-        assert!(may_read(&Viewer::Agency { name: "x".into() }, &Class::Queries));
-        assert!(!may_read(&lender(Some(s())), &Class::Queries));
     }
 }

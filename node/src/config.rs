@@ -124,6 +124,10 @@ pub struct HttpConfig {
     /// announces none, before a byte is read). A body that does not fit is answered
     /// 503 `busy` without being read. At least one largest batch must fit.
     pub max_body_bytes_in_flight: usize,
+    /// Half-width of the window of accepted timestamps of signed (lender, issuer,
+    /// agency) requests around this node's clock; it also bounds how long the
+    /// replay cache remembers a nonce (docs/access.md).
+    pub request_skew_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -135,6 +139,7 @@ impl Default for HttpConfig {
             idle_timeout_ms: 30_000,
             body_timeout_ms: 30_000,
             max_body_bytes_in_flight: 64 << 20,
+            request_skew_ms: crate::api::auth::DEFAULT_REQUEST_SKEW_MS,
         }
     }
 }

@@ -37,7 +37,10 @@ struct Harness {
 impl Harness {
     fn new(mempool_capacity: usize) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let chain = TestChain::new(4, 2);
+        // Every kind public: these tests pin the API's shapes; who may read
+        // restricted kinds is tested in tests/access.rs.
+        let params = yrd_ledger::genesis::ChainParams { restricted_kinds: vec![], ..Default::default() };
+        let chain = TestChain::with_params(4, 2, params);
         let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
         let (gossip_out, gossip_rx) = mpsc::channel(1024);
         let shared = Arc::new(Shared {

@@ -122,6 +122,7 @@ fn limits(max_connections: usize, header_ms: u64, idle_ms: u64, body_ms: u64) ->
         idle_timeout: Duration::from_millis(idle_ms),
         body_timeout: Duration::from_millis(body_ms),
         max_body_bytes_in_flight: api::MAX_BATCH_BODY_BYTES,
+        request_skew_ms: api::auth::DEFAULT_REQUEST_SKEW_MS,
     }
 }
 
