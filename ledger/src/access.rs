@@ -205,30 +205,30 @@ mod tests {
         let issuer = |n: &str| Viewer::Issuer { name: n.into() };
         let agency = Viewer::Agency { name: "x".into() };
         // (viewer, class, subject covered for the viewer, expected)
-        let cases: Vec<(&Viewer, &Class, Option<Uscc>, bool)> = vec![
-            (&Viewer::Anonymous, &Class::Public, None, true),
-            (&Viewer::Anonymous, &restricted, Some(s()), false),
-            (&Viewer::Anonymous, &consent, None, false),
-            (&Viewer::Anonymous, &Class::Queries, None, false),
-            (&bank, &restricted, Some(s()), true),
-            (&bank, &restricted, None, false),
-            (&bank, &restricted, Some(Uscc::sample(2)), false),
-            (&other, &restricted, Some(s()), true),
-            (&bank, &consent, None, true),
-            (&other, &consent, Some(s()), false),
-            (&issuer("a"), &restricted, None, true),
-            (&issuer("b"), &restricted, None, true),
-            (&issuer("z"), &restricted, Some(s()), false),
-            (&issuer("c"), &consent, None, true),
-            (&issuer("a"), &consent, None, false),
-            (&agency, &consent, None, true),
-            (&agency, &restricted, Some(s()), false),
-            (&agency, &Class::Queries, None, true),
-            (&bank, &Class::Queries, Some(s()), false),
-            (&bank, &Class::Public, None, true),
+        let cases: Vec<(Viewer, &Class, Option<Uscc>, bool)> = vec![
+            (Viewer::Anonymous, &Class::Public, None, true),
+            (Viewer::Anonymous, &restricted, Some(s()), false),
+            (Viewer::Anonymous, &consent, None, false),
+            (Viewer::Anonymous, &Class::Queries, None, false),
+            (bank.clone(), &restricted, Some(s()), true),
+            (bank.clone(), &restricted, None, false),
+            (bank.clone(), &restricted, Some(Uscc::sample(2)), false),
+            (other.clone(), &restricted, Some(s()), true),
+            (bank.clone(), &consent, None, true),
+            (other.clone(), &consent, Some(s()), false),
+            (issuer("a"), &restricted, None, true),
+            (issuer("b"), &restricted, None, true),
+            (issuer("z"), &restricted, Some(s()), false),
+            (issuer("c"), &consent, None, true),
+            (issuer("a"), &consent, None, false),
+            (agency.clone(), &consent, None, true),
+            (agency.clone(), &restricted, Some(s()), false),
+            (agency.clone(), &Class::Queries, None, true),
+            (bank.clone(), &Class::Queries, Some(s()), false),
+            (bank.clone(), &Class::Public, None, true),
         ];
         for (v, c, covered, expected) in cases {
-            assert_eq!(read(v, c, covered), expected, "{v:?} {c:?} covered {covered:?}");
+            assert_eq!(read(&v, c, covered), expected, "{v:?} {c:?} covered {covered:?}");
         }
     }
 }

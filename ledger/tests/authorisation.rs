@@ -310,15 +310,14 @@ fn restricted_kinds_are_a_chain_parameter_with_the_law_s_defaults() {
     for k in [AttestationKind::RedList, AttestationKind::SeriousDishonesty, AttestationKind::AdministrativePenalty, AttestationKind::CourtEnforcement] {
         assert!(!p.is_restricted(k), "{k} is public by law");
     }
-    let mut unsorted = ChainParams::default();
-    unsorted.restricted_kinds = vec![AttestationKind::TaxCredit, AttestationKind::CreditRating];
+    let unsorted =
+        ChainParams { restricted_kinds: vec![AttestationKind::TaxCredit, AttestationKind::CreditRating], ..Default::default() };
     assert!(unsorted.validate().is_err());
     // Changed by governance (set-params).
     let chain = TestChain::new(4, 2);
     let (_d, mut ledger) = open(&chain);
     commit(&chain, &mut ledger, vec![]);
-    let mut params = ChainParams::default();
-    params.restricted_kinds = vec![AttestationKind::TaxCredit];
+    let params = ChainParams { restricted_kinds: vec![AttestationKind::TaxCredit], ..Default::default() };
     govern(&chain, &mut ledger, 1, vec![Change::SetParams(params)]);
     let m = ledger.next_membership();
     assert!(m.params.is_restricted(AttestationKind::TaxCredit));
