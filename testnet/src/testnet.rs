@@ -67,7 +67,11 @@ impl Testnet {
         let quick: Vec<Api> = layout
             .nodes
             .iter()
-            .map(|n| Api::new(&n.api_url(), Duration::from_secs(2)))
+            .map(|n| {
+                let mut readers = layout.issuer_keys.clone();
+                readers.push(layout.lender_key.clone());
+                Api::new(&n.api_url(), Duration::from_secs(2)).with_readers(readers, layout.chain_id)
+            })
             .collect();
         let mut tn = Testnet {
             layout,
