@@ -15,7 +15,11 @@ rate=${1:?rate}; duration=${2:?duration}; when=${3:-20}
 bin=target/release
 dir=$(mktemp -d /tmp/yrd-gov-bench.XXXX)
 node_pid=""
-cleanup() { [ -n "$node_pid" ] && kill -TERM "$node_pid" 2>/dev/null || true; }
+cleanup() {
+  [ -n "$node_pid" ] && kill -TERM "$node_pid" 2>/dev/null
+  kill -TERM "$bench_pid" 2>/dev/null
+  true
+}
 trap cleanup EXIT
 "$bin/yrd-testnet" bench --rate "$rate" --duration "$duration" --json --dir "$dir/net" > "$dir/bench.out" 2>&1 &
 bench_pid=$!
@@ -28,7 +32,7 @@ if [ "$when" != "none" ]; then
   mkdir -p "$dir/suzhou"
   vk=$("$yrd" keygen --out "$dir/suzhou/validator.key")
   id=$("$yrd" gov propose --node "$sh" --key "$dir/net/shanghai/admin.key" --summary "Suzhou joins" \
-        --change "add-validator:suzhou:JS:$vk" --wait | head -1)
+        --change "add-validator:suzhou:JS:$vk" --wait | sed -n 1p)
   for a in jiangsu zhejiang; do "$yrd" gov approve --node "$sh" --key "$dir/net/$a/admin.key" "$id" --wait >/dev/null; done
   "$yrd" gov show --node "$sh" "$id" | grep -E "state|effective"
   peers=$(grep -o '"/ip4/[^"]*"' "$dir/net/shanghai/node.toml" | paste -sd, -)

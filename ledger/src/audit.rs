@@ -3,26 +3,20 @@
 //! [`verify_store`] reads the raw store (without trusting anything it holds) and
 //! recomputes, block by block: canonical encoding, header hash chain, commit
 //! certificates, the RFC 9162 log (size, root, every stored node), the subject
-//! map root, and every index entry; then it checks that nothing is stored beyond
+//! map root, every index entry and the governance state (the membership of each
+//! height, every proposal record); then it checks that nothing is stored beyond
 //! what the blocks justify. It stops at the first inconsistency and says where.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use yrd_consensus::codec;
 use yrd_consensus::crypto::Hash32;
 use yrd_consensus::types::Height;
 
-use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
-use crate::consent::{self, BlockConsent, ConsentSource, Grant, Refusal, Target};
 use crate::genesis::Genesis;
-use crate::governance::GovState;
-use crate::merkle::MemoryLog;
-use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectRecord};
-use crate::tx::{TxBody, TxId};
-use crate::uscc::Uscc;
+use crate::governance::Membership;
+use crate::replay::{height_key, read_certified_block, Parent, Replay};
+use crate::subjects::SubjectRecord;
 use crate::validate::check_stateless;
-use yrd_consensus::CommitCertificate;
 
 /// What was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,39 +36,10 @@ pub struct Inconsistency {
     pub problem: String,
 }
 
-fn bad(location: impl Into<String>, problem: impl Into<String>) -> Inconsistency {
+pub(crate) fn bad(location: impl Into<String>, problem: impl Into<String>) -> Inconsistency {
     Inconsistency { location: location.into(), problem: problem.into() }
 }
 
-/// The consent state replayed from the blocks (what the `a` index must hold).
-#[derive(Default)]
-struct ConsentReplay {
-    grants: BTreeMap<(Uscc, String), Vec<Grant>>,
-    /// Every authorisation: (subject, lender, height).
-    authorisations: std::collections::HashMap<TxId, (Uscc, String, u64)>,
-    /// Every other transaction id seen.
-    others: std::collections::HashSet<TxId>,
-}
-
-impl ConsentSource for ConsentReplay {
-    type Error = Inconsistency;
-    fn grants(&self, subject: &Uscc, lender: &str) -> Result<Vec<Grant>, Inconsistency> {
-        Ok(self.grants.get(&(*subject, lender.to_string())).cloned().unwrap_or_default())
-    }
-    fn target(&self, id: &TxId) -> Result<Target, Inconsistency> {
-        Ok(match self.authorisations.get(id) {
-            Some((subject, lender, height)) => Target::Authorisation { subject: *subject, lender: lender.clone(), height: *height },
-            None if self.others.contains(id) => Target::Other,
-            None => Target::Missing,
-        })
-    }
-}
-
-fn hkey(prefix: u8, h: u64) -> Vec<u8> {
-    let mut k = vec![prefix];
-    k.extend_from_slice(&h.to_be_bytes());
-    k
-}
 
 /// Opens the sled store in `dir` for reading. Refuses a directory that holds no
 /// sled store (sled would create an empty one) and explains a held lock (sled
@@ -121,6 +86,29 @@ fn get(tree: &sled::Tree, key: &[u8], location: &str) -> Result<Option<sled::IVe
     tree.get(key).map_err(|e| bad(location, format!("read failed: {e}")))
 }
 
+/// The keys under `prefix` are exactly `expected`; else the first difference.
+fn compare_prefix(
+    tree: &sled::Tree,
+    prefix: u8,
+    what: &str,
+    expected: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+) -> Result<(), Inconsistency> {
+    let mut stored = 0usize;
+    for item in tree.scan_prefix([prefix]) {
+        let (k, v) = item.map_err(|e| bad(what, e.to_string()))?;
+        stored += 1;
+        let at = format!("{what} key {}", hex::encode(&k));
+        let want = expected.get(k.as_ref()).ok_or_else(|| bad(&at, "the blocks give no such entry"))?;
+        if v.as_ref() != want.as_slice() {
+            return Err(bad(&at, "stored value differs from what the blocks say"));
+        }
+    }
+    if stored != expected.len() {
+        return Err(bad(what, format!("{stored} entries stored, the blocks give {}", expected.len())));
+    }
+    Ok(())
+}
+
 fn meta_u64(tree: &sled::Tree, key: &[u8], name: &str) -> Result<u64, Inconsistency> {
     let v = get(tree, key, name)?.ok_or_else(|| bad("metadata", format!("{name} missing")))?;
     let arr: [u8; 8] = v.as_ref().try_into().map_err(|_| bad("metadata", format!("{name} is not 8 bytes")))?;
@@ -154,145 +142,22 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     let height = meta_u64(tree, b"mheight", "height")?;
     let stored_log_size = meta_u64(tree, b"mlogsize", "log size")?;
 
-    let mut log = MemoryLog::new();
-    let mut map = SubjectMap::new();
-    let mut records: BTreeMap<Uscc, SubjectRecord> = BTreeMap::new();
-    let mut subject_of: BTreeMap<TxId, Uscc> = BTreeMap::new();
-    let mut parent = Hash32::ZERO;
-    let mut parent_ts = 0u64;
+    // Governance is replayed with the blocks: the membership of every height.
+    let mut replay = Replay::new(genesis);
+    let mut parent = Parent::default();
     let mut tx_count = 0u64;
-    let mut issuer_index: BTreeMap<[u8; 41], Vec<(u64, TxId)>> = BTreeMap::new();
-    let mut seen_ids: std::collections::HashSet<TxId> = std::collections::HashSet::new();
     let mut x_parts = 0u64;
-    // Governance, replayed from the blocks: the membership of every height.
-    let mut gov = GovState::new(genesis);
-    // Authorisations and query records, replayed.
-    let mut consent_state = ConsentReplay::default();
-    let mut query_index: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut check_tx = |membership: &Membership, tx: &crate::tx::SignedTransaction| -> Result<(), String> {
+        check_stateless(membership, &chain, tx).map_err(|e| e.to_string())?;
+        tx.verify_signature().map_err(|e| e.to_string())
+    };
 
     for h in 1..=height {
-        let at = |what: &str| format!("block {h} {what}");
-        let bytes = get(tree, &hkey(b'b', h), &at("body"))?.ok_or_else(|| bad(at("body"), "missing"))?;
-        let block = Block::decode(&bytes, codec::MAX_ENCODED_BYTES).map_err(|e| bad(at("body"), e.to_string()))?;
-        let again = block.encode().map_err(|e| bad(at("body"), e.to_string()))?;
-        if again != bytes.as_ref() {
-            return Err(bad(at("body"), "stored bytes are not the canonical encoding"));
-        }
-        let hb = get(tree, &hkey(b'h', h), &at("header"))?.ok_or_else(|| bad(at("header"), "missing"))?;
-        let header = BlockHeader::decode(&hb).map_err(|e| bad(at("header"), e.to_string()))?;
-        if header != block.header {
-            return Err(bad(at("header"), "stored header differs from the block's header"));
-        }
-        let hash = header.hash().map_err(|e| bad(at("header"), e.to_string()))?;
-        if header.chain != chain {
-            return Err(bad(at("header"), format!("chain {} is not {}", header.chain, chain)));
-        }
-        if header.height != Height(h) {
-            return Err(bad(at("header"), format!("says height {}", header.height)));
-        }
-        if header.parent != parent {
-            return Err(bad(at("header"), format!("parent {} but block {} hashes to {}", header.parent, h - 1, parent)));
-        }
-        if h > 1 && header.timestamp_ms <= parent_ts {
-            return Err(bad(at("header"), "timestamp does not increase"));
-        }
-        let validators = gov.validators_at(h).map_err(|e| bad(at("validators"), e.to_string()))?;
-        let mut block_gov = gov.begin_block(h);
-        let membership = block_gov.membership().clone();
-        let membership_hash = membership.hash().map_err(|e| bad(at("header"), e.to_string()))?;
-        if header.membership != membership_hash {
-            return Err(bad(
-                at("header"),
-                format!("membership {} but the governance transactions before it give {}", header.membership, membership_hash),
-            ));
-        }
-        let proposer = validators.proposer(header.height, header.round);
-        if header.proposer != proposer {
-            return Err(bad(at("header"), format!("proposer {} is not the proposer {} of round {}", header.proposer, proposer, header.round)));
-        }
-        let cb = get(tree, &hkey(b'c', h), &at("certificate"))?.ok_or_else(|| bad(at("certificate"), "missing"))?;
-        let cert: CommitCertificate = codec::decode(&cb, MAX_CERTIFICATE_BYTES, "certificate")
-            .map_err(|e| bad(at("certificate"), e.to_string()))?;
-        cert.verify(&chain, &validators, Height(h), &hash).map_err(|e| bad(at("certificate"), e.to_string()))?;
-
-        // Transactions: log leaves, indexes, subject records.
-        let header_len = codec::encode(&header).map_err(|e| bad(at("header"), e.to_string()))?.len();
-        let mut offset = header_len + 8;
-        let mut changed: BTreeMap<Uscc, ()> = BTreeMap::new();
-        let mut tx_entries = Vec::with_capacity(block.txs.len());
-        let mut block_consent = BlockConsent::new(&consent_state, h, header.timestamp_ms, membership.clone());
-        let mut new_authorisations = Vec::new();
-        let mut new_others = Vec::new();
-        for (i, tx) in block.txs.iter().enumerate() {
-            let loc = format!("block {h} transaction {i}");
-            let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
-            check_stateless(&membership, &chain, tx).map_err(|e| bad(&loc, e.to_string()))?;
-            tx.verify_signature().map_err(|e| bad(&loc, e.to_string()))?;
-            let id = TxId(yrd_consensus::crypto::sha256(&[&tb]));
-            block_gov.apply(tx, &id, i as u32).map_err(|e| bad(&loc, e.to_string()))?;
-            block_consent.apply(tx, &id, i as u32).map_err(|r| match r {
-                Refusal::Invalid(e) => bad(&loc, e.to_string()),
-                Refusal::Store(e) => e,
-            })?;
-            match &tx.tx.body {
-                TxBody::Authorise(a) => {
-                    let lender = consent::lender_name(&membership, &tx.tx.issuer).unwrap_or_default();
-                    new_authorisations.push((id, (a.subject, lender, h)));
-                }
-                _ => new_others.push(id),
-            }
-            log.append(&tb);
-            if !seen_ids.insert(id) {
-                return Err(bad(&loc, format!("transaction {id} is already in an earlier block (replay)")));
-            }
-            tx_entries.push((id, offset as u32, tb.len() as u32));
-            offset += tb.len();
-            // i index: collected per chunk, compared with the store after the last block.
-            issuer_index
-                .entry(crate::store::issuer_chunk_key(&tx.tx.issuer, tx.tx.sequence))
-                .or_default()
-                .push((tx.tx.sequence, id));
-            match &tx.tx.body {
-                TxBody::Attest(a) => {
-                    let rec = records.entry(a.subject).or_insert_with(|| SubjectRecord { subject: a.subject, entries: vec![] });
-                    rec.entries.push(SubjectEntry {
-                        id,
-                        height: Height(h),
-                        issuer: tx.tx.issuer,
-                        kind: a.kind,
-                        valid_until_ms: a.valid_until_ms,
-                        revoked: None,
-                    });
-                    changed.insert(a.subject, ());
-                    subject_of.insert(id, a.subject);
-                }
-                TxBody::Revoke(r) => {
-                    let target = subject_of.get(&r.target).and_then(|s| records.get_mut(s)).and_then(|rec| {
-                        let subject = rec.subject;
-                        rec.entries.iter_mut().find(|e| e.id == r.target).map(|e| (subject, e))
-                    });
-                    match target {
-                        Some((_, e)) if e.revoked.is_some() => {
-                            return Err(bad(&loc, format!("revokes {} which is already revoked", r.target)))
-                        }
-                        Some((_, e))
-                            if gov.membership_at(e.height.0).issuer_any(&e.issuer).map(|i| &i.name)
-                                != membership.issuer(&tx.tx.issuer).map(|i| &i.name)
-                                && !membership.issuer(&tx.tx.issuer).is_some_and(|i| i.may_revoke_any) =>
-                        {
-                            return Err(bad(&loc, format!("revokes {} of another issuer without authority", r.target)))
-                        }
-                        Some((subject, e)) => {
-                            e.revoked = Some((id, r.reason));
-                            changed.insert(subject, ());
-                        }
-                        None => return Err(bad(&loc, format!("revokes {} which is not an earlier attestation", r.target))),
-                    }
-                }
-                TxBody::Propose(_) | TxBody::Approve(_) => {} // replayed by block_gov above
-                TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_) => {} // by block_consent
-            }
-        }
+        let validators = replay.validators_at(h)?;
+        let certified = read_certified_block(tree, h, &chain, &validators, parent)?;
+        // Transactions: log leaves, indexes, subject records, governance; the
+        // header's membership and roots.
+        let tx_entries = replay.apply(h, &certified, &mut check_tx)?;
         // x index: the block's transaction index, part by part.
         for (part, expected) in crate::store::encode_tx_index(&tx_entries).iter().enumerate() {
             let key = crate::store::tx_index_key(Height(h), part as u32);
@@ -303,40 +168,18 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
             }
             x_parts += 1;
         }
-        tx_count += block.txs.len() as u64;
-        if log.size() != header.log_size {
-            return Err(bad(at("header"), format!("log size {} but the chain holds {} transactions", header.log_size, log.size())));
-        }
-        if log.root() != header.log_root {
-            return Err(bad(at("header"), format!("log root {} but the transactions give {}", header.log_root, log.root())));
-        }
-        let mut changes = Vec::with_capacity(changed.len());
-        for s in changed.keys() {
-            let rec = &records[s];
-            changes.push((subject_key(s), rec.value_hash().map_err(|e| bad(at("subjects"), e.to_string()))?));
-        }
-        map.apply(&changes);
-        if map.root() != header.subjects_root {
-            return Err(bad(at("header"), format!("subjects root {} but the records give {}", header.subjects_root, map.root())));
-        }
-        gov.apply(&block_gov.finish());
-        let delta = block_consent.finish();
-        consent_state.grants.extend(delta.grants);
-        for (subject, entries) in delta.queries {
-            query_index.insert(consent::query_key(&subject, h), consent::encode_query_index(&entries));
-        }
-        consent_state.authorisations.extend(new_authorisations);
-        consent_state.others.extend(new_others);
-        parent = hash;
-        parent_ts = header.timestamp_ms;
+        tx_count += certified.block.txs.len() as u64;
+        parent = Parent { hash: certified.hash, timestamp_ms: certified.block.header.timestamp_ms };
     }
+    let log = &replay.log;
+    let records = &replay.records;
 
     if stored_log_size != log.size() {
         return Err(bad("metadata", format!("log size {} but the blocks hold {}", stored_log_size, log.size())));
     }
     // Nothing beyond the last block.
     for prefix in [b'b', b'h', b'c'] {
-        if get(tree, &hkey(prefix, height + 1), "store")?.is_some() {
+        if get(tree, &height_key(prefix, height + 1), "store")?.is_some() {
             return Err(bad(format!("block {}", height + 1), format!("'{}' entry stored beyond the committed height {height}", prefix as char)));
         }
         let count = tree.scan_prefix([prefix]).count() as u64;
@@ -348,28 +191,24 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     if x_count != x_parts {
         return Err(bad("transaction index", format!("{x_count} parts stored, the blocks need {x_parts}")));
     }
+    let issuer_chunks = replay.issuer_chunks()?;
     let mut stored_chunks = 0usize;
     for item in tree.scan_prefix([b'i']) {
         let (k, v) = item.map_err(|e| bad("issuer index", e.to_string()))?;
         stored_chunks += 1;
         let where_ = format!("issuer index chunk {}", hex::encode(&k));
-        let mut expected = k
+        let expected = k
             .as_ref()
             .try_into()
             .ok()
-            .and_then(|key: [u8; 41]| issuer_index.get(&key))
-            .cloned()
+            .and_then(|key: [u8; 41]| issuer_chunks.get(&key))
             .ok_or_else(|| bad(&where_, "no transaction in the blocks belongs in this chunk"))?;
-        expected.sort_unstable_by_key(|(seq, _)| *seq);
-        if let Some(w) = expected.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(bad(&where_, format!("sequence number {} is used by {} and {}", w[0].0, w[0].1, w[1].1)));
-        }
-        if v.as_ref() != crate::store::encode_issuer_chunk(&expected).as_slice() {
+        if v.as_ref() != expected.as_slice() {
             return Err(bad(&where_, "stored entries differ from the issuers' transactions in the blocks"));
         }
     }
-    if stored_chunks != issuer_index.len() {
-        return Err(bad("issuer index", format!("{stored_chunks} chunks stored, the blocks fill {}", issuer_index.len())));
+    if stored_chunks != issuer_chunks.len() {
+        return Err(bad("issuer index", format!("{stored_chunks} chunks stored, the blocks fill {}", issuer_chunks.len())));
     }
     // Subject records.
     let mut stored_subjects = 0u64;
@@ -387,89 +226,42 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
         return Err(bad("subject index", format!("{stored_subjects} records for {} subjects", records.len())));
     }
     // Governance: every proposal record and membership change, as replayed.
+    let expected = replay.gov_records()?;
     let mut stored_records = 0usize;
     for item in tree.scan_prefix([b'g']) {
         let (k, v) = item.map_err(|e| bad("governance", e.to_string()))?;
         stored_records += 1;
         let what = format!("proposal {}", hex::encode(k.get(1..).unwrap_or_default()));
-        let expected = k
-            .get(1..)
-            .and_then(|id| <[u8; 32]>::try_from(id).ok())
-            .and_then(|id| gov.proposal(&TxId(Hash32(id))))
-            .ok_or_else(|| bad(&what, "no such proposal in the blocks"))?;
-        if v.as_ref() != codec::encode(expected).map_err(|e| bad(&what, e.to_string()))?.as_slice() {
+        let want = expected.get(k.as_ref()).ok_or_else(|| bad(&what, "no such proposal in the blocks"))?;
+        if v.as_ref() != want.as_slice() {
             return Err(bad(&what, "stored record differs from what the blocks say"));
         }
     }
-    if stored_records != gov.proposals().count() {
-        return Err(bad("governance", format!("{stored_records} proposal records for {} proposals", gov.proposals().count())));
+    if stored_records != expected.len() {
+        return Err(bad("governance", format!("{stored_records} proposal records for {} proposals", expected.len())));
     }
-    let expected_memberships: Vec<(u64, Vec<u8>)> = gov
-        .timeline()
-        .filter(|(h, _)| *h > 1)
-        .map(|(h, m)| codec::encode(&**m).map(|b| (h, b)))
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad("governance", e.to_string()))?;
-    let stored_memberships: Vec<(u64, Vec<u8>)> = tree
+    let expected_memberships: Vec<(Vec<u8>, Vec<u8>)> = replay.gov_memberships()?.into_iter().collect();
+    let stored_memberships: Vec<(Vec<u8>, Vec<u8>)> = tree
         .scan_prefix([b'M'])
-        .map(|item| {
-            let (k, v) = item.map_err(|e| bad("governance", e.to_string()))?;
-            let h = k.get(1..).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
-            Ok((h.ok_or_else(|| bad("governance", "malformed membership key"))?, v.to_vec()))
-        })
+        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| bad("governance", e.to_string())))
         .collect::<Result<_, Inconsistency>>()?;
     if stored_memberships != expected_memberships {
         return Err(bad("governance", "stored membership changes differ from what the blocks say"));
     }
-    // Authorisations and query records, as replayed.
-    let expected_grants: Vec<(Vec<u8>, Vec<u8>)> = consent_state
-        .grants
-        .iter()
-        .map(|((s, l), g)| consent::encode_grants(g).map(|v| (consent::grant_key(s, l), v)))
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad("authorisation index", e.to_string()))?;
-    let mut expected_grants = expected_grants;
-    expected_grants.sort();
-    let stored_grants: Vec<(Vec<u8>, Vec<u8>)> = tree
-        .scan_prefix([b'a'])
-        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| bad("authorisation index", e.to_string())))
-        .collect::<Result<_, _>>()?;
-    if stored_grants != expected_grants {
-        let first = stored_grants.iter().zip(&expected_grants).find(|(a, b)| a != b).map(|(a, _)| hex::encode(&a.0));
-        return Err(bad(
-            "authorisation index",
-            format!(
-                "{} entries stored, the blocks give {}; first difference at {}",
-                stored_grants.len(),
-                expected_grants.len(),
-                first.unwrap_or_else(|| "the end".into())
-            ),
-        ));
-    }
-    let stored_queries: BTreeMap<Vec<u8>, Vec<u8>> = tree
-        .scan_prefix([b'q'])
-        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| bad("query index", e.to_string())))
-        .collect::<Result<_, _>>()?;
-    if stored_queries != query_index {
-        return Err(bad(
-            "query index",
-            format!("{} entries stored, the blocks give {}, or their contents differ", stored_queries.len(), query_index.len()),
-        ));
-    }
+    // Authorisations (`a`) and query records (`q`), as replayed.
+    compare_prefix(tree, b'a', "authorisation index", &replay.consent_grants()?)?;
+    compare_prefix(tree, b'q', "query index", replay.consent_queries())?;
     // Every stored log node.
-    for (level, nodes) in log.levels().iter().enumerate() {
-        for (chunk, hashes) in nodes.chunks(256).enumerate() {
-            let mut k = vec![b'l', level as u8];
-            k.extend_from_slice(&(chunk as u64).to_be_bytes());
-            let stored = get(tree, &k, "log")?.ok_or_else(|| bad(format!("log level {level} chunk {chunk}"), "missing"))?;
-            let expect: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
-            if stored.as_ref() != expect.as_slice() {
-                return Err(bad(format!("log level {level} chunk {chunk}"), "stored node hashes differ from the transactions"));
-            }
+    let mut expected_chunks = 0usize;
+    for ((level, chunk), expect) in replay.log_chunks() {
+        expected_chunks += 1;
+        let k = crate::store::log_key(level, chunk);
+        let stored = get(tree, &k, "log")?.ok_or_else(|| bad(format!("log level {level} chunk {chunk}"), "missing"))?;
+        if stored.as_ref() != expect.as_slice() {
+            return Err(bad(format!("log level {level} chunk {chunk}"), "stored node hashes differ from the transactions"));
         }
     }
     let stored_chunks = tree.scan_prefix([b'l']).count();
-    let expected_chunks: usize = log.levels().iter().map(|l| l.len().div_ceil(256)).sum();
     if stored_chunks != expected_chunks {
         return Err(bad("log", format!("{stored_chunks} node chunks stored, {expected_chunks} expected")));
     }
@@ -478,6 +270,6 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
         transactions: tx_count,
         subjects: records.len() as u64,
         log_root: log.root(),
-        last_block_hash: parent,
+        last_block_hash: parent.hash,
     })
 }

@@ -15,12 +15,16 @@ pub mod access;
 pub mod audit;
 pub mod block;
 pub mod consent;
+#[cfg(feature = "failpoints")]
+pub mod fault;
 pub mod genesis;
 pub mod governance;
 pub mod merkle;
 pub mod proof;
 pub mod proof_gov;
 pub mod queries;
+pub mod repair;
+mod replay;
 pub mod subjects;
 pub mod testkit;
 pub mod tx;

@@ -40,7 +40,7 @@ use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSe
 use yrd_consensus::{CertificateError, CommitCertificate};
 
 use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
-use crate::consent::{self, BlockConsent, ConsentDelta, Refusal};
+use crate::consent::{self, BlockConsent, ConsentDelta, Refusal as ConsentRefusal};
 
 mod consent_index;
 pub use consent_index::QueryRecordAt;
@@ -52,13 +52,14 @@ use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId};
 use crate::uscc::Uscc;
 use crate::validate::{check_stateless, TxError};
 
-const LOG_CHUNK: u64 = 256;
+/// Log node hashes per `l` key.
+pub(crate) const LOG_CHUNK: u64 = 256;
 /// Sequence numbers per issuer-index chunk (one `i` key).
 pub(crate) const SEQ_CHUNK: u64 = 64;
 /// Bytes of one issuer-index entry: sequence number (u64 BE) ‖ transaction id.
 const ISSUER_ENTRY: usize = 40;
-const META_HEIGHT: &[u8] = b"mheight";
-const META_LOG_SIZE: &[u8] = b"mlogsize";
+pub(crate) const META_HEIGHT: &[u8] = b"mheight";
+pub(crate) const META_LOG_SIZE: &[u8] = b"mlogsize";
 const META_CHAIN: &[u8] = b"mchain";
 const META_GENESIS: &[u8] = b"mgenesis";
 /// The layout of the keys and values below; stores of another format are refused.
@@ -92,6 +93,8 @@ pub enum StoreError {
     Log(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("an earlier write to the store failed ({0}); nothing more is written through this handle — restart to reopen the store at its last complete block")]
+    Failed(String),
 }
 
 /// Why a block was rejected.
@@ -224,13 +227,17 @@ pub struct Ledger {
     /// Transaction ids to positions (see [`TxIndex`]).
     tx_index: TxIndex,
     pending: Mutex<HashMap<BlockHash, Execution>>,
+    /// What the repair at open did, if there was one.
+    repaired: Option<crate::repair::RepairReport>,
+    /// Set when a block write failed: no further writes through this handle.
+    failed: Option<String>,
+    /// Test builds only: tear the next block's batch (see [`crate::fault`]).
+    #[cfg(feature = "failpoints")]
+    tear: Option<crate::fault::Tear>,
 }
 
 fn height_key(prefix: u8, h: Height) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = prefix;
-    k[1..].copy_from_slice(&h.0.to_be_bytes());
-    k
+    crate::replay::height_key(prefix, h.0)
 }
 
 /// The `x` key of part `part` of block `h`'s transaction index.
@@ -345,14 +352,14 @@ fn issuer_chunk_find(v: &[u8], seq: u64) -> Result<Option<TxId>, StoreError> {
     Ok(entries.binary_search_by_key(&seq, |(s, _)| *s).ok().map(|i| entries[i].1))
 }
 
-fn subject_db_key(s: &Uscc) -> Vec<u8> {
+pub(crate) fn subject_db_key(s: &Uscc) -> Vec<u8> {
     let mut k = Vec::with_capacity(19);
     k.push(b's');
     k.extend_from_slice(s.as_str().as_bytes());
     k
 }
 
-fn log_key(level: u8, chunk: u64) -> [u8; 10] {
+pub(crate) fn log_key(level: u8, chunk: u64) -> [u8; 10] {
     let mut k = [0u8; 10];
     k[0] = b'l';
     k[1] = level;
@@ -360,7 +367,7 @@ fn log_key(level: u8, chunk: u64) -> [u8; 10] {
     k
 }
 
-fn u64_of(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
+pub(crate) fn u64_of(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
     let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{what} is not 8 bytes")))?;
     Ok(u64::from_be_bytes(arr))
 }
@@ -410,7 +417,12 @@ enum Mode {
 
 impl Ledger {
     /// Opens (or creates) the store in `dir` for `genesis`. Refuses a directory
-    /// that belongs to another chain. Rebuilds the subject map from the records.
+    /// that belongs to another chain or holds another store format. Rebuilds the
+    /// in-memory state (subject map, id map, highest sequence numbers) and checks
+    /// that the recorded tip is a complete block with everything derived from it
+    /// ([`crate::repair::check_tip`]); if it is not — a write torn by a crash or a
+    /// full disk — the store is repaired to its last complete block first
+    /// ([`crate::repair::repair`]; [`Ledger::repair_report`] says what was done).
     pub fn open(dir: &Path, genesis: Genesis) -> Result<Ledger, StoreError> {
         genesis.validate().map_err(|e| StoreError::Genesis(e.to_string()))?;
         let chain = genesis.chain_id()?;
@@ -443,6 +455,28 @@ impl Ledger {
                 db.flush()?;
             }
         }
+        let load = || Ledger::load(db.clone(), tree.clone(), genesis.clone(), chain);
+        match load() {
+            Ok(ledger) => Ok(ledger),
+            Err(e) if crate::repair::repairable(&e) => {
+                let report = crate::repair::repair(&db, &tree, &genesis, e.to_string())?;
+                let mut ledger = load().map_err(|again| {
+                    StoreError::Corrupt(format!("still inconsistent after repairing it to block {}: {again}", report.height))
+                })?;
+                ledger.repaired = Some(report);
+                Ok(ledger)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The in-memory state of an opened store, after checking its tip.
+    fn load(
+        db: sled::Db,
+        tree: sled::Tree,
+        genesis: Genesis,
+        chain: Hash32,
+    ) -> Result<Ledger, StoreError> {
         let height = Height(u64_of(&tree.get(META_HEIGHT)?.ok_or_else(|| StoreError::Corrupt("no height".into()))?, "height")?);
         let log_size = u64_of(&tree.get(META_LOG_SIZE)?.ok_or_else(|| StoreError::Corrupt("no log size".into()))?, "log size")?;
         let mut ledger = Ledger {
@@ -459,6 +493,10 @@ impl Ledger {
             max_sequence: HashMap::new(),
             tx_index: TxIndex::default(),
             pending: Mutex::new(HashMap::new()),
+            repaired: None,
+            failed: None,
+            #[cfg(feature = "failpoints")]
+            tear: None,
         };
         if height.0 > 0 {
             let header = ledger.header(height)?.ok_or_else(|| StoreError::Corrupt(format!("no header at height {height}")))?;
@@ -472,6 +510,7 @@ impl Ledger {
             entries.push((subject_key(&rec.subject), rec.value_hash()?));
         }
         ledger.subjects = SubjectMap::from_entries(&entries);
+        let mut indexed = 0u64;
         for item in ledger.tree.scan_prefix([b'x']) {
             let (k, v) = item?;
             if k.len() != 13 || !v.len().is_multiple_of(TX_INDEX_ENTRY) || v.len() > TX_INDEX_PART * TX_INDEX_ENTRY {
@@ -482,6 +521,7 @@ impl Ledger {
             for (i, e) in v.chunks_exact(TX_INDEX_ENTRY).enumerate() {
                 let (id, _, _) = decode_tx_index_entry(e);
                 ledger.tx_index.insert(&id, height, part * TX_INDEX_PART as u32 + i as u32);
+                indexed += 1;
             }
         }
         // Governance: every membership change and proposal.
@@ -523,7 +563,24 @@ impl Ledger {
                 )));
             }
         }
+        crate::repair::check_tip(&ledger, indexed).map_err(StoreError::Corrupt)?;
         Ok(ledger)
+    }
+
+    /// What the repair at open did, if the store needed one (see [`Ledger::open`]).
+    pub fn repair_report(&self) -> Option<&crate::repair::RepairReport> {
+        self.repaired.as_ref()
+    }
+
+    /// The ledger tree (for the checks and repair at open).
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Whether `id` is in the in-memory id map (first 8 bytes; not confirmed
+    /// against the store).
+    pub(crate) fn id_known(&self, id: &TxId) -> bool {
+        self.tx_index.candidate(id).is_some()
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -792,17 +849,32 @@ impl Ledger {
         records: &mut Records,
         gov: &BlockGov<'_>,
         consent: &BlockConsent<'_, Ledger>,
-    ) -> Result<(), TxError> {
-        let storage = |e: StoreError| TxError::Decode(CodecError::Malformed { what: "store", reason: e.to_string() });
+    ) -> Result<Result<(), TxError>, StoreError> {
+        match self.check_stateful_inner(tx, id, overlay, records, gov, consent) {
+            Ok(()) => Ok(Ok(())),
+            Err(Refusal::Invalid(e)) => Ok(Err(e)),
+            Err(Refusal::Store(e)) => Err(e),
+        }
+    }
+
+    fn check_stateful_inner(
+        &self,
+        tx: &SignedTransaction,
+        id: &TxId,
+        overlay: &Overlay,
+        records: &mut Records,
+        gov: &BlockGov<'_>,
+        consent: &BlockConsent<'_, Ledger>,
+    ) -> Result<(), Refusal> {
         if overlay.ids.contains_key(id) {
-            return Err(TxError::Duplicate(*id));
+            return Err(Refusal::Invalid(TxError::Duplicate(*id)));
         }
         let replay = match &tx.tx.body {
-            TxBody::Attest(a) => self.cached_record(records, &a.subject).map_err(storage)?.entries.iter().any(|e| e.id == *id),
-            _ => self.tx_location(id).map_err(storage)?.is_some(),
+            TxBody::Attest(a) => self.cached_record(records, &a.subject)?.entries.iter().any(|e| e.id == *id),
+            _ => self.tx_location(id)?.is_some(),
         };
         if replay {
-            return Err(TxError::Duplicate(*id));
+            return Err(Refusal::Invalid(TxError::Duplicate(*id)));
         }
         let t = &tx.tx;
         let membership = self.gov.membership_at(overlay.height.0);
@@ -814,18 +886,18 @@ impl Ledger {
                 .unwrap_or_default()
         };
         if let Some(by) = overlay.seqs.get(&(t.issuer, t.sequence)) {
-            return Err(TxError::SequenceUsed { issuer: signer_name(), sequence: t.sequence, by: *by });
+            return Err(Refusal::Invalid(TxError::SequenceUsed { issuer: signer_name(), sequence: t.sequence, by: *by }));
         }
-        if let Some(by) = self.sequence_used(&t.issuer, t.sequence).map_err(storage)? {
-            return Err(TxError::SequenceUsed { issuer: signer_name(), sequence: t.sequence, by });
+        if let Some(by) = self.sequence_used(&t.issuer, t.sequence)? {
+            return Err(Refusal::Invalid(TxError::SequenceUsed { issuer: signer_name(), sequence: t.sequence, by }));
         }
         if let TxBody::Revoke(r) = &t.body {
-            let loc = self.tx_location(&r.target).map_err(storage)?.ok_or(TxError::TargetUnknown(r.target))?;
-            let target = self.tx_at(&loc).map_err(storage)?;
+            let loc = self.tx_location(&r.target)?.ok_or(Refusal::Invalid(TxError::TargetUnknown(r.target)))?;
+            let target = self.tx_at(&loc)?;
             let TxBody::Attest(a) = &target.tx.body else {
-                return Err(TxError::TargetNotAttestation(r.target));
+                return Err(Refusal::Invalid(TxError::TargetNotAttestation(r.target)));
             };
-            let revoker = membership.issuer(&t.issuer).ok_or(TxError::UnknownIssuer(t.issuer))?;
+            let revoker = membership.issuer(&t.issuer).ok_or(Refusal::Invalid(TxError::UnknownIssuer(t.issuer)))?;
             // The target's issuer is known by name: the issuer it was when it signed
             // (its key may have been rotated since).
             let target_issuer = self
@@ -835,47 +907,44 @@ impl Ledger {
                 .map(|i| i.name.clone())
                 .unwrap_or_default();
             if target_issuer != revoker.name && !revoker.may_revoke_any {
-                return Err(TxError::NotAuthorised { issuer: revoker.name.clone(), target: r.target, target_issuer });
+                return Err(Refusal::Invalid(TxError::NotAuthorised { issuer: revoker.name.clone(), target: r.target, target_issuer }));
             }
             if let Some(by) = overlay.revoked.get(&r.target) {
-                return Err(TxError::AlreadyRevoked { target: r.target, by: *by });
+                return Err(Refusal::Invalid(TxError::AlreadyRevoked { target: r.target, by: *by }));
             }
-            let rec = self.cached_record(records, &a.subject).map_err(storage)?;
+            let rec = self.cached_record(records, &a.subject)?;
             if let Some(by) = rec
                 .entries
                 .iter()
                 .find(|e| e.id == r.target)
                 .and_then(|e| e.revoked.map(|(by, _)| by))
             {
-                return Err(TxError::AlreadyRevoked { target: r.target, by });
+                return Err(Refusal::Invalid(TxError::AlreadyRevoked { target: r.target, by }));
             }
         }
-        gov.check(tx, id)?;
+        gov.check(tx, id).map_err(|e| Refusal::Invalid(e.into()))?;
         consent.check(tx).map_err(|r| match r {
-            Refusal::Invalid(e) => TxError::Consent(e),
-            Refusal::Store(e) => storage(e),
+            ConsentRefusal::Invalid(e) => Refusal::Invalid(TxError::Consent(e)),
+            ConsentRefusal::Store(e) => Refusal::Store(e),
         })?;
         Ok(())
     }
 
     /// Checks a transaction against the committed state (mempool admission), as
-    /// if it went into a block made now: rules that depend on a block's time
-    /// (authorisations' validity) use the last block's timestamp. The signature is
-    /// NOT checked here; callers verify it first (see
-    /// `validate::check_untrusted_bytes`).
-    pub fn check_tx(&self, tx: &SignedTransaction, id: &TxId) -> Result<(), TxError> {
-        let last = self.last_header.as_ref().map_or(self.genesis.genesis_time_ms, |h| h.timestamp_ms);
-        self.check_tx_at(tx, id, last)
-    }
-
-    /// [`Ledger::check_tx`] with the block time taken as `now_ms` (the node's
-    /// clock, for admission; never earlier than the last block).
-    pub fn check_tx_at(&self, tx: &SignedTransaction, id: &TxId, now_ms: u64) -> Result<(), TxError> {
+    /// if it went into the next block: rules that depend on a block's time
+    /// (authorisations' validity, query records) use the last committed block's
+    /// timestamp, never the node's clock, so every node gives the same verdict.
+    /// `Ok(verdict)`, or `Err` if the store could not be read (a storage
+    /// failure, never a verdict on the transaction). The signature is NOT
+    /// checked here; callers verify it first (see `validate::check_untrusted_bytes`).
+    pub fn check_tx(&self, tx: &SignedTransaction, id: &TxId) -> Result<Result<(), TxError>, StoreError> {
         let next = self.height.next();
         let gov = self.gov.begin_block(next.0);
-        check_stateless(gov.membership(), &self.chain, tx)?;
-        let last = self.last_header.as_ref().map_or(0, |h| h.timestamp_ms + 1);
-        let consent = BlockConsent::new(self, next.0, now_ms.max(last), gov.membership().clone());
+        if let Err(e) = check_stateless(gov.membership(), &self.chain, tx) {
+            return Ok(Err(e));
+        }
+        let last = self.last_header.as_ref().map_or(self.genesis.genesis_time_ms, |h| h.timestamp_ms);
+        let consent = BlockConsent::new(self, next.0, last, gov.membership().clone());
         self.check_stateful(tx, id, &Overlay::new(next), &mut Records::new(), &gov, &consent)
     }
 
@@ -979,6 +1048,12 @@ impl Ledger {
         self.pending.lock().is_ok_and(|p| p.contains_key(hash))
     }
 
+    /// The length of the block bytes of a cached execution (a block built or
+    /// validated here), without encoding the block again.
+    pub fn cached_block_len(&self, hash: &BlockHash) -> Option<usize> {
+        self.pending.lock().ok()?.get(hash).map(|e| e.block_bytes.len())
+    }
+
     fn cache_execution(&self, hash: BlockHash, exec: Execution) {
         if let Ok(mut p) = self.pending.lock() {
             if p.len() > 16 {
@@ -1013,17 +1088,21 @@ impl Ledger {
             let bytes = tx.encode()?;
             let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
             // Signature last (the costliest check), on its own: the signature rule never
-            // batches, so this verdict is the one every other path gives.
-            let verdict = check_stateless(&membership, &self.chain, tx)
-                .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) })
-                .and_then(|_| self.check_stateful(tx, &id, &overlay, &mut read, &gov, &consent))
-                .and_then(|_| {
-                    if sig_verified(&id) || tx.verify_signature().is_ok() {
-                        Ok(())
-                    } else {
-                        Err(TxError::BadSignature)
-                    }
-                });
+            // batches, so this verdict is the one every other path gives. A storage
+            // failure is not a verdict on the transaction: it fails the block.
+            let checked = check_stateless(&membership, &self.chain, tx)
+                .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) });
+            let verdict = match checked {
+                Err(e) => Err(e),
+                Ok(()) => self.check_stateful(tx, &id, &overlay, &mut read, &gov, &consent)?,
+            }
+            .and_then(|_| {
+                if sig_verified(&id) || tx.verify_signature().is_ok() {
+                    Ok(())
+                } else {
+                    Err(TxError::BadSignature)
+                }
+            });
             if let Err(error) = verdict {
                 match mode {
                     Mode::Fail => return Err(BlockError::InvalidTx { index, error }),
@@ -1036,8 +1115,8 @@ impl Ledger {
             // Governance effects (proposal records, approvals) apply in order.
             gov.apply(tx, &id, accepted.len() as u32).map_err(|e| BlockError::InvalidTx { index, error: e.into() })?;
             consent.apply(tx, &id, accepted.len() as u32).map_err(|r| match r {
-                Refusal::Invalid(e) => BlockError::InvalidTx { index, error: e.into() },
-                Refusal::Store(e) => BlockError::Store(e),
+                ConsentRefusal::Invalid(e) => BlockError::InvalidTx { index, error: e.into() },
+                ConsentRefusal::Store(e) => BlockError::Store(e),
             })?;
             overlay.ids.insert(id, ());
             overlay.seqs.insert((tx.tx.issuer, tx.tx.sequence), id);
@@ -1201,8 +1280,11 @@ impl Ledger {
     }
 
     fn write(&mut self, exec: Execution, certificate: &CommitCertificate) -> Result<(), StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(StoreError::Failed(e.clone()));
+        }
         let height = exec.header.height;
-        let mut batch = sled::Batch::default();
+        let mut batch = BlockBatch::default();
         batch.insert(&height_key(b'b', height)[..], exec.block_bytes);
         batch.insert(&height_key(b'h', height)[..], codec::encode(&exec.header)?);
         batch.insert(&height_key(b'c', height)[..], codec::encode(certificate)?);
@@ -1270,8 +1352,13 @@ impl Ledger {
         }
         batch.insert(META_HEIGHT, &height.0.to_be_bytes()[..]);
         batch.insert(META_LOG_SIZE, &exec.header.log_size.to_be_bytes()[..]);
-        self.tree.apply_batch(batch)?;
-        self.db.flush()?;
+        // From here on a failure leaves this handle's view of the store unknown
+        // (sled may hold the batch in memory, or part of it on disk): refuse any
+        // further write through it. The next open checks the tip and repairs.
+        if let Err(e) = self.apply(batch) {
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
         self.gov.apply(&exec.gov);
         self.subjects.apply(&exec.subject_changes);
         for (id, loc) in &exec.locations {
@@ -1289,8 +1376,62 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Why a block write through this handle failed, if one did. From then on
+    /// nothing is written through it, and what sled shows may include part of
+    /// the failed block: readers that answer clients check this first.
+    pub fn write_failed(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    #[cfg(feature = "failpoints")]
+    pub(crate) fn set_tear(&mut self, tear: crate::fault::Tear) {
+        self.tear = Some(tear);
+    }
+
+    /// Writes one block's batch atomically and flushes it.
+    fn apply(&mut self, batch: BlockBatch) -> Result<(), StoreError> {
+        #[cfg(feature = "failpoints")]
+        if let Some(tear) = self.tear.take() {
+            return crate::fault::write_torn(&self.tree, &self.db, batch.0, tear);
+        }
+        let mut b = sled::Batch::default();
+        for (k, v) in batch.0 {
+            b.insert(k, v);
+        }
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// The keys and values of one block's write, in the order they were added (a
+/// list rather than a `sled::Batch` so that test builds can tear it, see
+/// [`crate::fault`]).
+#[derive(Default)]
+struct BlockBatch(Vec<(Vec<u8>, Vec<u8>)>);
+
+impl BlockBatch {
+    fn insert(&mut self, key: impl AsRef<[u8]>, value: impl Into<Vec<u8>>) {
+        self.0.push((key.as_ref().to_vec(), value.into()));
+    }
+}
+
 /// Subject records by subject.
 type Records = BTreeMap<Uscc, SubjectRecord>;
+
+/// Why a stateful check did not pass: the transaction breaks a rule, or the
+/// store could not be read to tell.
+enum Refusal {
+    Invalid(TxError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Refusal {
+        Refusal::Store(e)
+    }
+}
 
 /// Claims made by earlier transactions of the block being executed.
 struct Overlay {

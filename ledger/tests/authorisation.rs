@@ -30,7 +30,7 @@ fn commit(chain: &TestChain, ledger: &mut Ledger, txs: Vec<SignedTransaction>) {
 fn admit(ledger: &Ledger, tx: &SignedTransaction) -> Result<(), TxError> {
     let membership = ledger.next_membership();
     yrd_ledger::validate::check_stateless(&membership, &ledger.chain_id(), tx)?;
-    ledger.check_tx(tx, &tx.id().unwrap())
+    ledger.check_tx(tx, &tx.id().unwrap()).expect("the store reads")
 }
 
 /// The rule code `tx` is refused with as part of the next block.
@@ -412,4 +412,28 @@ fn the_audit_catches_a_tampered_authorisation_index() {
     // An authorisation for a lender that never had one.
     tree.insert(yrd_ledger::consent::grant_key(&s(1), "bank-1"), yrd_ledger::consent::encode_grants(&grants).unwrap()).unwrap();
     assert!(yrd_ledger::audit::verify_tree(&tree, &chain.genesis).is_err());
+}
+
+#[test]
+fn a_store_of_an_older_format_is_refused_with_the_reason() {
+    let chain = TestChain::new(4, 2);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+        commit(&chain, &mut ledger, vec![]);
+        let tree = ledger.db().open_tree("ledger").unwrap();
+        // What main's format-4 node wrote.
+        tree.insert(b"mformat", &4u64.to_be_bytes()[..]).unwrap();
+        ledger.db().flush().unwrap();
+    }
+    match Ledger::open(dir.path(), chain.genesis.clone()) {
+        Err(e @ yrd_ledger::store::StoreError::Format { found: 4, expected }) => {
+            assert_eq!(expected, yrd_ledger::store::STORE_FORMAT);
+            assert!(expected > 4);
+            let msg = e.to_string();
+            assert!(msg.contains("store format 4") && msg.contains("start the node with an empty one"), "{msg}");
+        }
+        Err(e) => panic!("expected a format refusal, got {e}"),
+        Ok(_) => panic!("a format-4 store was opened"),
+    }
 }

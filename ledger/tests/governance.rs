@@ -30,7 +30,7 @@ fn commit(chain: &TestChain, ledger: &mut Ledger, txs: Vec<SignedTransaction>, e
 fn admit(ledger: &Ledger, tx: &SignedTransaction) -> Result<(), TxError> {
     let membership = ledger.next_membership();
     yrd_ledger::validate::check_stateless(&membership, &ledger.chain_id(), tx)?;
-    ledger.check_tx(tx, &tx.id().unwrap())
+    ledger.check_tx(tx, &tx.id().unwrap()).expect("the store is readable")
 }
 
 fn new_validator(name: &str, seed: &[u8]) -> (ValidatorInfo, SecretKey) {

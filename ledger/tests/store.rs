@@ -85,10 +85,10 @@ fn replays_and_reused_sequences_are_rejected() {
     let (dir, chain, mut ledger) = fresh();
     let a = chain.attestation(0, 7, Uscc::sample(1), AttestationKind::RedList);
     commit(&mut ledger, &chain, vec![a.clone()]);
-    assert_eq!(ledger.check_tx(&a, &a.id().unwrap()), Err(TxError::Duplicate(a.id().unwrap())));
+    assert_eq!(ledger.check_tx(&a, &a.id().unwrap()).unwrap(), Err(TxError::Duplicate(a.id().unwrap())));
     let same_seq = chain.attestation(0, 7, Uscc::sample(2), AttestationKind::RedList);
     assert!(matches!(
-        ledger.check_tx(&same_seq, &same_seq.id().unwrap()),
+        ledger.check_tx(&same_seq, &same_seq.id().unwrap()).unwrap(),
         Err(TxError::SequenceUsed { sequence: 7, .. })
     ));
     // Building a block leaves both out, with reasons.
@@ -115,8 +115,8 @@ fn replays_and_reused_sequences_are_rejected() {
     commit(&mut ledger, &chain, vec![r.clone()]);
     drop(ledger);
     let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
-    assert_eq!(ledger.check_tx(&a, &a.id().unwrap()), Err(TxError::Duplicate(a.id().unwrap())));
-    assert_eq!(ledger.check_tx(&r, &r.id().unwrap()), Err(TxError::Duplicate(r.id().unwrap())));
+    assert_eq!(ledger.check_tx(&a, &a.id().unwrap()).unwrap(), Err(TxError::Duplicate(a.id().unwrap())));
+    assert_eq!(ledger.check_tx(&r, &r.id().unwrap()).unwrap(), Err(TxError::Duplicate(r.id().unwrap())));
 }
 
 #[test]
@@ -132,9 +132,9 @@ fn revocation_changes_status_and_keeps_history() {
 
     // Issuer 2 is neither the issuer nor allowed to revoke any record.
     let bad = chain.revocation(2, 1, aid, RevocationReason::Repair);
-    assert!(matches!(ledger.check_tx(&bad, &bad.id().unwrap()), Err(TxError::NotAuthorised { .. })));
+    assert!(matches!(ledger.check_tx(&bad, &bad.id().unwrap()).unwrap(), Err(TxError::NotAuthorised { .. })));
     let unknown = chain.revocation(1, 2, yrd_ledger::tx::TxId(yrd_consensus::crypto::sha256(&[b"x"])), RevocationReason::Error);
-    assert!(matches!(ledger.check_tx(&unknown, &unknown.id().unwrap()), Err(TxError::TargetUnknown(_))));
+    assert!(matches!(ledger.check_tx(&unknown, &unknown.id().unwrap()).unwrap(), Err(TxError::TargetUnknown(_))));
 
     let r = chain.revocation(1, 2, aid, RevocationReason::Repair);
     commit(&mut ledger, &chain, vec![r.clone()]);
@@ -146,14 +146,14 @@ fn revocation_changes_status_and_keeps_history() {
 
     // Revoking twice, or revoking a revocation, is refused.
     let again = chain.revocation(0, 1, aid, RevocationReason::Dispute);
-    assert!(matches!(ledger.check_tx(&again, &again.id().unwrap()), Err(TxError::AlreadyRevoked { .. })));
+    assert!(matches!(ledger.check_tx(&again, &again.id().unwrap()).unwrap(), Err(TxError::AlreadyRevoked { .. })));
     let meta = chain.revocation(1, 3, rid, RevocationReason::Error);
-    assert!(matches!(ledger.check_tx(&meta, &meta.id().unwrap()), Err(TxError::TargetNotAttestation(_))));
+    assert!(matches!(ledger.check_tx(&meta, &meta.id().unwrap()).unwrap(), Err(TxError::TargetNotAttestation(_))));
     // Issuer 0 may revoke any record (it is a repair office in the test genesis).
     let b = chain.attestation(2, 5, s, AttestationKind::CourtEnforcement);
     commit(&mut ledger, &chain, vec![b.clone()]);
     let by_office = chain.revocation(0, 1, b.id().unwrap(), RevocationReason::Dispute);
-    ledger.check_tx(&by_office, &by_office.id().unwrap()).unwrap();
+    ledger.check_tx(&by_office, &by_office.id().unwrap()).unwrap().unwrap();
     // History: both attestations are still there.
     assert_eq!(ledger.by_subject(&s, 0).unwrap().len(), 2);
 }
@@ -243,7 +243,7 @@ fn issuer_index_across_chunks_blocks_and_reopen() {
             assert_eq!(ledger.sequence_used(&issuer, *seq).unwrap(), Some(tx.id().unwrap()), "seq {seq}");
             let again = chain.attestation(0, *seq, Uscc::sample(999), AttestationKind::Commitment);
             assert!(
-                matches!(ledger.check_tx(&again, &again.id().unwrap()), Err(TxError::SequenceUsed { sequence, .. }) if sequence == *seq),
+                matches!(ledger.check_tx(&again, &again.id().unwrap()).unwrap(), Err(TxError::SequenceUsed { sequence, .. }) if sequence == *seq),
                 "seq {seq} reuse not caught (reopen {reopen})"
             );
         }

@@ -79,7 +79,7 @@ pub struct ErrorBody {
     /// Machine-readable rule: a [`yrd_ledger::validate::TxError::code`] or one of
     /// the API's own (`bad_json`, `bad_body`, `bad_hex`, `bad_id`, `bad_uscc`, `bad_height`,
     /// `bad_query`, `bad_path`, `batch_too_large`, `body_too_large`, `body_timeout`, `not_found`,
-    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `busy`,
+    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `busy`, `disk_low`,
     /// `too_many_connections`, `unavailable`, `internal`; access, docs/access.md: 401
     /// `signature_incomplete`, `bad_signature_header`, `stale_request`, `unknown_key`,
     /// `key_retired`, `bad_signature`, `replayed_request`; 403 `restricted`,
@@ -117,7 +117,7 @@ impl ApiError {
         let status = match e {
             SubmitError::Invalid(_) => StatusCode::BAD_REQUEST,
             SubmitError::Conflict(_) => StatusCode::CONFLICT,
-            SubmitError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SubmitError::Busy(_) | SubmitError::DiskLow(_) => StatusCode::SERVICE_UNAVAILABLE,
             SubmitError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
             SubmitError::Halted { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -558,7 +558,7 @@ pub struct AppState {
 
 impl AppState {
     fn ledger(&self) -> ApiResult<RwLockReadGuard<'_, Ledger>> {
-        self.shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))
+        usable(self.shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))?)
     }
 
     /// Runs `f` with the ledger's read lock on tokio's blocking pool. Reads may
@@ -571,11 +571,24 @@ impl AppState {
     ) -> ApiResult<T> {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
-            let ledger = shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))?;
+            let ledger = usable(shared.ledger.read().map_err(|_| ApiError::internal("ledger lock poisoned"))?)?;
             f(&shared, &ledger)
         })
         .await
         .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+    }
+}
+
+/// The ledger, unless a block write to it failed: the node is stopping, and
+/// the store may show part of a block that was never acknowledged.
+fn usable(ledger: RwLockReadGuard<'_, Ledger>) -> ApiResult<RwLockReadGuard<'_, Ledger>> {
+    match ledger.write_failed() {
+        Some(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unavailable",
+            format!("node unavailable: its store failed ({e}); it is stopping"),
+        )),
+        None => Ok(ledger),
     }
 }
 
@@ -665,16 +678,43 @@ async fn trace_request(req: Request, next: Next) -> Response {
     resp
 }
 
-async fn not_found(req: Request) -> ApiError {
-    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+async fn not_found(req: Request) -> Response {
+    let err = ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()));
+    refuse_unread(req, err).await
 }
 
-async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(
+async fn method_not_allowed(req: Request) -> Response {
+    let err = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("method {} is not allowed on {}", req.method(), req.uri().path()),
-    )
+    );
+    refuse_unread(req, err).await
+}
+
+/// Most of a request body that no handler wants (an unknown route, a wrong
+/// method) is read and discarded, so that the connection can carry the client's
+/// next request: a few requests' worth.
+const UNREAD_BODY_DRAIN_BYTES: usize = 64 * 1024;
+
+/// How long such a body may take to arrive before the connection is given up.
+const UNREAD_BODY_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Answers `err` to a request whose body no handler reads. A body left unread
+/// makes the server close the connection after the answer; a client that kept it
+/// for its next request would find it closed (an I/O error instead of an answer).
+/// So the body is drained when it is small and arrives promptly, and otherwise the
+/// answer carries `Connection: close` so that clients do not reuse the connection.
+async fn refuse_unread(req: Request, err: ApiError) -> Response {
+    let conn = req.extensions().get::<body::ConnHandle>().cloned();
+    let deadline = tokio::time::Instant::now() + UNREAD_BODY_DRAIN_TIMEOUT;
+    let stream = req.into_body().into_data_stream();
+    let drained = body::drain(stream, 0, UNREAD_BODY_DRAIN_BYTES, deadline, conn.as_ref()).await;
+    let mut resp = err.into_response();
+    if !drained {
+        resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 // ---------------------------------------------------------------------------

@@ -18,6 +18,9 @@
 //! block_interval_ms = 200                 # least time between blocks
 //! max_block_txs = 4096                    # also capped by the genesis
 //!
+//! [storage]
+//! reserve_mib = 256                       # free space never written into (0: off)
+//! low_mib = 1024                          # below this, no new work is accepted
 //! [http]                                  # limits of the HTTP API (docs/node.md)
 //! max_connections = 4096                  # lowered at start to what the fd limit allows
 //! fd_reserve = 512                        # file descriptors kept for libp2p, sled, logs
@@ -51,6 +54,8 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     #[serde(default)]
     pub consensus: ConsensusConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
     #[serde(default)]
     pub http: HttpConfig,
 }
@@ -91,6 +96,32 @@ impl Default for ConsensusConfig {
             block_interval_ms: 200,
             max_block_txs: 4096,
         }
+    }
+}
+
+/// Free space on the data directory's filesystem (`disk.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Free space (MiB) the node never writes into: a commit that could leave
+    /// less stops the node (ERROR, exit status 2) before the disk fills, keeping
+    /// room for sled's recovery and the repair at the next start. 0 turns the
+    /// check off (a full disk then fails a write with ENOSPC, which also stops
+    /// the node).
+    pub reserve_mib: u64,
+    /// Below this much free space (MiB) the node takes no new work — API
+    /// submissions get 503 `disk_low`, gossiped transactions are not admitted,
+    /// its proposals are empty — and logs a WARN at most once a minute; it keeps
+    /// committing the blocks the others finalise until the reserve. At least
+    /// `reserve_mib`; 0 turns it off.
+    pub low_mib: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        // A few hundred MiB: several thousand full blocks' worth of sled writes
+        // at their worst amplification, and room to reopen and repair.
+        StorageConfig { reserve_mib: 256, low_mib: 1024 }
     }
 }
 
@@ -211,6 +242,13 @@ impl NodeConfig {
         let c = &self.consensus;
         if c.propose_timeout_ms == 0 || c.vote_timeout_ms == 0 || c.max_block_txs == 0 {
             return Err(ConfigError::Invalid("consensus timeouts and max_block_txs must be positive".into()));
+        }
+        let st = &self.storage;
+        if st.low_mib != 0 && st.low_mib < st.reserve_mib {
+            return Err(ConfigError::Invalid(format!(
+                "storage.low_mib = {} is below storage.reserve_mib = {}: the node must stop taking work before it reaches the reserve (or set low_mib = 0 to never refuse work)",
+                st.low_mib, st.reserve_mib
+            )));
         }
         self.http.validate()
     }

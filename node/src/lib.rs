@@ -4,10 +4,13 @@
 //! ([`net`]), the consensus driver that wires the pure core to the network,
 //! timers and the sled store ([`node`]), the mempool ([`mempool`]), the HTTP JSON
 //! API with Prometheus metrics ([`api`]), configuration ([`config`]), key
-//! files ([`keys`]) and the descriptor limit ([`fdlimit`]). This is the only crate with tokio and libp2p.
+//! files ([`keys`]), the descriptor limit ([`fdlimit`]), the disk reserve ([`disk`])
+//! and what a storage failure does ([`fatal`]). This is the only crate with tokio and libp2p.
 
 pub mod api;
 pub mod config;
+pub mod disk;
+pub mod fatal;
 pub mod fdlimit;
 pub mod health;
 pub mod keys;

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub block_txs: Histogram,
     pub block_write_seconds: Histogram,
     pub invalid_messages: Counter,
+    pub disk_free_bytes: Gauge,
+    pub disk_low: Gauge,
     pub halted: Gauge,
     pub clock_offset_ms: Gauge,
     /// HTTP API connections open (or being closed), sampled 4 times a second.
@@ -51,6 +53,8 @@ impl Metrics {
             block_txs: Histogram::new([0.0, 1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4096.0]),
             block_write_seconds: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0, 2.5]),
             invalid_messages: Counter::default(),
+            disk_free_bytes: Gauge::default(),
+            disk_low: Gauge::default(),
             halted: Gauge::default(),
             clock_offset_ms: Gauge::default(),
             api_connections: Gauge::default(),
@@ -78,6 +82,16 @@ impl Metrics {
             "block_write_seconds",
             "Time to write a decided block to the store (certificate check, atomic batch, fsync), on the consensus path",
             m.block_write_seconds.clone(),
+        );
+        m.registry.register(
+            "disk_free_bytes",
+            "Free space on the data directory's filesystem (statvfs, before every commit and about once a second)",
+            m.disk_free_bytes.clone(),
+        );
+        m.registry.register(
+            "disk_low",
+            "1 while free space is below storage.low_mib: no new transactions are accepted; the node stops at storage.reserve_mib",
+            m.disk_low.clone(),
         );
         m.registry.register("invalid_messages", "Invalid messages received from peers (three from one peer get it dropped for 60 s)", m.invalid_messages.clone());
         m.registry.register(

@@ -24,6 +24,8 @@ use yrd_ledger::store::{BlockError, Ledger};
 use yrd_ledger::tx::TxId;
 
 use crate::config::NodeConfig;
+use crate::disk::DiskSpace;
+use crate::fatal::{StorageFailure, WriteWatch};
 use crate::health::{ClockMonitor, ClockStatus, ClockVerdict, Halt};
 use crate::keys::read_key_file;
 use crate::mempool::Mempool;
@@ -58,11 +60,49 @@ const ADMISSION_WORKERS: usize = 2;
 /// validator that is really behind also fetches blocks itself (sync).
 const PEER_BEHIND_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs a node until SIGINT or SIGTERM.
+/// At shutdown, how long the API may take to finish its requests ...
+const API_DRAIN: Duration = Duration::from_secs(5);
+/// ... the network to close ...
+const NET_SHUTDOWN: Duration = Duration::from_secs(5);
+/// ... and the store's final flush (an fsync of at most a block's worth of
+/// writes; longer means the disk hangs, and the node exits with an error
+/// rather than waiting on it).
+const FINAL_FLUSH: Duration = Duration::from_secs(10);
+/// How often the driver measures free disk space (and before every commit).
+const DISK_REFRESH: Duration = Duration::from_secs(1);
+
+/// How often the stall watch looks at the store write in progress.
+const STALL_CHECK: Duration = Duration::from_millis(500);
+
+/// Runs a node until SIGINT or SIGTERM, or until it fails. A store write that
+/// does not return within [`crate::fatal::STALL_LIMIT`] ([`crate::fatal::STALL_LIMIT_FULL_DISK`] on a full
+/// disk) ends the process (status 2): see [`crate::fatal`].
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let node = Node::start(config).await?;
+    watch_for_stalls(Arc::downgrade(&node.shared));
     let shutdown = shutdown_signal();
     node.run_until(shutdown).await
+}
+
+/// Exits the process when a store write hangs: a blocked flush cannot be
+/// cancelled, and a node stuck in one neither votes nor stops on SIGTERM.
+fn watch_for_stalls(shared: std::sync::Weak<Shared>) {
+    let spawned = std::thread::Builder::new().name("yrd-stall-watch".into()).spawn(move || loop {
+        std::thread::sleep(STALL_CHECK);
+        let Some(shared) = shared.upgrade() else { return };
+        if let Some(hung) = shared.writes.hung(|| shared.disk.measure().ok()) {
+            error!(
+                write = %hung.what,
+                seconds = hung.took.as_secs(),
+                free_bytes = hung.free_bytes,
+                "storage failure: {hung}; exiting with status 2 — on restart the store reopens at its last complete block"
+            );
+            std::process::exit(2);
+        }
+    });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start the storage stall watch");
+    }
 }
 
 async fn shutdown_signal() {
@@ -116,8 +156,19 @@ impl Node {
         let me = key.public();
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let disk = DiskSpace::new(&config.data_dir, &config.storage);
         let ledger = Ledger::open(&config.data_dir.join("ledger"), genesis.clone())
             .with_context(|| format!("cannot open the ledger in {}", config.data_dir.display()))?;
+        if let Some(r) = ledger.repair_report() {
+            warn!(
+                recorded_height = r.recorded_height.map(|h| h.0),
+                height = r.height.0,
+                reason = %r.reason,
+                above = r.stopped_at.as_deref().unwrap_or("nothing"),
+                changes = %r.changes.join("; "),
+                "store repaired at open: a write torn by a crash or a full disk was discarded; resuming from the last complete block (later blocks come from peers)"
+            );
+        }
         // Who we are in the membership known so far (governance may have added or
         // rotated us since the genesis; a node that joined recently learns it by
         // catching up, so an unknown key is a warning, not an error).
@@ -195,9 +246,12 @@ impl Node {
             peers: Mutex::new(Vec::new()),
             committed,
             gossip_out,
+            disk,
+            writes: WriteWatch::default(),
             health: Default::default(),
         });
         shared.metrics.height.set(height.0 as i64);
+        shared.disk.refresh(&shared.metrics);
 
         // API, with its connections capped (above) so that descriptors stay for
         // the network and the store.
@@ -254,6 +308,7 @@ impl Node {
             strike_rx,
             admission: Arc::new(tokio::sync::Semaphore::new(ADMISSION_WORKERS)),
             behind: BTreeMap::new(),
+            disk_checked_at: Instant::now(),
             halted: None,
             halt_logged: Instant::now(),
             clock: ClockMonitor::default(),
@@ -271,20 +326,77 @@ impl Node {
         self.shared.clone()
     }
 
-    /// Runs the driver until `shutdown` completes, then stops the API and network.
+    /// Runs the driver until `shutdown` completes or the driver fails, then
+    /// stops the API and the network and flushes the store, each step bounded
+    /// ([`API_DRAIN`], [`NET_SHUTDOWN`], [`FINAL_FLUSH`]). A failure is logged as
+    /// an ERROR before anything else. After a failed store write or read the
+    /// store is not touched again: no final flush, and its handles are leaked
+    /// for the process exit to close, because sled closes a tree by flushing
+    /// until nothing is left, which can be forever after a failed write
+    /// ([`crate::fatal`]).
     pub async fn run_until(mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let result = self.driver.run(&mut self.events, &mut self.gossip_in, shutdown).await;
+        let mut store_failed = false;
+        if let Err(e) = &result {
+            match StorageFailure::find(e) {
+                Some(failure) => {
+                    store_failed = failure.store_failed();
+                    error!(
+                        // Its Display names its source already; `{e:#}` would repeat it.
+                        error = %failure,
+                        height = self.shared.height().0,
+                        "the node stops on a storage failure: nothing more is written or acknowledged; fix the disk and \
+                         restart — the store reopens at its last complete block and fetches the rest from its peers"
+                    );
+                }
+                None => error!(error = %format!("{e:#}"), "the node stops"),
+            }
+        }
         if let Some(tx) = self.api_shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.api_task).await;
-        self.net.shutdown().await;
-        if let Ok(ledger) = self.shared.ledger.read() {
-            ledger.db().flush().context("final flush of the store")?;
+        if tokio::time::timeout(API_DRAIN, &mut self.api_task).await.is_err() {
+            warn!("the API did not finish its requests within {} s; closing it", API_DRAIN.as_secs());
+            self.api_task.abort();
+        }
+        if tokio::time::timeout(NET_SHUTDOWN, self.net.shutdown()).await.is_err() {
+            warn!("the network did not close within {} s", NET_SHUTDOWN.as_secs());
+        }
+        if store_failed {
+            leak_store(self.driver, self.shared);
+            info!("stopped without flushing the failed store");
+            return result;
+        }
+        let shared = self.shared.clone();
+        let flush = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let ledger = shared.ledger.read().map_err(|_| "ledger lock poisoned".to_string())?;
+            ledger.db().flush().map(|_| ()).map_err(|e| e.to_string())
+        });
+        let flushed = match tokio::time::timeout(FINAL_FLUSH, flush).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(anyhow!("storage failure: the final flush of the store failed: {e}")),
+            Ok(Err(e)) => Err(anyhow!("storage failure: the final flush of the store did not complete: {e}")),
+            Err(_) => Err(anyhow!(
+                "storage failure: the final flush of the store did not finish within {} s (the disk hangs)",
+                FINAL_FLUSH.as_secs()
+            )),
+        };
+        if let Err(e) = flushed {
+            error!(error = %e, "the node stops with its store possibly not flushed; on restart it reopens at its last complete block");
+            leak_store(self.driver, self.shared);
+            return result.and(Err(e));
         }
         info!("stopped");
         result
     }
+}
+
+/// Leaves the store's handles open for the process exit to close: dropping the
+/// last one makes sled flush until nothing is left, which after a failed write
+/// may never end (see [`crate::fatal`]). Only for a process about to exit.
+fn leak_store(driver: Driver, shared: Arc<Shared>) {
+    std::mem::forget(driver);
+    std::mem::forget(shared);
 }
 
 struct Driver {
@@ -320,6 +432,8 @@ struct Driver {
     admission: Arc<tokio::sync::Semaphore>,
     /// Validators seen at a finished height: (lowest such height, when to look again).
     behind: BTreeMap<PublicKey, (Height, Instant)>,
+    /// When free disk space was last measured.
+    disk_checked_at: Instant,
     /// Set when a certified block fails our validation: we stop following the
     /// chain (docs/consensus.md, "A certified block we cannot validate").
     halted: Option<Halt>,
@@ -409,6 +523,10 @@ impl Driver {
                     self.maybe_propose().await?;
                     self.help_lagging().await;
                     self.refresh_status();
+                    if self.disk_checked_at.elapsed() >= DISK_REFRESH {
+                        self.disk_checked_at = Instant::now();
+                        self.shared.disk.refresh(&self.shared.metrics);
+                    }
                 }
             }
         }
@@ -581,7 +699,7 @@ impl Driver {
                     }
                     return Ok(Verdict::Accept);
                 }
-                let valid = self.check_block(&block);
+                let valid = self.check_block(&block)?;
                 // A valid body never gives way to an invalid one under the same hash.
                 if valid || !self.bodies.contains_key(&hash) {
                     self.bodies.insert(hash, block);
@@ -612,8 +730,9 @@ impl Driver {
         }
     }
 
-    /// The application's verdict on a proposed block at the current height.
-    fn check_block(&self, block: &Block) -> bool {
+    /// The application's verdict on a proposed block at the current height. A
+    /// store that cannot be read is not a verdict on the block: it stops the node.
+    fn check_block(&self, block: &Block) -> Result<bool, StorageFailure> {
         if block.header.timestamp_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
             // A wrong clock of ours is reported by the clock monitor (once a minute);
             // with a good clock, the proposer's is wrong (or it is lying).
@@ -622,9 +741,9 @@ impl Driver {
             } else {
                 debug!(height = block.header.height.0, "proposed block's timestamp is too far ahead of our (wrong) clock");
             }
-            return false;
+            return Ok(false);
         }
-        let Ok(ledger) = self.shared.ledger.read() else { return false };
+        let Ok(ledger) = self.shared.ledger.read() else { return Ok(false) };
         // Lock the mempool per lookup, not across the whole validation, so that
         // admission is not held up meanwhile.
         let verified = |id: &TxId| self.shared.mempool.lock().map(|m| m.contains(id)).unwrap_or(false);
@@ -632,11 +751,14 @@ impl Driver {
         match ledger.validate_block(block, &verified) {
             Ok(_) => {
                 debug!(height = block.header.height.0, txs = block.txs.len(), ms = started.elapsed().as_millis() as u64, "proposal valid");
-                true
+                Ok(true)
+            }
+            Err(BlockError::Store(e)) => {
+                Err(StorageFailure::store(format!("reading the store to validate proposed block {}", block.header.height), e))
             }
             Err(e) => {
                 warn!(height = block.header.height.0, error = %e, "proposed block is invalid");
-                false
+                Ok(false)
             }
         }
     }
@@ -678,10 +800,13 @@ impl Driver {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::PersistSafety(s) => {
-                    // Durable before anything that follows (the vote it covers).
+                    // Durable before anything that follows (the vote it covers);
+                    // if it cannot be made durable, the vote is never sent.
                     let bytes = codec::encode(&s)?;
-                    self.safety_tree.insert(SAFETY_KEY, bytes)?;
-                    self.safety_tree.flush().context("cannot persist consensus safety state")?;
+                    let doing = "persisting the consensus safety state";
+                    let _write = self.shared.writes.begin(|| doing.into());
+                    self.safety_tree.insert(SAFETY_KEY, bytes).map_err(|e| StorageFailure::sled(doing, e))?;
+                    self.safety_tree.flush().map_err(|e| StorageFailure::sled(doing, e))?;
                 }
                 Action::BroadcastProposal(p) => {
                     let Some(block) = self.bodies.get(&p.proposal.value) else {
@@ -712,7 +837,7 @@ impl Driver {
                         }
                         let sets = self.after_commit(h).await?;
                         queue.extend(self.core.handle(Event::Committed { height: h, sets }));
-                        self.after_height_change(&mut queue);
+                        self.after_height_change(&mut queue)?;
                     } else {
                         info!(height = cert.height.0, "decided a block whose body we lack; fetching it");
                         self.awaiting_commit = Some(cert);
@@ -787,18 +912,19 @@ impl Driver {
     }
 
     /// After the core moved to a new height: replay proposals we kept for it.
-    fn after_height_change(&mut self, queue: &mut std::collections::VecDeque<Action>) {
+    fn after_height_change(&mut self, queue: &mut std::collections::VecDeque<Action>) -> Result<(), StorageFailure> {
         let h = self.core.height();
         let (now, later): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.future_proposals).into_iter().partition(|(p, _)| p.proposal.height == h);
         self.future_proposals = later.into_iter().filter(|(p, _)| p.proposal.height > h).collect();
         for (proposal, block) in now {
-            let valid = self.check_block(&block);
+            let valid = self.check_block(&block)?;
             if let Ok(hash) = block.hash() {
                 self.bodies.insert(hash, block);
             }
             queue.extend(self.core.handle(Event::Proposal { proposal, valid }));
         }
+        Ok(())
     }
 
     async fn commit(&mut self, cert: CommitCertificate) -> anyhow::Result<()> {
@@ -809,28 +935,36 @@ impl Driver {
         let sets = self.after_commit(h).await?;
         let actions = self.core.handle(Event::Committed { height: h, sets });
         let mut queue = actions.into();
-        self.after_height_change(&mut queue);
+        self.after_height_change(&mut queue)?;
         self.execute(queue.into()).await
     }
 
     /// Writes a decided block. Returns false if the node halted instead.
     ///
-    /// A storage failure is fatal (an error: we never continue with a store that
-    /// may not hold what we voted for). A certified block that fails our own
-    /// validation halts the node: it stays up, serves what it has, and says why
-    /// (see [`Driver::halt`]); it never exits, so a restart cannot loop.
+    /// A storage failure is fatal ([`StorageFailure`]: a failed write or read, or
+    /// a write that would eat into the disk reserve): we never continue with a
+    /// store that may not hold what we voted for, and nothing of the block is
+    /// acknowledged. A certified block that fails our own validation (a
+    /// `BlockError` other than `Store`) is a different failure: it halts the node,
+    /// which stays up, serves what it has, and says why (see [`Driver::halt`]); it
+    /// never exits, so a restart cannot loop.
     fn commit_block(&mut self, cert: CommitCertificate) -> anyhow::Result<bool> {
         let block = self.bodies.get(&cert.block_hash).ok_or_else(|| anyhow!("body vanished"))?;
+        let h = cert.height;
         let started = Instant::now();
         let committed = {
             let mut ledger = self.shared.ledger.write().map_err(|_| anyhow!("ledger lock poisoned"))?;
+            let len = match ledger.cached_block_len(&cert.block_hash) {
+                Some(len) => len,
+                None => block.encode()?.len(),
+            };
+            self.shared.disk.check_commit(h.0, len as u64, &self.shared.metrics).map_err(StorageFailure::from)?;
+            let _write = self.shared.writes.begin(|| format!("committing block {h}"));
             ledger.commit(block, &cert)
         };
         let ids = match committed {
             Ok(ids) => ids,
-            Err(BlockError::Store(e)) => {
-                return Err(anyhow!(e).context(format!("cannot commit block {} (storage failure, fatal)", cert.height)))
-            }
+            Err(BlockError::Store(e)) => return Err(StorageFailure::store(format!("committing block {h}"), e).into()),
             Err(e) => {
                 self.halt(&cert, e.to_string());
                 return Ok(false);
@@ -941,12 +1075,19 @@ impl Driver {
         if !((waiting > 0 && interval_passed) || empty_due) {
             return Ok(None);
         }
-        let candidates = self.shared.mempool.lock().map(|m| m.candidates(self.max_block_txs)).unwrap_or_default();
+        // Low on disk: propose empty blocks (the others' proposals carry the load).
+        let candidates = if self.shared.disk.accepting() {
+            self.shared.mempool.lock().map(|m| m.candidates(self.max_block_txs)).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let me = self.core.index().unwrap_or(ValidatorIndex(0));
         let built = {
             let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
             let started = Instant::now();
-            let built = ledger.build_block(candidates, me, round, now_ms())?;
+            let built = ledger
+                .build_block(candidates, me, round, now_ms())
+                .map_err(|e| StorageFailure::store(format!("building our proposal for block {height}"), e))?;
             debug!(height = height.0, txs = built.block.txs.len(), ms = started.elapsed().as_millis() as u64, "built our proposal");
             built
         };

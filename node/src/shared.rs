@@ -12,6 +12,8 @@ use yrd_ledger::store::Ledger;
 use yrd_ledger::tx::{SignedTransaction, TxId};
 use yrd_ledger::validate::{check_untrusted_batch, TxError};
 
+use crate::disk::DiskSpace;
+use crate::fatal::WriteWatch;
 use crate::health::Health;
 use crate::mempool::{Admission, Mempool, MempoolError};
 use crate::metrics::Metrics;
@@ -37,6 +39,9 @@ pub enum SubmitError {
     /// Back-pressure: HTTP 503.
     #[error("{0}")]
     Busy(MempoolError),
+    /// Free disk space is below `storage.low_mib`: HTTP 503, retry on another node.
+    #[error("{0}")]
+    DiskLow(String),
     /// The node is shutting down or its store failed: HTTP 500.
     #[error("node unavailable: {0}")]
     Unavailable(String),
@@ -51,6 +56,7 @@ impl SubmitError {
             SubmitError::Invalid(e) => e.code(),
             SubmitError::Conflict(_) => "sequence_pending",
             SubmitError::Busy(_) => "mempool_full",
+            SubmitError::DiskLow(_) => "disk_low",
             SubmitError::Unavailable(_) => "unavailable",
             SubmitError::Halted { .. } => "halted",
         }
@@ -144,6 +150,10 @@ pub struct Shared {
     /// Canonical bytes of transactions admitted through the API, for the driver
     /// to gossip.
     pub gossip_out: mpsc::Sender<Vec<Vec<u8>>>,
+    /// Free space on the data directory and the reserve (no new work when low).
+    pub disk: DiskSpace,
+    /// The store write in progress, for the stall watchdog.
+    pub writes: WriteWatch,
     /// Halt and clock conditions, for status.
     pub health: Mutex<Health>,
 }
@@ -152,6 +162,16 @@ impl Shared {
     /// Validates transactions from outside (API or gossip) and admits them into
     /// the mempool. Returns one result per input, in order.
     pub fn admit(&self, items: &[&[u8]], source: Source) -> Vec<Result<Admitted, SubmitError>> {
+        if !self.disk.accepting() {
+            let reason = format!(
+                "node {} is low on disk space ({} MiB free): it takes no new transactions; submit to another node",
+                self.name,
+                self.disk.free_bytes() / (1024 * 1024)
+            );
+            self.metrics.txs_rejected.inc_by(items.len() as u64);
+            return items.iter().map(|_| Err(SubmitError::DiskLow(reason.clone()))).collect();
+        }
+        // Decode, stateless rules and signatures first, without any lock.
         if let Some(h) = self.health.lock().ok().and_then(|h| h.halt.clone()) {
             return items.iter().map(|_| Err(SubmitError::Halted { height: h.height, reason: h.reason.clone() })).collect();
         }
@@ -166,6 +186,10 @@ impl Shared {
         let Ok(ledger) = self.ledger.read() else {
             return items.iter().map(|_| Err(SubmitError::Unavailable("ledger lock poisoned".into()))).collect();
         };
+        if let Some(e) = ledger.write_failed() {
+            let reason = format!("its store failed ({e}); it is stopping");
+            return items.iter().map(|_| Err(SubmitError::Unavailable(reason.clone()))).collect();
+        }
         let recent = match source {
             Source::Client => None,
             Source::Gossip => match self.recent.lock() {
@@ -180,13 +204,15 @@ impl Shared {
         for c in checked {
             let r = c.map_err(SubmitError::from).and_then(|(tx, id)| {
                 match &recent {
-                    None => {
-                        if let Err(e) = ledger.check_tx(&tx, &id) {
+                    None => match ledger.check_tx(&tx, &id) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
                             // Possibly admitted from gossip without the lookups: drop it.
                             mempool.remove(&[id]);
                             return Err(e.into());
                         }
-                    }
+                        Err(e) => return Err(SubmitError::Unavailable(format!("the ledger could not be read: {e}"))),
+                    },
                     Some(r) if r.contains(&id) => return Err(TxError::Duplicate(id).into()),
                     Some(_) => {}
                 }

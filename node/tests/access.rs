@@ -60,6 +60,8 @@ impl Harness {
             peers: Mutex::new(vec![]),
             committed: watch::channel(Height(0)).0,
             gossip_out,
+            disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
+            writes: Default::default(),
             health: Default::default(),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

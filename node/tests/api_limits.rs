@@ -50,6 +50,8 @@ impl Server {
             committed: watch::channel(Height(0)).0,
             gossip_out,
             health: Default::default(),
+            disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
+            writes: Default::default(),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();

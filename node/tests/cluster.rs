@@ -61,6 +61,7 @@ async fn four_validators_finalise_attestations() {
             log_format: "text".into(),
             mempool: MempoolConfig::default(),
             consensus: ConsensusConfig { block_interval_ms: 50, ..ConsensusConfig::default() },
+            storage: Default::default(),
             http: HttpConfig::default(),
         };
         let node = Node::start(cfg).await.unwrap();

@@ -307,6 +307,7 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
                     .unwrap_or(ConsensusConfig::default().max_block_txs),
                 ..ConsensusConfig::default()
             },
+            storage: Default::default(),
             http: HttpConfig::default(),
         };
         config

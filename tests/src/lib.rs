@@ -200,6 +200,23 @@ impl Cluster {
         }
     }
 
+    /// Waits (bounded by `secs`) for node `i` to exit on its own; returns its exit
+    /// status, or `None` if it is still running (or was not started).
+    pub fn wait_exit(&mut self, i: usize, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let c = self.nodes[i].child.as_mut()?;
+            if let Ok(Some(s)) = c.try_wait() {
+                self.nodes[i].child = None;
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, then wait (bounded) for a clean exit; returns the exit status.
     pub fn stop(&mut self, i: usize) -> Option<std::process::ExitStatus> {
         let mut c = self.nodes[i].child.take()?;
@@ -373,6 +390,71 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// A small tmpfs (RAM, never the root filesystem) mounted over a directory, for
+/// full-disk tests; unmounted when dropped, also when the test fails (lazily, so
+/// that a process still holding a file cannot keep it mounted). Mounting needs
+/// root: [`Tmpfs::mount`] says why it cannot, for the test to skip with that reason.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, mib: u64) -> Result<Tmpfs, String> {
+        let uid = Command::new("id").arg("-u").output().map_err(|e| format!("cannot run id: {e}"))?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            return Err("needs root to mount a tmpfs".into());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "yrd-test-disk"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount -t tmpfs failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+
+    /// Grows (or shrinks) the tmpfs.
+    pub fn resize(&self, mib: u64) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={mib}m")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cannot resize the tmpfs at {} to {mib} MiB", self.0.display());
+    }
+
+    /// Free bytes, as `df` sees them.
+    pub fn free_bytes(&self) -> u64 {
+        let out = Command::new("df").args(["-B1", "--output=avail"]).arg(&self.0).output().expect("df");
+        String::from_utf8_lossy(&out.stdout).lines().nth(1).and_then(|l| l.trim().parse().ok()).expect("df output")
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Bytes allocated under `dir` (`du -sB1`: disk blocks, not apparent sizes), e.g. a node's data directory.
+/// 0 if `dir` does not exist (yet); files that vanish during the count (sled
+/// removing a segment or blob) are left out of it.
+pub fn du_bytes(dir: &Path) -> u64 {
+    if !dir.exists() {
+        return 0;
+    }
+    let out = Command::new("du").arg("-sB1").arg(dir).output().expect("du");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| {
+        panic!("du {}: no total ({text}{})", dir.display(), String::from_utf8_lossy(&out.stderr))
+    })
 }
 
 fn yrd_node_key(path: &Path, key: &yrd_consensus::crypto::SecretKey) {

@@ -31,6 +31,9 @@ The configuration is a TOML file (relative paths are taken from the file's direc
   propose_timeout_ms = 3000
   block_interval_ms = 200
   max_block_txs = 4096
+  [storage]
+  reserve_mib = 256                 # free disk never written into: below it the node stops
+  low_mib = 1024                    # below this much free disk, no new transactions (503)
   [http]                            # limits of the HTTP API (defaults shown)
   max_connections = 4096            # lowered at start to fit the descriptor limit
   fd_reserve = 512                  # descriptors kept for the network and the store
@@ -51,7 +54,10 @@ Logs go to standard error, as text or one JSON object per line; RUST_LOG sets th
 (default `info`, e.g. RUST_LOG=yrd_node=debug,info). SIGINT or SIGTERM stops the node
 cleanly.
 
-Exit status: 0 stopped by a signal; 2 invalid configuration or the node failed.";
+Exit status: 0 stopped by a signal; 2 invalid configuration or the node failed. A storage
+failure (a failed write, ENOSPC, the disk reserve reached, a write hung for 30 s) is logged
+as an ERROR before anything else and stops the node within seconds; on the next start the
+store reopens at its last complete block and the node fetches the rest from its peers.";
 
 #[derive(clap::Args)]
 #[command(
@@ -96,9 +102,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .thread_name("yrd-node")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(yrd_node::run(config))?;
+    let result = runtime.block_on(yrd_node::run(config));
+    // Dropping a runtime waits for every blocking task, and one may be stuck in
+    // the store (a flush on a failed or hung disk): never wait for it forever.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    result?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long the runtime's remaining tasks get at exit (the node's own shutdown
+/// steps are bounded already; this bounds a blocking task stuck in the store).
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The TOML file with the flags applied, validated.
 fn load(args: Args) -> anyhow::Result<NodeConfig> {

@@ -116,7 +116,7 @@ pub async fn read(req: Request, max_bytes: usize, limits: &BodyLimits) -> Result
     let deadline = tokio::time::Instant::now() + limits.timeout;
     if let Some(n) = announced.filter(|n| *n > max_bytes as u64) {
         if n <= DRAIN_MAX_BYTES as u64 {
-            drain(req.into_body().into_data_stream(), 0, deadline, conn.as_ref()).await;
+            drain(req.into_body().into_data_stream(), 0, DRAIN_MAX_BYTES, deadline, conn.as_ref()).await;
         }
         return Err(too_large(max_bytes, &format!("of {n} bytes (Content-Length)")));
     }
@@ -140,7 +140,7 @@ pub async fn read(req: Request, max_bytes: usize, limits: &BodyLimits) -> Result
             Ok(Some(Ok(chunk))) if bytes.len() + chunk.len() > reserve => {
                 let seen = bytes.len() + chunk.len();
                 drop(bytes);
-                drain(stream, seen, deadline, conn.as_ref()).await;
+                drain(stream, seen, DRAIN_MAX_BYTES, deadline, conn.as_ref()).await;
                 return Err(too_large(max_bytes, "that arrived"));
             }
             Ok(Some(Ok(chunk))) => bytes.extend_from_slice(&chunk),
@@ -191,22 +191,26 @@ fn timed_out(limits: &BodyLimits, arrived: usize, announced: Option<u64>) -> Api
     )
 }
 
-/// Reads and discards what is left of a refused body, up to [`DRAIN_MAX_BYTES`] in
-/// all (`seen` already read) and until `deadline`.
-async fn drain(
+/// Reads and discards what is left of a refused body, up to `max_bytes` in all
+/// (`seen` already read) and until `deadline`. True when the body ended within
+/// both (the connection can carry the next request).
+pub(super) async fn drain(
     mut stream: axum::body::BodyDataStream,
     mut seen: usize,
+    max_bytes: usize,
     deadline: tokio::time::Instant,
     conn: Option<&ConnHandle>,
-) {
-    while seen <= DRAIN_MAX_BYTES {
+) -> bool {
+    while seen <= max_bytes {
         let next = {
             let _waiting = BodyWait::start(conn);
             tokio::time::timeout_at(deadline, stream.next()).await
         };
         match next {
             Ok(Some(Ok(chunk))) => seen += chunk.len(),
-            _ => return,
+            Ok(None) => return true,
+            _ => return false,
         }
     }
+    false
 }
