@@ -19,6 +19,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use yrd_consensus::types::Height;
 
@@ -58,7 +59,7 @@ pub enum Class {
 
 /// The rule: whether `viewer` reads a transaction of class `class` in full;
 /// `covers(subject)` says whether an authorisation of the (lender) viewer covers
-/// `subject` now.
+/// `subject` at the committed tip.
 pub fn may_read<E>(viewer: &Viewer, class: &Class, covers: impl FnOnce(&Uscc) -> Result<bool, E>) -> Result<bool, E> {
     Ok(match (class, viewer) {
         (Class::Public, _) => true,
@@ -74,21 +75,48 @@ pub fn may_read<E>(viewer: &Viewer, class: &Class, covers: impl FnOnce(&Uscc) ->
     })
 }
 
-/// One reader of the ledger for one request: the viewer, the time, and the
-/// coverage looked up per subject (once). Every read route asks [`Reader::visible`]
+/// What the readers of one request opened: per subject, the authorisation that
+/// let restricted records about it through, and the committed height read at
+/// (the highest, if the request used several readers). What a query record and a
+/// receipt name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Opened {
+    pub height: u64,
+    pub authorisations: BTreeMap<Uscc, TxId>,
+}
+
+/// [`Opened`], shared between the readers of a request and whoever records it.
+pub type OpenedSink = Arc<Mutex<Opened>>;
+
+/// One reader of the ledger for one request: the viewer, the committed tip it
+/// reads at (height and block time: authorisations are judged by block time,
+/// never a node's clock), and the coverage looked up per subject (once). Every read route asks [`Reader::visible`]
 /// about every transaction it would show; [`Reader::opened`] lists the
 /// authorisations that opened restricted records (what a query record names).
 pub struct Reader<'a> {
     ledger: &'a Ledger,
     viewer: Viewer,
-    now_ms: u64,
+    height: u64,
+    block_time_ms: u64,
     coverage: RefCell<BTreeMap<Uscc, Coverage>>,
-    opened: RefCell<BTreeMap<Uscc, TxId>>,
+    opened: OpenedSink,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(ledger: &'a Ledger, viewer: Viewer, now_ms: u64) -> Reader<'a> {
-        Reader { ledger, viewer, now_ms, coverage: RefCell::new(BTreeMap::new()), opened: RefCell::new(BTreeMap::new()) }
+    /// A reader at `ledger`'s committed tip.
+    pub fn new(ledger: &'a Ledger, viewer: Viewer) -> Reader<'a> {
+        Reader::with_sink(ledger, viewer, OpenedSink::default())
+    }
+
+    /// A reader at `ledger`'s committed tip that notes what it opens in `sink`.
+    pub fn with_sink(ledger: &'a Ledger, viewer: Viewer, sink: OpenedSink) -> Reader<'a> {
+        let (height, block_time_ms) = ledger.last_header().map_or((0, 0), |h| (h.height.0, h.timestamp_ms));
+        Reader { ledger, viewer, height, block_time_ms, coverage: RefCell::new(BTreeMap::new()), opened: sink }
+    }
+
+    /// The committed height this reader reads at (what a receipt names).
+    pub fn height(&self) -> u64 {
+        self.height
     }
 
     pub fn viewer(&self) -> &Viewer {
@@ -106,7 +134,7 @@ impl<'a> Reader<'a> {
         if let Some(c) = self.coverage.borrow().get(subject) {
             return Ok(c.clone());
         }
-        let c = coverage(&self.ledger.grants(subject, name)?, self.now_ms);
+        let c = coverage(&self.ledger.grants(subject, name)?, self.height, self.block_time_ms);
         self.coverage.borrow_mut().insert(*subject, c.clone());
         Ok(c)
     }
@@ -118,7 +146,9 @@ impl<'a> Reader<'a> {
         let class = self.ledger.tx_class(tx, height)?;
         may_read(&self.viewer, &class, |subject| match self.coverage(subject)? {
             Coverage::Covered(g) => {
-                self.opened.borrow_mut().insert(*subject, g.id);
+                let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+                opened.height = opened.height.max(self.height);
+                opened.authorisations.insert(*subject, g.id);
                 Ok(true)
             }
             _ => Ok(false),
@@ -127,7 +157,8 @@ impl<'a> Reader<'a> {
 
     /// The authorisations that opened restricted records so far: (subject, authorisation).
     pub fn opened(&self) -> Vec<(Uscc, TxId)> {
-        self.opened.borrow().iter().map(|(s, a)| (*s, *a)).collect()
+        let opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        opened.authorisations.iter().map(|(s, a)| (*s, *a)).collect()
     }
 }
 

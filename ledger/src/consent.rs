@@ -174,42 +174,55 @@ impl GrantState {
 }
 
 impl Grant {
-    /// The state at wall-clock `now_ms` (withdrawals are as committed).
-    pub fn state(&self, now_ms: u64) -> GrantState {
-        if let Some(w) = self.withdrawn {
-            return GrantState::Withdrawn { by: w.by, height: w.height };
+    /// The state at the block of `height` whose timestamp is `block_time_ms`
+    /// (expiry is judged by block time, never a node's clock; a withdrawal takes
+    /// effect at its block). `None` when the grant was committed after `height`.
+    pub fn state_at(&self, height: u64, block_time_ms: u64) -> Option<GrantState> {
+        if self.height > height {
+            return None;
         }
-        if self.valid_until_ms <= now_ms {
-            return GrantState::Expired { at_ms: self.valid_until_ms };
+        if let Some(w) = self.withdrawn.filter(|w| w.height <= height) {
+            return Some(GrantState::Withdrawn { by: w.by, height: w.height });
         }
-        GrantState::Active
+        if self.valid_until_ms <= block_time_ms {
+            return Some(GrantState::Expired { at_ms: self.valid_until_ms });
+        }
+        Some(GrantState::Active)
+    }
+
+    /// Whether the grant covers a read served at block `height` (time `block_time_ms`).
+    pub fn covers_at(&self, height: u64, block_time_ms: u64) -> bool {
+        self.state_at(height, block_time_ms) == Some(GrantState::Active)
     }
 }
 
-/// What the authorisations of `(subject, lender)` give at `now_ms`: the one in
+/// What the authorisations of `(subject, lender)` give at a block: the one in
 /// force (the latest-ending active one), or why none is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Coverage {
     Covered(Grant),
-    /// The lender never recorded an authorisation for the subject.
+    /// The lender never recorded an authorisation for the subject (by that block).
     None,
     /// Every authorisation has ended; the one that ended last, and how.
     Ended(Grant, GrantState),
 }
 
-/// The coverage of a list of grants at `now_ms`.
-pub fn coverage(grants: &[Grant], now_ms: u64) -> Coverage {
-    let active = grants
-        .iter()
-        .filter(|g| g.state(now_ms) == GrantState::Active)
-        .max_by_key(|g| g.valid_until_ms);
+/// The coverage of a list of grants at block `height`, whose timestamp is
+/// `block_time_ms` (a node serving a read passes its committed tip: every node
+/// at that height gives the same answer).
+pub fn coverage(grants: &[Grant], height: u64, block_time_ms: u64) -> Coverage {
+    let active = grants.iter().filter(|g| g.covers_at(height, block_time_ms)).max_by_key(|g| g.valid_until_ms);
     if let Some(g) = active {
         return Coverage::Covered(g.clone());
     }
     // Ended: the most recent end (a withdrawal's block or an expiry time are not
     // comparable; the latest committed grant stands for the lender's history).
-    match grants.iter().max_by_key(|g| g.height) {
-        Some(g) => Coverage::Ended(g.clone(), g.state(now_ms)),
+    let ended = grants
+        .iter()
+        .filter_map(|g| g.state_at(height, block_time_ms).map(|state| (g, state)))
+        .max_by_key(|(g, _)| g.height);
+    match ended {
+        Some((g, state)) => Coverage::Ended(g.clone(), state),
         None => Coverage::None,
     }
 }
@@ -318,6 +331,8 @@ pub trait ConsentSource {
     fn grants(&self, subject: &Uscc, lender: &str) -> Result<Vec<Grant>, Self::Error>;
     /// The committed transaction `id`, as a withdrawal sees it.
     fn target(&self, id: &TxId) -> Result<Target, Self::Error>;
+    /// The timestamp of committed block `height` (`None` if not committed).
+    fn block_time_ms(&self, height: u64) -> Result<Option<u64>, Self::Error>;
 }
 
 /// Index changes of one block: grant lists rewritten, and per subject the
@@ -459,17 +474,41 @@ impl<'a, S: ConsentSource> BlockConsent<'a, S> {
                 let mut subjects = Vec::with_capacity(q.entries.len());
                 for (index, e) in q.entries.iter().enumerate() {
                     let bad = |reason: String| Refusal::Invalid(ConsentError::BadQueryRecord { index, reason });
-                    let lender = lender_name(&self.membership, &e.request.key)
-                        .ok_or_else(|| bad(format!("key {} is not a lender's key", e.request.key)))?;
+                    // Served at a committed height before this block, recorded
+                    // within the bound (docs/access.md "Query receipts").
+                    if e.height >= self.height {
+                        return Err(bad(format!("served at height {}, not before this block {}", e.height, self.height)));
+                    }
+                    let latest = e.height.saturating_add(crate::queries::MAX_RECORD_LAG_BLOCKS);
+                    if self.height > latest {
+                        return Err(bad(format!(
+                            "served at height {} and recorded at {}: a query is recorded by height {latest} (MAX_RECORD_LAG_BLOCKS) or never",
+                            e.height, self.height
+                        )));
+                    }
                     let ahead = self.timestamp_ms.saturating_add(crate::queries::MAX_SERVED_AHEAD_MS);
                     if e.served_at_ms > ahead {
                         return Err(bad(format!("served at {} ms, after this block's time {} ms", e.served_at_ms, self.timestamp_ms)));
                     }
+                    let lender = lender_name(&self.membership, &e.request.key)
+                        .ok_or_else(|| bad(format!("key {} is not a lender's key", e.request.key)))?;
+                    let served_time = self
+                        .source
+                        .block_time_ms(e.height)
+                        .map_err(Refusal::Store)?
+                        .ok_or_else(|| bad(format!("height {} is not committed", e.height)))?;
                     let grants = self.grants(&e.subject, &lender).map_err(Refusal::Store)?;
-                    if !grants.iter().any(|g| g.id == e.authorisation) {
+                    let Some(g) = grants.iter().find(|g| g.id == e.authorisation) else {
                         return Err(bad(format!(
                             "authorisation {} is not an authorisation of lender {lender:?} for {}",
                             e.authorisation, e.subject
+                        )));
+                    };
+                    if !g.covers_at(e.height, served_time) {
+                        let state = g.state_at(e.height, served_time).map_or("not yet committed", |s| s.name());
+                        return Err(bad(format!(
+                            "authorisation {} did not cover a read at height {} (time {served_time} ms): {state}",
+                            e.authorisation, e.height
                         )));
                     }
                     subjects.push(e.subject);

@@ -22,6 +22,7 @@ pub mod governance;
 pub mod merkle;
 pub mod proof;
 pub mod proof_gov;
+pub mod proof_queries;
 pub mod queries;
 pub mod repair;
 mod replay;

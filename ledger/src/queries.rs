@@ -45,6 +45,14 @@ pub const MAX_SERVED_AHEAD_MS: u64 = 60_000;
 /// Most queries in one record transaction (the 4 KiB transaction limit allows
 /// about 12 of the usual size; this bounds the count before decoding sizes).
 pub const MAX_QUERY_ENTRIES: usize = 64;
+/// A query served at height `h` is recorded in a block of height at most
+/// `h + MAX_RECORD_LAG_BLOCKS`, or never (the rule refuses it later). This is the
+/// bound an auditor holds a node to: a receipt naming height `h` with no record
+/// in blocks `h+1 ..= h+MAX_RECORD_LAG_BLOCKS` proves the node served a query it
+/// did not record. 600 blocks is ten minutes at one block a second, far above
+/// the node's flush interval (`[access] record_flush_ms`) plus the time a
+/// transaction waits in the mempool under full load.
+pub const MAX_RECORD_LAG_BLOCKS: u64 = 600;
 
 /// A request nonce: 16 random bytes (hex in JSON and headers).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -188,6 +196,9 @@ pub struct QueryEntry {
     pub response: Hash32,
     /// When the node answered (its clock), milliseconds since the Unix epoch.
     pub served_at_ms: u64,
+    /// The committed height the node answered at (its tip): the authorisation
+    /// covered the read at this height and this block's time.
+    pub height: u64,
 }
 
 impl QueryEntry {
@@ -201,6 +212,7 @@ impl QueryEntry {
             authorisation: self.authorisation,
             response: self.response,
             served_at_ms: self.served_at_ms,
+            height: self.height,
         })
     }
 }
@@ -241,6 +253,8 @@ pub struct Receipt {
     /// SHA-256 of the answer body.
     pub response: Hash32,
     pub served_at_ms: u64,
+    /// The committed height the answer was served at (the node's tip).
+    pub height: u64,
 }
 
 /// Largest encoded receipt.

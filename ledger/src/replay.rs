@@ -142,6 +142,9 @@ pub(crate) struct ConsentReplay {
     authorisations: HashMap<TxId, (Uscc, String, u64)>,
     /// The query records of every (subject, height): the stored `q` values.
     pub queries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Block timestamps by height (index 0 is height 1): query records name the
+    /// height they were served at, and the rules read its time.
+    times_ms: Vec<u64>,
 }
 
 impl ConsentReplay {
@@ -317,6 +320,7 @@ impl Replay {
         for (subject, entries) in &consent_delta.queries {
             self.consent.queries.insert(consent::query_key(subject, h), consent::encode_query_index(entries));
         }
+        self.consent.times_ms.push(header.timestamp_ms);
         Ok(tx_entries)
     }
 
@@ -403,5 +407,8 @@ impl ConsentSource for SeenSource<'_> {
     }
     fn target(&self, id: &TxId) -> Result<Target, Inconsistency> {
         Ok(self.state.target(id, self.seen.contains(id)))
+    }
+    fn block_time_ms(&self, height: u64) -> Result<Option<u64>, Inconsistency> {
+        Ok(height.checked_sub(1).and_then(|i| self.state.times_ms.get(i as usize)).copied())
     }
 }

@@ -67,17 +67,17 @@ fn an_authorisation_covers_its_lender_and_subject_from_its_height() {
     assert_eq!(grants.len(), 1);
     assert_eq!((grants[0].id, grants[0].height, grants[0].purpose, grants[0].valid_until_ms), (id(&a), 2, Purpose::LoanApplication, end));
     let now = TestChain::block_time_ms(3);
-    match coverage(&grants, now) {
+    match coverage(&grants, u64::MAX, now) {
         Coverage::Covered(g) => assert_eq!(g.id, id(&a)),
         other => panic!("expected covered, got {other:?}"),
     }
     // Another lender, another subject: nothing.
-    assert_eq!(coverage(&ledger.grants(&s(1), "bank-1").unwrap(), now), Coverage::None);
-    assert_eq!(coverage(&ledger.grants(&s(2), "bank-0").unwrap(), now), Coverage::None);
+    assert_eq!(coverage(&ledger.grants(&s(1), "bank-1").unwrap(), u64::MAX, now), Coverage::None);
+    assert_eq!(coverage(&ledger.grants(&s(2), "bank-0").unwrap(), u64::MAX, now), Coverage::None);
     // The transaction is a consent transaction on the ledger.
     assert_eq!(ledger.tx_record(&id(&a), now).unwrap().map(|r| r.status), Some(Status::Consent));
     // Expiry ends it (the validity end itself is not covered).
-    match coverage(&grants, end) {
+    match coverage(&grants, u64::MAX, end) {
         Coverage::Ended(g, GrantState::Expired { at_ms }) => assert_eq!((g.id, at_ms), (id(&a), end)),
         other => panic!("expected expired, got {other:?}"),
     }
@@ -168,7 +168,7 @@ fn a_withdrawal_by_the_lender_or_an_agency_ends_coverage_from_its_height() {
     let now = TestChain::block_time_ms(h + 1);
     for (subject, lender, by) in [(s(1), "bank-0", &w1), (s(2), "bank-0", &w2), (s(1), "bank-1", &w3)] {
         let grants = ledger.grants(&subject, lender).unwrap();
-        match coverage(&grants, now) {
+        match coverage(&grants, u64::MAX, now) {
             Coverage::Ended(_, GrantState::Withdrawn { by: b, height }) => assert_eq!((b, height), (id(by), h)),
             other => panic!("{subject} {lender}: expected withdrawn, got {other:?}"),
         }
@@ -184,7 +184,7 @@ fn a_withdrawal_by_the_lender_or_an_agency_ends_coverage_from_its_height() {
     // A new authorisation covers again (a renewal after a withdrawal).
     let renewed = chain.authorisation(0, 4, s(1), Purpose::LoanApplication, until(&ledger, 30));
     commit(&chain, &mut ledger, vec![renewed.clone()]);
-    match coverage(&ledger.grants(&s(1), "bank-0").unwrap(), TestChain::block_time_ms(ledger.height().0 + 1)) {
+    match coverage(&ledger.grants(&s(1), "bank-0").unwrap(), u64::MAX, TestChain::block_time_ms(ledger.height().0 + 1)) {
         Coverage::Covered(g) => assert_eq!(g.id, id(&renewed)),
         other => panic!("expected covered by the renewal, got {other:?}"),
     }
@@ -277,7 +277,7 @@ fn lenders_join_rotate_and_leave_through_governance() {
     let old = chain.sign_with(&newbank, 2, chain.authorisation(0, 1, s(2), Purpose::Guarantee, until(&ledger, 30)).tx.body);
     assert_eq!(refused(&ledger, &old), "key_retired");
     let now = TestChain::block_time_ms(ledger.height().0 + 1);
-    assert!(matches!(coverage(&ledger.grants(&s(1), "ningbo-bank").unwrap(), now), Coverage::Covered(_)));
+    assert!(matches!(coverage(&ledger.grants(&s(1), "ningbo-bank").unwrap(), u64::MAX, now), Coverage::Covered(_)));
     // The rotated key withdraws the authorisation its old key recorded.
     let w = chain.withdrawal(&rotated, 1, id(&a), WithdrawReason::PurposeEnded);
     commit(&chain, &mut ledger, vec![w]);
@@ -349,11 +349,107 @@ fn the_genesis_checks_its_lenders() {
     g.validate().unwrap();
 }
 
-fn query(chain: &TestChain, lender: usize, subject: Uscc, authorisation: TxId, served_at_ms: u64, n: u8) -> QueryEntry {
+/// A query by lender `lender` about `subject` under `authorisation`, served at
+/// committed height `height` (time `served_at_ms`).
+fn query_at(chain: &TestChain, lender: usize, subject: Uscc, authorisation: TxId, height: u64, served_at_ms: u64, n: u8) -> QueryEntry {
     let path = format!("/v1/subjects/{subject}/attestations");
     let request =
         SignedRequest::sign(&chain.lender_keys[lender], &chain.chain, "GET", &path, b"", served_at_ms - 10, Nonce([n; 16])).unwrap();
-    QueryEntry { request, subject, authorisation, response: sha256(&[&[n]]), served_at_ms }
+    QueryEntry { request, subject, authorisation, response: sha256(&[&[n]]), served_at_ms, height }
+}
+
+/// A query served at height 2 (where the tests commit their authorisations).
+fn query(chain: &TestChain, lender: usize, subject: Uscc, authorisation: TxId, served_at_ms: u64, n: u8) -> QueryEntry {
+    query_at(chain, lender, subject, authorisation, 2, served_at_ms, n)
+}
+
+fn record(chain: &TestChain, node: usize, seq: u64, entries: Vec<QueryEntry>) -> SignedTransaction {
+    chain.sign_with(&chain.validator_keys[node], seq, TxBody::RecordQueries(QueryRecords { entries }))
+}
+
+/// The reason of the `bad_query_record` refusal of `tx`.
+fn bad_record(ledger: &Ledger, tx: &SignedTransaction) -> String {
+    match admit(ledger, tx) {
+        Err(TxError::Consent(e @ yrd_ledger::consent::ConsentError::BadQueryRecord { .. })) => e.to_string(),
+        other => panic!("expected bad_query_record, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_query_record_names_a_committed_height_its_authorisation_covered_and_comes_within_the_lag() {
+    use yrd_ledger::queries::MAX_RECORD_LAG_BLOCKS;
+    let chain = TestChain::new(4, 2);
+    let (dir, mut ledger) = open(&chain);
+    commit(&chain, &mut ledger, vec![]);
+    // Authorisation a at height 2, valid until just after block 4's time.
+    let a = chain.authorisation(0, 1, s(1), Purpose::LoanApplication, TestChain::block_time_ms(4) + 1);
+    let b = chain.authorisation(0, 2, s(2), Purpose::LoanApplication, until(&ledger, 30));
+    commit(&chain, &mut ledger, vec![a.clone(), b.clone()]);
+    let t = TestChain::block_time_ms(3);
+    // Height 2 is the tip: a record of a read at height 2 goes into block 3 or later.
+    let at_tip = record(&chain, 0, 1, vec![query_at(&chain, 0, s(1), id(&a), 2, t, 1)]);
+    admit(&ledger, &at_tip).unwrap();
+    let not_yet = record(&chain, 0, 1, vec![query_at(&chain, 0, s(1), id(&a), 3, t, 1)]);
+    assert!(bad_record(&ledger, &not_yet).contains("not before this block"));
+    // Before the authorisation's block: not covered.
+    let before = record(&chain, 0, 1, vec![query_at(&chain, 0, s(1), id(&a), 1, t, 1)]);
+    assert!(bad_record(&ledger, &before).contains("not yet committed"), "{}", bad_record(&ledger, &before));
+    commit(&chain, &mut ledger, vec![at_tip]);
+    // Block 4 ends a's validity (judged by block time, block 4's timestamp is
+    // block_time_ms(4) < valid_until; block 5's is past it).
+    commit(&chain, &mut ledger, vec![]);
+    commit(&chain, &mut ledger, vec![]);
+    let t5 = TestChain::block_time_ms(6);
+    let at4 = record(&chain, 1, 1, vec![query_at(&chain, 0, s(1), id(&a), 4, t5, 2)]);
+    admit(&ledger, &at4).unwrap();
+    let at5 = record(&chain, 1, 1, vec![query_at(&chain, 0, s(1), id(&a), 5, t5, 3)]);
+    assert!(bad_record(&ledger, &at5).contains("expired"), "{}", bad_record(&ledger, &at5));
+    // A withdrawal ends b at its height: a read at that height is not covered.
+    let w = chain.withdrawal(&chain.lender_keys[0], 3, id(&b), WithdrawReason::PurposeEnded);
+    commit(&chain, &mut ledger, vec![w]);
+    let wh = ledger.height().0;
+    let after_w = record(&chain, 1, 1, vec![query_at(&chain, 0, s(2), id(&b), wh, t5, 4)]);
+    assert!(bad_record(&ledger, &after_w).contains("withdrawn"), "{}", bad_record(&ledger, &after_w));
+    let before_w = record(&chain, 1, 1, vec![query_at(&chain, 0, s(2), id(&b), wh - 1, t5, 5)]);
+    admit(&ledger, &before_w).unwrap();
+    // The lag: a read at height 2 is recordable up to block 2 + MAX_RECORD_LAG_BLOCKS.
+    let late = record(&chain, 2, 1, vec![query_at(&chain, 0, s(1), id(&a), 2, t5, 6)]);
+    while ledger.height().0 + 1 < 2 + MAX_RECORD_LAG_BLOCKS {
+        commit(&chain, &mut ledger, vec![]);
+    }
+    admit(&ledger, &late).unwrap();
+    commit(&chain, &mut ledger, vec![]);
+    assert!(bad_record(&ledger, &late).contains("MAX_RECORD_LAG_BLOCKS"), "{}", bad_record(&ledger, &late));
+    // The block rule gives the same verdict as admission: a block with it fails.
+    let next = ledger.height().next();
+    assert!(chain.commit_next(&mut ledger, vec![late]).is_err(), "block {next} with a late record was accepted");
+    drop(ledger);
+    // The auditor's replay applies the same rules to what was committed.
+    yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
+}
+
+#[test]
+fn a_store_of_an_older_format_is_refused_with_the_reason() {
+    let chain = TestChain::new(4, 2);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+        commit(&chain, &mut ledger, vec![]);
+        let tree = ledger.db().open_tree("ledger").unwrap();
+        // What main's format-4 node wrote.
+        tree.insert(b"mformat", &4u64.to_be_bytes()[..]).unwrap();
+        ledger.db().flush().unwrap();
+    }
+    match Ledger::open(dir.path(), chain.genesis.clone()) {
+        Err(e @ yrd_ledger::store::StoreError::Format { found: 4, expected }) => {
+            assert_eq!(expected, yrd_ledger::store::STORE_FORMAT);
+            assert!(expected > 4);
+            let msg = e.to_string();
+            assert!(msg.contains("store format 4") && msg.contains("start the node with an empty one"), "{msg}");
+        }
+        Err(e) => panic!("expected a format refusal, got {e}"),
+        Ok(_) => panic!("a format-4 store was opened"),
+    }
 }
 
 #[test]
@@ -412,28 +508,4 @@ fn the_audit_catches_a_tampered_authorisation_index() {
     // An authorisation for a lender that never had one.
     tree.insert(yrd_ledger::consent::grant_key(&s(1), "bank-1"), yrd_ledger::consent::encode_grants(&grants).unwrap()).unwrap();
     assert!(yrd_ledger::audit::verify_tree(&tree, &chain.genesis).is_err());
-}
-
-#[test]
-fn a_store_of_an_older_format_is_refused_with_the_reason() {
-    let chain = TestChain::new(4, 2);
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
-        commit(&chain, &mut ledger, vec![]);
-        let tree = ledger.db().open_tree("ledger").unwrap();
-        // What main's format-4 node wrote.
-        tree.insert(b"mformat", &4u64.to_be_bytes()[..]).unwrap();
-        ledger.db().flush().unwrap();
-    }
-    match Ledger::open(dir.path(), chain.genesis.clone()) {
-        Err(e @ yrd_ledger::store::StoreError::Format { found: 4, expected }) => {
-            assert_eq!(expected, yrd_ledger::store::STORE_FORMAT);
-            assert!(expected > 4);
-            let msg = e.to_string();
-            assert!(msg.contains("store format 4") && msg.contains("start the node with an empty one"), "{msg}");
-        }
-        Err(e) => panic!("expected a format refusal, got {e}"),
-        Ok(_) => panic!("a format-4 store was opened"),
-    }
 }

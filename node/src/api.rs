@@ -21,6 +21,7 @@ pub mod batch;
 pub mod body;
 pub mod conns;
 mod gov;
+pub mod receipts;
 pub mod redact;
 pub mod server;
 
@@ -258,8 +259,9 @@ async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next)
     };
     match app.auth.authenticate(&app.shared.chain, &membership, req.method(), req.uri(), req.headers(), now_ms()) {
         Ok(caller) => {
-            req.extensions_mut().insert(caller);
-            next.run(req).await
+            req.extensions_mut().insert(caller.clone());
+            let response = next.run(req).await;
+            receipts::record_and_sign(&app.shared, &caller, response).await
         }
         Err(e) => e.into_response(),
     }
@@ -619,6 +621,7 @@ fn build(state: AppState) -> Router {
         .route("/v1/proofs/subjects/{uscc}", get(proof_report))
         .route("/v1/proofs/consistency", get(proof_consistency))
         .route("/v1/audit/attestations/{id}", get(audit_trace))
+        .route("/v1/audit/queries/{uscc}", get(audit_queries))
         .route("/v1/governance/proposals", get(gov::proposals))
         .route("/v1/governance/proposals/{id}", get(gov::proposal))
         .route("/v1/governance/membership", get(gov::membership))
@@ -809,7 +812,7 @@ async fn get_attestation(State(app): State<AppState>, Signed(caller): Signed, Ap
     let now = now_ms();
     app.read(move |shared, ledger| {
         if let Some(r) = ledger.tx_record(&id, now).map_err(ApiError::store)? {
-            let reader = Reader::new(ledger, caller.viewer, now);
+            let reader = caller.reader(ledger);
             redact::require(&reader, &r.tx, r.height, r.log_index)?;
             return Ok(Json(attestation_json(ledger, &r)?).into_response());
         }
@@ -832,7 +835,7 @@ async fn by_subject(
         Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
     let now = now_ms();
     app.read(move |_, ledger| {
-        let reader = Reader::new(ledger, caller.viewer, now);
+        let reader = caller.reader(ledger);
         redact::require_coverage(&reader, &subject)?;
         let records = ledger.by_subject(&subject, now).map_err(ApiError::store)?;
         Ok(Json(SubjectResponse {
@@ -870,7 +873,7 @@ async fn by_issuer(
         let issuer = find_issuer(&ledger.next_membership(), &name)
             .ok_or_else(|| ApiError::not_found(format!("issuer {name:?} is not an issuer of the membership in force")))?;
         let records = ledger.by_issuer(&issuer.key, q.after, limit as usize, now).map_err(ApiError::store)?;
-        let reader = Reader::new(ledger, caller.viewer, now);
+        let reader = caller.reader(ledger);
         Ok(Json(IssuerResponse {
             issuer: IssuerJson::of(&issuer),
             attestations: attestations_json(&reader, &records)?,
@@ -943,17 +946,15 @@ fn block_json(reader: &Reader<'_>, height: Height) -> ApiResult<BlockJson> {
 
 async fn block_at(State(app): State<AppState>, Signed(caller): Signed, ApiPath(height): ApiPath<String>) -> ApiResult<Json<BlockJson>> {
     let height = parse_height(&height)?;
-    let now = now_ms();
-    app.read(move |_, ledger| Ok(Json(block_json(&Reader::new(ledger, caller.viewer, now), height)?))).await
+    app.read(move |_, ledger| Ok(Json(block_json(&caller.reader(ledger), height)?))).await
 }
 
 async fn latest_block(State(app): State<AppState>, Signed(caller): Signed) -> ApiResult<Json<BlockJson>> {
-    let now = now_ms();
     app.read(move |_, ledger| {
         if ledger.height().0 == 0 {
             return Err(ApiError::not_found("no block has been committed yet"));
         }
-        Ok(Json(block_json(&Reader::new(ledger, caller.viewer, now), ledger.height())?))
+        Ok(Json(block_json(&caller.reader(ledger), ledger.height())?))
     })
     .await
 }
@@ -1097,7 +1098,7 @@ async fn proof_bundle(
     let id = parse_id(&id)?;
     let now = now_ms();
     app.read(move |_, ledger| {
-        require_tx(&Reader::new(ledger, caller.viewer, now), &id, now)?;
+        require_tx(&caller.reader(ledger), &id, now)?;
         yrd_ledger::proof::bundle(ledger, &id).map(Json).map_err(proof_error)
     })
     .await
@@ -1112,7 +1113,7 @@ async fn proof_report(
         Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
     let now = now_ms();
     app.read(move |_, ledger| {
-        let reader = Reader::new(ledger, caller.viewer, now);
+        let reader = caller.reader(ledger);
         redact::require_coverage(&reader, &subject)?;
         // A report holds every record's bytes: served only to a caller who reads them all.
         require_whole_subject(&reader, &subject, now)?;
@@ -1145,8 +1146,53 @@ async fn audit_trace(
     let id = parse_id(&id)?;
     let now = now_ms();
     app.read(move |_, ledger| {
-        require_tx(&Reader::new(ledger, caller.viewer, now), &id, now)?;
+        require_tx(&caller.reader(ledger), &id, now)?;
         yrd_ledger::proof::trace(ledger, &id).map(Json).map_err(proof_error)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct QueriesQuery {
+    /// First height to list query records from (default 1).
+    from: Option<u64>,
+}
+
+/// `GET /v1/audit/queries/{uscc}`: who read the subject's restricted records —
+/// a `yrd-query-audit` file (every query record about the subject from height
+/// `from`, each in its certified block, with the lenders' signed requests),
+/// verifiable offline (`yrd audit queries`, `yrd verify`). Agencies (an
+/// enterprise asks through its agency; auditors act for one) see every entry; a
+/// lender sees its own queries only; anyone else is refused 403 `restricted`.
+async fn audit_queries(
+    State(app): State<AppState>,
+    Signed(caller): Signed,
+    ApiPath(input): ApiPath<String>,
+    ApiQuery(q): ApiQuery<QueriesQuery>,
+) -> ApiResult<Json<yrd_ledger::proof_queries::QueryAudit>> {
+    use yrd_ledger::access::Viewer;
+    let subject =
+        Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
+    let lender = match &caller.viewer {
+        Viewer::Agency { .. } => None,
+        Viewer::Lender { name } => Some(name.clone()),
+        Viewer::Anonymous | Viewer::Issuer { .. } => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "restricted",
+                "query records are read by agencies (sign with an agency's admin key) and by each lender for its own queries",
+            ))
+        }
+    };
+    let from = Height(q.from.unwrap_or(1));
+    app.read(move |_, ledger| {
+        let keep = |ledger: &Ledger, height: Height, e: &yrd_ledger::queries::QueryEntry| match &lender {
+            None => true,
+            Some(name) => {
+                yrd_ledger::consent::lender_name(&ledger.membership_at(height), &e.request.key).as_ref() == Some(name)
+            }
+        };
+        yrd_ledger::proof_queries::query_audit(ledger, &subject, from, &keep).map(Json).map_err(proof_error)
     })
     .await
 }

@@ -58,6 +58,8 @@ pub struct NodeConfig {
     pub storage: StorageConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub queries: crate::queries::QueriesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +218,7 @@ impl NodeConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.queries.validate().map_err(ConfigError::Invalid)?;
         if self.name.trim().is_empty() {
             return Err(ConfigError::Invalid("name must not be empty".into()));
         }

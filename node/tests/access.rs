@@ -43,6 +43,10 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with_queries(Default::default())
+    }
+
+    fn with_queries(queries: yrd_node::queries::QueriesConfig) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let chain = TestChain::new(4, 2);
         let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
@@ -63,6 +67,7 @@ impl Harness {
             disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
             writes: Default::default(),
             health: Default::default(),
+            queries: yrd_node::queries::QueryRecorder::new(Some(chain.validator_keys[0].clone()), queries),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();
@@ -252,6 +257,7 @@ fn routes(h: &Harness, records: &[Record]) -> Vec<String> {
     for s in 1..=SUBJECTS {
         r.push(format!("/v1/subjects/{}/attestations", Uscc::sample(s)));
         r.push(format!("/v1/proofs/subjects/{}", Uscc::sample(s)));
+        r.push(format!("/v1/audit/queries/{}", Uscc::sample(s)));
     }
     for i in &h.chain.genesis.issuers {
         r.push(format!("/v1/issuers/{}/attestations", i.name));
@@ -410,7 +416,8 @@ fn coverage_starts_at_the_authorisation_and_ends_at_withdrawal_or_expiry() {
     assert_eq!(code(h.get_as(&lender, &by_id(&rating))), (403, "restricted".into()));
     // Authorised: from the block that commits it.
     let a = h.chain.authorisation(0, 1, s1, Purpose::LoanApplication, now_ms() + 24 * 3600 * 1000);
-    let short = h.chain.authorisation(0, 2, s2, Purpose::Guarantee, now_ms() + 1_500);
+    let short_until = now_ms() + 1_500;
+    let short = h.chain.authorisation(0, 2, s2, Purpose::Guarantee, short_until);
     h.commit(vec![a.clone(), short]);
     assert_eq!(h.get_as(&lender, &by_id(&rating)).0, 200);
     let (status, body) = h.get_as(&lender, &listing(&s1));
@@ -419,17 +426,17 @@ fn coverage_starts_at_the_authorisation_and_ends_at_withdrawal_or_expiry() {
     // The other lender still sees nothing of it.
     let other = Caller::Key("bank-1".into(), h.chain.lender_keys[1].clone());
     assert_eq!(code(h.get_as(&other, &by_id(&rating))), (403, "restricted".into()));
-    // Expiry: the short authorisation ends by the node's clock (bounded wait).
+    // Expiry is judged by block time, never the node's clock: past the end by the
+    // clock, the tip (made before it) still covers the read...
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = code(h.get_as(&lender, &listing(&s2)));
-        if got == (403, "authorisation_expired".into()) {
-            break;
-        }
-        assert_eq!(got.0, 200, "before expiry the lender reads {s2}");
-        assert!(Instant::now() < deadline, "the authorisation never expired");
-        std::thread::sleep(Duration::from_millis(100));
+    while now_ms() <= short_until + 10 {
+        assert!(Instant::now() < deadline, "the clock never passed the validity end");
+        std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(h.get_as(&lender, &listing(&s2)).0, 200, "the tip's time is before the validity end");
+    // ...and the first block made after it ends it.
+    h.commit(vec![]);
+    assert_eq!(code(h.get_as(&lender, &listing(&s2))), (403, "authorisation_expired".into()));
     assert_eq!(code(h.get_as(&lender, &by_id(&rating2))), (403, "restricted".into()));
     // Withdrawal by an agency: ends at its block.
     let w = h.chain.withdrawal(&h.chain.agency_keys[1], 1, a.id().unwrap(), WithdrawReason::ConsentWithdrawn);
@@ -444,4 +451,167 @@ fn coverage_starts_at_the_authorisation_and_ends_at_withdrawal_or_expiry() {
     assert_eq!(code(h.get_as(&Caller::Anonymous, &by_id(&a))), (403, "restricted".into()));
     assert_eq!(h.get_as(&lender, &by_id(&a)).0, 200, "a lender reads its own authorisation");
     assert_eq!(code(h.get_as(&other, &by_id(&a))), (403, "restricted".into()));
+}
+
+/// A lender's signed GET, keeping the request: (status, body, receipts as
+/// (receipt bytes hex, signature hex)).
+fn signed_get(h: &Harness, key: &SecretKey, path: &str) -> (SignedRequest, u16, String, Vec<(String, String)>) {
+    let r = SignedRequest::sign(key, &h.chain.chain, "GET", path, b"", now_ms(), Nonce::random()).unwrap();
+    let mut req = h.agent.get(format!("{}{path}", h.base));
+    for (k, v) in signed_headers(&key.public().to_hex(), &r) {
+        req = req.header(k, v);
+    }
+    let mut resp = req.call().unwrap();
+    let status = resp.status().as_u16();
+    let all = |name: &str| -> Vec<String> {
+        resp.headers().get_all(name).iter().map(|v| v.to_str().unwrap().to_string()).collect()
+    };
+    let receipts: Vec<(String, String)> = all("x-yrd-receipt").into_iter().zip(all("x-yrd-receipt-signature")).collect();
+    let body = resp.body_mut().with_config().limit(64 << 20).read_to_string().unwrap();
+    (r, status, body, receipts)
+}
+
+#[test]
+fn an_authorised_read_carries_a_node_signed_receipt_and_is_queued_for_the_chain() {
+    use yrd_ledger::queries::Receipt;
+    let h = Harness::new();
+    h.commit(vec![]);
+    let s1 = Uscc::sample(1);
+    let rating = h.chain.attestation(0, 1, s1, AttestationKind::CreditRating);
+    let penalty = h.chain.attestation(1, 1, Uscc::sample(2), AttestationKind::AdministrativePenalty);
+    h.commit(vec![rating.clone(), penalty.clone()]);
+    let a = h.chain.authorisation(0, 1, s1, Purpose::LoanApplication, now_ms() + 24 * 3600 * 1000);
+    h.commit(vec![a.clone()]);
+    let tip = h.shared.ledger.read().unwrap().height().0;
+    let key = &h.chain.lender_keys[0];
+    assert_eq!(h.shared.queries.queued(), 0);
+    // The authorised listing: one receipt, about s1, under a, for exactly this body.
+    let path = format!("/v1/subjects/{s1}/attestations");
+    let (request, status, body, receipts) = signed_get(&h, key, &path);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&rating.id().unwrap().to_hex()));
+    assert_eq!(receipts.len(), 1, "one receipt per subject opened");
+    let receipt = Receipt::decode(&hex::decode(&receipts[0].0).unwrap()).unwrap();
+    let signature = yrd_consensus::crypto::Signature::from_hex(&receipts[0].1).unwrap();
+    receipt.verify(&signature).expect("the receipt is signed by the node's key");
+    assert_eq!(receipt.node, h.chain.validator_keys[0].public());
+    assert_eq!(receipt.chain, h.chain.chain);
+    assert_eq!(receipt.request, request.digest().unwrap(), "the receipt names the lender's signed request");
+    assert_eq!(receipt.response, sha256(&[body.as_bytes()]), "the receipt names the body received");
+    assert_eq!((receipt.subject, receipt.authorisation, receipt.height), (s1, a.id().unwrap(), tip));
+    // A forged receipt (another body) does not verify.
+    let mut forged = receipt.clone();
+    forged.response = sha256(&[b"another answer"]);
+    assert!(forged.verify(&signature).is_err());
+    assert_eq!(h.shared.queries.queued(), 1, "the query waits to be recorded");
+    // A read that opens nothing restricted (a public record by id; the
+    // anonymous and the unauthorised) gets no receipt and records nothing.
+    let (_, status, _, receipts) = signed_get(&h, key, &format!("/v1/attestations/{}", penalty.id().unwrap()));
+    assert_eq!((status, receipts.len()), (200, 0));
+    let (_, status, _, receipts) = signed_get(&h, &h.chain.lender_keys[1], &path);
+    assert_eq!((status, receipts.len()), (403, 0));
+    assert_eq!(h.get_as(&Caller::Anonymous, &path).0, 200);
+    assert_eq!(h.shared.queries.queued(), 1);
+}
+
+#[test]
+fn a_full_query_queue_refuses_the_read_rather_than_serve_it_unrecorded() {
+    let h = Harness::with_queries(yrd_node::queries::QueriesConfig { flush_ms: 500, batch: 2, max_queued: 2 });
+    h.commit(vec![]);
+    let s1 = Uscc::sample(1);
+    let rating = h.chain.attestation(0, 1, s1, AttestationKind::CreditRating);
+    h.commit(vec![rating.clone()]);
+    h.commit(vec![h.chain.authorisation(0, 1, s1, Purpose::LoanApplication, now_ms() + 24 * 3600 * 1000)]);
+    let key = &h.chain.lender_keys[0];
+    let path = format!("/v1/attestations/{}", rating.id().unwrap());
+    for _ in 0..2 {
+        let (_, status, _, receipts) = signed_get(&h, key, &path);
+        assert_eq!((status, receipts.len()), (200, 1));
+    }
+    let (_, status, body, receipts) = signed_get(&h, key, &path);
+    assert_eq!(status, 503, "{body}");
+    assert!(receipts.is_empty());
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "query_queue_full");
+    assert!(!body.contains(&rating.id().unwrap().to_hex()), "nothing of the record is served");
+    assert_eq!(h.shared.queries.queued(), 2);
+    // Anonymous and public reads are not affected.
+    assert_eq!(h.get_as(&Caller::Anonymous, &format!("/v1/subjects/{s1}/attestations")).0, 200);
+}
+
+#[test]
+fn query_records_are_listed_with_proofs_to_agencies_and_to_each_lender_for_its_own() {
+    use yrd_ledger::queries::{QueryEntry, QueryRecords};
+    let h = Harness::new();
+    h.commit(vec![]);
+    let s1 = Uscc::sample(1);
+    let rating = h.chain.attestation(0, 1, s1, AttestationKind::CreditRating);
+    h.commit(vec![rating]);
+    let a0 = h.chain.authorisation(0, 1, s1, Purpose::LoanApplication, now_ms() + 24 * 3600 * 1000);
+    let a1 = h.chain.authorisation(1, 1, s1, Purpose::Guarantee, now_ms() + 24 * 3600 * 1000);
+    h.commit(vec![a0.clone(), a1.clone()]);
+    let served = h.shared.ledger.read().unwrap().height().0;
+    // Each lender reads; the node's queued entries are committed in a record.
+    let path = format!("/v1/subjects/{s1}/attestations");
+    let (r0, s0, _, _) = signed_get(&h, &h.chain.lender_keys[0], &path);
+    let (r1, s1_, _, _) = signed_get(&h, &h.chain.lender_keys[1], &path);
+    assert_eq!((s0, s1_), (200, 200));
+    let entry = |request: SignedRequest, auth: TxId| QueryEntry {
+        request,
+        subject: s1,
+        authorisation: auth,
+        response: sha256(&[b"x"]),
+        served_at_ms: now_ms(),
+        height: served,
+    };
+    let record = h.chain.sign_with(
+        &h.chain.validator_keys[0],
+        1,
+        TxBody::RecordQueries(QueryRecords { entries: vec![entry(r0.clone(), a0.id().unwrap()), entry(r1, a1.id().unwrap())] }),
+    );
+    h.commit(vec![record]);
+    let route = format!("/v1/audit/queries/{s1}");
+    let genesis = h.chain.genesis.clone();
+    let verify = |body: &str| -> yrd_ledger::proof_queries::QueryAuditVerdict {
+        match yrd_ledger::proof::verify_file(&genesis, &yrd_ledger::proof::parse_file(body.as_bytes()).unwrap(), 0).unwrap() {
+            yrd_ledger::proof::AnyVerdict::Queries(v) => v,
+            other => panic!("not a query audit: {other:?}"),
+        }
+    };
+    let agency = Caller::Key("agency-0".into(), h.chain.agency_keys[0].clone());
+    let (status, body) = h.get_as(&agency, &route);
+    assert_eq!(status, 200, "{body}");
+    let v = verify(&body);
+    assert_eq!(v.queries.len(), 2);
+    assert_eq!(v.queries[0].request, r0.digest().unwrap());
+    assert_eq!((v.queries[0].lender.as_str(), v.queries[1].lender.as_str()), ("bank-0", "bank-1"));
+    assert_eq!(v.queries[0].served_height, served);
+    // A lender sees its own queries only.
+    let (status, body) = h.get_as(&Caller::Key("bank-1".into(), h.chain.lender_keys[1].clone()), &route);
+    assert_eq!(status, 200);
+    let v = verify(&body);
+    assert_eq!(v.queries.iter().map(|q| q.lender.as_str()).collect::<Vec<_>>(), vec!["bank-1"]);
+    // Nobody else.
+    for caller in [Caller::Anonymous, Caller::Key("issuer-0".into(), h.chain.issuer_keys[0].clone())] {
+        let (status, body) = h.get_as(&caller, &route);
+        assert_eq!(status, 403, "{}: {body}", caller.name());
+    }
+    // A tampered file is refused: the lender's request altered.
+    let (_, body) = h.get_as(&agency, &route);
+    let mut file: Value = serde_json::from_str(&body).unwrap();
+    let tx_hex = file["records"][0]["record"]["included"]["tx"].as_str().unwrap().to_string();
+    let mut tx = yrd_ledger::tx::SignedTransaction::decode(&hex::decode(&tx_hex).unwrap()).unwrap();
+    if let TxBody::RecordQueries(q) = &mut tx.tx.body {
+        q.entries[0].request.path = "/v1/subjects/other".into();
+    }
+    file["records"][0]["record"]["included"]["tx"] = Value::String(hex::encode(tx.encode().unwrap()));
+    let err = yrd_ledger::proof::verify_file(&genesis, &yrd_ledger::proof::parse_file(file.to_string().as_bytes()).unwrap(), 0)
+        .unwrap_err();
+    assert!(matches!(err.check, yrd_ledger::proof::Check::IssuerSignature | yrd_ledger::proof::Check::LogInclusion), "{err:?}");
+    // An entry about another subject listed under this one is refused.
+    let mut file: Value = serde_json::from_str(&body).unwrap();
+    file["subject"] = Value::String(Uscc::sample(2).as_str().to_string());
+    let err = yrd_ledger::proof::verify_file(&genesis, &yrd_ledger::proof::parse_file(file.to_string().as_bytes()).unwrap(), 0)
+        .unwrap_err();
+    assert_eq!(err.check, yrd_ledger::proof::Check::QueryRecord, "{err:?}");
 }

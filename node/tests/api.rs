@@ -59,6 +59,7 @@ impl Harness {
             disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
             writes: Default::default(),
             health: Default::default(),
+            queries: yrd_node::queries::QueryRecorder::new(Some(chain.validator_keys[0].clone()), Default::default()),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();

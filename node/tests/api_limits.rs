@@ -52,6 +52,7 @@ impl Server {
             health: Default::default(),
             disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
             writes: Default::default(),
+            queries: yrd_node::queries::QueryRecorder::new(None, Default::default()),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();

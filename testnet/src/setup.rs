@@ -309,6 +309,7 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
             },
             storage: Default::default(),
             http: HttpConfig::default(),
+            queries: Default::default(),
         };
         config
             .validate()

@@ -83,9 +83,42 @@ fn a_lender_reads_restricted_records_only_while_authorised_on_every_node() {
         assert_eq!(status, 403, "node {i}: {body}");
     }
 
-    // The enterprise withdraws its consent through its agency.
+    // Every authorised read (a query and a report on each node) is recorded on
+    // chain by the node that served it, and `yrd audit queries` lists all of them,
+    // proofs checked offline, on every node — to an agency, and to the lender for
+    // its own; the other lender has none.
     let admin = dir.join("agency-2.key");
     yrd_node::keys::write_key_file(&admin, &c.chain.agency_keys[2]).unwrap();
+    let genesis = c.genesis_path.to_str().unwrap().to_string();
+    let names: Vec<String> = c.chain.genesis.validators.iter().map(|v| v.name.clone()).collect();
+    let audit = |i: usize, key: &str| -> Vec<serde_json::Value> {
+        let o = yrd(&["audit", "queries", "--node", &c.nodes[i].api, "--subject", s, "--key", key, "--genesis", &genesis, "--json"]);
+        assert!(o.status.success(), "node {i}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("node {i}: {e}: {}", text(&o)));
+        assert_eq!(v["verified"], true, "node {i}: {v}");
+        v["verdict"]["queries"].as_array().cloned().unwrap_or_default()
+    };
+    for i in 0..4 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let queries = audit(i, admin.to_str().unwrap());
+            let by_node =
+                |n: &str| queries.iter().filter(|q| q["node"] == n && q["lender"] == "bank-0" && q["authorisation"] == auth_id.as_str()).count();
+            if names.iter().all(|n| by_node(n) == 2) {
+                assert_eq!(queries.len(), 8, "node {i}: {queries:?}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {i}: not every authorised read is recorded after 60 s: {queries:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        assert_eq!(audit(i, bank).len(), 8, "node {i}: the lender lists its own queries");
+        assert!(audit(i, other).is_empty(), "node {i}: the other lender made no query");
+    }
+
+    // The enterprise withdraws its consent through its agency.
     let o = yrd(&["lender", "withdraw", "--node", &node0, "--key", admin.to_str().unwrap(), "--id", &auth_id, "--wait"]);
     assert!(o.status.success(), "{}", text(&o));
     let h = c.height(0).unwrap();

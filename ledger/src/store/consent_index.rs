@@ -111,4 +111,14 @@ impl ConsentSource for Ledger {
             .ok_or_else(|| StoreError::Corrupt(format!("authorisation {id} is signed by no lender's key")))?;
         Ok(Target::Authorisation { subject: a.subject, lender, height: height.0 })
     }
+
+    fn block_time_ms(&self, height: u64) -> Result<Option<u64>, StoreError> {
+        if height == 0 || height > self.height().0 {
+            return Ok(None);
+        }
+        if let Some(h) = self.last_header().filter(|h| h.height.0 == height) {
+            return Ok(Some(h.timestamp_ms));
+        }
+        Ok(self.header(Height(height))?.map(|h| h.timestamp_ms))
+    }
 }

@@ -23,7 +23,7 @@ use std::sync::Mutex;
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use yrd_consensus::crypto::{sha256, Hash32, PublicKey, Signature};
-use yrd_ledger::access::Viewer;
+use yrd_ledger::access::{OpenedSink, Viewer};
 use yrd_ledger::governance::Membership;
 use yrd_ledger::queries::{Nonce, SignedRequest, MAX_REQUEST_PATH_BYTES};
 
@@ -50,11 +50,19 @@ pub const MAX_REPLAY_ENTRIES: usize = 524_288;
 pub struct Caller {
     pub viewer: Viewer,
     pub request: Option<SignedRequest>,
+    /// What the request's readers opened (restricted records let through by an
+    /// authorisation): read after the handler to record the query.
+    pub opened: OpenedSink,
 }
 
 impl Caller {
     pub fn anonymous() -> Caller {
-        Caller { viewer: Viewer::Anonymous, request: None }
+        Caller { viewer: Viewer::Anonymous, request: None, opened: OpenedSink::default() }
+    }
+
+    /// THE reader of every route: at the committed tip, noting what it opens.
+    pub fn reader<'a>(&self, ledger: &'a yrd_ledger::store::Ledger) -> yrd_ledger::access::Reader<'a> {
+        yrd_ledger::access::Reader::with_sink(ledger, self.viewer.clone(), self.opened.clone())
     }
 }
 
@@ -164,7 +172,7 @@ impl RequestAuth {
             .verify(chain)
             .map_err(|_| unauthorised("bad_signature", "the signature does not verify over this request (method, path and query, body digest, timestamp, nonce) on this chain"))?;
         self.remember(&request, now_ms)?;
-        Ok(Caller { viewer, request: Some(request) })
+        Ok(Caller { viewer, request: Some(request), opened: OpenedSink::default() })
     }
 
     /// Records the (key, nonce) of a verified request, refusing a replay.
