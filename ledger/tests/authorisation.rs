@@ -509,3 +509,38 @@ fn the_audit_catches_a_tampered_authorisation_index() {
     tree.insert(yrd_ledger::consent::grant_key(&s(1), "bank-1"), yrd_ledger::consent::encode_grants(&grants).unwrap()).unwrap();
     assert!(yrd_ledger::audit::verify_tree(&tree, &chain.genesis).is_err());
 }
+
+#[test]
+fn a_torn_write_of_the_consent_indexes_is_repaired_at_open() {
+    let chain = TestChain::new(4, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, rec) = {
+        let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+        commit(&chain, &mut ledger, vec![]);
+        let a = chain.authorisation(0, 1, s(1), Purpose::LoanApplication, until(&ledger, 30));
+        commit(&chain, &mut ledger, vec![a.clone()]);
+        let t = TestChain::block_time_ms(3);
+        let rec = record(&chain, 0, 1, vec![query(&chain, 0, s(1), id(&a), t, 1)]);
+        commit(&chain, &mut ledger, vec![rec.clone()]);
+        // What a failed write of block 4 can leave, and the tip's entry lost.
+        let tree = ledger.db().open_tree("ledger").unwrap();
+        tree.remove(yrd_ledger::consent::query_key(&s(1), 3)).unwrap();
+        tree.insert(yrd_ledger::consent::query_key(&s(2), 4), &[0, 0, 0, 0, 0, 0][..]).unwrap();
+        let mut grants = ledger.grants(&s(1), "bank-0").unwrap();
+        grants[0].height = 4;
+        tree.insert(yrd_ledger::consent::grant_key(&s(3), "bank-1"), yrd_ledger::consent::encode_grants(&grants).unwrap()).unwrap();
+        ledger.db().flush().unwrap();
+        (a, rec)
+    };
+    let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let report = ledger.repair_report().expect("the open repaired the store").to_string();
+    assert!(report.contains("authorisation lists") && report.contains("query-record index"), "{report}");
+    assert_eq!(ledger.height().0, 3);
+    assert_eq!(ledger.grants(&s(1), "bank-0").unwrap().iter().map(|g| g.id).collect::<Vec<_>>(), vec![id(&a)]);
+    assert!(ledger.grants(&s(3), "bank-1").unwrap().is_empty());
+    let q = ledger.query_records(&s(1), yrd_consensus::types::Height(0), 10).unwrap();
+    assert_eq!(q.iter().map(|q| q.tx_id).collect::<Vec<_>>(), vec![id(&rec)]);
+    assert!(ledger.query_records(&s(2), yrd_consensus::types::Height(0), 10).unwrap().is_empty());
+    drop(ledger);
+    yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
+}
