@@ -831,6 +831,7 @@ fn openapi_describes_every_route_and_the_body_limits() {
         ("get", "/v1/proofs/subjects/{uscc}", "/v1/proofs/subjects/x"),
         ("get", "/v1/proofs/consistency", "/v1/proofs/consistency?from=1&to=1"),
         ("get", "/v1/audit/attestations/{id}", "/v1/audit/attestations/00"),
+        ("get", "/v1/audit/queries/{uscc}", "/v1/audit/queries/x"),
         ("get", "/v1/governance/proposals", "/v1/governance/proposals"),
         ("get", "/v1/governance/proposals/{id}", "/v1/governance/proposals/00"),
         ("get", "/v1/governance/membership", "/v1/governance/membership"),
