@@ -178,13 +178,15 @@ impl QueryRecorder {
         out
     }
 
-    /// The next `n` sequence numbers: after the ledger's last for this key and
-    /// after every one handed out before.
-    fn sequences(&self, ledger_last: Option<u64>, n: u64) -> u64 {
+    /// Signs `entries` into record transactions numbered consecutively after the
+    /// ledger's last sequence number for this key and after every one used before
+    /// (no gaps: the issuer index costs a key per 64 sequence numbers used).
+    fn sign_numbered(&self, key: &SecretKey, chain: yrd_consensus::crypto::Hash32, ledger_last: Option<u64>, entries: Vec<QueryEntry>) -> Vec<SignedTransaction> {
         let mut next = self.next_sequence.lock().unwrap_or_else(|e| e.into_inner());
         let first = (*next).max(ledger_last.map_or(1, |l| l + 1));
-        *next = first + n;
-        first
+        let txs = QueryRecorder::sign_records(key, chain, first, entries);
+        *next = first + txs.len() as u64;
+        txs
     }
 }
 
@@ -217,9 +219,7 @@ pub async fn flush(shared: &Shared, key: &SecretKey) {
     }
     let count = entries.len();
     let ledger_last = shared.ledger.read().ok().and_then(|l| l.last_sequence(&key.public()).ok().flatten());
-    let max_txs = entries.len() as u64;
-    let first = recorder.sequences(ledger_last, max_txs);
-    let txs = QueryRecorder::sign_records(key, shared.chain, first, entries);
+    let txs = recorder.sign_numbered(key, shared.chain, ledger_last, entries);
     let bytes: Vec<Vec<u8>> = txs.iter().filter_map(|t| t.encode().ok()).collect();
     let items: Vec<&[u8]> = bytes.iter().map(|b| b.as_slice()).collect();
     let results = shared.submit(&items).await;
@@ -242,5 +242,51 @@ pub async fn flush(shared: &Shared, key: &SecretKey) {
     }
     if refused == 0 {
         info!(entries = count, transactions = txs.len(), "query records submitted");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrd_consensus::crypto::sha256;
+    use yrd_ledger::queries::{Nonce, SignedRequest};
+    use yrd_ledger::tx::TxId;
+    use yrd_ledger::uscc::Uscc;
+
+    fn entry(lender: &SecretKey, chain: &yrd_consensus::crypto::Hash32, n: u64) -> QueryEntry {
+        let path = format!("/v1/subjects/{}/attestations", Uscc::sample(n));
+        let request = SignedRequest::sign(lender, chain, "GET", &path, b"", 1_800_000_000_000 + n, Nonce::random()).unwrap();
+        QueryEntry {
+            request,
+            subject: Uscc::sample(n),
+            authorisation: TxId(sha256(&[&n.to_be_bytes()])),
+            response: sha256(&[b"answer"]),
+            served_at_ms: 1_800_000_000_000 + n,
+            height: 7,
+        }
+    }
+
+    #[test]
+    fn records_are_packed_under_the_transaction_limits_numbered_without_gaps_and_lose_no_entry() {
+        let node = SecretKey::from_seed(b"node");
+        let lender = SecretKey::from_seed(b"lender");
+        let chain = sha256(&[b"chain"]);
+        let entries: Vec<QueryEntry> = (1..=100).map(|n| entry(&lender, &chain, n)).collect();
+        let recorder = QueryRecorder::new(Some(node.clone()), QueriesConfig::default());
+        let txs = recorder.sign_numbered(&node, chain, Some(41), entries.clone());
+        assert!(txs.len() > 1);
+        let mut back = Vec::new();
+        for (i, t) in txs.iter().enumerate() {
+            assert_eq!(t.tx.sequence, 42 + i as u64, "consecutive after the ledger's last");
+            assert!(t.encode().unwrap().len() <= MAX_TX_BYTES);
+            t.verify_signature().unwrap();
+            let TxBody::RecordQueries(q) = &t.tx.body else { panic!("not a record") };
+            q.check_format().unwrap();
+            back.extend(q.entries.iter().cloned());
+        }
+        assert_eq!(back, entries, "every entry, in order");
+        // The next flush continues after them, even if the ledger has not seen them yet.
+        let more = recorder.sign_numbered(&node, chain, Some(41), vec![entry(&lender, &chain, 1)]);
+        assert_eq!(more[0].tx.sequence, 42 + txs.len() as u64);
     }
 }
