@@ -27,6 +27,7 @@ mod cmd {
     pub mod genesis;
     pub mod gov;
     pub mod keygen;
+    pub mod lender;
     pub mod node;
     pub mod proof;
     pub mod query;
@@ -85,6 +86,8 @@ enum Command {
     Revoke(cmd::revoke::Args),
     /// Governance: propose and approve membership changes, list proposals, show the members
     Gov(cmd::gov::Args),
+    /// Lenders: record an enterprise's authorisation (授权) on chain, or withdraw it
+    Lender(cmd::lender::Args),
     /// Query attestations by subject, id or issuer
     Query(cmd::query::Args),
     /// Show a node's status: chain, height, peers, validators
@@ -109,6 +112,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Attest(args) => cmd::attest::run(args),
         Command::Revoke(args) => cmd::revoke::run(args),
         Command::Gov(args) => cmd::gov::run(args),
+        Command::Lender(args) => cmd::lender::run(args),
         Command::Query(args) => cmd::query::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::Proof(args) => cmd::proof::run(args),

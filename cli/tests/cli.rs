@@ -877,7 +877,12 @@ fn node_runs_a_one_validator_chain_that_finalises_an_attestation() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let height = v["height"].as_u64().expect("a height once final");
+    // A credit rating is restricted (docs/access.md): anonymous readers are refused,
+    // its issuer reads it with its own key.
     let o = run(&["query", "--node", &url, "--id", v["id"].as_str().unwrap(), "--json"]);
+    assert_ne!(code(&o), 0, "{}", stdout(&o));
+    assert!(stderr(&o).contains("403 (restricted)"), "{}", stderr(&o));
+    let o = run(&["query", "--node", &url, "--id", v["id"].as_str().unwrap(), "--json", "--key", p(&ikey)]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let q: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(q["attestations"][0]["height"].as_u64(), Some(height));

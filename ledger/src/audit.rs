@@ -92,6 +92,29 @@ fn get(tree: &sled::Tree, key: &[u8], location: &str) -> Result<Option<sled::IVe
     tree.get(key).map_err(|e| bad(location, format!("read failed: {e}")))
 }
 
+/// The keys under `prefix` are exactly `expected`; else the first difference.
+fn compare_prefix(
+    tree: &sled::Tree,
+    prefix: u8,
+    what: &str,
+    expected: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+) -> Result<(), Inconsistency> {
+    let mut stored = 0usize;
+    for item in tree.scan_prefix([prefix]) {
+        let (k, v) = item.map_err(|e| bad(what, e.to_string()))?;
+        stored += 1;
+        let at = format!("{what} key {}", hex::encode(&k));
+        let want = expected.get(k.as_ref()).ok_or_else(|| bad(&at, "the blocks give no such entry"))?;
+        if v.as_ref() != want.as_slice() {
+            return Err(bad(&at, "stored value differs from what the blocks say"));
+        }
+    }
+    if stored != expected.len() {
+        return Err(bad(what, format!("{stored} entries stored, the blocks give {}", expected.len())));
+    }
+    Ok(())
+}
+
 fn meta_u64(tree: &sled::Tree, key: &[u8], name: &str) -> Result<u64, Inconsistency> {
     let v = get(tree, key, name)?.ok_or_else(|| bad("metadata", format!("{name} missing")))?;
     let arr: [u8; 8] = v.as_ref().try_into().map_err(|_| bad("metadata", format!("{name} is not 8 bytes")))?;
@@ -112,7 +135,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     }
     for item in tree.iter().keys() {
         let k = item.map_err(|e| bad("store", format!("read failed: {e}")))?;
-        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's' | b'g' | b'M'))
+        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's' | b'g' | b'M' | b'a' | b'q'))
             || [&b"mheight"[..], b"mlogsize", b"mchain", b"mgenesis", b"mformat"].contains(&k.as_ref());
         if !known {
             return Err(bad("store", format!("unknown key {}", hex::encode(&k))));
@@ -231,6 +254,9 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     if stored_memberships != expected_memberships {
         return Err(bad("governance", "stored membership changes differ from what the blocks say"));
     }
+    // Authorisations (`a`) and query records (`q`), as replayed.
+    compare_prefix(tree, b'a', "authorisation index", &replay.consent_grants()?)?;
+    compare_prefix(tree, b'q', "query index", replay.consent_queries())?;
     // Every stored log node.
     let mut expected_chunks = 0usize;
     for ((level, chunk), expect) in replay.log_chunks() {

@@ -22,6 +22,11 @@ pub const MAX_ISSUERS: usize = 1024;
 pub const MAX_OBSERVERS: usize = 1024;
 /// Most agencies (governance members).
 pub const MAX_AGENCIES: usize = 64;
+/// Most lenders (financial institutions reading restricted records under
+/// authorisations; docs/access.md). Each is a name and a key in the membership,
+/// which every block header commits to: a few thousand banks and their branches
+/// stay far below the membership sizes the chain already handles.
+pub const MAX_LENDERS: usize = 4096;
 
 /// A region code: 2 to 8 upper-case ASCII letters. The chain starts with
 /// `SH` (Shanghai), `JS` (Jiangsu), `ZJ` (Zhejiang) and `AH` (Anhui); more may join.
@@ -118,6 +123,18 @@ pub struct AgencyInfo {
     pub key: PublicKey,
 }
 
+/// A financial institution that reads restricted records about an enterprise
+/// when the enterprise has authorised it (docs/access.md). It signs its
+/// authorisations and its API requests with `key`; an agency of the consortium
+/// sponsors it (vouches for it and answers for its use of the data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LenderInfo {
+    pub name: String,
+    /// The name of the agency that sponsors the lender.
+    pub sponsor: String,
+    pub key: PublicKey,
+}
+
 /// Governance parameters (docs/governance.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GovParams {
@@ -139,6 +156,16 @@ impl Default for GovParams {
     }
 }
 
+/// The kinds restricted by default: ratings and commitments, which the law does
+/// not publish. Red lists, serious dishonesty lists, administrative penalties and
+/// court enforcement records are published by law and stay public.
+pub const DEFAULT_RESTRICTED_KINDS: [AttestationKind; 3] =
+    [AttestationKind::CreditRating, AttestationKind::TaxCredit, AttestationKind::Commitment];
+
+fn default_restricted_kinds() -> Vec<AttestationKind> {
+    DEFAULT_RESTRICTED_KINDS.to_vec()
+}
+
 /// Chain parameters: fixed at genesis, changed by governance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainParams {
@@ -148,11 +175,21 @@ pub struct ChainParams {
     pub max_block_bytes: u32,
     #[serde(default)]
     pub governance: GovParams,
+    /// Kinds whose records are shown only to their issuer and to lenders holding
+    /// an authorisation for the subject (docs/access.md); every other kind is
+    /// public. Sorted, unique.
+    #[serde(default = "default_restricted_kinds")]
+    pub restricted_kinds: Vec<AttestationKind>,
 }
 
 impl Default for ChainParams {
     fn default() -> Self {
-        ChainParams { max_block_txs: 4096, max_block_bytes: 8 * 1024 * 1024, governance: GovParams::default() }
+        ChainParams {
+            max_block_txs: 4096,
+            max_block_bytes: 8 * 1024 * 1024,
+            governance: GovParams::default(),
+            restricted_kinds: default_restricted_kinds(),
+        }
     }
 }
 
@@ -181,7 +218,15 @@ impl ChainParams {
         if !(1..=100_000_000).contains(&g.max_proposal_ttl_blocks) {
             return Err(format!("governance max_proposal_ttl_blocks = {} must be 1..=100000000", g.max_proposal_ttl_blocks));
         }
+        if self.restricted_kinds.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("restricted_kinds must be sorted and unique".into());
+        }
         Ok(())
+    }
+
+    /// Whether records of `kind` are restricted (docs/access.md).
+    pub fn is_restricted(&self, kind: AttestationKind) -> bool {
+        self.restricted_kinds.contains(&kind)
     }
 }
 
@@ -201,6 +246,10 @@ pub struct Genesis {
     /// membership can never change.
     #[serde(default)]
     pub agencies: Vec<AgencyInfo>,
+    /// Lenders: financial institutions that read restricted records under the
+    /// enterprises' authorisations (docs/access.md), each sponsored by an agency.
+    #[serde(default)]
+    pub lenders: Vec<LenderInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -217,7 +266,7 @@ pub enum GenesisError {
     BadName { what: &'static str, name: String },
     #[error("name {0:?} is used twice")]
     DuplicateName(String),
-    #[error("key {0} is used twice (validator, issuer, observer and agency keys must all differ)")]
+    #[error("key {0} is used twice (validator, issuer, observer, agency and lender keys must all differ)")]
     DuplicateKey(String),
     #[error("{what} {name:?} has a key that cannot be used: {reason}")]
     WeakKey { what: &'static str, name: String, reason: String },
@@ -225,6 +274,8 @@ pub enum GenesisError {
     NoKinds { name: String },
     #[error("issuer {name:?} lists a kind twice or out of order")]
     KindsNotSorted { name: String },
+    #[error("lender {name:?} is sponsored by {sponsor:?}, which is not an agency of the genesis")]
+    UnknownSponsor { name: String, sponsor: String },
     #[error("too many {what}: {count} (at most {max})")]
     TooMany { what: &'static str, count: usize, max: usize },
     #[error("chain parameter {0}")]
@@ -273,6 +324,9 @@ impl Genesis {
         if self.agencies.len() > MAX_AGENCIES {
             return Err(GenesisError::TooMany { what: "agencies", count: self.agencies.len(), max: MAX_AGENCIES });
         }
+        if self.lenders.len() > MAX_LENDERS {
+            return Err(GenesisError::TooMany { what: "lenders", count: self.lenders.len(), max: MAX_LENDERS });
+        }
         self.params.validate().map_err(GenesisError::BadParams)?;
         let mut names = BTreeSet::new();
         let mut keys = BTreeSet::new();
@@ -283,14 +337,20 @@ impl Genesis {
             .chain(self.issuers.iter().map(|i| ("issuer", &i.name, &i.key)))
             .chain(self.observers.iter().map(|o| ("observer", &o.name, &o.key)));
         let mut agency_names = BTreeSet::new();
+        let mut lender_names = BTreeSet::new();
         let agencies = self.agencies.iter().map(|a| ("agency", &a.name, &a.key));
-        for (what, name, key) in all.chain(agencies) {
+        let lenders = self.lenders.iter().map(|l| ("lender", &l.name, &l.key));
+        for (what, name, key) in all.chain(agencies).chain(lenders) {
             check_name(what, name)?;
             // The key rule (sigrule): no weak, mixed-order or non-canonical keys.
             key.check().map_err(|e| GenesisError::WeakKey { what, name: name.clone(), reason: e.to_string() })?;
-            // Agencies have their own namespace (an agency "shanghai" runs the
-            // validator "shanghai"); nodes and issuers share one.
-            let fresh = if what == "agency" { agency_names.insert(name.as_str()) } else { names.insert(name.as_str()) };
+            // Agencies and lenders have their own namespaces (an agency "shanghai"
+            // runs the validator "shanghai"); nodes and issuers share one.
+            let fresh = match what {
+                "agency" => agency_names.insert(name.as_str()),
+                "lender" => lender_names.insert(name.as_str()),
+                _ => names.insert(name.as_str()),
+            };
             if !fresh {
                 return Err(GenesisError::DuplicateName(name.clone()));
             }
@@ -299,6 +359,11 @@ impl Genesis {
             }
         }
         self.validator_set()?;
+        for l in &self.lenders {
+            if !agency_names.contains(l.sponsor.as_str()) {
+                return Err(GenesisError::UnknownSponsor { name: l.name.clone(), sponsor: l.sponsor.clone() });
+            }
+        }
         for i in &self.issuers {
             if i.kinds.is_empty() {
                 return Err(GenesisError::NoKinds { name: i.name.clone() });

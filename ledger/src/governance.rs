@@ -41,7 +41,8 @@ use yrd_consensus::crypto::{sha256, signing_bytes, Hash32, PublicKey};
 use yrd_consensus::types::{ValidatorSet, ValidatorSetError};
 
 use crate::genesis::{
-    check_name, AgencyInfo, ChainParams, Genesis, IssuerInfo, ObserverInfo, ValidatorInfo, MAX_AGENCIES, MAX_ISSUERS, MAX_OBSERVERS,
+    check_name, AgencyInfo, ChainParams, Genesis, IssuerInfo, LenderInfo, ObserverInfo, ValidatorInfo, MAX_AGENCIES, MAX_ISSUERS,
+    MAX_LENDERS, MAX_OBSERVERS,
 };
 use crate::tx::{AttestationKind, SignedTransaction, TxBody, TxId};
 
@@ -66,6 +67,7 @@ pub enum Role {
     Validator,
     Issuer,
     Observer,
+    Lender,
 }
 
 impl fmt::Display for Role {
@@ -75,6 +77,7 @@ impl fmt::Display for Role {
             Role::Validator => "validator",
             Role::Issuer => "issuer",
             Role::Observer => "observer",
+            Role::Lender => "lender",
         })
     }
 }
@@ -130,6 +133,14 @@ pub enum Change {
     AddObserver(ObserverInfo),
     RemoveObserver { name: String },
     SetParams(ChainParams),
+    /// Adds a lender (docs/access.md), sponsored by an agency in force. A lender's
+    /// name is never given to another lender, even after it is removed: the
+    /// authorisations on chain name it.
+    AddLender(LenderInfo),
+    /// Removes a lender: its key is retired and its authorisations stop covering
+    /// anything (its requests are refused).
+    RemoveLender { name: String },
+    RotateLenderKey { name: String, key: PublicKey },
 }
 
 impl Change {
@@ -154,14 +165,22 @@ impl Change {
             Change::AddObserver(o) => format!("add observer {} (key {})", o.name, short(&o.key)),
             Change::RemoveObserver { name } => format!("remove observer {name}"),
             Change::SetParams(p) => format!(
-                "set parameters: max_block_txs {}, max_block_bytes {}, approval > {}/{}, delay {} blocks, proposal ttl {} blocks",
+                "set parameters: max_block_txs {}, max_block_bytes {}, approval > {}/{}, delay {} blocks, proposal ttl {} blocks, restricted kinds {}",
                 p.max_block_txs,
                 p.max_block_bytes,
                 p.governance.approval_num,
                 p.governance.approval_den,
                 p.governance.activation_delay_blocks,
-                p.governance.max_proposal_ttl_blocks
+                p.governance.max_proposal_ttl_blocks,
+                if p.restricted_kinds.is_empty() {
+                    "none".to_string()
+                } else {
+                    p.restricted_kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
+                }
             ),
+            Change::AddLender(l) => format!("add lender {} (sponsored by {}, key {})", l.name, l.sponsor, short(&l.key)),
+            Change::RemoveLender { name } => format!("remove lender {name}"),
+            Change::RotateLenderKey { name, key } => format!("rotate lender {name}'s key to {}", short(key)),
         }
     }
 
@@ -202,6 +221,8 @@ pub struct Membership {
     pub observers: Vec<ObserverInfo>,
     /// Every key no longer valid, in the order retired.
     pub retired: Vec<RetiredKey>,
+    /// Lenders in force (docs/access.md).
+    pub lenders: Vec<LenderInfo>,
 }
 
 /// Why a change cannot be applied to a membership.
@@ -237,6 +258,7 @@ impl Membership {
             frozen: Vec::new(),
             observers: g.observers.clone(),
             retired: Vec::new(),
+            lenders: g.lenders.clone(),
         }
     }
 
@@ -278,6 +300,25 @@ impl Membership {
         self.validators.iter().find(|v| &v.key == key)
     }
 
+    /// The lender whose current key is `key`.
+    pub fn lender(&self, key: &PublicKey) -> Option<&LenderInfo> {
+        self.lenders.iter().find(|l| &l.key == key)
+    }
+
+    pub fn lender_by_name(&self, name: &str) -> Option<&LenderInfo> {
+        self.lenders.iter().find(|l| l.name == name)
+    }
+
+    /// The validator or observer whose key is `key`: a node that may record the
+    /// queries it served (docs/access.md).
+    pub fn node_by_key(&self, key: &PublicKey) -> Option<&str> {
+        self.validators
+            .iter()
+            .find(|v| &v.key == key)
+            .map(|v| v.name.as_str())
+            .or_else(|| self.observers.iter().find(|o| &o.key == key).map(|o| o.name.as_str()))
+    }
+
     /// Keys allowed to connect to the network: validators and observers.
     pub fn network_keys(&self) -> Vec<PublicKey> {
         self.validators.iter().map(|v| v.key).chain(self.observers.iter().map(|o| o.key)).collect()
@@ -297,6 +338,7 @@ impl Membership {
             .or_else(|| self.validators.iter().find(|v| &v.key == key).map(|v| (Role::Validator, v.name.as_str())))
             .or_else(|| self.issuers.iter().find(|i| &i.key == key).map(|i| (Role::Issuer, i.name.as_str())))
             .or_else(|| self.observers.iter().find(|o| &o.key == key).map(|o| (Role::Observer, o.name.as_str())))
+            .or_else(|| self.lenders.iter().find(|l| &l.key == key).map(|l| (Role::Lender, l.name.as_str())))
     }
 
     /// A key may be given to a role: it passes the key rule, nobody holds it,
@@ -358,6 +400,12 @@ impl Membership {
                 let i = self.agencies.iter().position(|x| &x.name == name).ok_or_else(|| unknown(Role::Agency, name))?;
                 if self.agencies.len() == 1 {
                     return Err(ChangeError::WouldLeaveNone(Role::Agency));
+                }
+                if let Some(l) = self.lenders.iter().find(|l| &l.sponsor == name) {
+                    return Err(ChangeError::Invalid(format!(
+                        "agency {name:?} sponsors lender {:?}; remove its lenders first",
+                        l.name
+                    )));
                 }
                 let gone = self.agencies.remove(i);
                 self.retire(gone.key, Role::Agency, &gone.name, at, RetireReason::Removed);
@@ -455,6 +503,38 @@ impl Membership {
             Change::SetParams(p) => {
                 p.validate().map_err(ChangeError::Params)?;
                 self.params = p.clone();
+            }
+            Change::AddLender(l) => {
+                check_name("lender", &l.name).map_err(|e| ChangeError::Invalid(e.to_string()))?;
+                if self.lenders.iter().any(|x| x.name == l.name) {
+                    return Err(ChangeError::NameTaken { what: Role::Lender, name: l.name.clone() });
+                }
+                // Authorisations name their lender: a name is never reused.
+                if self.retired.iter().any(|r| r.role == Role::Lender && r.name == l.name && r.reason == RetireReason::Removed) {
+                    return Err(ChangeError::Invalid(format!(
+                        "lender name {:?} belonged to a removed lender; authorisations on chain name it, so it is never reused",
+                        l.name
+                    )));
+                }
+                if !self.agencies.iter().any(|a| a.name == l.sponsor) {
+                    return Err(unknown(Role::Agency, &l.sponsor));
+                }
+                if self.lenders.len() >= MAX_LENDERS {
+                    return Err(ChangeError::TooMany { what: Role::Lender, max: MAX_LENDERS });
+                }
+                self.check_new_key(&l.key)?;
+                self.lenders.push(l.clone());
+            }
+            Change::RemoveLender { name } => {
+                let i = self.lenders.iter().position(|x| &x.name == name).ok_or_else(|| unknown(Role::Lender, name))?;
+                let gone = self.lenders.remove(i);
+                self.retire(gone.key, Role::Lender, &gone.name, at, RetireReason::Removed);
+            }
+            Change::RotateLenderKey { name, key } => {
+                self.check_new_key(key)?;
+                let i = self.lenders.iter().position(|x| &x.name == name).ok_or_else(|| unknown(Role::Lender, name))?;
+                let old = std::mem::replace(&mut self.lenders[i].key, *key);
+                self.retire(old, Role::Lender, name, at, RetireReason::Rotated);
             }
         }
         if self.retired.len() > MAX_RETIRED_KEYS {

@@ -227,6 +227,7 @@ pub enum ProofFile {
     Report(Report),
     Trace(Trace),
     Consistency(Consistency),
+    Queries(crate::proof_queries::QueryAudit),
 }
 
 // ---------------------------------------------------------------------------
@@ -270,6 +271,9 @@ pub enum Check {
     /// governance transaction is missing, invalid, not included where it says,
     /// or a header does not commit to the membership the replay gives.
     Governance,
+    /// A query record is not signed by a node in force, names another subject,
+    /// or carries a request that is not a lender's or whose signature does not verify.
+    QueryRecord,
 }
 
 impl Check {
@@ -289,6 +293,7 @@ impl Check {
             Check::Consistency => "consistency",
             Check::Provenance => "provenance",
             Check::Governance => "governance",
+            Check::QueryRecord => "query-record",
         }
     }
 }
@@ -436,6 +441,8 @@ pub enum AnyVerdict {
     Trace(TraceVerdict),
     #[serde(rename = "yrd-consistency-proof")]
     Consistency(ConsistencyVerdict),
+    #[serde(rename = "yrd-query-audit")]
+    Queries(crate::proof_queries::QueryAuditVerdict),
 }
 
 // ---------------------------------------------------------------------------
@@ -472,7 +479,7 @@ pub(crate) fn anchor_at(ledger: &Ledger, height: Height) -> Result<(BlockHeader,
     Ok((header, anchor))
 }
 
-fn latest_anchor(ledger: &Ledger) -> Result<(BlockHeader, Anchor), BuildError> {
+pub(crate) fn latest_anchor(ledger: &Ledger) -> Result<(BlockHeader, Anchor), BuildError> {
     if ledger.height().0 == 0 {
         return Err(BuildError::NoBlocks);
     }
@@ -494,7 +501,9 @@ pub fn bundle(ledger: &Ledger, id: &TxId) -> Result<Bundle, BuildError> {
     let subject = match &rec.tx.tx.body {
         TxBody::Attest(a) => a.subject,
         TxBody::Revoke(r) => return Err(BuildError::NotAttestation { id: *id, target: r.target }),
-        TxBody::Propose(_) | TxBody::Approve(_) => return Err(BuildError::NotAttestation { id: *id, target: *id }),
+        TxBody::Propose(_) | TxBody::Approve(_) | TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_) => {
+            return Err(BuildError::NotAttestation { id: *id, target: *id })
+        }
     };
     let record = ledger.subject_record(&subject)?.ok_or_else(|| corrupt(format!("subject {subject} has no record")))?;
     let proof = ledger.subject_proof(&subject);
@@ -548,7 +557,7 @@ pub fn report(ledger: &Ledger, subject: &Uscc) -> Result<Report, BuildError> {
 }
 
 /// A transaction proven in its own block.
-fn block_tx(ledger: &Ledger, id: &TxId) -> Result<BlockTx, BuildError> {
+pub(crate) fn block_tx(ledger: &Ledger, id: &TxId) -> Result<BlockTx, BuildError> {
     let rec = ledger.tx_record(id, 0)?.ok_or(BuildError::NotFound(*id))?;
     let (header, block) = anchor_at(ledger, rec.height)?;
     let (_, included) = included(ledger, id, header.log_size)?;
@@ -606,10 +615,12 @@ pub fn parse_file(bytes: &[u8]) -> Result<ProofFile, VerifyError> {
         REPORT_TYPE => typed(value, &kind).map(ProofFile::Report),
         TRACE_TYPE => typed(value, &kind).map(ProofFile::Trace),
         CONSISTENCY_TYPE => typed(value, &kind).map(ProofFile::Consistency),
+        crate::proof_queries::QUERY_AUDIT_TYPE => typed(value, &kind).map(ProofFile::Queries),
         other => Err(fail(
             Check::Format,
             format!(
-                "unknown file type {other:?}: expected {BUNDLE_TYPE}, {REPORT_TYPE}, {TRACE_TYPE} or {CONSISTENCY_TYPE}"
+                "unknown file type {other:?}: expected {BUNDLE_TYPE}, {REPORT_TYPE}, {TRACE_TYPE}, {CONSISTENCY_TYPE} or {}",
+                crate::proof_queries::QUERY_AUDIT_TYPE
             ),
         )),
     }
@@ -622,6 +633,7 @@ pub fn verify_file(genesis: &Genesis, file: &ProofFile, now_ms: u64) -> Result<A
         ProofFile::Report(r) => verify_report(genesis, r, now_ms).map(AnyVerdict::Report),
         ProofFile::Trace(t) => verify_trace(genesis, t, now_ms).map(AnyVerdict::Trace),
         ProofFile::Consistency(c) => verify_consistency(genesis, c).map(AnyVerdict::Consistency),
+        ProofFile::Queries(q) => crate::proof_queries::verify_query_audit(genesis, q).map(AnyVerdict::Queries),
     }
 }
 
@@ -629,7 +641,7 @@ pub fn verify_file(genesis: &Genesis, file: &ProofFile, now_ms: u64) -> Result<A
 // Verification
 // ---------------------------------------------------------------------------
 
-fn check_format(kind: &str, version: u32, expected: &str) -> Result<(), VerifyError> {
+pub(crate) fn check_format(kind: &str, version: u32, expected: &str) -> Result<(), VerifyError> {
     if kind != expected {
         return Err(fail(Check::Format, format!("type is {kind:?}, expected {expected:?}")));
     }
@@ -688,7 +700,7 @@ impl<'g> Ctx<'g> {
 
     /// The context of a file with one anchor: its header decoded (steps 2–3),
     /// then the governance section replayed up to its height (steps 23–29).
-    fn for_anchor(genesis: &'g Genesis, field: &str, anchor: &Anchor, section_field: &str, section: &[GovBlock]) -> Result<Ctx<'g>, VerifyError> {
+    pub(crate) fn for_anchor(genesis: &'g Genesis, field: &str, anchor: &Anchor, section_field: &str, section: &[GovBlock]) -> Result<Ctx<'g>, VerifyError> {
         let mut ctx = Ctx::new(genesis)?;
         let header = ctx.header(field, anchor)?;
         ctx.replay(section_field, section, header.height.0)?;
@@ -696,7 +708,7 @@ impl<'g> Ctx<'g> {
     }
 
     /// The membership in force at height `h`, as replayed.
-    fn membership(&self, h: u64) -> &Membership {
+    pub(crate) fn membership(&self, h: u64) -> &Membership {
         self.gov.membership_at(h)
     }
 
@@ -767,7 +779,7 @@ impl<'g> Ctx<'g> {
     /// Steps 1–5 and 24 for an anchor of the file: decoded, for this chain, at
     /// most the replayed height, certified by the validators in force at its
     /// height, committing to the membership in force.
-    fn anchor(&self, field: &str, a: &Anchor) -> Result<(BlockHeader, BlockInfo), VerifyError> {
+    pub(crate) fn anchor(&self, field: &str, a: &Anchor) -> Result<(BlockHeader, BlockInfo), VerifyError> {
         let header = self.header(field, a)?;
         let h = header.height.0;
         if h > self.upto {
@@ -1094,7 +1106,7 @@ pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<Repor
 
 /// A transaction in its own block: certificate, then inclusion at a log index
 /// inside the block's own range.
-fn verify_block_tx(ctx: &Ctx<'_>, field: &str, bt: &BlockTx, check: Check) -> Result<(BlockHeader, BlockInfo, SignedTransaction, TxId), VerifyError> {
+pub(crate) fn verify_block_tx(ctx: &Ctx<'_>, field: &str, bt: &BlockTx, check: Check) -> Result<(BlockHeader, BlockInfo, SignedTransaction, TxId), VerifyError> {
     let (header, info) = ctx.anchor(&format!("{field}.block"), &bt.block)?;
     let tx_check = if check == Check::Revocation { Some(Check::Revocation) } else { None };
     let (tx, id, bytes) = ctx.tx(&format!("{field}.tx"), &bt.included.tx, tx_check)?;

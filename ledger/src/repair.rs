@@ -17,7 +17,8 @@
 //! height up to which every block is present, canonical, chained and certified
 //! and reproduces its header's roots — discards everything above it, and
 //! rewrites whatever derived state (log nodes, transaction and issuer indexes,
-//! subject records, governance records and membership changes, metadata) differs from what the blocks give
+//! subject records, governance records and membership changes, authorisations
+//! and query records, metadata) differs from what the blocks give
 //! ([`crate::replay::Replay`], the auditor's own re-derivation). Only what
 //! differs is written, so a repair on a nearly full disk writes a few keys.
 //!
@@ -111,6 +112,7 @@ pub(crate) fn check_tip(ledger: &Ledger, indexed: u64) -> Result<(), String> {
         let validators = ledger.validators_at(Height(height)).map_err(|e| format!("validators of block {height}: {e}"))?;
         let tip = read_certified_block(tree, height, &ledger.chain_id(), &validators, parent).map_err(|e| e.to_string())?;
         check_tip_governance(ledger, &tip.block)?;
+        check_tip_consent(ledger, &tip.block)?;
         if tip.block.header.log_size != log_size {
             return Err(format!("metadata log size {log_size}, block {height} says {}", tip.block.header.log_size));
         }
@@ -265,6 +267,71 @@ fn check_tip_governance(ledger: &Ledger, tip: &crate::block::Block) -> Result<()
     Ok(())
 }
 
+/// The consent indexes against the tip block (height `h`): every authorisation,
+/// withdrawal and query record of the tip is recorded (its grant in `a`, its
+/// withdrawal on that grant, its `q` entry), and nothing is recorded above `h`
+/// (a grant or withdrawal of a later block, a `q` key of a later height). Cost:
+/// one pass over the `a` and `q` keys (one per subject and lender, one per
+/// subject and block with queries) and the tip's transactions.
+fn check_tip_consent(ledger: &Ledger, tip: &crate::block::Block) -> Result<(), String> {
+    use crate::tx::TxBody;
+    let h = tip.header.height.0;
+    let tree = ledger.tree();
+    let err = |e: sled::Error| format!("read failed: {e}");
+    for item in tree.scan_prefix([b'a']) {
+        let (k, v) = item.map_err(err)?;
+        let grants = crate::consent::decode_grants(&v).map_err(|e| format!("authorisation index: {e}"))?;
+        let above = grants.iter().any(|g| g.height > h || g.withdrawn.is_some_and(|w| w.height > h));
+        if above {
+            return Err(format!("authorisation index {} holds a block above the recorded height {h}", hex::encode(&k)));
+        }
+    }
+    for item in tree.scan_prefix([b'q']) {
+        let (k, _) = item.map_err(err)?;
+        let at = k.get(19..27).and_then(|b| u64_of(b, "height").ok()).unwrap_or(u64::MAX);
+        if at > h {
+            return Err(format!("query index {} names block {at}, above the recorded height {h}", hex::encode(&k)));
+        }
+    }
+    let membership = ledger.membership_at(Height(h));
+    for (i, tx) in tip.txs.iter().enumerate() {
+        let id = tx.id().map_err(|e| e.to_string())?;
+        let recorded = match &tx.tx.body {
+            TxBody::Authorise(a) => {
+                let lender = crate::consent::lender_name(&membership, &tx.tx.issuer).unwrap_or_default();
+                ledger.grants(&a.subject, &lender).map_err(|e| e.to_string())?.iter().any(|g| g.id == id)
+            }
+            TxBody::Withdraw(w) => match ledger.committed_tx(&w.authorisation).map_err(|e| e.to_string())? {
+                Some((auth, th)) => match &auth.tx.body {
+                    TxBody::Authorise(a) => {
+                        let lender =
+                            crate::consent::lender_name(&ledger.membership_at(th), &auth.tx.issuer).unwrap_or_default();
+                        ledger
+                            .grants(&a.subject, &lender)
+                            .map_err(|e| e.to_string())?
+                            .iter()
+                            .any(|g| g.withdrawn.is_some_and(|x| x.by == id))
+                    }
+                    _ => false,
+                },
+                None => false,
+            },
+            TxBody::RecordQueries(q) => q.entries.iter().enumerate().all(|(e, entry)| {
+                tree.get(crate::consent::query_key(&entry.subject, h))
+                    .ok()
+                    .flatten()
+                    .and_then(|v| crate::consent::decode_query_index(&v))
+                    .is_some_and(|list| list.contains(&(i as u32, e as u16)))
+            }),
+            _ => true,
+        };
+        if !recorded {
+            return Err(format!("consent transaction {id} of block {h} is not recorded in the consent indexes"));
+        }
+    }
+    Ok(())
+}
+
 /// Repairs the store to its last complete block (see the module docs). `reason`
 /// is the inconsistency that made the open fail.
 pub(crate) fn repair(db: &sled::Db, tree: &sled::Tree, genesis: &Genesis, reason: String) -> Result<RepairReport, StoreError> {
@@ -359,6 +426,14 @@ pub(crate) fn repair(db: &sled::Db, tree: &sled::Tree, genesis: &Genesis, reason
     let n = sync_prefix(tree, b'M', &replay.gov_memberships().map_err(|e| StoreError::Corrupt(e.to_string()))?, &mut writes)?;
     if n > 0 {
         changes.push(format!("{n} membership changes rewritten or removed"));
+    }
+    let n = sync_prefix(tree, b'a', &replay.consent_grants().map_err(|e| StoreError::Corrupt(e.to_string()))?, &mut writes)?;
+    if n > 0 {
+        changes.push(format!("{n} authorisation lists rewritten or removed"));
+    }
+    let n = sync_prefix(tree, b'q', replay.consent_queries(), &mut writes)?;
+    if n > 0 {
+        changes.push(format!("{n} query-record index entries rewritten or removed"));
     }
     // Metadata last.
     let log_size = replay.log.size();

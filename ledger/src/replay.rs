@@ -3,7 +3,9 @@
 //! Everything in the store except the blocks and their certificates is derived
 //! from them: the RFC 9162 log nodes, the subject records (and the subject map
 //! over them), the per-block transaction index, the issuer index and the
-//! governance state (proposal records, membership changes). [`Replay`]
+//! governance state (proposal records, membership changes), the consent state
+//! (authorisations per subject and lender, `a`; query records per subject and
+//! block, `q`: docs/access.md). [`Replay`]
 //! recomputes all of it, block by block, from nothing but the block bodies.
 //! Two callers use this one implementation: the auditor (`audit::verify_tree`,
 //! which compares the result with what is stored and trusts nothing) and the
@@ -20,6 +22,7 @@ use yrd_consensus::CommitCertificate;
 
 use crate::audit::{bad, Inconsistency};
 use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
+use crate::consent::{self, BlockConsent, ConsentSource, Grant, Refusal, Target};
 use crate::genesis::Genesis;
 use crate::governance::{GovState, Membership};
 use crate::merkle::MemoryLog;
@@ -124,6 +127,37 @@ pub(crate) struct Replay {
     /// The subject of each attestation (revocations find their target here).
     subject_of: HashMap<TxId, Uscc>,
     seen_ids: HashSet<TxId>,
+    /// Authorisations, withdrawals and query records, replayed.
+    pub consent: ConsentReplay,
+}
+
+/// The consent state replayed from the blocks: what the `a` and `q` keys must
+/// hold, and what withdrawals and query records are checked against (the same
+/// rules, `consent::BlockConsent`, as a block's execution).
+#[derive(Default)]
+pub(crate) struct ConsentReplay {
+    /// The grants of every (subject, lender) pair.
+    pub grants: BTreeMap<(Uscc, String), Vec<Grant>>,
+    /// Every authorisation: (subject, lender, height).
+    authorisations: HashMap<TxId, (Uscc, String, u64)>,
+    /// The query records of every (subject, height): the stored `q` values.
+    pub queries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Block timestamps by height (index 0 is height 1): query records name the
+    /// height they were served at, and the rules read its time.
+    times_ms: Vec<u64>,
+}
+
+impl ConsentReplay {
+    /// What a withdrawal naming `id` finds (`seen`: `id` is an earlier transaction).
+    fn target(&self, id: &TxId, seen: bool) -> Target {
+        match self.authorisations.get(id) {
+            Some((subject, lender, height)) => {
+                Target::Authorisation { subject: *subject, lender: lender.clone(), height: *height }
+            }
+            None if seen => Target::Other,
+            None => Target::Missing,
+        }
+    }
 }
 
 impl Replay {
@@ -136,6 +170,7 @@ impl Replay {
             issuer_index: BTreeMap::new(),
             subject_of: HashMap::new(),
             seen_ids: HashSet::new(),
+            consent: ConsentReplay::default(),
         }
     }
 
@@ -179,6 +214,19 @@ impl Replay {
         let mut offset = certified.header_len + 8;
         let mut changed: BTreeMap<Uscc, ()> = BTreeMap::new();
         let mut tx_entries = Vec::with_capacity(block.txs.len());
+        let mut consent_delta = {
+            let seen = &self.seen_ids;
+            let source = SeenSource { state: &self.consent, seen };
+            let mut block_consent = BlockConsent::new(&source, h, block.header.timestamp_ms, membership.clone());
+            for (i, tx) in block.txs.iter().enumerate() {
+                let id = tx.id().map_err(|e| bad(format!("block {h} transaction {i}"), e.to_string()))?;
+                block_consent.apply(tx, &id, i as u32).map_err(|r| match r {
+                    Refusal::Invalid(e) => bad(format!("block {h} transaction {i}"), e.to_string()),
+                    Refusal::Store(e) => e,
+                })?;
+            }
+            block_consent.finish()
+        };
         for (i, tx) in block.txs.iter().enumerate() {
             let loc = format!("block {h} transaction {i}");
             let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
@@ -188,6 +236,11 @@ impl Replay {
             self.log.append(&tb);
             if !self.seen_ids.insert(id) {
                 return Err(bad(&loc, format!("transaction {id} is already in an earlier block (replay)")));
+            }
+            if let TxBody::Authorise(a) = &tx.tx.body {
+                let lender = consent::lender_name(&membership, &tx.tx.issuer)
+                    .ok_or_else(|| bad(&loc, "authorisation signed by no lender's key"))?;
+                self.consent.authorisations.insert(id, (a.subject, lender, h));
             }
             tx_entries.push((id, offset as u32, tb.len() as u32));
             offset += tb.len();
@@ -236,6 +289,7 @@ impl Replay {
                     }
                 }
                 TxBody::Propose(_) | TxBody::Approve(_) => {} // applied by block_gov above
+                TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_) => {} // by block_consent above
             }
         }
         let delta = block_gov.finish();
@@ -262,8 +316,29 @@ impl Replay {
             ));
         }
         self.gov.apply(&delta);
+        self.consent.grants.append(&mut consent_delta.grants);
+        for (subject, entries) in &consent_delta.queries {
+            self.consent.queries.insert(consent::query_key(subject, h), consent::encode_query_index(entries));
+        }
+        self.consent.times_ms.push(header.timestamp_ms);
         Ok(tx_entries)
     }
+
+    /// The stored form of every authorisation list: `a ‖ subject ‖ lender → grants`.
+    pub fn consent_grants(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Inconsistency> {
+        let mut out = BTreeMap::new();
+        for ((subject, lender), grants) in &self.consent.grants {
+            let value = consent::encode_grants(grants).map_err(|e| bad("authorisation index", e.to_string()))?;
+            out.insert(consent::grant_key(subject, lender), value);
+        }
+        Ok(out)
+    }
+
+    /// The stored form of every query-record index entry: `q ‖ subject ‖ height → positions`.
+    pub fn consent_queries(&self) -> &BTreeMap<Vec<u8>, Vec<u8>> {
+        &self.consent.queries
+    }
+
 
     /// The stored form of every issuer-index chunk: entries sorted by sequence
     /// number. A sequence number used twice is an inconsistency.
@@ -314,5 +389,26 @@ impl Replay {
                 .enumerate()
                 .map(move |(chunk, hashes)| ((level as u8, chunk as u64), hashes.iter().flat_map(|h| h.0).collect()))
         })
+    }
+}
+
+/// The replayed consent state with the ids of every transaction before the
+/// block (a withdrawal of a transaction that is not an authorisation is told
+/// apart from one of a transaction that does not exist).
+struct SeenSource<'a> {
+    state: &'a ConsentReplay,
+    seen: &'a HashSet<TxId>,
+}
+
+impl ConsentSource for SeenSource<'_> {
+    type Error = Inconsistency;
+    fn grants(&self, subject: &Uscc, lender: &str) -> Result<Vec<Grant>, Inconsistency> {
+        Ok(self.state.grants.get(&(*subject, lender.to_string())).cloned().unwrap_or_default())
+    }
+    fn target(&self, id: &TxId) -> Result<Target, Inconsistency> {
+        Ok(self.state.target(id, self.seen.contains(id)))
+    }
+    fn block_time_ms(&self, height: u64) -> Result<Option<u64>, Inconsistency> {
+        Ok(height.checked_sub(1).and_then(|i| self.state.times_ms.get(i as usize)).copied())
     }
 }

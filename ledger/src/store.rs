@@ -17,6 +17,8 @@
 //! | `s`    | USCC (18)                   | the subject record (subject index and map value) |
 //! | `g`    | proposal id (32)            | a governance proposal record: approvals and outcome |
 //! | `M`    | height (u64 BE)             | the membership in force from that height on (one per change) |
+//! | `a`    | USCC (18) ‖ lender name     | the lender's authorisations for the subject, with their state (docs/access.md) |
+//! | `q`    | USCC (18) ‖ height (u64 BE) | the query records about the subject in that block: entries `tx position u32 BE ‖ entry u16 BE` |
 //!
 //! Index keys per attestation: one `s` per subject the block touches; the
 //! transaction index costs one `x` key per 1,024 transactions and the issuer index
@@ -38,6 +40,10 @@ use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSe
 use yrd_consensus::{CertificateError, CommitCertificate};
 
 use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
+use crate::consent::{self, BlockConsent, ConsentDelta, Refusal as ConsentRefusal};
+
+mod consent_index;
+pub use consent_index::QueryRecordAt;
 use crate::genesis::Genesis;
 use crate::governance::{BlockGov, GovDelta, GovState, Membership, ProposalRecord};
 use crate::merkle::{self, MerkleError, NodeSource};
@@ -60,8 +66,10 @@ const META_GENESIS: &[u8] = b"mgenesis";
 pub(crate) const META_FORMAT: &[u8] = b"mformat";
 /// Format 2: the issuer index in chunks of [`SEQ_CHUNK`]; format 3: the
 /// transaction index per block (`x`) instead of a key per transaction; format 4:
-/// governance (`g`, `M`) and the membership hash in block headers.
-pub const STORE_FORMAT: u64 = 4;
+/// governance (`g`, `M`) and the membership hash in block headers; format 5:
+/// lenders in the membership, authorisations (`a`) and query records (`q`)
+/// (docs/access.md).
+pub const STORE_FORMAT: u64 = 5;
 /// Transactions per part of a block's transaction index (one `x` key).
 pub(crate) const TX_INDEX_PART: usize = 1024;
 /// Bytes of one transaction-index entry: id ‖ offset u32 ‖ len u32.
@@ -141,6 +149,10 @@ pub enum Status {
     Revocation { target: TxId },
     /// A governance proposal or approval (its outcome is in the proposal record).
     Governance,
+    /// An authorisation or a withdrawal (its state is in the authorisation index).
+    Consent,
+    /// A batch of query records.
+    Queries,
 }
 
 impl Status {
@@ -151,6 +163,8 @@ impl Status {
             Status::Revoked { .. } => "revoked",
             Status::Revocation { .. } => "revocation",
             Status::Governance => "governance",
+            Status::Consent => "consent",
+            Status::Queries => "queries",
         }
     }
 }
@@ -183,6 +197,8 @@ struct Execution {
     issuer_keys: Vec<(PublicKey, u64, TxId)>,
     /// Proposal records and the next height's membership, if they change.
     gov: GovDelta,
+    /// Authorisation lists rewritten and query records by subject.
+    consent: ConsentDelta,
 }
 
 /// Outcome of building a block from candidates: the block, and the candidates
@@ -527,6 +543,9 @@ impl Ledger {
         for (_, m) in ledger.gov.timeline() {
             signers.extend(m.issuers.iter().map(|i| i.key));
             signers.extend(m.agencies.iter().map(|a| a.key));
+            signers.extend(m.lenders.iter().map(|l| l.key));
+            signers.extend(m.validators.iter().map(|v| v.key));
+            signers.extend(m.observers.iter().map(|o| o.key));
             signers.extend(m.retired.iter().map(|r| r.key));
         }
         for issuer in signers {
@@ -730,6 +749,8 @@ impl Ledger {
         let status = match &tx.tx.body {
             TxBody::Revoke(r) => Status::Revocation { target: r.target },
             TxBody::Propose(_) | TxBody::Approve(_) => Status::Governance,
+            TxBody::Authorise(_) | TxBody::Withdraw(_) => Status::Consent,
+            TxBody::RecordQueries(_) => Status::Queries,
             TxBody::Attest(a) => {
                 let rec = self
                     .subject_record(&a.subject)?
@@ -827,8 +848,9 @@ impl Ledger {
         overlay: &Overlay,
         records: &mut Records,
         gov: &BlockGov<'_>,
+        consent: &BlockConsent<'_, Ledger>,
     ) -> Result<Result<(), TxError>, StoreError> {
-        match self.check_stateful_inner(tx, id, overlay, records, gov) {
+        match self.check_stateful_inner(tx, id, overlay, records, gov, consent) {
             Ok(()) => Ok(Ok(())),
             Err(Refusal::Invalid(e)) => Ok(Err(e)),
             Err(Refusal::Store(e)) => Err(e),
@@ -842,6 +864,7 @@ impl Ledger {
         overlay: &Overlay,
         records: &mut Records,
         gov: &BlockGov<'_>,
+        consent: &BlockConsent<'_, Ledger>,
     ) -> Result<(), Refusal> {
         if overlay.ids.contains_key(id) {
             return Err(Refusal::Invalid(TxError::Duplicate(*id)));
@@ -900,10 +923,17 @@ impl Ledger {
             }
         }
         gov.check(tx, id).map_err(|e| Refusal::Invalid(e.into()))?;
+        consent.check(tx).map_err(|r| match r {
+            ConsentRefusal::Invalid(e) => Refusal::Invalid(TxError::Consent(e)),
+            ConsentRefusal::Store(e) => Refusal::Store(e),
+        })?;
         Ok(())
     }
 
-    /// Checks a transaction against the committed state (mempool admission):
+    /// Checks a transaction against the committed state (mempool admission), as
+    /// if it went into the next block: rules that depend on a block's time
+    /// (authorisations' validity, query records) use the last committed block's
+    /// timestamp, never the node's clock, so every node gives the same verdict.
     /// `Ok(verdict)`, or `Err` if the store could not be read (a storage
     /// failure, never a verdict on the transaction). The signature is NOT
     /// checked here; callers verify it first (see `validate::check_untrusted_bytes`).
@@ -913,7 +943,9 @@ impl Ledger {
         if let Err(e) = check_stateless(gov.membership(), &self.chain, tx) {
             return Ok(Err(e));
         }
-        self.check_stateful(tx, id, &Overlay::new(next), &mut Records::new(), &gov)
+        let last = self.last_header.as_ref().map_or(self.genesis.genesis_time_ms, |h| h.timestamp_ms);
+        let consent = BlockConsent::new(self, next.0, last, gov.membership().clone());
+        self.check_stateful(tx, id, &Overlay::new(next), &mut Records::new(), &gov, &consent)
     }
 
     /// Builds the next block from candidate transactions (already signature-checked),
@@ -1046,6 +1078,7 @@ impl Ledger {
         let mut overlay = Overlay::new(height);
         let mut gov = self.gov.begin_block(height.0);
         let membership = gov.membership().clone();
+        let mut consent = BlockConsent::new(self, height.0, timestamp_ms, membership.clone());
         // Subject records read by the checks, reused below.
         let mut read = Records::new();
         let mut rejected = Vec::new();
@@ -1061,7 +1094,7 @@ impl Ledger {
                 .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) });
             let verdict = match checked {
                 Err(e) => Err(e),
-                Ok(()) => self.check_stateful(tx, &id, &overlay, &mut read, &gov)?,
+                Ok(()) => self.check_stateful(tx, &id, &overlay, &mut read, &gov, &consent)?,
             }
             .and_then(|_| {
                 if sig_verified(&id) || tx.verify_signature().is_ok() {
@@ -1081,6 +1114,10 @@ impl Ledger {
             }
             // Governance effects (proposal records, approvals) apply in order.
             gov.apply(tx, &id, accepted.len() as u32).map_err(|e| BlockError::InvalidTx { index, error: e.into() })?;
+            consent.apply(tx, &id, accepted.len() as u32).map_err(|r| match r {
+                ConsentRefusal::Invalid(e) => BlockError::InvalidTx { index, error: e.into() },
+                ConsentRefusal::Store(e) => BlockError::Store(e),
+            })?;
             overlay.ids.insert(id, ());
             overlay.seqs.insert((tx.tx.issuer, tx.tx.sequence), id);
             if let TxBody::Revoke(r) = &tx.tx.body {
@@ -1117,6 +1154,7 @@ impl Ledger {
                     });
                 }
                 TxBody::Propose(_) | TxBody::Approve(_) => {}
+                TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_) => {}
                 TxBody::Revoke(r) => {
                     let loc = self.tx_location(&r.target)?.ok_or_else(|| StoreError::NotFound(r.target.to_hex()))?;
                     let target = self.tx_at(&loc)?;
@@ -1149,6 +1187,7 @@ impl Ledger {
             membership: membership.hash()?,
         };
         let gov = gov.finish();
+        let consent = consent.finish();
         // Block bytes = header ‖ u64 count ‖ transactions: identical to
         // codec::encode(&Block), built by hand to learn each transaction's offset.
         let header_bytes = codec::encode(&header)?;
@@ -1167,7 +1206,11 @@ impl Ledger {
             kept.push(pos);
         }
         let subject_changes = changes;
-        Ok((Execution { header, block_bytes, locations, log_nodes, subjects, subject_changes, issuer_keys, gov }, rejected, kept))
+        Ok((
+            Execution { header, block_bytes, locations, log_nodes, subjects, subject_changes, issuer_keys, gov, consent },
+            rejected,
+            kept,
+        ))
     }
 
     /// The stored record of `subject` (empty if it has none), read once into `cache`.
@@ -1300,6 +1343,12 @@ impl Ledger {
         }
         if let Some((h, m)) = &exec.gov.membership {
             batch.insert(&height_key(b'M', Height(*h))[..], codec::encode(m)?);
+        }
+        for ((subject, lender), grants) in &exec.consent.grants {
+            batch.insert(consent::grant_key(subject, lender), consent::encode_grants(grants)?);
+        }
+        for (subject, entries) in &exec.consent.queries {
+            batch.insert(consent::query_key(subject, height.0), consent::encode_query_index(entries));
         }
         batch.insert(META_HEIGHT, &height.0.to_be_bytes()[..]);
         batch.insert(META_LOG_SIZE, &exec.header.log_size.to_be_bytes()[..]);

@@ -8,8 +8,9 @@ use yrd_consensus::types::{Round, ValidatorIndex, ValidatorSet};
 use yrd_consensus::CommitCertificate;
 
 use crate::block::{Block, BlockHeader};
+use crate::consent::{Authorisation, Purpose, WithdrawReason, Withdrawal};
 use crate::store::Ledger;
-use crate::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
+use crate::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, LenderInfo, Region, ValidatorInfo};
 use crate::governance::{Change, GovApproval, GovProposal, Membership};
 use crate::tx::{Attestation, AttestationKind, Revocation, RevocationReason, SignedTransaction, Transaction, TxBody, TxId};
 use crate::uscc::Uscc;
@@ -30,9 +31,15 @@ pub struct TestChain {
     pub issuer_keys: Vec<SecretKey>,
     /// Governance keys of the agencies (one per validator, same names).
     pub agency_keys: Vec<SecretKey>,
+    /// Keys of the lenders [`TestChain::LENDERS`] (`bank-i`, sponsored by agency
+    /// `i mod validators`).
+    pub lender_keys: Vec<SecretKey>,
 }
 
 impl TestChain {
+    /// Lenders in every test genesis.
+    pub const LENDERS: usize = 2;
+
     /// `validators` validators and `issuers` issuers (issuer i in the region of
     /// agency i mod 4), all allowed every kind; issuer 0 may revoke any record.
     pub fn new(validators: usize, issuers: usize) -> TestChain {
@@ -46,6 +53,8 @@ impl TestChain {
             (0..issuers).map(|i| SecretKey::from_seed(format!("issuer-{i}").as_bytes())).collect();
         let agency_keys: Vec<SecretKey> =
             (0..validators).map(|i| SecretKey::from_seed(format!("agency-{i}").as_bytes())).collect();
+        let lender_keys: Vec<SecretKey> =
+            (0..Self::LENDERS).map(|i| SecretKey::from_seed(format!("lender-{i}").as_bytes())).collect();
         let region = |i: usize| Region::parse(AGENCIES[i % 4].2).unwrap_or_else(|_| unreachable!());
         let name = |i: usize, base: &str| if i < 4 { base.to_string() } else { format!("{base}-{i}") };
         let genesis = Genesis {
@@ -74,9 +83,18 @@ impl TestChain {
                 .enumerate()
                 .map(|(i, k)| AgencyInfo { name: name(i, AGENCIES[i % 4].0), region: region(i), key: k.public() })
                 .collect(),
+            lenders: lender_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| LenderInfo {
+                    name: format!("bank-{i}"),
+                    sponsor: name(i % validators.max(1), AGENCIES[i % validators.max(1) % 4].0),
+                    key: k.public(),
+                })
+                .collect(),
         };
         let chain = genesis.chain_id().unwrap_or_default();
-        TestChain { genesis, chain, validator_keys, issuer_keys, agency_keys }
+        TestChain { genesis, chain, validator_keys, issuer_keys, agency_keys, lender_keys }
     }
 
     /// The membership the genesis puts in force.
@@ -123,6 +141,26 @@ impl TestChain {
         self.sign(issuer, sequence, TxBody::Revoke(r))
     }
 
+    /// Lender `lender`'s authorisation for `subject`, valid until `until_ms`
+    /// (the consent document's digest derived from the sequence number).
+    pub fn authorisation(&self, lender: usize, sequence: u64, subject: Uscc, purpose: Purpose, until_ms: u64) -> SignedTransaction {
+        let a = Authorisation {
+            subject,
+            purpose,
+            consent: yrd_consensus::crypto::sha256(&[b"consent", &sequence.to_be_bytes()]),
+            issued_at_ms: 1_700_000_000_000 + sequence % 1_000_000_000,
+            valid_until_ms: until_ms,
+        };
+        self.sign_with(&self.lender_keys[lender], sequence, TxBody::Authorise(a))
+    }
+
+    /// The withdrawal of authorisation `authorisation`, signed by `key` (its
+    /// lender, an agency or an issuer).
+    pub fn withdrawal(&self, key: &SecretKey, sequence: u64, authorisation: TxId, reason: WithdrawReason) -> SignedTransaction {
+        let w = Withdrawal { authorisation, reason, evidence: None, issued_at_ms: 1_700_000_000_000 + sequence % 1_000_000_000 };
+        self.sign_with(key, sequence, TxBody::Withdraw(w))
+    }
+
     pub fn sign(&self, issuer: usize, sequence: u64, body: TxBody) -> SignedTransaction {
         self.sign_with(&self.issuer_keys[issuer], sequence, body)
     }
@@ -138,11 +176,27 @@ impl TestChain {
     /// whose secret keys are found among the test validators and `extra_keys`.
     pub fn commit_next_with(&self, ledger: &mut Ledger, txs: Vec<SignedTransaction>, extra_keys: &[SecretKey]) -> Result<Block, String> {
         let h = ledger.height().next();
+        self.commit_next_at(ledger, txs, extra_keys, Self::block_time_ms(h.0))
+    }
+
+    /// The timestamp [`TestChain::commit_next`] gives block `height`.
+    pub fn block_time_ms(height: u64) -> u64 {
+        1_800_000_000_000 + height
+    }
+
+    /// [`TestChain::commit_next_with`] with the block timestamp `timestamp_ms`
+    /// (after the parent's, for rules that depend on a block's time).
+    pub fn commit_next_at(
+        &self,
+        ledger: &mut Ledger,
+        txs: Vec<SignedTransaction>,
+        extra_keys: &[SecretKey],
+        timestamp_ms: u64,
+    ) -> Result<Block, String> {
+        let h = ledger.height().next();
         let set = ledger.validators_at(h).map_err(|e| e.to_string())?;
         let proposer = set.proposer(h, Round(0));
-        let built = ledger
-            .build_block(txs, proposer, Round(0), 1_800_000_000_000 + h.0)
-            .map_err(|e| e.to_string())?;
+        let built = ledger.build_block(txs, proposer, Round(0), timestamp_ms).map_err(|e| e.to_string())?;
         if !built.rejected.is_empty() {
             return Err(format!("rejected: {:?}", built.rejected));
         }

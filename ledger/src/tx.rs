@@ -200,6 +200,15 @@ pub enum TxBody {
     Propose(crate::governance::GovProposal),
     /// An agency's approval of a proposal, signed by its admin key.
     Approve(crate::governance::GovApproval),
+    /// A lender's record of an enterprise's consent (授权), signed by the lender
+    /// (docs/access.md).
+    Authorise(crate::consent::Authorisation),
+    /// The end of an authorisation (consent withdrawn), signed by its lender or
+    /// by an agency (admin or issuer key).
+    Withdraw(crate::consent::Withdrawal),
+    /// Authorised queries a node served, signed by the node's key (validator or
+    /// observer): the query receipts (docs/access.md).
+    RecordQueries(crate::queries::QueryRecords),
 }
 
 impl TxBody {
@@ -210,12 +219,20 @@ impl TxBody {
             TxBody::Revoke(_) => "revocation",
             TxBody::Propose(_) => "proposal",
             TxBody::Approve(_) => "approval",
+            TxBody::Authorise(_) => "authorisation",
+            TxBody::Withdraw(_) => "withdrawal",
+            TxBody::RecordQueries(_) => "query-records",
         }
     }
 
     /// Signed by an agency's governance key rather than an issuer key.
     pub fn is_governance(&self) -> bool {
         matches!(self, TxBody::Propose(_) | TxBody::Approve(_))
+    }
+
+    /// An authorisation or a withdrawal (docs/access.md).
+    pub fn is_consent(&self) -> bool {
+        matches!(self, TxBody::Authorise(_) | TxBody::Withdraw(_))
     }
 }
 
@@ -262,6 +279,10 @@ pub enum TxFormatError {
     FieldsNotSorted { name: String },
     #[error("public field {name:?} contains control characters")]
     FieldControlChars { name: String },
+    #[error("authorisation: {0}")]
+    Authorisation(String),
+    #[error("query records: {0}")]
+    QueryRecords(String),
 }
 
 impl Attestation {
@@ -326,7 +347,9 @@ impl Transaction {
     pub fn check_format(&self) -> Result<(), TxFormatError> {
         match &self.body {
             TxBody::Attest(a) => a.check_format(),
-            TxBody::Revoke(_) | TxBody::Propose(_) | TxBody::Approve(_) => Ok(()),
+            TxBody::Authorise(a) => a.check_format(),
+            TxBody::Withdraw(_) | TxBody::Revoke(_) | TxBody::Propose(_) | TxBody::Approve(_) => Ok(()),
+            TxBody::RecordQueries(q) => q.check_format(),
         }
     }
 

@@ -8,7 +8,9 @@
 //! 2. well-formed (grade, severity, validity window, public fields);
 //! 3. for this chain;
 //! 4. signer in force: an issuer (not retired, allowed this kind) for attestations
-//!    and revocations, an agency's governance key for proposals and approvals;
+//!    and revocations, an agency's governance key for proposals and approvals, a
+//!    lender for authorisations, the lender, an agency or an issuer for
+//!    withdrawals, a validator or observer for query records (docs/access.md);
 //! 5. signature valid;
 //! 6. not already committed (transaction id) and sequence number not used before
 //!    by this issuer;
@@ -19,6 +21,7 @@
 use yrd_consensus::codec::CodecError;
 use yrd_consensus::crypto::{Hash32, PublicKey};
 
+use crate::consent::{self, ConsentError};
 use crate::governance::{GovError, Membership, RetireReason};
 use crate::tx::{AttestationKind, SignedTransaction, TxBody, TxFormatError, TxId, MAX_TX_BYTES};
 
@@ -28,7 +31,7 @@ pub enum TxError {
     TooLarge { len: usize },
     #[error("transaction cannot be decoded: {0}")]
     Decode(#[from] CodecError),
-    #[error("malformed attestation: {0}")]
+    #[error("malformed transaction: {0}")]
     Format(#[from] TxFormatError),
     #[error("transaction is for chain {got}, this chain is {expected}")]
     WrongChain { expected: Hash32, got: Hash32 },
@@ -54,6 +57,8 @@ pub enum TxError {
     RetiredKey { key: PublicKey, name: String, reason: RetireReason, since: u64 },
     #[error("governance: {0}")]
     Governance(#[from] GovError),
+    #[error("{0}")]
+    Consent(#[from] ConsentError),
 }
 
 impl TxError {
@@ -75,6 +80,7 @@ impl TxError {
             TxError::AlreadyRevoked { .. } => "already_revoked",
             TxError::RetiredKey { .. } => "key_retired",
             TxError::Governance(e) => e.code(),
+            TxError::Consent(e) => e.code(),
         }
     }
 }
@@ -88,6 +94,14 @@ pub fn check_stateless(membership: &Membership, chain: &Hash32, tx: &SignedTrans
     }
     if t.body.is_governance() {
         membership.agency(&t.issuer).ok_or(GovError::NotAnAgency(t.issuer))?;
+        return Ok(());
+    }
+    if matches!(t.body, TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_)) {
+        consent::check_signer(membership, tx).map_err(|e| match membership.retired_key(&t.issuer) {
+            Some(r) => TxError::RetiredKey { key: t.issuer, name: r.name.clone(), reason: r.reason, since: r.since },
+            None => e.into(),
+        })?;
+        t.check_format()?;
         return Ok(());
     }
     let issuer = membership.issuer(&t.issuer).ok_or_else(|| match membership.retired_key(&t.issuer) {

@@ -147,9 +147,70 @@ fn golden_governance() {
         frozen: vec![],
         observers: vec![],
         retired: vec![],
+        lenders: vec![],
     };
     round_trip(&membership);
     assert_eq!(membership.hash().unwrap().to_hex(), GOLDEN_MEMBERSHIP_HASH);
+}
+
+/// Consent transactions (variants 4, 5 and 6 of `TxBody`; the earlier variants'
+/// bytes above are unchanged) and the lender's request signing payload.
+#[test]
+fn golden_consent() {
+    use yrd_ledger::consent::{Authorisation, Purpose, WithdrawReason, Withdrawal};
+    use yrd_ledger::queries::{Nonce, QueryEntry, QueryRecords, SignedRequest};
+    let lender = SecretKey::from_seed(b"golden-lender");
+    let subject = Uscc::parse("91350100M000100Y43").unwrap();
+    let authorise = Transaction {
+        chain: chain(),
+        issuer: lender.public(),
+        sequence: 1,
+        body: TxBody::Authorise(Authorisation {
+            subject,
+            purpose: Purpose::PostLoanMonitoring,
+            consent: sha256(&[b"consent"]),
+            issued_at_ms: 1_700_000_000_000,
+            valid_until_ms: 1_730_000_000_000,
+        }),
+    };
+    let signed = authorise.sign(&lender).unwrap();
+    check("authorisation", &signed.encode().unwrap(), GOLDEN_AUTHORISATION_TX);
+    round_trip(&signed);
+    let withdraw = Transaction {
+        chain: chain(),
+        issuer: lender.public(),
+        sequence: 2,
+        body: TxBody::Withdraw(Withdrawal {
+            authorisation: signed.id().unwrap(),
+            reason: WithdrawReason::ConsentWithdrawn,
+            evidence: Some(sha256(&[b"notice"])),
+            issued_at_ms: 1_700_000_000_001,
+        }),
+    };
+    check("withdrawal", &withdraw.signing_payload().unwrap(), GOLDEN_WITHDRAWAL_PAYLOAD);
+    let path = "/v1/subjects/91350100M000100Y43/attestations";
+    let payload = SignedRequest::payload(&chain(), "GET", path, &sha256(&[b""]), 1_700_000_000_002, &Nonce([7; 16])).unwrap();
+    check("request payload", &payload, GOLDEN_REQUEST_PAYLOAD);
+    let request = SignedRequest::sign(&lender, &chain(), "GET", path, b"", 1_700_000_000_002, Nonce([7; 16])).unwrap();
+    request.verify(&chain()).unwrap();
+    let records = Transaction {
+        chain: chain(),
+        issuer: key().public(),
+        sequence: 3,
+        body: TxBody::RecordQueries(QueryRecords {
+            entries: vec![QueryEntry {
+                request,
+                subject,
+                authorisation: signed.id().unwrap(),
+                response: sha256(&[b"answer"]),
+                served_at_ms: 1_700_000_000_003,
+                height: 41,
+            }],
+        }),
+    };
+    let records = records.sign(&key()).unwrap();
+    round_trip(&records);
+    check("query records", &records.tx.signing_payload().unwrap(), GOLDEN_QUERY_RECORDS_PAYLOAD);
 }
 
 #[test]
@@ -239,7 +300,9 @@ const GOLDEN_APPROVAL_PAYLOAD: &str = concat!(
     "5e12ea5360c00e0dbb89fa42c372e19b00000000000000020000000387529824162c2bee17e2588088382eb565ada0da",
     "4e6786b6fc957b066c191e8e",
 );
-const GOLDEN_MEMBERSHIP_HASH: &str = "e9c68abeb131d993fe83269475e64716d80da7d26b0304ccc32901260a65e4a4";
+/// Store format 5 / proof files: the membership grew `lenders` and the chain
+/// parameters `restricted_kinds` (docs/access.md), so its hash changed.
+const GOLDEN_MEMBERSHIP_HASH: &str = "958d4b83b0606869f4a7bf658655dc25188842b73ea67537bc67a8e9d343d35f";
 const GOLDEN_HEADER_HASH: &str = "a79b0bc5ff3d58e9ba4ede54869326189940db09a630aab2bd1265a7615c3857";
 const GOLDEN_VOTE: &str = concat!(
     "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a00000001000000000000000700000001",
@@ -259,3 +322,8 @@ const GOLDEN_SUBJECT_RECORD: &str = concat!(
     "f57f000000040001454349e422f05297191ead13e21d3db520e5abef52055e4964b82fb213f593a100000001",
 );
 const GOLDEN_SUBJECT_VALUE: &str = "a962cf0f313758cbb17f98a7ccf02b218a018ea3393efdf32c5c5b00fc6e4756";
+
+const GOLDEN_AUTHORISATION_TX: &str = "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a919855f074f8568e8e2f4793fb4f3fb385034d4458ea5825355403d646e2e65600000000000000010000000439313335303130304d3030303130305934330000000112423e0482f3e81cb1d23230664e95bb3d11b9f34f06fc199e588d4cdab6e4d40000018bcfe5680000000192cc091400d0915340e24b21047817ff11222780bcc4afc0b49bea897f9caccc5b4ae4592fb5a5163c509e9e39410a049106f8194c1fcb5ff22636f18681c7e607309ad702";
+const GOLDEN_WITHDRAWAL_PAYLOAD: &str = "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a919855f074f8568e8e2f4793fb4f3fb385034d4458ea5825355403d646e2e6560000000000000002000000050e81d3d90c2a5e384880e393167f35b48330604022a2a3ec1ba8e78d84188e3e00000000019368a7d21e018f64ae3327d2f25cd4d7693b2d85328e4bb680bcfcbd4c26b90e0000018bcfe56801";
+const GOLDEN_REQUEST_PAYLOAD: &str = "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a0000000000000003474554000000000000002c2f76312f7375626a656374732f39313335303130304d3030303130305934332f6174746573746174696f6e73e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8550000018bcfe5680207070707070707070707070707070707";
+const GOLDEN_QUERY_RECORDS_PAYLOAD: &str = "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2acd32f8f785630d21fb0ef73f07d0600165a3955706f8ce86cfe75d8d7403f57f0000000000000003000000060000000000000001919855f074f8568e8e2f4793fb4f3fb385034d4458ea5825355403d646e2e6560000000000000003474554000000000000002c2f76312f7375626a656374732f39313335303130304d3030303130305934332f6174746573746174696f6e73e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8550000018bcfe56802070707070707070707070707070707077fc865faae3bb45dc39d89bb81f36077f3434b6477863b64cf2030914453d7106aafd4b01ffdb52e80643a0c420d06f1c5bc3a6dc1299ff719e0bc04513c7e0739313335303130304d3030303130305934330e81d3d90c2a5e384880e393167f35b48330604022a2a3ec1ba8e78d84188e3e0db52f4076c082518412afd3dd3576e2cb0c63703fd7fed5e23ade60efef31d90000018bcfe568030000000000000029";

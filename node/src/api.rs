@@ -16,10 +16,13 @@
 //! shared by all connections ([`body`]); the batch body is parsed with its limits
 //! applied while parsing ([`batch`]).
 
+pub mod auth;
 pub mod batch;
 pub mod body;
 pub mod conns;
 mod gov;
+pub mod receipts;
+pub mod redact;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -39,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use yrd_consensus::crypto::{Hash32, PublicKey};
 use yrd_consensus::types::Height;
+use yrd_ledger::access::Reader;
 use yrd_ledger::genesis::IssuerInfo;
 use yrd_ledger::store::{Ledger, Status, StoreError, TxRecord};
 use yrd_ledger::tx::{TxBody, TxId, MAX_TX_BYTES};
@@ -77,7 +81,11 @@ pub struct ErrorBody {
     /// the API's own (`bad_json`, `bad_body`, `bad_hex`, `bad_id`, `bad_uscc`, `bad_height`,
     /// `bad_query`, `bad_path`, `batch_too_large`, `body_too_large`, `body_timeout`, `not_found`,
     /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `busy`, `disk_low`,
-    /// `too_many_connections`, `unavailable`, `internal`).
+    /// `too_many_connections`, `unavailable`, `internal`; access, docs/access.md: 401
+    /// `signature_incomplete`, `bad_signature_header`, `stale_request`, `unknown_key`,
+    /// `key_retired`, `bad_signature`, `replayed_request`; 403 `restricted`,
+    /// `no_authorisation`, `authorisation_expired`, `authorisation_withdrawn`,
+    /// `redacted_report_unavailable`).
     pub code: String,
 }
 
@@ -226,6 +234,39 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
     }
 }
 
+/// Who sent the request ([`auth`]): anonymous, or a verified signed request
+/// (checked once per request by [`authenticate`], on every route).
+pub struct Signed(pub auth::Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Signed(parts.extensions.get::<auth::Caller>().cloned().unwrap_or_else(auth::Caller::anonymous)))
+    }
+}
+
+/// Middleware: a request carrying any `X-YRD-*` header is a signed request and is
+/// verified here, on every route (a forged, stale or replayed one is refused 401
+/// whatever it asks for); the caller goes into the request's extensions.
+async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    if !req.headers().keys().any(|k| k.as_str().starts_with("x-yrd-")) {
+        return next.run(req).await;
+    }
+    let membership = match app.ledger() {
+        Ok(l) => l.next_membership(),
+        Err(e) => return e.into_response(),
+    };
+    match app.auth.authenticate(&app.shared.chain, &membership, req.method(), req.uri(), req.headers(), now_ms()) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller.clone());
+            let response = next.run(req).await;
+            receipts::record_and_sign(&app.shared, &caller, response).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Wire types
 // ---------------------------------------------------------------------------
@@ -362,25 +403,40 @@ fn attestation_json(ledger: &Ledger, r: &TxRecord) -> ApiResult<AttestationJson>
             out.tx_type = "approval";
             out.target = Some(a.proposal.to_hex());
         }
+        TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_) => out.tx_type = t.body.type_name(),
     }
     Ok(out)
 }
 
-fn attestations_json(ledger: &Ledger, records: &[TxRecord]) -> ApiResult<Vec<AttestationJson>> {
-    records.iter().map(|r| attestation_json(ledger, r)).collect()
+/// A transaction in a listing: in full, or redacted ([`redact::redact`]).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum RecordJson {
+    Full(Box<AttestationJson>),
+    Redacted(redact::RedactedJson),
+}
+
+fn attestations_json(reader: &Reader<'_>, records: &[TxRecord]) -> ApiResult<Vec<RecordJson>> {
+    records
+        .iter()
+        .map(|r| match redact::redact(reader, &r.tx, r.height, r.log_index)? {
+            Some(redacted) => Ok(RecordJson::Redacted(redacted)),
+            None => Ok(RecordJson::Full(Box::new(attestation_json(reader.ledger(), r)?))),
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
 struct SubjectResponse {
     subject: String,
     height: u64,
-    attestations: Vec<AttestationJson>,
+    attestations: Vec<RecordJson>,
 }
 
 #[derive(Debug, Serialize)]
 struct IssuerResponse {
     issuer: IssuerJson,
-    attestations: Vec<AttestationJson>,
+    attestations: Vec<RecordJson>,
     /// The issuer's highest committed sequence number.
     last_sequence: Option<u64>,
 }
@@ -423,8 +479,17 @@ struct BlockJson {
     log_size: u64,
     log_root: String,
     subjects_root: String,
-    transactions: Vec<String>,
+    /// Ids in block order; a transaction the caller may not read is redacted.
+    transactions: Vec<TxRefJson>,
     certificate: Option<CertificateJson>,
+}
+
+/// A transaction of a block: its id, or its redacted form.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum TxRefJson {
+    Id(String),
+    Redacted(redact::RedactedJson),
 }
 
 #[derive(Debug, Serialize)]
@@ -489,6 +554,8 @@ pub struct AppState {
     stopping: Arc<watch::Sender<bool>>,
     /// Body deadline and in-flight budget.
     body: Arc<body::BodyLimits>,
+    /// Signed requests: skew window and replay cache.
+    auth: Arc<auth::RequestAuth>,
 }
 
 impl AppState {
@@ -535,6 +602,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         shared,
         stopping: Arc::new(watch::channel(false).0),
         body: Arc::new(body::BodyLimits::new(limits.body_timeout, limits.max_body_bytes_in_flight)),
+        auth: Arc::new(auth::RequestAuth::new(limits.request_skew_ms)),
     })
 }
 
@@ -553,12 +621,14 @@ fn build(state: AppState) -> Router {
         .route("/v1/proofs/subjects/{uscc}", get(proof_report))
         .route("/v1/proofs/consistency", get(proof_consistency))
         .route("/v1/audit/attestations/{id}", get(audit_trace))
+        .route("/v1/audit/queries/{uscc}", get(audit_queries))
         .route("/v1/governance/proposals", get(gov::proposals))
         .route("/v1/governance/proposals/{id}", get(gov::proposal))
         .route("/v1/governance/membership", get(gov::membership))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn(trace_request))
         .with_state(state)
 }
@@ -574,7 +644,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopping = Arc::new(watch::channel(false).0);
     let body = Arc::new(body::BodyLimits::new(limits.body_timeout, limits.max_body_bytes_in_flight));
-    let app = build(AppState { shared: shared.clone(), stopping: stopping.clone(), body });
+    let auth = Arc::new(auth::RequestAuth::new(limits.request_skew_ms));
+    let app = build(AppState { shared: shared.clone(), stopping: stopping.clone(), body, auth });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(
             %addr,
@@ -736,11 +807,13 @@ fn parse_id(s: &str) -> ApiResult<TxId> {
     Hash32::from_hex(s).map(TxId).map_err(|e| ApiError::bad_request("bad_id", format!("attestation id is not hex: {e}")))
 }
 
-async fn get_attestation(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
+async fn get_attestation(State(app): State<AppState>, Signed(caller): Signed, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let now = now_ms();
     app.read(move |shared, ledger| {
         if let Some(r) = ledger.tx_record(&id, now).map_err(ApiError::store)? {
+            let reader = caller.reader(ledger);
+            redact::require(&reader, &r.tx, r.height, r.log_index)?;
             return Ok(Json(attestation_json(ledger, &r)?).into_response());
         }
         // Ledger, then mempool: the lock order of `Shared::admit`.
@@ -753,16 +826,22 @@ async fn get_attestation(State(app): State<AppState>, ApiPath(id): ApiPath<Strin
     .await
 }
 
-async fn by_subject(State(app): State<AppState>, ApiPath(input): ApiPath<String>) -> ApiResult<Json<SubjectResponse>> {
+async fn by_subject(
+    State(app): State<AppState>,
+    Signed(caller): Signed,
+    ApiPath(input): ApiPath<String>,
+) -> ApiResult<Json<SubjectResponse>> {
     let subject =
         Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
     let now = now_ms();
     app.read(move |_, ledger| {
+        let reader = caller.reader(ledger);
+        redact::require_coverage(&reader, &subject)?;
         let records = ledger.by_subject(&subject, now).map_err(ApiError::store)?;
         Ok(Json(SubjectResponse {
             subject: subject.as_str().to_string(),
             height: ledger.height().0,
-            attestations: attestations_json(ledger, &records)?,
+            attestations: attestations_json(&reader, &records)?,
         }))
     })
     .await
@@ -778,6 +857,7 @@ fn find_issuer(m: &yrd_ledger::governance::Membership, name: &str) -> Option<Iss
 
 async fn by_issuer(
     State(app): State<AppState>,
+    Signed(caller): Signed,
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<IssuerQuery>,
 ) -> ApiResult<Json<IssuerResponse>> {
@@ -793,9 +873,10 @@ async fn by_issuer(
         let issuer = find_issuer(&ledger.next_membership(), &name)
             .ok_or_else(|| ApiError::not_found(format!("issuer {name:?} is not an issuer of the membership in force")))?;
         let records = ledger.by_issuer(&issuer.key, q.after, limit as usize, now).map_err(ApiError::store)?;
+        let reader = caller.reader(ledger);
         Ok(Json(IssuerResponse {
             issuer: IssuerJson::of(&issuer),
-            attestations: attestations_json(ledger, &records)?,
+            attestations: attestations_json(&reader, &records)?,
             last_sequence: ledger.last_sequence(&issuer.key).map_err(ApiError::store)?,
         }))
     })
@@ -817,7 +898,8 @@ fn validator_name(ledger: &Ledger, height: Height, index: u32) -> String {
     ledger.membership_at(height).validators.get(index as usize).map(|v| v.name.clone()).unwrap_or_default()
 }
 
-fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
+fn block_json(reader: &Reader<'_>, height: Height) -> ApiResult<BlockJson> {
+    let ledger = reader.ledger();
     let tip = ledger.height();
     let not_found = || ApiError::not_found(format!("block {height} not found (the chain is at height {tip})"));
     if height.0 == 0 || height > tip {
@@ -828,6 +910,17 @@ fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
     let h = &block.header;
     let hash = h.hash().map_err(|e| ApiError::internal(format!("cannot hash block header: {e}")))?;
     let ids = block.tx_ids().map_err(|e| ApiError::internal(format!("cannot hash block transactions: {e}")))?;
+    let first_log_index = h.log_size - u64::from(h.tx_count);
+    let transactions = block
+        .txs
+        .iter()
+        .zip(&ids)
+        .enumerate()
+        .map(|(i, (tx, id))| match redact::redact(reader, tx, height, first_log_index + i as u64)? {
+            Some(r) => Ok(TxRefJson::Redacted(r)),
+            None => Ok(TxRefJson::Id(id.to_hex())),
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
     Ok(BlockJson {
         height: h.height.0,
         hash: hash.to_hex(),
@@ -839,7 +932,7 @@ fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
         log_size: h.log_size,
         log_root: h.log_root.to_hex(),
         subjects_root: h.subjects_root.to_hex(),
-        transactions: ids.iter().map(TxId::to_hex).collect(),
+        transactions,
         certificate: certificate.map(|c| CertificateJson {
             round: c.round.0,
             signers: c
@@ -851,17 +944,17 @@ fn block_json(ledger: &Ledger, height: Height) -> ApiResult<BlockJson> {
     })
 }
 
-async fn block_at(State(app): State<AppState>, ApiPath(height): ApiPath<String>) -> ApiResult<Json<BlockJson>> {
+async fn block_at(State(app): State<AppState>, Signed(caller): Signed, ApiPath(height): ApiPath<String>) -> ApiResult<Json<BlockJson>> {
     let height = parse_height(&height)?;
-    app.read(move |_, ledger| Ok(Json(block_json(ledger, height)?))).await
+    app.read(move |_, ledger| Ok(Json(block_json(&caller.reader(ledger), height)?))).await
 }
 
-async fn latest_block(State(app): State<AppState>) -> ApiResult<Json<BlockJson>> {
-    app.read(|_, ledger| {
+async fn latest_block(State(app): State<AppState>, Signed(caller): Signed) -> ApiResult<Json<BlockJson>> {
+    app.read(move |_, ledger| {
         if ledger.height().0 == 0 {
             return Err(ApiError::not_found("no block has been committed yet"));
         }
-        Ok(Json(block_json(ledger, ledger.height())?))
+        Ok(Json(block_json(&caller.reader(ledger), ledger.height())?))
     })
     .await
 }
@@ -956,15 +1049,77 @@ fn proof_error(e: yrd_ledger::proof::BuildError) -> ApiError {
     }
 }
 
-async fn proof_bundle(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<yrd_ledger::proof::Bundle>> {
-    let id = parse_id(&id)?;
-    app.read(move |_, ledger| yrd_ledger::proof::bundle(ledger, &id).map(Json).map_err(proof_error)).await
+/// 403 unless the caller reads committed transaction `id` in full and every
+/// record about its subject (a proof bundle or trace holds the transaction's
+/// bytes and the subject's whole record). Unknown ids pass (the builder says 404).
+fn require_tx(reader: &Reader<'_>, id: &TxId, now_ms: u64) -> ApiResult<()> {
+    let ledger = reader.ledger();
+    let Some(r) = ledger.tx_record(id, now_ms).map_err(ApiError::store)? else { return Ok(()) };
+    redact::require(reader, &r.tx, r.height, r.log_index)?;
+    let subject = match &r.tx.tx.body {
+        TxBody::Attest(a) => Some(a.subject),
+        TxBody::Revoke(rv) => match ledger.committed_tx(&rv.target).map_err(ApiError::store)? {
+            Some((t, _)) => match &t.tx.body {
+                TxBody::Attest(a) => Some(a.subject),
+                _ => None,
+            },
+            None => None,
+        },
+        _ => None,
+    };
+    match subject {
+        Some(s) => require_whole_subject(reader, &s, now_ms),
+        None => Ok(()),
+    }
 }
 
-async fn proof_report(State(app): State<AppState>, ApiPath(input): ApiPath<String>) -> ApiResult<Json<yrd_ledger::proof::Report>> {
+/// 403 unless the caller reads every record about `subject` in full: proof
+/// files carry the subject's whole record (every entry's id, kind and issuer).
+/// Redacted proof files need entry commitments in the subject map
+/// (docs/access.md, "Not yet").
+fn require_whole_subject(reader: &Reader<'_>, subject: &Uscc, now_ms: u64) -> ApiResult<()> {
+    for r in reader.ledger().by_subject(subject, now_ms).map_err(ApiError::store)? {
+        if redact::redact(reader, &r.tx, r.height, r.log_index)?.is_some() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "redacted_report_unavailable",
+                format!("proofs about {subject} hold restricted records this caller may not read, and redacted proof files are not available yet; list the subject's records (GET /v1/subjects/{subject}/attestations) for the public ones"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn proof_bundle(
+    State(app): State<AppState>,
+    Signed(caller): Signed,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<yrd_ledger::proof::Bundle>> {
+    let id = parse_id(&id)?;
+    let now = now_ms();
+    app.read(move |_, ledger| {
+        require_tx(&caller.reader(ledger), &id, now)?;
+        yrd_ledger::proof::bundle(ledger, &id).map(Json).map_err(proof_error)
+    })
+    .await
+}
+
+async fn proof_report(
+    State(app): State<AppState>,
+    Signed(caller): Signed,
+    ApiPath(input): ApiPath<String>,
+) -> ApiResult<Json<yrd_ledger::proof::Report>> {
     let subject =
         Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
-    app.read(move |_, ledger| yrd_ledger::proof::report(ledger, &subject).map(Json).map_err(proof_error)).await
+    let now = now_ms();
+    app.read(move |_, ledger| {
+        let reader = caller.reader(ledger);
+        redact::require_coverage(&reader, &subject)?;
+        // A report holds every record's bytes: served only to a caller who reads them all.
+        require_whole_subject(&reader, &subject, now)?;
+        yrd_ledger::proof::report(ledger, &subject).map(Json).map_err(proof_error)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -983,7 +1138,61 @@ async fn proof_consistency(
     .await
 }
 
-async fn audit_trace(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<yrd_ledger::proof::Trace>> {
+async fn audit_trace(
+    State(app): State<AppState>,
+    Signed(caller): Signed,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<yrd_ledger::proof::Trace>> {
     let id = parse_id(&id)?;
-    app.read(move |_, ledger| yrd_ledger::proof::trace(ledger, &id).map(Json).map_err(proof_error)).await
+    let now = now_ms();
+    app.read(move |_, ledger| {
+        require_tx(&caller.reader(ledger), &id, now)?;
+        yrd_ledger::proof::trace(ledger, &id).map(Json).map_err(proof_error)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct QueriesQuery {
+    /// First height to list query records from (default 1).
+    from: Option<u64>,
+}
+
+/// `GET /v1/audit/queries/{uscc}`: who read the subject's restricted records —
+/// a `yrd-query-audit` file (every query record about the subject from height
+/// `from`, each in its certified block, with the lenders' signed requests),
+/// verifiable offline (`yrd audit queries`, `yrd verify`). Agencies (an
+/// enterprise asks through its agency; auditors act for one) see every entry; a
+/// lender sees its own queries only; anyone else is refused 403 `restricted`.
+async fn audit_queries(
+    State(app): State<AppState>,
+    Signed(caller): Signed,
+    ApiPath(input): ApiPath<String>,
+    ApiQuery(q): ApiQuery<QueriesQuery>,
+) -> ApiResult<Json<yrd_ledger::proof_queries::QueryAudit>> {
+    use yrd_ledger::access::Viewer;
+    let subject =
+        Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
+    let lender = match &caller.viewer {
+        Viewer::Agency { .. } => None,
+        Viewer::Lender { name } => Some(name.clone()),
+        Viewer::Anonymous | Viewer::Issuer { .. } => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "restricted",
+                "query records are read by agencies (sign with an agency's admin key) and by each lender for its own queries",
+            ))
+        }
+    };
+    let from = Height(q.from.unwrap_or(1));
+    app.read(move |_, ledger| {
+        let keep = |ledger: &Ledger, height: Height, e: &yrd_ledger::queries::QueryEntry| match &lender {
+            None => true,
+            Some(name) => {
+                yrd_ledger::consent::lender_name(&ledger.membership_at(height), &e.request.key).as_ref() == Some(name)
+            }
+        };
+        yrd_ledger::proof_queries::query_audit(ledger, &subject, from, &keep).map(Json).map_err(proof_error)
+    })
+    .await
 }

@@ -58,6 +58,8 @@ pub struct NodeConfig {
     pub storage: StorageConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub queries: crate::queries::QueriesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,6 +157,10 @@ pub struct HttpConfig {
     /// announces none, before a byte is read). A body that does not fit is answered
     /// 503 `busy` without being read. At least one largest batch must fit.
     pub max_body_bytes_in_flight: usize,
+    /// Half-width of the window of accepted timestamps of signed (lender, issuer,
+    /// agency) requests around this node's clock; it also bounds how long the
+    /// replay cache remembers a nonce (docs/access.md).
+    pub request_skew_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -166,6 +172,7 @@ impl Default for HttpConfig {
             idle_timeout_ms: 30_000,
             body_timeout_ms: 30_000,
             max_body_bytes_in_flight: 64 << 20,
+            request_skew_ms: crate::api::auth::DEFAULT_REQUEST_SKEW_MS,
         }
     }
 }
@@ -211,6 +218,7 @@ impl NodeConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.queries.validate().map_err(ConfigError::Invalid)?;
         if self.name.trim().is_empty() {
             return Err(ConfigError::Invalid("name must not be empty".into()));
         }

@@ -19,6 +19,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod shared;
 pub mod node;
+pub mod queries;
 pub mod wire;
 
 pub use node::run;

@@ -34,6 +34,14 @@ pub struct Metrics {
     pub api_connections_timed_out: Counter,
     /// Request bodies refused because the in-flight body budget was used up.
     pub api_bodies_refused: Counter,
+    /// Authorised queries served and waiting to be submitted in a record transaction.
+    pub query_queue_depth: Gauge,
+    /// Query entries submitted in record transactions this node signed.
+    pub queries_submitted: Counter,
+    /// Query entries whose record transaction this node's mempool refused.
+    pub queries_unrecorded: Counter,
+    /// Authorised reads refused 503 because the query queue was full.
+    pub queries_refused: Counter,
 }
 
 impl Metrics {
@@ -62,6 +70,10 @@ impl Metrics {
             api_connections_refused: Counter::default(),
             api_connections_timed_out: Counter::default(),
             api_bodies_refused: Counter::default(),
+            query_queue_depth: Gauge::default(),
+            queries_submitted: Counter::default(),
+            queries_unrecorded: Counter::default(),
+            queries_refused: Counter::default(),
             registry: Registry::with_prefix("yrd"),
         };
         m.registry.register("height", "Height of the last committed block", m.height.clone());
@@ -105,6 +117,18 @@ impl Metrics {
             m.clock_offset_ms.clone(),
         );
         m.registry.register("api_connections", "HTTP API connections open (sampled every 250 ms)", m.api_connections.clone());
+        m.registry.register(
+            "query_queue_depth",
+            "Authorised queries this node served that wait to be submitted in a query-record transaction",
+            m.query_queue_depth.clone(),
+        );
+        m.registry.register("queries_submitted", "Query entries submitted in record transactions signed by this node", m.queries_submitted.clone());
+        m.registry.register(
+            "queries_unrecorded",
+            "Query entries whose record transaction was refused at admission (served but not recorded: investigate)",
+            m.queries_unrecorded.clone(),
+        );
+        m.registry.register("queries_refused", "Authorised reads refused 503 because the query queue was full", m.queries_refused.clone());
         m.registry.register(
             "api_connections_evicted",
             "API connections closed at the cap to make room (the one waiting longest on its client)",

@@ -249,6 +249,7 @@ impl Node {
             disk,
             writes: WriteWatch::default(),
             health: Default::default(),
+            queries: crate::queries::QueryRecorder::new(Some(key.clone()), config.queries.clone()),
         });
         shared.metrics.height.set(height.0 as i64);
         shared.disk.refresh(&shared.metrics);
@@ -335,6 +336,9 @@ impl Node {
     /// until nothing is left, which can be forever after a failed write
     /// ([`crate::fatal`]).
     pub async fn run_until(mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        // The queries the API serves are recorded on chain in batches meanwhile.
+        let (flusher_stop, flusher_stopped) = watch::channel(false);
+        let flusher = tokio::spawn(crate::queries::run_flusher(self.shared.clone(), flusher_stopped));
         let result = self.driver.run(&mut self.events, &mut self.gossip_in, shutdown).await;
         let mut store_failed = false;
         if let Err(e) = &result {
@@ -358,6 +362,10 @@ impl Node {
         if tokio::time::timeout(API_DRAIN, &mut self.api_task).await.is_err() {
             warn!("the API did not finish its requests within {} s; closing it", API_DRAIN.as_secs());
             self.api_task.abort();
+        }
+        let _ = flusher_stop.send(true);
+        if tokio::time::timeout(API_DRAIN, flusher).await.is_err() {
+            warn!("the query-record flusher did not stop within {} s", API_DRAIN.as_secs());
         }
         if tokio::time::timeout(NET_SHUTDOWN, self.net.shutdown()).await.is_err() {
             warn!("the network did not close within {} s", NET_SHUTDOWN.as_secs());

@@ -156,6 +156,8 @@ pub struct Shared {
     pub writes: WriteWatch,
     /// Halt and clock conditions, for status.
     pub health: Mutex<Health>,
+    /// Authorised queries served, waiting to be recorded on chain.
+    pub queries: crate::queries::QueryRecorder,
 }
 
 impl Shared {

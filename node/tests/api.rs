@@ -37,7 +37,10 @@ struct Harness {
 impl Harness {
     fn new(mempool_capacity: usize) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let chain = TestChain::new(4, 2);
+        // Every kind public: these tests pin the API's shapes; who may read
+        // restricted kinds is tested in tests/access.rs.
+        let params = yrd_ledger::genesis::ChainParams { restricted_kinds: vec![], ..Default::default() };
+        let chain = TestChain::with_params(4, 2, params);
         let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
         let (gossip_out, gossip_rx) = mpsc::channel(1024);
         let shared = Arc::new(Shared {
@@ -56,6 +59,7 @@ impl Harness {
             disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
             writes: Default::default(),
             health: Default::default(),
+            queries: yrd_node::queries::QueryRecorder::new(Some(chain.validator_keys[0].clone()), Default::default()),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();
@@ -827,6 +831,7 @@ fn openapi_describes_every_route_and_the_body_limits() {
         ("get", "/v1/proofs/subjects/{uscc}", "/v1/proofs/subjects/x"),
         ("get", "/v1/proofs/consistency", "/v1/proofs/consistency?from=1&to=1"),
         ("get", "/v1/audit/attestations/{id}", "/v1/audit/attestations/00"),
+        ("get", "/v1/audit/queries/{uscc}", "/v1/audit/queries/x"),
         ("get", "/v1/governance/proposals", "/v1/governance/proposals"),
         ("get", "/v1/governance/proposals/{id}", "/v1/governance/proposals/00"),
         ("get", "/v1/governance/membership", "/v1/governance/membership"),

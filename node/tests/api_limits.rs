@@ -52,6 +52,7 @@ impl Server {
             health: Default::default(),
             disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
             writes: Default::default(),
+            queries: yrd_node::queries::QueryRecorder::new(None, Default::default()),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();
@@ -124,6 +125,7 @@ fn limits(max_connections: usize, header_ms: u64, idle_ms: u64, body_ms: u64) ->
         idle_timeout: Duration::from_millis(idle_ms),
         body_timeout: Duration::from_millis(body_ms),
         max_body_bytes_in_flight: api::MAX_BATCH_BODY_BYTES,
+        request_skew_ms: api::auth::DEFAULT_REQUEST_SKEW_MS,
     }
 }
 

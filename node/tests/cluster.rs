@@ -63,6 +63,7 @@ async fn four_validators_finalise_attestations() {
             consensus: ConsensusConfig { block_interval_ms: 50, ..ConsensusConfig::default() },
             storage: Default::default(),
             http: HttpConfig::default(),
+            queries: Default::default(),
         };
         let node = Node::start(cfg).await.unwrap();
         shareds.push(node.shared());

@@ -464,7 +464,7 @@ pub fn run(tn: &mut Testnet, stop: &StopFlag) -> Result<SampleResult> {
     }
     // A lender checks the enterprise whose penalty was revoked: every record, offline.
     let subject = ENTERPRISES[SAMPLES[REPAIRED].enterprise].uscc();
-    let (proof_file, proof_ok) = match lender_check(tn, &subject) {
+    let (proof_file, proof_ok) = match authorise_lender(tn, stop, &subject).and_then(|()| lender_check(tn, &subject)) {
         Ok(file) => (file, true),
         Err(e) => {
             println!("  LENDER CHECK FAILED: {e:#}");
@@ -480,9 +480,36 @@ pub fn run(tn: &mut Testnet, stop: &StopFlag) -> Result<SampleResult> {
     })
 }
 
+/// The enterprise authorises the sample lender (授权, docs/access.md): the lender
+/// records the SHA-256 of the signed consent on chain, for 30 days.
+fn authorise_lender(tn: &mut Testnet, stop: &StopFlag, subject: &Uscc) -> Result<()> {
+    let key = tn.layout.lender_key.clone();
+    let body = TxBody::Authorise(yrd_ledger::consent::Authorisation {
+        subject: *subject,
+        purpose: yrd_ledger::consent::Purpose::LoanApplication,
+        consent: sha256(&[b"yrd-testnet sample consent of ", subject.as_str().as_bytes()]),
+        issued_at_ms: now_ms(),
+        valid_until_ms: now_ms() + 30 * 24 * 3600 * 1000,
+    });
+    let tx = Transaction { chain: tn.layout.chain_id, issuer: key.public(), sequence: now_ms(), body }.sign(&key)?;
+    println!();
+    println!(
+        "The enterprise {subject} authorises lender {} (授权): the consent's SHA-256 goes on chain (key {}/lender.key)",
+        crate::setup::SAMPLE_LENDER,
+        tn.layout.dir.display()
+    );
+    let id = submit(tn, 0, &tx).context("submitting the sample authorisation")?;
+    let h = await_final(tn, stop, std::slice::from_ref(&id), "authorisation")?;
+    if h[0].is_none() {
+        bail!("the authorisation {id} did not become final");
+    }
+    Ok(())
+}
+
 /// Fetches the subject report (every record about `subject`, with proofs) from a
-/// node, saves it in `DIR/proofs/`, and verifies it as a lender would: offline,
-/// with only the genesis. `Ok(None)` if the node serves no proofs.
+/// node as the authorised lender (signed request), saves it in `DIR/proofs/`, and
+/// verifies it as a lender would: offline, with only the genesis. `Ok(None)` if
+/// the node serves no proofs.
 fn lender_check(tn: &Testnet, subject: &Uscc) -> Result<Option<std::path::PathBuf>> {
     use yrd_ledger::proof::{self, AnyVerdict};
     let node = 1;
@@ -492,10 +519,15 @@ fn lender_check(tn: &Testnet, subject: &Uscc) -> Result<Option<std::path::PathBu
         tn.layout.nodes[node].name,
         tn.layout.nodes[node].api_url()
     );
-    let Some(text) = tn.apis[node].get_text(&format!("/v1/proofs/subjects/{subject}"))? else {
-        println!("  (this node serves no subject reports: skipped)");
-        return Ok(None);
-    };
+    let (status, text) = tn.apis[node].get_signed(&format!("/v1/proofs/subjects/{subject}"), &tn.layout.lender_key)?;
+    match status {
+        200 => {}
+        404 => {
+            println!("  (this node serves no subject reports: skipped)");
+            return Ok(None);
+        }
+        _ => bail!("the node refused the lender's signed request: HTTP {status}: {}", text.trim()),
+    }
     let dir = tn.layout.dir.join("proofs");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("subject-{subject}.json"));

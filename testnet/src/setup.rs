@@ -72,6 +72,9 @@ pub struct Layout {
     pub nodes: Vec<NodeSpec>,
     pub issuers: Vec<IssuerEntry>,
     pub issuer_keys: Vec<SecretKey>,
+    /// The sample lender (genesis `lenders`, sponsored by the first agency), its
+    /// key in `DIR/lender.key` (docs/access.md).
+    pub lender_key: SecretKey,
     pub testnet_json: PathBuf,
 }
 
@@ -194,6 +197,9 @@ impl Default for Tuning {
     }
 }
 
+/// The name of the testnet's sample lender.
+pub const SAMPLE_LENDER: &str = "yangtze-bank";
+
 pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layout> {
     let n = AGENCIES.len();
     let mut validator_keys = Vec::with_capacity(n);
@@ -240,6 +246,9 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
         validator_keys.push(vkey);
         issuer_keys.push(ikey);
     }
+    // A lender, to show authorised queries (docs/access.md).
+    let lender_key = yrd_node::keys::generate();
+    yrd_node::keys::write_key_file(&dir.join("lender.key"), &lender_key)?;
     let genesis = Genesis {
         chain_name: CHAIN_NAME.into(),
         genesis_time_ms: now_ms(),
@@ -253,6 +262,11 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
         issuers: issuers_info,
         observers: vec![],
         agencies,
+        lenders: vec![yrd_ledger::genesis::LenderInfo {
+            name: SAMPLE_LENDER.into(),
+            sponsor: AGENCIES[0].0.into(),
+            key: lender_key.public(),
+        }],
     };
     genesis.validate().context("generated genesis is invalid")?;
     let chain_id = genesis.chain_id().context("cannot compute the chain id")?;
@@ -295,6 +309,7 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
             },
             storage: Default::default(),
             http: HttpConfig::default(),
+            queries: Default::default(),
         };
         config
             .validate()
@@ -320,6 +335,7 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
         nodes,
         issuers,
         issuer_keys,
+        lender_key,
         testnet_json,
     };
     Ok(layout)

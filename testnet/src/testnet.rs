@@ -58,12 +58,20 @@ impl Testnet {
         let apis: Vec<Api> = layout
             .nodes
             .iter()
-            .map(|n| Api::new(&n.api_url(), Duration::from_secs(10)))
+            .map(|n| {
+                let mut readers = layout.issuer_keys.clone();
+                readers.push(layout.lender_key.clone());
+                Api::new(&n.api_url(), Duration::from_secs(10)).with_readers(readers, layout.chain_id)
+            })
             .collect();
         let quick: Vec<Api> = layout
             .nodes
             .iter()
-            .map(|n| Api::new(&n.api_url(), Duration::from_secs(2)))
+            .map(|n| {
+                let mut readers = layout.issuer_keys.clone();
+                readers.push(layout.lender_key.clone());
+                Api::new(&n.api_url(), Duration::from_secs(2)).with_readers(readers, layout.chain_id)
+            })
             .collect();
         let mut tn = Testnet {
             layout,

@@ -235,7 +235,10 @@ pub fn submit(client: &Client, key: &SecretKey, body: TxBody, opts: &SubmitArgs)
         println!("{id}");
         std::io::stdout().flush()?;
     }
-    match wait_final(client, &id, Duration::from_secs(opts.timeout)) {
+    // The submitter reads its own transaction (a restricted record, a consent
+    // transaction) with its own key: the polls are signed (docs/access.md).
+    let reader = client.signed_with(key.clone(), chain);
+    match wait_final(&reader, &id, Duration::from_secs(opts.timeout)) {
         Ok(record) => {
             if opts.json {
                 print_result(true, &id, Some(&record))?;

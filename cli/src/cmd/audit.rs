@@ -1,6 +1,7 @@
 //! `yrd audit`: an auditor's tools. `trace` (provenance of one attestation),
-//! `consistency` (the ledger only grew between two heights) and `verify-ledger`
-//! (re-check a node's whole store from genesis).
+//! `consistency` (the ledger only grew between two heights), `verify-ledger`
+//! (re-check a node's whole store from genesis) and `queries` (who read an
+//! enterprise's restricted records, with proofs).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +38,52 @@ enum AuditCommand {
     Consistency(ConsistencyArgs),
     /// Re-check a (stopped) node's whole store from genesis: hashes, certificates, log and map roots, indexes
     VerifyLedger(VerifyLedgerArgs),
+    /// Who read an enterprise's restricted records: every query record on chain, with proofs
+    Queries(QueriesArgs),
+}
+
+#[derive(clap::Args)]
+#[command(
+    long_about = "\
+Who read an enterprise's restricted records, when, under which authorisation: every
+query record about the subject on chain (recorded by the node that served the query, with
+the lender's signed request inside), each proven in its certified block and checked
+offline — the block's certificate, the record's place in the log, the node's key in
+force, the lender's signature over its request. Works against any node (the records are
+on chain). Agencies read every record (sign with an agency's admin key); a lender reads
+its own (sign with its key).",
+    after_help = "\
+Example:
+  yrd audit queries --node http://127.0.0.1:8601 --genesis genesis.json \
+      --key shanghai-admin.key --subject 91310000MA1FL8XQ30"
+)]
+struct QueriesArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+
+    /// The enterprise's USCC
+    #[arg(long, value_name = "USCC")]
+    subject: String,
+
+    /// Key file to sign the request with (an agency's admin key, or a lender's)
+    #[arg(long = "key", value_name = "FILE")]
+    key: Option<PathBuf>,
+
+    /// List records from this height on (default 1); the answer says where the next page starts
+    #[arg(long, value_name = "HEIGHT")]
+    from: Option<u64>,
+
+    /// The chain's genesis file, to check the records offline
+    #[arg(long, value_name = "GENESIS", env = "YRD_GENESIS")]
+    genesis: PathBuf,
+
+    /// Print the verdict as JSON
+    #[arg(long)]
+    json: bool,
+
+    /// Also write the query audit file (check it later with `yrd verify`)
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -131,7 +178,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         AuditCommand::Trace(a) => trace(a),
         AuditCommand::Consistency(a) => consistency(a),
         AuditCommand::VerifyLedger(a) => verify_ledger(a),
+        AuditCommand::Queries(a) => queries(a),
     }
+}
+
+fn queries(args: QueriesArgs) -> anyhow::Result<ExitCode> {
+    let genesis = load_genesis(&args.genesis)?;
+    let subject = yrd_ledger::uscc::Uscc::parse(args.subject.trim())
+        .map_err(|e| anyhow::anyhow!("--subject {:?} is not a valid USCC: {e}", args.subject))?;
+    let client = Client::signing(&args.node.node, args.key.as_ref())?;
+    let mut path = format!("/v1/audit/queries/{}", path_segment(subject.as_str()));
+    if let Some(from) = args.from {
+        path.push_str(&format!("?from={from}"));
+    }
+    let value = client.get(&path)?;
+    if let Some(p) = &args.save {
+        super::proof::write_json(&value, Some(p))?;
+    }
+    let result = proof::parse_file(value.to_string().as_bytes()).and_then(|f| proof::verify_file(&genesis, &f, 0));
+    // The node must answer about the subject asked, not another.
+    if let Ok(proof::AnyVerdict::Queries(v)) = &result {
+        if v.subject != subject {
+            println!("NOT VERIFIED: the node answered about {}, not {subject}", v.subject);
+            return Ok(ExitCode::from(EXIT_CHECK_FAILED));
+        }
+    } else if result.is_ok() {
+        println!("NOT VERIFIED: the node answered with another kind of file than a query audit");
+        return Ok(ExitCode::from(EXIT_CHECK_FAILED));
+    }
+    Ok(finish(&result, args.json))
 }
 
 fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {

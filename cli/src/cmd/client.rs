@@ -84,10 +84,22 @@ pub fn report_submit_error(error: &NodeError) -> ExitCode {
     }
 }
 
+/// `--key FILE` of the read commands (`query`, `report`, `proof`): sign the
+/// requests with a lender's (or issuer's, or agency's) key (docs/access.md).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReadKeyArgs {
+    /// Key file to sign the requests with: a lender reads restricted records about
+    /// subjects its authorisations cover, an issuer its own records
+    #[arg(long = "key", value_name = "FILE")]
+    pub key: Option<std::path::PathBuf>,
+}
+
 /// A node's HTTP API.
 pub struct Client {
     agent: ureq::Agent,
     base: String,
+    /// Signs GET requests: the key and the chain id (read from `/v1/status`).
+    signer: Option<(yrd_consensus::crypto::SecretKey, yrd_consensus::crypto::Hash32)>,
 }
 
 impl Client {
@@ -115,7 +127,28 @@ impl Client {
             .timeout_connect(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
             .timeout_global(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))
             .build();
-        Ok(Client { agent: ureq::Agent::new_with_config(config), base })
+        Ok(Client { agent: ureq::Agent::new_with_config(config), base, signer: None })
+    }
+
+    /// The same node, with GET requests signed by `key` for chain `chain`.
+    pub fn signed_with(&self, key: yrd_consensus::crypto::SecretKey, chain: yrd_consensus::crypto::Hash32) -> Client {
+        Client { agent: self.agent.clone(), base: self.base.clone(), signer: Some((key, chain)) }
+    }
+
+    /// A client whose GET requests are signed with the key in `key` (if any).
+    pub fn signing(node: &str, key: Option<&std::path::PathBuf>) -> anyhow::Result<Client> {
+        let mut client = Client::new(node)?;
+        if let Some(path) = key {
+            let secret = yrd_node::keys::read_key_file(path)?;
+            let status = client.get("/v1/status")?;
+            let chain = status
+                .get("chain_id")
+                .and_then(Value::as_str)
+                .and_then(|h| yrd_consensus::crypto::Hash32::from_hex(h).ok())
+                .ok_or_else(|| anyhow::anyhow!("the node's status has no chain id"))?;
+            client.signer = Some((secret, chain));
+        }
+        Ok(client)
     }
 
     pub fn base(&self) -> &str {
@@ -125,8 +158,21 @@ impl Client {
     /// `GET path` (path starts with `/`) → the JSON answer.
     pub fn get(&self, path: &str) -> Result<Value, NodeError> {
         let url = format!("{}{path}", self.base);
-        let answer = self.agent.get(&url).header("Accept", "application/json").call();
-        self.finish(url, answer)
+        let mut request = self.agent.get(&url).header("Accept", "application/json");
+        if let Some((key, chain)) = &self.signer {
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let signed = yrd_ledger::queries::SignedRequest::sign(key, chain, "GET", path, b"", ts, yrd_ledger::queries::Nonce::random())
+                .map_err(|e| NodeError::BadAnswer { url: url.clone(), reason: format!("cannot sign the request: {e}") })?;
+            request = request
+                .header("X-YRD-Key", key.public().to_hex())
+                .header("X-YRD-Timestamp", signed.timestamp_ms.to_string())
+                .header("X-YRD-Nonce", signed.nonce.to_hex())
+                .header("X-YRD-Signature", signed.signature.to_hex());
+        }
+        self.finish(url, request.call())
     }
 
     /// `POST path` with a JSON body → the JSON answer.

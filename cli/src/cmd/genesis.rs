@@ -197,6 +197,7 @@ fn build(args: &Args) -> anyhow::Result<Genesis> {
         issuers,
         observers,
         agencies,
+        lenders: vec![],
     };
     genesis.validate().context("invalid genesis")?;
     Ok(genesis)

@@ -30,6 +30,9 @@ pub struct Args {
     #[command(flatten)]
     node: NodeArgs,
 
+    #[command(flatten)]
+    read_key: super::client::ReadKeyArgs,
+
     /// The attestation id (64 hex characters)
     #[arg(value_name = "ID")]
     id: String,
@@ -40,7 +43,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.node.node)?;
+    let client = Client::signing(&args.node.node, args.read_key.key.as_ref())?;
     let id = args.id.trim().to_ascii_lowercase();
     let bundle = client.get(&format!("/v1/proofs/attestations/{}", super::client::path_segment(&id)))?;
     write_json(&bundle, args.out.as_ref())?;

@@ -44,6 +44,9 @@ pub struct Args {
     #[command(flatten)]
     node: NodeArgs,
 
+    #[command(flatten)]
+    read_key: super::client::ReadKeyArgs,
+
     /// Every record about this enterprise (Unified Social Credit Code)
     #[arg(long, value_name = "USCC", group = "what")]
     subject: Option<String>,
@@ -70,7 +73,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.node.node)?;
+    let client = Client::signing(&args.node.node, args.read_key.key.as_ref())?;
     let (mut answer, heading) = if let Some(subject) = &args.subject {
         let uscc = Uscc::parse(subject).map_err(|e| anyhow!("--subject {subject:?}: {e}"))?;
         let answer = client.get(&format!("/v1/subjects/{}/attestations", uscc.as_str()))?;
@@ -154,6 +157,20 @@ fn print_table(records: &[Value]) {
 fn row(record: &Value) -> [String; 7] {
     let empty = Map::new();
     let obj = record.as_object().unwrap_or(&empty);
+    // A restricted record this caller may not read (docs/access.md): its commitment only.
+    if obj.get("redacted").and_then(Value::as_bool) == Some(true) {
+        let commitment = text_field(record, "commitment");
+        let commitment = commitment.get(..TABLE_HASH_HEX_DIGITS).map_or(commitment.to_string(), |c| format!("{c}…"));
+        return [
+            "(restricted)".into(),
+            "-".into(),
+            text_field(record, "height").into_owned(),
+            "-".into(),
+            format!("commitment {commitment}"),
+            "-".into(),
+            "-".into(),
+        ];
+    }
     let block = text_field(record, "block_hash");
     let block = if block.len() > TABLE_HASH_HEX_DIGITS { format!("{}…", &block[..TABLE_HASH_HEX_DIGITS]) } else { block.into_owned() };
     let kind = if obj.get("type").and_then(Value::as_str) == Some("revocation") {

@@ -30,6 +30,9 @@ pub struct Args {
     #[command(flatten)]
     node: NodeArgs,
 
+    #[command(flatten)]
+    read_key: super::client::ReadKeyArgs,
+
     /// The enterprise's Unified Social Credit Code
     #[arg(long, value_name = "USCC")]
     subject: String,
@@ -41,7 +44,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let subject = Uscc::parse(&args.subject).map_err(|e| anyhow::anyhow!("invalid USCC {:?}: {e}", args.subject))?;
-    let client = Client::new(&args.node.node)?;
+    let client = Client::signing(&args.node.node, args.read_key.key.as_ref())?;
     let report = client.get(&format!("/v1/proofs/subjects/{}", subject.as_str()))?;
     super::proof::write_json(&report, args.out.as_ref())?;
     Ok(ExitCode::SUCCESS)

@@ -122,6 +122,7 @@ pub fn print_verdict(v: &AnyVerdict) {
         AnyVerdict::Report(r) => print_report(r),
         AnyVerdict::Trace(t) => print_trace(t),
         AnyVerdict::Consistency(c) => print_consistency(c),
+        AnyVerdict::Queries(q) => print_queries(q),
     }
 }
 
@@ -175,6 +176,34 @@ fn print_consistency(v: &ConsistencyVerdict) {
     print_anchor("to", &v.to);
     println!("  log root   {}", v.to_log_root);
     print_governance(&v.governance);
+}
+
+fn print_queries(v: &yrd_ledger::proof_queries::QueryAuditVerdict) {
+    println!(
+        "VERIFIED: {} recorded quer{} about {}, each in a certified block, each request signed by its lender",
+        v.queries.len(),
+        if v.queries.len() == 1 { "y" } else { "ies" },
+        v.subject
+    );
+    print_anchor("as of", &v.anchor);
+    for q in &v.queries {
+        println!(
+            "  {}  lender {:<16} {} {}  served by {} at height {}, recorded in block {} ({})",
+            time_text(q.served_at_ms),
+            q.lender,
+            q.method,
+            q.path,
+            q.node,
+            q.served_height,
+            q.height,
+            q.record
+        );
+        println!("      authorisation {}  request {}  answer sha256 {}", q.authorisation, q.request, q.response);
+    }
+    if let Some(next) = v.next_from {
+        println!("  (more: ask again from height {next})");
+    }
+    println!("  Not proven: that the list is complete (compare another node's, or read the blocks).");
 }
 
 /// The membership changes the file proved, in the order they took effect.
@@ -241,6 +270,8 @@ fn print_attestation(a: &AttestationInfo, pad: &str) {
         Status::Revoked { by, reason } => format!("REVOKED ({reason}) by record {by}"),
         Status::Revocation { target } => format!("revocation of {target}"),
         Status::Governance => "governance transaction".to_string(),
+        Status::Consent => "authorisation or withdrawal".to_string(),
+        Status::Queries => "query records".to_string(),
     };
     println!("{pad}status       {status}");
     if let Some(r) = &a.revocation {

@@ -68,6 +68,8 @@ pub struct ServeLimits {
     pub idle_timeout: Duration,
     pub body_timeout: Duration,
     pub max_body_bytes_in_flight: usize,
+    /// Half-width of the accepted window of signed requests' timestamps (docs/access.md).
+    pub request_skew_ms: u64,
 }
 
 impl ServeLimits {
@@ -78,6 +80,7 @@ impl ServeLimits {
             idle_timeout: Duration::from_millis(http.idle_timeout_ms),
             body_timeout: Duration::from_millis(http.body_timeout_ms),
             max_body_bytes_in_flight: http.max_body_bytes_in_flight,
+            request_skew_ms: http.request_skew_ms,
         }
     }
 }

@@ -1,0 +1,617 @@
+//! Access control on every read route (docs/access.md): a property test over
+//! random records × every read route × {anonymous, unauthorised lender, wrong
+//! signature, authorised lender, issuer}: a caller never sees any field of a
+//! restricted record it may not read, while what it may read stays readable;
+//! forged, replayed, stale and incomplete signatures are refused 401; coverage
+//! starts at the authorisation's block and ends at its expiry or withdrawal.
+//!
+//! A real server on 127.0.0.1:0 over an in-process `Shared`; blocks are
+//! committed straight into the ledger with block times near the real clock
+//! (signed requests are checked against it).
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+use yrd_consensus::crypto::{sha256, SecretKey};
+use yrd_consensus::types::{Height, Round};
+use yrd_ledger::consent::{Purpose, WithdrawReason};
+use yrd_ledger::queries::{Nonce, SignedRequest};
+use yrd_ledger::store::Ledger;
+use yrd_ledger::testkit::TestChain;
+use yrd_ledger::tx::{Attestation, AttestationKind, RevocationReason, SignedTransaction, TxBody, TxId};
+use yrd_ledger::uscc::Uscc;
+use yrd_node::api;
+use yrd_node::mempool::Mempool;
+use yrd_node::metrics::Metrics;
+use yrd_node::shared::{now_ms, ConsensusStatus, Shared};
+
+struct Harness {
+    base: String,
+    shared: Arc<Shared>,
+    chain: TestChain,
+    agent: ureq::Agent,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    _gossip: mpsc::Receiver<Vec<Vec<u8>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with_queries(Default::default())
+    }
+
+    fn with_queries(queries: yrd_node::queries::QueriesConfig) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = TestChain::new(4, 2);
+        let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+        let (gossip_out, gossip_rx) = mpsc::channel(1024);
+        let shared = Arc::new(Shared {
+            name: "shanghai".into(),
+            validator_index: Some(0),
+            genesis: chain.genesis.clone(),
+            chain: chain.chain,
+            ledger: RwLock::new(ledger),
+            mempool: Mutex::new(Mempool::new(100)),
+            recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
+            metrics: Metrics::new(),
+            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose", validator_index: Some(0) }),
+            peers: Mutex::new(vec![]),
+            committed: watch::channel(Height(0)).0,
+            gossip_out,
+            disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
+            writes: Default::default(),
+            health: Default::default(),
+            queries: yrd_node::queries::QueryRecorder::new(Some(chain.validator_keys[0].clone()), queries),
+        });
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = oneshot::channel::<()>();
+        let served = shared.clone();
+        let server = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                api::serve(listener, served, api::ServeLimits::default(), async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+            })
+        });
+        let addr = addr_rx.recv().unwrap();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
+        Harness {
+            base: format!("http://{addr}"),
+            shared,
+            chain,
+            agent,
+            stop: Some(stop),
+            server: Some(server),
+            _gossip: gossip_rx,
+            _dir: dir,
+        }
+    }
+
+    /// Commits `txs` as the next block, made now (real clock).
+    fn commit(&self, txs: Vec<SignedTransaction>) {
+        let mut ledger = self.shared.ledger.write().unwrap();
+        let h = ledger.height().next();
+        let parent_ms = ledger.last_header().map_or(0, |h| h.timestamp_ms);
+        let proposer = ledger.validators_at(h).unwrap().proposer(h, Round(0));
+        let built = ledger.build_block(txs, proposer, Round(0), now_ms().max(parent_ms + 1)).unwrap();
+        assert!(built.rejected.is_empty(), "rejected: {:?}", built.rejected);
+        let cert = self.chain.certify(&built.block.header);
+        ledger.commit(&built.block, &cert).unwrap();
+        self.shared.committed.send_replace(built.block.header.height);
+    }
+
+    /// GET `path` as `caller`: (status, body text).
+    fn get_as(&self, caller: &Caller, path: &str) -> (u16, String) {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        for (k, v) in caller.headers(&self.chain, path) {
+            req = req.header(k, v);
+        }
+        let mut resp = req.call().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().with_config().limit(64 << 20).read_to_string().unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {status} not JSON ({e}): {text}"));
+        if status >= 300 {
+            assert!(v["error"].is_string() && v["code"].is_string() && v.as_object().unwrap().len() == 2, "error shape: {v}");
+        }
+        (status, text)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.join();
+        }
+    }
+}
+
+/// Who asks.
+#[derive(Debug, Clone)]
+enum Caller {
+    Anonymous,
+    /// Signed with this key (lender, issuer, agency or a stranger).
+    Key(String, SecretKey),
+    /// Headers of `key` but the signature of `signer`.
+    WrongSignature(SecretKey, SecretKey),
+}
+
+impl Caller {
+    fn name(&self) -> String {
+        match self {
+            Caller::Anonymous => "anonymous".into(),
+            Caller::Key(n, _) => n.clone(),
+            Caller::WrongSignature(..) => "wrong-signature".into(),
+        }
+    }
+
+    fn headers(&self, chain: &TestChain, path: &str) -> Vec<(&'static str, String)> {
+        let (key, signer) = match self {
+            Caller::Anonymous => return vec![],
+            Caller::Key(_, k) => (k, k),
+            Caller::WrongSignature(k, s) => (k, s),
+        };
+        let r = SignedRequest::sign(signer, &chain.chain, "GET", path, b"", now_ms(), Nonce::random()).unwrap();
+        signed_headers(&key.public().to_hex(), &r)
+    }
+}
+
+fn signed_headers(key_hex: &str, r: &SignedRequest) -> Vec<(&'static str, String)> {
+    vec![
+        ("X-YRD-Key", key_hex.to_string()),
+        ("X-YRD-Timestamp", r.timestamp_ms.to_string()),
+        ("X-YRD-Nonce", r.nonce.to_hex()),
+        ("X-YRD-Signature", r.signature.to_hex()),
+    ]
+}
+
+/// One committed record and what would betray it.
+#[derive(Debug, Clone)]
+struct Record {
+    id: TxId,
+    subject: Uscc,
+    issuer: usize,
+    restricted: bool,
+    /// An attestation (else a revocation: listings show it through its target).
+    attestation: bool,
+    /// Strings that appear only in this record's full form.
+    secrets: Vec<String>,
+}
+
+const SUBJECTS: u64 = 4;
+
+/// Which records a caller may read in full.
+type MayRead = Box<dyn Fn(&Record) -> bool>;
+
+/// Random records about 4 subjects by 2 issuers, every kind, some revoked.
+fn random_records(h: &Harness, rng: &mut StdRng) -> Vec<Record> {
+    let restricted = |k: AttestationKind| h.chain.genesis.params.is_restricted(k);
+    let mut records = Vec::new();
+    let mut seqs = [0u64; 2];
+    for _block in 0..4 {
+        let mut txs = Vec::new();
+        for _ in 0..rng.gen_range(3..8) {
+            let issuer = rng.gen_range(0..2);
+            seqs[issuer] += 1;
+            let kind = AttestationKind::ALL[rng.gen_range(0..AttestationKind::ALL.len())];
+            let subject = Uscc::sample(rng.gen_range(1..=SUBJECTS));
+            let secret = format!("SECRET{:016x}", rng.gen::<u64>());
+            let evidence = sha256(&[secret.as_bytes()]);
+            let a = Attestation {
+                subject,
+                kind,
+                grade: kind.grades().get(rng.gen_range(0..kind.grades().len().max(1))).copied(),
+                severity: None,
+                evidence,
+                issued_at_ms: 1_700_000_000_000,
+                valid_from_ms: 1_700_000_000_000,
+                valid_until_ms: None,
+                fields: vec![("note".into(), secret.clone())],
+            };
+            let tx = h.chain.sign(issuer, seqs[issuer], TxBody::Attest(a));
+            let id = tx.id().unwrap();
+            let secrets = vec![id.to_hex(), evidence.to_hex(), secret, hex::encode(&tx.signature.0[..32])];
+            records.push(Record { id, subject, issuer, restricted: restricted(kind), attestation: true, secrets });
+            txs.push(tx);
+        }
+        h.commit(txs);
+    }
+    // Revoke some (by their own issuer), in one more block.
+    let mut txs = Vec::new();
+    let targets: Vec<Record> = records.iter().filter(|_| rng.gen_bool(0.3)).cloned().collect();
+    for t in targets {
+        seqs[t.issuer] += 1;
+        let tx = h.chain.revocation(t.issuer, seqs[t.issuer], t.id, RevocationReason::Repair);
+        let id = tx.id().unwrap();
+        let secrets = vec![id.to_hex(), hex::encode(&tx.signature.0[..32])];
+        records.push(Record { id, subject: t.subject, issuer: t.issuer, restricted: t.restricted, attestation: false, secrets });
+        txs.push(tx);
+    }
+    if !txs.is_empty() {
+        h.commit(txs);
+    }
+    records
+}
+
+/// Every read route that can show a record.
+fn routes(h: &Harness, records: &[Record]) -> Vec<String> {
+    let mut r = Vec::new();
+    for rec in records {
+        r.push(format!("/v1/attestations/{}", rec.id));
+        r.push(format!("/v1/proofs/attestations/{}", rec.id));
+        r.push(format!("/v1/audit/attestations/{}", rec.id));
+    }
+    for s in 1..=SUBJECTS {
+        r.push(format!("/v1/subjects/{}/attestations", Uscc::sample(s)));
+        r.push(format!("/v1/proofs/subjects/{}", Uscc::sample(s)));
+        r.push(format!("/v1/audit/queries/{}", Uscc::sample(s)));
+    }
+    for i in &h.chain.genesis.issuers {
+        r.push(format!("/v1/issuers/{}/attestations", i.name));
+    }
+    let height = h.shared.ledger.read().unwrap().height().0;
+    for b in 1..=height {
+        r.push(format!("/v1/blocks/{b}"));
+    }
+    r.push("/v1/blocks/latest".into());
+    r.push("/v1/governance/membership".into());
+    r.push("/v1/status".into());
+    r
+}
+
+#[test]
+fn no_caller_sees_a_restricted_record_it_may_not_read_on_any_route() {
+    let seed: u64 = std::env::var("YRD_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x05ee_da11);
+    println!("seed {seed} (YRD_TEST_SEED to replay)");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let h = Harness::new();
+    h.commit(vec![]);
+    // bank-0 is authorised for subject 1; bank-1 for nothing.
+    let covered = Uscc::sample(1);
+    let auth = h.chain.authorisation(0, 1, covered, Purpose::LoanApplication, now_ms() + 30 * 24 * 3600 * 1000);
+    h.commit(vec![auth]);
+    let records = random_records(&h, &mut rng);
+    let paths = routes(&h, &records);
+    let k = &h.chain;
+    let callers: Vec<(Caller, MayRead)> = vec![
+        (Caller::Anonymous, Box::new(|r: &Record| !r.restricted)),
+        (Caller::Key("unauthorised-lender".into(), k.lender_keys[1].clone()), Box::new(|r: &Record| !r.restricted)),
+        (Caller::WrongSignature(k.lender_keys[0].clone(), k.lender_keys[1].clone()), Box::new(|_: &Record| false)),
+        (Caller::Key("authorised-lender".into(), k.lender_keys[0].clone()), Box::new(move |r: &Record| !r.restricted || r.subject == covered)),
+        (Caller::Key("issuer-0".into(), k.issuer_keys[0].clone()), Box::new(|r: &Record| !r.restricted || r.issuer == 0)),
+    ];
+    let restricted = records.iter().filter(|r| r.restricted).count();
+    println!("{} records ({restricted} restricted), {} routes, {} callers", records.len(), paths.len(), callers.len());
+    assert!(restricted > 0 && restricted < records.len(), "seed {seed}: the sample needs public and restricted records");
+    for (caller, may_read) in &callers {
+        for path in &paths {
+            let (status, body) = h.get_as(caller, path);
+            for r in records.iter().filter(|r| !may_read(r)) {
+                for secret in &r.secrets {
+                    assert!(
+                        !body.contains(secret.as_str()),
+                        "seed {seed}: {} read {path} ({status}) and saw {secret} of restricted record {} about {}",
+                        caller.name(),
+                        r.id,
+                        r.subject
+                    );
+                }
+            }
+            if let Caller::WrongSignature(..) = caller {
+                assert_eq!(status, 401, "seed {seed}: wrong signature on {path}: {body}");
+            }
+        }
+        // What the caller may read stays readable: by id, and in its subject's listing.
+        for r in records.iter().filter(|r| may_read(r)) {
+            let (status, body) = h.get_as(caller, &format!("/v1/attestations/{}", r.id));
+            assert_eq!(status, 200, "seed {seed}: {} cannot read {} ({body})", caller.name(), r.id);
+            // A lender's signed subject routes need an authorisation for the subject (403 otherwise).
+            let lender_refused = match caller {
+                Caller::Key(n, _) if n == "unauthorised-lender" => true,
+                Caller::Key(n, _) if n == "authorised-lender" => r.subject != covered,
+                _ => false,
+            };
+            if !lender_refused {
+                let (status, body) = h.get_as(caller, &format!("/v1/subjects/{}/attestations", r.subject));
+                assert_eq!(status, 200, "seed {seed}: {} listing {}: {body}", caller.name(), r.subject);
+                assert!(body.contains(&r.id.to_hex()), "seed {seed}: {} does not see {} in its subject's listing", caller.name(), r.id);
+            }
+        }
+    }
+    // Redacted entries in a listing still count every record (completeness).
+    let (_, body) = h.get_as(&Caller::Anonymous, &format!("/v1/subjects/{covered}/attestations"));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let listed = v["attestations"].as_array().unwrap();
+    assert_eq!(listed.len(), records.iter().filter(|r| r.subject == covered && r.attestation).count());
+    for e in listed {
+        if e["redacted"] == Value::Bool(true) {
+            assert_eq!(e.as_object().unwrap().len(), 4, "a redacted entry is commitment, height, log index only: {e}");
+        }
+    }
+}
+
+#[test]
+fn forged_replayed_stale_and_incomplete_signatures_are_refused() {
+    let h = Harness::new();
+    h.commit(vec![]);
+    let path = format!("/v1/subjects/{}/attestations", Uscc::sample(1));
+    let key = &h.chain.lender_keys[0];
+    let call = |headers: Vec<(&'static str, String)>, p: &str| {
+        let mut req = h.agent.get(format!("{}{p}", h.base));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let mut resp = req.call().unwrap();
+        let status = resp.status().as_u16();
+        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        (status, v["code"].as_str().unwrap_or("").to_string())
+    };
+    let sign = |p: &str, ts: u64, nonce: Nonce| SignedRequest::sign(key, &h.chain.chain, "GET", p, b"", ts, nonce).unwrap();
+    // Replay: the same signed request twice.
+    let r = sign(&path, now_ms(), Nonce::random());
+    let hd = signed_headers(&key.public().to_hex(), &r);
+    assert_eq!(call(hd.clone(), &path), (403, "no_authorisation".into()), "first use: valid signature, no authorisation");
+    assert_eq!(call(hd, &path), (401, "replayed_request".into()));
+    // Stale and future timestamps.
+    for ts in [now_ms() - 10 * 60_000, now_ms() + 10 * 60_000] {
+        let r = sign(&path, ts, Nonce::random());
+        assert_eq!(call(signed_headers(&key.public().to_hex(), &r), &path), (401, "stale_request".into()));
+    }
+    // Signed for another path, another chain, another method.
+    let r = sign("/v1/subjects/91350100M000100Y43/attestations", now_ms(), Nonce::random());
+    assert_eq!(call(signed_headers(&key.public().to_hex(), &r), &path), (401, "bad_signature".into()));
+    let other_chain = SignedRequest::sign(key, &sha256(&[b"other chain"]), "GET", &path, b"", now_ms(), Nonce::random()).unwrap();
+    assert_eq!(call(signed_headers(&key.public().to_hex(), &other_chain), &path), (401, "bad_signature".into()));
+    let post = SignedRequest::sign(key, &h.chain.chain, "POST", &path, b"", now_ms(), Nonce::random()).unwrap();
+    assert_eq!(call(signed_headers(&key.public().to_hex(), &post), &path), (401, "bad_signature".into()));
+    // A failed signature does not burn the nonce: the genuine request with it still works once.
+    let nonce = Nonce::random();
+    let genuine = sign(&path, now_ms(), nonce);
+    let mut forged = signed_headers(&key.public().to_hex(), &genuine);
+    forged[3].1 = SecretKey::from_seed(b"forger").sign(b"api/request", b"x").to_hex();
+    assert_eq!(call(forged, &path), (401, "bad_signature".into()));
+    assert_eq!(call(signed_headers(&key.public().to_hex(), &genuine), &path).0, 403);
+    // Unknown key, missing header, malformed header.
+    let stranger = SecretKey::from_seed(b"stranger");
+    let r = SignedRequest::sign(&stranger, &h.chain.chain, "GET", &path, b"", now_ms(), Nonce::random()).unwrap();
+    assert_eq!(call(signed_headers(&stranger.public().to_hex(), &r), &path), (401, "unknown_key".into()));
+    let mut partial = signed_headers(&key.public().to_hex(), &sign(&path, now_ms(), Nonce::random()));
+    partial.pop();
+    assert_eq!(call(partial, &path), (401, "signature_incomplete".into()));
+    let mut bad = signed_headers(&key.public().to_hex(), &sign(&path, now_ms(), Nonce::random()));
+    bad[2].1 = "zz".into();
+    assert_eq!(call(bad, &path), (401, "bad_signature_header".into()));
+}
+
+#[test]
+fn coverage_starts_at_the_authorisation_and_ends_at_withdrawal_or_expiry() {
+    let h = Harness::new();
+    h.commit(vec![]);
+    let s1 = Uscc::sample(1);
+    let s2 = Uscc::sample(2);
+    let rating = h.chain.attestation(0, 1, s1, AttestationKind::CreditRating);
+    let rating2 = h.chain.attestation(0, 2, s2, AttestationKind::TaxCredit);
+    h.commit(vec![rating.clone(), rating2.clone()]);
+    let lender = Caller::Key("bank-0".into(), h.chain.lender_keys[0].clone());
+    let by_id = |t: &SignedTransaction| format!("/v1/attestations/{}", t.id().unwrap());
+    let code = |(status, body): (u16, String)| -> (u16, String) {
+        let v: Value = serde_json::from_str(&body).unwrap();
+        (status, v["code"].as_str().unwrap_or("").to_string())
+    };
+    let listing = |s: &Uscc| format!("/v1/subjects/{s}/attestations");
+    assert_eq!(code(h.get_as(&lender, &listing(&s1))), (403, "no_authorisation".into()));
+    assert_eq!(code(h.get_as(&lender, &by_id(&rating))), (403, "restricted".into()));
+    // Authorised: from the block that commits it.
+    let a = h.chain.authorisation(0, 1, s1, Purpose::LoanApplication, now_ms() + 24 * 3600 * 1000);
+    let short_until = now_ms() + 1_500;
+    let short = h.chain.authorisation(0, 2, s2, Purpose::Guarantee, short_until);
+    h.commit(vec![a.clone(), short]);
+    assert_eq!(h.get_as(&lender, &by_id(&rating)).0, 200);
+    let (status, body) = h.get_as(&lender, &listing(&s1));
+    assert_eq!(status, 200);
+    assert!(body.contains(&rating.id().unwrap().to_hex()));
+    // The other lender still sees nothing of it.
+    let other = Caller::Key("bank-1".into(), h.chain.lender_keys[1].clone());
+    assert_eq!(code(h.get_as(&other, &by_id(&rating))), (403, "restricted".into()));
+    // Expiry is judged by block time, never the node's clock: past the end by the
+    // clock, the tip (made before it) still covers the read...
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while now_ms() <= short_until + 10 {
+        assert!(Instant::now() < deadline, "the clock never passed the validity end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(h.get_as(&lender, &listing(&s2)).0, 200, "the tip's time is before the validity end");
+    // ...and the first block made after it ends it.
+    h.commit(vec![]);
+    assert_eq!(code(h.get_as(&lender, &listing(&s2))), (403, "authorisation_expired".into()));
+    assert_eq!(code(h.get_as(&lender, &by_id(&rating2))), (403, "restricted".into()));
+    // Withdrawal by an agency: ends at its block.
+    let w = h.chain.withdrawal(&h.chain.agency_keys[1], 1, a.id().unwrap(), WithdrawReason::ConsentWithdrawn);
+    h.commit(vec![w]);
+    assert_eq!(code(h.get_as(&lender, &listing(&s1))), (403, "authorisation_withdrawn".into()));
+    assert_eq!(code(h.get_as(&lender, &by_id(&rating))), (403, "restricted".into()));
+    // The issuer keeps full access to its own records; agencies see the consent transactions.
+    let issuer = Caller::Key("issuer-0".into(), h.chain.issuer_keys[0].clone());
+    assert_eq!(h.get_as(&issuer, &by_id(&rating)).0, 200);
+    let agency = Caller::Key("agency-0".into(), h.chain.agency_keys[0].clone());
+    assert_eq!(h.get_as(&agency, &by_id(&a)).0, 200);
+    assert_eq!(code(h.get_as(&Caller::Anonymous, &by_id(&a))), (403, "restricted".into()));
+    assert_eq!(h.get_as(&lender, &by_id(&a)).0, 200, "a lender reads its own authorisation");
+    assert_eq!(code(h.get_as(&other, &by_id(&a))), (403, "restricted".into()));
+}
+
+/// A lender's signed GET, keeping the request: (status, body, receipts as
+/// (receipt bytes hex, signature hex)).
+fn signed_get(h: &Harness, key: &SecretKey, path: &str) -> (SignedRequest, u16, String, Vec<(String, String)>) {
+    let r = SignedRequest::sign(key, &h.chain.chain, "GET", path, b"", now_ms(), Nonce::random()).unwrap();
+    let mut req = h.agent.get(format!("{}{path}", h.base));
+    for (k, v) in signed_headers(&key.public().to_hex(), &r) {
+        req = req.header(k, v);
+    }
+    let mut resp = req.call().unwrap();
+    let status = resp.status().as_u16();
+    let all = |name: &str| -> Vec<String> {
+        resp.headers().get_all(name).iter().map(|v| v.to_str().unwrap().to_string()).collect()
+    };
+    let receipts: Vec<(String, String)> = all("x-yrd-receipt").into_iter().zip(all("x-yrd-receipt-signature")).collect();
+    let body = resp.body_mut().with_config().limit(64 << 20).read_to_string().unwrap();
+    (r, status, body, receipts)
+}
+
+#[test]
+fn an_authorised_read_carries_a_node_signed_receipt_and_is_queued_for_the_chain() {
+    use yrd_ledger::queries::Receipt;
+    let h = Harness::new();
+    h.commit(vec![]);
+    let s1 = Uscc::sample(1);
+    let rating = h.chain.attestation(0, 1, s1, AttestationKind::CreditRating);
+    let penalty = h.chain.attestation(1, 1, Uscc::sample(2), AttestationKind::AdministrativePenalty);
+    h.commit(vec![rating.clone(), penalty.clone()]);
+    let a = h.chain.authorisation(0, 1, s1, Purpose::LoanApplication, now_ms() + 24 * 3600 * 1000);
+    h.commit(vec![a.clone()]);
+    let tip = h.shared.ledger.read().unwrap().height().0;
+    let key = &h.chain.lender_keys[0];
+    assert_eq!(h.shared.queries.queued(), 0);
+    // The authorised listing: one receipt, about s1, under a, for exactly this body.
+    let path = format!("/v1/subjects/{s1}/attestations");
+    let (request, status, body, receipts) = signed_get(&h, key, &path);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&rating.id().unwrap().to_hex()));
+    assert_eq!(receipts.len(), 1, "one receipt per subject opened");
+    let receipt = Receipt::decode(&hex::decode(&receipts[0].0).unwrap()).unwrap();
+    let signature = yrd_consensus::crypto::Signature::from_hex(&receipts[0].1).unwrap();
+    receipt.verify(&signature).expect("the receipt is signed by the node's key");
+    assert_eq!(receipt.node, h.chain.validator_keys[0].public());
+    assert_eq!(receipt.chain, h.chain.chain);
+    assert_eq!(receipt.request, request.digest().unwrap(), "the receipt names the lender's signed request");
+    assert_eq!(receipt.response, sha256(&[body.as_bytes()]), "the receipt names the body received");
+    assert_eq!((receipt.subject, receipt.authorisation, receipt.height), (s1, a.id().unwrap(), tip));
+    // A forged receipt (another body) does not verify.
+    let mut forged = receipt.clone();
+    forged.response = sha256(&[b"another answer"]);
+    assert!(forged.verify(&signature).is_err());
+    assert_eq!(h.shared.queries.queued(), 1, "the query waits to be recorded");
+    // A read that opens nothing restricted (a public record by id; the
+    // anonymous and the unauthorised) gets no receipt and records nothing.
+    let (_, status, _, receipts) = signed_get(&h, key, &format!("/v1/attestations/{}", penalty.id().unwrap()));
+    assert_eq!((status, receipts.len()), (200, 0));
+    let (_, status, _, receipts) = signed_get(&h, &h.chain.lender_keys[1], &path);
+    assert_eq!((status, receipts.len()), (403, 0));
+    assert_eq!(h.get_as(&Caller::Anonymous, &path).0, 200);
+    assert_eq!(h.shared.queries.queued(), 1);
+}
+
+#[test]
+fn a_full_query_queue_refuses_the_read_rather_than_serve_it_unrecorded() {
+    let h = Harness::with_queries(yrd_node::queries::QueriesConfig { flush_ms: 500, batch: 2, max_queued: 2 });
+    h.commit(vec![]);
+    let s1 = Uscc::sample(1);
+    let rating = h.chain.attestation(0, 1, s1, AttestationKind::CreditRating);
+    h.commit(vec![rating.clone()]);
+    h.commit(vec![h.chain.authorisation(0, 1, s1, Purpose::LoanApplication, now_ms() + 24 * 3600 * 1000)]);
+    let key = &h.chain.lender_keys[0];
+    let path = format!("/v1/attestations/{}", rating.id().unwrap());
+    for _ in 0..2 {
+        let (_, status, _, receipts) = signed_get(&h, key, &path);
+        assert_eq!((status, receipts.len()), (200, 1));
+    }
+    let (_, status, body, receipts) = signed_get(&h, key, &path);
+    assert_eq!(status, 503, "{body}");
+    assert!(receipts.is_empty());
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "query_queue_full");
+    assert!(!body.contains(&rating.id().unwrap().to_hex()), "nothing of the record is served");
+    assert_eq!(h.shared.queries.queued(), 2);
+    // Anonymous and public reads are not affected.
+    assert_eq!(h.get_as(&Caller::Anonymous, &format!("/v1/subjects/{s1}/attestations")).0, 200);
+}
+
+#[test]
+fn query_records_are_listed_with_proofs_to_agencies_and_to_each_lender_for_its_own() {
+    use yrd_ledger::queries::{QueryEntry, QueryRecords};
+    let h = Harness::new();
+    h.commit(vec![]);
+    let s1 = Uscc::sample(1);
+    let rating = h.chain.attestation(0, 1, s1, AttestationKind::CreditRating);
+    h.commit(vec![rating]);
+    let a0 = h.chain.authorisation(0, 1, s1, Purpose::LoanApplication, now_ms() + 24 * 3600 * 1000);
+    let a1 = h.chain.authorisation(1, 1, s1, Purpose::Guarantee, now_ms() + 24 * 3600 * 1000);
+    h.commit(vec![a0.clone(), a1.clone()]);
+    let served = h.shared.ledger.read().unwrap().height().0;
+    // Each lender reads; the node's queued entries are committed in a record.
+    let path = format!("/v1/subjects/{s1}/attestations");
+    let (r0, s0, _, _) = signed_get(&h, &h.chain.lender_keys[0], &path);
+    let (r1, s1_, _, _) = signed_get(&h, &h.chain.lender_keys[1], &path);
+    assert_eq!((s0, s1_), (200, 200));
+    let entry = |request: SignedRequest, auth: TxId| QueryEntry {
+        request,
+        subject: s1,
+        authorisation: auth,
+        response: sha256(&[b"x"]),
+        served_at_ms: now_ms(),
+        height: served,
+    };
+    let record = h.chain.sign_with(
+        &h.chain.validator_keys[0],
+        1,
+        TxBody::RecordQueries(QueryRecords { entries: vec![entry(r0.clone(), a0.id().unwrap()), entry(r1, a1.id().unwrap())] }),
+    );
+    h.commit(vec![record]);
+    let route = format!("/v1/audit/queries/{s1}");
+    let genesis = h.chain.genesis.clone();
+    let verify = |body: &str| -> yrd_ledger::proof_queries::QueryAuditVerdict {
+        match yrd_ledger::proof::verify_file(&genesis, &yrd_ledger::proof::parse_file(body.as_bytes()).unwrap(), 0).unwrap() {
+            yrd_ledger::proof::AnyVerdict::Queries(v) => v,
+            other => panic!("not a query audit: {other:?}"),
+        }
+    };
+    let agency = Caller::Key("agency-0".into(), h.chain.agency_keys[0].clone());
+    let (status, body) = h.get_as(&agency, &route);
+    assert_eq!(status, 200, "{body}");
+    let v = verify(&body);
+    assert_eq!(v.queries.len(), 2);
+    assert_eq!(v.queries[0].request, r0.digest().unwrap());
+    assert_eq!((v.queries[0].lender.as_str(), v.queries[1].lender.as_str()), ("bank-0", "bank-1"));
+    assert_eq!(v.queries[0].served_height, served);
+    // A lender sees its own queries only.
+    let (status, body) = h.get_as(&Caller::Key("bank-1".into(), h.chain.lender_keys[1].clone()), &route);
+    assert_eq!(status, 200);
+    let v = verify(&body);
+    assert_eq!(v.queries.iter().map(|q| q.lender.as_str()).collect::<Vec<_>>(), vec!["bank-1"]);
+    // Nobody else.
+    for caller in [Caller::Anonymous, Caller::Key("issuer-0".into(), h.chain.issuer_keys[0].clone())] {
+        let (status, body) = h.get_as(&caller, &route);
+        assert_eq!(status, 403, "{}: {body}", caller.name());
+    }
+    // A tampered file is refused: the lender's request altered.
+    let (_, body) = h.get_as(&agency, &route);
+    let mut file: Value = serde_json::from_str(&body).unwrap();
+    let tx_hex = file["records"][0]["record"]["included"]["tx"].as_str().unwrap().to_string();
+    let mut tx = yrd_ledger::tx::SignedTransaction::decode(&hex::decode(&tx_hex).unwrap()).unwrap();
+    if let TxBody::RecordQueries(q) = &mut tx.tx.body {
+        q.entries[0].request.path = "/v1/subjects/other".into();
+    }
+    file["records"][0]["record"]["included"]["tx"] = Value::String(hex::encode(tx.encode().unwrap()));
+    let err = yrd_ledger::proof::verify_file(&genesis, &yrd_ledger::proof::parse_file(file.to_string().as_bytes()).unwrap(), 0)
+        .unwrap_err();
+    assert!(matches!(err.check, yrd_ledger::proof::Check::IssuerSignature | yrd_ledger::proof::Check::LogInclusion), "{err:?}");
+    // An entry about another subject listed under this one is refused.
+    let mut file: Value = serde_json::from_str(&body).unwrap();
+    file["subject"] = Value::String(Uscc::sample(2).as_str().to_string());
+    let err = yrd_ledger::proof::verify_file(&genesis, &yrd_ledger::proof::parse_file(file.to_string().as_bytes()).unwrap(), 0)
+        .unwrap_err();
+    assert_eq!(err.check, yrd_ledger::proof::Check::QueryRecord, "{err:?}");
+}
