@@ -19,7 +19,9 @@
 pub mod batch;
 pub mod body;
 pub mod conns;
+mod backup;
 mod gov;
+mod health;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -464,6 +466,11 @@ struct StatusResponse {
     clock: Option<crate::health::ClockStatus>,
     /// The membership in force and the governance proposals pending.
     governance: gov::GovernanceStatus,
+    /// Quorum connected, time since the last block, catching up (`api/health.rs`).
+    liveness: crate::liveness::LivenessStatus,
+    /// The peers of the config (`peers`) and where each stands: connected,
+    /// connecting, dialing, unreachable (retried with backoff) or wrong_chain.
+    configured_peers: Vec<crate::net::PeerDialStatus>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -557,6 +564,9 @@ fn build(state: AppState) -> Router {
         .route("/v1/governance/proposals/{id}", get(gov::proposal))
         .route("/v1/governance/membership", get(gov::membership))
         .route("/metrics", get(metrics))
+        .route("/v1/backup/blocks", get(backup::blocks))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(trace_request))
@@ -917,6 +927,8 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
         halted: health.halt,
         clock: health.clock,
         governance,
+        liveness: self::health::liveness(s, &in_force, &peer_keys, height),
+        configured_peers: health.configured_peers,
     }))
 }
 

@@ -129,6 +129,30 @@ impl Client {
         self.finish(url, answer)
     }
 
+    /// `GET path` → the raw answer body (at most `limit` bytes), for binary answers.
+    pub fn get_bytes(&self, path: &str, limit: u64) -> Result<Vec<u8>, NodeError> {
+        let url = format!("{}{path}", self.base);
+        let mut response = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| NodeError::Unreachable { url: self.base.clone(), reason: describe(&e) })?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| NodeError::Unreachable { url: self.base.clone(), reason: describe(&e) })?;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let error = parsed.as_ref().and_then(|v| v.get("error")).and_then(Value::as_str).unwrap_or("(no reason given)").to_string();
+        let code = parsed.as_ref().and_then(|v| v.get("code")).and_then(Value::as_str).map(str::to_string);
+        Err(NodeError::Status { status, error, code })
+    }
+
     /// `POST path` with a JSON body → the JSON answer.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, NodeError> {
         let url = format!("{}{path}", self.base);
