@@ -1468,14 +1468,18 @@ impl Task {
                     answer.warning = self.duplicate_instance(&peer, connection_id, t);
                 }
                 let _ = self.swarm.behaviour_mut().hello.send_response(channel, answer.encode());
-                self.judge_hello(peer, connection_id, theirs);
+                // Not closed here on another chain: our own hello's answer closes it, so
+                // that the peer gets our answer and learns both chain ids too.
+                self.judge_hello(peer, connection_id, theirs, false);
             }
             Event::Message { peer, connection_id, message: Message::Response { response, .. } } => {
-                self.judge_hello(peer, connection_id, Hello::decode(&response));
+                self.judge_hello(peer, connection_id, Hello::decode(&response), true);
             }
             Event::OutboundFailure { peer, error, .. } => {
                 if matches!(error, OutboundFailure::UnsupportedProtocols) {
                     tracing::warn!(peer = %peer, agency = %self.names.of(&peer), "peer does not speak the hello protocol (another yrd version?): disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                } else if self.wrong_chain_warned.contains_key(&peer) {
                     let _ = self.swarm.disconnect_peer_id(peer);
                 } else if self.swarm.is_connected(&peer) && !self.verified.contains_key(&peer) {
                     // Not a verdict on the peer (a timeout under load): the gossip and
@@ -1502,7 +1506,9 @@ impl Task {
         ))
     }
 
-    fn judge_hello(&mut self, peer: PeerId, connection: ConnectionId, theirs: Result<Hello, hello::HelloError>) {
+    /// `close`: disconnect a peer on another chain now (after the answer to our own
+    /// hello; the peer's hello is answered first).
+    fn judge_hello(&mut self, peer: PeerId, connection: ConnectionId, theirs: Result<Hello, hello::HelloError>, close: bool) {
         let addr = self.remote_addrs.get(&peer).map(|a| a.to_string()).unwrap_or_default();
         let theirs = match theirs {
             Ok(h) => h,
@@ -1532,7 +1538,9 @@ impl Task {
                 b.wrong_chain = Some(theirs.chain());
             }
             bump(&self.counters.wrong_chain);
-            let _ = self.swarm.disconnect_peer_id(peer);
+            if close {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
             return;
         }
         if let Some(dup) = self.duplicate_instance(&peer, connection, &theirs) {
@@ -1542,6 +1550,7 @@ impl Task {
         for b in self.bootstrap.iter_mut().filter(|b| b.peer == Some(peer)) {
             b.wrong_chain = None;
         }
+        self.wrong_chain_warned.remove(&peer);
         if !self.verified.contains_key(&peer) && self.swarm.is_connected(&peer) {
             self.mark_connected(peer, theirs.instance);
         }
