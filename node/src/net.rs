@@ -1521,7 +1521,7 @@ impl Task {
         if let Some(w) = &theirs.warning {
             tracing::error!(%peer, agency = %self.names.of(&peer), "peer reports: {w}");
         }
-        if theirs.chain_id != self.hello.chain_id {
+        if !self.hello.same_chain(&theirs) {
             let now = Instant::now();
             let due = self.wrong_chain_warned.get(&peer).is_none_or(|t| now.duration_since(*t) >= WRONG_CHAIN_WARN_EVERY);
             let message = hello::wrong_chain_message(&self.hello, &theirs);

@@ -73,6 +73,14 @@ impl Hello {
         Ok(Hello { chain_id, chain_name, instance, warning })
     }
 
+    /// Whether `other` names the same chain. A network configured with only its chain
+    /// tag (the first 16 hex digits of the chain id, as in the protocol names) sends
+    /// the tag, so a tag and a full id match when one begins with the other; two
+    /// different chains differ in their first 16 hex digits but with probability 2^-64.
+    pub fn same_chain(&self, other: &Hello) -> bool {
+        self.chain_id.starts_with(&other.chain_id) || other.chain_id.starts_with(&self.chain_id)
+    }
+
     /// `name id` for logs.
     pub fn chain(&self) -> String {
         if self.chain_name.is_empty() {
@@ -120,6 +128,15 @@ mod tests {
         assert!(Hello::decode(&[0xff; 10]).is_err());
         assert!(Hello::decode(&vec![b'a'; MAX_HELLO_BYTES + 1]).is_err());
         assert!(Hello::decode(b"yrd-hello/1\nab\nname\x07\ni").is_err());
+    }
+
+    #[test]
+    fn a_tag_matches_its_full_id_and_nothing_else() {
+        let full = hello();
+        let tag = Hello { chain_id: "ab".repeat(8), ..hello() };
+        let other = Hello { chain_id: "cd".repeat(32), ..hello() };
+        assert!(full.same_chain(&tag) && tag.same_chain(&full) && full.same_chain(&full));
+        assert!(!full.same_chain(&other) && !tag.same_chain(&other));
     }
 
     #[test]
