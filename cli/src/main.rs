@@ -23,15 +23,22 @@ use clap::{Parser, Subcommand};
 mod cmd {
     pub mod attest;
     pub mod audit;
+    pub mod backup;
     pub mod client;
     pub mod genesis;
+    pub mod genesis_inspect;
     pub mod gov;
+    pub mod init;
+    pub mod key;
     pub mod keygen;
     pub mod lender;
+    pub mod localtime;
     pub mod node;
+    pub mod progress;
     pub mod proof;
     pub mod query;
     pub mod report;
+    pub mod restore;
     pub mod revoke;
     pub mod status;
     pub mod uscc;
@@ -69,13 +76,21 @@ the command could not be carried out. Run `yrd <COMMAND> --help` for details."
 struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// Show times in UTC instead of the local time zone (TZ or /etc/localtime)
+    #[arg(long, global = true)]
+    utc: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Set up a node directory: a new key and a commented node.toml with every field
+    Init(cmd::init::Args),
     /// Generate an ed25519 key file (validator, issuer or observer key)
     Keygen(cmd::keygen::Args),
-    /// Write the genesis file for a set of agencies and print the chain id
+    /// Show a key's public key, peer id and role in a genesis
+    Key(cmd::key::Args),
+    /// Write the genesis file for a set of agencies and print the chain id; `genesis inspect` reads one
     Genesis(cmd::genesis::Args),
     /// Run a validator or observer node (TOML config, overridable by flags)
     #[command(long_about = cmd::node::LONG_ABOUT)]
@@ -100,13 +115,19 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Audit: trace an attestation's provenance, prove the log only grew, verify a whole ledger
     Audit(cmd::audit::Args),
+    /// Back up a node's certified blocks (from a running node, consistent as of its height)
+    Backup(cmd::backup::Args),
+    /// Restore a data directory from a backup, re-checking every block and certificate
+    Restore(cmd::restore::Args),
     /// Check Unified Social Credit Codes (GB 32100-2015): one code, or whole registers for errors and duplicates
     Uscc(cmd::uscc::Args),
 }
 
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Init(args) => cmd::init::run(args),
         Command::Keygen(args) => cmd::keygen::run(args),
+        Command::Key(args) => cmd::key::run(args),
         Command::Genesis(args) => cmd::genesis::run(args),
         Command::Node(args) => cmd::node::run(args),
         Command::Attest(args) => cmd::attest::run(args),
@@ -119,6 +140,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report(args) => cmd::report::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Backup(args) => cmd::backup::run(args),
+        Command::Restore(args) => cmd::restore::run(args),
         Command::Uscc(args) => cmd::uscc::run(args),
     }
 }
@@ -126,6 +149,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();
+    cmd::localtime::set_utc(cli.utc);
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,

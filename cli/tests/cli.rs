@@ -18,11 +18,11 @@ use yrd_ledger::genesis::Genesis;
 use yrd_ledger::tx::{AttestationKind, Grade, RevocationReason, Severity, SignedTransaction, TxBody};
 
 const SUBJECT: &str = "91350100M000100Y43";
-const COMMANDS: [&str; 7] = ["keygen", "genesis", "node", "attest", "revoke", "query", "status"];
+const COMMANDS: [&str; 8] = ["init", "keygen", "genesis", "node", "attest", "revoke", "query", "status"];
 
 fn yrd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_yrd"));
-    c.env_remove("YRD_NODE");
+    c.env_remove("YRD_NODE").env("TZ", "UTC");
     c
 }
 
@@ -235,28 +235,20 @@ fn help_for_every_command_exits_0_with_an_example() {
 }
 
 #[test]
-fn node_help_shows_the_config_file_with_its_http_limits() {
+fn node_help_says_where_every_config_field_is_documented() {
     let o = run(&["node", "--help"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let text = stdout(&o);
-    for key in [
-        "[mempool]",
-        "[consensus]",
-        "[http]",
-        "max_connections = 4096",
-        "fd_reserve = 512",
-        "header_timeout_ms = 10000",
-        "idle_timeout_ms = 30000",
-        "body_timeout_ms = 30000",
-        "max_body_bytes_in_flight = 67108864",
-        "RLIMIT_NOFILE",
-    ] {
+    for key in ["docs/node.md", "Configuration", "reference", "yrd init", "[mempool]", "[consensus]", "[storage]", "[http]", "RLIMIT_NOFILE"] {
         assert!(text.contains(key), "yrd node --help lacks {key:?}:\n{text}");
     }
-    // The defaults shown are the defaults.
-    let d = yrd_node::config::HttpConfig::default();
-    assert_eq!((d.max_connections, d.fd_reserve, d.header_timeout_ms), (4096, 512, 10_000));
-    assert_eq!((d.idle_timeout_ms, d.body_timeout_ms, d.max_body_bytes_in_flight), (30_000, 30_000, 67_108_864));
+    // What it points to lists every field (docs/node.md is checked against the
+    // config struct by yrd-node's config_doc tests).
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/node.md")).unwrap();
+    assert!(doc.contains("## Configuration reference"));
+    for f in yrd_node::config_doc::FIELDS {
+        assert!(doc.contains(&format!("| `{}` |", f.path())), "docs/node.md lacks {}", f.path());
+    }
 }
 
 // ---------------------------------------------------------------- keygen
@@ -765,6 +757,30 @@ fn query_by_id_and_by_issuer() {
     assert_eq!(code(&run(&["query", "--node", &node.url, "--id", &id_a, "--subject", SUBJECT])), 2);
 }
 
+/// Why: "human tables are up to 187 columns wide"; "`query --id` has no detail view".
+#[test]
+fn query_tables_fit_the_terminal_width_and_an_id_gets_a_detail_view() {
+    let node = query_node();
+    let o = yrd().args(["query", "--node", &node.url, "--subject", SUBJECT]).env("COLUMNS", "80").output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "{} columns: {line}", line.chars().count());
+    }
+    assert!(text.contains(&format!("{}…", "a1".repeat(8))), "ids shortened:\n{text}");
+    // Not a terminal and no COLUMNS: whole cells, for scripts.
+    let o = yrd().args(["query", "--node", &node.url, "--subject", SUBJECT]).env_remove("COLUMNS").output().unwrap();
+    assert!(stdout(&o).contains(&"a1".repeat(32)));
+
+    let o = yrd().args(["query", "--node", &node.url, "--id", &"a1".repeat(32)]).env_remove("COLUMNS").output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    for expected in [format!("id           {}", "a1".repeat(32)), "status       active".into(), format!("block        {}", "b1".repeat(32)), "height       7".into()] {
+        assert!(text.contains(&expected), "{expected:?} in\n{text}");
+    }
+    assert!(!text.contains("ID  "), "no table header in the detail view:\n{text}");
+}
+
 // ---------------------------------------------------------------- status
 
 #[test]
@@ -790,6 +806,21 @@ fn status_prints_a_summary_or_the_json_and_reads_yrd_node() {
     ] {
         assert!(text.contains(expected), "{expected:?} in\n{text}");
     }
+}
+
+/// Why: "times show only in UTC". The local zone by default (TZ), UTC with --utc.
+#[test]
+fn times_are_local_by_default_and_utc_with_the_flag() {
+    let node = FakeNode::start(|_, path, _| if path == "/v1/status" { (200, status_json()) } else { (404, json!({"error": "no"})) });
+    let o = yrd().args(["status", "--node", &node.url]).env("TZ", "Asia/Shanghai").output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("2026-01-01 00:00:00.000 CST +08:00"), "{}", stdout(&o));
+    let o = yrd().args(["status", "--node", &node.url, "--utc"]).env("TZ", "Asia/Shanghai").output().unwrap();
+    assert!(stdout(&o).contains("2025-12-31 16:00:00.000 UTC"), "{}", stdout(&o));
+    let o = yrd().args(["--utc", "status", "--node", &node.url]).env("TZ", "America/New_York").output().unwrap();
+    assert!(stdout(&o).contains("2025-12-31 16:00:00.000 UTC"), "{}", stdout(&o));
+    let o = yrd().args(["status", "--node", &node.url]).env("TZ", "America/New_York").output().unwrap();
+    assert!(stdout(&o).contains("2025-12-31 11:00:00.000 EST -05:00"), "{}", stdout(&o));
 }
 
 // ---------------------------------------------------------------- node

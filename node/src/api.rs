@@ -20,9 +20,11 @@ pub mod auth;
 pub mod batch;
 pub mod body;
 pub mod conns;
+mod backup;
 mod gov;
 pub mod receipts;
 pub mod redact;
+mod health;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -529,6 +531,11 @@ struct StatusResponse {
     clock: Option<crate::health::ClockStatus>,
     /// The membership in force and the governance proposals pending.
     governance: gov::GovernanceStatus,
+    /// Quorum connected, time since the last block, catching up (`api/health.rs`).
+    liveness: crate::liveness::LivenessStatus,
+    /// The peers of the config (`peers`) and where each stands: connected,
+    /// connecting, dialing, unreachable (retried with backoff) or wrong_chain.
+    configured_peers: Vec<crate::net::PeerDialStatus>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -626,6 +633,9 @@ fn build(state: AppState) -> Router {
         .route("/v1/governance/proposals/{id}", get(gov::proposal))
         .route("/v1/governance/membership", get(gov::membership))
         .route("/metrics", get(metrics))
+        .route("/v1/backup/blocks", get(backup::blocks))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -1010,6 +1020,8 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
         halted: health.halt,
         clock: health.clock,
         governance,
+        liveness: self::health::liveness(s, &in_force, &peer_keys, height),
+        configured_peers: health.configured_peers,
     }))
 }
 

@@ -96,6 +96,10 @@ pub struct ClockStatus {
 pub struct Health {
     pub halt: Option<Halt>,
     pub clock: Option<ClockStatus>,
+    /// Quorum, last block and catching up (`liveness.rs`).
+    pub liveness: crate::liveness::Liveness,
+    /// The configured peers and where each stands (`net.rs`).
+    pub configured_peers: Vec<crate::net::PeerDialStatus>,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 pub struct Metrics {
@@ -42,7 +43,14 @@ pub struct Metrics {
     pub queries_unrecorded: Counter,
     /// Authorised reads refused 503 because the query queue was full.
     pub queries_refused: Counter,
+    /// 1 while a quorum of validators is connected (`liveness.rs`).
+    pub quorum_present: Gauge,
+    /// Seconds since this node last committed a block (sampled 4 times a second).
+    pub last_block_age_seconds: Gauge,
 }
+
+/// The version this binary was built from, as served by `yrd_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl Metrics {
     pub fn new() -> Metrics {
@@ -74,6 +82,8 @@ impl Metrics {
             queries_submitted: Counter::default(),
             queries_unrecorded: Counter::default(),
             queries_refused: Counter::default(),
+            quorum_present: Gauge::default(),
+            last_block_age_seconds: Gauge::default(),
             registry: Registry::with_prefix("yrd"),
         };
         m.registry.register("height", "Height of the last committed block", m.height.clone());
@@ -149,6 +159,17 @@ impl Metrics {
             "Request bodies refused (503 busy) because the in-flight body budget was used up",
             m.api_bodies_refused.clone(),
         );
+        m.registry.register("build", "The yrd version of this node (the value is always 1)", Info::new(vec![("version".to_string(), VERSION.to_string())]));
+        m.registry.register(
+            "quorum_present",
+            "1 while enough validators are connected for blocks to become final (n - f, counting this node if a validator)",
+            m.quorum_present.clone(),
+        );
+        m.registry.register(
+            "last_block_age_seconds",
+            "Seconds since this node last committed a block; a WARN is logged from 5 s",
+            m.last_block_age_seconds.clone(),
+        );
         m
     }
 
@@ -165,5 +186,17 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_info_carries_the_version() {
+        let text = Metrics::new().render();
+        let line = format!("yrd_build_info{{version=\"{VERSION}\"}} 1");
+        assert!(text.contains(&line), "{line} not in\n{text}");
     }
 }

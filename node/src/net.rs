@@ -26,7 +26,14 @@
 //! connected stays right.
 
 mod codec;
+mod hello;
+mod listen;
+mod names;
 mod permission;
+
+pub use names::PeerNames;
+
+use hello::Hello;
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -127,6 +134,13 @@ pub struct NetConfig {
     /// Ed25519 public keys allowed to connect (validators and listed observers). The
     /// node's own key is always allowed.
     pub allowed: Vec<[u8; 32]>,
+    /// Names of keys (their genesis names) for the logs: `agency=NAME` next to
+    /// each peer id. Keys not listed are logged as `agency=?`.
+    pub names: Vec<([u8; 32], String)>,
+    /// The full chain id (hex) and chain name, sent in the hello (`net/hello.rs`) so
+    /// that a peer on another chain is told apart and reported with both ids.
+    pub chain_id: String,
+    pub chain_name: String,
     /// Largest gossip payload accepted or published.
     pub max_gossip_bytes: usize,
     /// Largest sync request sent or accepted.
@@ -165,6 +179,9 @@ impl NetConfig {
             listen: "/ip4/127.0.0.1/tcp/0".parse().expect("static multiaddr"),
             bootstrap: Vec::new(),
             allowed: Vec::new(),
+            names: Vec::new(),
+            chain_id: String::new(),
+            chain_name: String::new(),
             max_gossip_bytes: 1 << 20,
             max_request_bytes: 64 << 10,
             max_response_bytes: 16 << 20,
@@ -353,6 +370,8 @@ pub struct NetStats {
     pub pings_ok: u64,
     /// Connections closed because pings went unanswered.
     pub ping_closures: u64,
+    /// Peers refused because their hello named another chain.
+    pub wrong_chain: u64,
 }
 
 #[derive(Default)]
@@ -363,10 +382,52 @@ struct Counters {
     gossip_rejected: AtomicU64,
     pings_ok: AtomicU64,
     ping_closures: AtomicU64,
+    /// Peers refused because their hello named another chain.
+    wrong_chain: AtomicU64,
 }
 
 /// At most one WARN about refused connections per this long.
 const REFUSAL_WARN_EVERY: Duration = Duration::from_secs(10);
+/// A configured peer is reported unreachable (WARN) from this many dials failed in
+/// a row: one or two failures are ordinary while the peer starts or restarts.
+const DIAL_WARN_AFTER: u32 = 3;
+/// ... and again at most this often while it stays unreachable.
+const DIAL_WARN_EVERY: Duration = Duration::from_secs(60);
+/// A peer on another chain is logged at WARN at most this often (it is redialled
+/// every few seconds if configured).
+const WRONG_CHAIN_WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// The reason of a failed dial, in one line (libp2p's transport errors nest).
+fn dial_error_text(error: &DialError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text.replace('\n', " ")
+}
+
+/// One configured peer (`peers` in the config) and where it stands.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerDialStatus {
+    /// The configured address (without `/p2p/`).
+    pub addr: String,
+    /// The peer id, configured or learnt on the last connection.
+    pub peer_id: Option<String>,
+    /// Its genesis name, when known.
+    pub name: Option<String>,
+    /// `connected`, `connecting` (first dial not answered yet), `dialing` (retry in
+    /// progress), `unreachable` (dials failing; retried with backoff) or
+    /// `wrong_chain` (it answered, on another chain).
+    pub state: &'static str,
+    /// Dials failed in a row.
+    pub failures: u32,
+    pub last_error: Option<String>,
+    /// When the next dial is due, when not connected.
+    pub retry_in_ms: Option<u64>,
+}
 
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -429,6 +490,7 @@ enum Command {
     SetAllowed(Vec<[u8; 32]>),
     TopicPeers(Topic, oneshot::Sender<Vec<PeerId>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    DialStatus(oneshot::Sender<Vec<PeerDialStatus>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -567,6 +629,13 @@ impl NetHandle {
         rx.await.map_err(|_| NetError::Stopped)
     }
 
+    /// The configured peers (`bootstrap`) and where each stands.
+    pub async fn dial_status(&self) -> Result<Vec<PeerDialStatus>, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::DialStatus(tx)).await?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> NetStats {
         let c = &self.counters;
@@ -577,6 +646,7 @@ impl NetHandle {
             gossip_rejected: c.gossip_rejected.load(Ordering::Relaxed),
             pings_ok: c.pings_ok.load(Ordering::Relaxed),
             ping_closures: c.ping_closures.load(Ordering::Relaxed),
+            wrong_chain: c.wrong_chain.load(Ordering::Relaxed),
         }
     }
 
@@ -601,6 +671,7 @@ struct Behaviour {
     ping: ping::Behaviour,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
+    hello: request_response::Behaviour<SyncCodec>,
 }
 
 fn gossip_config(cfg: &NetConfig) -> Result<gossipsub::Config, NetError> {
@@ -699,11 +770,21 @@ fn build_swarm(
             .with_interval(cfg.ping_interval)
             .with_timeout(cfg.ping_timeout),
     );
+    let hello = request_response::Behaviour::with_codec(
+        SyncCodec {
+            max_request_bytes: hello::MAX_HELLO_BYTES,
+            max_response_bytes: hello::MAX_HELLO_BYTES,
+            read_timeout: cfg.request_timeout,
+        },
+        [(StreamProtocol::new(hello::HELLO_PROTOCOL), request_response::ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(cfg.request_timeout).with_max_concurrent_streams(8),
+    );
     let behaviour = Behaviour {
         permission: permission::Permission::new(allowed),
         ping,
         gossipsub,
         sync,
+        hello,
     };
 
     let idle = cfg.idle_timeout;
@@ -747,6 +828,7 @@ pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent
         topics.insert(t, it.hash());
     }
 
+    listen::check_free(&cfg.listen).map_err(|reason| NetError::Listen { addr: cfg.listen.clone(), reason })?;
     swarm
         .listen_on(cfg.listen.clone())
         .map_err(|e| NetError::Listen {
@@ -772,6 +854,17 @@ pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent
         events: ev_tx,
         counters,
         allowed,
+        names: PeerNames::new(&cfg.names),
+        hello: Hello {
+            chain_id: if cfg.chain_id.is_empty() { cfg.chain_tag.clone() } else { cfg.chain_id.clone() },
+            chain_name: cfg.chain_name.clone(),
+            instance: hello::new_instance(),
+            warning: None,
+        },
+        verified: HashMap::new(),
+        wrong_chain_warned: HashMap::new(),
+        remote_addrs: HashMap::new(),
+        instances: HashMap::new(),
         topics,
         bootstrap,
         dials: HashMap::new(),
@@ -832,6 +925,12 @@ struct Bootstrap {
     backoff: Duration,
     next_at: Instant,
     connected_since: Option<Instant>,
+    /// Dials failed in a row, the last error, and when it was last logged at WARN.
+    failures: u32,
+    last_error: Option<String>,
+    warned_at: Option<Instant>,
+    /// Set when the peer at this address turned out to be on another chain.
+    wrong_chain: Option<String>,
 }
 
 fn bootstrap_entries(
@@ -864,6 +963,10 @@ fn bootstrap_entries(
             backoff: cfg.reconnect_min,
             next_at: now,
             connected_since: None,
+            failures: 0,
+            last_error: None,
+            warned_at: None,
+            wrong_chain: None,
         });
     }
     out
@@ -874,6 +977,19 @@ struct Task {
     events: mpsc::Sender<NetEvent>,
     counters: Arc<Counters>,
     allowed: HashSet<PeerId>,
+    names: PeerNames,
+    /// What this node says in its hello.
+    hello: Hello,
+    /// Peers whose hello named our chain, with their process instance: only these
+    /// count as connected.
+    verified: HashMap<PeerId, String>,
+    /// Peers on another chain: when that was last logged at WARN.
+    wrong_chain_warned: HashMap<PeerId, Instant>,
+    /// Remote address of each peer's first connection (for messages).
+    remote_addrs: HashMap<PeerId, Multiaddr>,
+    /// The process instance each live connection's hello named: two instances at
+    /// once are two processes with one key.
+    instances: HashMap<PeerId, HashMap<ConnectionId, String>>,
     topics: HashMap<Topic, TopicHash>,
     bootstrap: Vec<Bootstrap>,
     /// Our bootstrap dials in flight: connection → index into `bootstrap`.
@@ -1018,7 +1134,7 @@ impl Task {
             }
             Command::Report { id, from, verdict } => self.report(id, from, verdict),
             Command::Ban { peer, duration } => {
-                tracing::warn!(%peer, secs = duration.as_secs(), "dropping a misbehaving peer");
+                tracing::warn!(%peer, agency = %self.names.of(&peer), secs = duration.as_secs(), "dropping a misbehaving peer");
                 self.swarm.behaviour_mut().permission.ban(peer, Instant::now() + duration);
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
@@ -1030,12 +1146,15 @@ impl Task {
                 }
                 self.allowed = allowed.clone();
                 for peer in self.swarm.behaviour_mut().permission.set_allowed(allowed) {
-                    tracing::info!(%peer, "peer no longer in the membership: disconnecting");
+                    tracing::info!(%peer, agency = %self.names.of(&peer), "peer no longer in the membership: disconnecting");
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
             }
             Command::Peers(tx) => {
-                let _ = tx.send(self.swarm.connected_peers().copied().collect());
+                let _ = tx.send(self.swarm.connected_peers().filter(|p| self.verified.contains_key(p)).copied().collect());
+            }
+            Command::DialStatus(tx) => {
+                let _ = tx.send(self.dial_status());
             }
             Command::TopicPeers(topic, tx) => {
                 let hash = &self.topics[&topic];
@@ -1079,6 +1198,7 @@ impl Task {
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Hello(e)) => self.on_hello(e),
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,
@@ -1101,10 +1221,25 @@ impl Task {
                     .filter(|b| b.peer == Some(peer_id))
                 {
                     b.connected_since.get_or_insert(now);
+                    // Reachable, whoever dialled.
+                    if b.failures >= DIAL_WARN_AFTER {
+                        tracing::info!(addr = %b.addr, peer = %peer_id, agency = %self.names.of(&peer_id), failures = b.failures, "configured peer reachable again");
+                    }
+                    b.failures = 0;
+                    b.last_error = None;
+                    b.warned_at = None;
                 }
                 if num_established.get() == 1 {
-                    tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
-                    self.emit_control(NetEvent::PeerConnected(peer_id));
+                    // Counted as connected once its hello names our chain (on_hello).
+                    self.remote_addrs.insert(peer_id, endpoint.get_remote_address().clone());
+                    let ours = self.hello.encode();
+                    self.swarm.behaviour_mut().hello.send_request(&peer_id, ours);
+                    tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connection established; hello sent");
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } if num_established > 0 => {
+                if let Some(live) = self.instances.get_mut(&peer_id) {
+                    live.remove(&connection_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -1130,8 +1265,12 @@ impl Task {
                     b.next_at = now + b.backoff;
                     b.backoff = (b.backoff * 2).min(max);
                 }
-                tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
-                self.emit_control(NetEvent::PeerDisconnected(peer_id));
+                self.remote_addrs.remove(&peer_id);
+                self.instances.remove(&peer_id);
+                if self.verified.remove(&peer_id).is_some() {
+                    tracing::info!(peer = %peer_id, agency = %self.names.of(&peer_id), cause = ?cause.map(|c| c.to_string()), "peer disconnected");
+                    self.emit_control(NetEvent::PeerDisconnected(peer_id));
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -1200,7 +1339,7 @@ impl Task {
                 tracing::debug!(peer = %e.peer, "peer does not support ping");
             }
             Err(error) => {
-                tracing::warn!(peer = %e.peer, %error, "ping failed: closing the connection");
+                tracing::warn!(peer = %e.peer, agency = %self.names.of(&e.peer), %error, "ping failed: closing the connection");
                 bump(&self.counters.ping_closures);
                 self.swarm.close_connection(e.connection);
             }
@@ -1215,7 +1354,9 @@ impl Task {
         } = e
         else {
             if let gossipsub::Event::GossipsubNotSupported { peer_id } = e {
-                tracing::warn!(peer = %peer_id, "peer does not speak this chain's gossipsub");
+                if !self.wrong_chain_warned.contains_key(&peer_id) {
+                    tracing::debug!(peer = %peer_id, agency = %self.names.of(&peer_id), "peer does not speak this chain's gossipsub");
+                }
             }
             return;
         };
@@ -1313,6 +1454,147 @@ impl Task {
         }
     }
 
+    /// The hello exchange (`net/hello.rs`): answer a peer's hello with ours, and
+    /// judge the peer by its hello — same chain: connected; another chain: WARN
+    /// with both ids, disconnected; another process with a key already connected:
+    /// ERROR on both sides.
+    fn on_hello(&mut self, e: request_response::Event<Vec<u8>, Vec<u8>>) {
+        use request_response::{Event, Message, OutboundFailure};
+        match e {
+            Event::Message { peer, connection_id, message: Message::Request { request, channel, .. } } => {
+                let theirs = Hello::decode(&request);
+                let mut answer = self.hello.clone();
+                if let Ok(t) = &theirs {
+                    answer.warning = self.duplicate_instance(&peer, connection_id, t);
+                }
+                let _ = self.swarm.behaviour_mut().hello.send_response(channel, answer.encode());
+                // Not closed here on another chain: our own hello's answer closes it, so
+                // that the peer gets our answer and learns both chain ids too.
+                self.judge_hello(peer, connection_id, theirs, false);
+            }
+            Event::Message { peer, connection_id, message: Message::Response { response, .. } } => {
+                self.judge_hello(peer, connection_id, Hello::decode(&response), true);
+            }
+            Event::OutboundFailure { peer, error, .. } => {
+                if matches!(error, OutboundFailure::UnsupportedProtocols) {
+                    tracing::warn!(peer = %peer, agency = %self.names.of(&peer), "peer does not speak the hello protocol (another yrd version?): disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                } else if self.wrong_chain_warned.contains_key(&peer) {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                } else if self.swarm.is_connected(&peer) && !self.verified.contains_key(&peer) {
+                    // Not a verdict on the peer (a timeout under load): the gossip and
+                    // sync protocols are chain-specific anyway, so count it.
+                    tracing::debug!(%peer, %error, "hello failed; counting the peer as connected");
+                    self.mark_connected(peer, String::new());
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => tracing::debug!(%peer, %error, "inbound hello failed"),
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// If another process with the same key as `peer` is already connected here:
+    /// the text both operators must read.
+    fn duplicate_instance(&self, peer: &PeerId, connection: ConnectionId, theirs: &Hello) -> Option<String> {
+        let live = self.instances.get(peer)?;
+        let (_, known) = live.iter().find(|(c, i)| **c != connection && !i.is_empty() && **i != theirs.instance)?;
+        Some(format!(
+            "two processes run with the key of {} (peer id {peer}): node {} sees instances {known} and {} connected at once; stop one of them: a validator key used by two processes can sign conflicting votes",
+            self.names.of(peer),
+            self.names.of(self.swarm.local_peer_id()),
+            theirs.instance
+        ))
+    }
+
+    /// `close`: disconnect a peer on another chain now (after the answer to our own
+    /// hello; the peer's hello is answered first).
+    fn judge_hello(&mut self, peer: PeerId, connection: ConnectionId, theirs: Result<Hello, hello::HelloError>, close: bool) {
+        let addr = self.remote_addrs.get(&peer).map(|a| a.to_string()).unwrap_or_default();
+        let theirs = match theirs {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(%peer, agency = %self.names.of(&peer), %addr, error = %e, "malformed hello: disconnecting");
+                let _ = self.swarm.disconnect_peer_id(peer);
+                return;
+            }
+        };
+        if let Some(w) = &theirs.warning {
+            tracing::error!(%peer, agency = %self.names.of(&peer), "peer reports: {w}");
+        }
+        if !self.hello.same_chain(&theirs) {
+            let now = Instant::now();
+            let due = self.wrong_chain_warned.get(&peer).is_none_or(|t| now.duration_since(*t) >= WRONG_CHAIN_WARN_EVERY);
+            let message = hello::wrong_chain_message(&self.hello, &theirs);
+            if due {
+                self.wrong_chain_warned.insert(peer, now);
+                if self.wrong_chain_warned.len() > 4096 {
+                    self.wrong_chain_warned.retain(|_, t| now.duration_since(*t) < WRONG_CHAIN_WARN_EVERY);
+                }
+                tracing::warn!(%peer, agency = %self.names.of(&peer), %addr, their_chain = %theirs.chain_id, our_chain = %self.hello.chain_id, "{message}");
+            } else {
+                tracing::debug!(%peer, %addr, their_chain = %theirs.chain_id, "peer on another chain refused again");
+            }
+            for b in self.bootstrap.iter_mut().filter(|b| b.peer == Some(peer)) {
+                b.wrong_chain = Some(theirs.chain());
+            }
+            bump(&self.counters.wrong_chain);
+            if close {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            return;
+        }
+        if let Some(dup) = self.duplicate_instance(&peer, connection, &theirs) {
+            tracing::error!(%peer, agency = %self.names.of(&peer), %addr, "{dup}");
+        }
+        self.instances.entry(peer).or_default().insert(connection, theirs.instance.clone());
+        for b in self.bootstrap.iter_mut().filter(|b| b.peer == Some(peer)) {
+            b.wrong_chain = None;
+        }
+        self.wrong_chain_warned.remove(&peer);
+        if !self.verified.contains_key(&peer) && self.swarm.is_connected(&peer) {
+            self.mark_connected(peer, theirs.instance);
+        }
+    }
+
+    fn mark_connected(&mut self, peer: PeerId, instance: String) {
+        self.verified.insert(peer, instance);
+        let addr = self.remote_addrs.get(&peer).map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(%peer, agency = %self.names.of(&peer), %addr, "peer connected");
+        self.emit_control(NetEvent::PeerConnected(peer));
+    }
+
+    /// Where each configured peer stands, for `status`.
+    fn dial_status(&self) -> Vec<PeerDialStatus> {
+        let now = Instant::now();
+        self.bootstrap
+            .iter()
+            .filter(|b| b.peer != Some(*self.swarm.local_peer_id()))
+            .map(|b| {
+                let connected = b.peer.is_some_and(|p| self.verified.contains_key(&p));
+                let state = if connected {
+                    "connected"
+                } else if b.wrong_chain.is_some() {
+                    "wrong_chain"
+                } else if b.dialing.is_some() {
+                    "dialing"
+                } else if b.failures > 0 {
+                    "unreachable"
+                } else {
+                    "connecting"
+                };
+                PeerDialStatus {
+                    addr: b.addr.to_string(),
+                    peer_id: b.peer.map(|p| p.to_string()),
+                    name: b.peer.map(|p| self.names.of(&p).to_string()).filter(|n| n != names::UNKNOWN),
+                    state,
+                    failures: b.failures,
+                    last_error: if connected { None } else { b.wrong_chain.clone().map(|c| format!("on another chain: {c}")).or_else(|| b.last_error.clone()) },
+                    retry_in_ms: (!connected && b.dialing.is_none()).then(|| b.next_at.saturating_duration_since(now).as_millis() as u64),
+                }
+            })
+            .collect()
+    }
+
     fn dial_failed(&mut self, i: usize, error: &DialError) {
         let (min, max) = (self.reconnect_min, self.reconnect_max);
         let b = &mut self.bootstrap[i];
@@ -1323,8 +1605,26 @@ impl Task {
             b.next_at = Instant::now() + Duration::from_secs(3600 * 24 * 365);
             return;
         }
-        b.next_at = Instant::now() + b.backoff;
-        tracing::debug!(addr = %b.addr, %error, retry_in = ?b.backoff, "bootstrap dial failed");
+        let now = Instant::now();
+        b.next_at = now + b.backoff;
+        b.failures = b.failures.saturating_add(1);
+        let reason = dial_error_text(error);
+        b.last_error = Some(reason.clone());
+        let due = b.failures >= DIAL_WARN_AFTER && b.warned_at.is_none_or(|t| now.duration_since(t) >= DIAL_WARN_EVERY);
+        if due {
+            b.warned_at = Some(now);
+            let who = b.configured.map(|p| self.names.of(&p).to_string()).unwrap_or_else(|| names::UNKNOWN.into());
+            tracing::warn!(
+                addr = %b.addr,
+                agency = %who,
+                failures = b.failures,
+                error = %reason,
+                retry_in_ms = b.backoff.as_millis() as u64,
+                "configured peer unreachable: check its address and port in `peers`, that it runs, and firewalls; retrying"
+            );
+        } else {
+            tracing::debug!(addr = %b.addr, error = %reason, retry_in = ?b.backoff, "bootstrap dial failed");
+        }
         b.backoff = (b.backoff * 2).clamp(min, max);
     }
 

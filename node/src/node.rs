@@ -28,6 +28,7 @@ use crate::disk::DiskSpace;
 use crate::fatal::{StorageFailure, WriteWatch};
 use crate::health::{ClockMonitor, ClockStatus, ClockVerdict, Halt};
 use crate::keys::read_key_file;
+use crate::liveness::{self, Liveness, StallMonitor, StallVerdict};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::net::{self, NetConfig, NetEvent, NetHandle, Topic, Verdict};
@@ -70,6 +71,10 @@ const NET_SHUTDOWN: Duration = Duration::from_secs(5);
 const FINAL_FLUSH: Duration = Duration::from_secs(10);
 /// How often the driver measures free disk space (and before every commit).
 const DISK_REFRESH: Duration = Duration::from_secs(1);
+/// How often the driver stores its liveness for the API and checks for a stall
+/// (a quarter of a second is fresh enough for `status` and costs one scan of the
+/// validators' progress).
+const LIVENESS_REFRESH: Duration = Duration::from_millis(250);
 
 /// How often the stall watch looks at the store write in progress.
 const STALL_CHECK: Duration = Duration::from_millis(500);
@@ -221,6 +226,15 @@ impl Node {
             .map(|p| p.parse().map_err(|e| anyhow!("peer address {p:?}: {e}")))
             .collect::<anyhow::Result<_>>()?;
         nc.allowed = ledger.gov().network_keys_from(height.next().0).iter().map(|k| k.0).collect();
+        nc.chain_id = chain.to_hex();
+        nc.chain_name = genesis.chain_name.clone();
+        // Names for the logs: the membership's (the genesis' plus changes so far).
+        nc.names = membership
+            .validators
+            .iter()
+            .map(|v| (v.key.0, v.name.clone()))
+            .chain(membership.observers.iter().map(|o| (o.key.0, o.name.clone())))
+            .collect();
         nc.max_gossip_bytes = wire::MAX_CONSENSUS_MSG_BYTES;
         nc.max_request_bytes = wire::MAX_SYNC_REQUEST_BYTES;
         nc.max_response_bytes = wire::MAX_SYNC_RESPONSE_BYTES;
@@ -314,6 +328,9 @@ impl Node {
             halt_logged: Instant::now(),
             clock: ClockMonitor::default(),
             me,
+            stall: StallMonitor::default(),
+            best_known: height.0,
+            liveness_checked_at: Instant::now(),
             allowed_keys: shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?.gov().network_keys_from(height.next().0),
         };
         Ok(Node { shared, net, events, gossip_in, api_addr, api_shutdown: Some(api_shutdown), api_task, driver })
@@ -453,6 +470,12 @@ struct Driver {
     allowed_keys: Vec<PublicKey>,
     /// This node's key.
     me: PublicKey,
+    /// When a stall was last logged (`liveness.rs`).
+    stall: StallMonitor,
+    /// The highest final height known to exist (ours, the peers', synced blocks).
+    best_known: u64,
+    /// When liveness was last checked and stored for the API.
+    liveness_checked_at: Instant,
 }
 
 impl Driver {
@@ -518,6 +541,9 @@ impl Driver {
                     if self.halted.is_some() {
                         continue;
                     }
+                    if let Some(top) = blocks.iter().map(|(b, _)| b.header.height.0).max() {
+                        self.best_known = self.best_known.max(top);
+                    }
                     for (b, c) in blocks {
                         if b.header.height > self.core.height().0.checked_sub(1).map(Height).unwrap_or_default() {
                             self.synced.insert(b.header.height, (b, c));
@@ -531,6 +557,15 @@ impl Driver {
                     self.maybe_propose().await?;
                     self.help_lagging().await;
                     self.refresh_status();
+                    if self.liveness_checked_at.elapsed() >= LIVENESS_REFRESH {
+                        self.liveness_checked_at = Instant::now();
+                        self.check_liveness();
+                        if let Ok(peers) = self.net.dial_status().await {
+                            if let Ok(mut h) = self.shared.health.lock() {
+                                h.configured_peers = peers;
+                            }
+                        }
+                    }
                     if self.disk_checked_at.elapsed() >= DISK_REFRESH {
                         self.disk_checked_at = Instant::now();
                         self.shared.disk.refresh(&self.shared.metrics);
@@ -538,6 +573,71 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Stores what the API shows of liveness (best known height, last commit)
+    /// and logs a stall: no block final for [`liveness::STALL_WARN_AFTER`], with
+    /// the validators connected against the quorum and those missing.
+    fn check_liveness(&mut self) {
+        let height = self.shared.height().0;
+        // A validator working on height h has seen h − 1 final.
+        let validators: Vec<PublicKey> = self.core.sets().current.keys().to_vec();
+        let peers_final = validators
+            .iter()
+            .filter_map(|k| self.core.peer_progress(k))
+            .map(|(h, _)| h.0.saturating_sub(1))
+            .max()
+            .unwrap_or(0);
+        self.best_known = self.best_known.max(peers_final).max(height);
+        if let Ok(mut h) = self.shared.health.lock() {
+            h.liveness = Liveness { best_known_height: self.best_known, last_commit_at: Some(self.last_commit_at) };
+        }
+        let m = &self.shared.metrics;
+        m.last_block_age_seconds.set(self.last_commit_at.elapsed().as_secs() as i64);
+        let connected: Vec<PublicKey> = self.peer_keys.values().copied().collect();
+        let members: Vec<(String, PublicKey)> = match self.shared.ledger.read() {
+            Ok(l) => l.next_membership().validators.iter().map(|v| (v.name.clone(), v.key)).collect(),
+            Err(_) => return,
+        };
+        let q = liveness::quorum_view(&members, &connected, &self.me);
+        m.quorum_present.set(i64::from(q.present()));
+        if self.halted.is_some() {
+            return; // the halt has its own ERROR, repeated
+        }
+        match self.stall.check(self.last_commit_at.elapsed(), Instant::now()) {
+            StallVerdict::Quiet => {}
+            StallVerdict::Resumed => info!(height, "blocks are final again"),
+            StallVerdict::Warn(since) => {
+                let cause = if q.present() {
+                    "a quorum is connected: look for a halted, catching-up or slow validator, or clocks far apart"
+                } else {
+                    "quorum lost: too few validators connected for any block to become final; start or reconnect the missing ones"
+                };
+                warn!(
+                    height,
+                    round = self.core.round().0,
+                    secs_since_last_block = since.as_secs(),
+                    validators_connected = q.connected,
+                    validators_needed = q.needed,
+                    missing = %q.missing.join(","),
+                    best_known_height = self.best_known,
+                    "no block final for {} s: {cause}",
+                    since.as_secs()
+                );
+            }
+        }
+    }
+
+    /// The genesis (membership) name of a peer's key, for the logs.
+    fn name_of(&self, key: &PublicKey) -> String {
+        let Ok(l) = self.shared.ledger.read() else { return "?".into() };
+        let m = l.next_membership();
+        m.validators
+            .iter()
+            .map(|v| (&v.name, v.key))
+            .chain(m.observers.iter().map(|o| (&o.name, o.key)))
+            .find(|(_, k)| k == key)
+            .map_or_else(|| "?".into(), |(n, _)| n.clone())
     }
 
     fn refresh_status(&self) {
@@ -626,15 +726,19 @@ impl Driver {
                 }
             }
             NetEvent::PeerConnected(p) => {
-                if let Some(k) = net::ed25519_from_peer_id(&p) {
-                    self.peer_keys.insert(p, PublicKey(k));
-                }
-                info!(peer = %p, "peer connected");
+                let agency = match net::ed25519_from_peer_id(&p) {
+                    Some(k) => {
+                        self.peer_keys.insert(p, PublicKey(k));
+                        self.name_of(&PublicKey(k))
+                    }
+                    None => "?".into(),
+                };
+                info!(peer = %p, %agency, "peer connected");
                 self.update_peers();
             }
             NetEvent::PeerDisconnected(p) => {
-                self.peer_keys.remove(&p);
-                info!(peer = %p, "peer disconnected");
+                let agency = self.peer_keys.remove(&p).map_or_else(|| "?".into(), |k| self.name_of(&k));
+                info!(peer = %p, %agency, "peer disconnected");
                 self.update_peers();
             }
             NetEvent::ConnectionRefused { peer, inbound, .. } => {

@@ -267,6 +267,7 @@ fn routes(h: &Harness, records: &[Record]) -> Vec<String> {
         r.push(format!("/v1/blocks/{b}"));
     }
     r.push("/v1/blocks/latest".into());
+    r.push("/v1/backup/blocks?from=1".into());
     r.push("/v1/governance/membership".into());
     r.push("/v1/status".into());
     r

@@ -669,17 +669,18 @@ async fn different_chains_do_not_talk() {
     cfg_b.chain_tag = "0badc0de0badc0de".into();
     let b = start(cfg_b).await;
     let b_id = b.id();
-    a.wait_for(
-        "A connected to B",
-        |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id),
-    )
+    // B's key is allowed, so the connection opens; its hello names another chain,
+    // so A refuses it and never reports it connected (net/hello.rs).
+    let net = a.net.clone();
+    eventually("A refuses B for its chain", || {
+        let net = net.clone();
+        async move { net.stats().wrong_chain >= 1 }
+    })
     .await;
-    let err = a
-        .net
-        .request(b_id, b"blocks?".to_vec())
-        .await
-        .expect_err("no common protocol");
-    assert!(err.to_string().contains("protocols"), "{err}");
+    assert!(!a.net.peers().await.unwrap().contains(&b_id));
+    let connected = timeout(Duration::from_millis(500), a.wait_for("B counted as connected", |e| matches!(e, NetEvent::PeerConnected(p) if *p == b_id))).await;
+    assert!(connected.is_err(), "B must never be reported connected");
+    assert!(b.net.stats().wrong_chain >= 1, "B refuses A too");
     assert!(a
         .net
         .topic_peers(Topic::Consensus)

@@ -314,6 +314,8 @@ fn wait_final(client: &Client, id: &str, timeout: Duration) -> Result<Value, Wai
     let mut interval = Duration::from_millis(50);
     let mut last_error = None;
     let mut missing = false;
+    let mut progress = super::progress::Progress::new();
+    let short: String = id.chars().take(16).collect();
     loop {
         match client.get(&format!("/v1/attestations/{id}")) {
             Ok(record) => {
@@ -321,6 +323,7 @@ fn wait_final(client: &Client, id: &str, timeout: Duration) -> Result<Value, Wai
                 last_error = None;
                 let status = record.get("status").and_then(Value::as_str).unwrap_or("pending");
                 if status != "pending" {
+                    progress.finish();
                     return Ok(record);
                 }
             }
@@ -329,8 +332,12 @@ fn wait_final(client: &Client, id: &str, timeout: Duration) -> Result<Value, Wai
             Err(e) if e.status().is_some_and(|s| s >= 500) => last_error = Some(e),
             Err(e) => return Err(WaitFailure::Fatal(e)),
         }
+        if start.elapsed() >= Duration::from_secs(1) {
+            progress.update(client, &format!("{short}…"));
+        }
         let elapsed = start.elapsed();
         if elapsed >= timeout {
+            progress.finish();
             let secs = timeout.as_secs();
             return Err(if missing { WaitFailure::Dropped(secs) } else { WaitFailure::TimedOut(secs, last_error) });
         }

@@ -164,7 +164,7 @@ struct VerifyLedgerArgs {
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
 
-    /// The chain's genesis file (default: the copy stored in the store; see above)
+    /// The chain's genesis file (default: the copy in the store, which proves internal consistency only)
     #[arg(long, value_name = "FILE")]
     genesis: Option<PathBuf>,
 

@@ -158,21 +158,54 @@ impl Client {
     /// `GET path` (path starts with `/`) → the JSON answer.
     pub fn get(&self, path: &str) -> Result<Value, NodeError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.agent.get(&url).header("Accept", "application/json");
+        let request = self.sign_get(self.agent.get(&url).header("Accept", "application/json"), &url, path)?;
+        self.finish(url, request.call())
+    }
+
+    /// Adds the signature headers to a GET of `path` when this client signs.
+    fn sign_get(
+        &self,
+        mut request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+        url: &str,
+        path: &str,
+    ) -> Result<ureq::RequestBuilder<ureq::typestate::WithoutBody>, NodeError> {
         if let Some((key, chain)) = &self.signer {
             let ts = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0);
             let signed = yrd_ledger::queries::SignedRequest::sign(key, chain, "GET", path, b"", ts, yrd_ledger::queries::Nonce::random())
-                .map_err(|e| NodeError::BadAnswer { url: url.clone(), reason: format!("cannot sign the request: {e}") })?;
+                .map_err(|e| NodeError::BadAnswer { url: url.to_string(), reason: format!("cannot sign the request: {e}") })?;
             request = request
                 .header("X-YRD-Key", key.public().to_hex())
                 .header("X-YRD-Timestamp", signed.timestamp_ms.to_string())
                 .header("X-YRD-Nonce", signed.nonce.to_hex())
                 .header("X-YRD-Signature", signed.signature.to_hex());
         }
-        self.finish(url, request.call())
+        Ok(request)
+    }
+
+    /// `GET path` → the raw answer body (at most `limit` bytes), for binary answers.
+    pub fn get_bytes(&self, path: &str, limit: u64) -> Result<Vec<u8>, NodeError> {
+        let url = format!("{}{path}", self.base);
+        let mut response = self
+            .sign_get(self.agent.get(&url), &url, path)?
+            .call()
+            .map_err(|e| NodeError::Unreachable { url: self.base.clone(), reason: describe(&e) })?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| NodeError::Unreachable { url: self.base.clone(), reason: describe(&e) })?;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let error = parsed.as_ref().and_then(|v| v.get("error")).and_then(Value::as_str).unwrap_or("(no reason given)").to_string();
+        let code = parsed.as_ref().and_then(|v| v.get("code")).and_then(Value::as_str).map(str::to_string);
+        Err(NodeError::Status { status, error, code })
     }
 
     /// `POST path` with a JSON body → the JSON answer.

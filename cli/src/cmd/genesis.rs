@@ -59,17 +59,25 @@ Example (four agencies, each with a validator key and an issuer key):
     --agency shanghai:SH:keys/sh-admin.key --agency jiangsu:JS:keys/js-admin.key \\
     --agency zhejiang:ZJ:keys/zj-admin.key --agency anhui:AH:keys/ah-admin.key
 
+To read a genesis you received (chain id, members, n and f, warnings):
+  yrd genesis inspect genesis.json
+
 Exit status: 0 genesis written; 2 a malformed argument, an invalid genesis, or the file
-exists or cannot be written."
+exists or cannot be written.",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+
     /// Genesis file to create (must not exist)
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
+    #[arg(long, value_name = "FILE", required = true)]
+    out: Option<PathBuf>,
 
     /// Human name of the chain, e.g. yrd-credit-chain-testnet
-    #[arg(long, value_name = "NAME")]
-    chain_name: String,
+    #[arg(long, value_name = "NAME", required = true)]
+    chain_name: Option<String>,
 
     /// A validator: NAME:REGION:KEY (repeat for each; at least one)
     #[arg(long = "validator", value_name = "NAME:REGION:KEY", required = true)]
@@ -101,12 +109,36 @@ pub struct Args {
     json: bool,
 }
 
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Show what a genesis file says: chain id (and what it is for), validators, issuers,
+    /// observers, agencies, n and f, and warnings
+    #[command(after_help = "\
+Examples:
+  yrd genesis inspect genesis.json
+  yrd genesis inspect genesis.json --json
+
+Exit status: 0 a valid genesis; 2 the file cannot be read or is not a valid genesis.")]
+    Inspect {
+        /// The genesis file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(Action::Inspect { file, json }) = &args.action {
+        return super::genesis_inspect::run(file, *json);
+    }
+    let out = args.out.clone().context("--out is required")?;
     let genesis = build(&args)?;
     let chain_id = genesis.chain_id().context("cannot encode the genesis")?;
-    write_new(&args.out, genesis.to_json_pretty().as_bytes())?;
+    write_new(&out, genesis.to_json_pretty().as_bytes())?;
     if args.json {
-        let file = std::path::absolute(&args.out).unwrap_or_else(|_| args.out.clone());
+        let file = std::path::absolute(&out).unwrap_or_else(|_| out.clone());
         println!(
             "{}",
             serde_json::json!({
@@ -190,7 +222,7 @@ fn build(args: &Args) -> anyhow::Result<Genesis> {
         None => now_ms()?,
     };
     let genesis = Genesis {
-        chain_name: args.chain_name.clone(),
+        chain_name: args.chain_name.clone().context("--chain-name is required")?,
         genesis_time_ms,
         params,
         validators,

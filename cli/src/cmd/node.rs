@@ -15,7 +15,10 @@ Run a node: join the permissioned network, take part in consensus if the node's 
 validator in the genesis (otherwise follow the chain as an observer), store the ledger
 in the data directory and serve the HTTP API and Prometheus metrics (/metrics).
 
-The configuration is a TOML file (relative paths are taken from the file's directory):
+The configuration is a TOML file (relative paths are taken from the file's directory).
+Every field, its default and its meaning are listed in docs/node.md, \"Configuration
+reference\", and `yrd init --name NAME --dir DIR` writes a node.toml that lists them
+all, commented, next to a new key. A minimal file:
 
   name = \"shanghai\"                 # a validator or observer name in the genesis
   genesis = \"genesis.json\"
@@ -24,23 +27,9 @@ The configuration is a TOML file (relative paths are taken from the file's direc
   listen = \"/ip4/0.0.0.0/tcp/26601\" # libp2p
   api = \"127.0.0.1:8601\"            # HTTP API
   peers = [\"/ip4/10.0.0.2/tcp/26601\"]
-  log_format = \"text\"               # or \"json\"
-  [mempool]
-  max_txs = 50000
-  [consensus]
-  propose_timeout_ms = 3000
-  block_interval_ms = 200
-  max_block_txs = 4096
-  [storage]
-  reserve_mib = 256                 # free disk never written into: below it the node stops
-  low_mib = 1024                    # below this much free disk, no new transactions (503)
-  [http]                            # limits of the HTTP API (defaults shown)
-  max_connections = 4096            # lowered at start to fit the descriptor limit
-  fd_reserve = 512                  # descriptors kept for the network and the store
-  header_timeout_ms = 10000         # connection open -> complete request head
-  idle_timeout_ms = 30000           # answer sent -> next complete request head
-  body_timeout_ms = 30000           # request head -> complete body (else 408)
-  max_body_bytes_in_flight = 67108864  # request bodies being received, in all
+
+Sections with defaults for everything: [mempool], [consensus] (timeouts, block
+interval), [storage] (disk reserve), [http] (API limits).
 
 At start the node raises its descriptor limit (RLIMIT_NOFILE) to the hard limit and
 logs it with the API's connection cap. At the cap, a new API connection closes the one

@@ -25,7 +25,9 @@ time).
 
 The table shows for each record its id, status (active, expired, revoked, revocation, or
 pending if still in the mempool), block height, block hash (first 16 hex digits), kind,
-subject and issuer. --json prints one object {\"attestations\": [..], ..}: each element
+subject and issuer; on a terminal it fits the width (COLUMNS, or 120): ids are
+shortened to 16 hex digits and long cells cut with `…` (--json has everything). --id
+shows the one record field by field. --json prints one object {\"attestations\": [..], ..}: each element
 is the node's attestation object (docs/api.md) with at least id, status, height and
 block_hash (null while pending); for --subject the object also has subject and height
 (the node's height), for --issuer the issuer and last_sequence.
@@ -110,8 +112,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !heading.is_empty() {
         println!("{heading}");
     }
-    if !records.is_empty() {
-        print_table(&records);
+    if args.id.is_some() {
+        if let Some(record) = records.first() {
+            print_detail(record);
+        }
+    } else if !records.is_empty() {
+        print_table(&records, table_width());
     }
     if args.issuer.is_some() {
         let limit = args.limit.unwrap_or(100) as usize;
@@ -139,18 +145,100 @@ fn normalise(answer: &mut Value) -> anyhow::Result<Vec<Value>> {
     Ok(list.clone())
 }
 
-fn print_table(records: &[Value]) {
+/// Columns a table may use: `COLUMNS` if set, else [`TERMINAL_COLUMNS_DEFAULT`] on a
+/// terminal; unlimited when stdout is not a terminal (scripts get whole cells).
+fn table_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|c| *c >= 40) {
+        return Some(c);
+    }
+    std::io::stdout().is_terminal().then_some(TERMINAL_COLUMNS_DEFAULT)
+}
+
+/// Width assumed for a terminal that does not say (`COLUMNS` unset): the classic
+/// 80 columns would cut most tables, 120 fits a laptop's terminal at its default size.
+const TERMINAL_COLUMNS_DEFAULT: usize = 120;
+/// Hex digits of an id kept when the table is too wide for the terminal.
+const NARROW_ID_HEX_DIGITS: usize = 16;
+
+/// `cell` cut to `w` characters, ending in `…` when cut.
+fn fit(cell: &str, w: usize) -> String {
+    if cell.chars().count() <= w {
+        return cell.to_string();
+    }
+    let mut out: String = cell.chars().take(w.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Prints the table within `width` columns (if given): ids are shortened first, then
+/// the block column is left out (`--json` and `query --id` have it), then the widest
+/// of the kind and issuer columns (and last the subject) are cut with `…`.
+fn print_table(records: &[Value], width: Option<usize>) {
     let header = ["ID", "STATUS", "HEIGHT", "BLOCK", "KIND", "SUBJECT", "ISSUER"].map(String::from);
-    let rows: Vec<[String; 7]> = records.iter().map(row).collect();
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
+    let mut rows: Vec<[String; 7]> = records.iter().map(row).collect();
+    let mut shown: Vec<usize> = (0..7).collect();
+    let measure = |rows: &[[String; 7]]| {
+        let mut widths = header.clone().map(|h| h.chars().count());
+        for r in rows {
+            for (w, cell) in widths.iter_mut().zip(r) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        widths
+    };
+    let total = |w: &[usize; 7], shown: &[usize]| shown.iter().map(|c| w[*c]).sum::<usize>() + 2 * (shown.len() - 1);
+    let mut widths = measure(&rows);
+    if let Some(max) = width {
+        if total(&widths, &shown) > max {
+            for r in &mut rows {
+                r[0] = fit(&r[0], NARROW_ID_HEX_DIGITS + 1);
+            }
+            widths = measure(&rows);
+        }
+        if total(&widths, &shown) > max {
+            shown.retain(|c| *c != 3);
+        }
+        // Cut kind (4) and issuer (6) first, down to 8; then the subject (5).
+        while total(&widths, &shown) > max {
+            let col = [4usize, 6].into_iter().filter(|c| widths[*c] > 8).max_by_key(|c| widths[*c]);
+            let col = col.or_else(|| (widths[5] > 8).then_some(5));
+            let Some(col) = col else { break };
+            widths[col] -= 1;
         }
     }
     for r in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = r.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = shown.iter().map(|c| format!("{:<w$}", fit(&r[*c], widths[*c]), w = widths[*c])).collect();
         println!("{}", line.join("  ").trim_end());
+    }
+}
+
+/// One record, one field a line (`query --id`).
+fn print_detail(record: &Value) {
+    let [id, status, height, _, kind, subject, issuer] = row(record);
+    let field = |k: &str| record.get(k).filter(|v| !v.is_null()).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    println!("id           {id}");
+    println!("status       {status}");
+    println!("kind         {kind}");
+    if !subject.is_empty() && subject != "-" {
+        println!("subject      {subject}");
+    }
+    println!("issuer       {issuer}");
+    println!("height       {height}");
+    if let Some(b) = field("block_hash") {
+        println!("block        {b}");
+    }
+    let skip = ["id", "status", "kind", "grade", "severity", "subject", "issuer", "height", "block_hash", "type"];
+    if let Some(map) = record.as_object() {
+        for (k, v) in map.iter().filter(|(k, v)| !skip.contains(&k.as_str()) && !v.is_null()) {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Object(_) | Value::Array(_) => v.to_string(),
+                other => other.to_string(),
+            };
+            let text = if k.ends_with("_ms") { v.as_u64().map_or(text.clone(), |ms| format!("{} ({text})", super::verify::time_text(ms))) } else { text };
+            println!("{:<12} {text}", k);
+        }
     }
 }
 

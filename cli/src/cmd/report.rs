@@ -23,7 +23,7 @@ The node is not trusted: check the file offline with `yrd verify FILE --genesis 
 Exit status: 0 printed; 2 invalid USCC, or the node cannot be reached or has no block yet.",
     after_help = "\
 Examples:
-  yrd report --node http://127.0.0.1:8601 --subject 91310000MA1K4CXX1Y > report.json
+  yrd report --node http://127.0.0.1:8601 --subject 91310000MA1K4CXX1H > report.json
   yrd verify report.json --genesis genesis.json"
 )]
 pub struct Args {

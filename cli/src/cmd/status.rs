@@ -49,11 +49,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("chain       {} {}", f("chain_name"), f("chain_id"));
     println!("height      {} (round {}, step {})", f("height"), f("round"), f("step"));
     println!("last block  {} at {}", f("last_block_hash"), time_text(status.get("last_block_time_ms")));
+    if let Some(l) = status.get("liveness").filter(|l| l.is_object()) {
+        for line in liveness_lines(l, &f("height")) {
+            println!("{line}");
+        }
+    }
     println!("log size    {}", f("log_size"));
     println!("mempool     {} / {}", f("mempool_size"), f("mempool_capacity"));
     let peers = status.get("peers").and_then(Value::as_array).cloned().unwrap_or_default();
     let peer_names: Vec<String> = peers.iter().map(|p| text_field(p, "name").into_owned()).collect();
     println!("peers       {}{}", peers.len(), if peer_names.is_empty() { String::new() } else { format!(": {}", peer_names.join(", ")) });
+    if let Some(configured) = status.get("configured_peers").and_then(Value::as_array).filter(|c| !c.is_empty()) {
+        println!("configured  {} peer(s) in the config", configured.len());
+        for c in configured {
+            let state = text_field(c, "state");
+            let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
+            let mut line = format!("  {:<32} {:<12} {state}", text_field(c, "addr"), name);
+            if state != "connected" {
+                let failures = c.get("failures").and_then(Value::as_u64).unwrap_or(0);
+                if failures > 0 {
+                    line.push_str(&format!(", {failures} failed dial(s)"));
+                }
+                if let Some(ms) = c.get("retry_in_ms").and_then(Value::as_u64) {
+                    line.push_str(&format!(", retry in {:.1} s", ms as f64 / 1000.0));
+                }
+                if let Some(e) = c.get("last_error").and_then(Value::as_str) {
+                    line.push_str(&format!(": {e}"));
+                }
+            }
+            println!("{line}");
+        }
+    }
     if let Some(validators) = status.get("validators").and_then(Value::as_array) {
         println!("validators  {}", validators.len());
         for v in validators {
@@ -90,27 +116,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.mmm UTC`.
-fn time_text(v: Option<&Value>) -> String {
-    let Some(ms) = v.and_then(Value::as_u64) else {
-        return "-".into();
-    };
-    let secs = ms / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+/// The quorum, the time since the last block and catching-up progress, from the
+/// status' `liveness` object (also used by `--wait` progress).
+pub fn liveness_lines(l: &Value, height: &str) -> Vec<String> {
+    let n = |k: &str| l.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let missing: Vec<&str> = l.get("validators_missing").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let age = n("last_block_age_ms") as f64 / 1000.0;
+    let mut out = Vec::new();
+    if l.get("quorum") == Some(&Value::Bool(true)) {
+        let also = if missing.is_empty() { String::new() } else { format!("; not connected: {}", missing.join(", ")) };
+        out.push(format!(
+            "quorum      present: {} validators connected, {} needed{also}",
+            n("validators_connected"),
+            n("validators_needed")
+        ));
+    } else {
+        out.push(format!(
+            "quorum      LOST: {} validators connected, {} needed (not connected: {}): no block can become final",
+            n("validators_connected"),
+            n("validators_needed"),
+            missing.join(", ")
+        ));
+    }
+    out.push(format!("last final  {age:.1} s ago"));
+    if l.get("catching_up") == Some(&Value::Bool(true)) {
+        let best = n("best_known_height");
+        let h: u64 = height.parse().unwrap_or(0);
+        let pct = (h * 100).checked_div(best).unwrap_or(0);
+        out.push(format!("catching up at height {h} of {best} known ({pct} %), fetching blocks from peers"));
+    }
+    out
 }
 
-/// Inverse of days since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = (if z >= 0 { z } else { z - 146_096 }) / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// Milliseconds since the epoch as a date and time with milliseconds, in the local
+/// zone (UTC with `--utc`).
+fn time_text(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_u64) {
+        Some(ms) => super::localtime::format_ms(ms, true),
+        None => "-".into(),
+    }
 }

@@ -24,6 +24,10 @@ Verify a proof file offline, with only the genesis file: a proof bundle (`yrd pr
 a subject report (`yrd report`), an audit trace (`yrd audit trace --save`) or a
 consistency proof (`yrd audit consistency --save`). No node is contacted.
 
+Given a genesis file (`yrd verify genesis.json`), checks that it is a valid genesis and
+prints its chain id with what it says (as `yrd genesis inspect`); with --genesis too,
+says whether both files are the same chain (exit 1 if not).
+
 The checks run in the order docs/proofs.md gives: format, decoding, chain, the
 governance section (the membership changes since the genesis, replayed block by
 block: each certified by the validators then in force, each header committing to the
@@ -44,16 +48,16 @@ Exit status: 0 every check passed; 1 a check failed (the first failed check is n
 Examples:
   yrd proof --node http://127.0.0.1:8601 <ID> > bundle.json
   yrd verify bundle.json --genesis genesis.json
-  yrd report --subject 91310000MA1K4CXX1Y > report.json && yrd verify report.json --genesis genesis.json --json"
+  yrd report --subject 91310000MA1K4CXX1H > report.json && yrd verify report.json --genesis genesis.json --json"
 )]
 pub struct Args {
     /// The proof file (`-` for standard input)
     #[arg(value_name = "FILE")]
     file: PathBuf,
 
-    /// The chain's genesis file: the only thing trusted
+    /// The chain's genesis file: the only thing trusted (required unless FILE is itself a genesis)
     #[arg(long, value_name = "GENESIS", env = "YRD_GENESIS")]
-    genesis: PathBuf,
+    genesis: Option<PathBuf>,
 
     /// Print the verdict as JSON
     #[arg(long)]
@@ -65,14 +69,74 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let genesis = load_genesis(&args.genesis)?;
     let bytes = read_input(&args.file)?;
+    if looks_like_genesis(&bytes) {
+        return verify_genesis(&args, &bytes);
+    }
+    let Some(genesis_path) = &args.genesis else {
+        anyhow::bail!("--genesis GENESIS is required to verify {} (or set YRD_GENESIS)", args.file.display());
+    };
+    let genesis = load_genesis(genesis_path)?;
     let now = match &args.at {
         Some(t) => super::attest::parse_time_ms(t)?,
         None => super::attest::now_ms()?,
     };
     let result = proof::parse_file(&bytes).and_then(|file| proof::verify_file(&genesis, &file, now));
     Ok(finish(&result, args.json))
+}
+
+/// A genesis has `chain_name` and `validators` at the top and none of the proof
+/// files' `format` or `type` fields.
+fn looks_like_genesis(bytes: &[u8]) -> bool {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return false;
+    };
+    map.contains_key("chain_name") && map.contains_key("validators") && !map.contains_key("format") && !map.contains_key("type")
+}
+
+/// `yrd verify genesis.json`: the file is valid and this is its chain id (and, with
+/// `--genesis`, whether the two files are the same chain). Exit 1 if they differ
+/// or the file is not a valid genesis.
+fn verify_genesis(args: &Args, bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    let genesis = match Genesis::from_json(bytes) {
+        Ok(g) => g,
+        Err(e) => {
+            if args.json {
+                println!("{}", serde_json::json!({ "verified": false, "check": "genesis", "error": e.to_string() }));
+            } else {
+                println!("NOT VERIFIED: {} is not a valid genesis", args.file.display());
+                println!("  {e}");
+            }
+            return Ok(ExitCode::from(EXIT_CHECK_FAILED));
+        }
+    };
+    let chain_id = genesis.chain_id().context("cannot encode the genesis")?;
+    let other = match &args.genesis {
+        Some(path) => Some(load_genesis(path)?.chain_id().context("cannot encode the genesis")?),
+        None => None,
+    };
+    let same = other.map(|o| o == chain_id);
+    if args.json {
+        let mut v = super::genesis_inspect::to_json(&genesis)?;
+        v["verified"] = serde_json::json!(same.unwrap_or(true));
+        v["type"] = serde_json::json!("genesis");
+        if let Some(o) = other {
+            v["expected_chain_id"] = serde_json::json!(o.to_hex());
+        }
+        println!("{v}");
+    } else {
+        match (same, other) {
+            (Some(false), Some(o)) => {
+                println!("NOT VERIFIED: {} is another chain than {}", args.file.display(), args.genesis.as_deref().unwrap_or(Path::new("")).display());
+                println!("  chain id {} here, {} expected", chain_id.to_hex(), o.to_hex());
+                return Ok(ExitCode::from(EXIT_CHECK_FAILED));
+            }
+            (Some(true), _) => println!("VERIFIED: a valid genesis, the same chain as --genesis"),
+            _ => println!("VERIFIED: a valid genesis"),
+        }
+        super::genesis_inspect::print(&genesis)?;
+    }
+    Ok(if same == Some(false) { ExitCode::from(EXIT_CHECK_FAILED) } else { ExitCode::SUCCESS })
 }
 
 /// Reads and validates a genesis file.
@@ -286,19 +350,7 @@ fn print_anchor(label: &str, b: &BlockInfo) {
     println!("  signed by  {} validators: {}", names.len(), names.join(", "));
 }
 
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+/// Milliseconds since the epoch as a date and time in the local zone (UTC with `--utc`).
 pub fn time_text(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    super::localtime::format_ms(ms, false)
 }
