@@ -62,6 +62,10 @@ pub const FIELDS: &[FieldDoc] = &[
     field("http", "idle_timeout_ms", Some("30000"), "answer sent -> the next request head complete (kept-alive connections)"),
     field("http", "body_timeout_ms", Some("30000"), "request head -> whole body arrived; else 408 body_timeout"),
     field("http", "max_body_bytes_in_flight", Some("67108864"), "request body bytes being received at once over all connections; at least one largest batch (16401024)"),
+    field("http", "request_skew_ms", Some("120000"), "signed requests (lenders, issuers, agencies) must be stamped within this of the node's clock; also how long a nonce is remembered"),
+    field("queries", "flush_ms", Some("500"), "longest a served authorised query waits before the node submits its record transaction (1 to 60000)"),
+    field("queries", "batch", Some("1024"), "submit query records early once this many wait (at most max_queued)"),
+    field("queries", "max_queued", Some("65536"), "most served queries waiting to be recorded on chain; beyond, authorised reads get 503 query_queue_full"),
 ];
 
 /// The values `yrd init` fills in; every other field is written commented out at

@@ -32,10 +32,10 @@ ask its local credit agency.
 Sequence numbers, --wait, --json and exit statuses are as for `yrd attest`.",
     after_help = "\
 Examples:
-  yrd lender authorise --key keys/bank.key --subject 91310000MA1K4CXX1Y \\
+  yrd lender authorise --key keys/bank.key --subject 91310115MA1H7K2Q4X \\
     --purpose loan-application --consent consent-2026-118.pdf --until 2027-06-30T23:59:59+08:00 --wait
   yrd lender withdraw --key keys/bank.key --id <authorisation id> --reason consent-withdrawn --wait
-  yrd report --key keys/bank.key --subject 91310000MA1K4CXX1Y"
+  yrd report --key keys/bank.key --subject 91310115MA1H7K2Q4X"
 )]
 pub struct Args {
     #[command(subcommand)]
