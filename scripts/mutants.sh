@@ -16,6 +16,8 @@
 #   MUTANT_TIMEOUT_S=1800              # per-mutant limit on the test run (a hang is reported, not counted as a kill)
 #   MUTANT_PROFILE=release             # release (default: the simulator is slow in debug) or debug
 #   MUTANT_TESTS="--test simulation"   # which test targets of yrd-consensus count as "the simulator"
+#   MUTANT_FILTER=aimed                # only tests whose name contains this (exploration; the table
+#                                      # of record runs them all)
 #
 # The seed counts are those of the debug CI run; release only makes them faster
 # (a run is a pure function of its seed, so the same seeds fail in either).
@@ -25,13 +27,15 @@ WORK="${MUTANT_DIR:-/tmp/yrd-mutants}"
 TIMEOUT_S="${MUTANT_TIMEOUT_S:-1800}"
 PROFILE="${MUTANT_PROFILE:-release}"
 TESTS="${MUTANT_TESTS:---test simulation}"
+FILTER="${MUTANT_FILTER:-}"
 PROFILE_FLAG=()
 [ "$PROFILE" = release ] && PROFILE_FLAG=(--release)
 
 mkdir -p "$WORK"
-# Shared by all mutants, so only yrd-consensus rebuilds. It may be your own target
-# dir: the copy's crates are at another path, so their artifacts never collide.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$WORK/target}"
+# Shared by all mutants (only yrd-consensus rebuilds), and never your own target
+# dir: cargo names the artifacts of a workspace member by its path relative to the
+# workspace root, so the copy's would overwrite yours (and yours its).
+export CARGO_TARGET_DIR="$WORK/target"
 export CARGO_INCREMENTAL=0
 unset YRD_SIM_SEEDS YRD_SIM_SEED YRD_SIM_SEED_START YRD_SIM_KEEP_GOING YRD_SIM_TRACE YRD_SIM_N
 
@@ -69,7 +73,7 @@ run_one() {
     rc=0
     set +e
     for bin in "${bins[@]}"; do
-        (cd "$WORK/tree/consensus" && timeout "$TIMEOUT_S" nice -n 19 "$bin" --test-threads=2) >>"$log" 2>&1
+        (cd "$WORK/tree/consensus" && timeout "$TIMEOUT_S" nice -n 19 "$bin" $FILTER --test-threads=2) >>"$log" 2>&1
         r=$?
         [ $r -ne 0 ] && { rc=$r; break; }
     done
