@@ -19,6 +19,9 @@
 #   MUTANT_FILTER=aimed                # only tests whose name contains this (exploration; the table
 #                                      # of record runs them all)
 #
+# The copy is taken from the working tree when each mutant starts: do not patch
+# consensus/ by hand while it runs, or the copies mix your patch with the mutant.
+#
 # The seed counts are those of the debug CI run; release only makes them faster
 # (a run is a pure function of its seed, so the same seeds fail in either).
 set -euo pipefail
@@ -67,15 +70,21 @@ run_one() {
         row "$m" "NO-BUILD" "(see $log)" "-" "-"
         return
     fi
-    # Run the test binaries themselves: no cargo lock is held while they run.
+    # Run the test binaries themselves (no cargo lock is held while they run), one
+    # test at a time, aimed tests first, and stop at the first failure: a mutant is
+    # killed by the first test (in that order) that catches it.
     mapfile -t bins < <(sed -nE 's/.*Executable .*\((.*)\)$/\1/p' "$log" | sort -u)
     start=$(date +%s)
     rc=0
     set +e
     for bin in "${bins[@]}"; do
-        (cd "$WORK/tree/consensus" && timeout "$TIMEOUT_S" nice -n 19 "$bin" $FILTER --test-threads=2) >>"$log" 2>&1
-        r=$?
-        [ $r -ne 0 ] && { rc=$r; break; }
+        list=$("$bin" --list 2>/dev/null | sed -nE 's/^(.*): test$/\1/p' | grep -- "$FILTER" || true)
+        tests=($(grep aimed <<<"$list" || true) $(grep -v aimed <<<"$list" || true))
+        for t in "${tests[@]}"; do
+            (cd "$WORK/tree/consensus" && timeout "$TIMEOUT_S" nice -n 19 "$bin" --exact "$t" --test-threads=1) >>"$log" 2>&1
+            r=$?
+            [ $r -ne 0 ] && { rc=$r; break 2; }
+        done
     done
     set -e
     end=$(date +%s)

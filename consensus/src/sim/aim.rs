@@ -69,6 +69,9 @@ pub(super) struct Aim {
     /// process (the victim, cut off from the other honest ones until the heal) and
     /// the block. The adversary then tries to make the others decide another one.
     pub attack: BTreeMap<Height, (usize, BlockHash)>,
+    /// Rounds of a lock attack with an honest proposer, for which the Byzantine
+    /// members have sent their nil prevotes and precommits.
+    attack_nil: std::collections::BTreeSet<(Height, Round)>,
 }
 
 impl Aim {
@@ -79,6 +82,7 @@ impl Aim {
             prevotes: BTreeMap::new(),
             pushed: BTreeMap::new(),
             attack: BTreeMap::new(),
+            attack_nil: std::collections::BTreeSet::new(),
         }
     }
 
@@ -334,7 +338,21 @@ impl Sim {
                 continue;
             }
             let proposer = self.plan.set_at(h).proposer(h, rr);
-            let Some(&(_, key)) = byz.iter().find(|(j, _)| *j == proposer) else { continue };
+            let Some(&(_, key)) = byz.iter().find(|(j, _)| *j == proposer) else {
+                // An honest proposer's round (its proposal is held back): the
+                // Byzantine members prevote and precommit nil, so the honest nodes
+                // see a nil polka (a core that unlocks on one is then exposed).
+                if self.aim.as_mut().is_some_and(|a| a.attack_nil.insert((h, rr))) {
+                    for (j, k) in &byz {
+                        for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+                            let vote = Vote { chain: self.chain, kind, height: h, round: rr, value: None, validator: *j };
+                            let signed = self.sign_vote_with(*k, vote);
+                            self.send_reliably(self.plan.key_process[*k], Msg::Vote(signed));
+                        }
+                    }
+                }
+                continue;
+            };
             let from = self.plan.key_process[key];
             let (value, pol_round) = self.choose_push(h, rr, None);
             let proposal = Proposal { chain: self.chain, height: h, round: rr, value, pol_round, proposer };
