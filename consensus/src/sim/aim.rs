@@ -57,12 +57,15 @@ pub(super) enum Delivery {
     Nobody,
 }
 
+/// Prevotes of one (height, round): per value (`None` = nil), one per validator.
+type PrevotesByValue = BTreeMap<Option<BlockHash>, BTreeMap<ValidatorIndex, SignedVote>>;
+
 /// What the adversary knows and has decided.
 pub(super) struct Aim {
     pub rng: Rng,
     delivery: BTreeMap<(Height, Round, VoteKind), Delivery>,
     /// Every prevote seen on the wire, per (height, round) and value, one per validator.
-    prevotes: BTreeMap<(Height, Round), BTreeMap<Option<BlockHash>, BTreeMap<ValidatorIndex, SignedVote>>>,
+    prevotes: BTreeMap<(Height, Round), PrevotesByValue>,
     /// The value the adversary pushes at (height, round): its Byzantine proposal.
     pushed: BTreeMap<(Height, Round), BlockHash>,
     /// Heights at which one honest process decided alone before the heal: that
