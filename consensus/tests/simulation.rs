@@ -2,7 +2,8 @@
 //!
 //! `YRD_SIM_SEEDS=N` sets the number of seeds per test (default 1000; 200 and 100
 //! for the reconfiguration tests from 4 and 7 validators, whose runs cost about
-//! twice as much: they must also finalise blocks under the last set);
+//! twice as much: they must also finalise blocks under the last set; 300 and 150
+//! for the aimed tests of 4 and 7 validators);
 //! `YRD_SIM_SEED_START=K` starts at seed K instead of 0 (to shard long runs);
 //! `YRD_SIM_KEEP_GOING=1` counts failing seeds instead of stopping at the first;
 //! `YRD_SIM_SEED=S` replays one seed with a printed report (`YRD_SIM_TRACE=1`
@@ -10,7 +11,7 @@
 
 use std::time::Instant;
 
-use yrd_consensus::sim::{self, Behaviour, ChangeKind, ReconfigConfig, SimConfig, SimReport, Violation};
+use yrd_consensus::sim::{self, Behaviour, ChangeKind, Coverage, ReconfigConfig, SimConfig, SimReport, Violation};
 
 fn seed_count() -> u64 {
     seed_count_or(1000)
@@ -50,6 +51,7 @@ fn run_seeds_n(label: &str, filter: &str, count: u64, make: impl Fn(u64) -> SimC
     let mut kinds = [0u64; 4];
     let mut sizes = (usize::MAX, 0);
     let mut after_change = 0;
+    let mut coverage = Coverage::default();
     let trace = std::env::var("YRD_SIM_TRACE").is_ok_and(|v| v == "1");
     for &seed in &seeds {
         let mut cfg = make(seed);
@@ -83,6 +85,7 @@ fn run_seeds_n(label: &str, filter: &str, count: u64, make: impl Fn(u64) -> SimC
         }
         sizes = (sizes.0.min(report.set_sizes.0), sizes.1.max(report.set_sizes.1));
         after_change += report.heights_after_last_change;
+        coverage.add(&report.coverage);
         worst_liveness = worst_liveness.max(report.liveness_ms.unwrap_or(0));
     }
     assert!(failures.is_empty(), "{test}: {} of {} seeds failed: {failures:?}", failures.len(), seeds.len());
@@ -97,6 +100,7 @@ fn run_seeds_n(label: &str, filter: &str, count: u64, make: impl Fn(u64) -> SimC
         total.evidence,
         worst_liveness
     );
+    println!("{test}: coverage {coverage:?}");
     if kinds.iter().sum::<u64>() > 0 {
         println!(
             "{test}: set changes: {} additions, {} removals, {} rotations ({} key restarts), {} re-additions; set sizes {}..={}; \
@@ -120,6 +124,7 @@ fn replay(seed: u64, label: &str, filter: &str) -> String {
     let n = label
         .strip_prefix("all_sizes_")
         .and_then(|rest| rest.rsplit_once('n'))
+        .filter(|(_, n)| n.parse::<usize>().is_ok())
         .map(|(_, n)| format!("YRD_SIM_N={n} "))
         .unwrap_or_default();
     format!("replay with: YRD_SIM_SEED={seed} {n}cargo test -p yrd-consensus --test simulation {filter} -- --nocapture (add YRD_SIM_TRACE=1 for a full trace)")
@@ -135,6 +140,29 @@ fn n7_f2_byzantine_random_seeds() {
     run_seeds("n7_f2_byzantine_random_seeds", |seed| SimConfig::new(7, 2, seed));
 }
 
+
+/// The aiming adversary (docs/consensus.md, "Simulator"): targeted delivery of
+/// honest votes before the heal, and Byzantine validators that re-propose old
+/// values with real or forged proofs of lock, vote for what they push or nil,
+/// propose out of turn, forge certificates with repeated, unknown or too few
+/// signers and forget their lock.
+#[test]
+fn n4_f1_aimed_random_seeds() {
+    let test = "n4_f1_aimed_random_seeds";
+    run_seeds_n(test, test, seed_count_or(AIMED_SEEDS), |seed| SimConfig::new(4, 1, seed).aimed());
+}
+
+/// The same with 7 validators (2 Byzantine, colluding).
+#[test]
+fn n7_f2_aimed_random_seeds() {
+    let test = "n7_f2_aimed_random_seeds";
+    run_seeds_n(test, test, seed_count_or(AIMED_SEEDS / 2), |seed| SimConfig::new(7, 2, seed).aimed());
+}
+
+/// Seeds of the aimed n = 4 test in CI (half as many for n = 7, whose seeds cost
+/// about twice as much). Every planted bug of scripts/mutants.sh is killed within
+/// the first 60 (docs/consensus.md, "Planted bugs").
+const AIMED_SEEDS: u64 = 300;
 
 /// Starting from 4 validators (1 Byzantine), 1 to 4 changes of the set at
 /// random heights — additions, removals, rotations, re-additions; sets of 1 to 8
@@ -228,6 +256,14 @@ fn all_sizes(prefix: &str, filter: &str, seeds: u64, make: impl Fn(usize, usize,
 #[test]
 fn all_sizes_1_to_16() {
     all_sizes("all_sizes_n", "all_sizes_1_to_16", (seed_count() / 100).max(5), SimConfig::new);
+}
+
+/// Every size from 1 to 16 against the aiming adversary.
+#[test]
+fn all_sizes_1_to_16_aimed() {
+    all_sizes("all_sizes_aimed_n", "all_sizes_1_to_16_aimed", (seed_count() / 100).max(5), |n, f, seed| {
+        SimConfig::new(n, f, seed).aimed()
+    });
 }
 
 /// Every initial size from 1 to 16 with changes of the set (sets of 1 to 16).

@@ -14,15 +14,15 @@ use crate::types::{BlockHash, Height, Round, ValidatorIndex};
 const STALE_REACT_PER_MILLE: u64 = 250;
 
 impl Sim {
-    fn sign_vote_with(&self, key: KeyId, vote: Vote) -> SignedVote {
+    pub(super) fn sign_vote_with(&self, key: KeyId, vote: Vote) -> SignedVote {
         vote.sign(&self.plan.keys[key]).expect("small vote encodes")
     }
 
-    fn sign_vote(&self, i: usize, vote: Vote) -> SignedVote {
+    pub(super) fn sign_vote(&self, i: usize, vote: Vote) -> SignedVote {
         self.sign_vote_with(self.nodes[i].key, vote)
     }
 
-    fn sign_proposal(&self, i: usize, p: Proposal) -> SignedProposal {
+    pub(super) fn sign_proposal(&self, i: usize, p: Proposal) -> SignedProposal {
         p.sign(&self.plan.keys[self.nodes[i].key]).expect("small proposal encodes")
     }
 
@@ -71,6 +71,7 @@ impl Sim {
                     }
                 }
             }
+            Behaviour::Aim => self.aim_proposal(i, p),
         }
     }
 
@@ -99,6 +100,7 @@ impl Sim {
                 }
             }
             Behaviour::Chaos => self.chaos_vote(i, sv),
+            Behaviour::Aim => self.aim_vote(i, sv),
         }
     }
 

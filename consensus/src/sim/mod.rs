@@ -23,6 +23,7 @@
 //! rejected, evidence only against Byzantine validators. See docs/consensus.md,
 //! "Simulator".
 
+mod aim;
 mod byzantine;
 mod plan;
 mod rng;
@@ -55,6 +56,11 @@ pub enum Behaviour {
     /// impersonation, votes for unknown blocks, far-future rounds and heights,
     /// wrong chain, bogus certificates, invalid blocks, silence.
     Chaos,
+    /// Colluding and aiming (module `aim`, with [`SimConfig::aim`]): re-proposes
+    /// old values with real or forged proofs of lock, votes for what it pushes
+    /// or nil, proposes out of turn, forges certificates with repeated, unknown or
+    /// too few signers, and forgets its lock (amnesia restarts).
+    Aim,
 }
 
 /// Parameters of one simulation. Fault rates are drawn from the seed unless
@@ -83,6 +89,9 @@ pub struct SimConfig {
     pub reconfig: Option<ReconfigConfig>,
     /// Print every event and action to stderr (set by `YRD_SIM_TRACE=1` in tests).
     pub trace: bool,
+    /// The aiming adversary (module `aim`): targeted delivery of honest votes
+    /// before the heal, and every Byzantine validator `Behaviour::Aim`.
+    pub aim: bool,
 }
 
 impl SimConfig {
@@ -108,7 +117,18 @@ impl SimConfig {
             },
             reconfig: None,
             trace: false,
+            aim: false,
         }
+    }
+
+    /// The same run against the aiming adversary (module `aim`).
+    pub fn aimed(mut self) -> SimConfig {
+        self.aim = true;
+        // Room for a lock attack to play out before the heal: rounds whose
+        // proposals the adversary holds back time out.
+        self.phase1_ms = AIMED_PHASE1_MS;
+        self.behaviour = Some(Behaviour::Aim);
+        self
     }
 
     /// The same run with validator-set changes drawn from the seed.
@@ -178,12 +198,72 @@ pub struct SimReport {
     /// Certificates forged by stale keys that verify against the set they were
     /// members of (but not against the set of the height), sent to every node.
     pub stale_certificates: u64,
+    /// Which protocol states the run reached (to compare schedules and seeds).
+    pub coverage: Coverage,
+}
+
+/// States a run reached and attacks it made: printed per run on replay and
+/// summed per test, to see which schedules reach the states the lock rules guard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Highest round an honest core entered.
+    pub max_round: u32,
+    /// Honest cores that locked (L36) at a round above 0.
+    pub locks_above_round0: u64,
+    /// An honest core moved its lock to another value at the same height (L36
+    /// at a later round, after a newer polka).
+    pub relocks: u64,
+    /// An honest core locked while another honest core at the same height held a
+    /// lock on a different value.
+    pub split_locks: u64,
+    /// An honest node decided while another honest core at that height was
+    /// locked on a different value (the start of every lock attack).
+    pub decided_against_a_lock: u64,
+    /// Honest prevotes for a proposal with a proof of lock (L28-L29).
+    pub pol_prevotes: u64,
+    /// Honest precommits for nil after a nil polka or timeout (L44, L61).
+    pub nil_precommits: u64,
+    /// Aim: honest vote deliveries held back from all but one victim.
+    pub targeted_deliveries: u64,
+    /// Aim: Byzantine proposals with a proof-of-lock round (real or forged).
+    pub pol_proposals: u64,
+    pub out_of_turn_proposals: u64,
+    pub forged_certificates: u64,
+    pub amnesia_restarts: u64,
+    /// Aim: heights at which one honest node decided alone and the adversary
+    /// then tried to make the others decide another block.
+    pub lock_attacks: u64,
+    /// Aim: proposals of another block made during lock attacks.
+    pub attack_proposals: u64,
+}
+
+impl Coverage {
+    /// Adds `other` (the maximum for `max_round`).
+    pub fn add(&mut self, o: &Coverage) {
+        self.max_round = self.max_round.max(o.max_round);
+        self.locks_above_round0 += o.locks_above_round0;
+        self.relocks += o.relocks;
+        self.split_locks += o.split_locks;
+        self.decided_against_a_lock += o.decided_against_a_lock;
+        self.pol_prevotes += o.pol_prevotes;
+        self.nil_precommits += o.nil_precommits;
+        self.targeted_deliveries += o.targeted_deliveries;
+        self.pol_proposals += o.pol_proposals;
+        self.out_of_turn_proposals += o.out_of_turn_proposals;
+        self.forged_certificates += o.forged_certificates;
+        self.amnesia_restarts += o.amnesia_restarts;
+        self.lock_attacks += o.lock_attacks;
+        self.attack_proposals += o.attack_proposals;
+    }
 }
 
 /// How to replay a seed of one of the `consensus/tests/simulation.rs` tests.
 pub fn replay_hint(seed: u64, test: &str) -> String {
     format!("replay with: YRD_SIM_SEED={seed} cargo test -p yrd-consensus --test simulation {test} -- --nocapture")
 }
+
+/// Phase 1 of an aimed run (`SimConfig::aimed`).
+const AIMED_PHASE1_MS: u64 = 5_000;
 
 /// Sender of messages the adversary makes up with stale keys: it is everywhere
 /// (no partition holds it back) and never honest.
@@ -218,6 +298,8 @@ enum SimEvent {
     /// Starts a node that is down (after a crash, a key rotation, or for the
     /// first time).
     Restart { node: usize },
+    /// Amnesia: a Byzantine node restarts with an empty safety state.
+    Forget { node: usize },
     PartitionStart,
     PartitionEnd,
     Heal,
@@ -293,6 +375,13 @@ pub struct Sim {
     heal_target: Option<u64>,
     healed_at: u64,
     report: SimReport,
+    /// The aiming adversary, if `cfg.aim`.
+    aim: Option<aim::Aim>,
+    /// Per honest process: the height and lock of its core after its last event
+    /// (coverage).
+    locks: BTreeMap<usize, (Height, Option<(Round, BlockHash)>)>,
+    /// (height, round, value) of every proposal with a proof of lock sent (coverage).
+    pol_proposals: std::collections::BTreeSet<(Height, Round, BlockHash)>,
 }
 
 impl Sim {
@@ -342,7 +431,11 @@ impl Sim {
             set_sizes,
             ..SimReport::default()
         };
+        let aim = cfg.aim.then(|| aim::Aim::new(cfg.seed));
         Sim {
+            aim,
+            locks: BTreeMap::new(),
+            pol_proposals: std::collections::BTreeSet::new(),
             cfg,
             rng,
             chain,
@@ -417,6 +510,19 @@ impl Sim {
                 self.push(at, SimEvent::Crash { node, torn });
                 let back = at + self.rng.range(10, 2000);
                 self.push(back, SimEvent::Restart { node });
+            }
+        }
+        if let Some(aim) = self.aim.as_mut() {
+            let mut forget = Vec::new();
+            for (i, node) in self.nodes.iter().enumerate() {
+                if node.byz == Some(Behaviour::Aim) {
+                    for _ in 0..aim.rng.below(aim::MAX_AMNESIA_RESTARTS + 1) {
+                        forget.push((aim.rng.below(p1.max(1)), i));
+                    }
+                }
+            }
+            for (at, node) in forget {
+                self.push(at, SimEvent::Forget { node });
             }
         }
         let heal_at = self.cfg.phase1_ms;
@@ -500,6 +606,9 @@ impl Sim {
                     Msg::Vote(v) => self.feed(to, Event::Vote(v), Some(from)),
                     Msg::Cert(c) => self.deliver_cert(to, c, from),
                     Msg::SyncRequest(h) => {
+                        if self.nodes[to].byz == Some(Behaviour::Aim) && !self.healed {
+                            return;
+                        }
                         let chain = &self.nodes[to].disk.chain;
                         let certs: Vec<CommitCertificate> =
                             chain.iter().skip(h.0.saturating_sub(1) as usize).take(SYNC_BATCH).cloned().collect();
@@ -532,6 +641,14 @@ impl Sim {
             SimEvent::Restart { node } => {
                 self.nodes[node].torn_crash = false;
                 if self.nodes[node].core.is_none() {
+                    self.boot(node);
+                }
+            }
+            SimEvent::Forget { node } => {
+                if !self.healed && self.nodes[node].core.is_some() {
+                    self.crash(node);
+                    self.nodes[node].disk.safety = SafetyState::default();
+                    self.report.coverage.amnesia_restarts += 1;
                     self.boot(node);
                 }
             }
@@ -607,6 +724,9 @@ impl Sim {
             return;
         }
         self.report.messages_sent += 1;
+        if self.aim.is_some() && from != ADVERSARY && self.aim_blocks(from, to, &msg) {
+            return;
+        }
         if let Some(sides) = &self.net.partition {
             if from != ADVERSARY && sides[from] != sides[to] {
                 return;
@@ -627,6 +747,14 @@ impl Sim {
     }
 
     fn broadcast(&mut self, from: usize, msg: Msg) {
+        if let Msg::Proposal(p) = &msg {
+            if p.proposal.pol_round.is_some() {
+                self.pol_proposals.insert((p.proposal.height, p.proposal.round, p.proposal.value));
+            }
+        }
+        if let (Some(aim), Msg::Vote(sv)) = (self.aim.as_mut(), &msg) {
+            aim.observe_vote(sv);
+        }
         for to in 0..self.nodes.len() {
             self.send(from, to, msg.clone());
         }
@@ -641,7 +769,11 @@ impl Sim {
         }
         let actions = core.handle(event);
         let signer = core.index().map(|me| (core.height(), me));
+        let state = (core.height(), core.round(), core.locked());
         self.nodes[i].signer = signer;
+        if self.nodes[i].byz.is_none() {
+            self.cover_core(i, state, &actions);
+        }
         for action in actions {
             if self.cfg.trace {
                 eprintln!("{:>7} n{i}   -> {:?}", self.now, action);
@@ -650,6 +782,43 @@ impl Sim {
             if self.report.violation.is_some() || self.nodes[i].incarnation != incarnation {
                 return; // a violation, or a crash dropped the remaining actions
             }
+        }
+    }
+
+    /// Coverage: what honest node `i`'s core reached with its last event.
+    fn cover_core(&mut self, i: usize, (height, round, locked): (Height, Round, Option<(Round, BlockHash)>), actions: &[Action]) {
+        let c = &mut self.report.coverage;
+        c.max_round = c.max_round.max(round.0);
+        for a in actions {
+            if let Action::BroadcastVote(v) = a {
+                if self.nodes[i].signer != Some((v.vote.height, v.vote.validator)) {
+                    continue;
+                }
+                match (v.vote.kind, v.vote.value) {
+                    (VoteKind::Precommit, None) => c.nil_precommits += 1,
+                    (VoteKind::Prevote, Some(b)) if self.pol_proposals.contains(&(v.vote.height, v.vote.round, b)) => c.pol_prevotes += 1,
+                    _ => {}
+                }
+            }
+        }
+        let before = self.locks.insert(i, (height, locked));
+        let Some((r, value)) = locked else { return };
+        let changed = match before {
+            Some((h, Some((_, old)))) if h == height => old != value,
+            _ => true,
+        };
+        if !changed && before.is_some_and(|(_, l)| l.map(|l| l.0) == Some(r)) {
+            return;
+        }
+        if r.0 > 0 {
+            c.locks_above_round0 += 1;
+        }
+        if matches!(before, Some((h, Some((_, old)))) if h == height && old != value) {
+            c.relocks += 1;
+        }
+        let split = self.locks.iter().any(|(j, (h, l))| *j != i && *h == height && l.is_some_and(|(_, w)| w != value));
+        if split {
+            self.report.coverage.split_locks += 1;
         }
     }
 
@@ -710,7 +879,11 @@ impl Sim {
                         self.check_signature_release(i, slot);
                         self.stale_keys_react(v.vote.height, v.vote.round, v.vote.value);
                     }
+                    let (h, r) = (v.vote.height, v.vote.round);
                     self.broadcast(i, Msg::Vote(v));
+                    if self.aim.is_some() {
+                        self.aim_attack_round(h, r);
+                    }
                 }
                 Some(b) => self.byzantine_vote(i, b, v),
             },
@@ -740,7 +913,8 @@ impl Sim {
                 }
             }
             Action::PeerBehind { peer, height } => {
-                if byz == Some(Behaviour::Silent) {
+                // An aiming Byzantine keeps decisions to itself until the heal.
+                if byz == Some(Behaviour::Silent) || (byz == Some(Behaviour::Aim) && !self.healed) {
                     return;
                 }
                 let to = self.plan.key_of.get(&peer).map(|k| self.plan.key_process[*k]);
@@ -777,7 +951,11 @@ impl Sim {
     /// the next height restarts with the new key instead (the operator's restart).
     fn commit(&mut self, i: usize, cert: CommitCertificate) {
         if self.nodes[i].byz.is_none() {
+            let first = !self.decided.contains_key(&cert.height);
             self.check_commit(i, &cert);
+            if first && self.report.violation.is_none() {
+                self.aim_first_decision(i, cert.height, cert.round, cert.block_hash);
+            }
         }
         let h = cert.height;
         let disk = &mut self.nodes[i].disk;
@@ -841,7 +1019,11 @@ impl Sim {
         let verdict = match self.checked_certs.get(&key) {
             Some(v) => v.clone(),
             None => {
-                let v = cert.verify(&self.chain, self.plan.set_at(h), h, &cert.block_hash).map_err(|e| e.to_string());
+                let set = self.plan.set_at(h);
+                let v = cert
+                    .verify(&self.chain, set, h, &cert.block_hash)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| independent_certificate_check(&self.chain, set, cert));
                 self.checked_certs.insert(key, v.clone());
                 v
             }
@@ -849,6 +1031,9 @@ impl Sim {
         if let Err(error) = verdict {
             self.violate(Violation::Certificate { height: h, node: i, error });
             return;
+        }
+        if self.locks.iter().any(|(j, (lh, l))| *j != i && *lh == h && l.is_some_and(|(_, w)| w != cert.block_hash)) {
+            self.report.coverage.decided_against_a_lock += 1;
         }
         match self.blocks.get(&cert.block_hash) {
             None => self.violate(Violation::Validity { height: h, block: cert.block_hash, node: i, reason: "never proposed" }),
@@ -867,6 +1052,38 @@ impl Sim {
             }
         }
     }
+}
+
+/// The checker's own certificate check, sharing no code with
+/// `CommitCertificate::verify` or `ValidatorSet::quorum` (a bug planted there must
+/// not blind the checker): distinct known signers, strictly more than two thirds
+/// of the set plus the fault bound's rounding (n − ⌊(n − 1)/3⌋), every signature
+/// over that signer's precommit.
+fn independent_certificate_check(chain: &Hash32, set: &crate::types::ValidatorSet, cert: &CommitCertificate) -> Result<(), String> {
+    let n = set.len();
+    let needed = n - (n - 1) / 3;
+    let mut signers = std::collections::BTreeSet::new();
+    for (j, sig) in &cert.signatures {
+        if !signers.insert(j.0) {
+            return Err(format!("checker: signer {} appears twice", j.0));
+        }
+        let key = set.verifying_key(*j).ok_or_else(|| format!("checker: signer {} is not in the set of {n}", j.0))?;
+        let vote = crate::messages::Vote {
+            chain: *chain,
+            kind: VoteKind::Precommit,
+            height: cert.height,
+            round: cert.round,
+            value: Some(cert.block_hash),
+            validator: *j,
+        };
+        let payload = vote.signing_payload().map_err(|e| e.to_string())?;
+        crate::crypto::verify_with(key, crate::messages::TAG_VOTE, &payload, sig)
+            .map_err(|_| format!("checker: signature of {} does not verify", j.0))?;
+    }
+    if signers.len() < needed {
+        return Err(format!("checker: {} distinct signers, a quorum of {n} needs {needed}", signers.len()));
+    }
+    Ok(())
 }
 
 /// Runs one seed.
