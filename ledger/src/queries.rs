@@ -135,6 +135,17 @@ pub struct SignedRequest {
 }
 
 impl SignedRequest {
+    /// The request's HTTP headers as the node reads them (docs/access.md): every
+    /// client that signs requests sends exactly these.
+    pub fn headers(&self) -> [(&'static str, String); 4] {
+        [
+            ("X-YRD-Key", self.key.to_hex()),
+            ("X-YRD-Timestamp", self.timestamp_ms.to_string()),
+            ("X-YRD-Nonce", self.nonce.to_hex()),
+            ("X-YRD-Signature", self.signature.to_hex()),
+        ]
+    }
+
     /// The bytes signed before domain separation.
     pub fn payload(chain: &Hash32, method: &str, path: &str, body: &Hash32, timestamp_ms: u64, nonce: &Nonce) -> Result<Vec<u8>, CodecError> {
         codec::encode(&RequestPayload { chain, method, path, body, timestamp_ms, nonce })

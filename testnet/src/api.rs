@@ -68,13 +68,11 @@ impl Api {
         let ts = crate::setup::now_ms();
         let nonce = yrd_ledger::queries::Nonce::random();
         let r = yrd_ledger::queries::SignedRequest::sign(key, &self.chain, "GET", path, b"", ts, nonce)?;
-        let mut resp = self
-            .agent
-            .get(&url)
-            .header("X-YRD-Key", key.public().to_hex())
-            .header("X-YRD-Timestamp", ts.to_string())
-            .header("X-YRD-Nonce", nonce.to_hex())
-            .header("X-YRD-Signature", r.signature.to_hex())
+        let mut request = self.agent.get(&url);
+        for (name, value) in r.headers() {
+            request = request.header(name, value);
+        }
+        let mut resp = request
             .call()
             .with_context(|| format!("GET {url}"))?;
         read_answer(&mut resp).with_context(|| format!("GET {url}: unreadable answer"))

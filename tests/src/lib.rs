@@ -246,13 +246,11 @@ impl Cluster {
         let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
         let nonce = yrd_ledger::queries::Nonce::random();
         let r = yrd_ledger::queries::SignedRequest::sign(key, &self.chain.chain, "GET", path, b"", ts, nonce).ok()?;
-        let mut resp = self
-            .agent
-            .get(&url)
-            .header("X-YRD-Key", key.public().to_hex())
-            .header("X-YRD-Timestamp", ts.to_string())
-            .header("X-YRD-Nonce", nonce.to_hex())
-            .header("X-YRD-Signature", r.signature.to_hex())
+        let mut request = self.agent.get(&url);
+        for (name, value) in r.headers() {
+            request = request.header(name, value);
+        }
+        let mut resp = request
             .call()
             .ok()?;
         let status = resp.status().as_u16();

@@ -176,11 +176,9 @@ impl Client {
                 .unwrap_or(0);
             let signed = yrd_ledger::queries::SignedRequest::sign(key, chain, "GET", path, b"", ts, yrd_ledger::queries::Nonce::random())
                 .map_err(|e| NodeError::BadAnswer { url: url.to_string(), reason: format!("cannot sign the request: {e}") })?;
-            request = request
-                .header("X-YRD-Key", key.public().to_hex())
-                .header("X-YRD-Timestamp", signed.timestamp_ms.to_string())
-                .header("X-YRD-Nonce", signed.nonce.to_hex())
-                .header("X-YRD-Signature", signed.signature.to_hex());
+            for (name, value) in signed.headers() {
+                request = request.header(name, value);
+            }
         }
         Ok(request)
     }
