@@ -13,11 +13,22 @@ use crate::store::{Ledger, StoreError};
 pub use sled::fail as sled_fail;
 
 /// A torn write: of the next block's batch, `keep` keys (chosen by `seed`) are
-/// written and flushed; the rest are not, and the commit fails.
-#[derive(Debug, Clone, Copy)]
+/// written and flushed; the rest are not, and the commit fails. With `only`,
+/// exactly the batch's key at that index (in the order the commit adds them)
+/// is written, or none if the index is past the end; `keep` and `seed` are
+/// then ignored. The error names how many keys the batch had.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Tear {
     pub keep: usize,
     pub seed: u64,
+    pub only: Option<usize>,
+}
+
+impl Tear {
+    /// Writes only the batch's key number `index` (none if past the end).
+    pub fn only(index: usize) -> Tear {
+        Tear { only: Some(index), ..Tear::default() }
+    }
 }
 
 impl Ledger {
@@ -35,6 +46,19 @@ pub(crate) fn write_torn(
     tear: Tear,
 ) -> Result<(), StoreError> {
     let total = ops.len();
+    if let Some(index) = tear.only {
+        let written = match ops.into_iter().nth(index) {
+            Some((k, v)) => {
+                tree.insert(k, v)?;
+                1
+            }
+            None => 0,
+        };
+        db.flush()?;
+        return Err(StoreError::Sled(sled::Error::Io(std::io::Error::other(format!(
+            "injected torn write: {written} of {total} keys written"
+        )))));
+    }
     // Fisher–Yates with xorshift: a fixed seed gives a fixed subset.
     let mut state = tear.seed | 1;
     for i in (1..ops.len()).rev() {

@@ -137,8 +137,18 @@ pub(crate) fn check_tip(ledger: &Ledger, indexed: u64) -> Result<(), String> {
                 _ => return Err(format!("block {height} transaction-index part {part} differs from its transactions")),
             }
         }
-    } else if log_size != 0 {
-        return Err(format!("no block committed but the metadata log size is {log_size}"));
+    } else {
+        if log_size != 0 {
+            return Err(format!("no block committed but the metadata log size is {log_size}"));
+        }
+        // Before the first block a store holds its metadata and nothing else:
+        // anything more is part of a first block whose write failed (none of the
+        // checks against the tip below can see it, there being no tip).
+        if let Some(item) = tree.iter().find(|item| item.as_ref().map_or(true, |(k, _)| k.first() != Some(&b'm'))) {
+            let (k, _) = item.map_err(err)?;
+            let prefix = k.first().map_or("empty key".to_string(), |c| format!("'{}'", c.escape_ascii()));
+            return Err(format!("{prefix} entry stored before the first block"));
+        }
     }
     // Nothing beyond the tip.
     for prefix in [b'b', b'h', b'c', b'x'] {
