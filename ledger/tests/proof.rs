@@ -13,6 +13,7 @@ use yrd_ledger::proof::{self, AnyVerdict, Check, ProofFile, VerifyError};
 use yrd_ledger::store::{Ledger, Status};
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{Attestation, AttestationKind, RevocationReason, SignedTransaction, TxBody, TxId};
+use yrd_ledger::subjects::RecordView;
 use yrd_ledger::uscc::Uscc;
 
 const NOW: u64 = 1_900_000_000_000;
@@ -119,7 +120,7 @@ fn bundle_of_an_active_attestation_verifies_and_reads_well() {
     // JSON round trip: "type", "version", hex.
     let json = serde_json::to_value(&b).unwrap();
     assert_eq!(json["type"], "yrd-proof-bundle");
-    assert_eq!(json["version"], 2);
+    assert_eq!(json["version"], 3);
     // No membership change: the governance section is empty, the verdict lists none.
     assert_eq!(json["governance"], serde_json::json!([]));
     assert!(v.governance.is_empty());
@@ -365,7 +366,7 @@ fn changing_decoded_fields_fails_naming_the_check() {
     let mut rec = f.ledger.subject_record(&Uscc::sample(1)).unwrap().unwrap();
     rec.entries.retain(|e| e.id != f.a);
     let mut b = good.clone();
-    b.subject.record = hex::encode(codec::encode(&rec).unwrap());
+    b.subject.record = hex::encode(codec::encode(&RecordView::full(&rec)).unwrap());
     assert_eq!(proof::verify_bundle(&f.chain.genesis, &b, NOW).unwrap_err().check, Check::SubjectMap);
     // The record of another subject with its own valid proof: not this subject's.
     let other = proof::bundle(&f.ledger, &f.e).unwrap();
@@ -379,7 +380,7 @@ fn changing_decoded_fields_fails_naming_the_check() {
         e.revoked = None;
     }
     let mut b = proof::bundle(&f.ledger, &f.b).unwrap();
-    b.subject.record = hex::encode(codec::encode(&rec).unwrap());
+    b.subject.record = hex::encode(codec::encode(&RecordView::full(&rec)).unwrap());
     b.revocation = None;
     assert_eq!(proof::verify_bundle(&f.chain.genesis, &b, NOW).unwrap_err().check, Check::SubjectMap);
     // The transaction of another attestation in the same log and record: the
@@ -486,7 +487,7 @@ fn report_lists_every_record_and_is_complete() {
     let mut rec = f.ledger.subject_record(&Uscc::sample(1)).unwrap().unwrap();
     rec.entries.remove(1);
     let mut t = r.clone();
-    t.record = Some(hex::encode(codec::encode(&rec).unwrap()));
+    t.record = Some(hex::encode(codec::encode(&RecordView::full(&rec)).unwrap()));
     t.entries.remove(1);
     assert_eq!(proof::verify_report(&f.chain.genesis, &t, NOW).unwrap_err().check, Check::SubjectMap);
     // Claiming the subject has no record at all: the absence proof fails.
@@ -625,8 +626,9 @@ fn parse_file_dispatches_and_rejects_unknown_formats() {
     assert!(matches!(proof::parse_file(&r).unwrap(), ProofFile::Report(_)));
     assert_eq!(proof::parse_file(b"not json").unwrap_err().check, Check::Format);
     assert_eq!(proof::parse_file(br#"{"type":"yrd-something","version":1}"#).unwrap_err().check, Check::Format);
-    // Version 1 (before the governance section) and unknown versions are refused.
-    for version in [1, 3] {
+    // Version 1 (before the governance section), version 2 (subject records
+    // hashed whole) and unknown versions are refused.
+    for version in [1, 2, 4] {
         let mut v: Value = serde_json::from_slice(&b).unwrap();
         v["version"] = Value::from(version);
         assert_eq!(check_of(verify_json(&f, &v)), Check::Format, "version {version}");
