@@ -965,7 +965,13 @@ impl<'g> Ctx<'g> {
         }
         let value = record.value_hash().map_err(|e| fail(Check::Decode, format!("{field}: {e}")))?;
         proof.to_proof().verify_present(&subject_key(subject), &value, &header.subjects_root).map_err(|e| {
-            fail(Check::SubjectMap, format!("the record of {subject} is not in the subject map of block {}: {e}", header.height))
+            fail(
+                Check::SubjectMap,
+                format!(
+                    "the record of {subject} is not in the subject map of block {}: {e} (an entry or a redacted entry's commitment was changed, added, removed or reordered)",
+                    header.height
+                ),
+            )
         })?;
         Ok(record)
     }

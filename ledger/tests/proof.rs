@@ -797,4 +797,7 @@ fn dump_files_for_independent_verifiers() {
     put("bundle-expiring.json", serde_json::to_value(proof::bundle(&f.ledger, &f.d).unwrap()).unwrap());
     put("report.json", serde_json::to_value(proof::report(&f.ledger, &Uscc::sample(1)).unwrap()).unwrap());
     put("report-absent.json", serde_json::to_value(proof::report(&f.ledger, &Uscc::sample(77)).unwrap()).unwrap());
+    // Records b (revoked) and d as their commitments only (docs/proofs.md "Redacted entries").
+    let redacted = proof::report_for(&f.ledger, &Uscc::sample(1), &|e| e.id == f.a).unwrap();
+    put("report-redacted.json", serde_json::to_value(redacted).unwrap());
 }
