@@ -518,7 +518,7 @@ mod tests {
             height: Height(u64::from(i) + 1),
             issuer: PublicKey([i as u8; 32]),
             kind: AttestationKind::ALL[i as usize % AttestationKind::ALL.len()],
-            valid_until_ms: (i % 2 == 0).then_some(1_900_000_000_000),
+            valid_until_ms: i.is_multiple_of(2).then_some(1_900_000_000_000),
             revoked: revoked.then(|| (TxId(sha256(&[b"rev", &i.to_be_bytes()])), RevocationReason::Repair)),
         };
         let record = SubjectRecord { subject: Uscc::sample(1), entries: (0..6).map(|i| entry(i, i == 3)).collect() };
