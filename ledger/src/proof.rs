@@ -2,7 +2,7 @@
 //! proofs: building them from a [`Ledger`], and verifying them offline with only
 //! the genesis.
 //!
-//! Every file is versioned JSON (`"type"`, `"version": 1`). Everything that is
+//! Every file is versioned JSON (`"type"`, `"version"`, [`FORMAT_VERSION`]). Everything that is
 //! hashed or signed travels as the lowercase hex of its canonical bytes (header,
 //! certificate, transaction, subject record), so a verifier hashes exactly the
 //! bytes it was given; proofs are arrays of hex hashes. Nothing in a file is
@@ -14,6 +14,12 @@
 //! with its commit certificate (the latest block when the file was made). The
 //! transaction log inclusion proofs are against the anchor's `(log_size,
 //! log_root)`, the subject-map proof against its `subjects_root`.
+//!
+//! A file made for a reader who may not see every record about the subject
+//! (docs/access.md) carries those entries of the subject record as their
+//! commitments only ([`RecordView`], [`ReportEntry::Redacted`]): the record
+//! still hashes to the value in the map, so it stays provably complete, and
+//! nothing of the hidden records is in the file.
 //!
 //! The validators that certify an anchor, and the issuers in force at a
 //! record's height, follow from the genesis and the governance changes since:
@@ -35,14 +41,16 @@ use crate::governance::{GovState, Membership, RetireReason};
 use crate::merkle::{self, INCLUSION_PROOF_HASHES_MAX};
 pub use crate::proof_gov::{AppliedProposal, GovBlock, GovTx};
 use crate::store::{entry_status, Ledger, Status, StoreError};
-use crate::subjects::{subject_key, ProofTerminal, SubjectEntry, SubjectProof, SubjectRecord, MAX_SUBJECT_RECORD_BYTES};
+use crate::subjects::{subject_key, EntryView, ProofTerminal, RecordView, SubjectEntry, SubjectProof, SubjectRecord, MAX_SUBJECT_RECORD_BYTES};
 use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId, MAX_TX_BYTES};
 use crate::uscc::Uscc;
 use crate::validate::check_stateless;
 
 /// The format version of every file this module writes. Version 2: headers
-/// commit to the membership, and files carry the governance section.
-pub const FORMAT_VERSION: u32 = 2;
+/// commit to the membership, and files carry the governance section. Version 3:
+/// subject records are hashed entry by entry and travel as a
+/// [`RecordView`], so a file can redact entries (docs/proofs.md).
+pub const FORMAT_VERSION: u32 = 3;
 /// `"type"` of a proof bundle.
 pub const BUNDLE_TYPE: &str = "yrd-proof-bundle";
 /// `"type"` of a subject report.
@@ -128,7 +136,8 @@ impl SubjectProofJson {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectPart {
-    /// Hex of `canonical(SubjectRecord)`.
+    /// Hex of `canonical(RecordView)`: the subject record, entries the reader
+    /// may not see replaced by their commitments.
     pub record: String,
     pub proof: SubjectProofJson,
 }
@@ -149,12 +158,28 @@ pub struct Bundle {
     pub governance: Vec<GovBlock>,
 }
 
-/// One record of a report: the attestation and, if revoked, the revocation.
+/// One record of a report: in full, or redacted (its commitment only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReportEntry {
+    Full(FullEntry),
+    Redacted(RedactedEntry),
+}
+
+/// A record shown in full: the attestation and, if revoked, the revocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReportEntry {
+pub struct FullEntry {
     pub attestation: IncludedTx,
     pub revocation: Option<IncludedTx>,
+}
+
+/// A record the reader may not see: the commitment the record view has at
+/// the same position (`H(signing_bytes("ledger/subject-entry", canonical(SubjectEntry)))`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactedEntry {
+    pub redacted: Hash32,
 }
 
 /// Every record about one subject, provably complete as of the anchor
@@ -168,7 +193,7 @@ pub struct Report {
     /// The 18-character canonical USCC.
     pub subject: String,
     pub anchor: Anchor,
-    /// Hex of `canonical(SubjectRecord)`, or `null` when the subject has no record.
+    /// Hex of `canonical(RecordView)`, or `null` when the subject has no record.
     pub record: Option<String>,
     /// Proof of the record, or of absence when `record` is null.
     pub proof: SubjectProofJson,
@@ -399,10 +424,23 @@ pub struct ReportVerdict {
     pub chain_id: Hash32,
     pub subject: Uscc,
     pub anchor: BlockInfo,
-    /// Every record about the subject as of the anchor; empty = proven absent.
+    /// Every record about the subject as of the anchor that the file shows;
+    /// empty with `redacted` empty = proven absent.
     pub attestations: Vec<AttestationInfo>,
+    /// The records the file holds only as commitments (the reader may not see
+    /// them): they exist, at these positions of the record, and nothing else
+    /// about them is known.
+    pub redacted: Vec<RedactedInfo>,
     /// The membership changes in force at the anchor, replayed from the genesis.
     pub governance: Vec<AppliedProposal>,
+}
+
+/// A record of a subject report shown only as its commitment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedactedInfo {
+    /// Position in the subject's record (commit order, from 0).
+    pub position: u64,
+    pub commitment: Hash32,
 }
 
 /// What a verified audit trace says.
@@ -494,8 +532,16 @@ fn included(ledger: &Ledger, id: &TxId, size: u64) -> Result<(crate::store::TxRe
     Ok((rec, inc))
 }
 
-/// A proof bundle for attestation `id` against the latest block.
+/// A proof bundle for attestation `id` against the latest block, every entry
+/// of the subject record in full.
 pub fn bundle(ledger: &Ledger, id: &TxId) -> Result<Bundle, BuildError> {
+    bundle_for(ledger, id, &|_| true)
+}
+
+/// A proof bundle for attestation `id` whose subject record shows the entries
+/// `show` accepts and only the commitments of the others (the attestation's
+/// own entry must be shown: the caller checks its reader may see it).
+pub fn bundle_for(ledger: &Ledger, id: &TxId, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<Bundle, BuildError> {
     let (header, anchor) = latest_anchor(ledger)?;
     let (rec, attestation) = included(ledger, id, header.log_size)?;
     let subject = match &rec.tx.tx.body {
@@ -521,35 +567,54 @@ pub fn bundle(ledger: &Ledger, id: &TxId) -> Result<Bundle, BuildError> {
         version: FORMAT_VERSION,
         anchor,
         attestation,
-        subject: SubjectPart { record: hex::encode(codec::encode(&record)?), proof: (&proof).into() },
+        subject: SubjectPart { record: view_hex(&record, &|e| e.id == *id || show(e))?, proof: (&proof).into() },
         revocation,
         governance: crate::proof_gov::section(ledger, header.height)?,
     })
 }
 
-/// A report of every record about `subject` against the latest block; a proof of
-/// absence when there is none.
+/// Hex of the canonical view of `record` that shows the entries `show` accepts.
+fn view_hex(record: &SubjectRecord, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<String, BuildError> {
+    Ok(hex::encode(codec::encode(&RecordView::of(record, show)?)?))
+}
+
+/// A report of every record about `subject` against the latest block, all in
+/// full; a proof of absence when there is none.
 pub fn report(ledger: &Ledger, subject: &Uscc) -> Result<Report, BuildError> {
+    report_for(ledger, subject, &|_| true)
+}
+
+/// A report of every record about `subject`, showing the entries `show`
+/// accepts in full and the others as their commitments only (docs/proofs.md,
+/// "Redacted entries"): still provably complete.
+pub fn report_for(ledger: &Ledger, subject: &Uscc, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<Report, BuildError> {
     let (header, anchor) = latest_anchor(ledger)?;
     let record = ledger.subject_record(subject)?;
     let proof = ledger.subject_proof(subject);
     let mut entries = Vec::new();
+    let mut view = None;
     if let Some(rec) = &record {
-        for e in &rec.entries {
+        let v = RecordView::of(rec, show)?;
+        for (e, shown) in rec.entries.iter().zip(&v.entries) {
+            if let EntryView::Redacted(c) = shown {
+                entries.push(ReportEntry::Redacted(RedactedEntry { redacted: *c }));
+                continue;
+            }
             let attestation = included(ledger, &e.id, header.log_size)?.1;
             let revocation = match e.revoked {
                 Some((by, _)) => Some(included(ledger, &by, header.log_size)?.1),
                 None => None,
             };
-            entries.push(ReportEntry { attestation, revocation });
+            entries.push(ReportEntry::Full(FullEntry { attestation, revocation }));
         }
+        view = Some(hex::encode(codec::encode(&v)?));
     }
     Ok(Report {
         kind: REPORT_TYPE.into(),
         version: FORMAT_VERSION,
         subject: subject.as_str().to_string(),
         anchor,
-        record: record.as_ref().map(codec::encode).transpose()?.map(hex::encode),
+        record: view,
         proof: (&proof).into(),
         entries,
         governance: crate::proof_gov::section(ledger, header.height)?,
@@ -567,7 +632,12 @@ pub(crate) fn block_tx(ledger: &Ledger, id: &TxId) -> Result<BlockTx, BuildError
 /// An audit trace of attestation `id`: its own block, later revocations in
 /// theirs, and a bundle for its current status.
 pub fn trace(ledger: &Ledger, id: &TxId) -> Result<Trace, BuildError> {
-    let current = bundle(ledger, id)?;
+    trace_for(ledger, id, &|_| true)
+}
+
+/// [`trace`] whose bundle redacts the subject-record entries `show` refuses.
+pub fn trace_for(ledger: &Ledger, id: &TxId, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<Trace, BuildError> {
+    let current = bundle_for(ledger, id, show)?;
     let origin = block_tx(ledger, id)?;
     let mut revocations = Vec::new();
     let rec = ledger.tx_record(id, 0)?.ok_or(BuildError::NotFound(*id))?;
@@ -648,7 +718,7 @@ pub(crate) fn check_format(kind: &str, version: u32, expected: &str) -> Result<(
     if version != FORMAT_VERSION {
         return Err(fail(
             Check::Format,
-            format!("version {version} is not supported (this verifier reads version {FORMAT_VERSION}; version 1 files predate governance — fetch the file again)"),
+            format!("version {version} is not supported (this verifier reads version {FORMAT_VERSION}; version 1 files predate governance, version 2 files hash subject records whole — fetch the file again)"),
         ));
     }
     Ok(())
@@ -884,9 +954,9 @@ impl<'g> Ctx<'g> {
     }
 
     /// Decodes a record and checks its proof in the header's subject map.
-    fn record(&self, field: &str, hexed: &str, proof: &SubjectProofJson, subject: &Uscc, header: &BlockHeader) -> Result<SubjectRecord, VerifyError> {
+    fn record(&self, field: &str, hexed: &str, proof: &SubjectProofJson, subject: &Uscc, header: &BlockHeader) -> Result<RecordView, VerifyError> {
         let bytes = unhex(field, hexed, MAX_SUBJECT_RECORD_BYTES)?;
-        let record: SubjectRecord = decode_canonical(field, &bytes, MAX_SUBJECT_RECORD_BYTES, "subject record")?;
+        let record: RecordView = decode_canonical(field, &bytes, MAX_SUBJECT_RECORD_BYTES, "subject record")?;
         if &record.subject != subject {
             return Err(fail(Check::SubjectMap, format!("{field} is about {}, not {subject}", record.subject)));
         }
@@ -895,7 +965,13 @@ impl<'g> Ctx<'g> {
         }
         let value = record.value_hash().map_err(|e| fail(Check::Decode, format!("{field}: {e}")))?;
         proof.to_proof().verify_present(&subject_key(subject), &value, &header.subjects_root).map_err(|e| {
-            fail(Check::SubjectMap, format!("the record of {subject} is not in the subject map of block {}: {e}", header.height))
+            fail(
+                Check::SubjectMap,
+                format!(
+                    "the record of {subject} is not in the subject map of block {}: {e} (an entry or a redacted entry's commitment was changed, added, removed or reordered)",
+                    header.height
+                ),
+            )
         })?;
         Ok(record)
     }
@@ -910,7 +986,7 @@ impl<'g> Ctx<'g> {
         inc: &IncludedTx,
         revocation: Option<&IncludedTx>,
         header: &BlockHeader,
-        record_of: &mut dyn FnMut(&Uscc) -> Result<SubjectRecord, VerifyError>,
+        record_of: &mut dyn FnMut(&Uscc) -> Result<RecordView, VerifyError>,
         expected_id: Option<&TxId>,
         now_ms: u64,
     ) -> Result<AttestationInfo, VerifyError> {
@@ -928,8 +1004,11 @@ impl<'g> Ctx<'g> {
         let entry = record
             .entries
             .iter()
-            .find(|e| e.id == id)
-            .ok_or_else(|| fail(Check::Status, format!("the subject record of {} does not list attestation {id}", a.subject)))?;
+            .find_map(|e| match e {
+                EntryView::Full(e) if e.id == id => Some(e),
+                _ => None,
+            })
+            .ok_or_else(|| fail(Check::Status, format!("the subject record of {} does not show attestation {id}", a.subject)))?;
         check_entry(entry, &tx, header)?;
         let height = entry.height.0;
         self.in_force(&format!("{field}.tx"), &tx, height, Check::Transaction)?;
@@ -1064,6 +1143,7 @@ pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<Repor
             subject,
             anchor,
             attestations: Vec::new(),
+            redacted: Vec::new(),
             governance: ctx.applied(),
         });
     };
@@ -1075,8 +1155,28 @@ pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<Repor
         ));
     }
     let mut attestations = Vec::with_capacity(record.entries.len());
+    let mut redacted = Vec::new();
     for (i, (entry, given)) in record.entries.iter().zip(&r.entries).enumerate() {
         let field = format!("entries[{i}]");
+        let (entry, given) = match (entry, given) {
+            (EntryView::Full(e), ReportEntry::Full(g)) => (e, g),
+            (EntryView::Redacted(c), ReportEntry::Redacted(g)) => {
+                if c != &g.redacted {
+                    return Err(fail(
+                        Check::Completeness,
+                        format!("{field} is redacted as {}, the record has commitment {c} here", g.redacted),
+                    ));
+                }
+                redacted.push(RedactedInfo { position: i as u64, commitment: *c });
+                continue;
+            }
+            (EntryView::Redacted(_), ReportEntry::Full(_)) => {
+                return Err(fail(Check::Completeness, format!("{field} is given in full, but the record has only a commitment here")))
+            }
+            (EntryView::Full(e), ReportEntry::Redacted(_)) => {
+                return Err(fail(Check::Completeness, format!("{field} is redacted, but the record shows attestation {} here", e.id)))
+            }
+        };
         let mut record_of = |s: &Uscc| {
             if s == &subject {
                 Ok(record.clone())
@@ -1100,6 +1200,7 @@ pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<Repor
         subject,
         anchor,
         attestations,
+        redacted,
         governance: ctx.applied(),
     })
 }

@@ -68,8 +68,10 @@ pub(crate) const META_FORMAT: &[u8] = b"mformat";
 /// transaction index per block (`x`) instead of a key per transaction; format 4:
 /// governance (`g`, `M`) and the membership hash in block headers; format 5:
 /// lenders in the membership, authorisations (`a`) and query records (`q`)
-/// (docs/access.md).
-pub const STORE_FORMAT: u64 = 5;
+/// (docs/access.md); format 6: a subject record's map value commits to each
+/// entry's hash (so proof files can redact entries), which changes every
+/// header's `subjects_root`.
+pub const STORE_FORMAT: u64 = 6;
 /// Transactions per part of a block's transaction index (one `x` key).
 pub(crate) const TX_INDEX_PART: usize = 1024;
 /// Bytes of one transaction-index entry: id ‖ offset u32 ‖ len u32.

@@ -7,11 +7,17 @@
 //!   `H(0x00 ‖ key ‖ value)`, at whatever depth it sits;
 //! - any other subtree is `H(0x01 ‖ left ‖ right)`, left = next key bit 0.
 //!
-//! A leaf's value is `H(TAG_SUBJECT_RECORD ‖ canonical(SubjectRecord))`: the list
-//! of every attestation about the subject with its current status. A lender who
-//! holds the record and a proof against a certified header knows the list is
-//! complete as of that height. Absence is proved by an empty slot or by another
-//! key's leaf sitting where the path ends.
+//! A leaf's value commits to the list of every attestation about the subject
+//! with its current status, one entry at a time:
+//! `H(TAG_SUBJECT_RECORD ‖ canonical(RecordCommitment { subject, [entry_hash(e), …] }))`
+//! with `entry_hash(e) = H(TAG_SUBJECT_ENTRY ‖ canonical(SubjectEntry))`. A lender
+//! who holds the record and a proof against a certified header knows the list is
+//! complete as of that height. Because each entry enters the value only through
+//! its hash, a proof file can carry an entry its reader may not see as that hash
+//! alone ([`RecordView`], [`EntryView::Redacted`]) and the value still verifies:
+//! the record stays provably complete without revealing the hidden entry.
+//! Absence is proved by an empty slot or by another key's leaf sitting where the
+//! path ends.
 //!
 //! Updates cost O(log n) hashes per changed subject; the tree lives in memory
 //! and is rebuilt from the stored records when the store opens.
@@ -28,6 +34,8 @@ use crate::uscc::Uscc;
 
 /// Domain tag of subject-record value hashes.
 pub const TAG_SUBJECT_RECORD: &[u8] = b"ledger/subject-record";
+/// Domain tag of the hash of one entry of a subject record (its commitment).
+pub const TAG_SUBJECT_ENTRY: &[u8] = b"ledger/subject-entry";
 /// Largest encoded subject record we accept from the wire.
 pub const MAX_SUBJECT_RECORD_BYTES: usize = 4 * 1024 * 1024;
 
@@ -50,15 +58,97 @@ pub struct SubjectRecord {
     pub entries: Vec<SubjectEntry>,
 }
 
-impl SubjectRecord {
-    /// The map value this record commits to.
+impl SubjectEntry {
+    /// The entry's commitment: `H(signing_bytes("ledger/subject-entry",
+    /// canonical(SubjectEntry)))`. It reveals nothing of the entry to whoever
+    /// does not know its transaction id (32 bytes of a SHA-256 over the signed
+    /// transaction): the id enters the hash, so its other fields cannot be
+    /// guessed and checked against it.
+    pub fn commitment(&self) -> Result<Hash32, CodecError> {
+        let bytes = codec::encode(self)?;
+        Ok(sha256(&[&signing_bytes(TAG_SUBJECT_ENTRY, &bytes)]))
+    }
+}
+
+/// What a subject-map value hashes: the subject and each entry's commitment,
+/// in commit order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCommitment {
+    pub subject: Uscc,
+    pub entries: Vec<Hash32>,
+}
+
+impl RecordCommitment {
+    /// `H(signing_bytes("ledger/subject-record", canonical(self)))`.
     pub fn value_hash(&self) -> Result<Hash32, CodecError> {
         let bytes = codec::encode(self)?;
         Ok(sha256(&[&signing_bytes(TAG_SUBJECT_RECORD, &bytes)]))
     }
+}
+
+impl SubjectRecord {
+    /// The map value this record commits to (through each entry's commitment).
+    pub fn value_hash(&self) -> Result<Hash32, CodecError> {
+        let entries = self.entries.iter().map(SubjectEntry::commitment).collect::<Result<Vec<_>, _>>()?;
+        RecordCommitment { subject: self.subject, entries }.value_hash()
+    }
 
     pub fn decode(bytes: &[u8]) -> Result<SubjectRecord, CodecError> {
         codec::decode(bytes, MAX_SUBJECT_RECORD_BYTES, "subject record")
+    }
+}
+
+/// One entry of a subject record as a proof file carries it: in full, or — for
+/// a reader who may not see it (docs/access.md) — only its commitment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryView {
+    Full(SubjectEntry),
+    Redacted(Hash32),
+}
+
+impl EntryView {
+    /// The entry's commitment: computed for a full entry, as given for a redacted one.
+    pub fn commitment(&self) -> Result<Hash32, CodecError> {
+        match self {
+            EntryView::Full(e) => e.commitment(),
+            EntryView::Redacted(c) => Ok(*c),
+        }
+    }
+}
+
+/// A subject record with some entries replaced by their commitments; it hashes
+/// to the same map value as the record it was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordView {
+    pub subject: Uscc,
+    pub entries: Vec<EntryView>,
+}
+
+impl RecordView {
+    /// The view of `record` that shows the entries `show` accepts and redacts the others.
+    pub fn of(record: &SubjectRecord, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<RecordView, CodecError> {
+        let entries = record
+            .entries
+            .iter()
+            .map(|e| if show(e) { Ok(EntryView::Full(e.clone())) } else { e.commitment().map(EntryView::Redacted) })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RecordView { subject: record.subject, entries })
+    }
+
+    /// The view with every entry in full.
+    pub fn full(record: &SubjectRecord) -> RecordView {
+        RecordView { subject: record.subject, entries: record.entries.iter().cloned().map(EntryView::Full).collect() }
+    }
+
+    /// The map value the record this view was made from commits to.
+    pub fn value_hash(&self) -> Result<Hash32, CodecError> {
+        let entries = self.entries.iter().map(EntryView::commitment).collect::<Result<Vec<_>, _>>()?;
+        RecordCommitment { subject: self.subject, entries }.value_hash()
+    }
+
+    /// How many entries are redacted.
+    pub fn redacted(&self) -> usize {
+        self.entries.iter().filter(|e| matches!(e, EntryView::Redacted(_))).count()
     }
 }
 
@@ -419,6 +509,42 @@ mod tests {
             // A proof for one absent key does not prove another.
             assert!(p.verify_absent(&key(i + 1000), &root).is_err() || m.prove(&key(i + 1000)) == p);
         }
+    }
+
+    #[test]
+    fn a_view_with_redacted_entries_hashes_like_the_record() {
+        let entry = |i: u32, revoked: bool| SubjectEntry {
+            id: TxId(sha256(&[b"id", &i.to_be_bytes()])),
+            height: Height(u64::from(i) + 1),
+            issuer: PublicKey([i as u8; 32]),
+            kind: AttestationKind::ALL[i as usize % AttestationKind::ALL.len()],
+            valid_until_ms: i.is_multiple_of(2).then_some(1_900_000_000_000),
+            revoked: revoked.then(|| (TxId(sha256(&[b"rev", &i.to_be_bytes()])), RevocationReason::Repair)),
+        };
+        let record = SubjectRecord { subject: Uscc::sample(1), entries: (0..6).map(|i| entry(i, i == 3)).collect() };
+        let value = record.value_hash().unwrap();
+        assert_eq!(RecordView::full(&record).value_hash().unwrap(), value);
+        for mask in 0u32..64 {
+            let view = RecordView::of(&record, &|e| mask & (1 << (e.height.0 - 1)) == 0).unwrap();
+            assert_eq!(view.redacted(), mask.count_ones() as usize);
+            assert_eq!(view.value_hash().unwrap(), value, "mask {mask:06b}");
+        }
+        // Every change to the view changes the value: order, a commitment, an entry removed.
+        let view = RecordView::of(&record, &|e| e.height.0 % 2 == 0).unwrap();
+        let mut swapped = view.clone();
+        swapped.entries.swap(0, 2);
+        assert_ne!(swapped.value_hash().unwrap(), value);
+        let mut changed = view.clone();
+        if let EntryView::Redacted(c) = &mut changed.entries[0] {
+            c.0[0] ^= 1;
+        }
+        assert_ne!(changed.value_hash().unwrap(), value);
+        let mut removed = view.clone();
+        removed.entries.remove(0);
+        assert_ne!(removed.value_hash().unwrap(), value);
+        let mut revived = view;
+        revived.entries[3] = EntryView::Full(SubjectEntry { revoked: None, ..entry(3, false) });
+        assert_ne!(revived.value_hash().unwrap(), value);
     }
 
     #[test]

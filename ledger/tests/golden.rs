@@ -3,11 +3,11 @@
 //! made before would break. Change the constants only with a format version bump.
 
 use yrd_consensus::codec;
-use yrd_consensus::crypto::{sha256, Hash32, SecretKey};
+use yrd_consensus::crypto::{sha256, signing_bytes, Hash32, SecretKey};
 use yrd_consensus::messages::{Proposal, Vote, VoteKind};
 use yrd_consensus::types::{Height, Round, ValidatorIndex};
 use yrd_ledger::block::BlockHeader;
-use yrd_ledger::subjects::{SubjectEntry, SubjectRecord};
+use yrd_ledger::subjects::{RecordView, SubjectEntry, SubjectRecord};
 use yrd_ledger::tx::{
     Attestation, AttestationKind, Grade, Revocation, RevocationReason, Severity, SignedTransaction, Transaction, TxBody, TxId,
 };
@@ -255,6 +255,29 @@ fn golden_subject_record() {
     check("subject record", &codec::encode(&rec).unwrap(), GOLDEN_SUBJECT_RECORD);
     assert_eq!(rec.value_hash().unwrap().to_hex(), GOLDEN_SUBJECT_VALUE);
     round_trip(&rec);
+    // Entry by entry (store format 6, proof files version 3): the value is
+    // H(signing_bytes("ledger/subject-record", subject ‖ u64 count ‖ commitment…)).
+    let commitment = rec.entries[0].commitment().unwrap();
+    assert_eq!(commitment.to_hex(), GOLDEN_SUBJECT_ENTRY_COMMITMENT);
+    let record_bytes = codec::encode(&rec).unwrap();
+    let mut value_payload = record_bytes[..18 + 8].to_vec();
+    value_payload.extend_from_slice(&commitment.0);
+    assert_eq!(sha256(&[&signing_bytes(b"ledger/subject-record", &value_payload)]).to_hex(), GOLDEN_SUBJECT_VALUE);
+    assert_eq!(sha256(&[&signing_bytes(b"ledger/subject-entry", &record_bytes[18 + 8..])]), commitment);
+    // The views a proof file carries: enum tag u32 0 = full entry, 1 = redacted (its commitment).
+    let full = RecordView::full(&rec);
+    let mut want = record_bytes[..26].to_vec();
+    want.extend_from_slice(&0u32.to_be_bytes());
+    want.extend_from_slice(&record_bytes[26..]);
+    assert_eq!(codec::encode(&full).unwrap(), want);
+    let redacted = RecordView::of(&rec, &|_| false).unwrap();
+    let mut want = record_bytes[..26].to_vec();
+    want.extend_from_slice(&1u32.to_be_bytes());
+    want.extend_from_slice(&commitment.0);
+    assert_eq!(codec::encode(&redacted).unwrap(), want);
+    assert_eq!(redacted.value_hash().unwrap().to_hex(), GOLDEN_SUBJECT_VALUE);
+    round_trip(&full);
+    round_trip(&redacted);
     let _ = Grade::A;
 }
 
@@ -321,7 +344,9 @@ const GOLDEN_SUBJECT_RECORD: &str = concat!(
     "4e72b9807785afee48bb0000000000000003cd32f8f785630d21fb0ef73f07d0600165a3955706f8ce86cfe75d8d7403",
     "f57f000000040001454349e422f05297191ead13e21d3db520e5abef52055e4964b82fb213f593a100000001",
 );
-const GOLDEN_SUBJECT_VALUE: &str = "a962cf0f313758cbb17f98a7ccf02b218a018ea3393efdf32c5c5b00fc6e4756";
+const GOLDEN_SUBJECT_VALUE: &str = "dc7a9ce1938e7c640eee17baaf1da19ba780b214d6b27275741e4bb1ae6cddbf";
+/// `H(signing_bytes("ledger/subject-entry", canonical(entry)))` of the one entry above.
+const GOLDEN_SUBJECT_ENTRY_COMMITMENT: &str = "0ebbbfc5b8236132f0b8cba76e426cba23cefa2aa592b5cbb8d3c5ea3df53ef7";
 
 const GOLDEN_AUTHORISATION_TX: &str = "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a919855f074f8568e8e2f4793fb4f3fb385034d4458ea5825355403d646e2e65600000000000000010000000439313335303130304d3030303130305934330000000112423e0482f3e81cb1d23230664e95bb3d11b9f34f06fc199e588d4cdab6e4d40000018bcfe5680000000192cc091400d0915340e24b21047817ff11222780bcc4afc0b49bea897f9caccc5b4ae4592fb5a5163c509e9e39410a049106f8194c1fcb5ff22636f18681c7e607309ad702";
 const GOLDEN_WITHDRAWAL_PAYLOAD: &str = "8f75d72b02d8a11c012748291eec2ed323f934df72f1d85e0258670602559c2a919855f074f8568e8e2f4793fb4f3fb385034d4458ea5825355403d646e2e6560000000000000002000000050e81d3d90c2a5e384880e393167f35b48330604022a2a3ec1ba8e78d84188e3e00000000019368a7d21e018f64ae3327d2f25cd4d7693b2d85328e4bb680bcfcbd4c26b90e0000018bcfe56801";

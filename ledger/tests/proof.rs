@@ -13,6 +13,7 @@ use yrd_ledger::proof::{self, AnyVerdict, Check, ProofFile, VerifyError};
 use yrd_ledger::store::{Ledger, Status};
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{Attestation, AttestationKind, RevocationReason, SignedTransaction, TxBody, TxId};
+use yrd_ledger::subjects::{EntryView, RecordView};
 use yrd_ledger::uscc::Uscc;
 
 const NOW: u64 = 1_900_000_000_000;
@@ -119,7 +120,7 @@ fn bundle_of_an_active_attestation_verifies_and_reads_well() {
     // JSON round trip: "type", "version", hex.
     let json = serde_json::to_value(&b).unwrap();
     assert_eq!(json["type"], "yrd-proof-bundle");
-    assert_eq!(json["version"], 2);
+    assert_eq!(json["version"], 3);
     // No membership change: the governance section is empty, the verdict lists none.
     assert_eq!(json["governance"], serde_json::json!([]));
     assert!(v.governance.is_empty());
@@ -189,7 +190,7 @@ fn allowed(path: &str) -> &'static [Check] {
     if p.contains("log_index") || p.contains("inclusion") {
         return &[LogInclusion];
     }
-    if p == "entries" {
+    if p == "entries" || p == "entries.redacted" {
         return &[Completeness];
     }
     if p == "subject" {
@@ -365,7 +366,7 @@ fn changing_decoded_fields_fails_naming_the_check() {
     let mut rec = f.ledger.subject_record(&Uscc::sample(1)).unwrap().unwrap();
     rec.entries.retain(|e| e.id != f.a);
     let mut b = good.clone();
-    b.subject.record = hex::encode(codec::encode(&rec).unwrap());
+    b.subject.record = hex::encode(codec::encode(&RecordView::full(&rec)).unwrap());
     assert_eq!(proof::verify_bundle(&f.chain.genesis, &b, NOW).unwrap_err().check, Check::SubjectMap);
     // The record of another subject with its own valid proof: not this subject's.
     let other = proof::bundle(&f.ledger, &f.e).unwrap();
@@ -379,7 +380,7 @@ fn changing_decoded_fields_fails_naming_the_check() {
         e.revoked = None;
     }
     let mut b = proof::bundle(&f.ledger, &f.b).unwrap();
-    b.subject.record = hex::encode(codec::encode(&rec).unwrap());
+    b.subject.record = hex::encode(codec::encode(&RecordView::full(&rec)).unwrap());
     b.revocation = None;
     assert_eq!(proof::verify_bundle(&f.chain.genesis, &b, NOW).unwrap_err().check, Check::SubjectMap);
     // The transaction of another attestation in the same log and record: the
@@ -486,7 +487,7 @@ fn report_lists_every_record_and_is_complete() {
     let mut rec = f.ledger.subject_record(&Uscc::sample(1)).unwrap().unwrap();
     rec.entries.remove(1);
     let mut t = r.clone();
-    t.record = Some(hex::encode(codec::encode(&rec).unwrap()));
+    t.record = Some(hex::encode(codec::encode(&RecordView::full(&rec)).unwrap()));
     t.entries.remove(1);
     assert_eq!(proof::verify_report(&f.chain.genesis, &t, NOW).unwrap_err().check, Check::SubjectMap);
     // Claiming the subject has no record at all: the absence proof fails.
@@ -503,6 +504,145 @@ fn report_lists_every_record_and_is_complete() {
     // Every byte of every field.
     let file = serde_json::to_value(&r).unwrap();
     assert!(tamper_everything(&f, &file) > 3000);
+}
+
+/// The record view of a report, decoded.
+fn view_of(r: &proof::Report) -> RecordView {
+    codec::decode(&hex::decode(r.record.as_ref().unwrap()).unwrap(), 1 << 22, "view").unwrap()
+}
+
+fn set_view(r: &mut proof::Report, view: &RecordView) {
+    r.record = Some(hex::encode(codec::encode(view).unwrap()));
+}
+
+#[test]
+fn a_redacted_report_verifies_stays_complete_and_shows_nothing_of_what_it_hides() {
+    let f = fixture();
+    let s1 = Uscc::sample(1);
+    let full = proof::report(&f.ledger, &s1).unwrap();
+    let full_text = serde_json::to_string(&full).unwrap();
+    let record = f.ledger.subject_record(&s1).unwrap().unwrap();
+    let ids = [f.a, f.b, f.d];
+    assert_eq!(record.entries.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    // What would betray each record: its id, its transaction's bytes, its
+    // revocation's id and bytes, its entry's canonical bytes.
+    let secrets: Vec<Vec<String>> = ids
+        .iter()
+        .zip(&record.entries)
+        .zip(&full.entries)
+        .map(|((id, e), given)| {
+            let proof::ReportEntry::Full(g) = given else { panic!("the full report redacts") };
+            let mut v = vec![id.to_hex(), g.attestation.tx.clone(), hex::encode(codec::encode(e).unwrap())];
+            if let Some(r) = &g.revocation {
+                v.push(r.tx.clone());
+                v.push(e.revoked.unwrap().0.to_hex());
+            }
+            assert!(v.iter().all(|s| full_text.contains(s.as_str()) || s.len() > 200));
+            v
+        })
+        .collect();
+    // Every choice of what to hide verifies, shows exactly the rest, and carries
+    // nothing of the hidden ones.
+    for mask in 0..8u32 {
+        let hidden = |id: &TxId| ids.iter().position(|x| x == id).is_some_and(|i| mask & (1 << i) != 0);
+        let r = proof::report_for(&f.ledger, &s1, &|e| !hidden(&e.id)).unwrap();
+        let v = proof::verify_report(&f.chain.genesis, &r, NOW).unwrap_or_else(|e| panic!("mask {mask:03b}: {e}"));
+        let shown: Vec<TxId> = v.attestations.iter().map(|a| a.id).collect();
+        assert_eq!(shown, ids.iter().copied().filter(|id| !hidden(id)).collect::<Vec<_>>(), "mask {mask:03b}");
+        let positions: Vec<u64> = v.redacted.iter().map(|x| x.position).collect();
+        assert_eq!(positions, (0..3u64).filter(|i| mask & (1 << i) != 0).collect::<Vec<_>>(), "mask {mask:03b}");
+        for x in &v.redacted {
+            assert_eq!(x.commitment, record.entries[x.position as usize].commitment().unwrap());
+        }
+        let text = serde_json::to_string(&r).unwrap();
+        for (i, secret) in secrets.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0) {
+            for s in secret {
+                assert!(!text.contains(s.as_str()), "mask {mask:03b}: the file shows {s} of hidden record {i}");
+            }
+        }
+        // b and d are issuer 1's: with both hidden its key appears nowhere.
+        let issuer_1 = f.chain.issuer_keys[1].public().to_hex();
+        assert_eq!(text.contains(&issuer_1), mask & 0b110 != 0b110, "mask {mask:03b}: issuer key");
+    }
+    // b (revoked, with its revocation) and d hidden: a report as an anonymous
+    // reader gets it. Every byte of every field still matters.
+    let r = proof::report_for(&f.ledger, &s1, &|e| e.id == f.a).unwrap();
+    let g = &f.chain.genesis;
+    let err = |t: &proof::Report| proof::verify_report(g, t, NOW).unwrap_err();
+    // Two commitments swapped, in the record and the entries alike: the record
+    // no longer hashes to the map's value.
+    let mut t = r.clone();
+    let mut view = view_of(&t);
+    view.entries.swap(1, 2);
+    set_view(&mut t, &view);
+    t.entries.swap(1, 2);
+    assert_eq!(err(&t).check, Check::SubjectMap, "{}", err(&t));
+    // ...or in the entries only: they disagree with the record.
+    let mut t = r.clone();
+    t.entries.swap(1, 2);
+    assert_eq!(err(&t).check, Check::Completeness, "{}", err(&t));
+    // A redacted entry removed from both, or from the entries only.
+    let mut t = r.clone();
+    let mut view = view_of(&t);
+    view.entries.remove(2);
+    set_view(&mut t, &view);
+    t.entries.remove(2);
+    assert_eq!(err(&t).check, Check::SubjectMap, "{}", err(&t));
+    let mut t = r.clone();
+    t.entries.remove(2);
+    assert_eq!(err(&t).check, Check::Completeness, "{}", err(&t));
+    // A commitment changed in both, or in the entries only.
+    let mut t = r.clone();
+    let mut view = view_of(&t);
+    let EntryView::Redacted(c) = &mut view.entries[1] else { panic!("entry 1 is shown") };
+    c.0[0] ^= 1;
+    let changed = *c;
+    set_view(&mut t, &view);
+    t.entries[1] = proof::ReportEntry::Redacted(proof::RedactedEntry { redacted: changed });
+    assert_eq!(err(&t).check, Check::SubjectMap, "{}", err(&t));
+    let mut t = r.clone();
+    t.entries[1] = proof::ReportEntry::Redacted(proof::RedactedEntry { redacted: changed });
+    assert_eq!(err(&t).check, Check::Completeness, "{}", err(&t));
+    // "Un-redacted" with forged content: a validly signed attestation by the
+    // same issuer that the chain never committed, claimed as entry 1 (active,
+    // not revoked). The record no longer hashes to the map's value.
+    let forged = f.chain.attestation(1, 77, s1, AttestationKind::TaxCredit);
+    let forged_entry = yrd_ledger::subjects::SubjectEntry {
+        id: forged.id().unwrap(),
+        height: Height(1),
+        issuer: forged.tx.issuer,
+        kind: AttestationKind::TaxCredit,
+        valid_until_ms: None,
+        revoked: None,
+    };
+    let mut t = r.clone();
+    let mut view = view_of(&t);
+    view.entries[1] = EntryView::Full(forged_entry);
+    set_view(&mut t, &view);
+    let proof::ReportEntry::Full(shown) = &full.entries[0] else { panic!() };
+    t.entries[1] = proof::ReportEntry::Full(proof::FullEntry {
+        attestation: proof::IncludedTx { tx: hex::encode(forged.encode().unwrap()), ..shown.attestation.clone() },
+        revocation: None,
+    });
+    assert_eq!(err(&t).check, Check::SubjectMap, "{}", err(&t));
+    // ...and the true entry 1 in full under the record's commitment: the file
+    // must show it where the record does.
+    let mut t = r.clone();
+    t.entries[1] = full.entries[1].clone();
+    assert_eq!(err(&t).check, Check::Completeness, "{}", err(&t));
+    // The honest one passes; so does its JSON, byte for byte tampered or not.
+    proof::verify_report(g, &r, NOW).unwrap();
+    let file = serde_json::to_value(&r).unwrap();
+    assert_eq!(file["entries"][1], serde_json::json!({ "redacted": record.entries[1].commitment().unwrap() }));
+    assert!(tamper_everything(&f, &file) > 1000);
+    // A bundle of the public record carries the same view of the record.
+    let b = proof::bundle_for(&f.ledger, &f.a, &|e| e.id == f.a).unwrap();
+    assert_eq!(b.subject.record, r.record.clone().unwrap());
+    assert_eq!(proof::verify_bundle(g, &b, NOW).unwrap().attestation.id, f.a);
+    // A bundle whose own attestation is redacted in the record does not verify.
+    let mut t = b.clone();
+    t.subject.record = hex::encode(codec::encode(&RecordView::of(&record, &|_| false).unwrap()).unwrap());
+    assert_eq!(proof::verify_bundle(g, &t, NOW).unwrap_err().check, Check::Status);
 }
 
 #[test]
@@ -625,8 +765,9 @@ fn parse_file_dispatches_and_rejects_unknown_formats() {
     assert!(matches!(proof::parse_file(&r).unwrap(), ProofFile::Report(_)));
     assert_eq!(proof::parse_file(b"not json").unwrap_err().check, Check::Format);
     assert_eq!(proof::parse_file(br#"{"type":"yrd-something","version":1}"#).unwrap_err().check, Check::Format);
-    // Version 1 (before the governance section) and unknown versions are refused.
-    for version in [1, 3] {
+    // Version 1 (before the governance section), version 2 (subject records
+    // hashed whole) and unknown versions are refused.
+    for version in [1, 2, 4] {
         let mut v: Value = serde_json::from_slice(&b).unwrap();
         v["version"] = Value::from(version);
         assert_eq!(check_of(verify_json(&f, &v)), Check::Format, "version {version}");
@@ -656,4 +797,7 @@ fn dump_files_for_independent_verifiers() {
     put("bundle-expiring.json", serde_json::to_value(proof::bundle(&f.ledger, &f.d).unwrap()).unwrap());
     put("report.json", serde_json::to_value(proof::report(&f.ledger, &Uscc::sample(1)).unwrap()).unwrap());
     put("report-absent.json", serde_json::to_value(proof::report(&f.ledger, &Uscc::sample(77)).unwrap()).unwrap());
+    // Records b (revoked) and d as their commitments only (docs/proofs.md "Redacted entries").
+    let redacted = proof::report_for(&f.ledger, &Uscc::sample(1), &|e| e.id == f.a).unwrap();
+    put("report-redacted.json", serde_json::to_value(redacted).unwrap());
 }

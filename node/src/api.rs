@@ -86,8 +86,7 @@ pub struct ErrorBody {
     /// `too_many_connections`, `unavailable`, `internal`; access, docs/access.md: 401
     /// `signature_incomplete`, `bad_signature_header`, `stale_request`, `unknown_key`,
     /// `key_retired`, `bad_signature`, `replayed_request`; 403 `restricted`,
-    /// `no_authorisation`, `authorisation_expired`, `authorisation_withdrawn`,
-    /// `redacted_report_unavailable`).
+    /// `no_authorisation`, `authorisation_expired`, `authorisation_withdrawn`).
     pub code: String,
 }
 
@@ -1061,45 +1060,33 @@ fn proof_error(e: yrd_ledger::proof::BuildError) -> ApiError {
     }
 }
 
-/// 403 unless the caller reads committed transaction `id` in full and every
-/// record about its subject (a proof bundle or trace holds the transaction's
-/// bytes and the subject's whole record). Unknown ids pass (the builder says 404).
-fn require_tx(reader: &Reader<'_>, id: &TxId, now_ms: u64) -> ApiResult<()> {
+/// 403 unless the caller reads committed transaction `id` in full (a proof
+/// bundle or trace holds its bytes). Unknown ids pass (the builder says 404).
+/// The subject's other records are redacted in the file, not refused
+/// ([`redact::visible_entries`]).
+fn require_tx(reader: &Reader<'_>, id: &TxId, now_ms: u64) -> ApiResult<Option<Uscc>> {
     let ledger = reader.ledger();
-    let Some(r) = ledger.tx_record(id, now_ms).map_err(ApiError::store)? else { return Ok(()) };
+    let Some(r) = ledger.tx_record(id, now_ms).map_err(ApiError::store)? else { return Ok(None) };
     redact::require(reader, &r.tx, r.height, r.log_index)?;
-    let subject = match &r.tx.tx.body {
-        TxBody::Attest(a) => Some(a.subject),
-        TxBody::Revoke(rv) => match ledger.committed_tx(&rv.target).map_err(ApiError::store)? {
-            Some((t, _)) => match &t.tx.body {
-                TxBody::Attest(a) => Some(a.subject),
-                _ => None,
-            },
-            None => None,
-        },
-        _ => None,
-    };
-    match subject {
-        Some(s) => require_whole_subject(reader, &s, now_ms),
-        None => Ok(()),
-    }
-}
-
-/// 403 unless the caller reads every record about `subject` in full: proof
-/// files carry the subject's whole record (every entry's id, kind and issuer).
-/// Redacted proof files need entry commitments in the subject map
-/// (docs/access.md, "Not yet").
-fn require_whole_subject(reader: &Reader<'_>, subject: &Uscc, now_ms: u64) -> ApiResult<()> {
-    for r in reader.ledger().by_subject(subject, now_ms).map_err(ApiError::store)? {
-        if redact::redact(reader, &r.tx, r.height, r.log_index)?.is_some() {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "redacted_report_unavailable",
-                format!("proofs about {subject} hold restricted records this caller may not read, and redacted proof files are not available yet; list the subject's records (GET /v1/subjects/{subject}/attestations) for the public ones"),
-            ));
+    // A bundle of a revoked attestation holds the revocation's bytes too.
+    if let Status::Revoked { by, .. } = &r.status {
+        if let Some(rv) = ledger.tx_record(by, now_ms).map_err(ApiError::store)? {
+            redact::require(reader, &rv.tx, rv.height, rv.log_index)?;
         }
     }
-    Ok(())
+    Ok(match &r.tx.tx.body {
+        TxBody::Attest(a) => Some(a.subject),
+        _ => None,
+    })
+}
+
+/// The subject-record entries a proof file shows this caller in full (the
+/// others travel as their commitments, docs/proofs.md "Redacted entries").
+fn shown_entries(reader: &Reader<'_>, subject: Option<Uscc>, now_ms: u64) -> ApiResult<std::collections::HashSet<TxId>> {
+    match subject {
+        Some(s) => redact::visible_entries(reader, &s, now_ms),
+        None => Ok(std::collections::HashSet::new()),
+    }
 }
 
 async fn proof_bundle(
@@ -1110,8 +1097,10 @@ async fn proof_bundle(
     let id = parse_id(&id)?;
     let now = now_ms();
     app.read(move |_, ledger| {
-        require_tx(&caller.reader(ledger), &id, now)?;
-        yrd_ledger::proof::bundle(ledger, &id).map(Json).map_err(proof_error)
+        let reader = caller.reader(ledger);
+        let subject = require_tx(&reader, &id, now)?;
+        let shown = shown_entries(&reader, subject, now)?;
+        yrd_ledger::proof::bundle_for(ledger, &id, &|e| shown.contains(&e.id)).map(Json).map_err(proof_error)
     })
     .await
 }
@@ -1127,9 +1116,9 @@ async fn proof_report(
     app.read(move |_, ledger| {
         let reader = caller.reader(ledger);
         redact::require_coverage(&reader, &subject)?;
-        // A report holds every record's bytes: served only to a caller who reads them all.
-        require_whole_subject(&reader, &subject, now)?;
-        yrd_ledger::proof::report(ledger, &subject).map(Json).map_err(proof_error)
+        // Records the caller may not read are in the report as their commitments only.
+        let shown = redact::visible_entries(&reader, &subject, now)?;
+        yrd_ledger::proof::report_for(ledger, &subject, &|e| shown.contains(&e.id)).map(Json).map_err(proof_error)
     })
     .await
 }
@@ -1158,8 +1147,10 @@ async fn audit_trace(
     let id = parse_id(&id)?;
     let now = now_ms();
     app.read(move |_, ledger| {
-        require_tx(&caller.reader(ledger), &id, now)?;
-        yrd_ledger::proof::trace(ledger, &id).map(Json).map_err(proof_error)
+        let reader = caller.reader(ledger);
+        let subject = require_tx(&reader, &id, now)?;
+        let shown = shown_entries(&reader, subject, now)?;
+        yrd_ledger::proof::trace_for(ledger, &id, &|e| shown.contains(&e.id)).map(Json).map_err(proof_error)
     })
     .await
 }

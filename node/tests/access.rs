@@ -1,7 +1,9 @@
 //! Access control on every read route (docs/access.md): a property test over
 //! random records × every read route × {anonymous, unauthorised lender, wrong
 //! signature, authorised lender, issuer}: a caller never sees any field of a
-//! restricted record it may not read, while what it may read stays readable;
+//! restricted record it may not read, while what it may read stays readable
+//! (proof bundles and subject reports included: records it may not read are in
+//! them as commitments only, and the files verify offline);
 //! forged, replayed, stale and incomplete signatures are refused 401; coverage
 //! starts at the authorisation's block and ends at its expiry or withdrawal.
 //!
@@ -20,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use yrd_consensus::crypto::{sha256, SecretKey};
 use yrd_consensus::types::{Height, Round};
 use yrd_ledger::consent::{Purpose, WithdrawReason};
+use yrd_ledger::proof;
 use yrd_ledger::queries::{Nonce, SignedRequest};
 use yrd_ledger::store::Ledger;
 use yrd_ledger::testkit::TestChain;
@@ -297,6 +300,7 @@ fn no_caller_sees_a_restricted_record_it_may_not_read_on_any_route() {
     let restricted = records.iter().filter(|r| r.restricted).count();
     println!("{} records ({restricted} restricted), {} routes, {} callers", records.len(), paths.len(), callers.len());
     assert!(restricted > 0 && restricted < records.len(), "seed {seed}: the sample needs public and restricted records");
+    let (mut reports_redacted, mut reports_full) = (0, 0);
     for (caller, may_read) in &callers {
         for path in &paths {
             let (status, body) = h.get_as(caller, path);
@@ -330,8 +334,61 @@ fn no_caller_sees_a_restricted_record_it_may_not_read_on_any_route() {
                 assert_eq!(status, 200, "seed {seed}: {} listing {}: {body}", caller.name(), r.subject);
                 assert!(body.contains(&r.id.to_hex()), "seed {seed}: {} does not see {} in its subject's listing", caller.name(), r.id);
             }
+            // Its proof bundle is served (the subject's other records redacted) and verifies offline.
+            if r.attestation {
+                let (status, body) = h.get_as(caller, &format!("/v1/proofs/attestations/{}", r.id));
+                assert_eq!(status, 200, "seed {seed}: {} bundle of {}: {body}", caller.name(), r.id);
+                let b: proof::Bundle = serde_json::from_str(&body).unwrap();
+                let v = proof::verify_bundle(&h.chain.genesis, &b, now_ms())
+                    .unwrap_or_else(|e| panic!("seed {seed}: {} bundle of {}: {e}", caller.name(), r.id));
+                assert_eq!(v.attestation.id, r.id);
+            }
+        }
+        // Subject reports: served to every caller that passes the lender rule, with
+        // the records it may not read as commitments only — still complete, verified
+        // offline, showing exactly what it may read (the secrets check above covers
+        // the rest of the body).
+        if let Caller::WrongSignature(..) = caller {
+            continue;
+        }
+        for s in 1..=SUBJECTS {
+            let subject = Uscc::sample(s);
+            let (status, body) = h.get_as(caller, &format!("/v1/proofs/subjects/{subject}"));
+            let lender_refused = match caller {
+                Caller::Key(n, _) if n == "unauthorised-lender" => true,
+                Caller::Key(n, _) if n == "authorised-lender" => subject != covered,
+                _ => false,
+            };
+            if lender_refused {
+                assert_eq!(status, 403, "seed {seed}: {} report on {subject}: {body}", caller.name());
+                continue;
+            }
+            assert_eq!(status, 200, "seed {seed}: {} report on {subject}: {body}", caller.name());
+            let report: proof::Report = serde_json::from_str(&body).unwrap();
+            let v = proof::verify_report(&h.chain.genesis, &report, now_ms())
+                .unwrap_or_else(|e| panic!("seed {seed}: {} report on {subject} does not verify: {e}", caller.name()));
+            let about: Vec<&Record> = records.iter().filter(|r| r.subject == subject && r.attestation).collect();
+            let mut want: Vec<TxId> = about.iter().filter(|r| may_read(r)).map(|r| r.id).collect();
+            let mut shown: Vec<TxId> = v.attestations.iter().map(|a| a.id).collect();
+            want.sort();
+            shown.sort();
+            assert_eq!(shown, want, "seed {seed}: {} report on {subject} shows other records", caller.name());
+            assert_eq!(v.redacted.len(), about.len() - want.len(), "seed {seed}: {} report on {subject}", caller.name());
+            if v.redacted.is_empty() {
+                reports_full += 1;
+            } else {
+                reports_redacted += 1;
+            }
+            let json: Value = serde_json::from_str(&body).unwrap();
+            for e in json["entries"].as_array().unwrap() {
+                if e.get("redacted").is_some() {
+                    assert_eq!(e.as_object().unwrap().len(), 1, "a redacted report entry is its commitment only: {e}");
+                }
+            }
         }
     }
+    println!("{reports_redacted} redacted and {reports_full} full subject reports verified");
+    assert!(reports_redacted > 0 && reports_full > 0, "seed {seed}: the sample needs both kinds of report");
     // Redacted entries in a listing still count every record (completeness).
     let (_, body) = h.get_as(&Caller::Anonymous, &format!("/v1/subjects/{covered}/attestations"));
     let v: Value = serde_json::from_str(&body).unwrap();

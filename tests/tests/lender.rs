@@ -2,7 +2,7 @@
 //! lender records an enterprise's authorisation with `yrd lender authorise`, then
 //! reads the enterprise's restricted records with `yrd query|report --key` on every
 //! node; anonymous and other readers see only public records and redacted
-//! commitments; after `yrd lender withdraw` the lender is refused again.
+//! commitments (in listings and in a subject report that verifies offline); after `yrd lender withdraw` the lender is refused again.
 
 use std::process::{Command, Output};
 
@@ -52,6 +52,16 @@ fn a_lender_reads_restricted_records_only_while_authorised_on_every_node() {
     let o = yrd(&["query", "--node", &c.nodes[1].api, "--subject", s, "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains(&penalty_id) && !text(&o).contains(&rating_id), "{}", text(&o));
+    // ...and an anonymous subject report: the penalty in full, the rating as its
+    // commitment only; it verifies offline and still proves the list complete.
+    let anon = dir.join("report-anonymous.json");
+    let o = yrd(&["report", "--node", &c.nodes[1].api, "--subject", s, "--out", anon.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let file = std::fs::read_to_string(&anon).unwrap();
+    assert!(!file.contains(&rating_id) && !file.contains(&rating.encode().map(hex::encode).unwrap()), "{file}");
+    let o = yrd(&["verify", anon.to_str().unwrap(), "--genesis", c.genesis_path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("records      2: 1 shown (1 active), 1 redacted") && text(&o).contains(&penalty_id), "{}", text(&o));
 
     // The lender records the enterprise's consent.
     let consent = dir.join("consent.pdf");

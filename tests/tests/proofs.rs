@@ -37,9 +37,9 @@ fn write(path: &Path, v: &Value) {
 
 #[test]
 fn lenders_and_auditors_check_a_live_chain_offline() {
-    // Every kind public: this test is about proof files, which are served only to
-    // callers who may read every record they carry (redacted proof files are not
-    // implemented yet; access is tested in tests/lender.rs and node/tests/access.rs).
+    // Every kind public: this test is about proof files in full (redacted ones,
+    // for callers who may not read every record, are tested in tests/lender.rs,
+    // node/tests/access.rs and cli/tests/verify_redacted.rs).
     let params = yrd_ledger::genesis::ChainParams { restricted_kinds: vec![], ..Default::default() };
     let mut c = Cluster::prepare_with(yrd_ledger::testkit::TestChain::with_params(4, 4, params), &[]);
     for i in 0..4 {

@@ -16,7 +16,10 @@ docs/proofs.md): the latest block header with its commit certificate, the subjec
 record with its subject-map proof — or a proof that there is no record — and every
 attestation (and revocation) the record lists, each with its inclusion proof. A verified
 report shows ALL the records about the subject as of its block, not just the ones the
-borrower chose to show.
+borrower chose to show. Restricted records the caller may not read (anonymous, or a key
+without an authorisation covering them) are in the file as their commitments only: the
+report stays provably complete and reveals nothing else about them. Sign with --key
+(a lender whose authorisation covers the subject, or the issuer) to see them in full.
 
 The node is not trusted: check the file offline with `yrd verify FILE --genesis GENESIS`.
 

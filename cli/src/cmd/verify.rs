@@ -204,16 +204,34 @@ fn print_report(v: &ReportVerdict) {
     println!("subject      {}", v.subject);
     print_anchor("as of", &v.anchor);
     print_governance(&v.governance);
-    if v.attestations.is_empty() {
+    if v.attestations.is_empty() && v.redacted.is_empty() {
         println!("records      none: the subject map proves there is no record about {}", v.subject);
         return;
     }
     let active = v.attestations.iter().filter(|a| a.status == Status::Active).count();
-    println!("records      {} ({} active)", v.attestations.len(), active);
-    for (i, a) in v.attestations.iter().enumerate() {
+    let total = v.attestations.len() + v.redacted.len();
+    if v.redacted.is_empty() {
+        println!("records      {} ({} active)", v.attestations.len(), active);
+    } else {
+        println!(
+            "records      {total}: {} shown ({active} active), {} redacted (restricted records this reader may not see)",
+            v.attestations.len(),
+            v.redacted.len()
+        );
+        println!("             the list is complete: every record is shown or stands as its commitment");
+    }
+    let mut shown = v.attestations.iter();
+    let mut hidden = v.redacted.iter().peekable();
+    for i in 0..total {
         println!();
-        println!("  [{}]", i + 1);
-        print_attestation(a, "  ");
+        if hidden.peek().is_some_and(|r| r.position == i as u64) {
+            if let Some(r) = hidden.next() {
+                println!("  [{}] REDACTED  commitment {}", i + 1, r.commitment);
+            }
+        } else if let Some(a) = shown.next() {
+            println!("  [{}]", i + 1);
+            print_attestation(a, "  ");
+        }
     }
 }
 

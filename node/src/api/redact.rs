@@ -9,12 +9,14 @@
 //! Routes that show one transaction ([`require`]) answer 403 instead, with the
 //! reason the caller cannot read it and nothing about the record.
 
+use std::collections::HashSet;
+
 use axum::http::StatusCode;
 use serde::Serialize;
 use yrd_consensus::types::Height;
 use yrd_ledger::access::{Reader, Viewer};
 use yrd_ledger::consent::{Coverage, GrantState};
-use yrd_ledger::tx::SignedTransaction;
+use yrd_ledger::tx::{SignedTransaction, TxId};
 use yrd_ledger::uscc::Uscc;
 
 use super::{ApiError, ApiResult};
@@ -43,6 +45,32 @@ pub fn redact(reader: &Reader<'_>, tx: &SignedTransaction, height: Height, log_i
         height: height.0,
         log_index,
     }))
+}
+
+/// The subject's records that a proof file shows the reader in full: those
+/// whose attestation, and revocation if revoked, [`redact`] lets through. Proof
+/// files carry every other entry of the subject record as its commitment only
+/// (`yrd_ledger::proof::report_for`), so they stay provably complete.
+pub fn visible_entries(reader: &Reader<'_>, subject: &Uscc, now_ms: u64) -> ApiResult<HashSet<TxId>> {
+    let ledger = reader.ledger();
+    let mut shown = HashSet::new();
+    let Some(record) = ledger.subject_record(subject).map_err(ApiError::store)? else { return Ok(shown) };
+    let sees = |id: &TxId| -> ApiResult<bool> {
+        match ledger.tx_record(id, now_ms).map_err(ApiError::store)? {
+            Some(r) => Ok(redact(reader, &r.tx, r.height, r.log_index)?.is_none()),
+            None => Err(ApiError::internal(format!("the subject record of {subject} names {id}, which is not stored"))),
+        }
+    };
+    for e in &record.entries {
+        let revocation_seen = match &e.revoked {
+            Some((by, _)) => sees(by)?,
+            None => true,
+        };
+        if sees(&e.id)? && revocation_seen {
+            shown.insert(e.id);
+        }
+    }
+    Ok(shown)
 }
 
 /// For routes that show one transaction: `Ok` when [`redact`] lets the caller

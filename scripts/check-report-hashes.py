@@ -1,0 +1,114 @@
+"""A second, independent check of subject reports (full or redacted), written
+from docs/proofs.md alone, to keep the document precise: the header layout, the
+RecordView decoding, entry commitments and the subject value (steps 11-12), the
+subject-map proof, completeness with redacted entries (step 17) and each shown
+attestation's RFC 9162 inclusion (step 10). It does NOT check signatures,
+certificates or the governance section (no ed25519 here): use `yrd verify`.
+
+    YRD_DUMP_PROOFS=/tmp/p cargo test -p yrd-ledger --test proof dump
+    python3 scripts/check-report-hashes.py /tmp/p/report.json /tmp/p/report-redacted.json
+"""
+import hashlib, json, sys
+H = lambda *p: hashlib.sha256(b"".join(p)).digest()
+PREFIX = b"YRD-CREDIT-CHAIN/v1/"
+sb = lambda tag, payload: PREFIX + tag + b"\x00" + payload
+
+class R:
+    def __init__(s, b): s.b, s.i = b, 0
+    def take(s, n):
+        if s.i + n > len(s.b): raise ValueError("short")
+        v = s.b[s.i:s.i+n]; s.i += n; return v
+    def u32(s): return int.from_bytes(s.take(4), "big")
+    def u64(s): return int.from_bytes(s.take(8), "big")
+    def opt(s, f):
+        t = s.take(1)[0]
+        if t == 0: return None
+        if t == 1: return f()
+        raise ValueError("option tag")
+
+def header(b):
+    r = R(b); h = {}
+    h["chain"] = r.take(32); h["height"] = r.u64(); h["parent"] = r.take(32)
+    h["proposer"] = r.u32(); h["round"] = r.u32(); h["timestamp_ms"] = r.u64()
+    h["tx_count"] = r.u32(); h["log_size"] = r.u64(); h["log_root"] = r.take(32)
+    h["subjects_root"] = r.take(32); h["membership"] = r.take(32)
+    assert r.i == len(b) == 196
+    return h
+
+def entry(r):
+    start = r.i
+    eid = r.take(32); height = r.u64(); issuer = r.take(32); kind = r.u32()
+    assert kind < 7
+    until = r.opt(r.u64)
+    def rev():
+        t = r.take(32); reason = r.u32(); assert reason < 3; return (t, reason)
+    revoked = r.opt(rev)
+    return dict(id=eid, height=height, issuer=issuer, kind=kind, until=until, revoked=revoked, raw=r.b[start:r.i])
+
+def record_view(b):
+    r = R(b); subject = r.take(18); n = r.u64(); entries = []
+    for _ in range(n):
+        tag = r.u32()
+        if tag == 0: entries.append(("full", entry(r)))
+        elif tag == 1: entries.append(("redacted", r.take(32)))
+        else: raise ValueError("EntryView tag")
+    assert r.i == len(b), "trailing bytes"
+    return subject, entries
+
+def bit(k, d): return (k[d // 8] >> (7 - d % 8)) & 1
+
+def map_root(key, proof):
+    t = proof["terminal"]; sib = [bytes.fromhex(x) for x in proof["siblings"]]
+    if t["type"] == "present": h = H(b"\x00", key, bytes.fromhex(t["value"]))
+    elif t["type"] == "empty": h = b"\x00" * 32
+    else: h = H(b"\x00", bytes.fromhex(t["key"]), bytes.fromhex(t["value"]))
+    for d in range(len(sib) - 1, -1, -1):
+        h = H(b"\x01", sib[d], h) if bit(key, d) else H(b"\x01", h, sib[d])
+    return h
+
+def inclusion_root(index, size, leaf, path):  # RFC 9162 2.1.3.2
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0: return None
+        if fn & 1 or fn == sn:
+            r = H(b"\x01", p, r)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0: fn >>= 1; sn >>= 1
+        else:
+            r = H(b"\x01", r, p)
+        fn >>= 1; sn >>= 1
+    return r if sn == 0 else None
+
+def check(path):
+    f = json.load(open(path))
+    assert f["type"] == "yrd-subject-report" and f["version"] == 3
+    h = header(bytes.fromhex(f["anchor"]["header"]))
+    key = H(f["subject"].encode())
+    subject, entries = record_view(bytes.fromhex(f["record"]))
+    assert subject.decode() == f["subject"], "subject"
+    commitments = [H(sb(b"ledger/subject-entry", e["raw"])) if k == "full" else e for k, e in entries]
+    value = H(sb(b"ledger/subject-record", subject + len(commitments).to_bytes(8, "big") + b"".join(commitments)))
+    assert f["proof"]["terminal"] == {"type": "present", "value": value.hex()}, "value"
+    assert map_root(key, f["proof"]) == h["subjects_root"], "subject-map"
+    assert len(f["entries"]) == len(entries), "completeness: count"
+    shown = hidden = 0
+    for (k, e), given in zip(entries, f["entries"]):
+        if k == "redacted":
+            assert given == {"redacted": e.hex()}, "completeness: commitment"
+            hidden += 1
+            continue
+        assert set(given) == {"attestation", "revocation"}, "completeness: full"
+        tx = bytes.fromhex(given["attestation"]["tx"])
+        assert H(tx) == e["id"], "completeness: id"
+        root = inclusion_root(given["attestation"]["log_index"], h["log_size"], H(b"\x00", tx),
+                              [bytes.fromhex(x) for x in given["attestation"]["inclusion"]])
+        assert root == h["log_root"], "log-inclusion"
+        assert (given["revocation"] is None) == (e["revoked"] is None), "revocation"
+        shown += 1
+    return shown, hidden
+
+for p in sys.argv[1:]:
+    try:
+        print(p, "OK shown=%d redacted=%d" % check(p))
+    except (AssertionError, ValueError, KeyError) as ex:
+        print(p, "FAILED", repr(ex))
