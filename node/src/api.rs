@@ -82,7 +82,7 @@ pub struct ErrorBody {
     /// Machine-readable rule: a [`yrd_ledger::validate::TxError::code`] or one of
     /// the API's own (`bad_json`, `bad_body`, `bad_hex`, `bad_id`, `bad_uscc`, `bad_height`,
     /// `bad_query`, `bad_path`, `batch_too_large`, `body_too_large`, `body_timeout`, `not_found`,
-    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `busy`, `disk_low`,
+    /// `method_not_allowed`, `not_attestation`, `sequence_pending`, `mempool_full`, `overloaded`, `busy`, `disk_low`,
     /// `too_many_connections`, `unavailable`, `internal`; access, docs/access.md: 401
     /// `signature_incomplete`, `bad_signature_header`, `stale_request`, `unknown_key`,
     /// `key_retired`, `bad_signature`, `replayed_request`; 403 `restricted`,
@@ -96,11 +96,13 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     error: String,
+    /// Seconds for a `Retry-After` header (503 `overloaded`).
+    retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, error: impl Into<String>) -> ApiError {
-        ApiError { status, code, error: error.into() }
+        ApiError { status, code, error: error.into(), retry_after_s: None }
     }
     fn bad_request(code: &'static str, error: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, error)
@@ -119,11 +121,15 @@ impl ApiError {
         let status = match e {
             SubmitError::Invalid(_) => StatusCode::BAD_REQUEST,
             SubmitError::Conflict(_) => StatusCode::CONFLICT,
-            SubmitError::Busy(_) | SubmitError::DiskLow(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SubmitError::Busy(_) | SubmitError::DiskLow(_) | SubmitError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             SubmitError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
             SubmitError::Halted { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
-        ApiError::new(status, e.code(), e.to_string())
+        let mut err = ApiError::new(status, e.code(), e.to_string());
+        if let SubmitError::Overloaded(o) = e {
+            err.retry_after_s = Some(o.retry_after_s);
+        }
+        err
     }
     pub fn status(&self) -> StatusCode {
         self.status
@@ -136,7 +142,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: self.error, code: self.code.to_string() };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+        }
+        resp
     }
 }
 
@@ -748,6 +758,7 @@ fn pending(id: &TxId) -> Submitted {
 }
 
 async fn submit_one(State(app): State<AppState>, ApiJson(req, _budget): ApiJson<SubmitRequest>) -> ApiResult<Response> {
+    app.shared.check_overload(1).map_err(|e| ApiError::submit(&e))?;
     let bytes = decode_tx_hex(&req.tx)?;
     let mut results = app.shared.submit(&[&bytes]).await;
     match results.pop() {
@@ -760,6 +771,9 @@ async fn submit_one(State(app): State<AppState>, ApiJson(req, _budget): ApiJson<
 /// `POST /v1/transactions/batch`. The body's budget share (`_budget`) is held
 /// until the answer is built: the decoded transactions are at most half the body.
 async fn submit_batch(State(app): State<AppState>, BatchBody(entries, _budget): BatchBody) -> ApiResult<Json<BatchResponse>> {
+    // Refused as a whole, before any hex or signature work, if the batch would
+    // wait longer than the admission bound (503 `overloaded`, Retry-After).
+    app.shared.check_overload(entries.len()).map_err(|e| ApiError::submit(&e))?;
     let mut results: Vec<Option<BatchEntry>> = vec![None; entries.len()];
     let mut decoded = Vec::with_capacity(entries.len());
     let mut slots = Vec::with_capacity(entries.len());

@@ -12,6 +12,7 @@
 //!
 //! [mempool]
 //! max_txs = 50000
+//! max_wait_ms = 1000                      # refuse (503 overloaded) what would wait longer to be final
 //!
 //! [consensus]
 //! propose_timeout_ms = 3000
@@ -67,11 +68,22 @@ pub struct NodeConfig {
 pub struct MempoolConfig {
     /// Most pending transactions; submissions beyond get HTTP 503.
     pub max_txs: usize,
+    /// Longest expected wait to finality of a client's transaction, at the rate
+    /// finalised lately; beyond it submissions get HTTP 503 `overloaded` with
+    /// `Retry-After` (0: admission by count only). See [`crate::admission`].
+    pub max_wait_ms: u64,
 }
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig { max_txs: 50_000 }
+        MempoolConfig { max_txs: 50_000, max_wait_ms: 1000 }
+    }
+}
+
+impl MempoolConfig {
+    /// The admission bound on queueing delay, `None` when off.
+    pub fn max_wait(&self) -> Option<std::time::Duration> {
+        (self.max_wait_ms > 0).then(|| std::time::Duration::from_millis(self.max_wait_ms))
     }
 }
 

@@ -48,6 +48,12 @@ pub const FIELDS: &[FieldDoc] = &[
     field("", "peers", Some("[]"), "peers to dial, as multiaddrs (append /p2p/<peer id> from `yrd key show` to check who answers)"),
     field("", "log_format", Some("\"text\""), "\"text\" or \"json\" (one object per line); RUST_LOG sets the filter, default info"),
     field("mempool", "max_txs", Some("50000"), "most pending transactions; submissions beyond get HTTP 503"),
+    field(
+        "mempool",
+        "max_wait_ms",
+        Some("1000"),
+        "longest expected wait to finality of a client's transaction at the rate finalised lately; beyond it HTTP 503 `overloaded` with Retry-After (0: count only)",
+    ),
     field("consensus", "propose_timeout_ms", Some("3000"), "how long a validator waits for a round's proposal before voting nil"),
     field("consensus", "propose_timeout_delta_ms", Some("500"), "added to propose_timeout_ms for each further round of a height"),
     field("consensus", "vote_timeout_ms", Some("1000"), "how long a validator waits for a quorum of votes of a step"),

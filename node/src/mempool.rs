@@ -3,10 +3,13 @@
 //! Every transaction in it has passed decoding, the stateless rules, the
 //! signature check and the stateful rules against the committed ledger at the
 //! time it arrived. A full mempool refuses new transactions (back-pressure: the
-//! API answers 503).
+//! API answers 503), and so does one whose queue would take longer than
+//! `mempool.max_wait_ms` to finalise ([`crate::admission`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use crate::admission::{DelayGate, Overloaded};
 
 use yrd_consensus::crypto::PublicKey;
 use yrd_ledger::tx::{SignedTransaction, TxId};
@@ -38,11 +41,44 @@ pub struct Mempool {
     by_id: HashMap<TxId, Entry>,
     order: BTreeMap<u64, TxId>,
     sequences: HashSet<(PublicKey, u64)>,
+    gate: DelayGate,
 }
 
 impl Mempool {
+    /// A mempool bounded by count only.
     pub fn new(max: usize) -> Mempool {
-        Mempool { max, next: 0, by_id: HashMap::new(), order: BTreeMap::new(), sequences: HashSet::new() }
+        Mempool::with_max_wait(max, None)
+    }
+
+    /// A mempool bounded by count and, for clients, by the expected wait of what
+    /// it admits (`None`: count only).
+    pub fn with_max_wait(max: usize, max_wait: Option<Duration>) -> Mempool {
+        Mempool {
+            max,
+            next: 0,
+            by_id: HashMap::new(),
+            order: BTreeMap::new(),
+            sequences: HashSet::new(),
+            gate: DelayGate::new(max_wait, Instant::now()),
+        }
+    }
+
+    /// Whether a client's `incoming` transactions may queue behind the pending
+    /// ones without waiting longer than the bound (checked before any signature
+    /// work, so refusing is cheap).
+    pub fn admission_check(&mut self, incoming: usize) -> Result<(), Overloaded> {
+        let pending = self.by_id.len();
+        self.gate.check(pending, incoming, Instant::now())
+    }
+
+    /// A block of `txs` transactions was committed (the finalisation rate).
+    pub fn note_committed(&mut self, txs: usize) {
+        self.gate.committed(txs, Instant::now());
+    }
+
+    /// Transactions finalised per second lately (status and metrics).
+    pub fn finalised_per_s(&mut self) -> f64 {
+        self.gate.rate_per_s(Instant::now())
     }
 
     pub fn len(&self) -> usize {

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub txs_committed: Counter,
     pub txs_submitted: Counter,
     pub txs_rejected: Counter,
+    /// Refused because their expected wait exceeded `mempool.max_wait_ms` (also in `txs_rejected`).
+    pub txs_refused_overload: Counter,
     pub blocks_committed: Counter,
     pub commit_latency_seconds: Histogram,
     pub block_txs: Histogram,
@@ -62,6 +64,7 @@ impl Metrics {
             txs_committed: Counter::default(),
             txs_submitted: Counter::default(),
             txs_rejected: Counter::default(),
+            txs_refused_overload: Counter::default(),
             blocks_committed: Counter::default(),
             commit_latency_seconds: Histogram::new(
                 [0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0],
@@ -93,6 +96,11 @@ impl Metrics {
         m.registry.register("transactions_committed", "Transactions committed", m.txs_committed.clone());
         m.registry.register("transactions_submitted", "Transactions accepted into the mempool", m.txs_submitted.clone());
         m.registry.register("transactions_rejected", "Transactions refused (invalid or mempool full)", m.txs_rejected.clone());
+        m.registry.register(
+            "transactions_refused_overload",
+            "Transactions refused because their expected wait to finality exceeded mempool.max_wait_ms",
+            m.txs_refused_overload.clone(),
+        );
         m.registry.register("blocks_committed", "Blocks committed", m.blocks_committed.clone());
         m.registry.register(
             "commit_latency_seconds",

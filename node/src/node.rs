@@ -248,7 +248,7 @@ impl Node {
             genesis: genesis.clone(),
             chain,
             ledger: RwLock::new(ledger),
-            mempool: Mutex::new(Mempool::new(config.mempool.max_txs)),
+            mempool: Mutex::new(Mempool::with_max_wait(config.mempool.max_txs, config.mempool.max_wait())),
             recent: Mutex::new(crate::shared::RecentCommits::default()),
             metrics: Metrics::new(),
             consensus: Mutex::new(ConsensusStatus {

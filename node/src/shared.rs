@@ -15,6 +15,7 @@ use yrd_ledger::validate::{check_untrusted_batch, TxError};
 use crate::disk::DiskSpace;
 use crate::fatal::WriteWatch;
 use crate::health::Health;
+use crate::admission::Overloaded;
 use crate::mempool::{Admission, Mempool, MempoolError};
 use crate::metrics::Metrics;
 
@@ -39,6 +40,10 @@ pub enum SubmitError {
     /// Back-pressure: HTTP 503.
     #[error("{0}")]
     Busy(MempoolError),
+    /// The queue would take longer than `mempool.max_wait_ms` to finalise: HTTP 503
+    /// with `Retry-After` (docs/api.md, "Overload").
+    #[error("{0}")]
+    Overloaded(#[from] Overloaded),
     /// Free disk space is below `storage.low_mib`: HTTP 503, retry on another node.
     #[error("{0}")]
     DiskLow(String),
@@ -56,6 +61,7 @@ impl SubmitError {
             SubmitError::Invalid(e) => e.code(),
             SubmitError::Conflict(_) => "sequence_pending",
             SubmitError::Busy(_) => "mempool_full",
+            SubmitError::Overloaded(_) => "overloaded",
             SubmitError::DiskLow(_) => "disk_low",
             SubmitError::Unavailable(_) => "unavailable",
             SubmitError::Halted { .. } => "halted",
@@ -237,6 +243,19 @@ impl Shared {
         out
     }
 
+    /// Refuses a client's `incoming` transactions at once if they would wait
+    /// longer than the admission bound (before decoding or any signature work).
+    pub fn check_overload(&self, incoming: usize) -> Result<(), SubmitError> {
+        let Ok(mut mempool) = self.mempool.lock() else {
+            return Err(SubmitError::Unavailable("mempool lock poisoned".into()));
+        };
+        mempool.admission_check(incoming).map_err(|e| {
+            self.metrics.txs_rejected.inc_by(incoming as u64);
+            self.metrics.txs_refused_overload.inc_by(incoming as u64);
+            SubmitError::Overloaded(e)
+        })
+    }
+
     /// Admits transactions from a client; also returns the canonical bytes of
     /// those that are new, for gossip (see [`Shared::queue_gossip`]).
     pub fn admit_client(&self, items: &[&[u8]]) -> (Vec<Result<Admitted, SubmitError>>, Vec<Vec<u8>>) {
@@ -275,7 +294,10 @@ impl Shared {
             r.push_block(ids);
         }
         match self.mempool.lock() {
-            Ok(mut m) => m.remove(ids),
+            Ok(mut m) => {
+                m.note_committed(ids.len());
+                m.remove(ids)
+            }
             Err(_) => Vec::new(),
         }
     }

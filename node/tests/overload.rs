@@ -1,0 +1,158 @@
+//! Overload without collapse (docs/api.md, "Overload"): offered more than it
+//! finalises, a node refuses at once — 503 `overloaded` with `Retry-After` and
+//! the error shape `{"error", "code"}` — instead of queueing up to the mempool's
+//! count limit. A real server on 127.0.0.1:0 over an in-process `Shared` whose
+//! driver is not running: nothing is finalised unless the test says so, so the
+//! expected wait of a long queue is unbounded and the gate must close.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+use yrd_consensus::types::{Height, Round};
+use yrd_ledger::store::Ledger;
+use yrd_ledger::testkit::TestChain;
+use yrd_ledger::tx::{AttestationKind, SignedTransaction};
+use yrd_ledger::uscc::Uscc;
+use yrd_node::admission::ALWAYS_ADMIT_TXS;
+use yrd_node::api;
+use yrd_node::mempool::Mempool;
+use yrd_node::metrics::Metrics;
+use yrd_node::shared::{ConsensusStatus, Shared};
+
+/// The mempool's count limit: far above what the delay gate lets in.
+const MEMPOOL_MAX_TXS: usize = 50_000;
+
+struct Served {
+    base: String,
+    shared: Arc<Shared>,
+    gossip: mpsc::Receiver<Vec<Vec<u8>>>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.join();
+        }
+    }
+}
+
+fn serve(chain: &TestChain) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let (gossip_out, gossip) = mpsc::channel(1024);
+    let shared = Arc::new(Shared {
+        name: "shanghai".into(),
+        validator_index: Some(0),
+        genesis: chain.genesis.clone(),
+        chain: chain.chain,
+        ledger: RwLock::new(ledger),
+        mempool: Mutex::new(Mempool::with_max_wait(MEMPOOL_MAX_TXS, Some(Duration::from_millis(1000)))),
+        recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
+        metrics: Metrics::new(),
+        consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose", validator_index: Some(0) }),
+        peers: Mutex::new(vec![]),
+        committed: watch::channel(Height(0)).0,
+        gossip_out,
+        disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
+        writes: Default::default(),
+        health: Default::default(),
+        queries: yrd_node::queries::QueryRecorder::new(Some(chain.validator_keys[0].clone()), Default::default()),
+    });
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let served = shared.clone();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            api::serve(listener, served, api::ServeLimits::default(), async move {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    });
+    let addr = addr_rx.recv().unwrap();
+    Served { base: format!("http://{addr}"), shared, gossip, stop: Some(stop), server: Some(server), _dir: dir }
+}
+
+/// `(status, Retry-After, body)`.
+fn post(agent: &ureq::Agent, url: &str, body: &Value) -> (u16, Option<u64>, Value) {
+    let mut resp = agent.post(url).header("content-type", "application/json").send(body.to_string().as_bytes()).unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().expect("Retry-After in seconds"));
+    let text = resp.body_mut().with_config().limit(64 << 20).read_to_string().unwrap();
+    (status, retry, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}")))
+}
+
+fn hexes(txs: &[SignedTransaction]) -> Vec<String> {
+    txs.iter().map(|t| hex::encode(t.encode().unwrap())).collect()
+}
+
+fn assert_overloaded(status: u16, retry: Option<u64>, v: &Value) {
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["code"], "overloaded", "{v}");
+    assert_eq!(v.as_object().unwrap().len(), 2, "error body has exactly error and code: {v}");
+    let reason = v["error"].as_str().unwrap();
+    assert!(reason.contains("overloaded") && reason.contains("mempool.max_wait_ms") && reason.contains("retry after"), "{reason}");
+    let r = retry.expect("a Retry-After header");
+    assert!((1..=yrd_node::admission::MAX_RETRY_AFTER_S).contains(&r), "Retry-After {r}");
+}
+
+#[test]
+fn a_node_that_finalises_nothing_refuses_at_once_instead_of_queueing_to_the_count_limit() {
+    let chain = TestChain::new(4, 2);
+    let mut s = serve(&chain);
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
+    let batch_url = format!("{}/v1/transactions/batch", s.base);
+    // Two batches of 1,000 fill the queue to the always-admitted length …
+    let txs: Vec<SignedTransaction> = (0..3000u64)
+        .map(|i| chain.attestation((i % 2) as usize, 1 + i / 2, Uscc::sample(i), AttestationKind::RedList))
+        .collect();
+    for b in 0..2 {
+        let chunk = &txs[b * 1000..(b + 1) * 1000];
+        let (status, _, v) = post(&agent, &batch_url, &json!({"txs": hexes(chunk)}));
+        assert_eq!(status, 200, "{v}");
+        assert!(v["results"].as_array().unwrap().iter().all(|e| e["status"] == "pending"), "batch {b}: {v}");
+    }
+    assert_eq!(s.shared.mempool.lock().unwrap().len(), ALWAYS_ADMIT_TXS);
+    // … after which, with nothing finalised, every further batch is refused as a
+    // whole, however many are offered: the queue stays where it was, far below the
+    // 50,000 the count limit would let in.
+    let third = json!({"txs": hexes(&txs[2000..3000])});
+    for _ in 0..20 {
+        let (status, retry, v) = post(&agent, &batch_url, &third);
+        assert_overloaded(status, retry, &v);
+    }
+    // The single-transaction endpoint too; and the refused are not gossiped.
+    let (status, retry, v) =
+        post(&agent, &format!("{}/v1/transactions", s.base), &json!({"tx": hexes(&txs[2000..2001])[0]}));
+    assert_overloaded(status, retry, &v);
+    assert_eq!(s.shared.mempool.lock().unwrap().len(), ALWAYS_ADMIT_TXS);
+    let mut gossiped = 0;
+    while let Ok(b) = s.gossip.try_recv() {
+        gossiped += b.len();
+    }
+    assert_eq!(gossiped, ALWAYS_ADMIT_TXS, "only the admitted are gossiped");
+    assert_eq!(s.shared.metrics.txs_refused_overload.get(), 20 * 1000 + 1);
+    let metrics = agent.get(format!("{}/metrics", s.base)).call().unwrap().body_mut().read_to_string().unwrap();
+    assert!(metrics.contains("transactions_refused_overload_total 20001"), "{metrics}");
+
+    // Blocks are finalised: the first 1,500 leave the queue, which is short again,
+    // and the third batch is admitted.
+    let done: Vec<_> = txs[..1500].iter().map(|t| t.id().unwrap()).collect();
+    s.shared.forget_committed(&done);
+    let (status, retry, v) = post(&agent, &batch_url, &third);
+    assert_eq!((status, retry), (200, None), "{v}");
+    assert!(v["results"].as_array().unwrap().iter().all(|e| e["status"] == "pending"), "{v}");
+    assert_eq!(s.shared.mempool.lock().unwrap().len(), 1500);
+}
