@@ -193,8 +193,10 @@ pub struct Status {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Block {
     pub height: u64,
+    /// Ids, or `{"redacted": true, "commitment", ..}` for records the caller may
+    /// not read (docs/api.md).
     #[serde(default)]
-    pub transactions: Vec<String>,
+    pub transactions: Vec<serde_json::Value>,
 }
 
 /// `GET /v1/attestations/{id}`: an attestation or revocation, or a pending one.

@@ -40,6 +40,9 @@ pub struct BenchArgs {
     /// Most attestations per block, in the genesis and the node configs (default: the chain's, 4096)
     #[arg(long)]
     pub max_block_txs: Option<u32>,
+    /// Every node's mempool.max_wait_ms: refuse what would wait longer to be final (default 1000; 0: by count only)
+    #[arg(long)]
+    pub max_wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,13 +98,18 @@ fn machine() -> String {
     format!("{cores} × {model} ({})", std::env::consts::ARCH)
 }
 
-pub fn run(args: &BenchArgs) -> Result<bool> {
+/// `validators` and `wan` are the global flags (`yrd-testnet --validators N --wan bench …`
+/// or after `bench`).
+pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Result<bool> {
     let stop = signals::install()?;
     let opts = Options {
+        validators,
+        wan: wan.impairments()?,
         dir: args.dir.clone(),
         base_port: args.base_port,
         tuning: crate::setup::Tuning {
             max_block_txs: args.max_block_txs,
+            max_wait_ms: args.max_wait_ms,
             ..Default::default()
         },
     };
@@ -111,7 +119,15 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     std::thread::sleep(Duration::from_millis(500));
 
     let exe = std::env::current_exe().context("cannot find this executable's path")?;
-    let mut cmd = Command::new(&exe);
+    // With --wan the client runs in its own namespace (in the first agency's city).
+    let mut cmd = match &tn.wan {
+        None => Command::new(&exe),
+        Some(net) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &net.client_ns]).arg(&exe);
+            c
+        }
+    };
     cmd.arg("load")
         .arg("--testnet")
         .arg(&tn.layout.testnet_json)
@@ -215,8 +231,10 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         serde_json::from_str(&line).context("the load client's report is not valid JSON")?;
     println!();
     println!(
-        "Bench: {} attestations/s for {} s against 4 validators on this machine",
-        args.rate, args.duration
+        "Bench: {} attestations/s for {} s against {} validators on this machine",
+        args.rate,
+        args.duration,
+        tn.layout.nodes.len()
     );
     load::print_report(&load);
     println!("node       CPU (% of one core)   CPU time   peak memory (VmHWM)");

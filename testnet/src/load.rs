@@ -1,10 +1,10 @@
 //! `yrd-testnet load`: the load client the bench runs as a separate process.
 //!
-//! * A signer thread pre-signs real attestations (the four issuers in turn, single-use
+//! * A signer thread pre-signs real attestations (every issuer in turn, single-use
 //!   sequence numbers from a per-run base) ahead of time, so signing never holds the
 //!   rate back.
 //! * The pacer releases what is due every tick (`stats::due`) in small batches,
-//!   round-robin over the four nodes; one sender thread per node posts its batches
+//!   round-robin over the nodes; one sender thread per node posts its batches
 //!   to `POST /v1/transactions/batch`, noting each transaction's submit time just
 //!   before the request.
 //! * A follower waits for new heights on the first node (`GET /v1/wait/{h}`, or
@@ -81,8 +81,14 @@ pub struct LoadReport {
     pub accepted: u64,
     /// Accepted and seen in a block.
     pub finalized: u64,
-    /// Refused with 503 / `mempool_full` (back-pressure).
+    /// Refused with 503 (`overloaded`, `mempool_full`, ...): back-pressure.
     pub rejected_503: u64,
+    /// How long a refused request took to be answered: p50 and p99 over the
+    /// requests answered 503 as a whole (a refusal should be prompt), ms.
+    #[serde(default)]
+    pub refusal_p50_ms: f64,
+    #[serde(default)]
+    pub refusal_p99_ms: f64,
     /// Refused for any other reason (400, 409, ...).
     pub rejected_other: u64,
     /// Lost to transport errors (timeouts, refused connections).
@@ -106,14 +112,20 @@ pub struct LoadReport {
 
 struct Prepared {
     id: [u8; 32],
+    /// RFC 9162 leaf hash of its bytes: what a block listing shows in place of a
+    /// restricted record the follower may not read (docs/api.md).
+    leaf: [u8; 32],
     hex: String,
 }
 
 #[derive(Default)]
 struct SenderResult {
-    accepted: Vec<([u8; 32], Instant)>,
+    /// `(id, leaf hash, submit time)` of each accepted transaction.
+    accepted: Vec<([u8; 32], [u8; 32], Instant)>,
     submitted: u64,
     rejected_503: u64,
+    /// Answer time of each request refused with 503 as a whole, ms.
+    refusal_ms: Vec<f64>,
     rejected_other: u64,
     transport_errors: u64,
     errors: Vec<String>,
@@ -245,6 +257,7 @@ fn signer(
         let Ok(bytes) = signed.encode() else { continue };
         chunk.push(Prepared {
             id: sha256(&[&bytes]).0,
+            leaf: yrd_ledger::merkle::leaf_hash(&bytes).0,
             hex: hex::encode(&bytes),
         });
         if chunk.len() == CHUNK || n + 1 == total {
@@ -280,7 +293,7 @@ fn sender(api: Api, rx: Receiver<Vec<Prepared>>, accepted_count: Arc<AtomicU64>)
                 Ok(a) if a.results.len() == batch.len() => {
                     for (p, e) in batch.iter().zip(a.results) {
                         if e.status.is_some() && e.error.is_none() {
-                            r.accepted.push((p.id, t));
+                            r.accepted.push((p.id, p.leaf, t));
                             accepted_count.fetch_add(1, Ordering::Relaxed);
                         } else if e.code.as_deref() == Some("mempool_full") {
                             r.rejected_503 += 1;
@@ -305,7 +318,12 @@ fn sender(api: Api, rx: Receiver<Vec<Prepared>>, accepted_count: Arc<AtomicU64>)
                     );
                 }
             },
-            Ok(ans) if ans.status == 503 => r.rejected_503 += batch.len() as u64,
+            Ok(ans) if ans.status == 503 => {
+                r.rejected_503 += batch.len() as u64;
+                r.refusal_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                let code = ans.body.get("code").and_then(|c| c.as_str()).unwrap_or("");
+                note(&mut r.errors, &format!("HTTP 503 {code}"));
+            }
             Ok(ans) => {
                 r.rejected_other += batch.len() as u64;
                 note(&mut r.errors, &format!("HTTP {}: {}", ans.status, ans.body));
@@ -379,9 +397,16 @@ fn follower(
                 }
             };
             let mut c = commits.lock().map_err(|_| anyhow!("lock poisoned"))?;
-            for id in &block.transactions {
+            // An id, or for a restricted record the follower may not read, its
+            // redacted form with the leaf commitment (docs/api.md).
+            for entry in &block.transactions {
+                let key = match entry {
+                    serde_json::Value::String(id) => Some(id.as_str()),
+                    serde_json::Value::Object(o) => o.get("commitment").and_then(|v| v.as_str()),
+                    _ => None,
+                };
                 let mut raw = [0u8; 32];
-                if hex::decode_to_slice(id, &mut raw).is_ok() {
+                if key.is_some_and(|k| hex::decode_to_slice(k, &mut raw).is_ok()) {
                     c.at.entry(raw).or_insert(seen);
                 }
             }
@@ -544,7 +569,7 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
     let _ = signer_handle.join();
 
     // Drain: wait for the accepted ones to be final.
-    let accepted: Vec<([u8; 32], Instant)> = results
+    let accepted: Vec<([u8; 32], [u8; 32], Instant)> = results
         .iter_mut()
         .flat_map(|r| std::mem::take(&mut r.accepted))
         .collect();
@@ -555,7 +580,7 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
             let c = commits.lock().map_err(|_| anyhow!("lock poisoned"))?;
             accepted
                 .iter()
-                .filter(|(id, _)| c.at.contains_key(id))
+                .filter(|(id, leaf, _)| c.at.contains_key(id) || c.at.contains_key(leaf))
                 .count()
         };
         if finalised == accepted.len()
@@ -582,8 +607,8 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
     let c = commits.lock().map_err(|_| anyhow!("lock poisoned"))?;
     let mut lat_ms: Vec<f64> = Vec::with_capacity(accepted.len());
     let mut commit_times: Vec<Instant> = Vec::with_capacity(accepted.len());
-    for (id, t) in &accepted {
-        if let Some(at) = c.at.get(id) {
+    for (id, leaf, t) in &accepted {
+        if let Some(at) = c.at.get(id).or_else(|| c.at.get(leaf)) {
             lat_ms.push(at.saturating_duration_since(*t).as_secs_f64() * 1000.0);
             commit_times.push(*at);
         }
@@ -602,6 +627,8 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
         }
     }
     let sum = |f: fn(&SenderResult) -> u64| results.iter().map(f).sum::<u64>();
+    let mut refusal_ms: Vec<f64> = results.iter().flat_map(|r| r.refusal_ms.iter().copied()).collect();
+    refusal_ms.sort_by(|a, b| a.total_cmp(b));
     Ok(LoadReport {
         finalized_per_s,
         p50_ms: percentile(&lat_ms, 50.0).unwrap_or(0.0),
@@ -618,6 +645,8 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
         accepted: accepted.len() as u64,
         finalized,
         rejected_503: sum(|r| r.rejected_503),
+        refusal_p50_ms: percentile(&refusal_ms, 50.0).unwrap_or(0.0),
+        refusal_p99_ms: percentile(&refusal_ms, 99.0).unwrap_or(0.0),
         rejected_other: sum(|r| r.rejected_other),
         transport_errors: sum(|r| r.transport_errors),
         submitted_per_s: sum(|r| r.submitted) as f64 / send_end.as_secs_f64().max(1e-9),
@@ -660,6 +689,12 @@ pub fn print_report(r: &LoadReport) {
         "accepted           {}   rejected: {} busy (503), {} other, {} transport errors",
         r.accepted, r.rejected_503, r.rejected_other, r.transport_errors
     );
+    if r.rejected_503 > 0 {
+        println!(
+            "refusals answered p50 {:.1} ms   p99 {:.1} ms (requests refused 503 as a whole)",
+            r.refusal_p50_ms, r.refusal_p99_ms
+        );
+    }
     println!(
         "finalised          {} in {} blocks (heights {}..{})",
         r.finalized, r.blocks, r.first_height, r.last_height

@@ -1,5 +1,5 @@
-//! `yrd-testnet`: four real YRD validator processes (Shanghai, Jiangsu, Zhejiang,
-//! Anhui) on 127.0.0.1, sample attestations shown becoming final, and a load
+//! `yrd-testnet`: 4 to 16 real YRD validator processes (Shanghai, Jiangsu, Zhejiang,
+//! Anhui, then cities of the four provinces) on 127.0.0.1, sample attestations shown becoming final, and a load
 //! mode that measures throughput and commit latency. See docs/testnet.md.
 //!
 //! * `yrd-testnet [--dir DIR] [--base-port P] [--no-samples]` — run a testnet
@@ -9,6 +9,7 @@
 //! * `yrd-testnet load --testnet DIR/testnet.json --rate R --duration S` — the
 //!   load client on its own (against any running testnet).
 
+mod agencies;
 mod api;
 mod bench;
 mod load;
@@ -18,6 +19,8 @@ mod setup;
 mod signals;
 mod stats;
 mod testnet;
+mod wan;
+mod wan_matrix;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,15 +34,17 @@ use crate::testnet::{Options, Testnet};
 #[command(
     name = "yrd-testnet",
     version,
-    about = "Run a local four-agency YRD credit chain testnet (Shanghai, Jiangsu, Zhejiang, Anhui), or benchmark one",
-    args_conflicts_with_subcommands = true,
+    about = "Run a local YRD credit chain testnet of 4 to 16 agencies (Shanghai, Jiangsu, Zhejiang, Anhui, then cities of the four provinces), or benchmark one",
     after_help = "\
-Without a command: creates keys and a genesis in DIR, starts four `yrd node` processes on
+Without a command: creates keys and a genesis in DIR, starts N (--validators, default 4) `yrd node` processes on
 127.0.0.1, writes DIR/testnet.json, submits sample attestations and shows them becoming
 final, then runs until Ctrl-C or SIGTERM and stops every process it started.
 The `yrd` binary is looked for next to this one, or taken from $YRD_BIN."
 )]
 struct Cli {
+    /// Validators, 4 to 16: the founding four (Shanghai, Jiangsu, Zhejiang, Anhui), then cities of the four provinces
+    #[arg(long, global = true, default_value_t = 4)]
+    validators: usize,
     /// Directory for keys, genesis, configs, data and logs (default: a fresh temporary directory, kept)
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -55,6 +60,11 @@ struct Cli {
     /// Seconds between heartbeat lines
     #[arg(long, default_value_t = 5)]
     heartbeat: u64,
+    #[command(flatten)]
+    wan: wan::WanArgs,
+    /// Remove the network namespaces and links left by --wan runs that are no longer running (and stop any node still in them), then exit
+    #[arg(long)]
+    cleanup: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -69,8 +79,24 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `--validators` and the `--wan` flags are global (before or after `bench`);
+    // the testnet's own options are not the bench's.
+    if cli.command.is_some()
+        && (cli.dir.is_some()
+            || cli.base_port.is_some()
+            || cli.no_samples
+            || cli.max_block_txs.is_some()
+            || cli.cleanup)
+    {
+        eprintln!(
+            "yrd-testnet: error: --dir, --base-port, --no-samples, --max-block-txs and --cleanup go without a command \
+             (bench takes its own --dir, --base-port, --max-block-txs after `bench`)"
+        );
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
-        Some(Command::Bench(args)) => bench::run(&args),
+        None if cli.cleanup => run_cleanup(),
+        Some(Command::Bench(args)) => bench::run(&args, cli.validators, &cli.wan),
         Some(Command::Load(args)) => run_load(&args),
         None => run_testnet(&cli),
     };
@@ -82,6 +108,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run_cleanup() -> anyhow::Result<bool> {
+    let removed = wan::cleanup(false)?;
+    if removed.is_empty() {
+        println!("No namespaces of finished --wan runs to remove.");
+    } else {
+        println!("Removed {} namespace(s) and their links: {}", removed.len(), removed.join(", "));
+    }
+    Ok(true)
 }
 
 fn run_load(args: &load::LoadArgs) -> anyhow::Result<bool> {
@@ -96,6 +132,8 @@ fn run_load(args: &load::LoadArgs) -> anyhow::Result<bool> {
 fn run_testnet(cli: &Cli) -> anyhow::Result<bool> {
     let stop = signals::install()?;
     let opts = Options {
+        validators: cli.validators,
+        wan: cli.wan.impairments()?,
         dir: cli.dir.clone(),
         base_port: cli.base_port,
         tuning: crate::setup::Tuning {

@@ -1,5 +1,6 @@
 //! Sample attestations about sample enterprises, submitted by each agency's issuer
-//! to its own node, then followed until final on all four nodes; then one
+//! to its own node (the four founding agencies), then followed until final on
+//! every node; then one
 //! revocation for credit repair (信用修复).
 
 use std::time::{Duration, Instant};
@@ -69,7 +70,7 @@ impl Enterprise {
     }
 }
 
-/// One sample attestation: which agency (index into AGENCIES) says what about
+/// One sample attestation: which founding agency (index 0..4 into the layout) says what about
 /// which enterprise (index into ENTERPRISES).
 struct Sample {
     agency: usize,
@@ -279,7 +280,7 @@ pub struct SampleRecord {
 
 fn build(tn: &Testnet, s: &Sample, sequence: u64, now: u64) -> Result<SignedTransaction> {
     let e = &ENTERPRISES[s.enterprise];
-    let (_, issuer_name, _) = yrd_ledger::testkit::AGENCIES[s.agency];
+    let issuer_name = tn.layout.issuers[s.agency].name.as_str();
     let evidence: Hash32 = sha256(&[
         b"yrd-testnet sample evidence document\n",
         issuer_name.as_bytes(),
@@ -374,7 +375,7 @@ pub fn run(tn: &mut Testnet, stop: &StopFlag) -> Result<SampleResult> {
         println!(
             "  {} {:<16} {}  {}  {}  id {}…",
             tn.layout.nodes[s.agency].region,
-            yrd_ledger::testkit::AGENCIES[s.agency].1,
+            tn.layout.issuers[s.agency].name,
             e.uscc(),
             e.name,
             s.what,
@@ -404,7 +405,7 @@ pub fn run(tn: &mut Testnet, stop: &StopFlag) -> Result<SampleResult> {
             "Credit repair 信用修复: {} ({}) completed rectification, so {} revokes its penalty (height {target_height}):",
             e.name,
             e.name_en,
-            yrd_ledger::testkit::AGENCIES[agency].1
+            tn.layout.issuers[agency].name
         );
         seq[agency] += 1;
         let body = TxBody::Revoke(Revocation {

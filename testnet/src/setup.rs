@@ -16,9 +16,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use yrd_consensus::crypto::{Hash32, SecretKey};
 use yrd_ledger::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
-use yrd_ledger::testkit::AGENCIES;
 use yrd_ledger::tx::AttestationKind;
 use yrd_node::config::{ConsensusConfig, HttpConfig, MempoolConfig, NodeConfig};
+
+use crate::agencies::AgencySpec;
 
 /// The chain name written into the testnet genesis.
 pub const CHAIN_NAME: &str = "yrd-testnet";
@@ -51,15 +52,18 @@ pub struct IssuerEntry {
 pub struct NodeSpec {
     pub name: String,
     pub region: String,
+    pub city: &'static str,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
+    /// The address it listens on: 127.0.0.1, or its namespace's address (`--wan`).
+    pub host: Ipv4Addr,
     pub api_port: u16,
     pub p2p_port: u16,
 }
 
 impl NodeSpec {
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("http://{}:{}", self.host, self.api_port)
     }
 }
 
@@ -156,10 +160,9 @@ pub fn pick_ports(base: Option<u16>, count: usize) -> Result<Vec<u16>> {
     }
 }
 
-/// Ports for the four nodes: `(api, p2p)` each. With `--base-port P`, node `i`
+/// Ports for `n` nodes: `(api, p2p)` each. With `--base-port P`, node `i`
 /// serves its API on `P + i` and libp2p on `P + 100 + i`.
-pub fn node_ports(base: Option<u16>) -> Result<Vec<(u16, u16)>> {
-    let n = AGENCIES.len();
+pub fn node_ports(base: Option<u16>, n: usize) -> Result<Vec<(u16, u16)>> {
     match base {
         Some(b) => {
             let api = pick_ports(Some(b), n)?;
@@ -186,6 +189,8 @@ pub struct Tuning {
     pub mempool_max_txs: usize,
     /// Most transactions per block, in the genesis and every node config.
     pub max_block_txs: Option<u32>,
+    /// `mempool.max_wait_ms` of every node (admission by queueing delay; 0: off).
+    pub max_wait_ms: Option<u64>,
 }
 
 impl Default for Tuning {
@@ -193,6 +198,7 @@ impl Default for Tuning {
         Tuning {
             mempool_max_txs: MempoolConfig::default().max_txs,
             max_block_txs: None,
+            max_wait_ms: None,
         }
     }
 }
@@ -200,15 +206,35 @@ impl Default for Tuning {
 /// The name of the testnet's sample lender.
 pub const SAMPLE_LENDER: &str = "yangtze-bank";
 
-pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layout> {
-    let n = AGENCIES.len();
+/// Where each node listens: its address and `(api, p2p)` ports, one per agency.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub host: Ipv4Addr,
+    pub api_port: u16,
+    pub p2p_port: u16,
+}
+
+/// Every node on 127.0.0.1 with the given ports.
+pub fn loopback(ports: &[(u16, u16)]) -> Vec<Placement> {
+    ports
+        .iter()
+        .map(|(a, p)| Placement { host: Ipv4Addr::LOCALHOST, api_port: *a, p2p_port: *p })
+        .collect()
+}
+
+pub fn create(dir: &Path, agencies: &[AgencySpec], places: &[Placement], tuning: &Tuning) -> Result<Layout> {
+    let n = agencies.len();
+    if places.len() != n {
+        bail!("{} agencies but {} node placements", n, places.len());
+    }
     let mut validator_keys = Vec::with_capacity(n);
     let mut issuer_keys = Vec::with_capacity(n);
     let mut validators = Vec::with_capacity(n);
     let mut issuers_info = Vec::with_capacity(n);
     let mut issuers = Vec::with_capacity(n);
-    let mut agencies = Vec::with_capacity(n);
-    for (name, issuer_name, region) in AGENCIES {
+    let mut agency_infos = Vec::with_capacity(n);
+    for ag in agencies {
+        let (name, issuer_name, region) = (ag.name, ag.issuer, ag.region);
         let node_dir = dir.join(name);
         std::fs::create_dir_all(node_dir.join("data"))
             .with_context(|| format!("cannot create {}", node_dir.join("data").display()))?;
@@ -226,7 +252,7 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
             region: region.clone(),
             key: vkey.public(),
         });
-        agencies.push(AgencyInfo {
+        agency_infos.push(AgencyInfo {
             name: name.to_string(),
             region: region.clone(),
             key: akey.public(),
@@ -261,10 +287,10 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
         validators,
         issuers: issuers_info,
         observers: vec![],
-        agencies,
+        agencies: agency_infos,
         lenders: vec![yrd_ledger::genesis::LenderInfo {
             name: SAMPLE_LENDER.into(),
-            sponsor: AGENCIES[0].0.into(),
+            sponsor: agencies[0].name.into(),
             key: lender_key.public(),
         }],
     };
@@ -277,20 +303,21 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
     let mut peer_addrs = Vec::with_capacity(n);
     for (i, key) in validator_keys.iter().enumerate() {
         let peer_id = yrd_node::net::peer_id_from_ed25519(&key.public().0)
-            .map_err(|e| anyhow!("peer id of validator {}: {e}", AGENCIES[i].0))?;
-        peer_addrs.push(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer_id}", ports[i].1));
+            .map_err(|e| anyhow!("peer id of validator {}: {e}", agencies[i].name))?;
+        peer_addrs.push(format!("/ip4/{}/tcp/{}/p2p/{peer_id}", places[i].host, places[i].p2p_port));
     }
     let mut nodes = Vec::with_capacity(n);
-    for (i, (name, _, region)) in AGENCIES.iter().enumerate() {
+    for (i, ag) in agencies.iter().enumerate() {
+        let (name, region) = (ag.name, ag.region);
         let node_dir = dir.join(name);
-        let (api_port, p2p_port) = ports[i];
+        let Placement { host, api_port, p2p_port } = places[i].clone();
         let config = NodeConfig {
             name: name.to_string(),
             genesis: genesis_path.clone(),
             key: node_dir.join("validator.key"),
             data_dir: node_dir.join("data"),
-            listen: format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
-            api: format!("127.0.0.1:{api_port}"),
+            listen: format!("/ip4/{host}/tcp/{p2p_port}"),
+            api: format!("{host}:{api_port}"),
             peers: peer_addrs
                 .iter()
                 .enumerate()
@@ -300,6 +327,9 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
             log_format: "text".into(),
             mempool: MempoolConfig {
                 max_txs: tuning.mempool_max_txs,
+                max_wait_ms: tuning
+                    .max_wait_ms
+                    .unwrap_or(MempoolConfig::default().max_wait_ms),
             },
             consensus: ConsensusConfig {
                 max_block_txs: tuning
@@ -320,8 +350,10 @@ pub fn create(dir: &Path, ports: &[(u16, u16)], tuning: &Tuning) -> Result<Layou
         nodes.push(NodeSpec {
             name: name.to_string(),
             region: region.to_string(),
+            city: ag.city,
             log_path: node_dir.join("node.log"),
             config_path,
+            host,
             api_port,
             p2p_port,
         });
@@ -392,17 +424,20 @@ mod tests {
     #[test]
     fn creates_keys_genesis_configs_and_testnet_json() {
         let dir = scratch("create");
-        let ports = node_ports(None).unwrap();
+        let ports = node_ports(None, 4).unwrap();
         let mut all: Vec<u16> = ports.iter().flat_map(|(a, p)| [*a, *p]).collect();
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 8, "eight distinct ports");
+        let agencies = crate::agencies::first(4).unwrap();
         let layout = create(
             &dir,
-            &ports,
+            agencies,
+            &loopback(&ports),
             &Tuning {
                 mempool_max_txs: 1000,
                 max_block_txs: Some(8192),
+                max_wait_ms: Some(0),
             },
         )
         .unwrap();
@@ -419,7 +454,8 @@ mod tests {
         assert_eq!(regions, ["SH", "JS", "ZJ", "AH"]);
 
         // Keys are readable (mode 0600) and match the genesis; validator != issuer key.
-        for (i, (name, _, _)) in AGENCIES.iter().enumerate() {
+        for (i, ag) in agencies.iter().enumerate() {
+            let name = ag.name;
             let v = yrd_node::keys::read_key_file(&dir.join(name).join("validator.key")).unwrap();
             let k = yrd_node::keys::read_key_file(&dir.join(name).join("issuer.key")).unwrap();
             assert_eq!(v.public(), g.validators[i].key);
@@ -430,12 +466,13 @@ mod tests {
         // Configs load back through the node's own loader, with three peers each.
         for (i, spec) in layout.nodes.iter().enumerate() {
             let cfg = NodeConfig::load(&spec.config_path).unwrap();
-            assert_eq!(cfg.name, AGENCIES[i].0);
+            assert_eq!(cfg.name, agencies[i].name);
             assert_eq!(cfg.genesis, dir.join("genesis.json"));
-            assert_eq!(cfg.key, dir.join(AGENCIES[i].0).join("validator.key"));
+            assert_eq!(cfg.key, dir.join(agencies[i].name).join("validator.key"));
             assert_eq!(cfg.listen, format!("/ip4/127.0.0.1/tcp/{}", ports[i].1));
             assert_eq!(cfg.peers.len(), 3);
             assert_eq!(cfg.mempool.max_txs, 1000);
+            assert_eq!(cfg.mempool.max_wait_ms, 0);
             assert_eq!(cfg.consensus.max_block_txs, 8192);
             assert_eq!(cfg.api, format!("127.0.0.1:{}", ports[i].0));
             for p in &cfg.peers {
@@ -482,14 +519,36 @@ mod tests {
     }
 
     #[test]
+    fn seven_agencies_across_the_provinces_each_dialling_the_six_others() {
+        let dir = scratch("seven");
+        let agencies = crate::agencies::first(7).unwrap();
+        let ports = node_ports(None, 7).unwrap();
+        let layout = create(&dir, agencies, &loopback(&ports), &Tuning::default()).unwrap();
+        let g = Genesis::from_json(&std::fs::read(dir.join("genesis.json")).unwrap()).unwrap();
+        let names: Vec<&str> = g.validators.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["shanghai", "jiangsu", "zhejiang", "anhui", "suzhou", "ningbo", "wuhu"]);
+        let regions: Vec<&str> = g.validators.iter().map(|v| v.region.as_str()).collect();
+        assert_eq!(regions, ["SH", "JS", "ZJ", "AH", "JS", "ZJ", "AH"]);
+        assert_eq!(g.issuers.len(), 7);
+        assert_eq!(g.agencies.len(), 7);
+        assert_eq!(layout.issuers[6].name, "wuhu-credit");
+        for (i, spec) in layout.nodes.iter().enumerate() {
+            let cfg = NodeConfig::load(&spec.config_path).unwrap();
+            assert_eq!(cfg.peers.len(), 6, "{}", spec.name);
+            assert!(!cfg.peers.iter().any(|p| p.contains(&format!("/tcp/{}/", ports[i].1))));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn base_port_layout() {
         // Find a free range by asking the kernel for one port and trying above it.
         let probe = pick_ports(None, 1).unwrap()[0];
         let base = if probe > 60000 { 20000 } else { probe };
-        if let Ok(p) = node_ports(Some(base)) {
+        if let Ok(p) = node_ports(Some(base), 16) {
             assert_eq!(p[0], (base, base + 100));
-            assert_eq!(p[3], (base + 3, base + 103));
+            assert_eq!(p[15], (base + 15, base + 115));
         }
-        assert!(node_ports(Some(65500)).is_err());
+        assert!(node_ports(Some(65500), 4).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! Starting, watching and stopping the four validator processes.
+//! Starting, watching and stopping the validator processes (4 to 16).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 
+use crate::agencies;
 use crate::api::{Api, Status};
 use crate::procs::{self, Procs};
 use crate::setup::{self, Layout};
 use crate::signals::StopFlag;
+use crate::wan;
 
 /// How long the nodes get to answer `GET /v1/status` after they start.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -19,9 +21,13 @@ pub const PEERS_TIMEOUT: Duration = Duration::from_secs(30);
 const LOG_TAIL_LINES: usize = 20;
 
 pub struct Options {
+    /// How many validators (4..=16; `agencies::first`).
+    pub validators: usize,
     pub dir: Option<PathBuf>,
     pub base_port: Option<u16>,
     pub tuning: setup::Tuning,
+    /// `--wan`: each node in its own network namespace with emulated city links.
+    pub wan: Option<wan::Impairments>,
 }
 
 /// A running testnet. Dropping it stops every node (see [`Procs`]).
@@ -33,18 +39,53 @@ pub struct Testnet {
     /// Short-timeout clients for heartbeats and progress.
     pub quick: Vec<Api>,
     pub procs: Procs,
+    /// The emulated network (`--wan`); declared after `procs` so that the nodes are
+    /// stopped before their namespaces are deleted.
+    pub wan: Option<wan::Network>,
     pub started: Instant,
 }
 
 impl Testnet {
-    /// Creates the directory, keys, genesis and configs, starts the four nodes,
+    /// Creates the directory, keys, genesis and configs, starts the nodes,
     /// waits until they answer and see each other, and writes `testnet.json`.
     pub fn start(opts: &Options, stop: &StopFlag) -> Result<Testnet> {
+        let agencies = agencies::first(opts.validators)?;
         let yrd = procs::yrd_binary()?;
         let dir = setup::prepare_dir(opts.dir.as_deref())?;
         println!("Testnet directory: {}", dir.display());
-        let ports = setup::node_ports(opts.base_port)?;
-        let layout = setup::create(&dir, &ports, &opts.tuning)?;
+        let (places, network) = match &opts.wan {
+            None => {
+                let ports = setup::node_ports(opts.base_port, agencies.len())?;
+                (setup::loopback(&ports), None)
+            }
+            Some(imp) => {
+                let net = wan::Network::create(agencies, imp)?;
+                println!(
+                    "WAN: {} network namespaces ({}…), bridged in {}; {}",
+                    net.namespaces().len(),
+                    net.node_ns[0],
+                    net.namespaces()[0],
+                    if imp.no_netem {
+                        "no delays (--no-netem)".to_string()
+                    } else {
+                        format!(
+                            "one-way delays from the city matrix (docs/testnet.md), jitter {} ms, loss {} %; the load client sits in {}",
+                            imp.jitter_ms, imp.loss_pct, agencies[0].city
+                        )
+                    }
+                );
+                if !imp.no_netem {
+                    print!("{}", crate::wan_matrix::format_matrix(agencies, &net.matrix));
+                }
+                let places = net
+                    .node_ips
+                    .iter()
+                    .map(|ip| setup::Placement { host: *ip, api_port: wan::API_PORT, p2p_port: wan::P2P_PORT })
+                    .collect();
+                (places, Some(net))
+            }
+        };
+        let layout = setup::create(&dir, agencies, &places, &opts.tuning)?;
         println!(
             "Genesis: {} (chain {} id {})",
             layout.genesis_path.display(),
@@ -79,24 +120,45 @@ impl Testnet {
             apis,
             quick,
             procs: Procs::default(),
+            wan: network,
             started: Instant::now(),
         };
-        println!("Starting 4 validators with {}:", tn.yrd.display());
+        let n = tn.layout.nodes.len();
+        println!(
+            "Starting {n} validators (f = {}: a block is final with {} of {n} signatures) with {}:",
+            agencies::faults_tolerated(n),
+            n - agencies::faults_tolerated(n),
+            tn.yrd.display()
+        );
         for i in 0..tn.layout.nodes.len() {
             let spec = &tn.layout.nodes[i];
             let config = spec.config_path.display().to_string();
-            let p = tn.procs.spawn_logged(
-                &spec.name,
-                &tn.yrd,
-                &["node", "--config", &config],
-                &spec.log_path,
-            )?;
+            let p = match &tn.wan {
+                None => tn.procs.spawn_logged(
+                    &spec.name,
+                    &tn.yrd,
+                    &["node", "--config", &config],
+                    &spec.log_path,
+                )?,
+                // `ip netns exec` enters the namespace and execs yrd: same pid.
+                Some(net) => {
+                    let yrd = tn.yrd.display().to_string();
+                    tn.procs.spawn_logged(
+                        &spec.name,
+                        std::path::Path::new("ip"),
+                        &["netns", "exec", &net.node_ns[i], &yrd, "node", "--config", &config],
+                        &spec.log_path,
+                    )?
+                }
+            };
             println!(
-                "  {:<9} {}  pid {:<7} api {}  p2p 127.0.0.1:{}  log {}",
+                "  {:<9} {}  {:<20} pid {:<7} api {}  p2p {}:{}  log {}",
                 spec.name,
                 spec.region,
+                spec.city,
                 p.pid(),
                 spec.api_url(),
+                spec.host,
                 spec.p2p_port,
                 spec.log_path.display()
             );

@@ -17,6 +17,12 @@ impl Drop for KillOnDrop {
     }
 }
 
+fn get_json(url: &str) -> Value {
+    let mut resp = ureq::get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let body = resp.body_mut().read_to_string().unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+}
+
 fn query(api: &str, args: &[&str]) -> Value {
     let out = Command::new(yrd_bin()).args(["query", "--node", api, "--json"]).args(args).output().expect("yrd query");
     assert!(out.status.success(), "yrd query {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -105,5 +111,87 @@ fn the_testnet_finalises_its_samples_identically_on_all_four_nodes_and_stops_on_
         let api = n["api"].as_str().unwrap();
         let addr = api.trim_start_matches("http://");
         assert!(std::net::TcpStream::connect(addr).is_err(), "a node still answers at {api} after the testnet stopped");
+    }
+}
+
+/// `yrd-testnet --validators 7`: seven processes (the founding four, then Suzhou,
+/// Ningbo, Wuhu; f = 2, five signatures make a block final) come up, finalise the
+/// samples identically on all seven and stop on SIGINT with exit 0 (which the
+/// testnet gives only if every sample was final on every node and the lender's
+/// report verified).
+#[test]
+fn seven_validators_come_up_and_finalise_the_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let tdir = dir.path().join("tn7");
+    let bin = yrd_bin().with_file_name("yrd-testnet");
+    let mut child = KillOnDrop(
+        Command::new(&bin)
+            .args(["--validators", "7", "--dir"])
+            .arg(&tdir)
+            .env("YRD_BIN", yrd_bin())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn yrd-testnet"),
+    );
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let ready = read_until(&mut out, 240, |l| {
+        lines.lock().unwrap().push(l.to_string());
+        l.contains("Press Ctrl-C")
+    });
+    let seen = lines.lock().unwrap().join("\n");
+    assert!(ready.is_some(), "yrd-testnet --validators 7 never reached its summary:\n{seen}");
+    assert!(seen.contains("Starting 7 validators (f = 2"), "{seen}");
+    assert!(seen.contains("All 7 validators are up"), "{seen}");
+    assert!(seen.contains("on all 7 nodes"), "samples not followed on all seven nodes:\n{seen}");
+    assert!(!seen.contains("DISAGREEMENT"), "{seen}");
+    let drain = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
+    });
+    let testnet: Value = serde_json::from_str(&std::fs::read_to_string(tdir.join("testnet.json")).unwrap()).unwrap();
+    let names: Vec<&str> = testnet["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["shanghai", "jiangsu", "zhejiang", "anhui", "suzhou", "ningbo", "wuhu"]);
+    // Every node is at a height ≥ 1 with six peers, and the seven agree on block 1.
+    let mut hashes = Vec::new();
+    for n in testnet["nodes"].as_array().unwrap() {
+        let api = n["api"].as_str().unwrap();
+        let status = get_json(&format!("{api}/v1/status"));
+        assert!(status["height"].as_u64().unwrap() >= 1, "{status}");
+        assert_eq!(status["peers"].as_array().unwrap().len(), 6, "{status}");
+        let block = get_json(&format!("{api}/v1/blocks/1"));
+        hashes.push(block["hash"].as_str().unwrap().to_string());
+    }
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "block 1 differs: {hashes:?}");
+
+    let pid = child.0.id();
+    let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "yrd-testnet did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "yrd-testnet --validators 7 exited with {status} (a sample not final, or the report did not verify)");
+    let _ = drain.join();
+}
+
+/// N outside 4..=16 is refused before anything is created, with the range in the reason.
+#[test]
+fn validators_outside_four_to_sixteen_are_refused_clearly() {
+    let bin = yrd_bin().with_file_name("yrd-testnet");
+    for n in ["3", "17"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(&bin).args(["--validators", n, "--dir"]).arg(dir.path().join("x")).env("YRD_BIN", yrd_bin()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{n}: {err}");
+        assert!(err.contains(&format!("--validators {n} is outside 4..=16")), "{n}: {err}");
+        assert!(!dir.path().join("x").join("genesis.json").exists());
+        let out = Command::new(&bin).args(["bench", "--validators", n, "--rate", "10", "--duration", "1"]).env("YRD_BIN", yrd_bin()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "bench {n}: {err}");
+        assert!(err.contains("is outside 4..=16"), "bench {n}: {err}");
     }
 }
