@@ -532,6 +532,14 @@ fn included(ledger: &Ledger, id: &TxId, size: u64) -> Result<(crate::store::TxRe
     Ok((rec, inc))
 }
 
+/// [`included`] from the stored bytes alone (no status, no re-encoding): the
+/// report's entries, one lookup per record.
+fn logged(ledger: &Ledger, id: &TxId, size: u64) -> Result<IncludedTx, BuildError> {
+    let t = ledger.logged_tx(id)?.ok_or(BuildError::NotFound(*id))?;
+    let inclusion = ledger.inclusion_proof(t.log_index, size)?;
+    Ok(IncludedTx { tx: hex::encode(&t.bytes), log_index: t.log_index, inclusion })
+}
+
 /// A proof bundle for attestation `id` against the latest block, every entry
 /// of the subject record in full.
 pub fn bundle(ledger: &Ledger, id: &TxId) -> Result<Bundle, BuildError> {
@@ -600,9 +608,9 @@ pub fn report_for(ledger: &Ledger, subject: &Uscc, show: &dyn Fn(&SubjectEntry) 
                 entries.push(ReportEntry::Redacted(RedactedEntry { redacted: *c }));
                 continue;
             }
-            let attestation = included(ledger, &e.id, header.log_size)?.1;
+            let attestation = logged(ledger, &e.id, header.log_size)?;
             let revocation = match e.revoked {
-                Some((by, _)) => Some(included(ledger, &by, header.log_size)?.1),
+                Some((by, _)) => Some(logged(ledger, &by, header.log_size)?),
                 None => None,
             };
             entries.push(ReportEntry::Full(FullEntry { attestation, revocation }));

@@ -139,6 +139,22 @@ pub struct TxLocation {
     len: u32,
 }
 
+/// A committed transaction as stored in its block ([`Ledger::logged_tx`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedTx {
+    /// Its encoding as committed: SHA-256 of it is the id, its log leaf hash
+    /// commits to it.
+    pub bytes: Vec<u8>,
+    pub height: Height,
+    pub log_index: u64,
+}
+
+impl LoggedTx {
+    pub fn decode(&self) -> Result<SignedTransaction, StoreError> {
+        Ok(SignedTransaction::decode(&self.bytes)?)
+    }
+}
+
 /// The status of an attestation at some time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
@@ -714,6 +730,28 @@ impl Ledger {
             }
             None => Ok(None),
         }
+    }
+
+    /// A committed transaction as the log holds it: its stored bytes (the
+    /// encoding its id and log leaf hash are computed from), its block and its
+    /// log index — without decoding it, reading its subject's record or hashing
+    /// its block's header (what proof builders and access checks need; see
+    /// [`Ledger::tx_record`] for the status too).
+    pub fn logged_tx(&self, id: &TxId) -> Result<Option<LoggedTx>, StoreError> {
+        let Some(loc) = self.tx_location(id)? else { return Ok(None) };
+        let block = self
+            .tree
+            .get(height_key(b'b', loc.height))?
+            .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} missing", loc.height)))?;
+        let start = loc.offset as usize;
+        let bytes = block
+            .get(start..start + loc.len as usize)
+            .ok_or_else(|| StoreError::Corrupt(format!("transaction index points outside block {}", loc.height)))?
+            .to_vec();
+        let header = self
+            .header(loc.height)?
+            .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} has no header", loc.height)))?;
+        Ok(Some(LoggedTx { bytes, height: loc.height, log_index: header.first_log_index() + loc.index as u64 }))
     }
 
     fn tx_at(&self, loc: &TxLocation) -> Result<SignedTransaction, StoreError> {
