@@ -819,10 +819,32 @@ impl Ledger {
     pub fn by_subject(&self, subject: &Uscc, now_ms: u64) -> Result<Vec<TxRecord>, StoreError> {
         let Some(rec) = self.subject_record(subject)? else { return Ok(Vec::new()) };
         let mut out = Vec::with_capacity(rec.entries.len());
+        // The record read once (not once per entry, as `tx_record` would), each
+        // block's header hashed once.
+        let mut headers: HashMap<Height, (BlockHeader, BlockHash)> = HashMap::new();
         for e in &rec.entries {
-            if let Some(r) = self.tx_record(&e.id, now_ms)? {
-                out.push(r);
+            let loc = self
+                .tx_location(&e.id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("subject {subject} names {}, which is not stored", e.id)))?;
+            let tx = self.tx_at(&loc)?;
+            if !headers.contains_key(&loc.height) {
+                let header = self
+                    .header(loc.height)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} has no header", loc.height)))?;
+                let hash = header.hash()?;
+                headers.insert(loc.height, (header, hash));
             }
+            let (header, hash) = &headers[&loc.height];
+            out.push(TxRecord {
+                id: e.id,
+                tx,
+                height: loc.height,
+                index: loc.index,
+                log_index: header.first_log_index() + loc.index as u64,
+                block_hash: *hash,
+                block_time_ms: header.timestamp_ms,
+                status: entry_status(e, now_ms),
+            });
         }
         Ok(out)
     }
