@@ -30,5 +30,6 @@ pub mod subjects;
 pub mod testkit;
 pub mod tx;
 pub mod store;
+pub mod strict_json;
 pub mod uscc;
 pub mod validate;

@@ -144,6 +144,10 @@ pub struct TxLocation {
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum Status {
     Active,
+    /// `valid_from` has not come yet: the record is committed and not revoked,
+    /// but does not apply before that time (`"not-yet-valid"`; not `"pending"`,
+    /// which the API already uses for a submitted, not yet committed transaction).
+    NotYetValid,
     /// `valid_until` has passed.
     Expired,
     Revoked { by: TxId, reason: RevocationReason },
@@ -161,6 +165,7 @@ impl Status {
     pub fn name(&self) -> &'static str {
         match self {
             Status::Active => "active",
+            Status::NotYetValid => "not-yet-valid",
             Status::Expired => "expired",
             Status::Revoked { .. } => "revoked",
             Status::Revocation { .. } => "revocation",
@@ -762,7 +767,7 @@ impl Ledger {
                     .iter()
                     .find(|e| &e.id == id)
                     .ok_or_else(|| StoreError::Corrupt(format!("{id} missing from its subject record")))?;
-                entry_status(entry, now_ms)
+                entry_status(entry, a.valid_from_ms, now_ms)
             }
         };
         Ok(Some(TxRecord {
@@ -1450,10 +1455,17 @@ impl Overlay {
     }
 }
 
-/// The status of a subject entry at `now_ms`.
-pub fn entry_status(e: &SubjectEntry, now_ms: u64) -> Status {
+/// The status at `now_ms` of a subject entry whose attestation says it is
+/// valid from `valid_from_ms` (docs/proofs.md step 13): revoked if revoked;
+/// else not yet valid if `now_ms < valid_from_ms`; else expired if
+/// `valid_until_ms ≤ now_ms`; else active. (`valid_until_ms > valid_from_ms`
+/// is a rule of every attestation, so the last three never overlap.)
+pub fn entry_status(e: &SubjectEntry, valid_from_ms: u64, now_ms: u64) -> Status {
     if let Some((by, reason)) = e.revoked {
         return Status::Revoked { by, reason };
+    }
+    if now_ms < valid_from_ms {
+        return Status::NotYetValid;
     }
     match e.valid_until_ms {
         Some(until) if until <= now_ms => Status::Expired,
