@@ -14,6 +14,7 @@
 pub mod access;
 pub mod audit;
 pub mod block;
+pub mod canonical_cert;
 pub mod consent;
 #[cfg(feature = "failpoints")]
 pub mod fault;

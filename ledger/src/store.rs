@@ -1279,11 +1279,38 @@ impl Ledger {
             }
         };
         let ids = exec.locations.iter().map(|(id, _)| *id).collect();
-        self.write(exec, certificate)?;
+        // Stored (and served) in canonical form: the lowest-indexed quorum of
+        // signers, so that every node serves the same file (crate::canonical_cert).
+        self.write(exec, &crate::canonical_cert::canonical(certificate, set.quorum()))?;
         if let Ok(mut p) = self.pending.lock() {
             p.clear();
         }
         Ok(ids)
+    }
+
+    /// Takes a precommit that arrived after its block was committed: when it
+    /// lowers the signer set of the stored certificate (crate::canonical_cert),
+    /// the certificate is rewritten. Returns whether it was. Precommits for
+    /// heights above the tip or more than `CANONICAL_CERT_WINDOW_BLOCKS` below
+    /// it, for another block or round, or that do not verify change nothing. The
+    /// rewrite is not flushed on its own (the next block's flush carries it):
+    /// losing it leaves the previous certificate, which is just as valid.
+    pub fn offer_precommit(&mut self, vote: &yrd_consensus::messages::SignedVote) -> Result<bool, StoreError> {
+        let h = vote.vote.height;
+        if let Some(e) = &self.failed {
+            return Err(StoreError::Failed(e.clone()));
+        }
+        if h.0 == 0 || h > self.height || h.0 + crate::canonical_cert::CANONICAL_CERT_WINDOW_BLOCKS < self.height.0 {
+            return Ok(false);
+        }
+        let Some(cert) = self.certificate(h)? else { return Ok(false) };
+        let Ok(set) = self.validators_at(h) else { return Ok(false) };
+        let Some(better) = crate::canonical_cert::improved(&cert, vote, &self.chain, &set) else { return Ok(false) };
+        if better == cert {
+            return Ok(false);
+        }
+        self.tree.insert(height_key(b'c', h), codec::encode(&better)?)?;
+        Ok(true)
     }
 
     fn write(&mut self, exec: Execution, certificate: &CommitCertificate) -> Result<(), StoreError> {
