@@ -86,7 +86,7 @@ pub fn parse_hex(what: &str, s: &str, expected: Option<usize>) -> Result<Vec<u8>
         };
         return Err(CryptoError::BadHex(format!("{what}: character {c:?} at position {at}: {why}")));
     }
-    if s.len() % 2 != 0 {
+    if s.len() % 2 == 1 {
         return Err(CryptoError::BadHex(format!("{what}: odd number of hex digits ({})", s.len())));
     }
     if let Some(n) = expected {

@@ -56,6 +56,13 @@ fn refused(f: &Files, text: &str, check: Check, path: &str) {
     }
 }
 
+/// A file, the path of a key in it, and the change that breaks it there.
+type Case<'a> = (&'a String, &'a str, fn(&mut Value));
+/// A file, the path of the object, the missing key, and the change.
+type Missing<'a> = (&'a String, &'a str, &'a str, fn(&mut Value));
+/// The path of a byte string, how to set it, the bad value, and a word of the reason.
+type BadHex<'a> = (&'a str, fn(&mut Value, String), String, &'a str);
+
 fn edit(text: &str, f: impl FnOnce(&mut Value)) -> String {
     let mut v: Value = serde_json::from_str(text).unwrap();
     f(&mut v);
@@ -73,7 +80,7 @@ fn untouched_files_verify() {
 #[test]
 fn unknown_keys_are_refused_naming_their_path() {
     let f = files();
-    let cases: [(&String, &str, fn(&mut Value)); 6] = [
+    let cases: [Case; 6] = [
         (&f.bundle_active, "comment", |v| {
             v["comment"] = Value::from("x");
         }),
@@ -102,7 +109,7 @@ fn unknown_keys_are_refused_naming_their_path() {
 fn missing_keys_are_refused_naming_their_path() {
     let f = files();
     // A `null` field must be written as null: leaving it out is not the same file.
-    let cases: [(&String, &str, &str, fn(&mut Value)); 6] = [
+    let cases: [Missing; 6] = [
         (&f.bundle_active, "", "revocation", |v| {
             v.as_object_mut().unwrap().remove("revocation");
         }),
@@ -181,7 +188,7 @@ fn non_canonical_hex_is_refused() {
     // the steps that use them: a non-canonical one is a decode error.
     let header = v["anchor"]["header"].as_str().unwrap().to_string();
     let tx = v["revocation"]["tx"].as_str().unwrap().to_string();
-    let strings: [(&str, fn(&mut Value, String), String, &str); 4] = [
+    let strings: [BadHex; 4] = [
         ("anchor.header", |v, s| v["anchor"]["header"] = Value::from(s), header.to_uppercase(), "upper-case"),
         ("anchor.header", |v, s| v["anchor"]["header"] = Value::from(s), format!("{header} "), "white space"),
         ("revocation.tx", |v, s| v["revocation"]["tx"] = Value::from(s), tx.to_uppercase(), "upper-case"),
