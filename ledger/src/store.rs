@@ -160,6 +160,10 @@ impl LoggedTx {
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum Status {
     Active,
+    /// `valid_from` has not come yet: the record is committed and not revoked,
+    /// but does not apply before that time (`"not-yet-valid"`; not `"pending"`,
+    /// which the API already uses for a submitted, not yet committed transaction).
+    NotYetValid,
     /// `valid_until` has passed.
     Expired,
     Revoked { by: TxId, reason: RevocationReason },
@@ -177,6 +181,7 @@ impl Status {
     pub fn name(&self) -> &'static str {
         match self {
             Status::Active => "active",
+            Status::NotYetValid => "not-yet-valid",
             Status::Expired => "expired",
             Status::Revoked { .. } => "revoked",
             Status::Revocation { .. } => "revocation",
@@ -800,7 +805,7 @@ impl Ledger {
                     .iter()
                     .find(|e| &e.id == id)
                     .ok_or_else(|| StoreError::Corrupt(format!("{id} missing from its subject record")))?;
-                entry_status(entry, now_ms)
+                entry_status(entry, a.valid_from_ms, now_ms)
             }
         };
         Ok(Some(TxRecord {
@@ -1334,11 +1339,38 @@ impl Ledger {
             }
         };
         let ids = exec.locations.iter().map(|(id, _)| *id).collect();
-        self.write(exec, certificate)?;
+        // Stored (and served) in canonical form: the lowest-indexed quorum of
+        // signers, so that every node serves the same file (crate::canonical_cert).
+        self.write(exec, &crate::canonical_cert::canonical(certificate, set.quorum()))?;
         if let Ok(mut p) = self.pending.lock() {
             p.clear();
         }
         Ok(ids)
+    }
+
+    /// Takes a precommit that arrived after its block was committed: when it
+    /// lowers the signer set of the stored certificate (crate::canonical_cert),
+    /// the certificate is rewritten. Returns whether it was. Precommits for
+    /// heights above the tip or more than `CANONICAL_CERT_WINDOW_BLOCKS` below
+    /// it, for another block or round, or that do not verify change nothing. The
+    /// rewrite is not flushed on its own (the next block's flush carries it):
+    /// losing it leaves the previous certificate, which is just as valid.
+    pub fn offer_precommit(&mut self, vote: &yrd_consensus::messages::SignedVote) -> Result<bool, StoreError> {
+        let h = vote.vote.height;
+        if let Some(e) = &self.failed {
+            return Err(StoreError::Failed(e.clone()));
+        }
+        if h.0 == 0 || h > self.height || h.0 + crate::canonical_cert::CANONICAL_CERT_WINDOW_BLOCKS < self.height.0 {
+            return Ok(false);
+        }
+        let Some(cert) = self.certificate(h)? else { return Ok(false) };
+        let Ok(set) = self.validators_at(h) else { return Ok(false) };
+        let Some(better) = crate::canonical_cert::improved(&cert, vote, &self.chain, &set) else { return Ok(false) };
+        if better == cert {
+            return Ok(false);
+        }
+        self.tree.insert(height_key(b'c', h), codec::encode(&better)?)?;
+        Ok(true)
     }
 
     fn write(&mut self, exec: Execution, certificate: &CommitCertificate) -> Result<(), StoreError> {
@@ -1510,10 +1542,17 @@ impl Overlay {
     }
 }
 
-/// The status of a subject entry at `now_ms`.
-pub fn entry_status(e: &SubjectEntry, now_ms: u64) -> Status {
+/// The status at `now_ms` of a subject entry whose attestation says it is
+/// valid from `valid_from_ms` (docs/proofs.md step 13): revoked if revoked;
+/// else not yet valid if `now_ms < valid_from_ms`; else expired if
+/// `valid_until_ms ≤ now_ms`; else active. (`valid_until_ms > valid_from_ms`
+/// is a rule of every attestation, so the last three never overlap.)
+pub fn entry_status(e: &SubjectEntry, valid_from_ms: u64, now_ms: u64) -> Status {
     if let Some((by, reason)) = e.revoked {
         return Status::Revoked { by, reason };
+    }
+    if now_ms < valid_from_ms {
+        return Status::NotYetValid;
     }
     match e.valid_until_ms {
         Some(until) if until <= now_ms => Status::Expired,

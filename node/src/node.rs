@@ -779,6 +779,14 @@ impl Driver {
         let height = self.core.height();
         match msg {
             ConsensusMsg::Vote(v) => {
+                if v.vote.kind == yrd_consensus::messages::VoteKind::Precommit && v.vote.height < height {
+                    // A late precommit for a block we committed: it may lower the
+                    // stored certificate to the canonical one (ledger/src/canonical_cert.rs).
+                    let mut ledger = self.shared.ledger.write().map_err(|_| anyhow!("ledger lock poisoned"))?;
+                    ledger
+                        .offer_precommit(&v)
+                        .map_err(|e| StorageFailure::store(format!("updating the certificate of block {}", v.vote.height), e))?;
+                }
                 let actions = self.core.handle(Event::Vote(v));
                 let rejected = actions.iter().any(|a| matches!(a, Action::Rejected(_)));
                 self.execute(actions).await?;
