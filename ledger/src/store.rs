@@ -832,6 +832,10 @@ impl Ledger {
                 .tx_location(&e.id)?
                 .ok_or_else(|| StoreError::Corrupt(format!("subject {subject} names {}, which is not stored", e.id)))?;
             let tx = self.tx_at(&loc)?;
+            let valid_from_ms = match &tx.tx.body {
+                TxBody::Attest(a) => a.valid_from_ms,
+                _ => return Err(StoreError::Corrupt(format!("subject {subject} names {}, which is not an attestation", e.id))),
+            };
             if !headers.contains_key(&loc.height) {
                 let header = self
                     .header(loc.height)?
@@ -848,7 +852,7 @@ impl Ledger {
                 log_index: header.first_log_index() + loc.index as u64,
                 block_hash: *hash,
                 block_time_ms: header.timestamp_ms,
-                status: entry_status(e, now_ms),
+                status: entry_status(e, valid_from_ms, now_ms),
             });
         }
         Ok(out)
