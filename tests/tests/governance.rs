@@ -113,6 +113,15 @@ fn validators_join_leave_and_rotate_keys_under_load() {
                 std::thread::sleep(Duration::from_millis(30));
             }
         });
+        // A failed assertion below must stop the load too, or the scope waits for
+        // it forever instead of reporting the failure.
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop_load = StopOnDrop(&stop);
         let c = &mut c;
 
         // 1. Suzhou and Wuxi join (one proposal, two changes).
