@@ -744,22 +744,15 @@ impl Ledger {
     /// [`Ledger::tx_record`] for the status too).
     pub fn logged_tx(&self, id: &TxId) -> Result<Option<LoggedTx>, StoreError> {
         let Some(loc) = self.tx_location(id)? else { return Ok(None) };
-        let block = self
-            .tree
-            .get(height_key(b'b', loc.height))?
-            .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} missing", loc.height)))?;
-        let start = loc.offset as usize;
-        let bytes = block
-            .get(start..start + loc.len as usize)
-            .ok_or_else(|| StoreError::Corrupt(format!("transaction index points outside block {}", loc.height)))?
-            .to_vec();
+        let bytes = self.tx_bytes_at(&loc)?;
         let header = self
             .header(loc.height)?
             .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} has no header", loc.height)))?;
         Ok(Some(LoggedTx { bytes, height: loc.height, log_index: header.first_log_index() + loc.index as u64 }))
     }
 
-    fn tx_at(&self, loc: &TxLocation) -> Result<SignedTransaction, StoreError> {
+    /// The stored bytes of the transaction at `loc`, cut from its block.
+    fn tx_bytes_at(&self, loc: &TxLocation) -> Result<Vec<u8>, StoreError> {
         let block = self
             .tree
             .get(height_key(b'b', loc.height))?
@@ -768,7 +761,11 @@ impl Ledger {
         let bytes = block
             .get(start..start + loc.len as usize)
             .ok_or_else(|| StoreError::Corrupt(format!("transaction index points outside block {}", loc.height)))?;
-        Ok(SignedTransaction::decode(bytes)?)
+        Ok(bytes.to_vec())
+    }
+
+    fn tx_at(&self, loc: &TxLocation) -> Result<SignedTransaction, StoreError> {
+        Ok(SignedTransaction::decode(&self.tx_bytes_at(loc)?)?)
     }
 
     /// The subject record (every attestation about the subject, with status).
@@ -836,12 +833,12 @@ impl Ledger {
                 TxBody::Attest(a) => a.valid_from_ms,
                 _ => return Err(StoreError::Corrupt(format!("subject {subject} names {}, which is not an attestation", e.id))),
             };
-            if !headers.contains_key(&loc.height) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = headers.entry(loc.height) {
                 let header = self
                     .header(loc.height)?
                     .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} has no header", loc.height)))?;
                 let hash = header.hash()?;
-                headers.insert(loc.height, (header, hash));
+                slot.insert((header, hash));
             }
             let (header, hash) = &headers[&loc.height];
             out.push(TxRecord {
