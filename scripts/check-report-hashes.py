@@ -2,13 +2,14 @@
 from docs/proofs.md alone, to keep the document precise: the header layout, the
 RecordView decoding, entry commitments and the subject value (steps 11-12), the
 subject-map proof, completeness with redacted entries (step 17) and each shown
-attestation's RFC 9162 inclusion (step 10). It does NOT check signatures,
+attestation's RFC 9162 inclusion (step 10), and the strict JSON rules of §3
+(no duplicate key, exactly the report's keys, lowercase hex). It does NOT check signatures,
 certificates or the governance section (no ed25519 here): use `yrd verify`.
 
     YRD_DUMP_PROOFS=/tmp/p cargo test -p yrd-ledger --test proof dump
     python3 scripts/check-report-hashes.py /tmp/p/report.json /tmp/p/report-redacted.json
 """
-import hashlib, json, sys
+import hashlib, json, re, sys
 H = lambda *p: hashlib.sha256(b"".join(p)).digest()
 PREFIX = b"YRD-CREDIT-CHAIN/v1/"
 sb = lambda tag, payload: PREFIX + tag + b"\x00" + payload
@@ -55,13 +56,30 @@ def record_view(b):
     assert r.i == len(b), "trailing bytes"
     return subject, entries
 
+def no_duplicates(pairs):  # docs/proofs.md §3, "Strict JSON"
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup: raise ValueError("format: key %r appears twice in the same object" % dup[0])
+    return dict(pairs)
+
+HEX = re.compile(r"(?:[0-9a-f]{2})*")
+def unhex(s, n=None):  # canonical hex only: lower case, nothing else, n bytes if given
+    if not isinstance(s, str) or not HEX.fullmatch(s) or (n is not None and len(s) != 2 * n):
+        raise ValueError("format: not canonical hex: %r" % (s[:70] if isinstance(s, str) else s))
+    return bytes.fromhex(s)
+
+def keys(obj, want, where):
+    if not isinstance(obj, dict) or set(obj) != set(want):
+        raise ValueError("format: %s must have exactly the keys %s" % (where, sorted(want)))
+
 def bit(k, d): return (k[d // 8] >> (7 - d % 8)) & 1
 
 def map_root(key, proof):
-    t = proof["terminal"]; sib = [bytes.fromhex(x) for x in proof["siblings"]]
-    if t["type"] == "present": h = H(b"\x00", key, bytes.fromhex(t["value"]))
-    elif t["type"] == "empty": h = b"\x00" * 32
-    else: h = H(b"\x00", bytes.fromhex(t["key"]), bytes.fromhex(t["value"]))
+    keys(proof, {"siblings", "terminal"}, "proof")
+    t = proof["terminal"]; sib = [unhex(x, 32) for x in proof["siblings"]]
+    if t["type"] == "present": keys(t, {"type", "value"}, "terminal"); h = H(b"\x00", key, unhex(t["value"], 32))
+    elif t["type"] == "empty": keys(t, {"type"}, "terminal"); h = b"\x00" * 32
+    else: keys(t, {"type", "key", "value"}, "terminal"); h = H(b"\x00", unhex(t["key"], 32), unhex(t["value"], 32))
     for d in range(len(sib) - 1, -1, -1):
         h = H(b"\x01", sib[d], h) if bit(key, d) else H(b"\x01", h, sib[d])
     return h
@@ -80,11 +98,13 @@ def inclusion_root(index, size, leaf, path):  # RFC 9162 2.1.3.2
     return r if sn == 0 else None
 
 def check(path):
-    f = json.load(open(path))
+    f = json.load(open(path), object_pairs_hook=no_duplicates)
+    keys(f, {"type", "version", "subject", "anchor", "record", "proof", "entries", "governance"}, "report")
     assert f["type"] == "yrd-subject-report" and f["version"] == 3
-    h = header(bytes.fromhex(f["anchor"]["header"]))
+    keys(f["anchor"], {"header", "certificate"}, "anchor")
+    h = header(unhex(f["anchor"]["header"]))
     key = H(f["subject"].encode())
-    subject, entries = record_view(bytes.fromhex(f["record"]))
+    subject, entries = record_view(unhex(f["record"]))
     assert subject.decode() == f["subject"], "subject"
     commitments = [H(sb(b"ledger/subject-entry", e["raw"])) if k == "full" else e for k, e in entries]
     value = H(sb(b"ledger/subject-record", subject + len(commitments).to_bytes(8, "big") + b"".join(commitments)))
@@ -94,14 +114,16 @@ def check(path):
     shown = hidden = 0
     for (k, e), given in zip(entries, f["entries"]):
         if k == "redacted":
+            keys(given, {"redacted"}, "redacted entry"); unhex(given["redacted"], 32)
             assert given == {"redacted": e.hex()}, "completeness: commitment"
             hidden += 1
             continue
         assert set(given) == {"attestation", "revocation"}, "completeness: full"
-        tx = bytes.fromhex(given["attestation"]["tx"])
+        keys(given["attestation"], {"tx", "log_index", "inclusion"}, "attestation")
+        tx = unhex(given["attestation"]["tx"])
         assert H(tx) == e["id"], "completeness: id"
         root = inclusion_root(given["attestation"]["log_index"], h["log_size"], H(b"\x00", tx),
-                              [bytes.fromhex(x) for x in given["attestation"]["inclusion"]])
+                              [unhex(x, 32) for x in given["attestation"]["inclusion"]])
         assert root == h["log_root"], "log-inclusion"
         assert (given["revocation"] is None) == (e["revoked"] is None), "revocation"
         shown += 1

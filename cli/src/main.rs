@@ -25,6 +25,7 @@ mod cmd {
     pub mod audit;
     pub mod backup;
     pub mod client;
+    pub mod duration;
     pub mod genesis;
     pub mod genesis_inspect;
     pub mod gov;

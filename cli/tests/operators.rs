@@ -387,8 +387,9 @@ fn words(line: &str) -> Vec<String> {
 /// renamed or removed flag, subcommand or a missing required argument fails here).
 /// Placeholders (`<hex>`, `<id>`, `86ec6eec…`, `$SH`) are replaced by well-formed
 /// values and the node address by an unreachable one, so each command stops at its
-/// first real step (reading a file, reaching the node), never at parsing. Running the
-/// examples against a live testnet is not done by this test.
+/// first real step (reading a file, reaching the node), never at parsing. This is the
+/// quick check (no cluster); `tests/tests/doc_examples.rs` runs the same examples
+/// against a live four-node testnet.
 #[test]
 fn every_example_command_in_the_readme_and_cli_doc_parses() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");

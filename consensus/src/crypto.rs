@@ -26,7 +26,9 @@ impl Hash32 {
         hex::encode(self.0)
     }
 
-    /// Parses 64 hex characters (either case).
+    /// Parses 64 hex characters typed by a person (either case, surrounding
+    /// white space ignored). Files and JSON bodies go through [`parse_hex`]
+    /// (the serde impls below), which accepts only the canonical form.
     pub fn from_hex(s: &str) -> Result<Self, CryptoError> {
         let bytes = hex::decode(s.trim()).map_err(|e| CryptoError::BadHex(e.to_string()))?;
         let arr: [u8; 32] = bytes
@@ -65,6 +67,40 @@ pub fn signing_bytes(tag: &[u8], payload: &[u8]) -> Vec<u8> {
     out.push(0);
     out.extend_from_slice(payload);
     out
+}
+
+/// Parses `s` as the canonical hex of a byte string: an even number of the
+/// characters `0-9a-f` only (no upper case, no white space, no `0x`), and
+/// exactly `2 * expected` of them when a length is given. The one parser every
+/// file and JSON body goes through (docs/proofs.md §3: "hashes are 64
+/// lowercase hex digits"), so two readers never disagree on what a hash is;
+/// the message says what is wrong and where.
+pub fn parse_hex(what: &str, s: &str, expected: Option<usize>) -> Result<Vec<u8>, CryptoError> {
+    if let Some((at, c)) = s.char_indices().find(|(_, c)| !matches!(c, '0'..='9' | 'a'..='f')) {
+        let why = if c.is_ascii_hexdigit() {
+            "upper-case hex digit (hex must be lower case)"
+        } else if c.is_whitespace() {
+            "white space"
+        } else {
+            "not a hex digit"
+        };
+        return Err(CryptoError::BadHex(format!("{what}: character {c:?} at position {at}: {why}")));
+    }
+    if s.len() % 2 == 1 {
+        return Err(CryptoError::BadHex(format!("{what}: odd number of hex digits ({})", s.len())));
+    }
+    if let Some(n) = expected {
+        if s.len() != 2 * n {
+            return Err(CryptoError::BadHex(format!("{what}: {} hex digits, expected {} ({n} bytes)", s.len(), 2 * n)));
+        }
+    }
+    hex::decode(s).map_err(|e| CryptoError::BadHex(format!("{what}: {e}")))
+}
+
+/// [`parse_hex`] of exactly `N` bytes.
+pub fn parse_hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], CryptoError> {
+    let v = parse_hex(what, s, Some(N))?;
+    v.try_into().map_err(|v: Vec<u8>| CryptoError::BadLength { what: "hex value", expected: N, got: v.len() })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,7 +221,7 @@ impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
             let s = String::deserialize(d)?;
-            return Signature::from_hex(&s).map_err(serde::de::Error::custom);
+            return parse_hex_array::<64>("signature", &s).map(Signature).map_err(serde::de::Error::custom);
         }
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
@@ -284,6 +320,26 @@ mod tests {
         assert!(matches!(Hash32::from_hex("abcd"), Err(CryptoError::BadLength { got: 2, .. })));
         assert!(matches!(Hash32::from_hex("zz"), Err(CryptoError::BadHex(_))));
     }
+
+    #[test]
+    fn json_hashes_are_canonical_hex_only() {
+        let h = sha256(&[b"x"]);
+        let good = format!("\"{}\"", h.to_hex());
+        assert_eq!(serde_json::from_str::<Hash32>(&good).unwrap(), h);
+        let upper = format!("\"{}\"", h.to_hex().to_uppercase());
+        let padded = format!("\" {}\"", h.to_hex());
+        let short = format!("\"{}\"", &h.to_hex()[..62]);
+        let long = format!("\"{}00\"", h.to_hex());
+        for bad in [upper, padded, short, long] {
+            let e = serde_json::from_str::<Hash32>(&bad).unwrap_err().to_string();
+            assert!(e.contains("hash"), "{bad}: {e}");
+        }
+        assert!(parse_hex("x", "0A", None).unwrap_err().to_string().contains("upper-case"));
+        assert!(parse_hex("x", "0a ", None).unwrap_err().to_string().contains("white space"));
+        assert!(parse_hex("x", "0a0", None).unwrap_err().to_string().contains("odd"));
+        assert_eq!(parse_hex("x", "0a", Some(1)).unwrap(), vec![10]);
+        assert!(parse_hex("x", "0a", Some(2)).is_err());
+    }
 }
 
 /// Serde for 32-byte values: a lowercase hex string in human-readable formats
@@ -304,7 +360,7 @@ macro_rules! serde_bytes32 {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 if d.is_human_readable() {
                     let s = String::deserialize(d)?;
-                    $t::from_hex(&s).map_err(|e| serde::de::Error::custom(format!("{}: {e}", $what)))
+                    parse_hex_array::<32>($what, &s).map($t).map_err(serde::de::Error::custom)
                 } else {
                     <[u8; 32]>::deserialize(d).map($t)
                 }

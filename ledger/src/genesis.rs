@@ -58,10 +58,18 @@ impl Region {
     }
 }
 
+/// The form in files (the genesis, governance changes): exactly the canonical
+/// code, as the chain id hashes it. People's input goes through [`Region::parse`],
+/// which trims and upper-cases; a file written `"sh"` would be read as `SH` by
+/// one reader and refused by another, so it is refused here.
 impl TryFrom<String> for Region {
     type Error = GenesisError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Region::parse(&s)
+        let r = Region::parse(&s)?;
+        if r.0 != s {
+            return Err(GenesisError::RegionNotCanonical { given: s, canonical: r.0 });
+        }
+        Ok(r)
     }
 }
 
@@ -85,6 +93,7 @@ impl fmt::Debug for Region {
 
 /// An agency that votes in consensus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ValidatorInfo {
     pub name: String,
     pub region: Region,
@@ -94,6 +103,7 @@ pub struct ValidatorInfo {
 
 /// An agency that signs attestations, with the kinds it may issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IssuerInfo {
     pub name: String,
     pub region: Region,
@@ -108,6 +118,7 @@ pub struct IssuerInfo {
 
 /// A non-voting node allowed to connect (a lender's or auditor's observer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ObserverInfo {
     pub name: String,
     pub key: PublicKey,
@@ -116,6 +127,7 @@ pub struct ObserverInfo {
 /// An agency of the consortium: it votes on governance proposals with its admin
 /// key (distinct from its validator and issuer keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AgencyInfo {
     pub name: String,
     pub region: Region,
@@ -128,6 +140,7 @@ pub struct AgencyInfo {
 /// authorisations and its API requests with `key`; an agency of the consortium
 /// sponsors it (vouches for it and answers for its use of the data).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LenderInfo {
     pub name: String,
     /// The name of the agency that sponsors the lender.
@@ -137,6 +150,7 @@ pub struct LenderInfo {
 
 /// Governance parameters (docs/governance.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GovParams {
     /// A proposal is approved when more than `approval_num / approval_den` of the
     /// agencies in force approve it (default: more than two thirds).
@@ -168,6 +182,7 @@ fn default_restricted_kinds() -> Vec<AttestationKind> {
 
 /// Chain parameters: fixed at genesis, changed by governance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChainParams {
     /// Most transactions in one block.
     pub max_block_txs: u32,
@@ -232,6 +247,7 @@ impl ChainParams {
 
 /// The genesis: the founding agreement of the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Genesis {
     /// A human name, e.g. "yrd-credit-chain-testnet".
     pub chain_name: String,
@@ -256,9 +272,11 @@ pub struct Genesis {
 pub enum GenesisError {
     #[error("region code {0:?} must be 2 to 8 letters A-Z (e.g. SH, JS, ZJ, AH)")]
     BadRegion(String),
+    #[error("region {given:?} must be written {canonical:?} (in a file, exactly the upper-case code)")]
+    RegionNotCanonical { given: String, canonical: String },
     #[error("genesis file is {0} bytes, more than the {MAX_GENESIS_BYTES}-byte limit")]
     TooLarge(usize),
-    #[error("genesis is not valid JSON: {0}")]
+    #[error("genesis file refused at {0}")]
     Json(String),
     #[error("invalid validator set: {0}")]
     Validators(#[from] ValidatorSetError),
@@ -294,12 +312,15 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), GenesisError> {
 }
 
 impl Genesis {
-    /// Parses and validates a genesis JSON document.
+    /// Parses and validates a genesis JSON document, strictly
+    /// (docs/proofs.md §3, "Strict JSON"): no duplicate or unknown key, every
+    /// field present but those the spec lets default, keys as 64 lowercase hex
+    /// digits; the error names the JSON path (`validators[2].key`).
     pub fn from_json(bytes: &[u8]) -> Result<Genesis, GenesisError> {
         if bytes.len() > MAX_GENESIS_BYTES {
             return Err(GenesisError::TooLarge(bytes.len()));
         }
-        let g: Genesis = serde_json::from_slice(bytes).map_err(|e| GenesisError::Json(e.to_string()))?;
+        let g: Genesis = crate::strict_json::from_slice(bytes).map_err(|e| GenesisError::Json(e.to_string()))?;
         g.validate()?;
         Ok(g)
     }

@@ -321,7 +321,12 @@ impl Membership {
 
     /// Keys allowed to connect to the network: validators and observers.
     pub fn network_keys(&self) -> Vec<PublicKey> {
-        self.validators.iter().map(|v| v.key).chain(self.observers.iter().map(|o| o.key)).collect()
+        self.network_members().map(|(k, _)| k).collect()
+    }
+
+    /// [`Self::network_keys`] with their validator or observer names.
+    pub fn network_members(&self) -> impl Iterator<Item = (PublicKey, String)> + '_ {
+        self.validators.iter().map(|v| (v.key, v.name.clone())).chain(self.observers.iter().map(|o| (o.key, o.name.clone())))
     }
 
     /// The retirement record of `key`, if it was retired.
@@ -773,22 +778,28 @@ impl GovState {
     /// yet in force, so that a validator being added can connect and catch up
     /// before its first vote.
     pub fn network_keys_from(&self, height: u64) -> Vec<PublicKey> {
+        self.network_members_from(height).into_keys().collect()
+    }
+
+    /// The keys of [`Self::network_keys_from`] with their names (validator or
+    /// observer names; the latest membership naming a key wins), for the logs.
+    pub fn network_members_from(&self, height: u64) -> BTreeMap<PublicKey, String> {
         use std::ops::Bound::{Excluded, Unbounded};
-        let mut keys: BTreeSet<PublicKey> = self.membership_at(height).network_keys().into_iter().collect();
+        let mut keys: BTreeMap<PublicKey, String> = self.membership_at(height).network_members().collect();
         for (_, m) in self.timeline.range((Excluded(height.max(1)), Unbounded)) {
-            keys.extend(m.network_keys());
+            keys.extend(m.network_members());
         }
         let mut projected = self.timeline.values().next_back().map(|m| (**m).clone());
         for (eff, ids) in &self.scheduled {
             for id in ids {
                 let (Some(m), Some(r)) = (projected.as_ref(), self.proposals.get(id)) else { continue };
                 if let Ok(next) = m.apply_all(&r.proposal.changes, *eff) {
-                    keys.extend(next.network_keys());
+                    keys.extend(next.network_members());
                     projected = Some(next);
                 }
             }
         }
-        keys.into_iter().collect()
+        keys
     }
 
     /// Starts the governance part of executing block `height` (whose membership

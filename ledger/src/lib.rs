@@ -14,6 +14,7 @@
 pub mod access;
 pub mod audit;
 pub mod block;
+pub mod canonical_cert;
 pub mod consent;
 #[cfg(feature = "failpoints")]
 pub mod fault;
@@ -30,5 +31,6 @@ pub mod subjects;
 pub mod testkit;
 pub mod tx;
 pub mod store;
+pub mod strict_json;
 pub mod uscc;
 pub mod validate;

@@ -152,18 +152,36 @@ pub struct Bundle {
     pub anchor: Anchor,
     pub attestation: IncludedTx,
     pub subject: SubjectPart,
-    /// Present exactly when the record says the attestation is revoked.
+    /// Present exactly when the record says the attestation is revoked
+    /// (`null` otherwise: the key is required).
+    #[serde(deserialize_with = "crate::strict_json::required")]
     pub revocation: Option<IncludedTx>,
     /// The membership changes in force at the anchor (empty: the genesis').
     pub governance: Vec<GovBlock>,
 }
 
 /// One record of a report: in full, or redacted (its commitment only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ReportEntry {
     Full(FullEntry),
     Redacted(RedactedEntry),
+}
+
+/// An object with a `redacted` key is a [`RedactedEntry`], any other a
+/// [`FullEntry`]; either is then read strictly, and an error names the path
+/// inside the entry (serde's `untagged` would only say that no variant matched).
+impl<'de> Deserialize<'de> for ReportEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let redacted = v.as_object().is_some_and(|m| m.contains_key("redacted"));
+        let parsed = if redacted {
+            crate::strict_json::from_value("", v).map(ReportEntry::Redacted)
+        } else {
+            crate::strict_json::from_value("", v).map(ReportEntry::Full)
+        };
+        parsed.map_err(crate::strict_json::nested_error)
+    }
 }
 
 /// A record shown in full: the attestation and, if revoked, the revocation.
@@ -171,6 +189,7 @@ pub enum ReportEntry {
 #[serde(deny_unknown_fields)]
 pub struct FullEntry {
     pub attestation: IncludedTx,
+    #[serde(deserialize_with = "crate::strict_json::required")]
     pub revocation: Option<IncludedTx>,
 }
 
@@ -194,6 +213,7 @@ pub struct Report {
     pub subject: String,
     pub anchor: Anchor,
     /// Hex of `canonical(RecordView)`, or `null` when the subject has no record.
+    #[serde(deserialize_with = "crate::strict_json::required")]
     pub record: Option<String>,
     /// Proof of the record, or of absence when `record` is null.
     pub proof: SubjectProofJson,
@@ -299,6 +319,10 @@ pub enum Check {
     /// A query record is not signed by a node in force, names another subject,
     /// or carries a request that is not a lender's or whose signature does not verify.
     QueryRecord,
+    /// The file is older than the verifier's maximum age: its anchor (the
+    /// latest certified block it proves against) was made too long before the
+    /// evaluation time. Checked only when the verifier sets a maximum age.
+    Freshness,
 }
 
 impl Check {
@@ -319,6 +343,7 @@ impl Check {
             Check::Provenance => "provenance",
             Check::Governance => "governance",
             Check::QueryRecord => "query-record",
+            Check::Freshness => "freshness",
         }
     }
 }
@@ -532,6 +557,14 @@ fn included(ledger: &Ledger, id: &TxId, size: u64) -> Result<(crate::store::TxRe
     Ok((rec, inc))
 }
 
+/// [`included`] from the stored bytes alone (no status, no re-encoding): the
+/// report's entries, one lookup per record.
+fn logged(ledger: &Ledger, id: &TxId, size: u64) -> Result<IncludedTx, BuildError> {
+    let t = ledger.logged_tx(id)?.ok_or(BuildError::NotFound(*id))?;
+    let inclusion = ledger.inclusion_proof(t.log_index, size)?;
+    Ok(IncludedTx { tx: hex::encode(&t.bytes), log_index: t.log_index, inclusion })
+}
+
 /// A proof bundle for attestation `id` against the latest block, every entry
 /// of the subject record in full.
 pub fn bundle(ledger: &Ledger, id: &TxId) -> Result<Bundle, BuildError> {
@@ -600,9 +633,9 @@ pub fn report_for(ledger: &Ledger, subject: &Uscc, show: &dyn Fn(&SubjectEntry) 
                 entries.push(ReportEntry::Redacted(RedactedEntry { redacted: *c }));
                 continue;
             }
-            let attestation = included(ledger, &e.id, header.log_size)?.1;
+            let attestation = logged(ledger, &e.id, header.log_size)?;
             let revocation = match e.revoked {
-                Some((by, _)) => Some(included(ledger, &by, header.log_size)?.1),
+                Some((by, _)) => Some(logged(ledger, &by, header.log_size)?),
                 None => None,
             };
             entries.push(ReportEntry::Full(FullEntry { attestation, revocation }));
@@ -669,23 +702,32 @@ pub fn consistency(ledger: &Ledger, from: Height, to: Height) -> Result<Consiste
 // Parsing
 // ---------------------------------------------------------------------------
 
-/// Parses any proof file, dispatching on `"type"` (Check::Format on failure).
+/// Parses any proof file, dispatching on `"type"` (Check::Format on failure):
+/// strictly (docs/proofs.md §3, "Strict JSON"): no duplicate key, no unknown or
+/// missing field, hashes as 64 lowercase hex digits; the error names the JSON
+/// path of the offending key.
 pub fn parse_file(bytes: &[u8]) -> Result<ProofFile, VerifyError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(fail(Check::Format, format!("file is {} bytes, more than the {MAX_FILE_BYTES}-byte limit", bytes.len())));
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| fail(Check::Format, format!("not JSON: {e}")))?;
-    let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or("").to_string();
-    fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value, kind: &str) -> Result<T, VerifyError> {
-        serde_json::from_value(v).map_err(|e| fail(Check::Format, format!("not a valid {kind} file: {e}")))
+    crate::strict_json::check_no_duplicate_keys(bytes).map_err(|e| fail(Check::Format, e.to_string()))?;
+    /// Only the `type` key, to choose the format; the format itself is strict.
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    let head: Head = serde_json::from_slice(bytes).map_err(|e| fail(Check::Format, format!("not a JSON object: {e}")))?;
+    let kind = head.kind.unwrap_or_default();
+    fn typed<T: serde::de::DeserializeOwned>(bytes: &[u8], kind: &str) -> Result<T, VerifyError> {
+        crate::strict_json::from_slice(bytes).map_err(|e| fail(Check::Format, format!("not a valid {kind} file: {e}")))
     }
     match kind.as_str() {
-        BUNDLE_TYPE => typed(value, &kind).map(ProofFile::Bundle),
-        REPORT_TYPE => typed(value, &kind).map(ProofFile::Report),
-        TRACE_TYPE => typed(value, &kind).map(ProofFile::Trace),
-        CONSISTENCY_TYPE => typed(value, &kind).map(ProofFile::Consistency),
-        crate::proof_queries::QUERY_AUDIT_TYPE => typed(value, &kind).map(ProofFile::Queries),
+        BUNDLE_TYPE => typed(bytes, &kind).map(ProofFile::Bundle),
+        REPORT_TYPE => typed(bytes, &kind).map(ProofFile::Report),
+        TRACE_TYPE => typed(bytes, &kind).map(ProofFile::Trace),
+        CONSISTENCY_TYPE => typed(bytes, &kind).map(ProofFile::Consistency),
+        crate::proof_queries::QUERY_AUDIT_TYPE => typed(bytes, &kind).map(ProofFile::Queries),
         other => Err(fail(
             Check::Format,
             format!(
@@ -694,6 +736,93 @@ pub fn parse_file(bytes: &[u8]) -> Result<ProofFile, VerifyError> {
             ),
         )),
     }
+}
+
+/// How old a file's answer is: its anchor (the highest certified block it
+/// proves against) against the evaluation time. Nothing after the anchor is
+/// proven (docs/proofs.md, "What the checks establish"), so a lender reads the
+/// age with every verdict and may refuse an answer that is too old.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Freshness {
+    /// The anchor's height.
+    pub anchor_height: u64,
+    /// The anchor's block timestamp (milliseconds since the epoch).
+    pub anchor_time_ms: u64,
+    /// The evaluation time (`--at`, or the verifier's clock).
+    pub at_ms: u64,
+    /// `at_ms − anchor_time_ms`; negative when the anchor is after the
+    /// evaluation time (a file judged at an earlier `--at`).
+    pub age_ms: i64,
+    /// The maximum age the verifier was given, if any.
+    pub max_age_ms: Option<u64>,
+}
+
+/// The anchor a verdict is "as of": a bundle's or report's anchor, a trace's
+/// current-status anchor, a consistency proof's `to`, a query audit's anchor.
+pub fn verdict_anchor(v: &AnyVerdict) -> &BlockInfo {
+    match v {
+        AnyVerdict::Bundle(b) => &b.anchor,
+        AnyVerdict::Report(r) => &r.anchor,
+        AnyVerdict::Trace(t) => &t.current.anchor,
+        AnyVerdict::Consistency(c) => &c.to,
+        AnyVerdict::Queries(q) => &q.anchor,
+    }
+}
+
+/// The age of the verdict's anchor at `at_ms`, refused with
+/// [`Check::Freshness`] when `max_age_ms` is given and the anchor is older
+/// (`age_ms > max_age_ms`; docs/proofs.md step 32).
+pub fn check_freshness(v: &AnyVerdict, at_ms: u64, max_age_ms: Option<u64>) -> Result<Freshness, VerifyError> {
+    let anchor = verdict_anchor(v);
+    let age_ms = (i128::from(at_ms) - i128::from(anchor.time_ms)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    let f = Freshness { anchor_height: anchor.height, anchor_time_ms: anchor.time_ms, at_ms, age_ms, max_age_ms };
+    if let Some(max) = max_age_ms {
+        if age_ms > 0 && age_ms as u64 > max {
+            return Err(fail(
+                Check::Freshness,
+                format!(
+                    "the file is as of block {} made {} ago, more than the maximum age {}: fetch a new one",
+                    anchor.height,
+                    duration_text(age_ms as u64),
+                    duration_text(max)
+                ),
+            ));
+        }
+    }
+    Ok(f)
+}
+
+/// Verifies any file ([`verify_file`]) and then its freshness
+/// ([`check_freshness`]): the library form of `yrd verify --max-age`.
+pub fn verify_file_fresh(
+    genesis: &Genesis,
+    file: &ProofFile,
+    now_ms: u64,
+    max_age_ms: Option<u64>,
+) -> Result<(AnyVerdict, Freshness), VerifyError> {
+    let v = verify_file(genesis, file, now_ms)?;
+    let f = check_freshness(&v, now_ms, max_age_ms)?;
+    Ok((v, f))
+}
+
+/// A duration for people: `2d 3h 4m 5.006s`, `0s`.
+pub fn duration_text(ms: u64) -> String {
+    let (d, h, m) = (ms / 86_400_000, ms / 3_600_000 % 24, ms / 60_000 % 60);
+    let (s, milli) = (ms / 1000 % 60, ms % 1000);
+    let mut parts = Vec::new();
+    if d > 0 {
+        parts.push(format!("{d}d"));
+    }
+    if h > 0 {
+        parts.push(format!("{h}h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m}m"));
+    }
+    if s > 0 || milli > 0 || parts.is_empty() {
+        parts.push(if milli > 0 { format!("{s}.{milli:03}s") } else { format!("{s}s") });
+    }
+    parts.join(" ")
 }
 
 /// Verifies any file.
@@ -724,15 +853,13 @@ pub(crate) fn check_format(kind: &str, version: u32, expected: &str) -> Result<(
     Ok(())
 }
 
-/// Hex of at most `max` bytes.
+/// Hex of at most `max` bytes, in the one canonical form
+/// ([`yrd_consensus::crypto::parse_hex`]: lower case, nothing else).
 pub(crate) fn unhex(field: &str, s: &str, max: usize) -> Result<Vec<u8>, VerifyError> {
     if s.len() > 2 * max {
         return Err(fail(Check::Decode, format!("{field} is {} hex characters, more than {max} bytes", s.len())));
     }
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(fail(Check::Decode, format!("{field} must be lowercase hex")));
-    }
-    hex::decode(s).map_err(|e| fail(Check::Decode, format!("{field} is not hex: {e}")))
+    yrd_consensus::crypto::parse_hex(field, s, None).map_err(|e| fail(Check::Decode, e.to_string()))
 }
 
 /// Decodes canonical bytes: the value must re-encode to exactly the same bytes.
@@ -984,7 +1111,7 @@ impl<'g> Ctx<'g> {
         &self,
         field: &str,
         inc: &IncludedTx,
-        revocation: Option<&IncludedTx>,
+        revocation: (&str, Option<&IncludedTx>),
         header: &BlockHeader,
         record_of: &mut dyn FnMut(&Uscc) -> Result<RecordView, VerifyError>,
         expected_id: Option<&TxId>,
@@ -1012,8 +1139,8 @@ impl<'g> Ctx<'g> {
         check_entry(entry, &tx, header)?;
         let height = entry.height.0;
         self.in_force(&format!("{field}.tx"), &tx, height, Check::Transaction)?;
-        let status = entry_status(entry, now_ms);
-        let revocation = self.revocation(field, entry, revocation, &tx, header)?;
+        let status = entry_status(entry, a.valid_from_ms, now_ms);
+        let revocation = self.revocation(revocation.0, entry, revocation.1, &tx, header)?;
         Ok(AttestationInfo {
             id,
             issuer: self.issuer_party(height, &tx.tx.issuer),
@@ -1044,7 +1171,7 @@ impl<'g> Ctx<'g> {
         target: &SignedTransaction,
         header: &BlockHeader,
     ) -> Result<Option<RevocationInfo>, VerifyError> {
-        let rf = format!("{field}.revocation");
+        let rf = field.to_string();
         let (by, reason) = match (entry.revoked, given) {
             (None, None) => return Ok(None),
             (None, Some(_)) => {
@@ -1112,7 +1239,7 @@ fn bundle_with(ctx: &Ctx<'_>, b: &Bundle, now_ms: u64) -> Result<Verdict, Verify
     let (header, anchor) = ctx.anchor("anchor", &b.anchor)?;
     let mut record_of = |subject: &Uscc| ctx.record("subject.record", &b.subject.record, &b.subject.proof, subject, &header);
     let attestation =
-        ctx.attestation("attestation", &b.attestation, b.revocation.as_ref(), &header, &mut record_of, None, now_ms)?;
+        ctx.attestation("attestation", &b.attestation, ("revocation", b.revocation.as_ref()), &header, &mut record_of, None, now_ms)?;
     Ok(Verdict { chain_name: ctx.genesis.chain_name.clone(), chain_id: ctx.chain, anchor, attestation, governance: ctx.applied() })
 }
 
@@ -1187,7 +1314,7 @@ pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<Repor
         attestations.push(ctx.attestation(
             &format!("{field}.attestation"),
             &given.attestation,
-            given.revocation.as_ref(),
+            (&format!("{field}.revocation"), given.revocation.as_ref()),
             &header,
             &mut record_of,
             Some(&entry.id),

@@ -57,6 +57,7 @@ pub struct QueryAudit {
     /// about the subject.
     pub records: Vec<QueryRecordProof>,
     /// When the listing stopped at the page limit: the height to ask from next.
+    #[serde(deserialize_with = "crate::strict_json::required")]
     pub next_from: Option<u64>,
 }
 

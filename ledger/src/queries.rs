@@ -99,7 +99,7 @@ impl<'de> Deserialize<'de> for Nonce {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
             let s = String::deserialize(d)?;
-            Nonce::from_hex(&s).map_err(serde::de::Error::custom)
+            yrd_consensus::crypto::parse_hex_array::<NONCE_BYTES>("nonce", &s).map(Nonce).map_err(serde::de::Error::custom)
         } else {
             <[u8; NONCE_BYTES]>::deserialize(d).map(Nonce)
         }

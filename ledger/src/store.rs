@@ -139,11 +139,31 @@ pub struct TxLocation {
     len: u32,
 }
 
+/// A committed transaction as stored in its block ([`Ledger::logged_tx`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedTx {
+    /// Its encoding as committed: SHA-256 of it is the id, its log leaf hash
+    /// commits to it.
+    pub bytes: Vec<u8>,
+    pub height: Height,
+    pub log_index: u64,
+}
+
+impl LoggedTx {
+    pub fn decode(&self) -> Result<SignedTransaction, StoreError> {
+        Ok(SignedTransaction::decode(&self.bytes)?)
+    }
+}
+
 /// The status of an attestation at some time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum Status {
     Active,
+    /// `valid_from` has not come yet: the record is committed and not revoked,
+    /// but does not apply before that time (`"not-yet-valid"`; not `"pending"`,
+    /// which the API already uses for a submitted, not yet committed transaction).
+    NotYetValid,
     /// `valid_until` has passed.
     Expired,
     Revoked { by: TxId, reason: RevocationReason },
@@ -161,6 +181,7 @@ impl Status {
     pub fn name(&self) -> &'static str {
         match self {
             Status::Active => "active",
+            Status::NotYetValid => "not-yet-valid",
             Status::Expired => "expired",
             Status::Revoked { .. } => "revoked",
             Status::Revocation { .. } => "revocation",
@@ -716,7 +737,22 @@ impl Ledger {
         }
     }
 
-    fn tx_at(&self, loc: &TxLocation) -> Result<SignedTransaction, StoreError> {
+    /// A committed transaction as the log holds it: its stored bytes (the
+    /// encoding its id and log leaf hash are computed from), its block and its
+    /// log index — without decoding it, reading its subject's record or hashing
+    /// its block's header (what proof builders and access checks need; see
+    /// [`Ledger::tx_record`] for the status too).
+    pub fn logged_tx(&self, id: &TxId) -> Result<Option<LoggedTx>, StoreError> {
+        let Some(loc) = self.tx_location(id)? else { return Ok(None) };
+        let bytes = self.tx_bytes_at(&loc)?;
+        let header = self
+            .header(loc.height)?
+            .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} has no header", loc.height)))?;
+        Ok(Some(LoggedTx { bytes, height: loc.height, log_index: header.first_log_index() + loc.index as u64 }))
+    }
+
+    /// The stored bytes of the transaction at `loc`, cut from its block.
+    fn tx_bytes_at(&self, loc: &TxLocation) -> Result<Vec<u8>, StoreError> {
         let block = self
             .tree
             .get(height_key(b'b', loc.height))?
@@ -725,7 +761,11 @@ impl Ledger {
         let bytes = block
             .get(start..start + loc.len as usize)
             .ok_or_else(|| StoreError::Corrupt(format!("transaction index points outside block {}", loc.height)))?;
-        Ok(SignedTransaction::decode(bytes)?)
+        Ok(bytes.to_vec())
+    }
+
+    fn tx_at(&self, loc: &TxLocation) -> Result<SignedTransaction, StoreError> {
+        Ok(SignedTransaction::decode(&self.tx_bytes_at(loc)?)?)
     }
 
     /// The subject record (every attestation about the subject, with status).
@@ -762,7 +802,7 @@ impl Ledger {
                     .iter()
                     .find(|e| &e.id == id)
                     .ok_or_else(|| StoreError::Corrupt(format!("{id} missing from its subject record")))?;
-                entry_status(entry, now_ms)
+                entry_status(entry, a.valid_from_ms, now_ms)
             }
         };
         Ok(Some(TxRecord {
@@ -781,10 +821,36 @@ impl Ledger {
     pub fn by_subject(&self, subject: &Uscc, now_ms: u64) -> Result<Vec<TxRecord>, StoreError> {
         let Some(rec) = self.subject_record(subject)? else { return Ok(Vec::new()) };
         let mut out = Vec::with_capacity(rec.entries.len());
+        // The record read once (not once per entry, as `tx_record` would), each
+        // block's header hashed once.
+        let mut headers: HashMap<Height, (BlockHeader, BlockHash)> = HashMap::new();
         for e in &rec.entries {
-            if let Some(r) = self.tx_record(&e.id, now_ms)? {
-                out.push(r);
+            let loc = self
+                .tx_location(&e.id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("subject {subject} names {}, which is not stored", e.id)))?;
+            let tx = self.tx_at(&loc)?;
+            let valid_from_ms = match &tx.tx.body {
+                TxBody::Attest(a) => a.valid_from_ms,
+                _ => return Err(StoreError::Corrupt(format!("subject {subject} names {}, which is not an attestation", e.id))),
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = headers.entry(loc.height) {
+                let header = self
+                    .header(loc.height)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} has no header", loc.height)))?;
+                let hash = header.hash()?;
+                slot.insert((header, hash));
             }
+            let (header, hash) = &headers[&loc.height];
+            out.push(TxRecord {
+                id: e.id,
+                tx,
+                height: loc.height,
+                index: loc.index,
+                log_index: header.first_log_index() + loc.index as u64,
+                block_hash: *hash,
+                block_time_ms: header.timestamp_ms,
+                status: entry_status(e, valid_from_ms, now_ms),
+            });
         }
         Ok(out)
     }
@@ -1274,11 +1340,38 @@ impl Ledger {
             }
         };
         let ids = exec.locations.iter().map(|(id, _)| *id).collect();
-        self.write(exec, certificate)?;
+        // Stored (and served) in canonical form: the lowest-indexed quorum of
+        // signers, so that every node serves the same file (crate::canonical_cert).
+        self.write(exec, &crate::canonical_cert::canonical(certificate, set.quorum()))?;
         if let Ok(mut p) = self.pending.lock() {
             p.clear();
         }
         Ok(ids)
+    }
+
+    /// Takes a precommit that arrived after its block was committed: when it
+    /// lowers the signer set of the stored certificate (crate::canonical_cert),
+    /// the certificate is rewritten. Returns whether it was. Precommits for
+    /// heights above the tip or more than `CANONICAL_CERT_WINDOW_BLOCKS` below
+    /// it, for another block or round, or that do not verify change nothing. The
+    /// rewrite is not flushed on its own (the next block's flush carries it):
+    /// losing it leaves the previous certificate, which is just as valid.
+    pub fn offer_precommit(&mut self, vote: &yrd_consensus::messages::SignedVote) -> Result<bool, StoreError> {
+        let h = vote.vote.height;
+        if let Some(e) = &self.failed {
+            return Err(StoreError::Failed(e.clone()));
+        }
+        if h.0 == 0 || h > self.height || h.0 + crate::canonical_cert::CANONICAL_CERT_WINDOW_BLOCKS < self.height.0 {
+            return Ok(false);
+        }
+        let Some(cert) = self.certificate(h)? else { return Ok(false) };
+        let Ok(set) = self.validators_at(h) else { return Ok(false) };
+        let Some(better) = crate::canonical_cert::improved(&cert, vote, &self.chain, &set) else { return Ok(false) };
+        if better == cert {
+            return Ok(false);
+        }
+        self.tree.insert(height_key(b'c', h), codec::encode(&better)?)?;
+        Ok(true)
     }
 
     fn write(&mut self, exec: Execution, certificate: &CommitCertificate) -> Result<(), StoreError> {
@@ -1450,10 +1543,17 @@ impl Overlay {
     }
 }
 
-/// The status of a subject entry at `now_ms`.
-pub fn entry_status(e: &SubjectEntry, now_ms: u64) -> Status {
+/// The status at `now_ms` of a subject entry whose attestation says it is
+/// valid from `valid_from_ms` (docs/proofs.md step 13): revoked if revoked;
+/// else not yet valid if `now_ms < valid_from_ms`; else expired if
+/// `valid_until_ms ≤ now_ms`; else active. (`valid_until_ms > valid_from_ms`
+/// is a rule of every attestation, so the last three never overlap.)
+pub fn entry_status(e: &SubjectEntry, valid_from_ms: u64, now_ms: u64) -> Status {
     if let Some((by, reason)) = e.revoked {
         return Status::Revoked { by, reason };
+    }
+    if now_ms < valid_from_ms {
+        return Status::NotYetValid;
     }
     match e.valid_until_ms {
         Some(until) if until <= now_ms => Status::Expired,

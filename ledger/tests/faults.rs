@@ -178,7 +178,7 @@ fn injected_storage_faults_lose_nothing_acknowledged() {
         }
         // Resume numbering after what the store holds (a failed block's
         // sequence numbers are free again unless the block made it whole).
-        active.retain(|(_, id)| ledger.tx_record(id, 0).ok().flatten().is_some_and(|r| r.status.name() == "active"));
+        active.retain(|(_, id)| ledger.tx_record(id, TestChain::block_time_ms(1)).ok().flatten().is_some_and(|r| r.status.name() == "active"));
         // The failed block, committed again before anything else.
         if let Some(txs) = retry.take() {
             let block = commit(&chain, &mut ledger, txs).unwrap_or_else(|e| panic!("{ctx}: committing the failed block again: {e}"));

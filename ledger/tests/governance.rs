@@ -138,7 +138,7 @@ fn a_frozen_issuer_key_signs_nothing_new_and_old_records_stay_valid_until_a_new_
         other => panic!("{other:?}"),
     }
     // What it signed before stays on the ledger, active.
-    let rec = ledger.tx_record(&id(&before), 0).unwrap().unwrap();
+    let rec = ledger.tx_record(&id(&before), TestChain::block_time_ms(3)).unwrap().unwrap();
     assert_eq!(rec.status.name(), "active");
     // A new key (rotation) ends the freeze; the old key stays retired.
     let new_key = SecretKey::from_seed(b"issuer-1-new");

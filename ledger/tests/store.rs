@@ -41,7 +41,7 @@ fn commit_and_read_back_by_height_id_subject_issuer() {
     near.0 .0[31] ^= 1;
     assert_eq!(ledger.tx_location(&near).unwrap(), None);
     assert!(ledger.tx_record(&near, 0).unwrap().is_none());
-    let rec = ledger.tx_record(&c.id().unwrap(), 0).unwrap().unwrap();
+    let rec = ledger.tx_record(&c.id().unwrap(), TestChain::block_time_ms(2)).unwrap().unwrap();
     assert_eq!((rec.height, rec.index, rec.log_index), (Height(2), 0, 2));
     assert_eq!(rec.tx, c);
     assert_eq!(rec.status, Status::Active);

@@ -1096,9 +1096,9 @@ fn require_tx(reader: &Reader<'_>, id: &TxId, now_ms: u64) -> ApiResult<Option<U
 
 /// The subject-record entries a proof file shows this caller in full (the
 /// others travel as their commitments, docs/proofs.md "Redacted entries").
-fn shown_entries(reader: &Reader<'_>, subject: Option<Uscc>, now_ms: u64) -> ApiResult<std::collections::HashSet<TxId>> {
+fn shown_entries(reader: &Reader<'_>, subject: Option<Uscc>) -> ApiResult<std::collections::HashSet<TxId>> {
     match subject {
-        Some(s) => redact::visible_entries(reader, &s, now_ms),
+        Some(s) => redact::visible_entries(reader, &s),
         None => Ok(std::collections::HashSet::new()),
     }
 }
@@ -1113,7 +1113,7 @@ async fn proof_bundle(
     app.read(move |_, ledger| {
         let reader = caller.reader(ledger);
         let subject = require_tx(&reader, &id, now)?;
-        let shown = shown_entries(&reader, subject, now)?;
+        let shown = shown_entries(&reader, subject)?;
         yrd_ledger::proof::bundle_for(ledger, &id, &|e| shown.contains(&e.id)).map(Json).map_err(proof_error)
     })
     .await
@@ -1126,12 +1126,11 @@ async fn proof_report(
 ) -> ApiResult<Json<yrd_ledger::proof::Report>> {
     let subject =
         Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
-    let now = now_ms();
     app.read(move |_, ledger| {
         let reader = caller.reader(ledger);
         redact::require_coverage(&reader, &subject)?;
         // Records the caller may not read are in the report as their commitments only.
-        let shown = redact::visible_entries(&reader, &subject, now)?;
+        let shown = redact::visible_entries(&reader, &subject)?;
         yrd_ledger::proof::report_for(ledger, &subject, &|e| shown.contains(&e.id)).map(Json).map_err(proof_error)
     })
     .await
@@ -1163,7 +1162,7 @@ async fn audit_trace(
     app.read(move |_, ledger| {
         let reader = caller.reader(ledger);
         let subject = require_tx(&reader, &id, now)?;
-        let shown = shown_entries(&reader, subject, now)?;
+        let shown = shown_entries(&reader, subject)?;
         yrd_ledger::proof::trace_for(ledger, &id, &|e| shown.contains(&e.id)).map(Json).map_err(proof_error)
     })
     .await

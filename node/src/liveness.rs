@@ -22,6 +22,13 @@ pub const STALL_WARN_EVERY: Duration = Duration::from_secs(30);
 /// up (not ready). One block behind is ordinary: the others may have committed a
 /// moment sooner.
 pub const CATCHING_UP_BLOCKS: u64 = 2;
+/// A catch-up is logged (INFO, with its progress and its end) only from this many
+/// blocks behind: a node a few blocks behind for a moment (a slow commit under
+/// load) is ordinary and would only add noise. It ends, as [`CATCHING_UP_BLOCKS`]
+/// says, when fewer than two blocks remain.
+pub const CATCH_UP_LOG_BLOCKS: u64 = 8;
+/// While catching up, the progress is logged this often.
+pub const CATCH_UP_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// What the driver knows, stored for the API (inside [`crate::health::Health`]).
 #[derive(Debug, Clone, Default)]
@@ -141,6 +148,66 @@ impl StallMonitor {
     }
 }
 
+/// Decides when a catch-up (a node far behind fetching blocks) is logged: its
+/// start, its progress every [`CATCH_UP_LOG_EVERY`], its end.
+#[derive(Debug, Default)]
+pub struct CatchUpMonitor {
+    /// Since when, from which height, and when the progress was last logged.
+    current: Option<CatchUp>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CatchUp {
+    started_at: Instant,
+    from_height: u64,
+    logged_at: Instant,
+}
+
+/// What to log after a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUpVerdict {
+    /// Nothing to say.
+    Quiet,
+    /// Far behind: catching up starts (INFO with how far).
+    Started,
+    /// Still catching up; time to log the progress.
+    Progress,
+    /// Caught up, having started at `from_height` `took` ago.
+    CaughtUp { from_height: u64, took: Duration },
+}
+
+impl CatchUpMonitor {
+    /// `height`: this node's committed height; `best_known`: the highest final
+    /// height it knows of.
+    pub fn check(&mut self, height: u64, best_known: u64, now: Instant) -> CatchUpVerdict {
+        let behind = best_known.saturating_sub(height);
+        match self.current {
+            None if behind >= CATCH_UP_LOG_BLOCKS => {
+                self.current = Some(CatchUp { started_at: now, from_height: height, logged_at: now });
+                CatchUpVerdict::Started
+            }
+            None => CatchUpVerdict::Quiet,
+            Some(c) if behind < CATCHING_UP_BLOCKS => {
+                self.current = None;
+                CatchUpVerdict::CaughtUp { from_height: c.from_height, took: now.saturating_duration_since(c.started_at) }
+            }
+            Some(ref mut c) if now.saturating_duration_since(c.logged_at) >= CATCH_UP_LOG_EVERY => {
+                c.logged_at = now;
+                CatchUpVerdict::Progress
+            }
+            Some(_) => CatchUpVerdict::Quiet,
+        }
+    }
+}
+
+/// `height` as a share of `best_known`, in whole per cent (100 when nothing is known).
+pub fn percent_of(height: u64, best_known: u64) -> u64 {
+    if best_known == 0 {
+        return 100;
+    }
+    (u128::from(height.min(best_known)) * 100 / u128::from(best_known)) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +259,34 @@ mod tests {
         assert!(!l.catching_up(9));
         assert!(l.catching_up(8));
         assert!(l.catching_up(0));
+    }
+
+    #[test]
+    fn a_catch_up_is_logged_from_eight_behind_with_progress_every_five_seconds_until_under_two() {
+        let mut m = CatchUpMonitor::default();
+        let t0 = Instant::now();
+        // A few blocks behind is ordinary: nothing.
+        assert_eq!(m.check(10, 17, t0), CatchUpVerdict::Quiet);
+        assert_eq!(m.check(10, 18, t0), CatchUpVerdict::Started);
+        assert_eq!(m.check(12, 18, t0 + Duration::from_secs(4)), CatchUpVerdict::Quiet);
+        assert_eq!(m.check(14, 30, t0 + Duration::from_secs(5)), CatchUpVerdict::Progress);
+        assert_eq!(m.check(20, 30, t0 + Duration::from_secs(6)), CatchUpVerdict::Quiet);
+        // Two behind is still catching up; one behind is done.
+        assert_eq!(m.check(28, 30, t0 + Duration::from_secs(7)), CatchUpVerdict::Quiet);
+        assert_eq!(
+            m.check(29, 30, t0 + Duration::from_secs(8)),
+            CatchUpVerdict::CaughtUp { from_height: 10, took: Duration::from_secs(8) }
+        );
+        assert_eq!(m.check(29, 30, t0 + Duration::from_secs(9)), CatchUpVerdict::Quiet);
+        assert_eq!(m.check(29, 36, t0 + Duration::from_secs(9)), CatchUpVerdict::Quiet);
+    }
+
+    #[test]
+    fn percent_of_is_whole_per_cent_and_never_above_100() {
+        assert_eq!(percent_of(12, 80), 15);
+        assert_eq!(percent_of(80, 80), 100);
+        assert_eq!(percent_of(90, 80), 100);
+        assert_eq!(percent_of(0, 0), 100);
+        assert_eq!(percent_of(u64::MAX - 1, u64::MAX), 99);
     }
 }

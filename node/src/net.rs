@@ -487,7 +487,7 @@ enum Command {
     },
     Peers(oneshot::Sender<Vec<PeerId>>),
     Ban { peer: PeerId, duration: Duration },
-    SetAllowed(Vec<[u8; 32]>),
+    SetAllowed { keys: Vec<[u8; 32]>, names: Vec<([u8; 32], String)> },
     TopicPeers(Topic, oneshot::Sender<Vec<PeerId>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     DialStatus(oneshot::Sender<Vec<PeerDialStatus>>),
@@ -593,9 +593,11 @@ impl NetHandle {
 
     /// Replaces the keys allowed to connect (validators and observers of the
     /// memberships in force and approved; the node's own key stays allowed).
-    /// Connected peers no longer allowed are disconnected.
-    pub async fn set_allowed(&self, keys: Vec<[u8; 32]>) -> Result<(), NetError> {
-        self.send(Command::SetAllowed(keys)).await
+    /// Connected peers no longer allowed are disconnected. `names` are added to
+    /// the names the logs give peers (`agency=`), so a member added by governance
+    /// is named like the founding ones.
+    pub async fn set_allowed(&self, keys: Vec<[u8; 32]>, names: Vec<([u8; 32], String)>) -> Result<(), NetError> {
+        self.send(Command::SetAllowed { keys, names }).await
     }
 
     /// Peers with at least one open connection.
@@ -1138,7 +1140,8 @@ impl Task {
                 self.swarm.behaviour_mut().permission.ban(peer, Instant::now() + duration);
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
-            Command::SetAllowed(keys) => {
+            Command::SetAllowed { keys, names } => {
+                self.names.add(&names);
                 let mut allowed: HashSet<PeerId> = keys.iter().filter_map(|k| peer_id_from_ed25519(k).ok()).collect();
                 allowed.insert(*self.swarm.local_peer_id());
                 if allowed != self.allowed {

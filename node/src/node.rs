@@ -28,7 +28,7 @@ use crate::disk::DiskSpace;
 use crate::fatal::{StorageFailure, WriteWatch};
 use crate::health::{ClockMonitor, ClockStatus, ClockVerdict, Halt};
 use crate::keys::read_key_file;
-use crate::liveness::{self, Liveness, StallMonitor, StallVerdict};
+use crate::liveness::{self, CatchUpMonitor, CatchUpVerdict, Liveness, StallMonitor, StallVerdict};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::net::{self, NetConfig, NetEvent, NetHandle, Topic, Verdict};
@@ -329,6 +329,7 @@ impl Node {
             clock: ClockMonitor::default(),
             me,
             stall: StallMonitor::default(),
+            catch_up: CatchUpMonitor::default(),
             best_known: height.0,
             liveness_checked_at: Instant::now(),
             allowed_keys: shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?.gov().network_keys_from(height.next().0),
@@ -472,6 +473,8 @@ struct Driver {
     me: PublicKey,
     /// When a stall was last logged (`liveness.rs`).
     stall: StallMonitor,
+    /// When a catch-up was last logged (`liveness.rs`).
+    catch_up: CatchUpMonitor,
     /// The highest final height known to exist (ours, the peers', synced blocks).
     best_known: u64,
     /// When liveness was last checked and stored for the API.
@@ -544,12 +547,25 @@ impl Driver {
                     if let Some(top) = blocks.iter().map(|(b, _)| b.header.height.0).max() {
                         self.best_known = self.best_known.max(top);
                     }
+                    // Shown before the batch is applied, so a catch-up that fits in
+                    // one batch is still seen (and logged) as one.
+                    self.note_best_known();
+                    let before = self.core.height();
                     for (b, c) in blocks {
                         if b.header.height > self.core.height().0.checked_sub(1).map(Height).unwrap_or_default() {
                             self.synced.insert(b.header.height, (b, c));
                         }
                     }
                     self.apply_synced().await?;
+                    self.note_best_known();
+                    // Still far behind after a batch that moved us on: ask for the
+                    // next one now rather than at the next consensus message (about a
+                    // second apart on an idle chain). Only after progress, so a
+                    // height claimed but never served cannot make this spin.
+                    let height = self.shared.height().0;
+                    if self.core.height() > before && self.best_known >= height + liveness::CATCHING_UP_BLOCKS {
+                        self.start_sync(self.core.height());
+                    }
                 }
                 _ = tick.tick() => {
                     self.flush_tx_gossip().await;
@@ -580,18 +596,7 @@ impl Driver {
     /// the validators connected against the quorum and those missing.
     fn check_liveness(&mut self) {
         let height = self.shared.height().0;
-        // A validator working on height h has seen h − 1 final.
-        let validators: Vec<PublicKey> = self.core.sets().current.keys().to_vec();
-        let peers_final = validators
-            .iter()
-            .filter_map(|k| self.core.peer_progress(k))
-            .map(|(h, _)| h.0.saturating_sub(1))
-            .max()
-            .unwrap_or(0);
-        self.best_known = self.best_known.max(peers_final).max(height);
-        if let Ok(mut h) = self.shared.health.lock() {
-            h.liveness = Liveness { best_known_height: self.best_known, last_commit_at: Some(self.last_commit_at) };
-        }
+        self.note_best_known();
         let m = &self.shared.metrics;
         m.last_block_age_seconds.set(self.last_commit_at.elapsed().as_secs() as i64);
         let connected: Vec<PublicKey> = self.peer_keys.values().copied().collect();
@@ -625,6 +630,50 @@ impl Driver {
                     since.as_secs()
                 );
             }
+        }
+    }
+
+    /// Updates the highest final height known to exist (ours, the validators'
+    /// consensus progress, synced blocks), stores it for the API, and logs a
+    /// catch-up's start, progress and end (`liveness::CatchUpMonitor`).
+    fn note_best_known(&mut self) {
+        let height = self.shared.height().0;
+        // A validator working on height h has seen h − 1 final.
+        let validators: Vec<PublicKey> = self.core.sets().current.keys().to_vec();
+        let peers_final = validators
+            .iter()
+            .filter_map(|k| self.core.peer_progress(k))
+            .map(|(h, _)| h.0.saturating_sub(1))
+            .max()
+            .unwrap_or(0);
+        self.best_known = self.best_known.max(peers_final).max(height);
+        if let Ok(mut h) = self.shared.health.lock() {
+            h.liveness = Liveness { best_known_height: self.best_known, last_commit_at: Some(self.last_commit_at) };
+        }
+        let best = self.best_known;
+        match self.catch_up.check(height, best, Instant::now()) {
+            CatchUpVerdict::Quiet => {}
+            CatchUpVerdict::Started => info!(
+                height,
+                best_known_height = best,
+                behind = best - height,
+                "catching up: at height {height} of {best} known ({} blocks behind), fetching blocks from peers",
+                best - height
+            ),
+            CatchUpVerdict::Progress => info!(
+                height,
+                best_known_height = best,
+                "catching up: at height {height} of {best} known ({} %)",
+                liveness::percent_of(height, best)
+            ),
+            CatchUpVerdict::CaughtUp { from_height, took } => info!(
+                height,
+                from_height,
+                secs = took.as_secs_f64(),
+                "caught up at height {height}: {} blocks fetched in {:.1} s",
+                height.saturating_sub(from_height),
+                took.as_secs_f64()
+            ),
         }
     }
 
@@ -779,6 +828,14 @@ impl Driver {
         let height = self.core.height();
         match msg {
             ConsensusMsg::Vote(v) => {
+                if v.vote.kind == yrd_consensus::messages::VoteKind::Precommit && v.vote.height < height {
+                    // A late precommit for a block we committed: it may lower the
+                    // stored certificate to the canonical one (ledger/src/canonical_cert.rs).
+                    let mut ledger = self.shared.ledger.write().map_err(|_| anyhow!("ledger lock poisoned"))?;
+                    ledger
+                        .offer_precommit(&v)
+                        .map_err(|e| StorageFailure::store(format!("updating the certificate of block {}", v.vote.height), e))?;
+                }
                 let actions = self.core.handle(Event::Vote(v));
                 let rejected = actions.iter().any(|a| matches!(a, Action::Rejected(_)));
                 self.execute(actions).await?;
@@ -1003,13 +1060,15 @@ impl Driver {
     /// after it (for the core), and the network's allowed keys when governance
     /// changed who may connect.
     async fn after_commit(&mut self, height: Height) -> anyhow::Result<HeightSets> {
-        let (sets, keys) = {
+        let (sets, members) = {
             let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
-            (sets_after(&ledger, height)?, ledger.gov().network_keys_from(height.next().0))
+            (sets_after(&ledger, height)?, ledger.gov().network_members_from(height.next().0))
         };
+        let keys: Vec<PublicKey> = members.keys().copied().collect();
         if keys != self.allowed_keys {
             info!(height = height.0, keys = keys.len(), "membership changed: updating the peers allowed to connect");
-            self.net.set_allowed(keys.iter().map(|k| k.0).collect()).await.context("cannot update the allowed peers")?;
+            let names = members.into_iter().map(|(k, n)| (k.0, n)).collect();
+            self.net.set_allowed(keys.iter().map(|k| k.0).collect(), names).await.context("cannot update the allowed peers")?;
             self.allowed_keys = keys;
         }
         if sets.next != sets.current {

@@ -148,31 +148,48 @@ impl QueryRecorder {
     /// [`MAX_QUERY_ENTRIES`] entries and [`MAX_TX_BYTES`] bytes each), with
     /// sequence numbers from `first` on.
     pub fn sign_records(key: &SecretKey, chain: yrd_consensus::crypto::Hash32, first: u64, entries: Vec<QueryEntry>) -> Vec<SignedTransaction> {
-        let mut out = Vec::new();
-        let mut batch: Vec<QueryEntry> = Vec::new();
-        let mut sequence = first;
         let sign = |entries: Vec<QueryEntry>, sequence: u64| -> Option<SignedTransaction> {
             let tx = Transaction { chain, issuer: key.public(), sequence, body: TxBody::RecordQueries(QueryRecords { entries }) };
             tx.sign(key).ok()
         };
+        let encoded_len = |t: &SignedTransaction| t.encode().map_or(usize::MAX, |b| b.len());
+        // A record transaction's size is its size with no entries plus each
+        // entry's encoding (the entry count's prefix stays one byte up to
+        // MAX_QUERY_ENTRIES): measured once, not by signing every candidate.
+        let empty = sign(Vec::new(), first).map_or(usize::MAX, |t| encoded_len(&t));
+        let mut groups: Vec<Vec<QueryEntry>> = Vec::new();
+        let (mut batch, mut size) = (Vec::new(), empty);
         for e in entries {
+            let len = yrd_consensus::codec::encode(&e).map_or(usize::MAX, |b| b.len());
+            if !batch.is_empty() && (batch.len() >= MAX_QUERY_ENTRIES || size.saturating_add(len) > MAX_TX_BYTES) {
+                groups.push(std::mem::take(&mut batch));
+                size = empty;
+            }
+            size = size.saturating_add(len);
             batch.push(e);
-            let fits = batch.len() <= MAX_QUERY_ENTRIES
-                && sign(batch.clone(), sequence).and_then(|t| t.encode().ok()).is_some_and(|b| b.len() <= MAX_TX_BYTES);
-            if !fits {
-                let last = batch.pop();
-                if !batch.is_empty() {
-                    if let Some(t) = sign(std::mem::take(&mut batch), sequence) {
+        }
+        if !batch.is_empty() {
+            groups.push(batch);
+        }
+        let mut out = Vec::new();
+        let mut sequence = first;
+        for group in groups {
+            let mut pending = vec![group];
+            while let Some(g) = pending.pop() {
+                match sign(g.clone(), sequence) {
+                    // The size estimate is exact; should it ever not be, halve.
+                    Some(t) if encoded_len(&t) > MAX_TX_BYTES && g.len() > 1 => {
+                        let mut g = g;
+                        let back = g.split_off(g.len() / 2);
+                        pending.push(back);
+                        pending.push(g);
+                    }
+                    Some(t) => {
                         out.push(t);
                         sequence += 1;
                     }
+                    None => warn!(entries = g.len(), "could not sign a query record transaction"),
                 }
-                batch.extend(last);
-            }
-        }
-        if !batch.is_empty() {
-            if let Some(t) = sign(batch, sequence) {
-                out.push(t);
             }
         }
         out
@@ -285,6 +302,18 @@ mod tests {
             back.extend(q.entries.iter().cloned());
         }
         assert_eq!(back, entries, "every entry, in order");
+        // As few as fit: no transaction could have taken the next one's first entry.
+        for w in txs.windows(2) {
+            let (TxBody::RecordQueries(a), TxBody::RecordQueries(b)) = (&w[0].tx.body, &w[1].tx.body) else { unreachable!() };
+            let mut more = a.entries.clone();
+            more.push(b.entries[0].clone());
+            let bigger = QueryRecorder::sign_records(&node, chain, 1, more.clone());
+            assert!(
+                more.len() > MAX_QUERY_ENTRIES || bigger.len() > 1,
+                "a transaction of {} entries left room for another",
+                a.entries.len()
+            );
+        }
         // The next flush continues after them, even if the ledger has not seen them yet.
         let more = recorder.sign_numbered(&node, chain, Some(41), vec![entry(&lender, &chain, 1)]);
         assert_eq!(more[0].tx.sequence, 42 + txs.len() as u64);

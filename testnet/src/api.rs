@@ -196,7 +196,26 @@ pub struct Block {
     /// Ids, or `{"redacted": true, "commitment", ..}` for records the caller may
     /// not read (docs/api.md).
     #[serde(default)]
-    pub transactions: Vec<serde_json::Value>,
+    pub transactions: Vec<BlockEntry>,
+}
+
+/// An entry of a block's `transactions`: the id, or for a transaction the
+/// caller may not read, its commitment (docs/access.md "What each route shows").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum BlockEntry {
+    Id(String),
+    Redacted { commitment: String },
+}
+
+impl BlockEntry {
+    /// The id, or the commitment of a redacted entry (hex).
+    pub fn key(&self) -> &str {
+        match self {
+            BlockEntry::Id(id) => id,
+            BlockEntry::Redacted { commitment } => commitment,
+        }
+    }
 }
 
 /// `GET /v1/attestations/{id}`: an attestation or revocation, or a pending one.

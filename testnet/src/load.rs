@@ -112,16 +112,18 @@ pub struct LoadReport {
 
 struct Prepared {
     id: [u8; 32],
-    /// RFC 9162 leaf hash of its bytes: what a block listing shows in place of a
-    /// restricted record the follower may not read (docs/api.md).
-    leaf: [u8; 32],
+    /// The transaction's log leaf hash: what a block shows an anonymous reader
+    /// in place of the id of a restricted record (docs/access.md).
+    commitment: [u8; 32],
     hex: String,
 }
 
+/// An accepted transaction: its id, its commitment and when it was submitted.
+type Accepted = ([u8; 32], [u8; 32], Instant);
+
 #[derive(Default)]
 struct SenderResult {
-    /// `(id, leaf hash, submit time)` of each accepted transaction.
-    accepted: Vec<([u8; 32], [u8; 32], Instant)>,
+    accepted: Vec<Accepted>,
     submitted: u64,
     rejected_503: u64,
     /// Answer time of each request refused with 503 as a whole, ms.
@@ -147,13 +149,13 @@ struct BatchEntry {
 }
 
 /// The issuers' keys and the chain id, read from `testnet.json` and its genesis.
-struct Chain {
-    chain: Hash32,
-    issuers: Vec<SecretKey>,
-    apis: Vec<String>,
+pub(crate) struct Chain {
+    pub(crate) chain: Hash32,
+    pub(crate) issuers: Vec<SecretKey>,
+    pub(crate) apis: Vec<String>,
 }
 
-fn load_chain(path: &std::path::Path) -> Result<Chain> {
+pub(crate) fn load_chain(path: &std::path::Path) -> Result<Chain> {
     let tf = TestnetFile::load(path)?;
     let gbytes = std::fs::read(&tf.genesis)
         .with_context(|| format!("cannot read {}", tf.genesis.display()))?;
@@ -187,7 +189,7 @@ fn load_chain(path: &std::path::Path) -> Result<Chain> {
 
 /// The `n`-th load attestation: realistic kinds in turn, about one of
 /// [`SUBJECTS`] sample enterprises.
-fn load_attestation(n: u64, now: u64) -> Attestation {
+pub(crate) fn load_attestation(n: u64, now: u64) -> Attestation {
     let (kind, grade, severity) = match n % 6 {
         0 => (
             AttestationKind::TaxCredit,
@@ -257,7 +259,7 @@ fn signer(
         let Ok(bytes) = signed.encode() else { continue };
         chunk.push(Prepared {
             id: sha256(&[&bytes]).0,
-            leaf: yrd_ledger::merkle::leaf_hash(&bytes).0,
+            commitment: yrd_ledger::merkle::leaf_hash(&bytes).0,
             hex: hex::encode(&bytes),
         });
         if chunk.len() == CHUNK || n + 1 == total {
@@ -293,7 +295,7 @@ fn sender(api: Api, rx: Receiver<Vec<Prepared>>, accepted_count: Arc<AtomicU64>)
                 Ok(a) if a.results.len() == batch.len() => {
                     for (p, e) in batch.iter().zip(a.results) {
                         if e.status.is_some() && e.error.is_none() {
-                            r.accepted.push((p.id, p.leaf, t));
+                            r.accepted.push((p.id, p.commitment, t));
                             accepted_count.fetch_add(1, Ordering::Relaxed);
                         } else if e.code.as_deref() == Some("mempool_full") {
                             r.rejected_503 += 1;
@@ -346,6 +348,8 @@ fn note(errors: &mut Vec<String>, e: &str) {
 /// Commit times of every transaction seen in a block since the start.
 #[derive(Default)]
 struct Commits {
+    /// When each transaction was seen in a block, by id — or by commitment for
+    /// the restricted records a block shows anonymous readers as commitments.
     at: HashMap<[u8; 32], Instant>,
     blocks: u64,
     first_height: u64,
@@ -397,16 +401,9 @@ fn follower(
                 }
             };
             let mut c = commits.lock().map_err(|_| anyhow!("lock poisoned"))?;
-            // An id, or for a restricted record the follower may not read, its
-            // redacted form with the leaf commitment (docs/api.md).
             for entry in &block.transactions {
-                let key = match entry {
-                    serde_json::Value::String(id) => Some(id.as_str()),
-                    serde_json::Value::Object(o) => o.get("commitment").and_then(|v| v.as_str()),
-                    _ => None,
-                };
                 let mut raw = [0u8; 32];
-                if key.is_some_and(|k| hex::decode_to_slice(k, &mut raw).is_ok()) {
+                if hex::decode_to_slice(entry.key(), &mut raw).is_ok() {
                     c.at.entry(raw).or_insert(seen);
                 }
             }
@@ -569,7 +566,7 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
     let _ = signer_handle.join();
 
     // Drain: wait for the accepted ones to be final.
-    let accepted: Vec<([u8; 32], [u8; 32], Instant)> = results
+    let accepted: Vec<Accepted> = results
         .iter_mut()
         .flat_map(|r| std::mem::take(&mut r.accepted))
         .collect();
@@ -580,7 +577,7 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
             let c = commits.lock().map_err(|_| anyhow!("lock poisoned"))?;
             accepted
                 .iter()
-                .filter(|(id, leaf, _)| c.at.contains_key(id) || c.at.contains_key(leaf))
+                .filter(|(id, commitment, _)| c.at.contains_key(id) || c.at.contains_key(commitment))
                 .count()
         };
         if finalised == accepted.len()
@@ -607,8 +604,8 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
     let c = commits.lock().map_err(|_| anyhow!("lock poisoned"))?;
     let mut lat_ms: Vec<f64> = Vec::with_capacity(accepted.len());
     let mut commit_times: Vec<Instant> = Vec::with_capacity(accepted.len());
-    for (id, leaf, t) in &accepted {
-        if let Some(at) = c.at.get(id).or_else(|| c.at.get(leaf)) {
+    for (id, commitment, t) in &accepted {
+        if let Some(at) = c.at.get(id).or_else(|| c.at.get(commitment)) {
             lat_ms.push(at.saturating_duration_since(*t).as_secs_f64() * 1000.0);
             commit_times.push(*at);
         }

@@ -8,12 +8,16 @@
 //!   separate load-client process; prints finalised/s, latency and node figures.
 //! * `yrd-testnet load --testnet DIR/testnet.json --rate R --duration S` — the
 //!   load client on its own (against any running testnet).
+//! * `yrd-testnet reads --testnet DIR/testnet.json [--node I] [--threads T]` —
+//!   lender-signed subject reports from one node, back to back (issue 11's read
+//!   benchmark).
 
 mod agencies;
 mod api;
 mod bench;
 mod load;
 mod procs;
+mod reads;
 mod samples;
 mod setup;
 mod signals;
@@ -75,6 +79,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Submit signed attestations at a fixed rate to a running testnet and measure commit latency
     Load(load::LoadArgs),
+    /// Ask one node of a running testnet for lender-signed subject reports back to back and measure
+    /// reports per second, latency, and that every read is recorded on chain
+    Reads(reads::ReadsArgs),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +105,7 @@ fn main() -> ExitCode {
         None if cli.cleanup => run_cleanup(),
         Some(Command::Bench(args)) => bench::run(&args, cli.validators, &cli.wan),
         Some(Command::Load(args)) => run_load(&args),
+        Some(Command::Reads(args)) => run_reads(&args),
         None => run_testnet(&cli),
     };
     match result {
@@ -127,6 +135,16 @@ fn run_load(args: &load::LoadArgs) -> anyhow::Result<bool> {
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(report.finalized > 0)
+}
+
+fn run_reads(args: &reads::ReadsArgs) -> anyhow::Result<bool> {
+    let report = reads::run(args)?;
+    reads::print_report(&report);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    // Every served read must be on chain, and something must have been served.
+    Ok(report.served > 0 && report.recorded >= report.served)
 }
 
 fn run_testnet(cli: &Cli) -> anyhow::Result<bool> {

@@ -113,6 +113,15 @@ fn validators_join_leave_and_rotate_keys_under_load() {
                 std::thread::sleep(Duration::from_millis(30));
             }
         });
+        // A failed assertion below must stop the load too, or the scope waits for
+        // it forever instead of reporting the failure.
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop_load = StopOnDrop(&stop);
         let c = &mut c;
 
         // 1. Suzhou and Wuxi join (one proposal, two changes).
@@ -128,6 +137,18 @@ fn validators_join_leave_and_rotate_keys_under_load() {
         same_block(c, &[SHANGHAI, SUZHOU, WUXI], h);
         let sig = signers(c, SHANGHAI, h);
         assert!(sig.len() >= 5 && (sig.contains("suzhou") || sig.contains("wuxi")), "signers at {h}: {sig:?}");
+        // Validators added after start are named like the founding ones: in the
+        // network's log lines (issue 15: "logs name peers by peer id, never by
+        // agency") and in the status' peers.
+        let suzhou_peer = yrd_node::net::peer_id_from_ed25519(&suzhou_key.public().0).unwrap().to_string();
+        let log = std::fs::read_to_string(&c.nodes[SHANGHAI].log).unwrap();
+        let about: Vec<&str> = log.lines().filter(|l| l.contains(&suzhou_peer) && l.contains("agency=")).collect();
+        assert!(about.iter().any(|l| l.contains("peer connected") && l.contains("addr=")), "no network 'peer connected' line for suzhou:\n{}", about.join("\n"));
+        for l in &about {
+            assert!(l.contains("agency=suzhou"), "suzhou unnamed: {l}");
+        }
+        let (_, status) = c.get(SHANGHAI, "/v1/status").unwrap();
+        assert!(status["peers"].as_array().unwrap().iter().any(|p| p["name"] == "suzhou"), "{}", status["peers"]);
 
         // Jiangsu goes down for the next two changes.
         assert_eq!(c.stop(JIANGSU).and_then(|s| s.code()), Some(0));

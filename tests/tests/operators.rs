@@ -321,3 +321,96 @@ fn a_backup_of_a_running_node_restores_and_passes_verify_ledger() {
     let (code, out, err) = yrd(&["backup", "--data", &c.nodes[1].data_dir.display().to_string(), "--genesis", &genesis, "--out", &file2]);
     assert_eq!(code, Some(0), "{out}{err}");
 }
+
+/// Why: "a resyncing node shows no progress". A validator stopped while the others
+/// finalise 80 blocks is restarted: it logs that it is catching up and how
+/// far (`catching up: at height H of B known (N blocks behind)`), `GET /v1/status`
+/// says `catching_up` with the height it is at and the best known, `/health/ready`
+/// answers 503 naming the heights while it lasts, and it logs `caught up at height`
+/// when done — then is ready, at the others' height.
+#[test]
+fn a_restarted_validator_reports_catching_up_how_far_and_then_that_it_caught_up() {
+    use yrd_ledger::tx::AttestationKind;
+    use yrd_ledger::uscc::Uscc;
+    /// Blocks the others finalise while node 3 is down: two sync batches (64
+    /// blocks each, node/src/wire.rs), and at least CATCH_UP_LOG_BLOCKS (8).
+    const GAP_BLOCKS: u64 = 80;
+    let mut c = Cluster::prepare(4, &[]);
+    // While node 3 is down, every fourth height waits out its propose timeout: a
+    // short one (loopback answers in milliseconds) keeps this test quick.
+    for n in &c.nodes {
+        let config = std::fs::read_to_string(&n.config).expect("config");
+        std::fs::write(&n.config, config.replace("propose_timeout_ms = 1500", "propose_timeout_ms = 300")).expect("config");
+    }
+    for i in 0..4 {
+        c.start_node(i);
+    }
+    c.wait_height(3, 2, 60);
+    c.stop(3);
+    let stopped_at = c.height(0).expect("node 0 answers");
+    // A stream of attestations: a block every block interval (50 ms here) instead
+    // of an empty one a second.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut seq = 0u64;
+    while c.height(0).is_some_and(|h| h < stopped_at + GAP_BLOCKS) {
+        assert!(Instant::now() < deadline, "the others did not finalise {GAP_BLOCKS} blocks in time (at {:?})", c.height(0));
+        seq += 1;
+        let tx = c.chain.attestation((seq % 4) as usize, seq, Uscc::sample(seq), AttestationKind::ALL[(seq % 7) as usize]);
+        let (status, body) = c.submit(0, &tx);
+        assert_eq!(status, 202, "{body}");
+    }
+    let target = c.height(0).expect("node 0 answers");
+
+    c.start_node(3);
+    // Every status answer while it starts: (height, catching_up, best_known_height).
+    let mut seen_catching_up = None;
+    let mut seen_not_ready = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some((_, s)) = c.get(3, "/v1/status") {
+            let h = s["height"].as_u64().unwrap_or(0);
+            let l = &s["liveness"];
+            if l["catching_up"] == true && seen_catching_up.is_none() {
+                seen_catching_up = Some((h, l["best_known_height"].as_u64().unwrap_or(0)));
+                if let Some((503, body)) = c.get(3, "/health/ready") {
+                    seen_not_ready = Some(body);
+                }
+            }
+            if h >= target && l["catching_up"] == false {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "node 3 did not catch up to {target}; log tail:\n{}", c.nodes[3].log_tail(40));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (h, best) = seen_catching_up.unwrap_or_else(|| panic!("status never said catching_up; log tail:\n{}", c.nodes[3].log_tail(40)));
+    assert!(h + 2 <= best && best <= target + 5, "catching up at {h} of {best} (target {target})");
+    if let Some(body) = seen_not_ready {
+        assert_eq!(body["code"], "not_ready", "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("catching up: at height")), "{body}");
+    }
+
+    // The log: how far at the start, then done.
+    let text = log(&c, 3);
+    let started = text
+        .lines()
+        .find(|l| l.contains("INFO") && l.contains("catching up: at height") && l.contains("blocks behind"))
+        .unwrap_or_else(|| panic!("no catching-up line in:\n{}", c.nodes[3].log_tail(40)))
+        .to_string();
+    let field = |line: &str, key: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}= in {line}"))
+    };
+    let (from, known) = (field(&started, "height"), field(&started, "best_known_height"));
+    assert!(from <= stopped_at + 1 && known >= from + 8, "{started}");
+    let done = until(&c, 3, 30, "a caught-up line", |c| {
+        log(c, 3).lines().find(|l| l.contains("INFO") && l.contains("caught up at height")).map(str::to_string)
+    });
+    assert!(field(&done, "height") + 2 > known && field(&done, "from_height") == from, "{done}");
+    let now = log(&c, 3);
+    assert!(now.find(&started).expect("start line") < now.find(&done).expect("done line"), "started before done");
+    until(&c, 3, 30, "ready after catching up", |c| c.get(3, "/health/ready").filter(|(s, _)| *s == 200));
+    println!("stopped at {stopped_at}, restarted with the others at {target}; status saw {h} of {best}; {started}; {done}");
+}

@@ -1,6 +1,8 @@
 //! The main job end to end: `yrd-testnet` brings up four validators, finalises
 //! its sample attestations, and `yrd query` against every node returns the same
-//! records in the same blocks with the same hashes; SIGINT stops everything.
+//! records in the same blocks with the same hashes; its load client sees every
+//! accepted attestation final and its read client gets lender-signed reports,
+//! each recorded on chain; SIGINT stops everything.
 
 use std::io::BufReader;
 use std::process::{Command, Stdio};
@@ -30,7 +32,7 @@ fn query(api: &str, args: &[&str]) -> Value {
 }
 
 #[test]
-fn the_testnet_finalises_its_samples_identically_on_all_four_nodes_and_stops_on_sigint() {
+fn the_testnet_finalises_its_samples_identically_on_all_four_nodes_carries_load_and_reads_and_stops_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
     let tdir = dir.path().join("tn");
     let bin = yrd_bin().with_file_name("yrd-testnet");
@@ -93,6 +95,45 @@ fn the_testnet_finalises_its_samples_identically_on_all_four_nodes_and_stops_on_
         total += views[0].len();
     }
     assert!(total >= 8, "only {total} sample records");
+
+    // The load client against the running testnet: every accepted attestation is
+    // seen final in a block (restricted ones appear to its anonymous block reads
+    // as commitments: the client must still find them).
+    let tjson = tdir.join("testnet.json");
+    let last_json = |out: &std::process::Output| -> Value {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON report in:\n{text}"));
+        serde_json::from_str(line).expect("report JSON")
+    };
+    let out = Command::new(&bin)
+        .args(["load", "--rate", "200", "--duration", "3", "--drain", "60", "--json", "--testnet"])
+        .arg(&tjson)
+        .output()
+        .expect("yrd-testnet load");
+    let load = last_json(&out);
+    assert!(out.status.success(), "yrd-testnet load failed: {load}\n{}", String::from_utf8_lossy(&out.stderr));
+    let accepted = load["accepted"].as_u64().unwrap();
+    assert!(accepted >= 500, "only {accepted} attestations accepted: {load}");
+    assert_eq!(load["finalized"].as_u64(), Some(accepted), "not every accepted attestation was seen final: {load}");
+    assert_eq!(load["rejected_other"].as_u64(), Some(0), "{load}");
+    assert!(load["p50_ms"].as_f64().unwrap() > 0.0, "{load}");
+
+    // Authorised reads: lender-signed subject reports from one node, each served
+    // with a receipt and each recorded on chain.
+    let out = Command::new(&bin)
+        .args(["reads", "--duration", "2", "--subjects", "3", "--threads", "2", "--node", "1", "--json", "--testnet"])
+        .arg(&tjson)
+        .output()
+        .expect("yrd-testnet reads");
+    let reads = last_json(&out);
+    assert!(out.status.success(), "yrd-testnet reads failed: {reads}\n{}", String::from_utf8_lossy(&out.stderr));
+    let served = reads["served"].as_u64().unwrap();
+    assert!(served > 0, "{reads}");
+    assert_eq!(reads["recorded"].as_u64(), Some(served), "served reads and query records on chain differ: {reads}");
+    assert_eq!(reads["errors"].as_u64(), Some(0), "{reads}");
+    assert!(reads["refused"].as_array().unwrap().is_empty(), "{reads}");
+    // A report holds the subject's six records (three of them restricted, read in full).
+    assert!(reads["mean_bytes"].as_u64().unwrap() > 1000, "{reads}");
 
     // SIGINT stops the testnet and every node it started.
     let pid = child.0.id();

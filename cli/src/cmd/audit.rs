@@ -88,11 +88,18 @@ struct QueriesArgs {
 
 #[derive(clap::Args)]
 #[command(after_help = "\
-Example:
-  yrd audit trace --node http://127.0.0.1:8601 --genesis genesis.json 3f1c...e9")]
+Examples:
+  yrd audit trace --node http://127.0.0.1:8601 --genesis genesis.json 3f1c...e9
+  yrd audit trace --node http://127.0.0.1:8601 --genesis genesis.json --key sh-issuer.key 3f1c...e9
+    (a restricted kind: the key of its issuer or of a lender covering its subject)")]
 struct TraceArgs {
     #[command(flatten)]
     node: NodeArgs,
+
+    /// A restricted record (docs/access.md) is traced only with the key of its
+    /// issuer or of a lender whose authorisation covers its subject
+    #[command(flatten)]
+    read_key: super::client::ReadKeyArgs,
 
     /// The attestation id (64 hex characters)
     #[arg(value_name = "ID")]
@@ -210,7 +217,7 @@ fn queries(args: QueriesArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.node.node)?;
+    let client = Client::signing(&args.node.node, args.read_key.key.as_ref())?;
     let id = args.id.trim().to_ascii_lowercase();
     let value = client.get(&format!("/v1/audit/attestations/{}", path_segment(&id)))?;
     if let Some(path) = &args.save {

@@ -84,7 +84,7 @@ pub fn report_submit_error(error: &NodeError) -> ExitCode {
     }
 }
 
-/// `--key FILE` of the read commands (`query`, `report`, `proof`): sign the
+/// `--key FILE` of the read commands (`query`, `report`, `proof`, `audit trace`): sign the
 /// requests with a lender's (or issuer's, or agency's) key (docs/access.md).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReadKeyArgs {

@@ -40,7 +40,11 @@ record the map lists, nothing more).
 
 Prints the verdict: issuer (and whether its key was later frozen, rotated or
 removed), subject, kind, grade, status, height, time, the validators that signed and
-the membership changes in force. --json prints the verdict as JSON.
+the membership changes in force, and the file's age: how long before --at (or now)
+its anchor block was made. Nothing after the anchor is in the file (a later
+revocation, say): --max-age DURATION refuses a file older than that (the freshness
+check, exit 1). A record whose valid-from time has not come is NOT YET VALID.
+--json prints the verdict as JSON (schema: docs/proofs.md §4.0).
 
 Exit status: 0 every check passed; 1 a check failed (the first failed check is named);
 2 the file or the genesis cannot be read.",
@@ -48,6 +52,7 @@ Exit status: 0 every check passed; 1 a check failed (the first failed check is n
 Examples:
   yrd proof --node http://127.0.0.1:8601 <ID> > bundle.json
   yrd verify bundle.json --genesis genesis.json
+  yrd verify bundle.json --genesis genesis.json --max-age 10m
   yrd report --subject 91310000MA1K4CXX1H > report.json && yrd verify report.json --genesis genesis.json --json"
 )]
 pub struct Args {
@@ -63,9 +68,16 @@ pub struct Args {
     #[arg(long)]
     json: bool,
 
-    /// Judge expiry at this time instead of now (RFC 3339 or milliseconds since the epoch)
+    /// Judge validity, expiry and the file's age at this time instead of now
+    /// (RFC 3339 with an offset, e.g. 2027-12-31T23:59:59+08:00, or milliseconds since the epoch)
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+
+    /// Refuse a file whose anchor (the certified block it proves against) is older
+    /// than this at --at or now (e.g. 90s, 10m, 1h30m, 7d): a revocation after the
+    /// anchor is not in the file
+    #[arg(long, value_name = "DURATION")]
+    max_age: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -81,8 +93,67 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(t) => super::attest::parse_time_ms(t)?,
         None => super::attest::now_ms()?,
     };
+    let max_age_ms = args.max_age.as_deref().map(super::duration::parse_duration_ms).transpose()?;
     let result = proof::parse_file(&bytes).and_then(|file| proof::verify_file(&genesis, &file, now));
-    Ok(finish(&result, args.json))
+    Ok(finish_fresh(&result, now, max_age_ms, args.json))
+}
+
+/// [`finish`] with the anchor's age at `at_ms` printed (and, with `max_age_ms`,
+/// a file older than that refused as the `freshness` check).
+pub fn finish_fresh(result: &Result<AnyVerdict, VerifyError>, at_ms: u64, max_age_ms: Option<u64>, json: bool) -> ExitCode {
+    let verdict = match result {
+        Ok(v) => v,
+        Err(_) => return finish(result, json),
+    };
+    let freshness = proof::check_freshness(verdict, at_ms, max_age_ms);
+    if json {
+        let age = match &freshness {
+            Ok(f) => serde_json::to_value(f).unwrap_or_default(),
+            Err(_) => serde_json::to_value(freshness_of(verdict, at_ms, max_age_ms)).unwrap_or_default(),
+        };
+        match &freshness {
+            Ok(_) => println!("{}", serde_json::json!({ "verified": true, "freshness": age, "verdict": verdict })),
+            Err(e) => println!("{}", serde_json::json!({ "verified": false, "check": e.check, "error": e.message, "freshness": age })),
+        }
+        return if freshness.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CHECK_FAILED) };
+    }
+    match freshness {
+        Ok(f) => {
+            print_verdict(verdict);
+            print_age(&f);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_age(&freshness_of(verdict, at_ms, max_age_ms));
+            finish(&Err(e), false)
+        }
+    }
+}
+
+/// The anchor's age without the maximum-age rule (for printing a refused file's age).
+fn freshness_of(v: &AnyVerdict, at_ms: u64, max_age_ms: Option<u64>) -> proof::Freshness {
+    let mut f = proof::check_freshness(v, at_ms, None).unwrap_or(proof::Freshness {
+        anchor_height: 0,
+        anchor_time_ms: 0,
+        at_ms,
+        age_ms: 0,
+        max_age_ms: None,
+    });
+    f.max_age_ms = max_age_ms;
+    f
+}
+
+fn print_age(f: &proof::Freshness) {
+    let age = if f.age_ms >= 0 {
+        format!("{} old", proof::duration_text(f.age_ms as u64))
+    } else {
+        format!("{} after the evaluation time", proof::duration_text(f.age_ms.unsigned_abs()))
+    };
+    let limit = match f.max_age_ms {
+        Some(m) => format!(" (maximum age {})", proof::duration_text(m)),
+        None => " (no maximum age set: anything after the anchor is not in this file)".to_string(),
+    };
+    println!("age          {age} at {}: as of block {} at {}{limit}", time_text(f.at_ms), f.anchor_height, time_text(f.anchor_time_ms));
 }
 
 /// A genesis has `chain_name` and `validators` at the top and none of the proof
@@ -348,6 +419,7 @@ fn print_attestation(a: &AttestationInfo, pad: &str) {
     }
     let status = match &a.status {
         Status::Active => "ACTIVE".to_string(),
+        Status::NotYetValid => format!("NOT YET VALID (valid from {})", time_text(a.valid_from_ms)),
         Status::Expired => "EXPIRED".to_string(),
         Status::Revoked { by, reason } => format!("REVOKED ({reason}) by record {by}"),
         Status::Revocation { target } => format!("revocation of {target}"),

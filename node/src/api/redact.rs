@@ -51,13 +51,13 @@ pub fn redact(reader: &Reader<'_>, tx: &SignedTransaction, height: Height, log_i
 /// whose attestation, and revocation if revoked, [`redact`] lets through. Proof
 /// files carry every other entry of the subject record as its commitment only
 /// (`yrd_ledger::proof::report_for`), so they stay provably complete.
-pub fn visible_entries(reader: &Reader<'_>, subject: &Uscc, now_ms: u64) -> ApiResult<HashSet<TxId>> {
+pub fn visible_entries(reader: &Reader<'_>, subject: &Uscc) -> ApiResult<HashSet<TxId>> {
     let ledger = reader.ledger();
     let mut shown = HashSet::new();
     let Some(record) = ledger.subject_record(subject).map_err(ApiError::store)? else { return Ok(shown) };
     let sees = |id: &TxId| -> ApiResult<bool> {
-        match ledger.tx_record(id, now_ms).map_err(ApiError::store)? {
-            Some(r) => Ok(redact(reader, &r.tx, r.height, r.log_index)?.is_none()),
+        match ledger.logged_tx(id).map_err(ApiError::store)? {
+            Some(t) => Ok(redact(reader, &t.decode().map_err(ApiError::store)?, t.height, t.log_index)?.is_none()),
             None => Err(ApiError::internal(format!("the subject record of {subject} names {id}, which is not stored"))),
         }
     };

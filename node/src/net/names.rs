@@ -18,6 +18,12 @@ impl PeerNames {
         PeerNames(names.iter().filter_map(|(k, n)| Some((super::peer_id_from_ed25519(k).ok()?, n.clone()))).collect())
     }
 
+    /// Adds (or renames) keys, keeping the others: a member removed by governance
+    /// is still named in the lines about its disconnection.
+    pub fn add(&mut self, names: &[([u8; 32], String)]) {
+        self.0.extend(PeerNames::new(names).0);
+    }
+
     /// The peer's name, or [`UNKNOWN`].
     pub fn of(&self, peer: &PeerId) -> &str {
         self.0.get(peer).map(String::as_str).unwrap_or(UNKNOWN)
