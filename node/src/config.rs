@@ -12,7 +12,7 @@
 //!
 //! [mempool]
 //! max_txs = 50000
-//! max_wait_ms = 1000                      # refuse (503 overloaded) what would wait longer to be final
+//! max_wait_ms = 1000                      # refuse (503 overloaded) while the oldest pending waited > half of this
 //!
 //! [consensus]
 //! propose_timeout_ms = 3000
@@ -68,8 +68,8 @@ pub struct NodeConfig {
 pub struct MempoolConfig {
     /// Most pending transactions; submissions beyond get HTTP 503.
     pub max_txs: usize,
-    /// Longest expected wait to finality of a client's transaction, at the rate
-    /// finalised lately; beyond it submissions get HTTP 503 `overloaded` with
+    /// Bound on a client's wait to finality: while the oldest pending transaction
+    /// has waited more than half of it, submissions get HTTP 503 `overloaded` with
     /// `Retry-After` (0: admission by count only). See [`crate::admission`].
     pub max_wait_ms: u64,
 }

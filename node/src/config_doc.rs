@@ -52,7 +52,7 @@ pub const FIELDS: &[FieldDoc] = &[
         "mempool",
         "max_wait_ms",
         Some("1000"),
-        "longest expected wait to finality of a client's transaction at the rate finalised lately; beyond it HTTP 503 `overloaded` with Retry-After (0: count only)",
+        "bound on a client's wait to finality: while the oldest pending transaction has waited more than half of it, submissions get HTTP 503 `overloaded` with Retry-After (0: count only)",
     ),
     field("consensus", "propose_timeout_ms", Some("3000"), "how long a validator waits for a round's proposal before voting nil"),
     field("consensus", "propose_timeout_delta_ms", Some("500"), "added to propose_timeout_ms for each further round of a height"),

@@ -64,11 +64,29 @@ impl Mempool {
     }
 
     /// Whether a client's `incoming` transactions may queue behind the pending
-    /// ones without waiting longer than the bound (checked before any signature
-    /// work, so refusing is cheap).
+    /// ones: refused while the oldest pending one has waited past the target
+    /// (checked before any signature work, so refusing is cheap).
     pub fn admission_check(&mut self, incoming: usize) -> Result<(), Overloaded> {
         let pending = self.by_id.len();
-        self.gate.check(pending, incoming, Instant::now())
+        let oldest = self.oldest_arrival();
+        self.gate.check(pending, incoming, oldest, Instant::now())
+    }
+
+    /// When the oldest pending transaction arrived (the head of the FIFO).
+    pub fn oldest_arrival(&self) -> Option<Instant> {
+        let (_, id) = self.order.first_key_value()?;
+        self.by_id.get(id).map(|e| e.arrived)
+    }
+
+    /// How long the oldest pending transaction has waited (zero when empty).
+    pub fn oldest_wait(&self) -> Duration {
+        self.oldest_arrival().map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    /// The oldest pending transaction's wait above which clients are refused
+    /// (`None`: admission by count only).
+    pub fn admission_target(&self) -> Option<Duration> {
+        self.gate.target()
     }
 
     /// A block of `txs` transactions was committed (the finalisation rate).
@@ -159,5 +177,27 @@ mod tests {
         // Same issuer and sequence, different content: refused while the first is pending.
         let clash = chain.attestation(0, 1, Uscc::sample(99), AttestationKind::Commitment);
         assert_eq!(m.insert(clash.id().unwrap(), clash), Err(MempoolError::SequencePending(1)));
+    }
+
+    #[test]
+    fn the_oldest_arrival_is_the_head_of_the_fifo() {
+        let chain = TestChain::new(1, 1);
+        let txs: Vec<_> = (0..3).map(|i| chain.attestation(0, i, Uscc::sample(i), AttestationKind::RedList)).collect();
+        let mut m = Mempool::new(10);
+        assert_eq!(m.oldest_arrival(), None);
+        assert_eq!(m.oldest_wait(), Duration::ZERO);
+        let mut arrivals = Vec::new();
+        for t in &txs {
+            m.insert(t.id().unwrap(), t.clone()).unwrap();
+            arrivals.push(m.by_id[&t.id().unwrap()].arrived);
+        }
+        assert_eq!(m.oldest_arrival(), Some(arrivals[0]));
+        // Committing a later one leaves the head; committing the head moves it on.
+        m.remove(&[txs[1].id().unwrap()]);
+        assert_eq!(m.oldest_arrival(), Some(arrivals[0]));
+        m.remove(&[txs[0].id().unwrap()]);
+        assert_eq!(m.oldest_arrival(), Some(arrivals[2]));
+        m.remove(&[txs[2].id().unwrap()]);
+        assert_eq!(m.oldest_arrival(), None);
     }
 }

@@ -3,7 +3,7 @@
 //! the error shape `{"error", "code"}` — instead of queueing up to the mempool's
 //! count limit. A real server on 127.0.0.1:0 over an in-process `Shared` whose
 //! driver is not running: nothing is finalised unless the test says so, so the
-//! expected wait of a long queue is unbounded and the gate must close.
+//! oldest pending transaction only ages and the gate must close.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -15,7 +15,6 @@ use yrd_ledger::store::Ledger;
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{AttestationKind, SignedTransaction};
 use yrd_ledger::uscc::Uscc;
-use yrd_node::admission::ALWAYS_ADMIT_TXS;
 use yrd_node::api;
 use yrd_node::mempool::Mempool;
 use yrd_node::metrics::Metrics;
@@ -114,44 +113,55 @@ fn a_node_that_finalises_nothing_refuses_at_once_instead_of_queueing_to_the_coun
     let agent: ureq::Agent =
         ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
     let batch_url = format!("{}/v1/transactions/batch", s.base);
-    // Two batches of 1,000 fill the queue to the always-admitted length …
-    let txs: Vec<SignedTransaction> = (0..3000u64)
+    let txs: Vec<SignedTransaction> = (0..4000u64)
         .map(|i| chain.attestation((i % 2) as usize, 1 + i / 2, Uscc::sample(i), AttestationKind::RedList))
         .collect();
-    for b in 0..2 {
+    let target = s.shared.mempool.lock().unwrap().admission_target().expect("the gate is on");
+    // Three batches of 1,000 are admitted at once: the first two fit the
+    // always-admitted length, and past it a queue whose oldest transaction is
+    // young is admitted however long it is (the gate never starves a chain that
+    // keeps up).
+    for b in 0..3 {
         let chunk = &txs[b * 1000..(b + 1) * 1000];
         let (status, _, v) = post(&agent, &batch_url, &json!({"txs": hexes(chunk)}));
         assert_eq!(status, 200, "{v}");
         assert!(v["results"].as_array().unwrap().iter().all(|e| e["status"] == "pending"), "batch {b}: {v}");
     }
-    assert_eq!(s.shared.mempool.lock().unwrap().len(), ALWAYS_ADMIT_TXS);
-    // … after which, with nothing finalised, every further batch is refused as a
-    // whole, however many are offered: the queue stays where it was, far below the
+    assert_eq!(s.shared.mempool.lock().unwrap().len(), 3000);
+    // Nothing is finalised, so the oldest only ages; once it has waited past the
+    // target (awaited, bounded) every further batch is refused as a whole,
+    // however many are offered: the queue stays where it was, far below the
     // 50,000 the count limit would let in.
-    let third = json!({"txs": hexes(&txs[2000..3000])});
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.shared.mempool.lock().unwrap().oldest_wait() <= target {
+        assert!(std::time::Instant::now() < deadline, "the oldest pending transaction never aged past {target:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let fourth = json!({"txs": hexes(&txs[3000..4000])});
     for _ in 0..20 {
-        let (status, retry, v) = post(&agent, &batch_url, &third);
+        let (status, retry, v) = post(&agent, &batch_url, &fourth);
         assert_overloaded(status, retry, &v);
+        assert_eq!(retry, Some(yrd_node::admission::MAX_RETRY_AFTER_S), "nothing finalised: no expected end");
     }
     // The single-transaction endpoint too; and the refused are not gossiped.
     let (status, retry, v) =
-        post(&agent, &format!("{}/v1/transactions", s.base), &json!({"tx": hexes(&txs[2000..2001])[0]}));
+        post(&agent, &format!("{}/v1/transactions", s.base), &json!({"tx": hexes(&txs[3000..3001])[0]}));
     assert_overloaded(status, retry, &v);
-    assert_eq!(s.shared.mempool.lock().unwrap().len(), ALWAYS_ADMIT_TXS);
+    assert_eq!(s.shared.mempool.lock().unwrap().len(), 3000);
     let mut gossiped = 0;
     while let Ok(b) = s.gossip.try_recv() {
         gossiped += b.len();
     }
-    assert_eq!(gossiped, ALWAYS_ADMIT_TXS, "only the admitted are gossiped");
+    assert_eq!(gossiped, 3000, "only the admitted are gossiped");
     assert_eq!(s.shared.metrics.txs_refused_overload.get(), 20 * 1000 + 1);
     let metrics = agent.get(format!("{}/metrics", s.base)).call().unwrap().body_mut().read_to_string().unwrap();
     assert!(metrics.contains("transactions_refused_overload_total 20001"), "{metrics}");
 
-    // Blocks are finalised: the first 1,500 leave the queue, which is short again,
-    // and the third batch is admitted.
-    let done: Vec<_> = txs[..1500].iter().map(|t| t.id().unwrap()).collect();
+    // Blocks are finalised: the first 2,500 leave the queue, which is short again,
+    // and the fourth batch is admitted.
+    let done: Vec<_> = txs[..2500].iter().map(|t| t.id().unwrap()).collect();
     s.shared.forget_committed(&done);
-    let (status, retry, v) = post(&agent, &batch_url, &third);
+    let (status, retry, v) = post(&agent, &batch_url, &fourth);
     assert_eq!((status, retry), (200, None), "{v}");
     assert!(v["results"].as_array().unwrap().iter().all(|e| e["status"] == "pending"), "{v}");
     assert_eq!(s.shared.mempool.lock().unwrap().len(), 1500);

@@ -40,7 +40,7 @@ pub struct BenchArgs {
     /// Most attestations per block, in the genesis and the node configs (default: the chain's, 4096)
     #[arg(long)]
     pub max_block_txs: Option<u32>,
-    /// Every node's mempool.max_wait_ms: refuse what would wait longer to be final (default 1000; 0: by count only)
+    /// Every node's mempool.max_wait_ms: refuse clients while the oldest pending transaction waited more than half of it (default 1000; 0: by count only)
     #[arg(long)]
     pub max_wait_ms: Option<u64>,
 }
