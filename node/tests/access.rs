@@ -11,37 +11,30 @@
 //! committed straight into the ledger with block times near the real clock
 //! (signed requests are checked against it).
 
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
 use yrd_consensus::crypto::{sha256, SecretKey};
-use yrd_consensus::types::{Height, Round};
+use yrd_consensus::types::Round;
 use yrd_ledger::consent::{Purpose, WithdrawReason};
 use yrd_ledger::proof;
 use yrd_ledger::queries::{Nonce, SignedRequest};
-use yrd_ledger::store::Ledger;
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{Attestation, AttestationKind, RevocationReason, SignedTransaction, TxBody, TxId};
 use yrd_ledger::uscc::Uscc;
-use yrd_node::api;
-use yrd_node::mempool::Mempool;
-use yrd_node::metrics::Metrics;
-use yrd_node::shared::{now_ms, ConsensusStatus, Shared};
+use yrd_node::shared::{now_ms, Shared};
 
 struct Harness {
     base: String,
     shared: Arc<Shared>,
     chain: TestChain,
     agent: ureq::Agent,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
-    _gossip: mpsc::Receiver<Vec<Vec<u8>>>,
-    _dir: tempfile::TempDir,
+    _served: common::Served,
 }
 
 impl Harness {
@@ -50,55 +43,9 @@ impl Harness {
     }
 
     fn with_queries(queries: yrd_node::queries::QueriesConfig) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
         let chain = TestChain::new(4, 2);
-        let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
-        let (gossip_out, gossip_rx) = mpsc::channel(1024);
-        let shared = Arc::new(Shared {
-            name: "shanghai".into(),
-            validator_index: Some(0),
-            genesis: chain.genesis.clone(),
-            chain: chain.chain,
-            ledger: RwLock::new(ledger),
-            mempool: Mutex::new(Mempool::new(100)),
-            recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
-            metrics: Metrics::new(),
-            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose", validator_index: Some(0) }),
-            peers: Mutex::new(vec![]),
-            committed: watch::channel(Height(0)).0,
-            gossip_out,
-            disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
-            writes: Default::default(),
-            health: Default::default(),
-            queries: yrd_node::queries::QueryRecorder::new(Some(chain.validator_keys[0].clone()), queries),
-        });
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = oneshot::channel::<()>();
-        let served = shared.clone();
-        let server = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                api::serve(listener, served, api::ServeLimits::default(), async move {
-                    let _ = stop_rx.await;
-                })
-                .await
-            })
-        });
-        let addr = addr_rx.recv().unwrap();
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
-        Harness {
-            base: format!("http://{addr}"),
-            shared,
-            chain,
-            agent,
-            stop: Some(stop),
-            server: Some(server),
-            _gossip: gossip_rx,
-            _dir: dir,
-        }
+        let served = common::serve(&chain, common::Options { queries, ..Default::default() });
+        Harness { base: served.base.clone(), shared: served.shared.clone(), chain, agent: common::agent(), _served: served }
     }
 
     /// Commits `txs` as the next block, made now (real clock).
@@ -128,17 +75,6 @@ impl Harness {
             assert!(v["error"].is_string() && v["code"].is_string() && v.as_object().unwrap().len() == 2, "error shape: {v}");
         }
         (status, text)
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(s) = self.server.take() {
-            let _ = s.join();
-        }
     }
 }
 

@@ -2,16 +2,15 @@
 //! in-process `Shared` (temp-dir ledger, small mempool), driven by a blocking
 //! HTTP client. Blocks are committed straight into the ledger.
 
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot, watch};
 use yrd_consensus::crypto::Hash32;
-use yrd_consensus::types::{Height, Round};
+use yrd_consensus::types::Round;
 use yrd_ledger::block::Block;
-use yrd_ledger::store::Ledger;
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{
     Attestation, AttestationKind, Grade, RevocationReason, Severity, SignedTransaction, Transaction, TxBody,
@@ -19,8 +18,7 @@ use yrd_ledger::tx::{
 use yrd_ledger::uscc::Uscc;
 use yrd_node::api;
 use yrd_node::mempool::Mempool;
-use yrd_node::metrics::Metrics;
-use yrd_node::shared::{ConsensusStatus, Shared};
+use yrd_node::shared::Shared;
 
 /// A served API over a fresh chain.
 struct Harness {
@@ -28,69 +26,19 @@ struct Harness {
     shared: Arc<Shared>,
     chain: TestChain,
     agent: ureq::Agent,
-    gossip: Mutex<mpsc::Receiver<Vec<Vec<u8>>>>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
-    _dir: tempfile::TempDir,
+    served: common::Served,
 }
 
 impl Harness {
     fn new(mempool_capacity: usize) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
         // Every kind public: these tests pin the API's shapes; who may read
         // restricted kinds is tested in tests/access.rs.
         let params = yrd_ledger::genesis::ChainParams { restricted_kinds: vec![], ..Default::default() };
         let chain = TestChain::with_params(4, 2, params);
-        let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
-        let (gossip_out, gossip_rx) = mpsc::channel(1024);
-        let shared = Arc::new(Shared {
-            name: "shanghai".into(),
-            validator_index: Some(0),
-            genesis: chain.genesis.clone(),
-            chain: chain.chain,
-            ledger: RwLock::new(ledger),
-            mempool: Mutex::new(Mempool::new(mempool_capacity)),
-            recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
-            metrics: Metrics::new(),
-            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose", validator_index: Some(0) }),
-            peers: Mutex::new(vec![chain.validator_keys[1].public(), chain.validator_keys[2].public()]),
-            committed: watch::channel(Height(0)).0,
-            gossip_out,
-            disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
-            writes: Default::default(),
-            health: Default::default(),
-            queries: yrd_node::queries::QueryRecorder::new(Some(chain.validator_keys[0].clone()), Default::default()),
-        });
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = oneshot::channel::<()>();
-        let served = shared.clone();
-        let server = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                api::serve(listener, served, api::ServeLimits::default(), async move {
-                    let _ = stop_rx.await;
-                })
-                .await
-            })
-        });
-        let addr = addr_rx.recv().unwrap();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        Harness {
-            base: format!("http://{addr}"),
-            shared,
-            chain,
-            agent,
-            gossip: Mutex::new(gossip_rx),
-            stop: Some(stop),
-            server: Some(server),
-            _dir: dir,
-        }
+        let peers = vec![chain.validator_keys[1].public(), chain.validator_keys[2].public()];
+        let served =
+            common::serve(&chain, common::Options { mempool: Mempool::new(mempool_capacity), peers, ..Default::default() });
+        Harness { base: served.base.clone(), shared: served.shared.clone(), chain, agent: common::agent(), served }
     }
 
     fn answer(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
@@ -144,7 +92,7 @@ impl Harness {
     }
 
     fn gossiped(&self) -> Vec<SignedTransaction> {
-        let mut rx = self.gossip.lock().unwrap();
+        let mut rx = self.served.gossip.lock().unwrap();
         let mut out = Vec::new();
         while let Ok(batch) = rx.try_recv() {
             out.extend(batch.iter().map(|b| SignedTransaction::decode(b).unwrap()));
@@ -153,23 +101,7 @@ impl Harness {
     }
 
     fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.join().unwrap().unwrap();
-        }
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.join();
-        }
+        self.served.shutdown();
     }
 }
 

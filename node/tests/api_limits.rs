@@ -5,72 +5,36 @@
 //! while parsing a batch, and a shutdown that does not wait for idle clients.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::net::TcpStream;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
-use yrd_consensus::types::{Height, Round};
-use yrd_ledger::store::Ledger;
+use yrd_consensus::types::Height;
 use yrd_ledger::testkit::TestChain;
 use yrd_node::api::{self, ServeLimits};
-use yrd_node::mempool::Mempool;
-use yrd_node::metrics::Metrics;
-use yrd_node::shared::{ConsensusStatus, Shared};
 
 /// A served API with the given limits.
-struct Server {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-    _gossip: mpsc::Receiver<Vec<Vec<u8>>>,
-    _dir: tempfile::TempDir,
+struct Server(common::Served);
+
+impl std::ops::Deref for Server {
+    type Target = common::Served;
+    fn deref(&self) -> &common::Served {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut common::Served {
+        &mut self.0
+    }
 }
 
 impl Server {
     fn start(limits: ServeLimits) -> Server {
-        let dir = tempfile::tempdir().unwrap();
         let chain = TestChain::new(4, 2);
-        let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
-        let (gossip_out, gossip) = mpsc::channel(1024);
-        let shared = Arc::new(Shared {
-            name: "shanghai".into(),
-            validator_index: Some(0),
-            genesis: chain.genesis.clone(),
-            chain: chain.chain,
-            ledger: RwLock::new(ledger),
-            mempool: Mutex::new(Mempool::new(100)),
-            recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
-            metrics: Metrics::new(),
-            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose", validator_index: Some(0) }),
-            peers: Mutex::new(vec![]),
-            committed: watch::channel(Height(0)).0,
-            gossip_out,
-            health: Default::default(),
-            disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
-            writes: Default::default(),
-            queries: yrd_node::queries::QueryRecorder::new(None, Default::default()),
-        });
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = oneshot::channel::<()>();
-        let served = shared.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                api::serve(listener, served, limits, async move {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .unwrap();
-            })
-        });
-        let addr = addr_rx.recv().unwrap();
-        Server { addr, shared, stop: Some(stop), thread: Some(thread), _gossip: gossip, _dir: dir }
+        Server(common::serve(&chain, common::Options { limits, records_queries: false, ..Default::default() }))
     }
 
     fn connect(&self) -> TcpStream {
@@ -92,29 +56,6 @@ impl Server {
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
             .unwrap_or_else(|| panic!("{name} not in {text}"))
-    }
-
-    /// Stops the server; how long `serve` took to return.
-    fn shutdown(&mut self) -> Duration {
-        let start = Instant::now();
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-        start.elapsed()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -5,83 +5,18 @@
 //! driver is not running: nothing is finalised unless the test says so, so the
 //! oldest pending transaction only ages and the gate must close.
 
-use std::sync::{Arc, Mutex, RwLock};
+mod common;
+
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot, watch};
-use yrd_consensus::types::{Height, Round};
-use yrd_ledger::store::Ledger;
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{AttestationKind, SignedTransaction};
 use yrd_ledger::uscc::Uscc;
-use yrd_node::api;
 use yrd_node::mempool::Mempool;
-use yrd_node::metrics::Metrics;
-use yrd_node::shared::{ConsensusStatus, Shared};
 
 /// The mempool's count limit: far above what the delay gate lets in.
 const MEMPOOL_MAX_TXS: usize = 50_000;
-
-struct Served {
-    base: String,
-    shared: Arc<Shared>,
-    gossip: mpsc::Receiver<Vec<Vec<u8>>>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(s) = self.server.take() {
-            let _ = s.join();
-        }
-    }
-}
-
-fn serve(chain: &TestChain) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
-    let (gossip_out, gossip) = mpsc::channel(1024);
-    let shared = Arc::new(Shared {
-        name: "shanghai".into(),
-        validator_index: Some(0),
-        genesis: chain.genesis.clone(),
-        chain: chain.chain,
-        ledger: RwLock::new(ledger),
-        mempool: Mutex::new(Mempool::with_max_wait(MEMPOOL_MAX_TXS, Some(Duration::from_millis(1000)))),
-        recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
-        metrics: Metrics::new(),
-        consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose", validator_index: Some(0) }),
-        peers: Mutex::new(vec![]),
-        committed: watch::channel(Height(0)).0,
-        gossip_out,
-        disk: yrd_node::disk::DiskSpace::unlimited(dir.path()),
-        writes: Default::default(),
-        health: Default::default(),
-        queries: yrd_node::queries::QueryRecorder::new(Some(chain.validator_keys[0].clone()), Default::default()),
-    });
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop, stop_rx) = oneshot::channel::<()>();
-    let served = shared.clone();
-    let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            api::serve(listener, served, api::ServeLimits::default(), async move {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    });
-    let addr = addr_rx.recv().unwrap();
-    Served { base: format!("http://{addr}"), shared, gossip, stop: Some(stop), server: Some(server), _dir: dir }
-}
 
 /// `(status, Retry-After, body)`.
 fn post(agent: &ureq::Agent, url: &str, body: &Value) -> (u16, Option<u64>, Value) {
@@ -109,9 +44,14 @@ fn assert_overloaded(status: u16, retry: Option<u64>, v: &Value) {
 #[test]
 fn a_node_that_finalises_nothing_refuses_at_once_instead_of_queueing_to_the_count_limit() {
     let chain = TestChain::new(4, 2);
-    let mut s = serve(&chain);
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
+    let s = common::serve(
+        &chain,
+        common::Options {
+            mempool: Mempool::with_max_wait(MEMPOOL_MAX_TXS, Some(Duration::from_millis(1000))),
+            ..Default::default()
+        },
+    );
+    let agent = common::agent();
     let batch_url = format!("{}/v1/transactions/batch", s.base);
     let txs: Vec<SignedTransaction> = (0..4000u64)
         .map(|i| chain.attestation((i % 2) as usize, 1 + i / 2, Uscc::sample(i), AttestationKind::RedList))
@@ -149,7 +89,7 @@ fn a_node_that_finalises_nothing_refuses_at_once_instead_of_queueing_to_the_coun
     assert_overloaded(status, retry, &v);
     assert_eq!(s.shared.mempool.lock().unwrap().len(), 3000);
     let mut gossiped = 0;
-    while let Ok(b) = s.gossip.try_recv() {
+    while let Ok(b) = s.gossip.lock().unwrap().try_recv() {
         gossiped += b.len();
     }
     assert_eq!(gossiped, 3000, "only the admitted are gossiped");
