@@ -136,22 +136,26 @@ fn the_testnet_finalises_its_samples_identically_on_all_four_nodes_carries_load_
     assert!(reads["mean_bytes"].as_u64().unwrap() > 1000, "{reads}");
 
     // SIGINT stops the testnet and every node it started.
-    let pid = child.0.id();
-    let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "yrd-testnet did not stop on SIGINT");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = interrupt(&mut child.0);
     assert!(status.success(), "yrd-testnet exited with {status}");
     let _ = drain.join();
     for n in nodes {
         let api = n["api"].as_str().unwrap();
         let addr = api.trim_start_matches("http://");
         assert!(std::net::TcpStream::connect(addr).is_err(), "a node still answers at {api} after the testnet stopped");
+    }
+}
+
+/// Sends SIGINT to a running `yrd-testnet` and waits (30 s at most) for it to exit.
+fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "yrd-testnet did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -205,16 +209,7 @@ fn seven_validators_come_up_and_finalise_the_samples() {
     }
     assert!(hashes.windows(2).all(|w| w[0] == w[1]), "block 1 differs: {hashes:?}");
 
-    let pid = child.0.id();
-    let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "yrd-testnet did not stop on SIGINT");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = interrupt(&mut child.0);
     assert!(status.success(), "yrd-testnet --validators 7 exited with {status} (a sample not final, or the report did not verify)");
     let _ = drain.join();
 }
