@@ -102,15 +102,7 @@ fn commit(chain: &TestChain, ledger: &mut Ledger, txs: Vec<SignedTransaction>) -
 /// directory's lock for a moment after the handle is dropped (a node exits
 /// instead): wait for it, within a bound.
 fn open(dir: &std::path::Path, chain: &TestChain) -> Result<Ledger, yrd_ledger::store::StoreError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        match Ledger::open(dir, chain.genesis.clone()) {
-            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            other => return other,
-        }
-    }
+    yrd_ledger::testkit::after_lock_release(|| Ledger::open(dir, chain.genesis.clone()))
 }
 
 /// sled's failpoints are process-wide: the tests of this file take turns.
@@ -124,7 +116,6 @@ fn injected_storage_faults_lose_nothing_acknowledged() {
     println!("storage faults: seed {seed} (replay with YRD_FAULT_SEED={seed}), {rounds} iterations");
     let chain = TestChain::new(4, 4);
     let mut dir = tempfile::tempdir().expect("tempdir");
-    let mut rng = Rng(seed | 1);
     let mut next_seq = 1u64;
     // Attestations that may still be revoked: (issuer, id).
     let mut active: Vec<(usize, TxId)> = Vec::new();
@@ -146,7 +137,7 @@ fn injected_storage_faults_lose_nothing_acknowledged() {
         // Each round draws from its own stream: the faults armed in a round do not
         // depend on how many blocks earlier rounds took to fire theirs (which varies
         // with sled's background flusher, so a run does not replay exactly).
-        rng = Rng((seed ^ u64::from(round).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+        let mut rng = Rng((seed ^ u64::from(round).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
         let ctx = format!("round {round} (seed {seed})");
         let mut ledger =
             open(dir.path(), &chain).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));

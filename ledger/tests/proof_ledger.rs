@@ -6,7 +6,7 @@ use std::path::Path;
 
 use yrd_ledger::audit::{verify_store, verify_store_self, verify_tree, Inconsistency, StoreReport};
 use yrd_ledger::store::Ledger;
-use yrd_ledger::testkit::TestChain;
+use yrd_ledger::testkit::{after_lock_release, TestChain};
 use yrd_ledger::tx::{AttestationKind, RevocationReason, SignedTransaction};
 use yrd_ledger::uscc::Uscc;
 
@@ -37,26 +37,14 @@ fn build_store(dir: &Path, chain: &TestChain) {
     }
 }
 
-/// sled releases its directory lock when its background flusher lets go of the
-/// last handle, a moment after the `Db` is dropped: retry opening for a while.
-fn retry<T, E: std::fmt::Display>(mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
-    for _ in 0..200 {
-        match f() {
-            Err(e) if e.to_string().contains("acquire lock") => std::thread::sleep(std::time::Duration::from_millis(10)),
-            r => return r,
-        }
-    }
-    f()
-}
-
 fn verify(dir: &Path, genesis: &yrd_ledger::genesis::Genesis) -> Result<StoreReport, Inconsistency> {
-    retry(|| verify_store(dir, genesis))
+    after_lock_release(|| verify_store(dir, genesis))
 }
 
 /// Rewrites one value in a copy of the store through sled.
 fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
     // No background flusher: the directory lock is released as soon as `db` drops.
-    let db = retry(|| sled::Config::new().path(dir).flush_every_ms(None).open()).unwrap();
+    let db = after_lock_release(|| sled::Config::new().path(dir).flush_every_ms(None).open()).unwrap();
     let tree = db.open_tree("ledger").unwrap();
     f(&tree);
     db.flush().unwrap();
@@ -87,7 +75,7 @@ fn untouched_store_passes_with_or_without_a_genesis_file() {
     let report = verify(dir.path(), &chain.genesis).unwrap();
     assert_eq!(report.height.0, 12);
     assert_eq!(report.transactions, 39);
-    let (g, again) = retry(|| verify_store_self(dir.path())).unwrap();
+    let (g, again) = after_lock_release(|| verify_store_self(dir.path())).unwrap();
     assert_eq!(g, chain.genesis);
     assert_eq!(again, report);
     // Another chain's genesis is refused.
@@ -174,7 +162,7 @@ fn every_stored_value_byte_matters() {
     build_store(dir.path(), &chain);
     let copy = tempfile::tempdir().unwrap();
     yrd_ledger::testkit::copy_dir(dir.path(), copy.path()).unwrap();
-    let db = retry(|| sled::open(copy.path())).unwrap();
+    let db = after_lock_release(|| sled::open(copy.path())).unwrap();
     let tree = db.open_tree("ledger").unwrap();
     let good = verify_tree(&tree, &chain.genesis).unwrap();
     let keys: Vec<(Vec<u8>, usize)> = tree.iter().map(|kv| kv.unwrap()).map(|(k, v)| (k.to_vec(), v.len())).collect();
