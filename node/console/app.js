@@ -28,7 +28,7 @@ function h(tag, attrs, ...children) {
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : String(c));
   }
@@ -39,7 +39,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 function s(tag, attrs, ...children) {
   const el = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
+  for (const c of children.flat(Infinity)) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
   return el;
 }
 
@@ -185,12 +185,12 @@ function series() {
 }
 
 /** A line chart of [time, value] points as inline SVG. */
-function lineChart(points, title, id) {
+function lineChart(points, title, id, enoughSamples) {
   const W = 560, H = 160, L = 48, B = 22, T = 10, R = 10;
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": title, id });
   svg.append(s("title", {}, title));
   if (points.length < 2) {
-    svg.append(s("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "muted" }, t("chart_wait")));
+    svg.append(s("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "muted" }, enoughSamples ? t("chart_no_commits") : t("chart_wait")));
     return svg;
   }
   const t0 = points[0][0], t1 = points[points.length - 1][0];
@@ -259,7 +259,7 @@ async function chainPage(_arg, gen) {
   const { tps, lat } = series();
   const charts = h("div", { class: "charts" },
     h("figure", {}, lineChart(tps, t("throughput"), "chart-tps"), h("figcaption", {}, t("throughput"))),
-    h("figure", {}, lineChart(lat, t("latency"), "chart-latency"), h("figcaption", {}, t("latency"))));
+    h("figure", {}, lineChart(lat, t("latency"), "chart-latency", samples.length > 2), h("figcaption", {}, t("latency"))));
   const page = h("div", { class: "page" },
     h("h1", {}, t("chain")),
     h("div", { class: "cols" }, section(t("chain"), summary), section(t("validators"), vals)),
@@ -277,7 +277,7 @@ async function chainPage(_arg, gen) {
       const ser = series();
       charts.replaceChildren(
         h("figure", {}, lineChart(ser.tps, t("throughput"), "chart-tps"), h("figcaption", {}, t("throughput"))),
-        h("figure", {}, lineChart(ser.lat, t("latency"), "chart-latency"), h("figcaption", {}, t("latency"))));
+        h("figure", {}, lineChart(ser.lat, t("latency"), "chart-latency", samples.length > 2), h("figcaption", {}, t("latency"))));
       if (fresh.height !== lastHeight) {
         lastHeight = fresh.height;
         const b = await recentBlocks(fresh.height);
