@@ -203,7 +203,7 @@ function lineChart(points, title, id, enoughSamples) {
   }
   const span = Math.round((t1 - t0) / 1000);
   svg.append(s("text", { x: L, y: H - 4, class: "axis" }, `−${span} s`));
-  svg.append(s("text", { x: W - R, y: H - 4, "text-anchor": "end", class: "axis" }, "now"));
+  svg.append(s("text", { x: W - R, y: H - 4, "text-anchor": "end", class: "axis" }, t("now")));
   svg.append(s("polyline", { points: points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" "), class: "line" }));
   const last = points[points.length - 1];
   svg.append(s("circle", { cx: x(last[0]), cy: y(last[1]), r: 3, class: "dot" }));

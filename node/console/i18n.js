@@ -42,6 +42,7 @@ const STRINGS = {
   throughput: ["Throughput (transactions/s)", "吞吐量（笔/秒）"],
   latency: ["Commit latency (ms, mean per interval)", "提交延迟（毫秒，区间均值）"],
   chart_wait: ["Collecting samples…", "正在采样…"],
+  now: ["now", "现在"],
   chart_no_commits: ["No transaction committed while sampling", "采样期间无交易提交"],
   chart_window: ["last minutes, sampled every 2 s from /metrics", "最近几分钟，每 2 秒从 /metrics 采样"],
   block: ["Block", "区块"],
