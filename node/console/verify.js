@@ -7,11 +7,12 @@
 //   // { verified: true, verdict } | { verified: false, check, error }
 //
 // What it cannot do (docs/console.md "What the page cannot check"): replay a
-// non-empty governance section (membership changes, steps 23-29), consistency
-// proofs' and query audits' files are checked only as far as said below, and genesis
-// keys are not checked against the key rule (prime-order subgroup). Every file
-// it cannot fully check is REJECTED with check "unsupported": it never answers
-// "verified" for a file `yrd verify` rejects.
+// non-empty governance section (membership changes, steps 23-29) or check query
+// audit files (§4.2); both are REJECTED with check "unsupported", so the page never
+// answers "verified" for a file `yrd verify` rejects. Genesis keys are not checked
+// against the key rule (prime-order subgroup). Bundles, subject reports, audit
+// traces and consistency proofs of a chain whose membership never changed are
+// checked in full.
 
 const TE = new TextEncoder();
 const PREFIX = TE.encode("YRD-CREDIT-CHAIN/v1/");
