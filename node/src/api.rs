@@ -21,6 +21,7 @@ pub mod batch;
 pub mod body;
 pub mod conns;
 mod backup;
+mod console;
 mod gov;
 pub mod receipts;
 pub mod redact;
@@ -645,6 +646,9 @@ fn build(state: AppState) -> Router {
         .route("/v1/backup/blocks", get(backup::blocks))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/console", get(console::index))
+        .route("/console/", get(console::index))
+        .route("/console/{asset}", get(console::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))

@@ -774,8 +774,12 @@ fn openapi_describes_every_route_and_the_body_limits() {
     let documented: Vec<&str> =
         spec.lines().filter(|l| l.starts_with("  /") && l.ends_with(':')).map(|l| l.trim().trim_end_matches(':')).collect();
     let mut expected: Vec<&str> = routes.iter().map(|r| r.1).collect();
-    expected.push("/metrics");
+    expected.extend(["/metrics", "/console", "/console/{asset}"]);
     assert_eq!(documented, expected, "docs/openapi.yaml paths");
+    // The console's routes (docs/console.md): an unknown asset is the console's 404, not "no route".
+    let (status, v) = h.get("/console/nope.js");
+    assert_eq!(status, 404);
+    assert!(v["error"].as_str().unwrap_or("").starts_with("no console asset"), "{v}");
     for (method, template, example) in routes {
         let (_, v) = if method == "get" { h.get(example) } else { h.post(example, &json!({})) };
         assert!(!v["error"].as_str().unwrap_or("").starts_with("no route"), "{template} is not routed: {v}");

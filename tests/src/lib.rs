@@ -17,6 +17,8 @@ use yrd_ledger::tx::SignedTransaction;
 
 pub use yrd_ledger;
 
+pub mod chromium;
+
 /// The `yrd` binary.
 pub fn yrd_bin() -> PathBuf {
     if let Ok(p) = std::env::var("YRD_BIN") {
