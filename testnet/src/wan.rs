@@ -379,7 +379,7 @@ impl Drop for Network {
 }
 
 /// Whether the effective uid is 0 (`Uid:` of /proc/self/status: real, effective, …).
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0")))
