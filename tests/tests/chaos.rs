@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use yrd_tests::yrd_bin;
 
+/// The two tests that run a testnet take turns: side by side on a small machine
+/// they would mostly measure each other.
+static TESTNETS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The CI run's seed (any seed must pass; this one is printed on failure).
 const SEED: u64 = 1313;
 
@@ -63,6 +67,7 @@ fn wait_exit(child: &mut std::process::Child, secs: u64) -> std::process::ExitSt
 
 #[test]
 fn two_minutes_of_chaos_pass_every_check_and_leave_nothing_behind() {
+    let _turn = TESTNETS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let mut child = KillOnDrop(
         Command::new(testnet_bin())
@@ -159,6 +164,7 @@ fn cleanup_removes_what_a_killed_chaos_run_left() {
         eprintln!("SKIPPED: not root: a chaos run makes no namespace or mount to leave behind");
         return;
     }
+    let _turn = TESTNETS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let mut child = KillOnDrop(
         Command::new(testnet_bin())
@@ -182,4 +188,57 @@ fn cleanup_removes_what_a_killed_chaos_run_left() {
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(mounts_of(pid).is_empty(), "left: {:?}\n{text}", mounts_of(pid));
     assert!(namespaces_of(pid).is_empty(), "left: {:?}\n{text}", namespaces_of(pid));
+}
+
+/// Ctrl-C in the middle of the window: the faults are healed, the nodes stopped,
+/// the namespaces and tmpfs removed, and the run exits 1 (no verdict) with no
+/// node of it left running.
+#[test]
+fn ctrl_c_mid_window_heals_and_removes_everything() {
+    let _turn = TESTNETS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut child = KillOnDrop(
+        Command::new(testnet_bin())
+            .args(["chaos", "--seed", "11", "--duration", "600", "--dir"])
+            .arg(&run_dir)
+            .env("YRD_BIN", yrd_bin())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let opened = yrd_tests::read_until(&mut out, 180, |l| l.contains("fault window opens"));
+    assert!(opened.is_some(), "the chaos run never opened its window");
+    // Wait for the second fault to start (the first may end before we look).
+    let faults_seen = std::cell::Cell::new(0);
+    let second = yrd_tests::read_until(&mut out, 120, |l| {
+        if l.starts_with("  +") {
+            faults_seen.set(faults_seen.get() + 1);
+        }
+        faults_seen.get() >= 2
+    });
+    assert!(second.is_some(), "no fault started");
+    let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+        rest
+    });
+    let status = wait_exit(&mut child.0, 120);
+    let rest = drain.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
+    assert!(namespaces_of(pid).is_empty(), "left: {:?}", namespaces_of(pid));
+    assert!(mounts_of(pid).is_empty(), "left: {:?}", mounts_of(pid));
+    // No node of this run still runs (their command lines name the run's directory).
+    let needle = run_dir.display().to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            assert!(!(cmd.contains(&needle) && cmd.contains(" node ")), "still running: {cmd}");
+        }
+    }
 }
