@@ -203,7 +203,7 @@ pub fn fill(dir: &Path) -> Result<u64> {
     let mut f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut size = 0u64;
     if let Ok(st) = nix::sys::statvfs::statvfs(dir) {
-        let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+        let avail = st.blocks_available() * st.fragment_size();
         // Ask for all of it, then less while it does not fit.
         let mut want = avail;
         while want >= FILL_CHUNK_BYTES as u64 {

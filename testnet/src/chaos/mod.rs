@@ -255,8 +255,8 @@ pub fn run(args: &ChaosArgs, validators: usize) -> Result<bool> {
     if args.plan {
         return Ok(true);
     }
-    if !(args.rate > 0.0) {
-        return Err(anyhow!("--rate must be positive"));
+    if args.rate.is_nan() || args.rate <= 0.0 {
+        return Err(anyhow!("--rate {} must be positive", args.rate));
     }
 
     // Leftovers of crashed runs first.
@@ -759,15 +759,28 @@ impl<'a> Run<'a> {
         // A clean stop, then every store re-checked offline.
         println!("Stopping the nodes (SIGTERM) for the store checks…");
         let killed = self.tn.procs.stop_all(crate::procs::STOP_GRACE);
+        // Interrupted: no checks, just the orderly stop. The stores are checked
+        // side by side (each check is one process).
         let mut stores = Vec::new();
-        // Interrupted: no checks, just the orderly stop.
-        for i in (0..n).filter(|_| !interrupted) {
-            let name = &self.tn.layout.nodes[i].name;
-            if killed.contains(name) {
-                stores.push((false, format!("did not stop within {} s of SIGTERM (killed)", crate::procs::STOP_GRACE.as_secs())));
-                continue;
+        if !interrupted {
+            let checks: Vec<_> = (0..n)
+                .map(|i| {
+                    let name = self.tn.layout.nodes[i].name.clone();
+                    let was_killed = killed.contains(&name);
+                    let (yrd, data, genesis) =
+                        (self.tn.yrd.clone(), self.files[i].data.clone(), self.tn.layout.genesis_path.clone());
+                    std::thread::spawn(move || {
+                        if was_killed {
+                            (false, format!("did not stop within {} s of SIGTERM (killed)", crate::procs::STOP_GRACE.as_secs()))
+                        } else {
+                            verify_store(&yrd, &data, &genesis)
+                        }
+                    })
+                })
+                .collect();
+            for c in checks {
+                stores.push(c.join().unwrap_or((false, "the store check panicked".into())));
             }
-            stores.push(verify_store(&self.tn.yrd, &self.files[i].data, &self.tn.layout.genesis_path));
         }
         // The heights the nodes ended at: the chains as read at the end.
         let final_heights: Vec<u64> =
