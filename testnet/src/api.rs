@@ -193,6 +193,9 @@ pub struct Status {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Block {
     pub height: u64,
+    /// The block hash (hex).
+    #[serde(default)]
+    pub hash: String,
     /// Ids, or `{"redacted": true, "commitment", ..}` for records the caller may
     /// not read (docs/api.md).
     #[serde(default)]

@@ -105,6 +105,7 @@ pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Re
     let opts = Options {
         validators,
         wan: wan.impairments()?,
+        node_env: Vec::new(),
         dir: args.dir.clone(),
         base_port: args.base_port,
         tuning: crate::setup::Tuning {

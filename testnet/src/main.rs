@@ -8,6 +8,8 @@
 //!   separate load-client process; prints finalised/s, latency and node figures.
 //! * `yrd-testnet load --testnet DIR/testnet.json --rate R --duration S` — the
 //!   load client on its own (against any running testnet).
+//! * `yrd-testnet chaos --seed S --duration SECS [--rate R] [--faults LIST]` — faults
+//!   injected into a loaded testnet, then healed and checked (docs/testnet.md "Chaos").
 //! * `yrd-testnet reads --testnet DIR/testnet.json [--node I] [--threads T]` —
 //!   lender-signed subject reports from one node, back to back (issue 11's read
 //!   benchmark).
@@ -15,6 +17,7 @@
 mod agencies;
 mod api;
 mod bench;
+mod chaos;
 mod load;
 mod procs;
 mod reads;
@@ -66,7 +69,7 @@ struct Cli {
     heartbeat: u64,
     #[command(flatten)]
     wan: wan::WanArgs,
-    /// Remove the network namespaces and links left by --wan runs that are no longer running (and stop any node still in them), then exit
+    /// Remove the network namespaces and links left by --wan and chaos runs that are no longer running (and stop any node still in them), and unmount their chaos tmpfs, then exit
     #[arg(long)]
     cleanup: bool,
     #[command(subcommand)]
@@ -82,6 +85,10 @@ enum Command {
     /// Ask one node of a running testnet for lender-signed subject reports back to back and measure
     /// reports per second, latency, and that every read is recorded on chain
     Reads(reads::ReadsArgs),
+    /// Run a testnet under load while killing, stopping, partitioning, clock-jumping, disk-filling and
+    /// fsync-slowing validators at random (reproducibly from --seed), then heal and check liveness,
+    /// durability, agreement and every store
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +113,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => bench::run(&args, cli.validators, &cli.wan),
         Some(Command::Load(args)) => run_load(&args),
         Some(Command::Reads(args)) => run_reads(&args),
+        Some(Command::Chaos(args)) => chaos::run(&args, cli.validators),
         None => run_testnet(&cli),
     };
     match result {
@@ -124,6 +132,13 @@ fn run_cleanup() -> anyhow::Result<bool> {
         println!("No namespaces of finished --wan runs to remove.");
     } else {
         println!("Removed {} namespace(s) and their links: {}", removed.len(), removed.join(", "));
+    }
+    // After the namespaces: their nodes are gone, so the mounts are not busy.
+    let unmounted = chaos::faults::cleanup_mounts(false)?;
+    if unmounted.is_empty() {
+        println!("No tmpfs of finished chaos runs to unmount.");
+    } else {
+        println!("Unmounted {} tmpfs of finished chaos runs: {}", unmounted.len(), unmounted.join(", "));
     }
     Ok(true)
 }
@@ -152,6 +167,7 @@ fn run_testnet(cli: &Cli) -> anyhow::Result<bool> {
     let opts = Options {
         validators: cli.validators,
         wan: cli.wan.impairments()?,
+        node_env: Vec::new(),
         dir: cli.dir.clone(),
         base_port: cli.base_port,
         tuning: crate::setup::Tuning {

@@ -90,16 +90,26 @@ pub struct Procs {
 }
 
 impl Procs {
-    /// Starts `program args..` with stdout and stderr appended to `log`, in its own
-    /// process group (so a Ctrl-C at the terminal reaches only us, and we stop the
-    /// children in order).
-    pub fn spawn_logged(
+    /// Starts `program args..` with extra environment `env` and stdout and stderr
+    /// appended to `log`, in its own process group (so a Ctrl-C at the terminal
+    /// reaches only us, and we stop the children in order), as `list[index]`:
+    /// appended when `index == list.len()`, otherwise replacing an entry whose
+    /// process has exited (a restart; refused while it still runs).
+    pub fn spawn_logged_at(
         &mut self,
+        index: usize,
         name: &str,
         program: &Path,
         args: &[&str],
+        env: &[(String, String)],
         log: &Path,
     ) -> Result<&mut Proc> {
+        if index > self.list.len() {
+            return Err(anyhow!("process slot {index} is beyond the {} started", self.list.len()));
+        }
+        if index < self.list.len() && self.list[index].running() {
+            return Err(anyhow!("{} (pid {}) still runs; not starting it again", self.list[index].name, self.list[index].pid()));
+        }
         let out = File::options()
             .create(true)
             .append(true)
@@ -107,13 +117,18 @@ impl Procs {
             .with_context(|| format!("cannot open log file {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(program);
-        // Logs go to a file: no colour codes (tracing-subscriber honours NO_COLOR).
         cmd.args(args)
             .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        self.spawn(name, cmd, Some(log.to_path_buf()))
+        self.spawn(name, cmd, Some(log.to_path_buf()))?;
+        if index < self.list.len() - 1 {
+            // The new process was pushed last: move it into its slot.
+            self.list.swap_remove(index);
+        }
+        Ok(&mut self.list[index])
     }
 
     /// Starts a prepared command in its own process group.

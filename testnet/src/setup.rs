@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use yrd_consensus::crypto::{Hash32, SecretKey};
 use yrd_ledger::genesis::{AgencyInfo, ChainParams, Genesis, IssuerInfo, Region, ValidatorInfo};
 use yrd_ledger::tx::AttestationKind;
-use yrd_node::config::{ConsensusConfig, HttpConfig, MempoolConfig, NodeConfig};
+use yrd_node::config::{ConsensusConfig, HttpConfig, MempoolConfig, NodeConfig, StorageConfig};
 
 use crate::agencies::AgencySpec;
 
@@ -191,6 +191,8 @@ pub struct Tuning {
     pub max_block_txs: Option<u32>,
     /// `mempool.max_wait_ms` of every node (admission by queueing delay; 0: off).
     pub max_wait_ms: Option<u64>,
+    /// `[storage]` of every node (the disk reserve; default: the node's).
+    pub storage: Option<StorageConfig>,
 }
 
 impl Default for Tuning {
@@ -199,6 +201,7 @@ impl Default for Tuning {
             mempool_max_txs: MempoolConfig::default().max_txs,
             max_block_txs: None,
             max_wait_ms: None,
+            storage: None,
         }
     }
 }
@@ -337,7 +340,7 @@ pub fn create(dir: &Path, agencies: &[AgencySpec], places: &[Placement], tuning:
                     .unwrap_or(ConsensusConfig::default().max_block_txs),
                 ..ConsensusConfig::default()
             },
-            storage: Default::default(),
+            storage: tuning.storage.clone().unwrap_or_default(),
             http: HttpConfig::default(),
             queries: Default::default(),
         };
@@ -438,6 +441,7 @@ mod tests {
                 mempool_max_txs: 1000,
                 max_block_txs: Some(8192),
                 max_wait_ms: Some(0),
+                storage: None,
             },
         )
         .unwrap();

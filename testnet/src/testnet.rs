@@ -28,6 +28,9 @@ pub struct Options {
     pub tuning: setup::Tuning,
     /// `--wan`: each node in its own network namespace with emulated city links.
     pub wan: Option<wan::Impairments>,
+    /// Extra environment of node `i`'s process (`node_env[i]`; missing: none), e.g.
+    /// the chaos harness's LD_PRELOAD shims.
+    pub node_env: Vec<Vec<(String, String)>>,
 }
 
 /// A running testnet. Dropping it stops every node (see [`Procs`]).
@@ -42,6 +45,8 @@ pub struct Testnet {
     /// The emulated network (`--wan`); declared after `procs` so that the nodes are
     /// stopped before their namespaces are deleted.
     pub wan: Option<wan::Network>,
+    /// Extra environment of each node's process (see [`Options::node_env`]).
+    node_env: Vec<Vec<(String, String)>>,
     pub started: Instant,
 }
 
@@ -121,6 +126,7 @@ impl Testnet {
             quick,
             procs: Procs::default(),
             wan: network,
+            node_env: opts.node_env.clone(),
             started: Instant::now(),
         };
         let n = tn.layout.nodes.len();
@@ -131,32 +137,14 @@ impl Testnet {
             tn.yrd.display()
         );
         for i in 0..tn.layout.nodes.len() {
+            let pid = tn.spawn_node(i)?;
             let spec = &tn.layout.nodes[i];
-            let config = spec.config_path.display().to_string();
-            let p = match &tn.wan {
-                None => tn.procs.spawn_logged(
-                    &spec.name,
-                    &tn.yrd,
-                    &["node", "--config", &config],
-                    &spec.log_path,
-                )?,
-                // `ip netns exec` enters the namespace and execs yrd: same pid.
-                Some(net) => {
-                    let yrd = tn.yrd.display().to_string();
-                    tn.procs.spawn_logged(
-                        &spec.name,
-                        std::path::Path::new("ip"),
-                        &["netns", "exec", &net.node_ns[i], &yrd, "node", "--config", &config],
-                        &spec.log_path,
-                    )?
-                }
-            };
             println!(
                 "  {:<9} {}  {:<20} pid {:<7} api {}  p2p {}:{}  log {}",
                 spec.name,
                 spec.region,
                 spec.city,
-                p.pid(),
+                pid,
                 spec.api_url(),
                 spec.host,
                 spec.p2p_port,
@@ -167,6 +155,35 @@ impl Testnet {
         tn.layout.write_testnet_json()?;
         println!("Wrote {}", tn.layout.testnet_json.display());
         Ok(tn)
+    }
+
+    /// Starts node `i`'s process (in its namespace with `--wan`, with its extra
+    /// environment) as `procs.list[i]`: appended at the first start, replacing
+    /// the exited process on a restart. Returns its pid.
+    pub fn spawn_node(&mut self, i: usize) -> Result<u32> {
+        let spec = &self.layout.nodes[i];
+        let config = spec.config_path.display().to_string();
+        let yrd = self.yrd.display().to_string();
+        let mut args: Vec<&str> = Vec::new();
+        let program = match &self.wan {
+            None => yrd.as_str(),
+            // `ip netns exec` enters the namespace and execs yrd: same pid.
+            Some(net) => {
+                args.extend(["netns", "exec", net.node_ns[i].as_str(), yrd.as_str()]);
+                "ip"
+            }
+        };
+        args.extend(["node", "--config", &config]);
+        let env = self.node_env.get(i).cloned().unwrap_or_default();
+        let p = self.procs.spawn_logged_at(
+            i,
+            &spec.name,
+            std::path::Path::new(program),
+            &args,
+            &env,
+            &spec.log_path,
+        )?;
+        Ok(p.pid())
     }
 
     /// Region codes in node order, for compact lines.

@@ -162,11 +162,17 @@ fn our_namespaces() -> Result<Vec<(String, Option<u32>)>> {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .filter(|n| n.starts_with(NS_PREFIX))
-        .map(|n| {
-            let pid = n[NS_PREFIX.len()..].split('-').next().and_then(|p| p.parse().ok());
-            (n.to_string(), pid)
-        })
+        .map(|n| (n.to_string(), owner_pid(n)))
         .collect())
+}
+
+/// The pid of the run that owns namespace `ns`: `yrdwan-<pid>-<i>` of a run, or
+/// `yrdwan-probe-<pid>` of a probe (made and deleted by a starting run — read as
+/// ownerless, another run's cleanup deleted it under that run's feet).
+fn owner_pid(ns: &str) -> Option<u32> {
+    let rest = ns.strip_prefix(NS_PREFIX)?;
+    let rest = rest.strip_prefix("probe-").unwrap_or(rest);
+    rest.split('-').next().and_then(|p| p.parse().ok())
 }
 
 /// The root namespace's end of a run's bridge link.
@@ -210,8 +216,12 @@ pub fn cleanup(all: bool) -> Result<Vec<String>> {
             if let Some(p) = pid {
                 remove_root_link(p);
             }
-            remove_namespace(&ns).with_context(|| format!("removing namespace {ns}"))?;
-            removed.push(ns);
+            match remove_namespace(&ns) {
+                Ok(()) => removed.push(ns),
+                // Gone meanwhile (its own run removed it): nothing to do.
+                Err(_) if !std::path::Path::new("/run/netns").join(&ns).exists() => {}
+                Err(e) => return Err(e.context(format!("removing namespace {ns}"))),
+            }
         }
     }
     Ok(removed)
@@ -379,7 +389,7 @@ impl Drop for Network {
 }
 
 /// Whether the effective uid is 0 (`Uid:` of /proc/self/status: real, effective, …).
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0")))
@@ -389,6 +399,17 @@ fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespaces_name_their_owner_probes_included() {
+        assert_eq!(owner_pid("yrdwan-4242-0"), Some(4242));
+        assert_eq!(owner_pid("yrdwan-4242-hub"), Some(4242));
+        // A starting run's probe belongs to that run: a concurrent cleanup must
+        // not take it for a leftover (it did, and failed when the probe vanished).
+        assert_eq!(owner_pid("yrdwan-probe-10271"), Some(10271));
+        assert_eq!(owner_pid("yrdwan-x"), None);
+        assert_eq!(owner_pid("other-1"), None);
+    }
 
     #[test]
     fn tc_script_has_a_class_netem_and_filter_per_destination() {
