@@ -211,6 +211,8 @@ pub(crate) fn check_tip(ledger: &Ledger, indexed: u64) -> Result<(), String> {
     if issuer_entries != log_size {
         return Err(format!("the issuer index holds {issuer_entries} entries for a log of {log_size}"));
     }
+    // Subject records: every chunk as its head's count gives it.
+    crate::store::check_subject_chunks(tree)?;
     Ok(())
 }
 

@@ -48,7 +48,7 @@ use crate::consent::{self, BlockConsent, ConsentDelta, Refusal as ConsentRefusal
 mod consent_index;
 pub use consent_index::QueryRecordAt;
 mod subject_store;
-pub(crate) use subject_store::record_kvs;
+pub(crate) use subject_store::{check_subject_chunks, record_kvs};
 pub use subject_store::SubjectHead;
 use subject_store::{SubjectChanges, SubjectDelta};
 use crate::genesis::Genesis;

@@ -330,3 +330,54 @@ impl Ledger {
         Ok(())
     }
 }
+
+/// The check at open over every subject (`repair::check_tip`): each entry
+/// chunk and entries-tree node chunk belongs to a subject with a head and
+/// holds exactly what the head's count gives — nothing of a block above the
+/// tip, none missing. One pass over the `s`, `e` and `n` keys, reading only the
+/// length of each value (as the issuer index is checked at open).
+pub(crate) fn check_subject_chunks(tree: &sled::Tree) -> Result<(), String> {
+    let err = |e: sled::Error| format!("read failed: {e}");
+    let mut heads: HashMap<Vec<u8>, (u64, u64, u64)> = HashMap::new(); // subject → (count, e chunks, n chunks)
+    for item in tree.scan_prefix([b's']) {
+        let (k, v) = item.map_err(err)?;
+        let head: SubjectHead = codec::decode(&v, 64, "subject head").map_err(|e| format!("subject head {}: {e}", hex::encode(&k)))?;
+        heads.insert(k[1..].to_vec(), (head.count, 0, 0));
+    }
+    let name = |k: &[u8]| String::from_utf8_lossy(k.get(1..19).unwrap_or_default()).to_string();
+    for item in tree.scan_prefix([b'e']) {
+        let (k, v) = item.map_err(err)?;
+        let subject = name(&k);
+        let chunk = k.get(19..27).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes).ok_or_else(|| format!("entry chunk key {} is malformed", hex::encode(&k)))?;
+        let (count, seen, _) = heads.get_mut(k.get(1..19).unwrap_or_default()).ok_or_else(|| format!("subject {subject} has entry chunks but no head"))?;
+        *seen += 1;
+        let want = count.saturating_sub(chunk * ENTRY_CHUNK).min(ENTRY_CHUNK);
+        let len = v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
+        if want == 0 || len != Some(want) {
+            return Err(format!("subject {subject}: entry chunk {chunk} holds {len:?} entries, a record of {count} has {want} there"));
+        }
+    }
+    for item in tree.scan_prefix([b'n']) {
+        let (k, v) = item.map_err(err)?;
+        let subject = name(&k);
+        let level = k.get(19).copied().ok_or_else(|| format!("node chunk key {} is malformed", hex::encode(&k)))?;
+        let chunk = k.get(20..28).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes).ok_or_else(|| format!("node chunk key {} is malformed", hex::encode(&k)))?;
+        let (count, _, seen) = heads.get_mut(k.get(1..19).unwrap_or_default()).ok_or_else(|| format!("subject {subject} has entries-tree nodes but no head"))?;
+        *seen += 1;
+        let nodes = if level < 64 { *count >> level } else { 0 };
+        let want = nodes.saturating_sub(chunk * NODE_CHUNK).min(NODE_CHUNK) as usize * 32;
+        if want == 0 || v.len() != want {
+            return Err(format!("subject {subject}: entries-tree level {level} chunk {chunk} holds {} bytes, a record of {count} has {want}", v.len()));
+        }
+    }
+    for (k, (count, e, n)) in heads {
+        let want_e = count.div_ceil(ENTRY_CHUNK);
+        let want_n: u64 = (0..64u32).map(|l| (count >> l).div_ceil(NODE_CHUNK)).sum();
+        if count == 0 || e != want_e || n != want_n {
+            let subject = String::from_utf8_lossy(&k);
+            return Err(format!("subject {subject}: {e} entry chunks and {n} node chunks stored, a record of {count} has {want_e} and {want_n}"));
+        }
+    }
+    Ok(())
+}
+
