@@ -1158,7 +1158,7 @@ impl<'g> Ctx<'g> {
             fail(
                 Check::SubjectMap,
                 format!(
-                    "entries {}..{} of a record of {} entries of {subject} are not in the subject map of block {}: {e} (an entry, a redacted entry's commitment, the page's place, the count or the range proof was changed)",
+                    "the record page of {subject} (entries {}..{} of {}) is not in the subject map of block {}: {e} (an entry, a redacted entry's commitment, the page's place, the count or the range proof was changed)",
                     page.from,
                     page.to(),
                     page.count,
@@ -1380,7 +1380,7 @@ pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<Repor
                 continue;
             }
             (EntryView::Redacted(_), ReportEntry::Full(_)) => {
-                return Err(fail(Check::Completeness, format!("{field} is given in full, but the record has only a commitment at position {position}")))
+                return Err(fail(Check::Completeness, format!("{field} is given in full, but the record has only a commitment here (position {position})")))
             }
             (EntryView::Full(e), ReportEntry::Redacted(_)) => {
                 return Err(fail(Check::Completeness, format!("{field} is redacted, but the record shows attestation {} at position {position}", e.id)))
