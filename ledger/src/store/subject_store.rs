@@ -70,9 +70,12 @@ pub(crate) fn node_chunk_key(s: &Uscc, level: u8, chunk: u64) -> Vec<u8> {
     k
 }
 
+/// A sled key and its value.
+pub(crate) type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Every key and value `rec` is stored as, computed from scratch (what the
 /// audit compares and the repair writes; incremental updates give the same bytes).
-pub(crate) fn record_kvs(rec: &SubjectRecord) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CodecError> {
+pub(crate) fn record_kvs(rec: &SubjectRecord) -> Result<Vec<KeyValue>, CodecError> {
     let commitments = rec.commitments()?;
     let tree = entries_tree(&commitments);
     let head = SubjectHead { count: rec.entries.len() as u64, root: tree.root() };
