@@ -1,13 +1,14 @@
-"""A second, independent check of subject reports (full or redacted), written
-from docs/proofs.md alone, to keep the document precise: the header layout, the
-RecordView decoding, entry commitments and the subject value (steps 11-12), the
+"""A second, independent check of subject reports (full or redacted, whole or one
+page), written from docs/proofs.md alone, to keep the document precise: the header
+layout, the RecordPage decoding, entry commitments, the page's range proof and the
+entries root, the subject value (steps 11-12), the
 subject-map proof, completeness with redacted entries (step 17) and each shown
 attestation's RFC 9162 inclusion (step 10), and the strict JSON rules of §3
 (no duplicate key, exactly the report's keys, lowercase hex). It does NOT check signatures,
 certificates or the governance section (no ed25519 here): use `yrd verify`.
 
     YRD_DUMP_PROOFS=/tmp/p cargo test -p yrd-ledger --test proof dump
-    python3 scripts/check-report-hashes.py /tmp/p/report.json /tmp/p/report-redacted.json
+    python3 scripts/check-report-hashes.py /tmp/p/report.json /tmp/p/report-redacted.json /tmp/p/report-page-*.json
 """
 import hashlib, json, re, sys
 H = lambda *p: hashlib.sha256(b"".join(p)).digest()
@@ -46,15 +47,32 @@ def entry(r):
     revoked = r.opt(rev)
     return dict(id=eid, height=height, issuer=issuer, kind=kind, until=until, revoked=revoked, raw=r.b[start:r.i])
 
-def record_view(b):
-    r = R(b); subject = r.take(18); n = r.u64(); entries = []
+def record_page(b):  # RecordPage { subject, count, from, entries: Vec<EntryView>, proof: Vec<Hash32> }
+    r = R(b); subject = r.take(18); count = r.u64(); start = r.u64(); n = r.u64(); entries = []
     for _ in range(n):
         tag = r.u32()
         if tag == 0: entries.append(("full", entry(r)))
         elif tag == 1: entries.append(("redacted", r.take(32)))
         else: raise ValueError("EntryView tag")
+    proof = [r.take(32) for _ in range(r.u64())]
     assert r.i == len(b), "trailing bytes"
-    return subject, entries
+    return subject, count, start, entries, proof
+
+def page_root(count, start, commitments, proof):  # docs/proofs.md §2, "The root of a RecordPage"
+    end = start + len(commitments)
+    if not commitments or end > count or len(proof) > 128: raise ValueError("subject-map: malformed page")
+    j = [0]
+    def T(lo, hi):
+        if hi <= start or end <= lo:
+            if j[0] == len(proof): raise ValueError("subject-map: range proof too short")
+            j[0] += 1; return proof[j[0] - 1]
+        if hi - lo == 1: return H(b"\x00", commitments[lo - start])
+        k = 1
+        while k * 2 < hi - lo: k *= 2
+        return H(b"\x01", T(lo, lo + k), T(lo + k, hi))
+    root = T(0, count)
+    if j[0] != len(proof): raise ValueError("subject-map: range proof hashes left over")
+    return root
 
 def no_duplicates(pairs):  # docs/proofs.md §3, "Strict JSON"
     keys = [k for k, _ in pairs]
@@ -100,14 +118,15 @@ def inclusion_root(index, size, leaf, path):  # RFC 9162 2.1.3.2
 def check(path):
     f = json.load(open(path), object_pairs_hook=no_duplicates)
     keys(f, {"type", "version", "subject", "anchor", "record", "proof", "entries", "governance"}, "report")
-    assert f["type"] == "yrd-subject-report" and f["version"] == 3
+    assert f["type"] == "yrd-subject-report" and f["version"] == 4
     keys(f["anchor"], {"header", "certificate"}, "anchor")
     h = header(unhex(f["anchor"]["header"]))
     key = H(f["subject"].encode())
-    subject, entries = record_view(unhex(f["record"]))
+    subject, count, start, entries, proof = record_page(unhex(f["record"]))
     assert subject.decode() == f["subject"], "subject"
     commitments = [H(sb(b"ledger/subject-entry", e["raw"])) if k == "full" else e for k, e in entries]
-    value = H(sb(b"ledger/subject-record", subject + len(commitments).to_bytes(8, "big") + b"".join(commitments)))
+    root = page_root(count, start, commitments, proof)
+    value = H(sb(b"ledger/subject-record", subject + count.to_bytes(8, "big") + root))
     assert f["proof"]["terminal"] == {"type": "present", "value": value.hex()}, "value"
     assert map_root(key, f["proof"]) == h["subjects_root"], "subject-map"
     assert len(f["entries"]) == len(entries), "completeness: count"
@@ -127,10 +146,10 @@ def check(path):
         assert root == h["log_root"], "log-inclusion"
         assert (given["revocation"] is None) == (e["revoked"] is None), "revocation"
         shown += 1
-    return shown, hidden
+    return shown, hidden, start, start + len(entries), count
 
 for p in sys.argv[1:]:
     try:
-        print(p, "OK shown=%d redacted=%d" % check(p))
+        print(p, "OK shown=%d redacted=%d records %d..%d of %d" % check(p))
     except (AssertionError, ValueError, KeyError) as ex:
         print(p, "FAILED", repr(ex))

@@ -12,7 +12,7 @@ use yrd_consensus::codec;
 use yrd_consensus::types::Height;
 use yrd_ledger::proof::{self, FullEntry, IncludedTx, Report, ReportEntry};
 use yrd_ledger::store::Ledger;
-use yrd_ledger::subjects::{EntryView, RecordView, SubjectEntry};
+use yrd_ledger::subjects::{EntryView, RecordPage, SubjectEntry};
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{AttestationKind, RevocationReason};
 use yrd_ledger::uscc::Uscc;
@@ -30,11 +30,11 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn view_of(r: &Report) -> RecordView {
+fn view_of(r: &Report) -> RecordPage {
     codec::decode(&hex::decode(r.record.as_ref().unwrap()).unwrap(), 1 << 22, "view").unwrap()
 }
 
-fn with_view(r: &Report, edit: impl FnOnce(&mut RecordView)) -> Report {
+fn with_view(r: &Report, edit: impl FnOnce(&mut RecordPage)) -> Report {
     let mut v = view_of(r);
     edit(&mut v);
     let mut t = r.clone();

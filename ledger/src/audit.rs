@@ -15,7 +15,6 @@ use yrd_consensus::types::Height;
 use crate::genesis::Genesis;
 use crate::governance::Membership;
 use crate::replay::{height_key, read_certified_block, Parent, Replay};
-use crate::subjects::SubjectRecord;
 use crate::validate::check_stateless;
 
 /// What was checked.
@@ -135,7 +134,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     }
     for item in tree.iter().keys() {
         let k = item.map_err(|e| bad("store", format!("read failed: {e}")))?;
-        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's' | b'g' | b'M' | b'a' | b'q'))
+        let known = matches!(k.first(), Some(b'b' | b'h' | b'c' | b'l' | b'x' | b'i' | b's' | b'e' | b'n' | b'g' | b'M' | b'a' | b'q'))
             || [&b"mheight"[..], b"mlogsize", b"mchain", b"mgenesis", b"mformat"].contains(&k.as_ref());
         if !known {
             return Err(bad("store", format!("unknown key {}", hex::encode(&k))));
@@ -216,21 +215,22 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
     if stored_chunks != issuer_chunks.len() {
         return Err(bad("issuer index", format!("{stored_chunks} chunks stored, the blocks fill {}", issuer_chunks.len())));
     }
-    // Subject records.
-    let mut stored_subjects = 0u64;
-    for item in tree.scan_prefix([b's']) {
-        let (k, v) = item.map_err(|e| bad("subject index", e.to_string()))?;
-        stored_subjects += 1;
-        let name = String::from_utf8_lossy(&k[1..]).to_string();
-        let rec = SubjectRecord::decode(&v).map_err(|e| bad(format!("subject {name}"), e.to_string()))?;
-        match records.get(&rec.subject) {
-            Some(expected) if expected == &rec && rec.subject.as_str().as_bytes() == &k[1..] => {}
-            _ => return Err(bad(format!("subject {name}"), "stored record differs from what the blocks say")),
+    // Subject records: heads, entry chunks and entries-tree node chunks, as
+    // the replayed records give them from scratch.
+    let mut expected: [std::collections::BTreeMap<Vec<u8>, Vec<u8>>; 3] = Default::default();
+    for rec in records.values() {
+        for (k, v) in crate::store::record_kvs(rec).map_err(|e| bad(format!("subject {}", rec.subject), e.to_string()))? {
+            let slot = match k.first() {
+                Some(b's') => 0,
+                Some(b'e') => 1,
+                _ => 2,
+            };
+            expected[slot].insert(k, v);
         }
     }
-    if stored_subjects != records.len() as u64 {
-        return Err(bad("subject index", format!("{stored_subjects} records for {} subjects", records.len())));
-    }
+    compare_prefix(tree, b's', "subject index", &expected[0])?;
+    compare_prefix(tree, b'e', "subject entries", &expected[1])?;
+    compare_prefix(tree, b'n', "subject entries tree", &expected[2])?;
     // Governance: every proposal record and membership change, as replayed.
     let expected = replay.gov_records()?;
     let mut stored_records = 0usize;

@@ -21,6 +21,7 @@ pub mod fault;
 pub mod genesis;
 pub mod governance;
 pub mod merkle;
+pub mod merkle_range;
 pub mod proof;
 pub mod proof_gov;
 pub mod proof_queries;

@@ -63,7 +63,7 @@ pub fn reference_root(leaves: &[Vec<u8>]) -> Hash32 {
 }
 
 /// The largest power of two strictly less than `n` (the RFC's `k`). Requires `n >= 2`.
-fn split_point(n: u64) -> u64 {
+pub(crate) fn split_point(n: u64) -> u64 {
     debug_assert!(n >= 2);
     1u64 << (63 - (n - 1).leading_zeros())
 }
@@ -153,7 +153,7 @@ pub fn append_nodes<S: NodeSource>(
 /// MTH(D[lo:hi]) for a range produced by the RFC recursion: `lo` is a multiple of the
 /// largest power of two `>= hi - lo`, so every left part is one complete node and
 /// only the right edge needs recursion. `hi > lo`.
-fn range_hash<S: NodeSource>(source: &S, lo: u64, hi: u64) -> Result<Hash32, MerkleError<S::Error>> {
+pub(crate) fn range_hash<S: NodeSource>(source: &S, lo: u64, hi: u64) -> Result<Hash32, MerkleError<S::Error>> {
     let n = hi - lo;
     if n.is_power_of_two() {
         let level = n.trailing_zeros() as u8;

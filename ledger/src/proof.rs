@@ -15,11 +15,17 @@
 //! transaction log inclusion proofs are against the anchor's `(log_size,
 //! log_root)`, the subject-map proof against its `subjects_root`.
 //!
+//! A file carries a subject record as a *page* ([`RecordPage`]): entries
+//! `from..to` of exactly `count`, with the range proof that places them in the
+//! record's entries tree, whose root the subject-map value commits to. A report
+//! of a big subject is several pages ([`report_page`], [`verify_report_pages`]);
+//! pages that prove the same record and cover `0..count` are the complete list.
+//!
 //! A file made for a reader who may not see every record about the subject
 //! (docs/access.md) carries those entries of the subject record as their
-//! commitments only ([`RecordView`], [`ReportEntry::Redacted`]): the record
-//! still hashes to the value in the map, so it stays provably complete, and
-//! nothing of the hidden records is in the file.
+//! commitments only ([`EntryView::Redacted`], [`ReportEntry::Redacted`]): the
+//! page still hashes to the value in the map, so it stays provably complete,
+//! and nothing of the hidden records is in the file.
 //!
 //! The validators that certify an anchor, and the issuers in force at a
 //! record's height, follow from the genesis and the governance changes since:
@@ -41,7 +47,7 @@ use crate::governance::{GovState, Membership, RetireReason};
 use crate::merkle::{self, INCLUSION_PROOF_HASHES_MAX};
 pub use crate::proof_gov::{AppliedProposal, GovBlock, GovTx};
 use crate::store::{entry_status, Ledger, Status, StoreError};
-use crate::subjects::{subject_key, EntryView, ProofTerminal, RecordView, SubjectEntry, SubjectProof, SubjectRecord, MAX_SUBJECT_RECORD_BYTES};
+use crate::subjects::{subject_key, EntryView, ProofTerminal, RecordPage, SubjectEntry, SubjectProof, MAX_SUBJECT_RECORD_BYTES};
 use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId, MAX_TX_BYTES};
 use crate::uscc::Uscc;
 use crate::validate::check_stateless;
@@ -49,8 +55,17 @@ use crate::validate::check_stateless;
 /// The format version of every file this module writes. Version 2: headers
 /// commit to the membership, and files carry the governance section. Version 3:
 /// subject records are hashed entry by entry and travel as a
-/// [`RecordView`], so a file can redact entries (docs/proofs.md).
-pub const FORMAT_VERSION: u32 = 3;
+/// [`RecordPage`]-like views, so a file can redact entries. Version 4: a
+/// subject's value commits to the RFC 9162 root over its entries' commitments,
+/// and files carry a [`RecordPage`] (entries `from..to` of `count`, with a range
+/// proof), so a report of a big subject is made of pages (docs/proofs.md).
+pub const FORMAT_VERSION: u32 = 4;
+/// Most entries in one page of a subject report a node serves
+/// (`GET /v1/proofs/subjects/{uscc}?from=&limit=`): a full entry is about
+/// 1.7 KB of JSON (transaction and its log inclusion path), so a page stays
+/// under ~2 MB and is built in well under a second; more pages are asked
+/// for with `from`.
+pub const MAX_REPORT_PAGE_ENTRIES: u64 = 1024;
 /// `"type"` of a proof bundle.
 pub const BUNDLE_TYPE: &str = "yrd-proof-bundle";
 /// `"type"` of a subject report.
@@ -136,8 +151,8 @@ impl SubjectProofJson {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectPart {
-    /// Hex of `canonical(RecordView)`: the subject record, entries the reader
-    /// may not see replaced by their commitments.
+    /// Hex of `canonical(RecordPage)`: the page of the subject record holding
+    /// the attestation's entry (only that one), with its range proof.
     pub record: String,
     pub proof: SubjectProofJson,
 }
@@ -212,12 +227,13 @@ pub struct Report {
     /// The 18-character canonical USCC.
     pub subject: String,
     pub anchor: Anchor,
-    /// Hex of `canonical(RecordView)`, or `null` when the subject has no record.
+    /// Hex of `canonical(RecordPage)`: entries `from..to` of the record, or
+    /// `null` when the subject has no record.
     #[serde(deserialize_with = "crate::strict_json::required")]
     pub record: Option<String>,
     /// Proof of the record, or of absence when `record` is null.
     pub proof: SubjectProofJson,
-    /// One per entry of the record, in the record's order.
+    /// One per entry of the page, in the record's order.
     pub entries: Vec<ReportEntry>,
     /// The membership changes in force at the anchor (empty: the genesis').
     pub governance: Vec<GovBlock>,
@@ -449,8 +465,19 @@ pub struct ReportVerdict {
     pub chain_id: Hash32,
     pub subject: Uscc,
     pub anchor: BlockInfo,
-    /// Every record about the subject as of the anchor that the file shows;
-    /// empty with `redacted` empty = proven absent.
+    /// How many records the subject has as of the anchor (0: proven absent).
+    pub count: u64,
+    /// The records `from..to` of the `count` are in the file (pages together).
+    pub from: u64,
+    pub to: u64,
+    /// Whether the file shows the complete record (`from = 0`, `to = count`);
+    /// otherwise it proves that these are records `from..to` of exactly `count`.
+    pub complete: bool,
+    /// The root of the record's entries tree (with `count`, what the
+    /// subject-map value commits to); `null` for an absent subject.
+    pub entries_root: Option<Hash32>,
+    /// The records `from..to` about the subject as of the anchor that the file
+    /// shows; empty with `redacted` empty and `count` 0 = proven absent.
     pub attestations: Vec<AttestationInfo>,
     /// The records the file holds only as commitments (the reader may not see
     /// them): they exist, at these positions of the record, and nothing else
@@ -525,6 +552,8 @@ pub enum BuildError {
     NoSuchHeight { height: Height, tip: Height },
     #[error("heights out of order: from {from} is after to {to}")]
     HeightsOutOfOrder { from: Height, to: Height },
+    #[error("the record has {count} entries: a page from {from} with at most {limit} entries would be empty")]
+    NoSuchEntries { from: u64, limit: u64, count: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -571,10 +600,12 @@ pub fn bundle(ledger: &Ledger, id: &TxId) -> Result<Bundle, BuildError> {
     bundle_for(ledger, id, &|_| true)
 }
 
-/// A proof bundle for attestation `id` whose subject record shows the entries
-/// `show` accepts and only the commitments of the others (the attestation's
-/// own entry must be shown: the caller checks its reader may see it).
+/// A proof bundle for attestation `id`. Its subject record is the page holding
+/// the attestation's own entry and nothing else, so `show` (what the reader may
+/// see of the others) has nothing to hide; the caller checks the reader may see
+/// this entry.
 pub fn bundle_for(ledger: &Ledger, id: &TxId, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<Bundle, BuildError> {
+    let _ = show;
     let (header, anchor) = latest_anchor(ledger)?;
     let (rec, attestation) = included(ledger, id, header.log_size)?;
     let subject = match &rec.tx.tx.body {
@@ -584,13 +615,18 @@ pub fn bundle_for(ledger: &Ledger, id: &TxId, show: &dyn Fn(&SubjectEntry) -> bo
             return Err(BuildError::NotAttestation { id: *id, target: *id })
         }
     };
-    let record = ledger.subject_record(&subject)?.ok_or_else(|| corrupt(format!("subject {subject} has no record")))?;
+    let head = ledger.subject_head(&subject)?.ok_or_else(|| corrupt(format!("subject {subject} has no record")))?;
     let proof = ledger.subject_proof(&subject);
-    let entry = record
-        .entries
-        .iter()
-        .find(|e| &e.id == id)
+    let (pos, entry) = ledger
+        .subject_entry(&subject, id, rec.height)?
         .ok_or_else(|| corrupt(format!("{id} is missing from its subject record")))?;
+    let page = RecordPage {
+        subject,
+        count: head.count,
+        from: pos,
+        entries: vec![EntryView::Full(entry.clone())],
+        proof: ledger.subject_range_proof(&subject, pos, pos + 1)?,
+    };
     let revocation = match entry.revoked {
         Some((by, _)) => Some(included(ledger, &by, header.log_size)?.1),
         None => None,
@@ -600,37 +636,48 @@ pub fn bundle_for(ledger: &Ledger, id: &TxId, show: &dyn Fn(&SubjectEntry) -> bo
         version: FORMAT_VERSION,
         anchor,
         attestation,
-        subject: SubjectPart { record: view_hex(&record, &|e| e.id == *id || show(e))?, proof: (&proof).into() },
+        subject: SubjectPart { record: hex::encode(codec::encode(&page)?), proof: (&proof).into() },
         revocation,
         governance: crate::proof_gov::section(ledger, header.height)?,
     })
 }
 
-/// Hex of the canonical view of `record` that shows the entries `show` accepts.
-fn view_hex(record: &SubjectRecord, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<String, BuildError> {
-    Ok(hex::encode(codec::encode(&RecordView::of(record, show)?)?))
-}
-
 /// A report of every record about `subject` against the latest block, all in
-/// full; a proof of absence when there is none.
+/// full, as one page; a proof of absence when there is none.
 pub fn report(ledger: &Ledger, subject: &Uscc) -> Result<Report, BuildError> {
     report_for(ledger, subject, &|_| true)
 }
 
-/// A report of every record about `subject`, showing the entries `show`
-/// accepts in full and the others as their commitments only (docs/proofs.md,
-/// "Redacted entries"): still provably complete.
+/// A report of every record about `subject` as one page, showing the entries
+/// `show` accepts in full and the others as their commitments only
+/// (docs/proofs.md, "Redacted entries"): still provably complete. For a big
+/// subject use [`report_page`].
 pub fn report_for(ledger: &Ledger, subject: &Uscc, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<Report, BuildError> {
+    report_page(ledger, subject, 0, u64::MAX, show)
+}
+
+/// Entries `from .. from + limit` (cut at the record's end) of the record of
+/// `subject` against the latest block, with their range proof; the entries
+/// `show` refuses as commitments only. `from` at or past the end of a record
+/// (or `limit` 0) is refused: a page holds at least one entry. A subject with
+/// no record gives the proof of absence whatever the range.
+pub fn report_page(ledger: &Ledger, subject: &Uscc, from: u64, limit: u64, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<Report, BuildError> {
     let (header, anchor) = latest_anchor(ledger)?;
-    let record = ledger.subject_record(subject)?;
     let proof = ledger.subject_proof(subject);
     let mut entries = Vec::new();
     let mut view = None;
-    if let Some(rec) = &record {
-        let v = RecordView::of(rec, show)?;
-        for (e, shown) in rec.entries.iter().zip(&v.entries) {
-            if let EntryView::Redacted(c) = shown {
-                entries.push(ReportEntry::Redacted(RedactedEntry { redacted: *c }));
+    if let Some(head) = ledger.subject_head(subject)? {
+        let to = from.saturating_add(limit).min(head.count);
+        if from >= to {
+            return Err(BuildError::NoSuchEntries { from, limit, count: head.count });
+        }
+        let shown = ledger.subject_entries(subject, from, to)?;
+        let mut page = RecordPage { subject: *subject, count: head.count, from, entries: Vec::with_capacity(shown.len()), proof: Vec::new() };
+        for e in shown {
+            if !show(&e) {
+                let c = e.commitment()?;
+                entries.push(ReportEntry::Redacted(RedactedEntry { redacted: c }));
+                page.entries.push(EntryView::Redacted(c));
                 continue;
             }
             let attestation = logged(ledger, &e.id, header.log_size)?;
@@ -639,8 +686,10 @@ pub fn report_for(ledger: &Ledger, subject: &Uscc, show: &dyn Fn(&SubjectEntry) 
                 None => None,
             };
             entries.push(ReportEntry::Full(FullEntry { attestation, revocation }));
+            page.entries.push(EntryView::Full(e));
         }
-        view = Some(hex::encode(codec::encode(&v)?));
+        page.proof = ledger.subject_range_proof(subject, from, to)?;
+        view = Some(hex::encode(codec::encode(&page)?));
     }
     Ok(Report {
         kind: REPORT_TYPE.into(),
@@ -847,7 +896,7 @@ pub(crate) fn check_format(kind: &str, version: u32, expected: &str) -> Result<(
     if version != FORMAT_VERSION {
         return Err(fail(
             Check::Format,
-            format!("version {version} is not supported (this verifier reads version {FORMAT_VERSION}; version 1 files predate governance, version 2 files hash subject records whole — fetch the file again)"),
+            format!("version {version} is not supported (this verifier reads version {FORMAT_VERSION}; version 1 files predate governance, version 2 files hash subject records whole, version 3 files hash every entry of a record in a row, with no pages — fetch the file again)"),
         ));
     }
     Ok(())
@@ -1080,27 +1129,44 @@ impl<'g> Ctx<'g> {
             })
     }
 
-    /// Decodes a record and checks its proof in the header's subject map.
-    fn record(&self, field: &str, hexed: &str, proof: &SubjectProofJson, subject: &Uscc, header: &BlockHeader) -> Result<RecordView, VerifyError> {
+    /// Decodes a record page and checks it, through its range proof and the
+    /// subject-map proof, against the header's subject map; returns the page
+    /// and the entries-tree root it proves.
+    fn record(&self, field: &str, hexed: &str, proof: &SubjectProofJson, subject: &Uscc, header: &BlockHeader) -> Result<(RecordPage, Hash32), VerifyError> {
         let bytes = unhex(field, hexed, MAX_SUBJECT_RECORD_BYTES)?;
-        let record: RecordView = decode_canonical(field, &bytes, MAX_SUBJECT_RECORD_BYTES, "subject record")?;
-        if &record.subject != subject {
-            return Err(fail(Check::SubjectMap, format!("{field} is about {}, not {subject}", record.subject)));
+        let page: RecordPage = decode_canonical(field, &bytes, MAX_SUBJECT_RECORD_BYTES, "subject record page")?;
+        if &page.subject != subject {
+            return Err(fail(Check::SubjectMap, format!("{field} is about {}, not {subject}", page.subject)));
         }
         if proof.siblings.len() > SUBJECT_PROOF_SIBLINGS_MAX {
             return Err(fail(Check::SubjectMap, format!("subject-map proof has {} siblings, at most 256", proof.siblings.len())));
         }
-        let value = record.value_hash().map_err(|e| fail(Check::Decode, format!("{field}: {e}")))?;
+        let root = page.record_root().map_err(|e| {
+            fail(
+                Check::SubjectMap,
+                format!(
+                    "the record page of {subject} is not in the subject map of block {}: {field}: entries {}..{} of {} do not give a record root: {e}",
+                    header.height,
+                    page.from,
+                    page.to(),
+                    page.count
+                ),
+            )
+        })?;
+        let value = root.value_hash().map_err(|e| fail(Check::Decode, format!("{field}: {e}")))?;
         proof.to_proof().verify_present(&subject_key(subject), &value, &header.subjects_root).map_err(|e| {
             fail(
                 Check::SubjectMap,
                 format!(
-                    "the record of {subject} is not in the subject map of block {}: {e} (an entry or a redacted entry's commitment was changed, added, removed or reordered)",
+                    "the record page of {subject} (entries {}..{} of {}) is not in the subject map of block {}: {e} (an entry, a redacted entry's commitment, the page's place, the count or the range proof was changed)",
+                    page.from,
+                    page.to(),
+                    page.count,
                     header.height
                 ),
             )
         })?;
-        Ok(record)
+        Ok((page, root.root))
     }
 
     /// An attestation (already in the log) checked against its record entry and
@@ -1113,7 +1179,7 @@ impl<'g> Ctx<'g> {
         inc: &IncludedTx,
         revocation: (&str, Option<&IncludedTx>),
         header: &BlockHeader,
-        record_of: &mut dyn FnMut(&Uscc) -> Result<RecordView, VerifyError>,
+        entry_of: &mut dyn FnMut(&Uscc, &TxId) -> Result<SubjectEntry, VerifyError>,
         expected_id: Option<&TxId>,
         now_ms: u64,
     ) -> Result<AttestationInfo, VerifyError> {
@@ -1127,15 +1193,8 @@ impl<'g> Ctx<'g> {
             }
         }
         self.inclusion(field, inc, &bytes, header, Check::LogInclusion)?;
-        let record = record_of(&a.subject)?;
-        let entry = record
-            .entries
-            .iter()
-            .find_map(|e| match e {
-                EntryView::Full(e) if e.id == id => Some(e),
-                _ => None,
-            })
-            .ok_or_else(|| fail(Check::Status, format!("the subject record of {} does not show attestation {id}", a.subject)))?;
+        let entry = entry_of(&a.subject, &id)?;
+        let entry = &entry;
         check_entry(entry, &tx, header)?;
         let height = entry.height.0;
         self.in_force(&format!("{field}.tx"), &tx, height, Check::Transaction)?;
@@ -1237,14 +1296,24 @@ pub fn verify_bundle(genesis: &Genesis, b: &Bundle, now_ms: u64) -> Result<Verdi
 /// Steps 1–14 of a bundle whose governance section `ctx` has replayed.
 fn bundle_with(ctx: &Ctx<'_>, b: &Bundle, now_ms: u64) -> Result<Verdict, VerifyError> {
     let (header, anchor) = ctx.anchor("anchor", &b.anchor)?;
-    let mut record_of = |subject: &Uscc| ctx.record("subject.record", &b.subject.record, &b.subject.proof, subject, &header);
+    let mut entry_of = |subject: &Uscc, id: &TxId| {
+        let (page, _) = ctx.record("subject.record", &b.subject.record, &b.subject.proof, subject, &header)?;
+        page.entries
+            .into_iter()
+            .find_map(|e| match e {
+                EntryView::Full(e) if &e.id == id => Some(e),
+                _ => None,
+            })
+            .ok_or_else(|| fail(Check::Status, format!("the subject record of {subject} does not show attestation {id}")))
+    };
     let attestation =
-        ctx.attestation("attestation", &b.attestation, ("revocation", b.revocation.as_ref()), &header, &mut record_of, None, now_ms)?;
+        ctx.attestation("attestation", &b.attestation, ("revocation", b.revocation.as_ref()), &header, &mut entry_of, None, now_ms)?;
     Ok(Verdict { chain_name: ctx.genesis.chain_name.clone(), chain_id: ctx.chain, anchor, attestation, governance: ctx.applied() })
 }
 
-/// Verifies a subject report offline: the record (or absence) is in the map, and
-/// the entries are exactly the record's, each valid and included.
+/// Verifies a subject report offline: the record page (or absence) is in the
+/// map, and the entries are exactly the page's, each valid and included. The
+/// verdict says whether the page is the complete record or which range of it.
 pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<ReportVerdict, VerifyError> {
     check_format(&r.kind, r.version, REPORT_TYPE)?;
     let subject = Uscc::parse(&r.subject).map_err(|e| fail(Check::Decode, format!("subject {:?}: {e}", r.subject)))?;
@@ -1269,54 +1338,69 @@ pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<Repor
             chain_id: ctx.chain,
             subject,
             anchor,
+            count: 0,
+            from: 0,
+            to: 0,
+            complete: true,
+            entries_root: None,
             attestations: Vec::new(),
             redacted: Vec::new(),
             governance: ctx.applied(),
         });
     };
-    let record = ctx.record("record", record_hex, &r.proof, &subject, &header)?;
-    if r.entries.len() != record.entries.len() {
+    let (page, root) = ctx.record("record", record_hex, &r.proof, &subject, &header)?;
+    if r.entries.len() != page.entries.len() {
         return Err(fail(
             Check::Completeness,
-            format!("the record lists {} attestations, the report carries {}", record.entries.len(), r.entries.len()),
+            format!(
+                "the record lists {} attestations, the report carries {} (the page holds records {}..{} of {})",
+                page.entries.len(),
+                r.entries.len(),
+                page.from,
+                page.to(),
+                page.count
+            ),
         ));
     }
-    let mut attestations = Vec::with_capacity(record.entries.len());
+    let mut attestations = Vec::with_capacity(page.entries.len());
     let mut redacted = Vec::new();
-    for (i, (entry, given)) in record.entries.iter().zip(&r.entries).enumerate() {
+    for (i, (entry, given)) in page.entries.iter().zip(&r.entries).enumerate() {
         let field = format!("entries[{i}]");
+        let position = page.from + i as u64;
         let (entry, given) = match (entry, given) {
             (EntryView::Full(e), ReportEntry::Full(g)) => (e, g),
             (EntryView::Redacted(c), ReportEntry::Redacted(g)) => {
                 if c != &g.redacted {
                     return Err(fail(
                         Check::Completeness,
-                        format!("{field} is redacted as {}, the record has commitment {c} here", g.redacted),
+                        format!("{field} is redacted as {}, the record has commitment {c} at position {position}", g.redacted),
                     ));
                 }
-                redacted.push(RedactedInfo { position: i as u64, commitment: *c });
+                redacted.push(RedactedInfo { position, commitment: *c });
                 continue;
             }
             (EntryView::Redacted(_), ReportEntry::Full(_)) => {
-                return Err(fail(Check::Completeness, format!("{field} is given in full, but the record has only a commitment here")))
+                return Err(fail(Check::Completeness, format!("{field} is given in full, but the record has only a commitment here (position {position})")))
             }
             (EntryView::Full(e), ReportEntry::Redacted(_)) => {
-                return Err(fail(Check::Completeness, format!("{field} is redacted, but the record shows attestation {} here", e.id)))
+                return Err(fail(Check::Completeness, format!("{field} is redacted, but the record shows attestation {} at position {position}", e.id)))
             }
         };
-        let mut record_of = |s: &Uscc| {
-            if s == &subject {
-                Ok(record.clone())
-            } else {
-                Err(fail(Check::Completeness, format!("{field} is about {s}, not {subject}")))
+        let mut entry_of = |s: &Uscc, id: &TxId| {
+            if s != &subject {
+                return Err(fail(Check::Completeness, format!("{field} is about {s}, not {subject}")));
             }
+            if id != &entry.id {
+                return Err(fail(Check::Status, format!("the subject record of {s} does not show attestation {id} at position {position}")));
+            }
+            Ok(entry.clone())
         };
         attestations.push(ctx.attestation(
             &format!("{field}.attestation"),
             &given.attestation,
             (&format!("{field}.revocation"), given.revocation.as_ref()),
             &header,
-            &mut record_of,
+            &mut entry_of,
             Some(&entry.id),
             now_ms,
         )?);
@@ -1326,10 +1410,87 @@ pub fn verify_report(genesis: &Genesis, r: &Report, now_ms: u64) -> Result<Repor
         chain_id: ctx.chain,
         subject,
         anchor,
+        count: page.count,
+        from: page.from,
+        to: page.to(),
+        complete: page.is_complete(),
+        entries_root: Some(root),
         attestations,
         redacted,
         governance: ctx.applied(),
     })
+}
+
+/// Where a report's page lies in its record, read from the file without
+/// checking anything else (clients paging through a record use it to ask for
+/// the next page and to notice that the record changed between pages):
+/// `None` for a subject without a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSpan {
+    pub from: u64,
+    pub to: u64,
+    pub count: u64,
+    /// The entries-tree root the page proves (with `count`, the record's value).
+    pub root: Hash32,
+    pub anchor_height: u64,
+}
+
+pub fn page_span(r: &Report) -> Result<Option<PageSpan>, VerifyError> {
+    let hb = unhex("anchor.header", &r.anchor.header, MAX_HEADER_BYTES)?;
+    let header: BlockHeader = decode_canonical("anchor.header", &hb, MAX_HEADER_BYTES, "block header")?;
+    let Some(hexed) = &r.record else { return Ok(None) };
+    let bytes = unhex("record", hexed, MAX_SUBJECT_RECORD_BYTES)?;
+    let page: RecordPage = decode_canonical("record", &bytes, MAX_SUBJECT_RECORD_BYTES, "subject record page")?;
+    let root = page.record_root().map_err(|e| fail(Check::SubjectMap, format!("record: {e}")))?;
+    Ok(Some(PageSpan { from: page.from, to: page.to(), count: page.count, root: root.root, anchor_height: header.height.0 }))
+}
+
+/// Verifies the pages of one subject's report together (docs/proofs.md step
+/// 17a): each page alone (step 17), then [completeness] every page is about
+/// the same subject and proves the same record — the same `count` and
+/// entries-tree root, so the same subject-map value at every page's anchor —
+/// and each page starts where the previous one ended (no gap, no overlap).
+/// The verdict covers `from` of the first page to `to` of the last, as of the
+/// latest anchor among the pages (the record is proven unchanged at each);
+/// it is complete when that is `0..count`.
+pub fn verify_report_pages(genesis: &Genesis, pages: &[Report], now_ms: u64) -> Result<ReportVerdict, VerifyError> {
+    let mut merged: Option<ReportVerdict> = None;
+    for (k, r) in pages.iter().enumerate() {
+        let v = verify_report(genesis, r, now_ms).map_err(|e| VerifyError { check: e.check, message: format!("page {k}: {}", e.message) })?;
+        let Some(m) = &mut merged else {
+            merged = Some(v);
+            continue;
+        };
+        if v.subject != m.subject {
+            return Err(fail(Check::Completeness, format!("page {k} is about {}, page 0 about {}", v.subject, m.subject)));
+        }
+        if v.count == 0 || m.count == 0 {
+            return Err(fail(Check::Completeness, format!("page {k}: a subject without a record is one page, not several")));
+        }
+        if v.count != m.count || v.entries_root != m.entries_root {
+            return Err(fail(
+                Check::Completeness,
+                format!(
+                    "page {k} proves a record of {} entries, page 0 one of {} (or another entries root): the record changed between them — fetch all the pages again",
+                    v.count, m.count
+                ),
+            ));
+        }
+        if v.from != m.to {
+            let why = if v.from > m.to { format!("entries {}..{} are in no page", m.to, v.from) } else { format!("it overlaps the previous pages, which end at {}", m.to) };
+            return Err(fail(Check::Completeness, format!("page {k} starts at entry {}: {why}", v.from)));
+        }
+        m.to = v.to;
+        m.attestations.extend(v.attestations);
+        m.redacted.extend(v.redacted);
+        if v.anchor.height > m.anchor.height {
+            m.anchor = v.anchor;
+            m.governance = v.governance;
+        }
+    }
+    let mut m = merged.ok_or_else(|| fail(Check::Format, "no report page given"))?;
+    m.complete = m.from == 0 && m.to == m.count;
+    Ok(m)
 }
 
 /// A transaction in its own block: certificate, then inclusion at a log index

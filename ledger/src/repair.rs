@@ -32,14 +32,13 @@
 
 use std::collections::BTreeMap;
 
-use yrd_consensus::codec;
 use yrd_consensus::types::Height;
 
 use crate::genesis::Genesis;
 use crate::merkle;
 use crate::replay::{height_key, read_certified_block, Parent, Replay};
 use crate::store::{
-    encode_tx_index, issuer_chunk_entries, log_key, subject_db_key, tx_index_key, u64_of, Ledger, StoreError, LOG_CHUNK,
+    encode_tx_index, issuer_chunk_entries, log_key, tx_index_key, u64_of, Ledger, StoreError, LOG_CHUNK,
     META_HEIGHT, META_LOG_SIZE, TX_INDEX_ENTRY, TX_INDEX_PART,
 };
 
@@ -113,6 +112,7 @@ pub(crate) fn check_tip(ledger: &Ledger, indexed: u64) -> Result<(), String> {
         let tip = read_certified_block(tree, height, &ledger.chain_id(), &validators, parent).map_err(|e| e.to_string())?;
         check_tip_governance(ledger, &tip.block)?;
         check_tip_consent(ledger, &tip.block)?;
+        check_tip_subjects(ledger, &tip.block)?;
         if tip.block.header.log_size != log_size {
             return Err(format!("metadata log size {log_size}, block {height} says {}", tip.block.header.log_size));
         }
@@ -211,6 +211,8 @@ pub(crate) fn check_tip(ledger: &Ledger, indexed: u64) -> Result<(), String> {
     if issuer_entries != log_size {
         return Err(format!("the issuer index holds {issuer_entries} entries for a log of {log_size}"));
     }
+    // Subject records: every chunk as its head's count gives it.
+    crate::store::check_subject_chunks(tree)?;
     Ok(())
 }
 
@@ -273,6 +275,49 @@ fn check_tip_governance(ledger: &Ledger, tip: &crate::block::Block) -> Result<()
         if !recorded {
             return Err(format!("governance transaction {id} of block {h} is not recorded"));
         }
+    }
+    Ok(())
+}
+
+/// The subject records against the tip block: each attestation of the tip is
+/// an entry of its subject's record and each revocation's target is revoked by
+/// it, and those entries sit in the stored entries tree under the head's root
+/// (`Ledger::check_subject_at_tip`): a torn write of the `s`, `e` and `n` keys
+/// is found at open. (The heads themselves are checked against the tip's
+/// `subjects_root` when the map is rebuilt.)
+fn check_tip_subjects(ledger: &Ledger, tip: &crate::block::Block) -> Result<(), String> {
+    use crate::tx::TxBody;
+    let h = tip.header.height;
+    let mut touched: BTreeMap<crate::uscc::Uscc, Vec<u64>> = BTreeMap::new();
+    for tx in &tip.txs {
+        let id = tx.id().map_err(|e| e.to_string())?;
+        match &tx.tx.body {
+            TxBody::Attest(a) => {
+                let (pos, _) = ledger
+                    .subject_entry(&a.subject, &id, h)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("attestation {id} of block {h} is not in the record of {}", a.subject))?;
+                touched.entry(a.subject).or_default().push(pos);
+            }
+            TxBody::Revoke(r) => {
+                let Some((target, th)) = ledger.committed_tx(&r.target).map_err(|e| e.to_string())? else {
+                    return Err(format!("revocation {id} of block {h} targets {}, which is not stored", r.target));
+                };
+                let TxBody::Attest(a) = &target.tx.body else { continue };
+                let (pos, e) = ledger
+                    .subject_entry(&a.subject, &r.target, th)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("{} is not in the record of {}", r.target, a.subject))?;
+                if e.revoked.map(|(by, _)| by) != Some(id) {
+                    return Err(format!("the record of {} does not show {} revoked by {id} of block {h}", a.subject, r.target));
+                }
+                touched.entry(a.subject).or_default().push(pos);
+            }
+            _ => {}
+        }
+    }
+    for (subject, positions) in touched {
+        ledger.check_subject_at_tip(&subject, &positions)?;
     }
     Ok(())
 }
@@ -421,13 +466,23 @@ pub(crate) fn repair(db: &sled::Db, tree: &sled::Tree, genesis: &Genesis, reason
     if n > 0 {
         changes.push(format!("{n} issuer-index chunks rewritten or removed"));
     }
-    let mut expected: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut expected: [BTreeMap<Vec<u8>, Vec<u8>>; 3] = Default::default();
     for rec in replay.records.values() {
-        expected.insert(subject_db_key(&rec.subject), codec::encode(rec)?);
+        for (k, v) in crate::store::record_kvs(rec)? {
+            let slot = match k.first() {
+                Some(b's') => 0,
+                Some(b'e') => 1,
+                _ => 2,
+            };
+            expected[slot].insert(k, v);
+        }
     }
-    let n = sync_prefix(tree, b's', &expected, &mut writes)?;
+    let mut n = 0;
+    for (slot, prefix) in [b's', b'e', b'n'].into_iter().enumerate() {
+        n += sync_prefix(tree, prefix, &expected[slot], &mut writes)?;
+    }
     if n > 0 {
-        changes.push(format!("{n} subject records rewritten or removed"));
+        changes.push(format!("{n} subject record keys (heads, entry chunks, tree nodes) rewritten or removed"));
     }
     let n = sync_prefix(tree, b'g', &replay.gov_records().map_err(|e| StoreError::Corrupt(e.to_string()))?, &mut writes)?;
     if n > 0 {

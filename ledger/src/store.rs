@@ -14,13 +14,16 @@
 //! | `l`    | level (u8) ‖ chunk (u64 BE) | up to 256 log node hashes of that level    |
 //! | `x`    | height (u64 BE) ‖ part (u32 BE) | the block's transaction index, part p holding transactions 1024·p …: entries `tx id (32) ‖ offset u32 ‖ len u32` in the block bytes |
 //! | `i`    | issuer key (32) ‖ seq / 64 (u64 BE) | the issuer's transactions with sequence numbers in that chunk of 64: entries `seq u64 BE ‖ tx id (32)`, sorted by seq — the issuer index and replay guard |
-//! | `s`    | USCC (18)                   | the subject record (subject index and map value) |
+//! | `s`    | USCC (18)                   | the subject record's head: entry count and entries-tree root (subject index and map value; `store/subject_store.rs`) |
+//! | `e`    | USCC (18) ‖ chunk (u64 BE)  | 64 entries of the subject record |
+//! | `n`    | USCC (18) ‖ level (u8) ‖ chunk (u64 BE) | 256 complete nodes of the subject's entries tree at that level |
 //! | `g`    | proposal id (32)            | a governance proposal record: approvals and outcome |
 //! | `M`    | height (u64 BE)             | the membership in force from that height on (one per change) |
 //! | `a`    | USCC (18) ‖ lender name     | the lender's authorisations for the subject, with their state (docs/access.md) |
 //! | `q`    | USCC (18) ‖ height (u64 BE) | the query records about the subject in that block: entries `tx position u32 BE ‖ entry u16 BE` |
 //!
-//! Index keys per attestation: one `s` per subject the block touches; the
+//! Index keys per attestation: per subject the block touches, its `s`, the
+//! `e` chunk(s) its new entries fall in and the `n` chunks of new nodes; the
 //! transaction index costs one `x` key per 1,024 transactions and the issuer index
 //! one `i` key per issuer and 64 sequence numbers the block uses. Every sled key
 //! costs several microseconds of CPU (DESIGN.md; measured 6–12 µs here), so no
@@ -44,10 +47,14 @@ use crate::consent::{self, BlockConsent, ConsentDelta, Refusal as ConsentRefusal
 
 mod consent_index;
 pub use consent_index::QueryRecordAt;
+mod subject_store;
+pub(crate) use subject_store::{check_subject_chunks, record_kvs};
+pub use subject_store::SubjectHead;
+use subject_store::{SubjectChanges, SubjectDelta};
 use crate::genesis::Genesis;
 use crate::governance::{BlockGov, GovDelta, GovState, Membership, ProposalRecord};
 use crate::merkle::{self, MerkleError, NodeSource};
-use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectProof, SubjectRecord};
+use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectProof};
 use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId};
 use crate::uscc::Uscc;
 use crate::validate::{check_stateless, TxError};
@@ -70,8 +77,11 @@ pub(crate) const META_FORMAT: &[u8] = b"mformat";
 /// lenders in the membership, authorisations (`a`) and query records (`q`)
 /// (docs/access.md); format 6: a subject record's map value commits to each
 /// entry's hash (so proof files can redact entries), which changes every
-/// header's `subjects_root`.
-pub const STORE_FORMAT: u64 = 6;
+/// header's `subjects_root`; format 7: a record is stored in chunks (`s`
+/// head, `e` entries, `n` entries-tree nodes) and its value commits to the
+/// RFC 9162 root over the entries' commitments, so that a page of a record is
+/// proven alone and an append costs O(log n) (docs/proofs.md).
+pub const STORE_FORMAT: u64 = 7;
 /// Transactions per part of a block's transaction index (one `x` key).
 pub(crate) const TX_INDEX_PART: usize = 1024;
 /// Bytes of one transaction-index entry: id ‖ offset u32 ‖ len u32.
@@ -214,7 +224,7 @@ struct Execution {
     block_bytes: Vec<u8>,
     locations: Vec<(TxId, TxLocation)>,
     log_nodes: Vec<(u8, u64, Hash32)>,
-    subjects: BTreeMap<Uscc, SubjectRecord>,
+    subjects: BTreeMap<Uscc, SubjectDelta>,
     /// (subject key, record value hash) for every changed subject.
     subject_changes: Vec<([u8; 32], Hash32)>,
     issuer_keys: Vec<(PublicKey, u64, TxId)>,
@@ -528,9 +538,11 @@ impl Ledger {
         }
         let mut entries = Vec::new();
         for item in ledger.tree.scan_prefix([b's']) {
-            let (_, v) = item?;
-            let rec = SubjectRecord::decode(&v)?;
-            entries.push((subject_key(&rec.subject), rec.value_hash()?));
+            let (k, v) = item?;
+            let name = std::str::from_utf8(&k[1..]).map_err(|_| StoreError::Corrupt(format!("subject key {} is not text", hex::encode(&k))))?;
+            let subject = Uscc::parse(name).map_err(|e| StoreError::Corrupt(format!("subject key {name:?}: {e}")))?;
+            let head: SubjectHead = codec::decode(&v, 64, "subject head")?;
+            entries.push((subject_key(&subject), head.record_root(subject).value_hash()?));
         }
         ledger.subjects = SubjectMap::from_entries(&entries);
         let mut indexed = 0u64;
@@ -768,14 +780,6 @@ impl Ledger {
         Ok(SignedTransaction::decode(&self.tx_bytes_at(loc)?)?)
     }
 
-    /// The subject record (every attestation about the subject, with status).
-    pub fn subject_record(&self, subject: &Uscc) -> Result<Option<SubjectRecord>, StoreError> {
-        match self.tree.get(subject_db_key(subject))? {
-            Some(v) => Ok(Some(SubjectRecord::decode(&v)?)),
-            None => Ok(None),
-        }
-    }
-
     /// A proof of the subject's record (or absence) against the current subjects root.
     pub fn subject_proof(&self, subject: &Uscc) -> SubjectProof {
         self.subjects.prove(&subject_key(subject))
@@ -794,15 +798,10 @@ impl Ledger {
             TxBody::Authorise(_) | TxBody::Withdraw(_) => Status::Consent,
             TxBody::RecordQueries(_) => Status::Queries,
             TxBody::Attest(a) => {
-                let rec = self
-                    .subject_record(&a.subject)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("subject {} has no record", a.subject)))?;
-                let entry = rec
-                    .entries
-                    .iter()
-                    .find(|e| &e.id == id)
+                let (_, entry) = self
+                    .subject_entry(&a.subject, id, loc.height)?
                     .ok_or_else(|| StoreError::Corrupt(format!("{id} missing from its subject record")))?;
-                entry_status(entry, a.valid_from_ms, now_ms)
+                entry_status(&entry, a.valid_from_ms, now_ms)
             }
         };
         Ok(Some(TxRecord {
@@ -904,21 +903,18 @@ impl Ledger {
     /// Stateful rules 6–7 for one transaction, given what earlier transactions of
     /// the same block already claimed.
     ///
-    /// A committed attestation is always an entry of its subject's record, so an
-    /// attestation is a replay exactly when its id is in that record: the record
-    /// (read into `records`, which block execution then updates) answers it, and
-    /// for a subject without a record the in-memory subject map answers it with
-    /// no lookup at all. Revocations are looked up in the transaction index.
+    /// A replay is a transaction whose id is in the transaction index (an
+    /// in-memory lookup that reads the store only for a candidate); whether a
+    /// revocation's target is already revoked is read from its subject's entry.
     fn check_stateful(
         &self,
         tx: &SignedTransaction,
         id: &TxId,
         overlay: &Overlay,
-        records: &mut Records,
         gov: &BlockGov<'_>,
         consent: &BlockConsent<'_, Ledger>,
     ) -> Result<Result<(), TxError>, StoreError> {
-        match self.check_stateful_inner(tx, id, overlay, records, gov, consent) {
+        match self.check_stateful_inner(tx, id, overlay, gov, consent) {
             Ok(()) => Ok(Ok(())),
             Err(Refusal::Invalid(e)) => Ok(Err(e)),
             Err(Refusal::Store(e)) => Err(e),
@@ -930,18 +926,13 @@ impl Ledger {
         tx: &SignedTransaction,
         id: &TxId,
         overlay: &Overlay,
-        records: &mut Records,
         gov: &BlockGov<'_>,
         consent: &BlockConsent<'_, Ledger>,
     ) -> Result<(), Refusal> {
         if overlay.ids.contains_key(id) {
             return Err(Refusal::Invalid(TxError::Duplicate(*id)));
         }
-        let replay = match &tx.tx.body {
-            TxBody::Attest(a) => self.cached_record(records, &a.subject)?.entries.iter().any(|e| e.id == *id),
-            _ => self.tx_location(id)?.is_some(),
-        };
-        if replay {
+        if self.tx_location(id)?.is_some() {
             return Err(Refusal::Invalid(TxError::Duplicate(*id)));
         }
         let t = &tx.tx;
@@ -980,13 +971,8 @@ impl Ledger {
             if let Some(by) = overlay.revoked.get(&r.target) {
                 return Err(Refusal::Invalid(TxError::AlreadyRevoked { target: r.target, by: *by }));
             }
-            let rec = self.cached_record(records, &a.subject)?;
-            if let Some(by) = rec
-                .entries
-                .iter()
-                .find(|e| e.id == r.target)
-                .and_then(|e| e.revoked.map(|(by, _)| by))
-            {
+            let entry = self.subject_entry(&a.subject, &r.target, loc.height)?;
+            if let Some(by) = entry.and_then(|(_, e)| e.revoked.map(|(by, _)| by)) {
                 return Err(Refusal::Invalid(TxError::AlreadyRevoked { target: r.target, by }));
             }
         }
@@ -1013,7 +999,7 @@ impl Ledger {
         }
         let last = self.last_header.as_ref().map_or(self.genesis.genesis_time_ms, |h| h.timestamp_ms);
         let consent = BlockConsent::new(self, next.0, last, gov.membership().clone());
-        self.check_stateful(tx, id, &Overlay::new(next), &mut Records::new(), &gov, &consent)
+        self.check_stateful(tx, id, &Overlay::new(next), &gov, &consent)
     }
 
     /// Builds the next block from candidate transactions (already signature-checked),
@@ -1147,8 +1133,6 @@ impl Ledger {
         let mut gov = self.gov.begin_block(height.0);
         let membership = gov.membership().clone();
         let mut consent = BlockConsent::new(self, height.0, timestamp_ms, membership.clone());
-        // Subject records read by the checks, reused below.
-        let mut read = Records::new();
         let mut rejected = Vec::new();
         // (position in `txs`, transaction, id, canonical bytes)
         let mut accepted: Vec<(usize, &SignedTransaction, TxId, Vec<u8>)> = Vec::with_capacity(txs.len());
@@ -1162,7 +1146,7 @@ impl Ledger {
                 .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) });
             let verdict = match checked {
                 Err(e) => Err(e),
-                Ok(()) => self.check_stateful(tx, &id, &overlay, &mut read, &gov, &consent)?,
+                Ok(()) => self.check_stateful(tx, &id, &overlay, &gov, &consent)?,
             }
             .and_then(|_| {
                 if sig_verified(&id) || tx.verify_signature().is_ok() {
@@ -1205,14 +1189,13 @@ impl Ledger {
         let log_root = merkle::root(&view, new_size).map_err(log_err)?;
 
         // Subjects and issuer index.
-        let mut subjects: BTreeMap<Uscc, SubjectRecord> = BTreeMap::new();
+        let mut changed: BTreeMap<Uscc, SubjectChanges> = BTreeMap::new();
         let mut issuer_keys = Vec::with_capacity(accepted.len());
         for (_, tx, id, _) in &accepted {
             issuer_keys.push((tx.tx.issuer, tx.tx.sequence, *id));
             match &tx.tx.body {
                 TxBody::Attest(a) => {
-                    let rec = self.record_for_update(&mut subjects, &mut read, &a.subject)?;
-                    rec.entries.push(SubjectEntry {
+                    changed.entry(a.subject).or_default().appended.push(SubjectEntry {
                         id: *id,
                         height,
                         issuer: tx.tx.issuer,
@@ -1227,17 +1210,17 @@ impl Ledger {
                     let loc = self.tx_location(&r.target)?.ok_or_else(|| StoreError::NotFound(r.target.to_hex()))?;
                     let target = self.tx_at(&loc)?;
                     if let TxBody::Attest(a) = &target.tx.body {
-                        let rec = self.record_for_update(&mut subjects, &mut read, &a.subject)?;
-                        if let Some(e) = rec.entries.iter_mut().find(|e| e.id == r.target) {
-                            e.revoked = Some((*id, r.reason));
-                        }
+                        changed.entry(a.subject).or_default().revoked.push((r.target, loc.height, *id, r.reason));
                     }
                 }
             }
         }
-        let mut changes = Vec::with_capacity(subjects.len());
-        for rec in subjects.values() {
-            changes.push((subject_key(&rec.subject), rec.value_hash()?));
+        let mut changes = Vec::with_capacity(changed.len());
+        let mut subjects: BTreeMap<Uscc, SubjectDelta> = BTreeMap::new();
+        for (subject, c) in &changed {
+            let delta = self.subject_delta(subject, c)?;
+            changes.push((subject_key(subject), delta.head.record_root(*subject).value_hash()?));
+            subjects.insert(*subject, delta);
         }
         let subjects_root = self.subjects.root_with(&changes);
 
@@ -1279,35 +1262,6 @@ impl Ledger {
             rejected,
             kept,
         ))
-    }
-
-    /// The stored record of `subject` (empty if it has none), read once into `cache`.
-    fn cached_record<'a>(&self, cache: &'a mut Records, subject: &Uscc) -> Result<&'a SubjectRecord, StoreError> {
-        if !cache.contains_key(subject) {
-            // The in-memory map knows every subject with a record: no lookup for new ones.
-            let known = self.subjects.get(&subject_key(subject)).is_some();
-            let stored = if known { self.subject_record(subject)? } else { None };
-            cache.insert(*subject, stored.unwrap_or(SubjectRecord { subject: *subject, entries: Vec::new() }));
-        }
-        cache.get(subject).ok_or_else(|| StoreError::Corrupt("subject record vanished".into()))
-    }
-
-    /// The record of `subject` being updated by this block: moved from `read` (the
-    /// checks' cache) or read from the store on first use.
-    fn record_for_update<'a>(
-        &self,
-        subjects: &'a mut Records,
-        read: &mut Records,
-        subject: &Uscc,
-    ) -> Result<&'a mut SubjectRecord, StoreError> {
-        if !subjects.contains_key(subject) {
-            let rec = match read.remove(subject) {
-                Some(rec) => rec,
-                None => self.cached_record(read, subject)?.clone(),
-            };
-            subjects.insert(*subject, rec);
-        }
-        subjects.get_mut(subject).ok_or_else(|| StoreError::Corrupt("subject record vanished".into()))
     }
 
     /// Commits a final block with its certificate: verifies both, writes the
@@ -1428,8 +1382,8 @@ impl Ledger {
             }
             batch.insert(&key[..], encode_issuer_chunk(&entries));
         }
-        for rec in exec.subjects.values() {
-            batch.insert(subject_db_key(&rec.subject), codec::encode(rec)?);
+        for (subject, delta) in &exec.subjects {
+            self.write_subject(&mut batch, subject, delta)?;
         }
         for rec in &exec.gov.records {
             let mut key = vec![b'g'];
@@ -1504,16 +1458,13 @@ impl Ledger {
 /// list rather than a `sled::Batch` so that test builds can tear it, see
 /// [`crate::fault`]).
 #[derive(Default)]
-struct BlockBatch(Vec<(Vec<u8>, Vec<u8>)>);
+pub(crate) struct BlockBatch(Vec<(Vec<u8>, Vec<u8>)>);
 
 impl BlockBatch {
     fn insert(&mut self, key: impl AsRef<[u8]>, value: impl Into<Vec<u8>>) {
         self.0.push((key.as_ref().to_vec(), value.into()));
     }
 }
-
-/// Subject records by subject.
-type Records = BTreeMap<Uscc, SubjectRecord>;
 
 /// Why a stateful check did not pass: the transaction breaks a rule, or the
 /// store could not be read to tell.

@@ -9,13 +9,16 @@
 //!
 //! A leaf's value commits to the list of every attestation about the subject
 //! with its current status, one entry at a time:
-//! `H(TAG_SUBJECT_RECORD ‖ canonical(RecordCommitment { subject, [entry_hash(e), …] }))`
-//! with `entry_hash(e) = H(TAG_SUBJECT_ENTRY ‖ canonical(SubjectEntry))`. A lender
-//! who holds the record and a proof against a certified header knows the list is
-//! complete as of that height. Because each entry enters the value only through
-//! its hash, a proof file can carry an entry its reader may not see as that hash
-//! alone ([`RecordView`], [`EntryView::Redacted`]) and the value still verifies:
-//! the record stays provably complete without revealing the hidden entry.
+//! `H(TAG_SUBJECT_RECORD ‖ canonical(RecordRoot { subject, count, root }))` where
+//! `root` is the RFC 9162 root over the entries' commitments
+//! `H(TAG_SUBJECT_ENTRY ‖ canonical(SubjectEntry))`, in commit order. A lender
+//! who holds a page of the record with its range proof, and the map proof
+//! against a certified header, knows those are entries `from..to` of exactly
+//! `count` as of that height; pages covering `0..count` are the complete list.
+//! Because each entry enters the value only through its hash, a proof file can
+//! carry an entry its reader may not see as that hash alone ([`RecordPage`],
+//! [`EntryView::Redacted`]) and the value still verifies: the record stays
+//! provably complete without revealing the hidden entry.
 //! Absence is proved by an empty slot or by another key's leaf sitting where the
 //! path ends.
 //!
@@ -29,6 +32,8 @@ use yrd_consensus::codec::{self, CodecError};
 use yrd_consensus::crypto::{sha256, signing_bytes, Hash32, PublicKey};
 use yrd_consensus::types::Height;
 
+use crate::merkle::{self, MemoryLog};
+use crate::merkle_range::{root_from_range, RangeError};
 use crate::tx::{AttestationKind, RevocationReason, TxId};
 use crate::uscc::Uscc;
 
@@ -70,15 +75,18 @@ impl SubjectEntry {
     }
 }
 
-/// What a subject-map value hashes: the subject and each entry's commitment,
-/// in commit order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordCommitment {
+/// What a subject-map value hashes: the subject, how many entries its record
+/// has, and the RFC 9162 root over their commitments in commit order (leaf
+/// `H(0x00 ‖ commitment)`, node `H(0x01 ‖ l ‖ r)`), so a page of entries can be
+/// proven in place without the others ([`RecordPage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRoot {
     pub subject: Uscc,
-    pub entries: Vec<Hash32>,
+    pub count: u64,
+    pub root: Hash32,
 }
 
-impl RecordCommitment {
+impl RecordRoot {
     /// `H(signing_bytes("ledger/subject-record", canonical(self)))`.
     pub fn value_hash(&self) -> Result<Hash32, CodecError> {
         let bytes = codec::encode(self)?;
@@ -86,11 +94,35 @@ impl RecordCommitment {
     }
 }
 
+/// The leaf of the entries tree for an entry's commitment: `H(0x00 ‖ commitment)`.
+pub fn entry_leaf(commitment: &Hash32) -> Hash32 {
+    merkle::leaf_hash(&commitment.0)
+}
+
+/// The entries tree of a whole record (every complete node), for building and
+/// checking stores and for tests; the store keeps the same nodes on disk.
+pub fn entries_tree(commitments: &[Hash32]) -> MemoryLog {
+    let mut log = MemoryLog::new();
+    let leaves: Vec<Hash32> = commitments.iter().map(entry_leaf).collect();
+    log.append_leaf_hashes(&leaves);
+    log
+}
+
 impl SubjectRecord {
+    /// Each entry's commitment, in commit order.
+    pub fn commitments(&self) -> Result<Vec<Hash32>, CodecError> {
+        self.entries.iter().map(SubjectEntry::commitment).collect()
+    }
+
+    /// The subject, the count and the root of the entries tree.
+    pub fn record_root(&self) -> Result<RecordRoot, CodecError> {
+        let tree = entries_tree(&self.commitments()?);
+        Ok(RecordRoot { subject: self.subject, count: self.entries.len() as u64, root: tree.root() })
+    }
+
     /// The map value this record commits to (through each entry's commitment).
     pub fn value_hash(&self) -> Result<Hash32, CodecError> {
-        let entries = self.entries.iter().map(SubjectEntry::commitment).collect::<Result<Vec<_>, _>>()?;
-        RecordCommitment { subject: self.subject, entries }.value_hash()
+        self.record_root()?.value_hash()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<SubjectRecord, CodecError> {
@@ -114,36 +146,93 @@ impl EntryView {
             EntryView::Redacted(c) => Ok(*c),
         }
     }
+
+    fn of(e: &SubjectEntry, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<EntryView, CodecError> {
+        if show(e) {
+            Ok(EntryView::Full(e.clone()))
+        } else {
+            e.commitment().map(EntryView::Redacted)
+        }
+    }
 }
 
-/// A subject record with some entries replaced by their commitments; it hashes
-/// to the same map value as the record it was made from.
+/// Why a page does not give a record root.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error(transparent)]
+    Range(#[from] RangeError),
+}
+
+/// Entries `[from, from + entries.len())` of a subject record of `count`
+/// entries, some possibly redacted, with the range proof that places them in
+/// the record's entries tree: it hashes to the same map value as the whole
+/// record. A page with `from = 0` and every entry needs no proof hashes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordView {
+pub struct RecordPage {
     pub subject: Uscc,
+    /// How many entries the whole record has.
+    pub count: u64,
+    /// The position of the first entry of the page in the record.
+    pub from: u64,
     pub entries: Vec<EntryView>,
+    /// The range proof ([`crate::merkle_range`]): the hashes of the subtrees
+    /// outside the page, left to right.
+    pub proof: Vec<Hash32>,
 }
 
-impl RecordView {
-    /// The view of `record` that shows the entries `show` accepts and redacts the others.
-    pub fn of(record: &SubjectRecord, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<RecordView, CodecError> {
-        let entries = record
-            .entries
+impl RecordPage {
+    /// The whole `record` as one page, showing the entries `show` accepts and
+    /// redacting the others.
+    pub fn of(record: &SubjectRecord, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<RecordPage, CodecError> {
+        let entries = record.entries.iter().map(|e| EntryView::of(e, show)).collect::<Result<Vec<_>, _>>()?;
+        Ok(RecordPage { subject: record.subject, count: record.entries.len() as u64, from: 0, entries, proof: Vec::new() })
+    }
+
+    /// The whole record, every entry in full.
+    pub fn full(record: &SubjectRecord) -> RecordPage {
+        let entries = record.entries.iter().cloned().map(EntryView::Full).collect();
+        RecordPage { subject: record.subject, count: record.entries.len() as u64, from: 0, entries, proof: Vec::new() }
+    }
+
+    /// Entries `[from, to)` of an in-memory record, with their range proof.
+    pub fn range(record: &SubjectRecord, from: u64, to: u64, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<RecordPage, PageError> {
+        let count = record.entries.len() as u64;
+        if from >= to || to > count {
+            return Err(RangeError::OutOfRange { from, to, size: count }.into());
+        }
+        let tree = entries_tree(&record.commitments()?);
+        let proof = crate::merkle_range::range_proof(&tree, from, to, count)
+            .map_err(|_| RangeError::OutOfRange { from, to, size: count })?;
+        let entries = record.entries[from as usize..to as usize]
             .iter()
-            .map(|e| if show(e) { Ok(EntryView::Full(e.clone())) } else { e.commitment().map(EntryView::Redacted) })
+            .map(|e| EntryView::of(e, show))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(RecordView { subject: record.subject, entries })
+        Ok(RecordPage { subject: record.subject, count, from, entries, proof })
     }
 
-    /// The view with every entry in full.
-    pub fn full(record: &SubjectRecord) -> RecordView {
-        RecordView { subject: record.subject, entries: record.entries.iter().cloned().map(EntryView::Full).collect() }
+    /// One past the position of the last entry of the page.
+    pub fn to(&self) -> u64 {
+        self.from.saturating_add(self.entries.len() as u64)
     }
 
-    /// The map value the record this view was made from commits to.
-    pub fn value_hash(&self) -> Result<Hash32, CodecError> {
-        let entries = self.entries.iter().map(EntryView::commitment).collect::<Result<Vec<_>, _>>()?;
-        RecordCommitment { subject: self.subject, entries }.value_hash()
+    /// Whether the page holds the whole record.
+    pub fn is_complete(&self) -> bool {
+        self.from == 0 && self.entries.len() as u64 == self.count
+    }
+
+    /// The record root the page proves: the entries tree's root recomputed
+    /// from the page's commitments and its range proof.
+    pub fn record_root(&self) -> Result<RecordRoot, PageError> {
+        let leaves = self.entries.iter().map(|e| e.commitment().map(|c| entry_leaf(&c))).collect::<Result<Vec<_>, _>>()?;
+        let root = root_from_range(self.from, &leaves, self.count, &self.proof)?;
+        Ok(RecordRoot { subject: self.subject, count: self.count, root })
+    }
+
+    /// The map value of the record this page was cut from.
+    pub fn value_hash(&self) -> Result<Hash32, PageError> {
+        Ok(self.record_root()?.value_hash()?)
     }
 
     /// How many entries are redacted.
@@ -523,14 +612,14 @@ mod tests {
         };
         let record = SubjectRecord { subject: Uscc::sample(1), entries: (0..6).map(|i| entry(i, i == 3)).collect() };
         let value = record.value_hash().unwrap();
-        assert_eq!(RecordView::full(&record).value_hash().unwrap(), value);
+        assert_eq!(RecordPage::full(&record).value_hash().unwrap(), value);
         for mask in 0u32..64 {
-            let view = RecordView::of(&record, &|e| mask & (1 << (e.height.0 - 1)) == 0).unwrap();
+            let view = RecordPage::of(&record, &|e| mask & (1 << (e.height.0 - 1)) == 0).unwrap();
             assert_eq!(view.redacted(), mask.count_ones() as usize);
             assert_eq!(view.value_hash().unwrap(), value, "mask {mask:06b}");
         }
         // Every change to the view changes the value: order, a commitment, an entry removed.
-        let view = RecordView::of(&record, &|e| e.height.0 % 2 == 0).unwrap();
+        let view = RecordPage::of(&record, &|e| e.height.0 % 2 == 0).unwrap();
         let mut swapped = view.clone();
         swapped.entries.swap(0, 2);
         assert_ne!(swapped.value_hash().unwrap(), value);
@@ -541,10 +630,20 @@ mod tests {
         assert_ne!(changed.value_hash().unwrap(), value);
         let mut removed = view.clone();
         removed.entries.remove(0);
+        assert_ne!(removed.value_hash().ok(), Some(value));
+        removed.count -= 1;
         assert_ne!(removed.value_hash().unwrap(), value);
         let mut revived = view;
         revived.entries[3] = EntryView::Full(SubjectEntry { revoked: None, ..entry(3, false) });
         assert_ne!(revived.value_hash().unwrap(), value);
+        // Every page of the record, redacted or not, hashes to the record's value.
+        for from in 0..6 {
+            for to in from + 1..=6 {
+                let page = RecordPage::range(&record, from, to, &|e| e.height.0 % 2 == 0).unwrap();
+                assert_eq!(page.value_hash().unwrap(), value, "{from}..{to}");
+                assert_eq!(page.is_complete(), from == 0 && to == 6);
+            }
+        }
     }
 
     #[test]

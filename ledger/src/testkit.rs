@@ -206,6 +206,37 @@ impl TestChain {
         Ok(built.block)
     }
 
+    /// Appends `records` attestations about `subject` (issuer `issuer`, sequence
+    /// numbers from `first_sequence`, kinds in turn), `per_block` to a block,
+    /// straight through the ledger (build, certify, commit: no consensus, no
+    /// network) — a big subject for tests and benchmarks. Returns the ids in
+    /// commit order.
+    pub fn fill_subject(
+        &self,
+        ledger: &mut Ledger,
+        issuer: usize,
+        subject: Uscc,
+        records: u64,
+        per_block: u64,
+        first_sequence: u64,
+    ) -> Result<Vec<TxId>, String> {
+        let mut ids = Vec::with_capacity(records as usize);
+        let mut seq = first_sequence;
+        let end = first_sequence + records;
+        while seq < end {
+            let n = per_block.min(end - seq);
+            let txs: Vec<SignedTransaction> = (seq..seq + n)
+                .map(|s| self.attestation(issuer, s, subject, AttestationKind::ALL[(s % 7) as usize]))
+                .collect();
+            for tx in &txs {
+                ids.push(tx.id().map_err(|e| e.to_string())?);
+            }
+            self.commit_next(ledger, txs)?;
+            seq += n;
+        }
+        Ok(ids)
+    }
+
     /// A certificate signed by the first quorum of validators.
     pub fn certify(&self, header: &BlockHeader) -> CommitCertificate {
         let set = self.genesis.validator_set().unwrap_or_else(|_| unreachable!("test genesis"));

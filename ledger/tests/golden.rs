@@ -7,7 +7,7 @@ use yrd_consensus::crypto::{sha256, signing_bytes, Hash32, SecretKey};
 use yrd_consensus::messages::{Proposal, Vote, VoteKind};
 use yrd_consensus::types::{Height, Round, ValidatorIndex};
 use yrd_ledger::block::BlockHeader;
-use yrd_ledger::subjects::{RecordView, SubjectEntry, SubjectRecord};
+use yrd_ledger::subjects::{RecordPage, SubjectEntry, SubjectRecord};
 use yrd_ledger::tx::{
     Attestation, AttestationKind, Grade, Revocation, RevocationReason, Severity, SignedTransaction, Transaction, TxBody, TxId,
 };
@@ -255,25 +255,35 @@ fn golden_subject_record() {
     check("subject record", &codec::encode(&rec).unwrap(), GOLDEN_SUBJECT_RECORD);
     assert_eq!(rec.value_hash().unwrap().to_hex(), GOLDEN_SUBJECT_VALUE);
     round_trip(&rec);
-    // Entry by entry (store format 6, proof files version 3): the value is
-    // H(signing_bytes("ledger/subject-record", subject ‖ u64 count ‖ commitment…)).
+    // Store format 7, proof files version 4: the value is
+    // H(signing_bytes("ledger/subject-record", subject ‖ u64 count ‖ root)) with
+    // root the RFC 9162 root over the entries' commitments, leaf H(0x00 ‖ commitment).
     let commitment = rec.entries[0].commitment().unwrap();
     assert_eq!(commitment.to_hex(), GOLDEN_SUBJECT_ENTRY_COMMITMENT);
     let record_bytes = codec::encode(&rec).unwrap();
     let mut value_payload = record_bytes[..18 + 8].to_vec();
-    value_payload.extend_from_slice(&commitment.0);
+    value_payload.extend_from_slice(&sha256(&[&[0u8], &commitment.0]).0);
     assert_eq!(sha256(&[&signing_bytes(b"ledger/subject-record", &value_payload)]).to_hex(), GOLDEN_SUBJECT_VALUE);
     assert_eq!(sha256(&[&signing_bytes(b"ledger/subject-entry", &record_bytes[18 + 8..])]), commitment);
-    // The views a proof file carries: enum tag u32 0 = full entry, 1 = redacted (its commitment).
-    let full = RecordView::full(&rec);
-    let mut want = record_bytes[..26].to_vec();
+    // The pages a proof file carries: subject ‖ u64 count ‖ u64 from ‖ entries
+    // (enum tag u32 0 = full entry, 1 = redacted: its commitment) ‖ range proof.
+    let page_head = |from: u64| {
+        let mut v = record_bytes[..26].to_vec();
+        v.extend_from_slice(&from.to_be_bytes());
+        v.extend_from_slice(&1u64.to_be_bytes());
+        v
+    };
+    let full = RecordPage::full(&rec);
+    let mut want = page_head(0);
     want.extend_from_slice(&0u32.to_be_bytes());
     want.extend_from_slice(&record_bytes[26..]);
+    want.extend_from_slice(&0u64.to_be_bytes());
     assert_eq!(codec::encode(&full).unwrap(), want);
-    let redacted = RecordView::of(&rec, &|_| false).unwrap();
-    let mut want = record_bytes[..26].to_vec();
+    let redacted = RecordPage::of(&rec, &|_| false).unwrap();
+    let mut want = page_head(0);
     want.extend_from_slice(&1u32.to_be_bytes());
     want.extend_from_slice(&commitment.0);
+    want.extend_from_slice(&0u64.to_be_bytes());
     assert_eq!(codec::encode(&redacted).unwrap(), want);
     assert_eq!(redacted.value_hash().unwrap().to_hex(), GOLDEN_SUBJECT_VALUE);
     round_trip(&full);
@@ -344,7 +354,7 @@ const GOLDEN_SUBJECT_RECORD: &str = concat!(
     "4e72b9807785afee48bb0000000000000003cd32f8f785630d21fb0ef73f07d0600165a3955706f8ce86cfe75d8d7403",
     "f57f000000040001454349e422f05297191ead13e21d3db520e5abef52055e4964b82fb213f593a100000001",
 );
-const GOLDEN_SUBJECT_VALUE: &str = "dc7a9ce1938e7c640eee17baaf1da19ba780b214d6b27275741e4bb1ae6cddbf";
+const GOLDEN_SUBJECT_VALUE: &str = "c78c5b137033f523c495e2f6aafbf82cb8c777b9b05b24ead2a5bee21f75dfd5";
 /// `H(signing_bytes("ledger/subject-entry", canonical(entry)))` of the one entry above.
 const GOLDEN_SUBJECT_ENTRY_COMMITMENT: &str = "0ebbbfc5b8236132f0b8cba76e426cba23cefa2aa592b5cbb8d3c5ea3df53ef7";
 

@@ -13,7 +13,7 @@ use yrd_ledger::proof::{self, AnyVerdict, Check, ProofFile, VerifyError};
 use yrd_ledger::store::{Ledger, Status};
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{Attestation, AttestationKind, RevocationReason, SignedTransaction, TxBody, TxId};
-use yrd_ledger::subjects::{EntryView, RecordView};
+use yrd_ledger::subjects::{EntryView, RecordPage};
 use yrd_ledger::uscc::Uscc;
 
 const NOW: u64 = 1_900_000_000_000;
@@ -120,7 +120,7 @@ fn bundle_of_an_active_attestation_verifies_and_reads_well() {
     // JSON round trip: "type", "version", hex.
     let json = serde_json::to_value(&b).unwrap();
     assert_eq!(json["type"], "yrd-proof-bundle");
-    assert_eq!(json["version"], 3);
+    assert_eq!(json["version"], 4);
     // No membership change: the governance section is empty, the verdict lists none.
     assert_eq!(json["governance"], serde_json::json!([]));
     assert!(v.governance.is_empty());
@@ -366,7 +366,7 @@ fn changing_decoded_fields_fails_naming_the_check() {
     let mut rec = f.ledger.subject_record(&Uscc::sample(1)).unwrap().unwrap();
     rec.entries.retain(|e| e.id != f.a);
     let mut b = good.clone();
-    b.subject.record = hex::encode(codec::encode(&RecordView::full(&rec)).unwrap());
+    b.subject.record = hex::encode(codec::encode(&RecordPage::full(&rec)).unwrap());
     assert_eq!(proof::verify_bundle(&f.chain.genesis, &b, NOW).unwrap_err().check, Check::SubjectMap);
     // The record of another subject with its own valid proof: not this subject's.
     let other = proof::bundle(&f.ledger, &f.e).unwrap();
@@ -380,7 +380,7 @@ fn changing_decoded_fields_fails_naming_the_check() {
         e.revoked = None;
     }
     let mut b = proof::bundle(&f.ledger, &f.b).unwrap();
-    b.subject.record = hex::encode(codec::encode(&RecordView::full(&rec)).unwrap());
+    b.subject.record = hex::encode(codec::encode(&RecordPage::full(&rec)).unwrap());
     b.revocation = None;
     assert_eq!(proof::verify_bundle(&f.chain.genesis, &b, NOW).unwrap_err().check, Check::SubjectMap);
     // The transaction of another attestation in the same log and record: the
@@ -388,8 +388,12 @@ fn changing_decoded_fields_fails_naming_the_check() {
     let mut b = good.clone();
     b.attestation.tx = proof::bundle(&f.ledger, &f.d).unwrap().attestation.tx;
     assert_eq!(proof::verify_bundle(&f.chain.genesis, &b, NOW).unwrap_err().check, Check::LogInclusion);
-    // ...with its own index and proof it verifies as that attestation, not a.
+    // ...with its own index and proof it is still refused: the bundle's record
+    // page holds a's entry alone, so it says nothing of d's status.
     b.attestation = proof::bundle(&f.ledger, &f.d).unwrap().attestation;
+    assert_eq!(proof::verify_bundle(&f.chain.genesis, &b, NOW).unwrap_err().check, Check::Status);
+    // With d's own page it verifies as d, not a.
+    b.subject = proof::bundle(&f.ledger, &f.d).unwrap().subject;
     assert_eq!(proof::verify_bundle(&f.chain.genesis, &b, NOW).unwrap().attestation.id, f.d);
 }
 
@@ -487,7 +491,7 @@ fn report_lists_every_record_and_is_complete() {
     let mut rec = f.ledger.subject_record(&Uscc::sample(1)).unwrap().unwrap();
     rec.entries.remove(1);
     let mut t = r.clone();
-    t.record = Some(hex::encode(codec::encode(&RecordView::full(&rec)).unwrap()));
+    t.record = Some(hex::encode(codec::encode(&RecordPage::full(&rec)).unwrap()));
     t.entries.remove(1);
     assert_eq!(proof::verify_report(&f.chain.genesis, &t, NOW).unwrap_err().check, Check::SubjectMap);
     // Claiming the subject has no record at all: the absence proof fails.
@@ -507,11 +511,11 @@ fn report_lists_every_record_and_is_complete() {
 }
 
 /// The record view of a report, decoded.
-fn view_of(r: &proof::Report) -> RecordView {
+fn view_of(r: &proof::Report) -> RecordPage {
     codec::decode(&hex::decode(r.record.as_ref().unwrap()).unwrap(), 1 << 22, "view").unwrap()
 }
 
-fn set_view(r: &mut proof::Report, view: &RecordView) {
+fn set_view(r: &mut proof::Report, view: &RecordPage) {
     r.record = Some(hex::encode(codec::encode(view).unwrap()));
 }
 
@@ -635,13 +639,15 @@ fn a_redacted_report_verifies_stays_complete_and_shows_nothing_of_what_it_hides(
     let file = serde_json::to_value(&r).unwrap();
     assert_eq!(file["entries"][1], serde_json::json!({ "redacted": record.entries[1].commitment().unwrap() }));
     assert!(tamper_everything(&f, &file) > 1000);
-    // A bundle of the public record carries the same view of the record.
+    // A bundle of the public record carries the page of its own entry alone:
+    // nothing of the other records, hidden or not.
     let b = proof::bundle_for(&f.ledger, &f.a, &|e| e.id == f.a).unwrap();
-    assert_eq!(b.subject.record, r.record.clone().unwrap());
+    let page: RecordPage = codec::decode(&hex::decode(&b.subject.record).unwrap(), 1 << 22, "page").unwrap();
+    assert_eq!((page.count, page.from, page.entries.len()), (3, 0, 1));
     assert_eq!(proof::verify_bundle(g, &b, NOW).unwrap().attestation.id, f.a);
     // A bundle whose own attestation is redacted in the record does not verify.
     let mut t = b.clone();
-    t.subject.record = hex::encode(codec::encode(&RecordView::of(&record, &|_| false).unwrap()).unwrap());
+    t.subject.record = hex::encode(codec::encode(&RecordPage::of(&record, &|_| false).unwrap()).unwrap());
     assert_eq!(proof::verify_bundle(g, &t, NOW).unwrap_err().check, Check::Status);
 }
 
@@ -766,8 +772,9 @@ fn parse_file_dispatches_and_rejects_unknown_formats() {
     assert_eq!(proof::parse_file(b"not json").unwrap_err().check, Check::Format);
     assert_eq!(proof::parse_file(br#"{"type":"yrd-something","version":1}"#).unwrap_err().check, Check::Format);
     // Version 1 (before the governance section), version 2 (subject records
-    // hashed whole) and unknown versions are refused.
-    for version in [1, 2, 4] {
+    // hashed whole), version 3 (no pages: every commitment hashed in a row) and
+    // unknown versions are refused.
+    for version in [1, 2, 3, 5] {
         let mut v: Value = serde_json::from_slice(&b).unwrap();
         v["version"] = Value::from(version);
         assert_eq!(check_of(verify_json(&f, &v)), Check::Format, "version {version}");
@@ -800,4 +807,9 @@ fn dump_files_for_independent_verifiers() {
     // Records b (revoked) and d as their commitments only (docs/proofs.md "Redacted entries").
     let redacted = proof::report_for(&f.ledger, &Uscc::sample(1), &|e| e.id == f.a).unwrap();
     put("report-redacted.json", serde_json::to_value(redacted).unwrap());
+    // The record as two pages (records 0..1 and 1..3 of 3), each with its range proof.
+    for (name, from, limit) in [("report-page-0.json", 0, 1), ("report-page-1.json", 1, 2)] {
+        let page = proof::report_page(&f.ledger, &Uscc::sample(1), from, limit, &|_| true).unwrap();
+        put(name, serde_json::to_value(page).unwrap());
+    }
 }

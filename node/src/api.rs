@@ -1072,7 +1072,7 @@ fn proof_error(e: yrd_ledger::proof::BuildError) -> ApiError {
     match e {
         BuildError::NotFound(_) | BuildError::NoBlocks | BuildError::NoSuchHeight { .. } => ApiError::not_found(e.to_string()),
         BuildError::NotAttestation { .. } => ApiError::bad_request("not_attestation", e.to_string()),
-        BuildError::HeightsOutOfOrder { .. } => ApiError::bad_request("bad_query", e.to_string()),
+        BuildError::HeightsOutOfOrder { .. } | BuildError::NoSuchEntries { .. } => ApiError::bad_request("bad_query", e.to_string()),
         BuildError::Store(e) => ApiError::store(e),
         BuildError::Codec(e) => ApiError::internal(format!("cannot encode proof: {e}")),
     }
@@ -1080,8 +1080,8 @@ fn proof_error(e: yrd_ledger::proof::BuildError) -> ApiError {
 
 /// 403 unless the caller reads committed transaction `id` in full (a proof
 /// bundle or trace holds its bytes). Unknown ids pass (the builder says 404).
-/// The subject's other records are redacted in the file, not refused
-/// ([`redact::visible_entries`]).
+/// The subject's other records are not in the file: a bundle carries the
+/// page of the subject record with this attestation's entry alone.
 fn require_tx(reader: &Reader<'_>, id: &TxId, now_ms: u64) -> ApiResult<Option<Uscc>> {
     let ledger = reader.ledger();
     let Some(r) = ledger.tx_record(id, now_ms).map_err(ApiError::store)? else { return Ok(None) };
@@ -1098,15 +1098,6 @@ fn require_tx(reader: &Reader<'_>, id: &TxId, now_ms: u64) -> ApiResult<Option<U
     })
 }
 
-/// The subject-record entries a proof file shows this caller in full (the
-/// others travel as their commitments, docs/proofs.md "Redacted entries").
-fn shown_entries(reader: &Reader<'_>, subject: Option<Uscc>) -> ApiResult<std::collections::HashSet<TxId>> {
-    match subject {
-        Some(s) => redact::visible_entries(reader, &s),
-        None => Ok(std::collections::HashSet::new()),
-    }
-}
-
 async fn proof_bundle(
     State(app): State<AppState>,
     Signed(caller): Signed,
@@ -1116,26 +1107,50 @@ async fn proof_bundle(
     let now = now_ms();
     app.read(move |_, ledger| {
         let reader = caller.reader(ledger);
-        let subject = require_tx(&reader, &id, now)?;
-        let shown = shown_entries(&reader, subject)?;
-        yrd_ledger::proof::bundle_for(ledger, &id, &|e| shown.contains(&e.id)).map(Json).map_err(proof_error)
+        require_tx(&reader, &id, now)?;
+        // The bundle's subject record is the page of this entry alone: nothing to redact.
+        yrd_ledger::proof::bundle(ledger, &id).map(Json).map_err(proof_error)
     })
     .await
 }
+
+/// `?from=&limit=` of a subject report: the page of records `from ..
+/// from + limit` (default: from 0, [`REPORT_PAGE_ENTRIES_DEFAULT`] records).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    from: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// Records per report page when `limit` is not given: a subject with up to this
+/// many records gets its complete report from one request (~0.4 MB of JSON);
+/// bigger ones page with `from` (the cap is `MAX_REPORT_PAGE_ENTRIES`).
+const REPORT_PAGE_ENTRIES_DEFAULT: u64 = 256;
 
 async fn proof_report(
     State(app): State<AppState>,
     Signed(caller): Signed,
     ApiPath(input): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> ApiResult<Json<yrd_ledger::proof::Report>> {
+    use yrd_ledger::proof::MAX_REPORT_PAGE_ENTRIES;
     let subject =
         Uscc::parse(&input).map_err(|e| ApiError::bad_request("bad_uscc", format!("invalid USCC {input:?}: {e}")))?;
+    let from = q.from.unwrap_or(0);
+    let limit = q.limit.unwrap_or(REPORT_PAGE_ENTRIES_DEFAULT);
+    if limit == 0 || limit > MAX_REPORT_PAGE_ENTRIES {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit {limit}: a page holds 1 to {MAX_REPORT_PAGE_ENTRIES} records (ask for more pages with from)"),
+        ));
+    }
     app.read(move |_, ledger| {
         let reader = caller.reader(ledger);
         redact::require_coverage(&reader, &subject)?;
         // Records the caller may not read are in the report as their commitments only.
-        let shown = redact::visible_entries(&reader, &subject)?;
-        yrd_ledger::proof::report_for(ledger, &subject, &|e| shown.contains(&e.id)).map(Json).map_err(proof_error)
+        let shown = redact::visible_entries(&reader, &subject, from, limit)?;
+        yrd_ledger::proof::report_page(ledger, &subject, from, limit, &|e| shown.contains(&e.id)).map(Json).map_err(proof_error)
     })
     .await
 }
@@ -1165,9 +1180,8 @@ async fn audit_trace(
     let now = now_ms();
     app.read(move |_, ledger| {
         let reader = caller.reader(ledger);
-        let subject = require_tx(&reader, &id, now)?;
-        let shown = shown_entries(&reader, subject)?;
-        yrd_ledger::proof::trace_for(ledger, &id, &|e| shown.contains(&e.id)).map(Json).map_err(proof_error)
+        require_tx(&reader, &id, now)?;
+        yrd_ledger::proof::trace(ledger, &id).map(Json).map_err(proof_error)
     })
     .await
 }

@@ -193,6 +193,37 @@ fn lenders_and_auditors_check_a_live_chain_offline() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("the completeness check failed"), "{}", text(&o));
 
+    // Paged: one page of one record is a proven range, not the complete record;
+    // every page fetched into a directory (from two nodes' pages alike) proves it
+    // complete; a page left out is a gap.
+    let page = dir.join("page.json");
+    let o = yrd(&["report", "--node", &c.nodes[2].api, "--subject", s1.as_str(), "--from", "1", "--limit", "1", "--out", page.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = verify(&page, &genesis);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("records 1..2 (positions from 1: 2 to 2) of exactly 2") && out.contains("a RANGE"), "{out}");
+    let pages = dir.join("pages");
+    let o = yrd(&["report", "--node", &c.nodes[0].api, "--subject", s1.as_str(), "--all", "--limit", "1", "--out", pages.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(&pages).unwrap().count(), 2);
+    let o = verify(&pages, &genesis);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("the list is complete") && out.contains("records 0..2 of 2 (complete)") && out.contains(&a) && out.contains(&b), "{out}");
+    std::fs::remove_file(pages.join("page-000000000000.json")).unwrap();
+    std::fs::copy(&page, pages.join("page-000000000001.json")).unwrap();
+    let o = verify(&pages, &genesis);
+    assert_eq!(o.status.code(), Some(0), "one page is a range: {}", text(&o));
+    assert!(text(&o).contains("a RANGE"), "{}", text(&o));
+    let o = yrd(&["report", "--node", &c.nodes[0].api, "--subject", s1.as_str(), "--all", "--limit", "1", "--out", pages.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let first = pages.join("page-000000000000.json");
+    std::fs::rename(&first, dir.join("page0.json")).unwrap();
+    let o = yrd(&["verify", pages.join("page-000000000001.json").to_str().unwrap(), dir.join("page0.json").to_str().unwrap(), "--genesis", &g]);
+    assert_eq!(o.status.code(), Some(1), "pages out of order: {}", text(&o));
+    assert!(text(&o).contains("the completeness check failed"), "{}", text(&o));
+
     // A USCC with no records: a valid proof of absence.
     let absent = dir.join("absent.json");
     let o = yrd(&["report", "--node", &c.nodes[3].api, "--subject", Uscc::sample(9_999).as_str(), "--out", absent.to_str().unwrap()]);

@@ -46,6 +46,12 @@ revocation, say): --max-age DURATION refuses a file older than that (the freshne
 check, exit 1). A record whose valid-from time has not come is NOT YET VALID.
 --json prints the verdict as JSON (schema: docs/proofs.md §4.0).
 
+A subject report of a big enterprise comes in pages (`yrd report --all --out DIR`):
+give every page file, or the directory holding them, and they are verified together —
+each page, then that all prove the same record (same count and entries root) and
+follow each other with no gap or overlap. The verdict says whether the files prove
+the COMPLETE record or only records i..j of exactly N (one page alone: a range).
+
 Exit status: 0 every check passed; 1 a check failed (the first failed check is named);
 2 the file or the genesis cannot be read.",
     after_help = "\
@@ -53,12 +59,14 @@ Examples:
   yrd proof --node http://127.0.0.1:8601 <ID> > bundle.json
   yrd verify bundle.json --genesis genesis.json
   yrd verify bundle.json --genesis genesis.json --max-age 10m
-  yrd report --subject 91310000MA1K4CXX1H > report.json && yrd verify report.json --genesis genesis.json --json"
+  yrd report --subject 91310000MA1K4CXX1H > report.json && yrd verify report.json --genesis genesis.json --json
+  yrd report --subject 91310000MA1K4CXX1H --all --out pages/ && yrd verify pages/ --genesis genesis.json"
 )]
 pub struct Args {
-    /// The proof file (`-` for standard input)
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
+    /// The proof file (`-` for standard input); several files, or a directory
+    /// of `*.json` files (taken in name order), are the pages of one subject report
+    #[arg(value_name = "FILE", required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
 
     /// The chain's genesis file: the only thing trusted (required unless FILE is itself a genesis)
     #[arg(long, value_name = "GENESIS", env = "YRD_GENESIS")]
@@ -81,12 +89,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let bytes = read_input(&args.file)?;
+    let paths = page_paths(&args.files)?;
+    if paths.len() > 1 {
+        return verify_pages(&args, &paths);
+    }
+    let file = &paths[0];
+    let bytes = read_input(file)?;
     if looks_like_genesis(&bytes) {
-        return verify_genesis(&args, &bytes);
+        return verify_genesis(&args, file, &bytes);
     }
     let Some(genesis_path) = &args.genesis else {
-        anyhow::bail!("--genesis GENESIS is required to verify {} (or set YRD_GENESIS)", args.file.display());
+        anyhow::bail!("--genesis GENESIS is required to verify {} (or set YRD_GENESIS)", file.display());
     };
     let genesis = load_genesis(genesis_path)?;
     let now = match &args.at {
@@ -95,6 +108,63 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let max_age_ms = args.max_age.as_deref().map(super::duration::parse_duration_ms).transpose()?;
     let result = proof::parse_file(&bytes).and_then(|file| proof::verify_file(&genesis, &file, now));
+    Ok(finish_fresh(&result, now, max_age_ms, args.json))
+}
+
+/// The files to verify: as given, or the `*.json` files of a directory in name order.
+fn page_paths(files: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for f in files {
+        if f.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(f)
+                .with_context(|| format!("cannot read the directory {}", f.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            if inside.is_empty() {
+                anyhow::bail!("{} holds no .json file", f.display());
+            }
+            inside.sort();
+            out.extend(inside);
+        } else {
+            out.push(f.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Several files: the pages of one subject report, verified together
+/// (`proof::verify_report_pages`).
+fn verify_pages(args: &Args, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let Some(genesis_path) = &args.genesis else {
+        anyhow::bail!("--genesis GENESIS is required to verify report pages (or set YRD_GENESIS)");
+    };
+    let genesis = load_genesis(genesis_path)?;
+    let now = match &args.at {
+        Some(t) => super::attest::parse_time_ms(t)?,
+        None => super::attest::now_ms()?,
+    };
+    let max_age_ms = args.max_age.as_deref().map(super::duration::parse_duration_ms).transpose()?;
+    let mut pages = Vec::with_capacity(paths.len());
+    let mut failed = None;
+    for (k, p) in paths.iter().enumerate() {
+        let bytes = read_input(p)?;
+        match proof::parse_file(&bytes) {
+            Ok(proof::ProofFile::Report(r)) => pages.push(r),
+            Ok(_) => {
+                failed = Some(VerifyError { check: proof::Check::Format, message: format!("{} (page {k}) is not a subject report", p.display()) });
+                break;
+            }
+            Err(e) => {
+                failed = Some(VerifyError { check: e.check, message: format!("{} (page {k}): {}", p.display(), e.message) });
+                break;
+            }
+        }
+    }
+    let result = match failed {
+        Some(e) => Err(e),
+        None => proof::verify_report_pages(&genesis, &pages, now).map(AnyVerdict::Report),
+    };
     Ok(finish_fresh(&result, now, max_age_ms, args.json))
 }
 
@@ -168,14 +238,14 @@ fn looks_like_genesis(bytes: &[u8]) -> bool {
 /// `yrd verify genesis.json`: the file is valid and this is its chain id (and, with
 /// `--genesis`, whether the two files are the same chain). Exit 1 if they differ
 /// or the file is not a valid genesis.
-fn verify_genesis(args: &Args, bytes: &[u8]) -> anyhow::Result<ExitCode> {
+fn verify_genesis(args: &Args, file: &Path, bytes: &[u8]) -> anyhow::Result<ExitCode> {
     let genesis = match Genesis::from_json(bytes) {
         Ok(g) => g,
         Err(e) => {
             if args.json {
                 println!("{}", serde_json::json!({ "verified": false, "check": "genesis", "error": e.to_string() }));
             } else {
-                println!("NOT VERIFIED: {} is not a valid genesis", args.file.display());
+                println!("NOT VERIFIED: {} is not a valid genesis", file.display());
                 println!("  {e}");
             }
             return Ok(ExitCode::from(EXIT_CHECK_FAILED));
@@ -198,7 +268,7 @@ fn verify_genesis(args: &Args, bytes: &[u8]) -> anyhow::Result<ExitCode> {
     } else {
         match (same, other) {
             (Some(false), Some(o)) => {
-                println!("NOT VERIFIED: {} is another chain than {}", args.file.display(), args.genesis.as_deref().unwrap_or(Path::new("")).display());
+                println!("NOT VERIFIED: {} is another chain than {}", file.display(), args.genesis.as_deref().unwrap_or(Path::new("")).display());
                 println!("  chain id {} here, {} expected", chain_id.to_hex(), o.to_hex());
                 return Ok(ExitCode::from(EXIT_CHECK_FAILED));
             }
@@ -270,9 +340,25 @@ fn print_bundle(v: &Verdict) {
 }
 
 fn print_report(v: &ReportVerdict) {
-    println!("VERIFIED: subject report — every check passed; the list is complete as of block {}", v.anchor.height);
+    if v.complete {
+        println!("VERIFIED: subject report — every check passed; the list is complete as of block {}", v.anchor.height);
+    } else {
+        println!(
+            "VERIFIED: subject report — every check passed; records {}..{} (positions from 1: {} to {}) of exactly {} as of block {}",
+            v.from,
+            v.to,
+            v.from + 1,
+            v.to,
+            v.count,
+            v.anchor.height
+        );
+        println!("             a RANGE, not the complete record: fetch every page (yrd report --all) for the whole list");
+    }
     println!("chain        {} {}", v.chain_name, v.chain_id);
     println!("subject      {}", v.subject);
+    if v.count > 0 {
+        println!("coverage     records {}..{} of {}{}", v.from, v.to, v.count, if v.complete { " (complete)" } else { " (range)" });
+    }
     print_anchor("as of", &v.anchor);
     print_governance(&v.governance);
     if v.attestations.is_empty() && v.redacted.is_empty() {
@@ -293,9 +379,9 @@ fn print_report(v: &ReportVerdict) {
     }
     let mut shown = v.attestations.iter();
     let mut hidden = v.redacted.iter().peekable();
-    for i in 0..total {
+    for i in v.from..v.from + total as u64 {
         println!();
-        if hidden.peek().is_some_and(|r| r.position == i as u64) {
+        if hidden.peek().is_some_and(|r| r.position == i) {
             if let Some(r) = hidden.next() {
                 println!("  [{}] REDACTED  commitment {}", i + 1, r.commitment);
             }
