@@ -483,6 +483,10 @@ function verdictView(result) {
   const rows = [[t("type"), v.type], [t("chain"), `${v.chain_name} (${short(v.chain_id)})`],
     [t("anchor"), `${v.anchor.height} · ${fmtTime(v.anchor.time_ms)} · ${v.anchor.signers.map((x) => x.name).join(", ")}`],
     [t("age"), `${Math.round((Date.now() - v.anchor.time_ms) / 1000)} s`]];
+  if (v.type === "yrd-subject-report" && v.count > 0) {
+    rows.push([t("records"), v.complete ? t("records_complete").replace("{n}", v.count)
+      : t("records_range").replace("{from}", v.from).replace("{to}", v.to).replace("{n}", v.count)]);
+  }
   const recs = v.attestations || (v.attestation ? [v.attestation] : []);
   return h("div", { class: "verdict ok", id: "verdict", "data-verdict": "accept", role: "status" },
     h("h2", {}, `✓ ${t("verify_ok")}`), kv(rows),

@@ -110,6 +110,8 @@ const STRINGS = {
   not_found: ["Not found", "未找到"],
   back_chain: ["Back to the chain", "返回链概览"],
   positions_hidden: ["Redacted entries (position, commitment)", "受限条目（位置、承诺值）"],
+  records_complete: ["all {n} records about the subject (complete)", "该主体的全部 {n} 条记录（完整）"],
+  records_range: ["records {from}..{to} of exactly {n} (one page, not the complete list)", "共 {n} 条中的第 {from}..{to} 条（单页，非完整列表）"],
   none: ["none", "无"],
 };
 

@@ -16,7 +16,9 @@
 
 const TE = new TextEncoder();
 const PREFIX = TE.encode("YRD-CREDIT-CHAIN/v1/");
-const FORMAT_VERSION = 3n;
+const FORMAT_VERSION = 4n;
+/** Most hashes in a record page's range proof (docs/proofs.md §1). */
+const RANGE_PROOF_HASHES_MAX = 128;
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
 const MAX_TX_BYTES = 4096;
 const MAX_HEADER_BYTES = 1024;
@@ -428,9 +430,12 @@ function decodeTx(bytes, field) {
   tx.type = TX_TYPES[tx.bodyType];
   return tx;
 }
-function decodeRecordView(bytes, field) {
+/** `RecordPage { subject, count, from, entries: Vec<EntryView>, proof: Vec<Hash32> }` (§1). */
+function decodeRecordPage(bytes, field) {
   const r = new Reader(bytes, field);
   const subject = r.uscc();
+  const count = r.u64();
+  const from = r.u64();
   const entries = r.vec(() => {
     const tag = r.variant([0, 0]);
     if (tag === 1) return { redacted: r.h32() };
@@ -440,8 +445,43 @@ function decodeRecordView(bytes, field) {
     e.bytes = bytes.subarray(start, r.o);
     return e;
   });
+  const proof = r.vec(() => r.h32());
   r.end();
-  return { subject, entries };
+  return { subject, count, from, entries, proof };
+}
+
+/**
+ * The entries root a record page proves (§2, "The root of a RecordPage"): the
+ * RFC 9162 tree over `count` commitments, the page's own hashed as leaves and
+ * each subtree wholly outside the page taken from the range proof, left first.
+ * Returns `{ root }` or `{ error }` (a malformed page).
+ */
+async function pageRoot(count, from, commitments, proof) {
+  const to = from + BigInt(commitments.length);
+  if (commitments.length < 1) return { error: "the page holds no entry" };
+  if (to > count) return { error: `records ${from}..${to} run past the record's ${count}` };
+  if (proof.length > RANGE_PROOF_HASHES_MAX) return { error: `range proof has ${proof.length} hashes, at most ${RANGE_PROOF_HASHES_MAX}` };
+  let j = 0;
+  const walk = async (lo, hi) => {
+    if (hi <= from || to <= lo) {
+      if (j === proof.length) throw new Error("range proof too short");
+      return proof[j++];
+    }
+    if (hi - lo === 1n) return sha256(u8(0), commitments[Number(lo - from)]);
+    let k = 1n;
+    while (k * 2n < hi - lo) k *= 2n;
+    const left = await walk(lo, lo + k);
+    const right = await walk(lo + k, hi);
+    return sha256(u8(1), left, right);
+  };
+  let root;
+  try {
+    root = await walk(0n, count);
+  } catch (e) {
+    return { error: e.message };
+  }
+  if (j !== proof.length) return { error: `range proof has ${proof.length} hashes, the page uses ${j}` };
+  return { root };
 }
 
 // ---------------------------------------------------------------------------
@@ -701,12 +741,15 @@ class Ctx {
   /** Steps 11-12. */
   async record(field, hexed, proof, subject, header) {
     const bytes = unhex(field, hexed, MAX_SUBJECT_RECORD_BYTES);
-    const record = decodeRecordView(bytes, field);
+    const record = decodeRecordPage(bytes, field);
     if (record.subject !== subject) fail("subject-map", `${field} is about ${record.subject}, not ${subject}`);
     if (proof.siblings.length > SUBJECT_PROOF_SIBLINGS_MAX) fail("subject-map", "subject-map proof has more than 256 siblings");
     const commitments = [];
     for (const e of record.entries) commitments.push(e.redacted ? e.redacted : await sha256(signingBytes("ledger/subject-entry", e.bytes)));
-    const value = await sha256(signingBytes("ledger/subject-record", concat(TE.encode(subject), u64be(commitments.length), ...commitments)));
+    const page = await pageRoot(record.count, record.from, commitments, record.proof);
+    if (page.error) fail("subject-map", `${field}: malformed page: ${page.error}`);
+    record.root = page.root;
+    const value = await sha256(signingBytes("ledger/subject-record", concat(TE.encode(subject), u64be(record.count), page.root)));
     const key = await sha256(TE.encode(subject));
     const notIn = (m) => fail("subject-map", `the record of ${subject} is not in the subject map of block ${header.height}: ${m}`);
     if (proof.terminal.type !== "present") notIn("the proof shows absence");
@@ -799,7 +842,7 @@ function formatProblem(tx) {
 
 function checkFormat(kind, version, expected) {
   if (kind !== expected) fail("format", `type is ${JSON.stringify(kind)}, expected ${JSON.stringify(expected)}`);
-  if (version !== FORMAT_VERSION) fail("format", `version ${version} is not supported (this verifier reads version 3)`);
+  if (version !== FORMAT_VERSION) fail("format", `version ${version} is not supported (this verifier reads version 4)`);
 }
 
 /** The page cannot replay membership changes (steps 23-29): such files are refused. */
@@ -840,7 +883,8 @@ async function verifyReport(g, r, nowMs) {
   const ctx = await ctxFor(g, "anchor", r.anchor, "governance", r.governance);
   const { header, info } = await ctx.anchor("anchor", r.anchor);
   const key = await sha256(TE.encode(subject));
-  const out = { type: "yrd-subject-report", chain_name: g.chain_name, chain_id: hex(ctx.chain), subject, anchor: info, attestations: [], redacted: [], governance: [] };
+  const out = { type: "yrd-subject-report", chain_name: g.chain_name, chain_id: hex(ctx.chain), subject, anchor: info,
+    count: 0, from: 0, to: 0, complete: true, entries_root: null, attestations: [], redacted: [], governance: [] };
   if (r.record === null) {
     if (r.proof.siblings.length > SUBJECT_PROOF_SIBLINGS_MAX) fail("subject-map", "subject-map proof has more than 256 siblings");
     const absent = (m) => fail("subject-map", `no proof that ${subject} is absent from the subject map of block ${header.height}: ${m}`);
@@ -852,7 +896,10 @@ async function verifyReport(g, r, nowMs) {
     return out;
   }
   const record = await ctx.record("record", r.record, r.proof, subject, header);
-  if (r.entries.length !== record.entries.length) fail("completeness", `the record lists ${record.entries.length} attestations, the report carries ${r.entries.length}`);
+  if (r.entries.length !== record.entries.length) fail("completeness", `the record page lists ${record.entries.length} attestations, the report carries ${r.entries.length}`);
+  const to = record.from + BigInt(record.entries.length);
+  Object.assign(out, { count: Number(record.count), from: Number(record.from), to: Number(to),
+    complete: record.from === 0n && to === record.count, entries_root: hex(record.root) });
   for (let i = 0; i < record.entries.length; i++) {
     const field = `entries[${i}]`;
     const e = record.entries[i];
@@ -860,7 +907,7 @@ async function verifyReport(g, r, nowMs) {
     const givenRedacted = "redacted" in given;
     if (e.redacted && givenRedacted) {
       if (!eq(e.redacted, unhexRaw(given.redacted))) fail("completeness", `${field} is redacted as ${given.redacted}, the record has commitment ${hex(e.redacted)} here`);
-      out.redacted.push({ position: i, commitment: hex(e.redacted) });
+      out.redacted.push({ position: Number(record.from) + i, commitment: hex(e.redacted) });
       continue;
     }
     if (e.redacted) fail("completeness", `${field} is given in full, but the record has only a commitment here`);
