@@ -733,7 +733,9 @@ async fn refuse_unread(req: Request, err: ApiError) -> Response {
 // Transactions
 // ---------------------------------------------------------------------------
 
-fn decode_tx_hex(s: &str) -> ApiResult<Vec<u8>> {
+/// The `tx` field of a submission: at most [`MAX_TX_BYTES`] bytes of hex (the fuzz
+/// target `api_submit` calls it as the handler does).
+pub fn decode_tx_hex(s: &str) -> ApiResult<Vec<u8>> {
     if s.len() > 2 * MAX_TX_BYTES {
         return Err(ApiError::bad_request(
             "too_large",
