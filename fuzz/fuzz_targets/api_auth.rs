@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let nonce = Nonce(input.array::<16>());
     let rest = input.rest();
     with_fixture(|f| {
-        let membership = f.chain.membership();
+        let membership = &f.membership;
         let auth = RequestAuth::new(120_000);
         let mut headers = HeaderMap::new();
         let mut path = "/v1/status".to_string();
@@ -48,13 +48,13 @@ fuzz_target!(|data: &[u8]| {
         }
         let Ok(uri) = path.parse::<Uri>() else { return };
         let anonymous = NAMES.iter().all(|n| !headers.contains_key(*n));
-        match auth.authenticate(&f.chain.chain, &membership, &Method::GET, &uri, &headers, NOW_MS) {
+        match auth.authenticate(&f.chain.chain, membership, &Method::GET, &uri, &headers, NOW_MS) {
             Ok(caller) => {
                 assert_eq!(caller.request.is_none(), anonymous, "a request was taken as anonymous or signed wrongly");
                 if let Some(req) = &caller.request {
                     assert!(req.verify(&f.chain.chain).is_ok(), "an accepted request does not verify");
                     // The same headers again: a replay.
-                    let again = auth.authenticate(&f.chain.chain, &membership, &Method::GET, &uri, &headers, NOW_MS);
+                    let again = auth.authenticate(&f.chain.chain, membership, &Method::GET, &uri, &headers, NOW_MS);
                     assert_eq!(again.err().map(|e| e.code()), Some("replayed_request"));
                 }
             }

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(bytes.len() <= MAX_TX_BYTES, "{} bytes of transaction accepted", bytes.len());
             assert_eq!(Ok(&bytes), hex::decode(&req.tx).as_ref(), "decode_tx_hex is not hex::decode");
             with_fixture(|f| {
-                let _ = check_untrusted_bytes(&f.chain.membership(), &f.chain.chain, &bytes);
+                let _ = check_untrusted_bytes(&f.membership, &f.chain.chain, &bytes);
             });
         }
         Err(e) => {

@@ -24,7 +24,9 @@ use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha512};
 use yrd_consensus::adversary::NON_CANONICAL_SMALL_ORDER;
 use yrd_consensus::crypto::{signing_bytes, PublicKey, Signature};
-use yrd_consensus::sigrule::{build, check_key};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use yrd_consensus::sigrule::{build, check_key, KeyError, PreparedKey};
 use yrd_fuzz::Bytes;
 
 const TAG: &[u8] = b"fuzz/sig";
@@ -105,6 +107,27 @@ fn suspicious(it: &Item) -> bool {
         }
 }
 
+type Prepared = (Result<PreparedKey, KeyError>, Result<PreparedKey, KeyError>);
+
+thread_local! {
+    /// Keys prepared with and without a table, by key (a table costs
+    /// milliseconds; the inputs reuse a few dozen keys).
+    static BUILT: RefCell<HashMap<[u8; 32], Prepared>> = RefCell::new(HashMap::new());
+}
+
+/// Most keys kept in [`BUILT`] before it is emptied.
+const BUILT_KEYS_MAX: usize = 512;
+
+fn built(key: &[u8; 32]) -> Prepared {
+    BUILT.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() >= BUILT_KEYS_MAX {
+            b.clear();
+        }
+        b.entry(*key).or_insert_with(|| (build(key, true), build(key, false))).clone()
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut input = Bytes(data);
     let count = 1 + usize::from(input.u8() % 4);
@@ -114,7 +137,7 @@ fuzz_target!(|data: &[u8]| {
         let msg = signing_bytes(TAG, &it.payload);
         let rule = PublicKey(it.key).verify(TAG, &it.payload, &Signature(it.sig)).is_ok();
         let key_ok = check_key(&it.key).is_ok();
-        match (build(&it.key, true), build(&it.key, false)) {
+        match built(&it.key) {
             (Ok(fast), Ok(slow)) => {
                 assert_eq!(fast.verify(&msg, &it.sig), rule, "item {i}: the table path differs from the cached path");
                 assert_eq!(slow.verify(&msg, &it.sig), rule, "item {i}: the plain path differs from the cached path");

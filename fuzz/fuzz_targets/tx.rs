@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = tx.tx.check_format();
     }
     with_fixture(|f| {
-        let checked = check_untrusted_bytes(&f.chain.membership(), &f.chain.chain, data);
+        let checked = check_untrusted_bytes(&f.membership, &f.chain.chain, data);
         if let Ok((tx, id)) = &checked {
             assert_eq!(Some(tx), decoded.as_ref().ok(), "admission accepted bytes the decoder refused");
             let _ = f.ledger.check_tx(tx, id);

@@ -37,12 +37,12 @@ fuzz_target!(|data: &[u8]| {
             }
             items.push(tx.encode().expect("a test transaction encodes"));
         }
-        let membership = f.chain.membership();
+        let membership = &f.membership;
         let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
-        let batch = check_untrusted_batch(&membership, &f.chain.chain, &refs);
+        let batch = check_untrusted_batch(membership, &f.chain.chain, &refs);
         assert_eq!(batch.len(), items.len(), "one verdict per item");
         for (i, bytes) in items.iter().enumerate().rev() {
-            let alone = check_untrusted_bytes(&membership, &f.chain.chain, bytes);
+            let alone = check_untrusted_bytes(membership, &f.chain.chain, bytes);
             assert_eq!(alone, batch[i], "item {i}: the batch verdict differs from the single one");
         }
     });

@@ -8,6 +8,7 @@
 use std::cell::OnceCell;
 
 use yrd_consensus::codec;
+use yrd_ledger::governance::Membership;
 use yrd_ledger::store::Ledger;
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::AttestationKind;
@@ -23,6 +24,8 @@ pub const FIXTURE_BLOCKS: u64 = 3;
 /// The chain and a ledger with [`FIXTURE_BLOCKS`] blocks on it.
 pub struct Fixture {
     pub chain: TestChain,
+    /// The genesis membership (built once: building it is costly).
+    pub membership: Membership,
     pub ledger: Ledger,
     /// Keeps the ledger's directory alive for the process.
     _dir: tempfile::TempDir,
@@ -52,7 +55,8 @@ fn build_fixture() -> Fixture {
             .collect();
         chain.commit_next(&mut ledger, txs).expect("fuzz fixture: commit a block");
     }
-    Fixture { chain, ledger, _dir: dir }
+    let membership = chain.membership();
+    Fixture { chain, membership, ledger, _dir: dir }
 }
 
 /// The canonical-encoding property: a value decoded from `bytes` encodes to
