@@ -202,7 +202,9 @@ impl FromRequest<AppState> for BatchBody {
             Ok(entries) => Ok(BatchBody(entries, body.permit)),
             Err(e @ batch::BatchParseError::TooMany { .. }) => Err(ApiError::bad_request("batch_too_large", e.to_string())),
             Err(e @ batch::BatchParseError::EntryTooLarge { .. }) => Err(ApiError::bad_request("too_large", e.to_string())),
-            Err(e @ batch::BatchParseError::Json(_)) => Err(ApiError::bad_request("bad_json", e.to_string())),
+            Err(e @ (batch::BatchParseError::Json(_) | batch::BatchParseError::NotUtf8 { .. })) => {
+                Err(ApiError::bad_request("bad_json", e.to_string()))
+            }
         }
     }
 }
