@@ -126,8 +126,9 @@ pub fn prepare(bytes: &[u8; 32]) -> Result<PreparedKey, KeyError> {
     Ok(key)
 }
 
-/// Checks the key rule and prepares the key, with or without a fixed-base table.
-fn build(bytes: &[u8; 32], with_table: bool) -> Result<PreparedKey, KeyError> {
+/// Checks the key rule and prepares the key, with or without a fixed-base table,
+/// bypassing the cache (the fuzz target `sig_rule` compares the two paths).
+pub fn build(bytes: &[u8; 32], with_table: bool) -> Result<PreparedKey, KeyError> {
     let minus_a = -check_key(bytes)?;
     let table = with_table.then(|| Box::new(EdwardsBasepointTable::create(&minus_a)));
     Ok(PreparedKey(Arc::new(Inner { bytes: *bytes, minus_a, table })))

@@ -213,7 +213,9 @@ impl FromRequest<AppState> for BatchBody {
             Ok(entries) => Ok(BatchBody(entries, body.permit)),
             Err(e @ batch::BatchParseError::TooMany { .. }) => Err(ApiError::bad_request("batch_too_large", e.to_string())),
             Err(e @ batch::BatchParseError::EntryTooLarge { .. }) => Err(ApiError::bad_request("too_large", e.to_string())),
-            Err(e @ batch::BatchParseError::Json(_)) => Err(ApiError::bad_request("bad_json", e.to_string())),
+            Err(e @ (batch::BatchParseError::Json(_) | batch::BatchParseError::NotUtf8 { .. })) => {
+                Err(ApiError::bad_request("bad_json", e.to_string()))
+            }
         }
     }
 }
@@ -747,7 +749,9 @@ async fn refuse_unread(req: Request, err: ApiError) -> Response {
 // Transactions
 // ---------------------------------------------------------------------------
 
-fn decode_tx_hex(s: &str) -> ApiResult<Vec<u8>> {
+/// The `tx` field of a submission: at most [`MAX_TX_BYTES`] bytes of hex (the fuzz
+/// target `api_submit` calls it as the handler does).
+pub fn decode_tx_hex(s: &str) -> ApiResult<Vec<u8>> {
     if s.len() > 2 * MAX_TX_BYTES {
         return Err(ApiError::bad_request(
             "too_large",

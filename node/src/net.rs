@@ -26,7 +26,7 @@
 //! connected stays right.
 
 mod codec;
-mod hello;
+pub mod hello;
 mod listen;
 mod names;
 mod permission;

@@ -36,6 +36,11 @@ pub enum BatchParseError {
     /// Not JSON, or not `{"txs": [strings]}`.
     #[error("invalid JSON body: {0}")]
     Json(#[from] serde_json::Error),
+    /// Not UTF-8 (JSON is, RFC 8259 §8.1): serde_json skips the strings of
+    /// ignored keys without checking them, so this is checked first (the
+    /// `api_batch` fuzz target found such a body accepted).
+    #[error("invalid JSON body: not UTF-8 (byte {valid_up_to} starts an invalid sequence)")]
+    NotUtf8 { valid_up_to: usize },
 }
 
 /// A limit hit while parsing, kept aside: serde errors only carry text.
@@ -50,6 +55,9 @@ type HitCell = Cell<Option<Hit>>;
 /// Parses a batch body. Unknown top-level keys are ignored (without being kept);
 /// a repeated `txs` key is an error.
 pub fn parse(body: &[u8]) -> Result<Vec<Entry>, BatchParseError> {
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(BatchParseError::NotUtf8 { valid_up_to: e.valid_up_to() });
+    }
     let hit = HitCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = RequestSeed(&hit).deserialize(&mut de).and_then(|v| de.end().map(|()| v));
@@ -184,6 +192,16 @@ mod tests {
 
     fn body(entries: &[String]) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({ "txs": entries })).unwrap()
+    }
+
+    /// Found by the `api_batch` fuzz target (fuzz/README.md): invalid UTF-8 in
+    /// the string of an ignored key was accepted (serde_json skips it unread).
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused() {
+        let crash = b"{\"note\": {\"\xc7x\": [0, 2.5e3, null]}, \"txs\": [\"00ff\", \"zzc\", \"\", \"\\u0030\\u0031\"]}";
+        assert!(matches!(parse(crash), Err(BatchParseError::NotUtf8 { valid_up_to: 11 })));
+        assert!(parse(b"{\"txs\": [\"00\"], \"x\": \"\xff\"}").is_err());
+        assert_eq!(parse(b"{\"txs\": [\"00\"], \"x\": \"\xe4\xb8\xad\"}").unwrap().len(), 1, "UTF-8 is fine");
     }
 
     #[test]

@@ -57,7 +57,10 @@ impl Hello {
             return Err(HelloError(format!("hello of {} bytes, more than {MAX_HELLO_BYTES}", bytes.len())));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| HelloError("hello is not UTF-8".into()))?;
-        let mut lines = text.split('\n');
+        // At most five lines: the warning is the rest, so a sixth line makes it
+        // hold a newline and be refused below (found by the `hello` fuzz target:
+        // extra lines were dropped, so two different hellos read the same).
+        let mut lines = text.splitn(5, '\n');
         if lines.next() != Some(MAGIC) {
             return Err(HelloError("not a yrd hello".into()));
         }
@@ -128,6 +131,18 @@ mod tests {
         assert!(Hello::decode(&[0xff; 10]).is_err());
         assert!(Hello::decode(&vec![b'a'; MAX_HELLO_BYTES + 1]).is_err());
         assert!(Hello::decode(b"yrd-hello/1\nab\nname\x07\ni").is_err());
+    }
+
+    /// Found by the `hello` fuzz target (fuzz/README.md): lines after the
+    /// warning were dropped, so the hello read was not the hello sent
+    /// (`encode(decode(x)) != x`). A hello has at most five lines.
+    #[test]
+    fn a_line_after_the_warning_is_refused() {
+        let crash = b"yrd-hello/1\nellord-hello/1\nelloyrd-hel/5lq/1\nellolo//\nyrd-hel/5lq/1\nellolo//\n'~\x04";
+        assert!(Hello::decode(crash).is_err());
+        assert!(Hello::decode(b"yrd-hello/1\nab\nname\ni\nwarning\nmore").is_err());
+        let five = b"yrd-hello/1\nab\nname\ni\nwarning";
+        assert_eq!(Hello::decode(five).map(|h| h.encode()), Ok(five.to_vec()));
     }
 
     #[test]
