@@ -6,17 +6,19 @@
 # property in any target fails this script (and so scripts/test.sh), naming
 # the input that did it.
 #
-# Skipped, with the reason printed, when the nightly toolchain or cargo-fuzz is
-# missing (`rustup toolchain install nightly`, `cargo install cargo-fuzz`), or
-# when YRD_FUZZ_SMOKE=0. The first build is the cost: a cold build of the targets
-# (libp2p, sled, axum with sanitizer coverage) took 33.5 min of wall time (11 min
-# of CPU) on the shared 2-core machine; keep fuzz/target between CI runs.
+# Runs only with YRD_FUZZ_SMOKE=1 (scripts/test.sh passes it through): the build
+# is the cost — a cold build of the targets (libp2p, sled, axum with sanitizer
+# coverage) took 33.5 min of wall time (11 min of CPU) on the shared 2-core
+# machine, and a rebuild after a change in node/ 192 s — which does not fit the
+# CI budget of 30 minutes beside the rest of the suite. Skipped, with the reason
+# printed, otherwise, and when the nightly toolchain or cargo-fuzz is missing
+# (`rustup toolchain install nightly`, `cargo install cargo-fuzz`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 total_s=${FUZZ_SMOKE_SECONDS:-60}
-if [ "${YRD_FUZZ_SMOKE:-1}" = 0 ]; then
-    echo "fuzz-smoke: SKIPPED: YRD_FUZZ_SMOKE=0"
+if [ "${YRD_FUZZ_SMOKE:-0}" != 1 ]; then
+    echo "fuzz-smoke: SKIPPED: set YRD_FUZZ_SMOKE=1 to run it (building the targets takes 3-30 min, beyond the CI budget; fuzz/README.md)"
     exit 0
 fi
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

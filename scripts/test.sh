@@ -6,6 +6,7 @@ cargo build --workspace --bins
 cargo test --workspace --no-fail-fast
 # Injected storage faults need sled's failpoints, a feature the shipped build never has.
 cargo test -p yrd-ledger --features failpoints --test faults
-# A short run of every fuzz target, about a minute (fuzz/README.md); it skips
-# itself, saying why, without nightly or cargo-fuzz, and fails on any crash.
+# A short run of every fuzz target, about a minute plus the targets' build
+# (fuzz/README.md), with YRD_FUZZ_SMOKE=1 only; it skips itself, saying why,
+# otherwise or without nightly or cargo-fuzz, and fails on any crash.
 ./scripts/fuzz-smoke.sh
