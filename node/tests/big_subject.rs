@@ -12,23 +12,19 @@
 //!
 //!     YRD_BIG_SUBJECT_RECORDS=100000 cargo test --release -p yrd-node --test big_subject -- --nocapture
 
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
-use yrd_consensus::types::{Height, Round};
 use yrd_ledger::genesis::ChainParams;
 use yrd_ledger::proof::{self, Report};
 use yrd_ledger::store::Ledger;
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{AttestationKind, RevocationReason};
 use yrd_ledger::uscc::Uscc;
-use yrd_node::api;
-use yrd_node::mempool::Mempool;
-use yrd_node::metrics::Metrics;
-use yrd_node::shared::{ConsensusStatus, Shared};
+use yrd_node::shared::Shared;
 
 const NOW: u64 = 1_900_000_000_000;
 
@@ -36,50 +32,15 @@ struct Server {
     base: String,
     shared: Arc<Shared>,
     agent: ureq::Agent,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
-    _gossip: mpsc::Receiver<Vec<Vec<u8>>>,
+    _served: common::Served,
 }
 
 impl Server {
-    fn start(ledger: Ledger, chain: &TestChain, dir: &std::path::Path) -> Server {
-        let (gossip_out, gossip_rx) = mpsc::channel(1024);
-        let shared = Arc::new(Shared {
-            name: "shanghai".into(),
-            validator_index: Some(0),
-            genesis: chain.genesis.clone(),
-            chain: chain.chain,
-            ledger: RwLock::new(ledger),
-            mempool: Mutex::new(Mempool::new(100)),
-            recent: Mutex::new(yrd_node::shared::RecentCommits::default()),
-            metrics: Metrics::new(),
-            consensus: Mutex::new(ConsensusStatus { height: Height(1), round: Round(0), step: "propose", validator_index: Some(0) }),
-            peers: Mutex::new(vec![]),
-            committed: watch::channel(Height(0)).0,
-            gossip_out,
-            disk: yrd_node::disk::DiskSpace::unlimited(dir),
-            writes: Default::default(),
-            health: Default::default(),
-            queries: yrd_node::queries::QueryRecorder::new(Some(chain.validator_keys[0].clone()), Default::default()),
-        });
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = oneshot::channel::<()>();
-        let served = shared.clone();
-        let server = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                addr_tx.send(listener.local_addr()?).map_err(std::io::Error::other)?;
-                api::serve(listener, served, api::ServeLimits::default(), async move {
-                    let _ = stop_rx.await;
-                })
-                .await
-            })
-        });
-        let addr = addr_rx.recv().unwrap();
+    fn start(ledger: Ledger, chain: &TestChain) -> Server {
+        let served = common::serve(chain, common::Options { ledger: Some(ledger), ..Default::default() });
         let agent: ureq::Agent =
             ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into();
-        Server { base: format!("http://{addr}"), shared, agent, stop: Some(stop), server: Some(server), _gossip: gossip_rx }
+        Server { base: served.base.clone(), shared: served.shared.clone(), agent, _served: served }
     }
 
     /// GET `path`: (status, body).
@@ -87,17 +48,6 @@ impl Server {
         let mut resp = self.agent.get(format!("{}{path}", self.base)).call().unwrap();
         let status = resp.status().as_u16();
         (status, resp.body_mut().with_config().limit(64 << 20).read_to_string().unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(s) = self.server.take() {
-            let _ = s.join();
-        }
     }
 }
 
@@ -151,7 +101,7 @@ fn a_big_subject_is_served_in_pages_that_prove_the_complete_record() {
     );
     let count = n + 5;
 
-    let server = Server::start(ledger, &chain, dir.path());
+    let server = Server::start(ledger, &chain);
     let path = |from: u64, limit: u64| format!("/v1/proofs/subjects/{}?from={from}&limit={limit}", subject.as_str());
 
     // The cap and the end of the record: 400 with the error shape.

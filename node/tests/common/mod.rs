@@ -24,6 +24,9 @@ use yrd_node::shared::{ConsensusStatus, RecentCommits, Shared};
 /// ("shanghai") of the chain with a 100-transaction mempool, no peers, query
 /// records signed by its key and the default server limits.
 pub struct Options {
+    /// Serve this ledger (already opened on the chain's genesis) instead of a
+    /// fresh one.
+    pub ledger: Option<Ledger>,
     pub mempool: Mempool,
     pub peers: Vec<PublicKey>,
     /// Sign query records with validator 0's key (`false`: a node that records none).
@@ -35,6 +38,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
+            ledger: None,
             mempool: Mempool::new(100),
             peers: vec![],
             records_queries: true,
@@ -57,10 +61,13 @@ pub struct Served {
     _dir: tempfile::TempDir,
 }
 
-/// Serves `chain`'s genesis from a fresh temp-dir ledger.
+/// Serves `chain`'s genesis from a fresh temp-dir ledger (or `opts.ledger`).
 pub fn serve(chain: &TestChain, opts: Options) -> Served {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let ledger = match opts.ledger {
+        Some(l) => l,
+        None => Ledger::open(dir.path(), chain.genesis.clone()).unwrap(),
+    };
     let (gossip_out, gossip) = mpsc::channel(1024);
     let signer = opts.records_queries.then(|| chain.validator_keys[0].clone());
     let shared = Arc::new(Shared {
