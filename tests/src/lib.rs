@@ -507,3 +507,27 @@ pub fn read_until(reader: &mut impl BufRead, secs: u64, pred: impl Fn(&str) -> b
     None
 }
 
+
+/// A child process that is killed (and reaped) when dropped: a test that fails
+/// half-way leaves nothing running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits at most `secs` for `child` to exit (polling); panics saying `what`
+/// did not finish otherwise.
+pub fn wait_child(child: &mut Child, secs: u64, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().expect("wait for a child process") {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what} did not finish within {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -11,7 +11,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use yrd_tests::yrd_bin;
@@ -23,13 +22,7 @@ static TESTNETS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The CI run's seed (any seed must pass; this one is printed on failure).
 const SEED: u64 = 1313;
 
-struct KillOnDrop(std::process::Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use yrd_tests::KillOnDrop;
 
 fn testnet_bin() -> std::path::PathBuf {
     yrd_bin().with_file_name("yrd-testnet")
@@ -54,16 +47,6 @@ fn mounts_of(pid: u32) -> Vec<String> {
         .collect()
 }
 
-fn wait_exit(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "yrd-testnet chaos did not finish within {secs} s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn two_minutes_of_chaos_pass_every_check_and_leave_nothing_behind() {
@@ -89,7 +72,7 @@ fn two_minutes_of_chaos_pass_every_check_and_leave_nothing_behind() {
         }
         lines
     });
-    let status = wait_exit(&mut child.0, 900);
+    let status = yrd_tests::wait_child(&mut child.0, 900, "yrd-testnet chaos");
     let lines = reader.join().unwrap();
     let text = lines.join("\n");
     let json: Value = lines
@@ -227,7 +210,7 @@ fn ctrl_c_mid_window_heals_and_removes_everything() {
         let _ = std::io::Read::read_to_string(&mut out, &mut rest);
         rest
     });
-    let status = wait_exit(&mut child.0, 120);
+    let status = yrd_tests::wait_child(&mut child.0, 120, "yrd-testnet chaos");
     let rest = drain.join().unwrap();
     assert_eq!(status.code(), Some(1), "{rest}");
     assert!(rest.contains("interrupted"), "{rest}");

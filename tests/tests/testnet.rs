@@ -6,18 +6,11 @@
 
 use std::io::BufReader;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use yrd_tests::{read_until, yrd_bin};
 
-struct KillOnDrop(std::process::Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use yrd_tests::KillOnDrop;
 
 fn get_json(url: &str) -> Value {
     let mut resp = ureq::get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
@@ -149,14 +142,7 @@ fn the_testnet_finalises_its_samples_identically_on_all_four_nodes_carries_load_
 /// Sends SIGINT to a running `yrd-testnet` and waits (30 s at most) for it to exit.
 fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "yrd-testnet did not stop on SIGINT");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    yrd_tests::wait_child(child, 30, "yrd-testnet after SIGINT")
 }
 
 /// `yrd-testnet --validators 7`: seven processes (the founding four, then Suzhou,

@@ -11,13 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use yrd_tests::{read_until, yrd_bin};
 
-struct KillOnDrop(std::process::Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use yrd_tests::KillOnDrop;
 
 /// Why these tests cannot run here, if they cannot.
 fn skip_reason() -> Option<String> {
@@ -75,16 +69,6 @@ fn wan_cmd(dir: &std::path::Path, validators: usize, with_netem: bool) -> Comman
     c
 }
 
-fn wait_exit(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "yrd-testnet did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Five validators in namespaces finalise the samples identically (the testnet
 /// exits 0 only then), each node on its own address with four peers; after
@@ -139,7 +123,7 @@ fn validators_in_namespaces_finalise_and_every_namespace_is_removed_on_sigint() 
     assert!(!String::from_utf8_lossy(&inside.stdout).trim().is_empty(), "no process in the first node's namespace");
 
     let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
-    let status = wait_exit(&mut child.0, 60);
+    let status = yrd_tests::wait_child(&mut child.0, 60, "yrd-testnet");
     let _ = drain.join();
     assert!(status.success(), "yrd-testnet --wan exited with {status}");
     assert!(namespaces_of(pid).is_empty(), "namespaces left: {:?}", namespaces_of(pid));
