@@ -241,3 +241,22 @@ impl Record {
         self.status != "pending" && self.height.is_some()
     }
 }
+
+/// `POST /v1/transactions/batch`'s answer: one result per submitted transaction,
+/// in order (docs/api.md).
+#[derive(Debug, Deserialize)]
+pub struct BatchAnswer {
+    pub results: Vec<BatchEntry>,
+}
+
+/// One transaction's result in a batch: `status` when admitted, else `error`
+/// and `code`.
+#[derive(Debug, Deserialize)]
+pub struct BatchEntry {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+}

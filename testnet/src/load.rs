@@ -29,7 +29,7 @@ use yrd_ledger::genesis::Genesis;
 use yrd_ledger::tx::{Attestation, AttestationKind, Grade, Severity, Transaction, TxBody};
 use yrd_ledger::uscc::Uscc;
 
-use crate::api::Api;
+use crate::api::{Api, BatchAnswer};
 use crate::setup::{now_ms, TestnetFile};
 use crate::stats::{due, pacing, percentile};
 
@@ -133,20 +133,6 @@ struct SenderResult {
     errors: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct BatchAnswer {
-    results: Vec<BatchEntry>,
-}
-
-#[derive(Deserialize)]
-struct BatchEntry {
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    code: Option<String>,
-}
 
 /// The issuers' keys and the chain id, read from `testnet.json` and its genesis.
 pub(crate) struct Chain {

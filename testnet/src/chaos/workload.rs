@@ -16,12 +16,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use serde::Deserialize;
 use yrd_consensus::crypto::{sha256, Hash32, SecretKey};
 use yrd_ledger::tx::{Transaction, TxBody};
 
 use super::checker::{Key, NodeChain};
-use crate::api::Api;
+use crate::api::{Api, BatchAnswer};
 use crate::setup::now_ms;
 
 /// A pacing tick: what is due is sent every this many ms.
@@ -65,20 +64,6 @@ pub struct Workload {
     pub errors: Arc<Mutex<Vec<String>>>,
 }
 
-#[derive(Deserialize)]
-struct BatchAnswer {
-    results: Vec<BatchEntry>,
-}
-
-#[derive(Deserialize)]
-struct BatchEntry {
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    code: Option<String>,
-}
 
 fn note(errors: &Mutex<Vec<String>>, e: String) {
     if let Ok(mut v) = errors.lock() {
