@@ -531,3 +531,15 @@ pub fn wait_child(child: &mut Child, secs: u64, what: &str) -> std::process::Exi
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The network namespaces a `yrd-testnet --wan` or `chaos` run with this pid
+/// still has (`yrdwan-<pid>-…`); none when `ip` cannot be run.
+pub fn wan_namespaces_of(pid: u32) -> Vec<String> {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return Vec::new() };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("yrdwan-{pid}-")))
+        .map(String::from)
+        .collect()
+}

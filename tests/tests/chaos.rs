@@ -28,16 +28,6 @@ fn testnet_bin() -> std::path::PathBuf {
     yrd_bin().with_file_name("yrd-testnet")
 }
 
-fn namespaces_of(pid: u32) -> Vec<String> {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return Vec::new() };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&format!("yrdwan-{pid}-")))
-        .map(String::from)
-        .collect()
-}
-
 fn mounts_of(pid: u32) -> Vec<String> {
     std::fs::read_to_string("/proc/mounts")
         .unwrap_or_default()
@@ -113,7 +103,7 @@ fn two_minutes_of_chaos_pass_every_check_and_leave_nothing_behind() {
         assert!(json["disk_filled_mib"].as_f64().unwrap() > 100.0, "seed {SEED}: {json}");
     }
     // Nothing left: no namespace, no tmpfs of this run.
-    assert!(namespaces_of(pid).is_empty(), "left: {:?}", namespaces_of(pid));
+    assert!(yrd_tests::wan_namespaces_of(pid).is_empty(), "left: {:?}", yrd_tests::wan_namespaces_of(pid));
     assert!(mounts_of(pid).is_empty(), "left: {:?}", mounts_of(pid));
 }
 
@@ -170,7 +160,7 @@ fn cleanup_removes_what_a_killed_chaos_run_left() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(mounts_of(pid).is_empty(), "left: {:?}\n{text}", mounts_of(pid));
-    assert!(namespaces_of(pid).is_empty(), "left: {:?}\n{text}", namespaces_of(pid));
+    assert!(yrd_tests::wan_namespaces_of(pid).is_empty(), "left: {:?}\n{text}", yrd_tests::wan_namespaces_of(pid));
 }
 
 /// Ctrl-C in the middle of the window: the faults are healed, the nodes stopped,
@@ -214,7 +204,7 @@ fn ctrl_c_mid_window_heals_and_removes_everything() {
     let rest = drain.join().unwrap();
     assert_eq!(status.code(), Some(1), "{rest}");
     assert!(rest.contains("interrupted"), "{rest}");
-    assert!(namespaces_of(pid).is_empty(), "left: {:?}", namespaces_of(pid));
+    assert!(yrd_tests::wan_namespaces_of(pid).is_empty(), "left: {:?}", yrd_tests::wan_namespaces_of(pid));
     assert!(mounts_of(pid).is_empty(), "left: {:?}", mounts_of(pid));
     // No node of this run still runs (their command lines name the run's directory).
     let needle = run_dir.display().to_string();

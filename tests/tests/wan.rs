@@ -44,17 +44,6 @@ fn netem() -> bool {
     ok
 }
 
-/// Namespaces of the run with this pid.
-fn namespaces_of(pid: u32) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&format!("yrdwan-{pid}-")))
-        .map(String::from)
-        .collect()
-}
-
 fn root_link_exists(pid: u32) -> bool {
     Command::new("ip").args(["link", "show", &format!("yw{pid}h")]).output().map(|o| o.status.success()).unwrap_or(false)
 }
@@ -102,7 +91,7 @@ fn validators_in_namespaces_finalise_and_every_namespace_is_removed_on_sigint() 
         let _ = std::io::copy(&mut out, &mut std::io::sink());
     });
     // Namespaces: hub, five nodes, the client.
-    let mut ns = namespaces_of(pid);
+    let mut ns = yrd_tests::wan_namespaces_of(pid);
     ns.sort();
     assert_eq!(ns.len(), 7, "{ns:?}");
     assert!(root_link_exists(pid));
@@ -126,7 +115,7 @@ fn validators_in_namespaces_finalise_and_every_namespace_is_removed_on_sigint() 
     let status = yrd_tests::wait_child(&mut child.0, 60, "yrd-testnet");
     let _ = drain.join();
     assert!(status.success(), "yrd-testnet --wan exited with {status}");
-    assert!(namespaces_of(pid).is_empty(), "namespaces left: {:?}", namespaces_of(pid));
+    assert!(yrd_tests::wan_namespaces_of(pid).is_empty(), "namespaces left: {:?}", yrd_tests::wan_namespaces_of(pid));
     assert!(!root_link_exists(pid), "the root-side veth yw{pid}h is left");
 }
 
@@ -152,13 +141,13 @@ fn cleanup_removes_what_a_killed_run_left() {
     assert!(!node_pids.is_empty());
     child.0.kill().unwrap(); // SIGKILL: no guard runs
     let _ = child.0.wait();
-    assert_eq!(namespaces_of(pid).len(), 6, "a killed run leaves hub, 4 nodes, client");
+    assert_eq!(yrd_tests::wan_namespaces_of(pid).len(), 6, "a killed run leaves hub, 4 nodes, client");
 
     let out = Command::new(yrd_bin().with_file_name("yrd-testnet")).arg("--cleanup").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(&format!("yrdwan-{pid}-hub")), "{text}");
-    assert!(namespaces_of(pid).is_empty(), "left after --cleanup: {:?}", namespaces_of(pid));
+    assert!(yrd_tests::wan_namespaces_of(pid).is_empty(), "left after --cleanup: {:?}", yrd_tests::wan_namespaces_of(pid));
     assert!(!root_link_exists(pid));
     // The nodes that ran inside were stopped.
     let deadline = Instant::now() + Duration::from_secs(10);
