@@ -16,7 +16,8 @@
 //!
 //! [consensus]
 //! propose_timeout_ms = 3000
-//! block_interval_ms = 200                 # least time between blocks
+//! block_interval_ms = 0                   # least time between blocks (0: as soon as the previous is final)
+//! empty_block_after_ms = 30000            # idle: one empty block this often (liveness heartbeat)
 //! max_block_txs = 4096                    # also capped by the genesis
 //!
 //! [storage]
@@ -87,6 +88,13 @@ impl MempoolConfig {
     }
 }
 
+/// Shortest heartbeat: below this an idle chain is as busy as the old one-block-
+/// a-second chain this setting was made to avoid.
+pub const MIN_EMPTY_BLOCK_AFTER_MS: u64 = 100;
+/// Longest heartbeat: an hour without a block is as long as a stalled quorum
+/// may go unnoticed from the chain alone.
+pub const MAX_EMPTY_BLOCK_AFTER_MS: u64 = 3_600_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsensusConfig {
@@ -94,8 +102,13 @@ pub struct ConsensusConfig {
     pub propose_timeout_delta_ms: u64,
     pub vote_timeout_ms: u64,
     pub vote_timeout_delta_ms: u64,
-    /// Least time between the previous block and our proposal of the next.
+    /// Least time between the previous block and our proposal of the next
+    /// (0: propose as soon as the previous block is final and transactions wait).
     pub block_interval_ms: u64,
+    /// With no transaction waiting, the proposer proposes an empty block only
+    /// after this long, and the others hold their round-0 proposal timeout until
+    /// then (an idle chain writes one block per this interval: its heartbeat).
+    pub empty_block_after_ms: u64,
     /// Most transactions we put in a block (the genesis cap also applies).
     pub max_block_txs: u32,
 }
@@ -107,7 +120,8 @@ impl Default for ConsensusConfig {
             propose_timeout_delta_ms: 500,
             vote_timeout_ms: 1000,
             vote_timeout_delta_ms: 500,
-            block_interval_ms: 200,
+            block_interval_ms: 0,
+            empty_block_after_ms: 30_000,
             max_block_txs: 4096,
         }
     }
@@ -257,6 +271,12 @@ impl NodeConfig {
         let c = &self.consensus;
         if c.propose_timeout_ms == 0 || c.vote_timeout_ms == 0 || c.max_block_txs == 0 {
             return Err(ConfigError::Invalid("consensus timeouts and max_block_txs must be positive".into()));
+        }
+        if !(MIN_EMPTY_BLOCK_AFTER_MS..=MAX_EMPTY_BLOCK_AFTER_MS).contains(&c.empty_block_after_ms) {
+            return Err(ConfigError::Invalid(format!(
+                "consensus.empty_block_after_ms = {} must be between {MIN_EMPTY_BLOCK_AFTER_MS} and {MAX_EMPTY_BLOCK_AFTER_MS} (the idle chain's heartbeat: one empty block this often)",
+                c.empty_block_after_ms
+            )));
         }
         let st = &self.storage;
         if st.low_mib != 0 && st.low_mib < st.reserve_mib {

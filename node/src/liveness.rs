@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use yrd_consensus::crypto::PublicKey;
 
-/// No block final for this long is a stall worth a WARN. A live chain finalises a
-/// block at least every second (an empty block after 1 s when idle, sooner under
-/// load), so five seconds is five missed intervals — while a single slow round
-/// (the proposer down: a 3 s propose timeout) does not warn.
+/// Blocks overdue this long are a stall worth a WARN (overdue: counted from when
+/// a block was due — transactions waiting, or the idle chain's heartbeat passed;
+/// `Driver::stalled_for`). Under load a block is final within tens of
+/// milliseconds, so five seconds is many missed blocks — while a single slow
+/// round (the proposer down: a 3 s propose timeout) does not warn.
 pub const STALL_WARN_AFTER: Duration = Duration::from_secs(5);
 /// While stalled, the WARN is repeated this often (not every tick).
 pub const STALL_WARN_EVERY: Duration = Duration::from_secs(30);
@@ -130,9 +131,9 @@ pub enum StallVerdict {
 }
 
 impl StallMonitor {
-    /// `since_commit`: time since the last block this node committed.
-    pub fn check(&mut self, since_commit: Duration, now: Instant) -> StallVerdict {
-        if since_commit < STALL_WARN_AFTER {
+    /// `overdue`: how long a block has been due and not committed here.
+    pub fn check(&mut self, overdue: Duration, now: Instant) -> StallVerdict {
+        if overdue < STALL_WARN_AFTER {
             return match self.warned_at.take() {
                 Some(_) => StallVerdict::Resumed,
                 None => StallVerdict::Quiet,
@@ -141,7 +142,7 @@ impl StallMonitor {
         let due = self.warned_at.is_none_or(|t| now.saturating_duration_since(t) >= STALL_WARN_EVERY);
         if due {
             self.warned_at = Some(now);
-            StallVerdict::Warn(since_commit)
+            StallVerdict::Warn(overdue)
         } else {
             StallVerdict::Quiet
         }

@@ -39,8 +39,6 @@ const SAFETY_KEY: &[u8] = b"safety";
 
 /// A block fetched by sync with the certificate that makes it final.
 type CertifiedPair = (Block, CommitCertificate);
-/// Without transactions, propose an (empty) block after this long.
-const EMPTY_BLOCK_AFTER_MS: u64 = 1000;
 /// Gossip transaction batches at least this often.
 const TX_GOSSIP_INTERVAL_MS: u64 = 10;
 /// Accept block timestamps at most this far ahead of our clock.
@@ -313,6 +311,10 @@ impl Node {
             last_commit_at: Instant::now(),
             max_block_txs: c.max_block_txs.min(genesis.params.max_block_txs) as usize,
             block_interval: Duration::from_millis(c.block_interval_ms),
+            empty_block_after: Duration::from_millis(c.empty_block_after_ms),
+            propose_timeout: Duration::from_millis(c.propose_timeout_ms),
+            held_propose: None,
+            peer_voted_at: None,
             tx_outbox: Vec::new(),
             synced: BTreeMap::new(),
             sync_inflight: false,
@@ -443,6 +445,17 @@ struct Driver {
     last_commit_at: Instant,
     max_block_txs: usize,
     block_interval: Duration,
+    /// Idle (no transaction waiting): the proposer's empty block comes after this.
+    empty_block_after: Duration,
+    /// Round 0's proposal timeout (held while idle, see [`Driver::hold_if_idle`]).
+    propose_timeout: Duration,
+    /// Our round-0 proposal timeout, expired while the chain was idle and held
+    /// back until transactions wait or the empty block is overdue.
+    held_propose: Option<Timeout>,
+    /// The height at which a validator's vote reached us: it is working on the
+    /// height (a transaction reached it, or its proposal timeout ran), so ours
+    /// is not held back either.
+    peer_voted_at: Option<Height>,
     tx_outbox: Vec<Vec<u8>>,
     /// Certified blocks fetched by sync, not yet committed.
     synced: BTreeMap<Height, (Block, CommitCertificate)>,
@@ -531,7 +544,7 @@ impl Driver {
                     let due: Vec<_> = self.timers.range(..=(now, u64::MAX)).map(|(k, t)| (*k, *t)).collect();
                     for (k, t) in due {
                         self.timers.remove(&k);
-                        if self.halted.is_some() {
+                        if self.halted.is_some() || self.hold_if_idle(t) {
                             continue;
                         }
                         let actions = self.core.handle(Event::Timeout(t));
@@ -570,6 +583,7 @@ impl Driver {
                 _ = tick.tick() => {
                     self.flush_tx_gossip().await;
                     self.remind_halt();
+                    self.release_held_propose().await?;
                     self.maybe_propose().await?;
                     self.help_lagging().await;
                     self.refresh_status();
@@ -609,10 +623,12 @@ impl Driver {
         if self.halted.is_some() {
             return; // the halt has its own ERROR, repeated
         }
-        match self.stall.check(self.last_commit_at.elapsed(), Instant::now()) {
+        let since = self.last_commit_at.elapsed();
+        match self.stall.check(self.stalled_for(since, q.present()), Instant::now()) {
             StallVerdict::Quiet => {}
-            StallVerdict::Resumed => info!(height, "blocks are final again"),
-            StallVerdict::Warn(since) => {
+            StallVerdict::Resumed if since < liveness::STALL_WARN_AFTER => info!(height, "blocks are final again"),
+            StallVerdict::Resumed => info!(height, "no block is overdue any more: the quorum is connected and no transaction waits (an idle chain)"),
+            StallVerdict::Warn(_) => {
                 let cause = if q.present() {
                     "a quorum is connected: look for a halted, catching-up or slow validator, or clocks far apart"
                 } else {
@@ -630,6 +646,21 @@ impl Driver {
                     since.as_secs()
                 );
             }
+        }
+    }
+
+    /// How long blocks have been overdue, `since` the last commit: with
+    /// transactions waiting, since the oldest of them arrived (or the last
+    /// commit, if later); on an idle chain, past the heartbeat's empty block and
+    /// a proposal timeout; with the quorum gone, all of it (no block can come).
+    fn stalled_for(&self, since: Duration, quorum: bool) -> Duration {
+        if !quorum {
+            return since;
+        }
+        let oldest_wait = self.shared.mempool.lock().ok().filter(|m| !m.is_empty()).map(|m| m.oldest_wait());
+        match oldest_wait {
+            Some(wait) => wait.min(since),
+            None => since.saturating_sub(self.empty_block_after + self.propose_timeout),
         }
     }
 
@@ -836,8 +867,13 @@ impl Driver {
                         .offer_precommit(&v)
                         .map_err(|e| StorageFailure::store(format!("updating the certificate of block {}", v.vote.height), e))?;
                 }
+                let voted = v.vote.height;
                 let actions = self.core.handle(Event::Vote(v));
                 let rejected = actions.iter().any(|a| matches!(a, Action::Rejected(_)));
+                if !rejected && voted == height {
+                    // Another validator works on this height: not idle (hold_if_idle).
+                    self.peer_voted_at = Some(height);
+                }
                 self.execute(actions).await?;
                 Ok(if rejected { Verdict::Ignore } else { Verdict::Accept })
             }
@@ -1242,7 +1278,7 @@ impl Driver {
         let waiting = self.shared.mempool.lock().map(|m| m.len()).unwrap_or(0);
         // A full block's worth waiting: no reason to wait for the interval.
         let interval_passed = self.last_commit_at.elapsed() >= self.block_interval || waiting >= self.max_block_txs;
-        let empty_due = since.elapsed() >= Duration::from_millis(EMPTY_BLOCK_AFTER_MS) || round.0 > 0;
+        let empty_due = since.elapsed() >= self.empty_block_after || round.0 > 0;
         if !((waiting > 0 && interval_passed) || empty_due) {
             return Ok(None);
         }
@@ -1273,6 +1309,56 @@ impl Driver {
         self.bodies.insert(hash, built.block);
         self.pending_proposal = None;
         Ok(Some(hash))
+    }
+
+    /// Whether no transaction waits in our mempool.
+    fn idle(&self) -> bool {
+        self.shared.mempool.lock().map(|m| m.len() == 0).unwrap_or(false)
+    }
+
+    /// Holds back an expired round-0 proposal timeout while the chain is idle:
+    /// the proposer makes no block until transactions wait or its empty block is
+    /// due ([`Driver::empty_block_after`]), so voting nil now would only start
+    /// round after round of empty proposals — the once-a-second empty blocks this
+    /// avoids. Later rounds are never held (a round change is under way).
+    fn hold_if_idle(&mut self, t: Timeout) -> bool {
+        let hold = t.step == yrd_consensus::Step::Propose
+            && t.round.0 == 0
+            && t.height == self.core.height()
+            && self.peer_voted_at != Some(t.height)
+            && self.idle()
+            && self.last_commit_at.elapsed() < self.empty_block_after + self.propose_timeout;
+        if hold {
+            self.held_propose = Some(t);
+        }
+        hold
+    }
+
+    /// Lets a held proposal timeout run again: with transactions waiting, or once
+    /// another validator votes at this height (a transaction reached it and not
+    /// us, or gossip missed us), it gets a whole new `propose_timeout` (the
+    /// proposer has just been given work; if it is down, the round changes that
+    /// much later); once the empty block is overdue by a proposal timeout, it
+    /// expires at once. A validator that votes nil to force rounds gets no more
+    /// than the empty rounds every node made before idling was held back.
+    async fn release_held_propose(&mut self) -> anyhow::Result<()> {
+        let Some(t) = self.held_propose else { return Ok(()) };
+        if t.height != self.core.height() || t.round != self.core.round() {
+            self.held_propose = None;
+            return Ok(());
+        }
+        if !self.idle() || self.peer_voted_at == Some(t.height) {
+            self.held_propose = None;
+            self.timer_seq += 1;
+            self.timers.insert((Instant::now() + self.propose_timeout, self.timer_seq), t);
+        } else if self.last_commit_at.elapsed() >= self.empty_block_after + self.propose_timeout {
+            self.held_propose = None;
+            if self.halted.is_none() {
+                let actions = self.core.handle(Event::Timeout(t));
+                self.execute(actions).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn maybe_propose(&mut self) -> anyhow::Result<()> {

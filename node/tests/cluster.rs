@@ -60,7 +60,7 @@ async fn four_validators_finalise_attestations() {
             peers,
             log_format: "text".into(),
             mempool: MempoolConfig::default(),
-            consensus: ConsensusConfig { block_interval_ms: 50, ..ConsensusConfig::default() },
+            consensus: ConsensusConfig { block_interval_ms: 50, empty_block_after_ms: 1000, ..ConsensusConfig::default() },
             storage: Default::default(),
             http: HttpConfig::default(),
             queries: Default::default(),

@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Every node's mempool.max_wait_ms: refuse clients while the oldest pending transaction waited more than half of it (default 1000; 0: by count only)
     #[arg(long)]
     pub max_wait_ms: Option<u64>,
+    /// Every node's consensus.block_interval_ms: least time between blocks (default 0: propose as soon as the previous block is final and attestations wait)
+    #[arg(long)]
+    pub block_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,6 +114,7 @@ pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Re
         tuning: crate::setup::Tuning {
             max_block_txs: args.max_block_txs,
             max_wait_ms: args.max_wait_ms,
+            block_interval_ms: args.block_interval_ms,
             ..Default::default()
         },
     };

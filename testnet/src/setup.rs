@@ -193,7 +193,17 @@ pub struct Tuning {
     pub max_wait_ms: Option<u64>,
     /// `[storage]` of every node (the disk reserve; default: the node's).
     pub storage: Option<StorageConfig>,
+    /// `consensus.block_interval_ms` of every node (default: the node's, 0).
+    pub block_interval_ms: Option<u64>,
+    /// `consensus.empty_block_after_ms` of every node (default:
+    /// [`TESTNET_EMPTY_BLOCK_AFTER_MS`]).
+    pub empty_block_after_ms: Option<u64>,
 }
+
+/// An idle local testnet makes an empty block a second (a node's default is one
+/// in 30 s): heights visibly move on its dashboards, and the checks that wait
+/// for every node to pass a height (chaos after a heal) need no load.
+pub const TESTNET_EMPTY_BLOCK_AFTER_MS: u64 = 1000;
 
 impl Default for Tuning {
     fn default() -> Self {
@@ -202,6 +212,8 @@ impl Default for Tuning {
             max_block_txs: None,
             max_wait_ms: None,
             storage: None,
+            block_interval_ms: None,
+            empty_block_after_ms: None,
         }
     }
 }
@@ -338,6 +350,8 @@ pub fn create(dir: &Path, agencies: &[AgencySpec], places: &[Placement], tuning:
                 max_block_txs: tuning
                     .max_block_txs
                     .unwrap_or(ConsensusConfig::default().max_block_txs),
+                block_interval_ms: tuning.block_interval_ms.unwrap_or(ConsensusConfig::default().block_interval_ms),
+                empty_block_after_ms: tuning.empty_block_after_ms.unwrap_or(TESTNET_EMPTY_BLOCK_AFTER_MS),
                 ..ConsensusConfig::default()
             },
             storage: tuning.storage.clone().unwrap_or_default(),

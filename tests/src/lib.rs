@@ -162,7 +162,7 @@ impl Cluster {
                 })
                 .collect();
             let config = format!(
-                "name = \"{name}\"\ngenesis = \"{}\"\nkey = \"{}\"\ndata_dir = \"{}\"\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\napi = \"127.0.0.1:{}\"\npeers = [{}]\n\n[consensus]\nblock_interval_ms = 50\npropose_timeout_ms = 1500\nvote_timeout_ms = 500\n",
+                "name = \"{name}\"\ngenesis = \"{}\"\nkey = \"{}\"\ndata_dir = \"{}\"\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\napi = \"127.0.0.1:{}\"\npeers = [{}]\n\n[consensus]\nblock_interval_ms = 50\nempty_block_after_ms = 1000\npropose_timeout_ms = 1500\nvote_timeout_ms = 500\n",
                 genesis_path.display(),
                 key_path.display(),
                 ndir.join("data").display(),

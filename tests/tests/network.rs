@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use yrd_ledger::tx::{AttestationKind, SignedTransaction};
 use yrd_ledger::uscc::Uscc;
+use yrd_consensus::types::{Height, Round};
 use yrd_tests::{yrd_bin, Cluster};
 
 fn att(c: &Cluster, issuer: usize, seq: u64) -> SignedTransaction {
@@ -258,4 +259,87 @@ fn a_malicious_validator_is_dropped_and_the_others_keep_finalising() {
     assert!(invalid >= 3.0, "invalid messages not counted: {text}");
     let id = submit_ok(&c, 1, &att(&c, 1, 1000));
     same_everywhere(&mut c, &[0, 1, 2], &id);
+}
+
+/// Sets `consensus.empty_block_after_ms` (the idle heartbeat) in every node's
+/// config; takes effect at the next start.
+fn set_heartbeat(c: &Cluster, ms: u64) {
+    for n in &c.nodes {
+        let config = std::fs::read_to_string(&n.config).expect("config");
+        let line = config.lines().find(|l| l.starts_with("empty_block_after_ms = ")).expect("the test config sets the heartbeat").to_string();
+        std::fs::write(&n.config, config.replace(&line, &format!("empty_block_after_ms = {ms}"))).expect("config");
+    }
+}
+
+/// The header fields of block `h` as node `i` serves them.
+fn block_at(c: &Cluster, i: usize, h: u64) -> Value {
+    match c.get(i, &format!("/v1/blocks/{h}")) {
+        Some((200, v)) => v,
+        other => panic!("block {h} on {}: {other:?}", c.nodes[i].name),
+    }
+}
+
+/// Issue 12 item 5: an idle chain makes one empty block per heartbeat
+/// (`consensus.empty_block_after_ms`) instead of one a second; an attestation
+/// submitted while it idles is final at once, not at the next heartbeat; and with
+/// the next height's proposer down it is still final long before the heartbeat
+/// (the held round-0 proposal timeout runs again once a transaction waits, and
+/// round 1's proposer takes it).
+#[test]
+fn an_idle_chain_beats_slowly_yet_finalises_at_once_even_with_its_proposer_down() {
+    const BEAT_MS: u64 = 2000;
+    const LONG_BEAT_MS: u64 = 60_000;
+    let mut c = Cluster::prepare(4, &[]);
+    set_heartbeat(&c, BEAT_MS);
+    for i in 0..4 {
+        c.start_node(i);
+    }
+    // Idle: empty blocks at least a heartbeat apart (the proposer's clock stamps them).
+    for i in 0..4 {
+        c.wait_height(i, 3, 60);
+    }
+    for h in 2..=3 {
+        let (prev, cur) = (block_at(&c, 0, h - 1), block_at(&c, 0, h));
+        assert_eq!(cur["tx_count"], 0, "idle block {h} is not empty: {cur}");
+        let gap = cur["timestamp_ms"].as_u64().unwrap().saturating_sub(prev["timestamp_ms"].as_u64().unwrap());
+        assert!(gap >= BEAT_MS - 50, "idle blocks {} and {h} only {gap} ms apart (heartbeat {BEAT_MS} ms)", h - 1);
+    }
+    // A heartbeat of a minute: nothing but a transaction can make a block within
+    // the 20 s waits below.
+    let mut idle_height = 0;
+    for i in 0..4 {
+        idle_height = idle_height.max(c.height(i).expect("a node answers"));
+        assert_eq!(c.stop(i).and_then(|s| s.code()), Some(0), "{} did not stop cleanly", c.nodes[i].name);
+    }
+    set_heartbeat(&c, LONG_BEAT_MS);
+    for i in 0..4 {
+        c.start_node(i);
+    }
+    for i in 0..4 {
+        c.wait_height(i, idle_height, 30);
+    }
+    let a = submit_ok(&c, 1, &att(&c, 0, 1));
+    let (ha, _) = {
+        let v = c.wait_final(1, &a, 20);
+        (v["height"].as_u64().unwrap(), ())
+    };
+    assert!(ha > idle_height, "{a} final at {ha}, not above {idle_height}");
+    for i in 0..4 {
+        c.wait_height(i, ha, 20);
+    }
+    // Height ha + 1's round-0 proposer down, the chain idle: a transaction sent to
+    // another validator is final without the heartbeat.
+    let set = c.chain.genesis.validator_set().expect("validator set");
+    let key = *set.key(set.proposer(Height(ha + 1), Round(0))).expect("proposer");
+    let down = c.chain.genesis.validators.iter().position(|v| v.key == key).expect("proposer is a validator");
+    c.kill(down);
+    let via = (down + 1) % 4;
+    let b = submit_ok(&c, via, &att(&c, 0, 2));
+    let v = c.wait_final(via, &b, 20);
+    let hb = v["height"].as_u64().unwrap();
+    let block = block_at(&c, via, hb);
+    assert_eq!(hb, ha + 1, "{b} final at {hb}, expected the next height {}", ha + 1);
+    assert!(block["round"].as_u64().unwrap() >= 1, "block {hb} decided in round 0 with its proposer down: {block}");
+    c.start_node(down);
+    c.wait_height(down, hb, 60);
 }
