@@ -1144,13 +1144,24 @@ function requestBytes(chain, r) {
   return { payload: concat(chain, fields), record: concat(r.key, fields, r.signature) };
 }
 
+/** `Uscc::parse`: a USCC as people type it (§1.1) — ASCII white space trimmed,
+ * spaces and hyphens dropped, upper-cased — then checked: `{ uscc }` or `{ error }`. */
+function parseUscc(input) {
+  let out = "";
+  for (const c of input.replace(/^[ \t\n\f\r]+|[ \t\n\f\r]+$/g, "")) {
+    if (c === " " || c === "-") continue;
+    if (c.codePointAt(0) > 0x7f) return { error: `non-ASCII character ${JSON.stringify(c)}` };
+    out += c.toUpperCase();
+  }
+  const why = usccProblem(out);
+  return why ? { error: why } : { uscc: out };
+}
+
 /** §4.2: who read a subject's restricted records (`proof_queries::verify_query_audit`). */
 async function verifyQueryAudit(g, q) {
   checkFormat(q.type, q.version, "yrd-query-audit");
-  const canon = q.subject.trim().replace(/[\s-]/g, "").toUpperCase();
-  const bad = usccProblem(canon);
-  if (bad) fail("format", `subject ${JSON.stringify(q.subject)}: ${bad}`);
-  const subject = canon;
+  const subject = parseUscc(q.subject);
+  if (subject.error) fail("format", `subject ${JSON.stringify(q.subject)}: ${subject.error}`);
   const ctx = await ctxFor(g, "anchor", q.anchor, "governance", q.governance);
   const { info: anchor } = await ctx.anchor("anchor", q.anchor);
   const seen = new Set();
@@ -1175,7 +1186,7 @@ async function verifyQueryAudit(g, q) {
       const key = `${hex(id)}/${e}`;
       if (seen.has(key)) fail("format", `${at} is listed twice`);
       seen.add(key);
-      if (entry.subject !== subject) fail("query-record", `${at} is about ${entry.subject}, not ${subject}`);
+      if (entry.subject !== subject.uscc) fail("query-record", `${at} is about ${entry.subject}, not ${subject.uscc}`);
       const rq = entry.request;
       const lender = m.lenders.find((l) => eq(l.key, rq.key)) || (() => { const x = retiredKey(m, rq.key); return x && x.role === "lender" ? x : null; })();
       if (!lender) fail("query-record", `${at}: request key ${hex(rq.key)} is not a lender's key at height ${h}`);
@@ -1194,7 +1205,7 @@ async function verifyQueryAudit(g, q) {
         served_at_ms: Number(entry.served_at_ms), served_height: Number(entry.height) });
     }
   }
-  return { type: "yrd-query-audit", chain_name: g.chain_name, chain_id: hex(ctx.chain), subject, anchor, queries,
+  return { type: "yrd-query-audit", chain_name: g.chain_name, chain_id: hex(ctx.chain), subject: subject.uscc, anchor, queries,
     next_from: q.next_from === null ? null : Number(q.next_from) };
 }
 
