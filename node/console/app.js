@@ -493,7 +493,13 @@ function verdictView(result) {
     recs.length ? h("table", { class: "grid-table" },
       h("thead", {}, h("tr", {}, ["ID", t("kind"), t("status"), t("issuer"), t("height")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, recs.map((r) => h("tr", {}, h("td", {}, mono(short(r.id), r.id)), h("td", {}, kindName(r.kind)),
-        h("td", {}, statusBadge(r.status.state)), h("td", {}, r.issuer.name), h("td", {}, r.height))))) : null,
+        h("td", {}, statusBadge(r.status.state)),
+        h("td", {}, r.issuer.name, r.issuer.retired ? ` (${t("key_retired").replace("{reason}", r.issuer.retired.reason).replace("{h}", r.issuer.retired.since)})` : ""),
+        h("td", {}, r.height))))) : null,
+    v.governance && v.governance.length ? h("div", { id: "verdict-governance" },
+      h("h3", {}, t("gov_changes").replace("{n}", v.governance.length)),
+      h("ul", { class: "plain" }, v.governance.map((g) => h("li", {},
+        `${t("gov_change").replace("{e}", g.effective).replace("{a}", g.approved_at).replace("{p}", g.proposer)}: ${g.changes.join("; ")}`)))) : null,
     v.redacted && v.redacted.length ? kv([[t("positions_hidden"), v.redacted.map((x) => `${x.position}: ${short(x.commitment)}`).join(", ")]]) : null);
 }
 

@@ -6,13 +6,19 @@
 //   const r = await verifyFile(fileText, genesisText, Date.now());
 //   // { verified: true, verdict } | { verified: false, check, error }
 //
-// What it cannot do (docs/console.md "What the page cannot check"): replay a
-// non-empty governance section (membership changes, steps 23-29) or check query
-// audit files (§4.2); both are REJECTED with check "unsupported", so the page never
-// answers "verified" for a file `yrd verify` rejects. Genesis keys are not checked
-// against the key rule (prime-order subgroup). Bundles, subject reports, audit
-// traces and consistency proofs of a chain whose membership never changed are
-// checked in full.
+// Bundles, subject reports, audit traces and consistency proofs are checked in
+// full, governance section included: the membership changes since the genesis are
+// replayed (steps 23-29, rules G1-G7 of §4.1, in governance.js) and every anchor,
+// certificate and signer is judged by the membership in force at its height. Keys
+// are held to the key rule (ed25519.js) before any signature by them counts.
+// Query audit files (§4.2) too: each query record in its certified block, signed
+// by a node in force, each listed entry's lender request signature checked.
+
+import { keyProblem } from "./ed25519.js";
+import {
+  GovState, genesisMembership, encodeMembership, encodeParams, encodeAgency, encodeIssuer, encodeObserver, encodeLender,
+  issuerOf, issuerAny, agencyOf, retiredKey, describe, paramsProblem,
+} from "./governance.js";
 
 const TE = new TextEncoder();
 const PREFIX = TE.encode("YRD-CREDIT-CHAIN/v1/");
@@ -28,6 +34,11 @@ const INCLUSION_PROOF_HASHES_MAX = 64;
 const CONSISTENCY_PROOF_HASHES_MAX = 128;
 const SUBJECT_PROOF_SIBLINGS_MAX = 256;
 const MAX_VALIDATORS = 128;
+/** Query records (§4.2, ledger/src/queries.rs): entries per record, request method and path sizes, the recording lag. */
+const MAX_QUERY_ENTRIES = 64;
+const MAX_METHOD_BYTES = 8;
+const MAX_REQUEST_PATH_BYTES = 256;
+const MAX_RECORD_LAG_BLOCKS = 600n;
 const U64_MAX = (1n << 64n) - 1n;
 const U32_MAX = (1n << 32n) - 1n;
 const ED25519_L = (1n << 252n) + 27742317777372353535851937790883648493n;
@@ -79,14 +90,15 @@ async function sha256(...parts) { return new Uint8Array(await subtle().digest("S
 const signingBytes = (tag, payload) => concat(PREFIX, TE.encode(tag), u8(0), payload);
 
 const keyCache = new Map();
-/** The chain's signature rule (docs/proofs.md §2): s < L and R not the identity are
- * checked here; WebCrypto's Ed25519 (BoringSSL) checks the cofactorless equation
- * and compares the encoding of R. */
+/** The chain's signature rule (docs/proofs.md §2): the key rule (ed25519.js), s < L
+ * and R not the identity are checked here; WebCrypto's Ed25519 (BoringSSL) checks
+ * the cofactorless equation and compares the encoding of R. */
 async function ed25519Verify(key, sig, msg) {
   let s = 0n;
   for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(sig[i]);
   if (s >= ED25519_L) return false;
   if (sig[0] === 1 && sig.slice(1, 32).every((x) => x === 0)) return false;
+  if (keyProblem(key)) return false;
   const k = hex(key);
   let ck = keyCache.get(k);
   if (!ck) {
@@ -290,6 +302,19 @@ function traceShape(v) {
   arr(v.revocations, "revocations").forEach((r, i) => blockTxShape(r, `revocations[${i}]`));
   bundleShape(v.current, "current");
 }
+function queryAuditShape(v) {
+  obj(v, "", ["type", "version", "subject", "anchor", "governance", "records", "next_from"]);
+  str(v.type, "type"); int(v.version, "version", U32_MAX); str(v.subject, "subject");
+  anchorShape(v.anchor, "anchor");
+  governanceShape(v.governance, "governance");
+  arr(v.records, "records").forEach((r, i) => {
+    const p = `records[${i}]`;
+    obj(r, p, ["record", "entries"]);
+    blockTxShape(r.record, `${p}.record`);
+    arr(r.entries, `${p}.entries`).forEach((e, j) => int(e, `${p}.entries[${j}]`, 65535n));
+  });
+  nullable(v.next_from, (x) => int(x, "next_from"));
+}
 function consistencyShape(v) {
   obj(v, "", ["type", "version", "from", "to", "proof", "governance"]);
   str(v.type, "type"); int(v.version, "version", U32_MAX);
@@ -379,24 +404,27 @@ function decodeCertificate(bytes, field) {
 }
 function agency(r) { return { name: r.string(), region: r.region(), key: r.h32() }; }
 function chainParams(r) {
-  return { max_block_txs: r.u32(), max_block_bytes: r.u32(),
-    governance: { approval_num: r.u32(), approval_den: r.u32(), activation_delay_blocks: r.u64(), max_proposal_ttl_blocks: r.u64() },
+  return { max_block_txs: BigInt(r.u32()), max_block_bytes: BigInt(r.u32()),
+    governance: { approval_num: BigInt(r.u32()), approval_den: BigInt(r.u32()), activation_delay_blocks: r.u64(), max_proposal_ttl_blocks: r.u64() },
     restricted_kinds: r.kinds() };
 }
 function change(r) {
   const v = r.variant(new Array(17).fill(0));
   const nameKey = () => ({ name: r.string(), key: r.h32() });
-  switch (v) {
-    case 0: case 3: return agency(r);
-    case 1: case 4: case 7: case 10: case 12: case 15: return { name: r.string() };
-    case 2: case 5: case 8: case 16: return nameKey();
-    case 6: return { name: r.string(), region: r.region(), key: r.h32(), kinds: r.kinds(), may_revoke_any: r.bool() };
-    case 9: return { name: r.string(), kinds: r.kinds(), may_revoke_any: r.bool() };
-    case 11: return nameKey();
-    case 13: return chainParams(r);
-    case 14: return { name: r.string(), sponsor: r.string(), key: r.h32() };
-    default: return r.err("invalid change");
-  }
+  const body = () => {
+    switch (v) {
+      case 0: case 3: return agency(r);
+      case 1: case 4: case 7: case 10: case 12: case 15: return { name: r.string() };
+      case 2: case 5: case 8: case 16: return nameKey();
+      case 6: return { name: r.string(), region: r.region(), key: r.h32(), kinds: r.kinds(), may_revoke_any: r.bool() };
+      case 9: return { name: r.string(), kinds: r.kinds(), may_revoke_any: r.bool() };
+      case 11: return nameKey();
+      case 13: return chainParams(r);
+      case 14: return { name: r.string(), sponsor: r.string(), key: r.h32() };
+      default: return r.err("invalid change");
+    }
+  };
+  return { t: v, ...body() };
 }
 function decodeTx(bytes, field) {
   if (bytes.length > MAX_TX_BYTES) fail("decode", `${field}: ${bytes.length} bytes, more than ${MAX_TX_BYTES}`);
@@ -490,16 +518,6 @@ async function pageRoot(count, from, commitments, proof) {
 
 const encStr = (s) => { const b = TE.encode(s); return concat(u64be(b.length), b); };
 const encVec = (xs, f) => concat(u64be(xs.length), ...xs.map(f));
-const encKinds = (ks) => encVec(ks, (k) => u32be(KINDS.indexOf(k)));
-function encParams(p) {
-  const g = p.governance;
-  return concat(u32be(p.max_block_txs), u32be(p.max_block_bytes), u32be(g.approval_num), u32be(g.approval_den),
-    u64be(g.activation_delay_blocks), u64be(g.max_proposal_ttl_blocks), encKinds(p.restricted_kinds));
-}
-const encValidator = (v) => concat(encStr(v.name), encStr(v.region), v.key);
-const encIssuer = (i) => concat(encStr(i.name), encStr(i.region), i.key, encKinds(i.kinds), u8(i.may_revoke_any ? 1 : 0));
-const encObserver = (o) => concat(encStr(o.name), o.key);
-const encLender = (l) => concat(encStr(l.name), encStr(l.sponsor), l.key);
 
 function genesisFail(m) { fail("genesis", `genesis: ${m}`); }
 function kindsList(v, p) {
@@ -550,20 +568,35 @@ export async function readGenesis(text) {
   const agencies = ("agencies" in g ? arr(g.agencies, "agencies") : []).map((v, i) => { const p = `agencies[${i}]`; obj(v, p, ["name", "region", "key"]); return { name: name(v.name, `${p}.name`), region: region(v.region, `${p}.region`), key: hash(v.key, `${p}.key`) }; });
   const lenders = ("lenders" in g ? arr(g.lenders, "lenders") : []).map((v, i) => { const p = `lenders[${i}]`; obj(v, p, ["name", "sponsor", "key"]); return { name: name(v.name, `${p}.name`), sponsor: name(v.sponsor, `${p}.sponsor`), key: hash(v.key, `${p}.key`) }; });
   if (validators.length < 1 || validators.length > 16) genesisFail(`${validators.length} validators, expected 1 to 16`);
+  if (issuers.length > 1024 || observers.length > 1024 || agencies.length > 64 || lenders.length > 4096) genesisFail("too many issuers, observers, agencies or lenders");
   const keys = new Set();
   for (const x of [...validators, ...issuers, ...observers, ...agencies, ...lenders]) {
     const k = hex(x.key);
     if (keys.has(k)) genesisFail(`key ${k} is used twice`);
+    const weak = keyProblem(x.key);
+    if (weak) genesisFail(`${x.name}'s key ${k} fails the key rule: ${weak}`);
     keys.add(k);
   }
-  const canonical = concat(encStr(chain_name), u64be(genesis_time_ms), encParams(params), encVec(validators, encValidator),
-    encVec(issuers, encIssuer), encVec(observers, encObserver), encVec(agencies, encValidator), encVec(lenders, encLender));
+  const why = paramsProblem(params);
+  if (why) genesisFail(`params: ${why}`);
+  for (const l of lenders) if (!agencies.some((a) => a.name === l.sponsor)) genesisFail(`lender ${l.name}'s sponsor ${l.sponsor} is not an agency`);
+  const canonical = concat(encStr(chain_name), u64be(genesis_time_ms), encodeParams(params), encVec(validators, encodeAgency),
+    encVec(issuers, encodeIssuer), encVec(observers, encodeObserver), encVec(agencies, encodeAgency), encVec(lenders, encodeLender));
   const chain = await sha256(PREFIX, TE.encode("genesis"), u8(0), canonical);
-  // Membership { params, agencies, validators, issuers, frozen: [], observers, retired: [], lenders }
-  const membership = concat(encParams(params), encVec(agencies, encValidator), encVec(validators, encValidator), encVec(issuers, encIssuer),
-    u64be(0), encVec(observers, encObserver), u64be(0), encVec(lenders, encLender));
-  const membershipHash = await sha256(signingBytes("ledger/membership", membership));
-  return { chain_name, chain, membershipHash, validators, issuers, agencies };
+  const g0 = { chain_name, chain, params, validators, issuers, observers, agencies, lenders };
+  g0.membership = genesisMembership(g0);
+  return g0;
+}
+
+/** The membership hash (§2) a header commits to, cached per membership object. */
+const membershipHashes = new WeakMap();
+async function membershipHash(m) {
+  let h = membershipHashes.get(m);
+  if (!h) {
+    h = await sha256(signingBytes("ledger/membership", encodeMembership(m)));
+    membershipHashes.set(m, h);
+  }
+  return h;
 }
 
 // ---------------------------------------------------------------------------
@@ -641,7 +674,102 @@ async function subjectRoot(proof, key) {
 // ---------------------------------------------------------------------------
 
 class Ctx {
-  constructor(genesis) { this.g = genesis; this.chain = genesis.chain; this.upto = 0n; }
+  constructor(genesis) {
+    this.g = genesis;
+    this.chain = genesis.chain;
+    this.upto = 0n;
+    /** The governance replayed from the file; the genesis alone until `replay`. */
+    this.gov = new GovState(genesis.membership);
+  }
+
+  /** M(h), as replayed. */
+  membership(h) { return this.gov.membershipAt(h); }
+
+  /** Whether `key` was retired at or before the anchor, and when (a verdict's `retired`). */
+  retired(key) {
+    const r = retiredKey(this.membership(this.upto), key);
+    return r ? { reason: r.reason, since: Number(r.since) } : null;
+  }
+
+  /** The issuer holding `key` at height `h` (frozen or not), as a verdict's Party. */
+  issuerParty(h, key) {
+    const i = issuerAny(this.membership(h), key);
+    return { name: i ? i.name : "", region: i ? i.region : "", key: hex(key), retired: this.retired(key) };
+  }
+
+  /**
+   * Steps 23-29: replays the governance section `section` from the genesis up to
+   * height `upto` (the file's highest anchor); every anchor and transaction of the
+   * file is then judged by the membership of its height.
+   */
+  async replay(field, section, upto) {
+    const gov = this.gov;
+    let last = 0n;
+    for (let i = 0; i < section.length; i++) {
+      const bf = `${field}[${i}]`;
+      const gb = section[i];
+      // Step 23: blocks in increasing height, none above the anchor.
+      const header = this.header(`${bf}.block`, gb.block);
+      const h = header.height;
+      if (h <= last) fail("governance", `${bf}: block ${h} is not after the previous governance block ${last}`);
+      if (h > upto) fail("governance", `${bf}: block ${h} is after the file's anchor (block ${upto})`);
+      // Steps 24-25: the changes due by then, then the block certified by the
+      // replayed validators and committing to the replayed membership.
+      gov.advanceTo(h);
+      const m = gov.membershipAt(h);
+      await this.certify(`${bf}.block`, gb.block, header, m);
+      if (gb.txs.length === 0) fail("governance", `${bf}: lists no transaction`);
+      // Steps 26-28: each transaction checked and applied in position order.
+      const block = gov.beginBlock(h);
+      let previous = null;
+      for (let j = 0; j < gb.txs.length; j++) {
+        const tf = `${bf}.txs[${j}]`;
+        const gt = gb.txs[j];
+        if ((previous !== null && gt.position <= previous) || gt.position >= BigInt(header.tx_count)) {
+          fail("governance", `${tf}: position ${gt.position} is not after the previous one and below the block's ${header.tx_count} transactions`);
+        }
+        previous = gt.position;
+        const { tx, id } = await this.govTx(tf, gt, header, m);
+        const why = block.apply(tx, hex(id), gt.position);
+        if (why) fail("governance", `${tf}: ${tx.type} refused at height ${h}: ${why}`);
+      }
+      // Step 28: the changes taking effect at the next height.
+      gov.apply(block.finish());
+      last = h;
+    }
+    // Step 29.
+    gov.advanceTo(upto);
+    this.upto = upto;
+  }
+
+  /** Steps 26-27 for one transaction: canonical, a proposal or approval for this
+   * chain signed by an agency of `m`, the signature, and inclusion at its position. */
+  async govTx(field, gt, header, m) {
+    const bytes = unhex(`${field}.tx`, gt.tx, MAX_TX_BYTES);
+    const tx = decodeTx(bytes, `${field}.tx`);
+    if (tx.bodyType !== 2 && tx.bodyType !== 3) fail("governance", `${field}.tx is not a governance proposal or approval: its type is ${tx.type}`);
+    if (!eq(tx.chain, this.chain)) fail("governance", `${field}.tx at height ${header.height}: transaction is for chain ${hex(tx.chain)}, this chain is ${hex(this.chain)}`);
+    if (!agencyOf(m, tx.issuer)) fail("governance", `${field}.tx at height ${header.height}: key ${hex(tx.issuer)} is not the governance key of any agency in force`);
+    if (!(await ed25519Verify(tx.issuer, tx.signature, signingBytes("ledger/transaction", tx.payload)))) {
+      fail("governance", `${field}.tx: the agency's signature does not verify`);
+    }
+    if (gt.inclusion.length > INCLUSION_PROOF_HASHES_MAX) {
+      fail("governance", `${field}: inclusion proof has ${gt.inclusion.length} hashes, at most ${INCLUSION_PROOF_HASHES_MAX}`);
+    }
+    const first = header.log_size > BigInt(header.tx_count) ? header.log_size - BigInt(header.tx_count) : 0n;
+    const index = first + gt.position;
+    const why = await verifyInclusion(await sha256(u8(0), bytes), index, header.log_size, gt.inclusion.map((x) => unhexRaw(x)), header.log_root);
+    if (why) fail("governance", `${field}: not at position ${gt.position} of block ${header.height} (log index ${index}): ${why}`);
+    return { tx, id: await sha256(bytes) };
+  }
+
+  /** The proposals the replay found in force at the anchor, in the order applied. */
+  applied() {
+    return this.gov.appliedUpTo(this.upto).map((r) => ({
+      proposal: r.id, proposer: r.proposer, summary: r.proposal.summary, approved_at: Number(r.outcome.height),
+      effective: Number(r.outcome.effective), changes: r.proposal.changes.map(describe),
+    }));
+  }
 
   /** Steps 2-3. */
   header(field, a) {
@@ -651,15 +779,17 @@ class Ctx {
     return header;
   }
 
-  /** Steps 4-5 and 25, with the genesis validators (no governance change). */
-  async certify(field, a, header) {
+  /** Steps 4-5 and 25: the certificate proves `header` final under the validators
+   * of `m` (the membership in force at its height), and the header commits to `m`. */
+  async certify(field, a, header, m) {
     const hash = await sha256(signingBytes("ledger/block-header", header.bytes));
     const cb = unhex(`${field}.certificate`, a.certificate, MAX_CERTIFICATE_BYTES);
     const cert = decodeCertificate(cb, `${field}.certificate`);
-    const vals = this.g.validators;
+    const vals = m.validators;
     const n = vals.length;
+    if (n === 0 || n > MAX_VALIDATORS) fail("governance", `${field}: the validators in force at height ${header.height} do not form a validator set`);
     const q = n - Math.floor((n - 1) / 3);
-    const bad = (m) => fail("certificate", `${field}: the certificate does not prove block ${header.height} final under the ${n} validators in force at that height: ${m}`);
+    const bad = (why) => fail("certificate", `${field}: the certificate does not prove block ${header.height} final under the ${n} validators in force at that height: ${why}`);
     if (cert.height !== header.height) bad(`height ${cert.height}, expected ${header.height}`);
     if (!eq(cert.block_hash, hash)) bad("it certifies another block");
     if (cert.signatures.length > MAX_VALIDATORS) bad("too many signatures");
@@ -673,8 +803,9 @@ class Ctx {
       const vote = concat(this.chain, u32be(1), u64be(cert.height), u32be(cert.round), u8(1), cert.block_hash, u32be(idx));
       if (!(await ed25519Verify(vals[idx].key, sig, signingBytes("consensus/vote", vote)))) bad(`bad signature of validator ${idx}`);
     }
-    if (!eq(header.membership, this.g.membershipHash)) {
-      fail("governance", `${field}: block ${header.height} commits to membership ${hex(header.membership)}, but the genesis gives ${hex(this.g.membershipHash)} (a governance change is left out)`);
+    const replayed = await membershipHash(m);
+    if (!eq(header.membership, replayed)) {
+      fail("governance", `${field}: block ${header.height} commits to membership ${hex(header.membership)}, but the governance section gives ${hex(replayed)} at that height (a change is left out or added)`);
     }
     return { cert, hash };
   }
@@ -683,10 +814,11 @@ class Ctx {
   async anchor(field, a) {
     const header = this.header(field, a);
     if (header.height > this.upto) fail("governance", `${field}: block ${header.height} is after block ${this.upto}, the highest the governance section is replayed to`);
-    const { cert, hash } = await this.certify(field, a, header);
+    const m = this.membership(header.height);
+    const { cert, hash } = await this.certify(field, a, header, m);
     const signers = cert.signatures.map(([i]) => {
-      const v = this.g.validators[i];
-      return { name: v.name, region: v.region, key: hex(v.key), retired: null };
+      const v = m.validators[i];
+      return { name: v.name, region: v.region, key: hex(v.key), retired: this.retired(v.key) };
     });
     return { header, info: { height: Number(header.height), hash: hex(hash), time_ms: Number(header.timestamp_ms), log_size: Number(header.log_size), signers } };
   }
@@ -707,28 +839,47 @@ class Ctx {
     return { tx, id, bytes };
   }
 
-  keyName(key) { const i = this.g.issuers.find((x) => eq(x.key, key)); return i ? JSON.stringify(i.name) : hex(key); }
-  issuerOf(key) { return this.g.issuers.find((x) => eq(x.key, key)) || null; }
+  /** The name of the issuer that ever held `key`, for messages. */
+  keyName(key) {
+    for (const [, m] of this.gov.timeline) { const i = issuerAny(m, key); if (i) return JSON.stringify(i.name); }
+    return hex(key);
+  }
 
-  /** Step 30 (check_stateless with the genesis membership). */
-  inForceProblem(tx) {
+  /** Step 30 (check_stateless with the membership `m` of the height). */
+  inForceProblem(m, tx) {
     if (!eq(tx.chain, this.chain)) return "wrong chain";
-    if (tx.bodyType === 2 || tx.bodyType === 3) return this.g.agencies.some((a) => eq(a.key, tx.issuer)) ? null : "not an agency";
+    if (tx.bodyType === 2 || tx.bodyType === 3) return agencyOf(m, tx.issuer) ? null : "not an agency";
     if (tx.bodyType >= 4) return "a consent or query record is not a credit record";
-    const issuer = this.issuerOf(tx.issuer);
-    if (!issuer) return `key ${hex(tx.issuer)} is not an issuer in force`;
+    const issuer = issuerOf(m, tx.issuer);
+    if (!issuer) {
+      const r = retiredKey(m, tx.issuer);
+      return r ? `key ${hex(tx.issuer)} of ${r.name} was ${r.reason} at height ${r.since}` : `key ${hex(tx.issuer)} is not an issuer in force`;
+    }
     const why = formatProblem(tx);
     if (why) return why;
     if (tx.bodyType === 0 && !issuer.kinds.includes(tx.body.kind)) return `issuer ${issuer.name} may not issue ${tx.body.kind}`;
     return null;
   }
-  inForce(field, tx, h, check) { const why = this.inForceProblem(tx); if (why) fail(check, `${field}: at height ${h}: ${why}`); }
-  mayRevoke(tx, targetIssuer) {
-    const why = this.inForceProblem(tx);
+  inForce(field, tx, h, check) { const why = this.inForceProblem(this.membership(h), tx); if (why) fail(check, `${field}: at height ${h}: ${why}`); }
+  /** Whether `m` lets the revocation's signer revoke an attestation of the issuer named `targetIssuer`. */
+  mayRevoke(m, tx, targetIssuer) {
+    const why = this.inForceProblem(m, tx);
     if (why) return why;
-    const revoker = this.issuerOf(tx.issuer);
+    const revoker = issuerOf(m, tx.issuer);
     if (revoker.name !== targetIssuer && !revoker.may_revoke_any) return `issuer ${revoker.name} may not revoke an attestation of issuer ${targetIssuer}`;
     return null;
+  }
+  /** Step 31: some height `h` with `after < h <= upto` lets the signer revoke; returns the first. */
+  revokerHeight(field, tx, targetIssuer, after) {
+    const first = after + 1n;
+    const starts = [first, ...this.gov.timeline.map(([h]) => h).filter((h) => h > first && h <= this.upto)];
+    let why = `block ${after} is the anchor: there is no later height`;
+    for (const h of starts.filter((x) => x <= this.upto)) {
+      const e = this.mayRevoke(this.membership(h), tx, targetIssuer);
+      if (!e) return h;
+      why = `at height ${h}: ${e}`;
+    }
+    return fail("revocation", `${field}: at no height from ${first} to ${this.upto} could the signer revoke this attestation (${why})`);
   }
 
   async inclusion(field, inc, bytes, header, check) {
@@ -782,9 +933,8 @@ class Ctx {
     else if (a.valid_until_ms !== null && a.valid_until_ms <= now) status = { state: "expired" };
     else status = { state: "active" };
     const revocation = await this.revocation(revField, entry, revGiven, tx, header);
-    const issuer = this.issuerOf(tx.issuer);
     return {
-      id: hex(id), issuer: { name: issuer ? issuer.name : "", region: issuer ? issuer.region : "", key: hex(tx.issuer), retired: null },
+      id: hex(id), issuer: this.issuerParty(entry.height, tx.issuer),
       sequence: Number(tx.sequence), subject: a.subject, kind: a.kind, grade: a.grade, severity: a.severity, evidence: hex(a.evidence),
       issued_at_ms: Number(a.issued_at_ms), valid_from_ms: Number(a.valid_from_ms), valid_until_ms: a.valid_until_ms === null ? null : Number(a.valid_until_ms),
       fields: a.fields, height: Number(entry.height), log_index: Number(inc.log_index), status, revocation,
@@ -800,21 +950,34 @@ class Ctx {
     if (tx.bodyType !== 1) fail("revocation", `${rf}.tx is not a revocation`);
     if (!eq(tx.body.target, entry.id)) fail("revocation", `${rf}.tx revokes ${hex(tx.body.target)}, not ${hex(entry.id)}`);
     if (tx.body.reason !== entry.revoked.reason) fail("revocation", `${rf}.tx gives reason ${tx.body.reason}, the record says ${entry.revoked.reason}`);
-    const targetIssuer = (this.issuerOf(target.issuer) || { name: "" }).name;
-    // Step 31 with no membership change: the only height to test is entry.height + 1.
-    const h = entry.height + 1n;
-    if (h > this.upto) fail("revocation", `${rf}.tx: block ${entry.height} is the anchor: there is no later height`);
-    const why = this.mayRevoke(tx, targetIssuer);
-    if (why) fail("revocation", `${rf}.tx: at no height from ${h} to ${this.upto} could the signer revoke this attestation (${why})`);
+    const targetIssuer = this.issuerParty(entry.height, target.issuer).name;
+    const at = this.revokerHeight(`${rf}.tx`, tx, targetIssuer, entry.height);
     await this.inclusion(rf, given, bytes, header, "revocation");
-    const by = this.issuerOf(tx.issuer);
-    return { id: hex(id), reason: tx.body.reason, by: { name: by.name, region: by.region, key: hex(tx.issuer), retired: null },
+    return { id: hex(id), reason: tx.body.reason, by: this.issuerParty(at, tx.issuer),
       evidence: tx.body.evidence ? hex(tx.body.evidence) : null, issued_at_ms: Number(tx.body.issued_at_ms), log_index: Number(given.log_index) };
   }
 }
 
+/** `SignedRequest::check_format` (sizes and characters of a lender's request), or null. */
+function requestProblem(r) {
+  if (!/^[A-Z]+$/.test(r.method) || r.method.length > MAX_METHOD_BYTES) return `method ${JSON.stringify(r.method)} must be 1 to ${MAX_METHOD_BYTES} upper-case letters`;
+  const n = TE.encode(r.path).length;
+  if (!r.path.startsWith("/") || n > MAX_REQUEST_PATH_BYTES) return `path must start with '/' and be at most ${MAX_REQUEST_PATH_BYTES} bytes (it is ${n})`;
+  if (!/^[\x21-\x7e]*$/.test(r.path)) return "path must be printable ASCII (percent-encode the rest)";
+  return null;
+}
+
 /** Step 7's well-formedness (Transaction::check_format), or null. */
 function formatProblem(tx) {
+  if (tx.bodyType === 6) {
+    const es = tx.body.entries;
+    if (es.length === 0 || es.length > MAX_QUERY_ENTRIES) return `${es.length} entries, 1 to ${MAX_QUERY_ENTRIES} allowed`;
+    for (let i = 0; i < es.length; i++) {
+      const why = requestProblem(es[i].request);
+      if (why) return `entry ${i}: ${why}`;
+    }
+    return null;
+  }
   if (tx.bodyType !== 0) {
     if (tx.bodyType === 4) {
       const b = tx.body;
@@ -845,18 +1008,12 @@ function checkFormat(kind, version, expected) {
   if (version !== FORMAT_VERSION) fail("format", `version ${version} is not supported (this verifier reads version 4)`);
 }
 
-/** The page cannot replay membership changes (steps 23-29): such files are refused. */
-function noGovernance(field, section) {
-  if (section.length > 0) {
-    fail("unsupported", `${field} holds ${section.length} block(s) of membership changes: the console does not replay governance (steps 23-29); verify this file with \`yrd verify\``);
-  }
-}
-
+/** The context of a file with one anchor: its header decoded (steps 2-3), then the
+ * governance section replayed up to its height (steps 23-29). */
 async function ctxFor(genesis, field, anchor, govField, gov) {
   const ctx = new Ctx(genesis);
   const header = ctx.header(field, anchor);
-  noGovernance(govField, gov);
-  ctx.upto = header.height;
+  await ctx.replay(govField, gov, header.height);
   return ctx;
 }
 
@@ -864,7 +1021,7 @@ async function bundleWith(ctx, b, nowMs) {
   const { header, info } = await ctx.anchor("anchor", b.anchor);
   const recordOf = (subject) => ctx.record("subject.record", b.subject.record, b.subject.proof, subject, header);
   const attestation = await ctx.attestation("attestation", b.attestation, ["revocation", b.revocation], header, recordOf, null, nowMs);
-  return { type: "yrd-proof-bundle", chain_name: ctx.g.chain_name, chain_id: hex(ctx.chain), anchor: info, attestation, governance: [] };
+  return { type: "yrd-proof-bundle", chain_name: ctx.g.chain_name, chain_id: hex(ctx.chain), anchor: info, attestation, governance: ctx.applied() };
 }
 
 async function verifyBundle(g, b, nowMs) {
@@ -884,7 +1041,7 @@ async function verifyReport(g, r, nowMs) {
   const { header, info } = await ctx.anchor("anchor", r.anchor);
   const key = await sha256(TE.encode(subject));
   const out = { type: "yrd-subject-report", chain_name: g.chain_name, chain_id: hex(ctx.chain), subject, anchor: info,
-    count: 0, from: 0, to: 0, complete: true, entries_root: null, attestations: [], redacted: [], governance: [] };
+    count: 0, from: 0, to: 0, complete: true, entries_root: null, attestations: [], redacted: [], governance: ctx.applied() };
   if (r.record === null) {
     if (r.proof.siblings.length > SUBJECT_PROOF_SIBLINGS_MAX) fail("subject-map", "subject-map proof has more than 256 siblings");
     const absent = (m) => fail("subject-map", `no proof that ${subject} is absent from the subject map of block ${header.height}: ${m}`);
@@ -937,7 +1094,7 @@ async function verifyTrace(g, t, nowMs) {
   const o = await verifyBlockTx(ctx, "origin", t.origin, "transaction");
   if (o.tx.bodyType !== 0) fail("transaction", "origin.tx is a revocation, not an attestation");
   ctx.inForce("origin.tx", o.tx, o.header.height, "transaction");
-  const originIssuer = (ctx.issuerOf(o.tx.issuer) || { name: "" }).name;
+  const originIssuer = ctx.issuerParty(o.header.height, o.tx.issuer).name;
   const revocations = [];
   const revIds = [];
   for (let i = 0; i < t.revocations.length; i++) {
@@ -946,7 +1103,7 @@ async function verifyTrace(g, t, nowMs) {
     if (r.tx.bodyType !== 1) fail("revocation", `${field}.tx is not a revocation`);
     if (!eq(r.tx.body.target, o.id)) fail("revocation", `${field}.tx revokes ${hex(r.tx.body.target)}, not ${hex(o.id)}`);
     if (r.header.height <= o.header.height) fail("revocation", `${field} is in block ${r.header.height}, not after block ${o.header.height}`);
-    const why = ctx.mayRevoke(r.tx, originIssuer);
+    const why = ctx.mayRevoke(ctx.membership(r.header.height), r.tx, originIssuer);
     if (why) fail("revocation", `${field}.tx at height ${r.header.height}: ${why}`);
     revocations.push(r.info);
     revIds.push(hex(r.id));
@@ -970,8 +1127,7 @@ async function verifyConsistencyFile(g, c) {
   const ctx = new Ctx(g);
   const a = ctx.header("from", c.from).height;
   const b = ctx.header("to", c.to).height;
-  noGovernance("governance", c.governance);
-  ctx.upto = a > b ? a : b;
+  await ctx.replay("governance", c.governance, a > b ? a : b);
   const from = await ctx.anchor("from", c.from);
   const to = await ctx.anchor("to", c.to);
   if (from.header.height > to.header.height) fail("consistency", `from is block ${from.header.height}, after to (block ${to.header.height})`);
@@ -979,14 +1135,85 @@ async function verifyConsistencyFile(g, c) {
   const why = await verifyConsistency(from.header.log_size, to.header.log_size, from.header.log_root, to.header.log_root, c.proof.map((x) => unhexRaw(x)));
   if (why) fail("consistency", `the log of block ${to.header.height} does not provably extend the log of block ${from.header.height}: ${why}`);
   return { type: "yrd-consistency-proof", chain_name: g.chain_name, chain_id: hex(ctx.chain), from: from.info, to: to.info, anchor: to.info,
-    from_log_root: hex(from.header.log_root), to_log_root: hex(to.header.log_root), governance: [] };
+    from_log_root: hex(from.header.log_root), to_log_root: hex(to.header.log_root), governance: ctx.applied() };
+}
+
+/** `canonical(SignedRequest)` without its signature, and the payload the lender signed (§4.2 step 6). */
+function requestBytes(chain, r) {
+  const fields = concat(encStr(r.method), encStr(r.path), r.body, u64be(r.timestamp_ms), r.nonce);
+  return { payload: concat(chain, fields), record: concat(r.key, fields, r.signature) };
+}
+
+/** `Uscc::parse`: a USCC as people type it (§1.1) — ASCII white space trimmed,
+ * spaces and hyphens dropped, upper-cased — then checked: `{ uscc }` or `{ error }`. */
+function parseUscc(input) {
+  let out = "";
+  for (const c of input.replace(/^[ \t\n\f\r]+|[ \t\n\f\r]+$/g, "")) {
+    if (c === " " || c === "-") continue;
+    if (c.codePointAt(0) > 0x7f) return { error: `non-ASCII character ${JSON.stringify(c)}` };
+    out += c.toUpperCase();
+  }
+  const why = usccProblem(out);
+  return why ? { error: why } : { uscc: out };
+}
+
+/** §4.2: who read a subject's restricted records (`proof_queries::verify_query_audit`). */
+async function verifyQueryAudit(g, q) {
+  checkFormat(q.type, q.version, "yrd-query-audit");
+  const subject = parseUscc(q.subject);
+  if (subject.error) fail("format", `subject ${JSON.stringify(q.subject)}: ${subject.error}`);
+  const ctx = await ctxFor(g, "anchor", q.anchor, "governance", q.governance);
+  const { info: anchor } = await ctx.anchor("anchor", q.anchor);
+  const seen = new Set();
+  let lastHeight = 0n;
+  const queries = [];
+  for (let i = 0; i < q.records.length; i++) {
+    const field = `records[${i}]`;
+    const r = q.records[i];
+    const { header, info, tx, id } = await verifyBlockTx(ctx, `${field}.record`, r.record, "transaction");
+    const h = header.height;
+    if (h < lastHeight) fail("format", `${field} is in block ${h}, before the previous record's block ${lastHeight}`);
+    lastHeight = h;
+    if (tx.bodyType !== 6) fail("query-record", `${field}.record is a ${tx.type}, not a query record`);
+    const m = ctx.membership(h);
+    const nodeOf = m.validators.find((v) => eq(v.key, tx.issuer)) || m.observers.find((o) => eq(o.key, tx.issuer));
+    if (!nodeOf) fail("query-record", `${field}.record is signed by ${hex(tx.issuer)}, not a validator or observer in force at height ${h}`);
+    if (r.entries.length === 0) fail("format", `${field}.entries is empty`);
+    for (const e of r.entries) {
+      const at = `${field}.entries[${e}]`;
+      const entry = tx.body.entries[Number(e)];
+      if (!entry) fail("query-record", `${at}: the record holds ${tx.body.entries.length} entries`);
+      const key = `${hex(id)}/${e}`;
+      if (seen.has(key)) fail("format", `${at} is listed twice`);
+      seen.add(key);
+      if (entry.subject !== subject.uscc) fail("query-record", `${at} is about ${entry.subject}, not ${subject.uscc}`);
+      const rq = entry.request;
+      const lender = m.lenders.find((l) => eq(l.key, rq.key)) || (() => { const x = retiredKey(m, rq.key); return x && x.role === "lender" ? x : null; })();
+      if (!lender) fail("query-record", `${at}: request key ${hex(rq.key)} is not a lender's key at height ${h}`);
+      const why = requestProblem(rq);
+      if (why) fail("query-record", `${at}: ${why}`);
+      const { payload, record } = requestBytes(ctx.chain, rq);
+      if (!(await ed25519Verify(rq.key, rq.signature, signingBytes("api/request", payload)))) {
+        fail("query-record", `${at}: lender ${JSON.stringify(lender.name)}'s signature over the request does not verify`);
+      }
+      if (entry.height >= h || h > entry.height + MAX_RECORD_LAG_BLOCKS) {
+        fail("query-record", `${at}: served at height ${entry.height} and recorded at ${h} (at most ${MAX_RECORD_LAG_BLOCKS} blocks later)`);
+      }
+      queries.push({ height: Number(h), block_time_ms: info.time_ms, record: hex(id), entry: Number(e), node: nodeOf.name, lender: lender.name,
+        lender_key: hex(rq.key), request: hex(await sha256(record)), method: rq.method, path: rq.path,
+        requested_at_ms: Number(rq.timestamp_ms), authorisation: hex(entry.authorisation), response: hex(entry.response),
+        served_at_ms: Number(entry.served_at_ms), served_height: Number(entry.height) });
+    }
+  }
+  return { type: "yrd-query-audit", chain_name: g.chain_name, chain_id: hex(ctx.chain), subject: subject.uscc, anchor, queries,
+    next_from: q.next_from === null ? null : Number(q.next_from) };
 }
 
 /**
  * Verifies a proof file against a genesis, both given as text, at `nowMs`.
  * Returns `{verified: true, verdict}` or `{verified: false, check, error}`, where
  * `check` is the name `yrd verify --json` gives ("format", "decode", "chain", ...),
- * "genesis" for a genesis it refuses, or "unsupported" for what it cannot check.
+ * "genesis" for a genesis it refuses, or "unsupported" when the browser lacks WebCrypto.
  */
 export async function verifyFile(fileText, genesisText, nowMs) {
   try {
@@ -1001,7 +1228,7 @@ export async function verifyFile(fileText, genesisText, nowMs) {
       case "yrd-subject-report": reportShape(file); verdict = await verifyReport(genesis, file, nowMs); break;
       case "yrd-audit-trace": traceShape(file); verdict = await verifyTrace(genesis, file, nowMs); break;
       case "yrd-consistency-proof": consistencyShape(file); verdict = await verifyConsistencyFile(genesis, file); break;
-      case "yrd-query-audit": fail("unsupported", "query audit files are verified only by `yrd verify` (docs/proofs.md §4.2)"); break;
+      case "yrd-query-audit": queryAuditShape(file); verdict = await verifyQueryAudit(genesis, file); break;
       default: fail("format", `unknown file type ${JSON.stringify(kind)}`);
     }
     return { verified: true, verdict };

@@ -26,6 +26,8 @@ const ASSETS: &[Asset] = &[
     Asset { name: "index.html", content_type: "text/html; charset=utf-8", body: include_bytes!("../../console/index.html") },
     Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../console/app.js") },
     Asset { name: "verify.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../console/verify.js") },
+    Asset { name: "governance.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../console/governance.js") },
+    Asset { name: "ed25519.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../console/ed25519.js") },
     Asset { name: "i18n.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../console/i18n.js") },
     Asset { name: "style.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../console/style.css") },
     Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_bytes!("../../console/favicon.svg") },
