@@ -602,15 +602,22 @@ fn the_console_in_a_real_browser_against_a_live_testnet() {
     }
     assert!(!vals.contains("missing"), "every validator is connected: {vals}");
     br.wait_for("document.querySelectorAll('#recent-blocks tbody tr').length >= 2", 10).unwrap();
-    // Some traffic while the page samples /metrics: both charts get points.
+    // Traffic while the page samples /metrics (every 2 s) until both charts have
+    // points: the latency chart needs commits in two sampling intervals, which a
+    // fixed burst may not span on a loaded machine.
     let s3 = Uscc::sample(703);
-    for seq in 1..=6 {
+    let charts = "!!document.querySelector('#chart-tps polyline') && !!document.querySelector('#chart-latency polyline')";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for seq in 1.. {
         let tx = c.chain.attestation(3, seq, s3, AttestationKind::RedList);
         let (status, body) = c.submit(seq as usize % 4, &tx);
         assert_eq!(status, 202, "{body}");
+        if seq >= 6 && br.eval(charts).unwrap() == Value::Bool(true) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "charts not drawn after {seq} attestations in 60 s");
         std::thread::sleep(std::time::Duration::from_millis(400));
     }
-    br.wait_for("!!document.querySelector('#chart-tps polyline') && !!document.querySelector('#chart-latency polyline')", 20).unwrap();
     br.screenshot(&shots.join("chain.png")).unwrap();
     check_page(&mut br, "chain page");
 
