@@ -1313,7 +1313,7 @@ impl Driver {
 
     /// Whether no transaction waits in our mempool.
     fn idle(&self) -> bool {
-        self.shared.mempool.lock().map(|m| m.len() == 0).unwrap_or(false)
+        self.shared.mempool.lock().map(|m| m.is_empty()).unwrap_or(false)
     }
 
     /// Holds back an expired round-0 proposal timeout while the chain is idle:

@@ -456,6 +456,8 @@ mod tests {
                 max_block_txs: Some(8192),
                 max_wait_ms: Some(0),
                 storage: None,
+                block_interval_ms: Some(20),
+                empty_block_after_ms: None,
             },
         )
         .unwrap();
@@ -492,6 +494,8 @@ mod tests {
             assert_eq!(cfg.mempool.max_txs, 1000);
             assert_eq!(cfg.mempool.max_wait_ms, 0);
             assert_eq!(cfg.consensus.max_block_txs, 8192);
+            assert_eq!(cfg.consensus.block_interval_ms, 20);
+            assert_eq!(cfg.consensus.empty_block_after_ms, TESTNET_EMPTY_BLOCK_AFTER_MS);
             assert_eq!(cfg.api, format!("127.0.0.1:{}", ports[i].0));
             for p in &cfg.peers {
                 assert!(
