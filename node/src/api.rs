@@ -1152,10 +1152,11 @@ struct ReportQuery {
 const REPORT_PAGE_ENTRIES_DEFAULT: u64 = 256;
 
 /// Report pages of at most this many records are built on the worker thread
-/// that received the request ([`AppState::read_small_inline`]): about 50 µs of
-/// CPU per record, so at most ~1 ms on a quiet core; longer pages go to the
-/// blocking pool, so that a worker, which also carries gossip and consensus,
-/// never stalls for long.
+/// that received the request ([`AppState::read_small_inline`]): about 20 µs of
+/// CPU per record in a 60,000-transaction log (BENCHMARKS.md "Authorised
+/// queries"), tens of µs when each record lies in another block, so well under
+/// a millisecond; longer pages go to the blocking pool, so that a worker, which
+/// also carries gossip and consensus, never stalls for long.
 const INLINE_REPORT_ENTRIES_MAX: u64 = 16;
 
 /// Initial size of a report's JSON buffer: the fixed part (anchor, subject
