@@ -70,11 +70,8 @@ impl<'a> ReadMemo<'a> {
     }
 
     fn tx_bytes_at(&self, loc: &TxLocation) -> Result<Vec<u8>, StoreError> {
-        let block = match self.blocks.borrow().get(&loc.height) {
-            Some(b) => Some(b.clone()),
-            None => None,
-        };
-        let block = match block {
+        let cached = self.blocks.borrow().get(&loc.height).cloned();
+        let block = match cached {
             Some(b) => b,
             None => {
                 let b = self
