@@ -23,7 +23,7 @@ impl Hash32 {
     pub const ZERO: Hash32 = Hash32([0u8; 32]);
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        to_hex(&self.0)
     }
 
     /// Parses 64 hex characters typed by a person (either case, surrounding
@@ -48,6 +48,32 @@ impl fmt::Display for Hash32 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
     }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Lower-case hex of `bytes`: what `hex::encode` gives, written straight into a
+/// string of the final size (`hex::encode` goes through a `char` iterator, and
+/// hex was ~7 % of a serving node's CPU when proof files were served at
+/// 1,000/s, BENCHMARKS.md "Authorised queries").
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(HEX_DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// Lower-case hex of `N` bytes into `out` (`2 * N` bytes), with no allocation:
+/// how hashes, keys and signatures are written into JSON.
+fn hex_into<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = HEX_DIGITS[usize::from(b >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(b & 0x0f)];
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&out[..bytes.len() * 2]).unwrap_or_default()
 }
 
 /// SHA-256 of the concatenation of `parts`.
@@ -123,7 +149,7 @@ pub struct PublicKey(pub [u8; 32]);
 
 impl PublicKey {
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        to_hex(&self.0)
     }
 
     pub fn from_hex(s: &str) -> Result<Self, CryptoError> {
@@ -182,7 +208,7 @@ pub struct Signature(pub [u8; 64]);
 
 impl Signature {
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        to_hex(&self.0)
     }
 
     pub fn from_hex(s: &str) -> Result<Self, CryptoError> {
@@ -207,7 +233,7 @@ impl Serialize for Signature {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
         if s.is_human_readable() {
-            return s.serialize_str(&self.to_hex());
+            return s.serialize_str(hex_into(&self.0, &mut [0u8; 128]));
         }
         let mut t = s.serialize_tuple(64)?;
         for b in &self.0 {
@@ -283,6 +309,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hex_is_hex_encode() {
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        assert_eq!(to_hex(&bytes), hex::encode(&bytes));
+        assert_eq!(to_hex(&[]), "");
+        let h = sha256(&[b"x"]);
+        assert_eq!(serde_json::to_string(&h).unwrap(), format!("\"{}\"", hex::encode(h.0)));
+        let sig = SecretKey::from_seed(b"a").sign(b"t", b"p");
+        assert_eq!(serde_json::to_string(&sig).unwrap(), format!("\"{}\"", hex::encode(sig.0)));
+    }
+
+    #[test]
     fn signature_is_domain_separated() {
         let k = SecretKey::from_seed(b"a");
         let sig = k.sign(b"vote", b"payload");
@@ -349,7 +386,7 @@ macro_rules! serde_bytes32 {
         impl Serialize for $t {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 if s.is_human_readable() {
-                    s.serialize_str(&self.to_hex())
+                    s.serialize_str(hex_into(&self.0, &mut [0u8; 64]))
                 } else {
                     self.0.serialize(s)
                 }

@@ -81,6 +81,17 @@ pub trait NodeSource {
 
     /// The number of leaves currently stored.
     fn tree_size(&self) -> Result<u64, Self::Error>;
+
+    /// MTH(D[lo:hi]) of an incomplete range if this source remembers it from an
+    /// earlier [`NodeSource::remember_range`] (a source that holds still can skip
+    /// re-hashing the log's right border, which every audit path at one size
+    /// shares). Default: remembers nothing.
+    fn remembered_range(&self, _lo: u64, _hi: u64) -> Option<Hash32> {
+        None
+    }
+
+    /// Offers MTH(D[lo:hi]) of an incomplete range to remember.
+    fn remember_range(&self, _lo: u64, _hi: u64, _hash: Hash32) {}
 }
 
 /// Failure to compute a root or proof from a store.
@@ -159,10 +170,15 @@ pub(crate) fn range_hash<S: NodeSource>(source: &S, lo: u64, hi: u64) -> Result<
         let level = n.trailing_zeros() as u8;
         return source.node(level, lo >> level).map_err(MerkleError::Source);
     }
+    if let Some(h) = source.remembered_range(lo, hi) {
+        return Ok(h);
+    }
     let k = split_point(n);
     let left = range_hash(source, lo, lo + k)?;
     let right = range_hash(source, lo + k, hi)?;
-    Ok(node_hash(&left, &right))
+    let h = node_hash(&left, &right);
+    source.remember_range(lo, hi, h);
+    Ok(h)
 }
 
 fn check_size<S: NodeSource>(source: &S, size: u64) -> Result<(), MerkleError<S::Error>> {

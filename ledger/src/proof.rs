@@ -37,7 +37,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use yrd_consensus::codec::{self, CodecError};
-use yrd_consensus::crypto::{Hash32, PublicKey};
+use yrd_consensus::crypto::{to_hex, Hash32, PublicKey};
 use yrd_consensus::types::{BlockHash, Height};
 use yrd_consensus::CommitCertificate;
 
@@ -46,7 +46,7 @@ use crate::genesis::Genesis;
 use crate::governance::{GovState, Membership, RetireReason};
 use crate::merkle::{self, INCLUSION_PROOF_HASHES_MAX};
 pub use crate::proof_gov::{AppliedProposal, GovBlock, GovTx};
-use crate::store::{entry_status, Ledger, Status, StoreError};
+use crate::store::{entry_status, Ledger, ReadMemo, Status, StoreError};
 use crate::subjects::{subject_key, EntryView, ProofTerminal, RecordPage, SubjectEntry, SubjectProof, MAX_SUBJECT_RECORD_BYTES};
 use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId, MAX_TX_BYTES};
 use crate::uscc::Uscc;
@@ -564,10 +564,14 @@ fn corrupt(what: String) -> BuildError {
     BuildError::Store(StoreError::Corrupt(what))
 }
 
+/// The block at `height` with its certificate. The store holds both in their
+/// canonical encoding (what `codec::encode` gives, pinned by the golden tests),
+/// so the file carries the stored bytes rather than a decode and re-encode.
 pub(crate) fn anchor_at(ledger: &Ledger, height: Height) -> Result<(BlockHeader, Anchor), BuildError> {
-    let header = ledger.header(height)?.ok_or_else(|| corrupt(format!("no header at height {height}")))?;
-    let cert = ledger.certificate(height)?.ok_or_else(|| corrupt(format!("no certificate at height {height}")))?;
-    let anchor = Anchor { header: hex::encode(codec::encode(&header)?), certificate: hex::encode(codec::encode(&cert)?) };
+    let header_bytes = ledger.header_bytes(height)?.ok_or_else(|| corrupt(format!("no header at height {height}")))?;
+    let header = BlockHeader::decode(&header_bytes).map_err(crate::store::StoreError::from)?;
+    let cert = ledger.certificate_bytes(height)?.ok_or_else(|| corrupt(format!("no certificate at height {height}")))?;
+    let anchor = Anchor { header: to_hex(&header_bytes), certificate: to_hex(&cert) };
     Ok((header, anchor))
 }
 
@@ -588,10 +592,11 @@ fn included(ledger: &Ledger, id: &TxId, size: u64) -> Result<(crate::store::TxRe
 
 /// [`included`] from the stored bytes alone (no status, no re-encoding): the
 /// report's entries, one lookup per record.
-fn logged(ledger: &Ledger, id: &TxId, size: u64) -> Result<IncludedTx, BuildError> {
-    let t = ledger.logged_tx(id)?.ok_or(BuildError::NotFound(*id))?;
-    let inclusion = ledger.inclusion_proof(t.log_index, size)?;
-    Ok(IncludedTx { tx: hex::encode(&t.bytes), log_index: t.log_index, inclusion })
+/// Each store value is read once per report ([`ReadMemo`]).
+fn logged(memo: &ReadMemo<'_>, id: &TxId, size: u64) -> Result<IncludedTx, BuildError> {
+    let t = memo.logged_tx(id)?.ok_or(BuildError::NotFound(*id))?;
+    let inclusion = memo.inclusion_proof(t.log_index, size)?;
+    Ok(IncludedTx { tx: to_hex(&t.bytes), log_index: t.log_index, inclusion })
 }
 
 /// A proof bundle for attestation `id` against the latest block, every entry
@@ -664,6 +669,7 @@ pub fn report_for(ledger: &Ledger, subject: &Uscc, show: &dyn Fn(&SubjectEntry) 
 pub fn report_page(ledger: &Ledger, subject: &Uscc, from: u64, limit: u64, show: &dyn Fn(&SubjectEntry) -> bool) -> Result<Report, BuildError> {
     let (header, anchor) = latest_anchor(ledger)?;
     let proof = ledger.subject_proof(subject);
+    let memo = ReadMemo::new(ledger);
     let mut entries = Vec::new();
     let mut view = None;
     if let Some(head) = ledger.subject_head(subject)? {
@@ -680,16 +686,16 @@ pub fn report_page(ledger: &Ledger, subject: &Uscc, from: u64, limit: u64, show:
                 page.entries.push(EntryView::Redacted(c));
                 continue;
             }
-            let attestation = logged(ledger, &e.id, header.log_size)?;
+            let attestation = logged(&memo, &e.id, header.log_size)?;
             let revocation = match e.revoked {
-                Some((by, _)) => Some(logged(ledger, &by, header.log_size)?),
+                Some((by, _)) => Some(logged(&memo, &by, header.log_size)?),
                 None => None,
             };
             entries.push(ReportEntry::Full(FullEntry { attestation, revocation }));
             page.entries.push(EntryView::Full(e));
         }
         page.proof = ledger.subject_range_proof(subject, from, to)?;
-        view = Some(hex::encode(codec::encode(&page)?));
+        view = Some(to_hex(&codec::encode(&page)?));
     }
     Ok(Report {
         kind: REPORT_TYPE.into(),

@@ -48,6 +48,8 @@ use crate::consent::{self, BlockConsent, ConsentDelta, Refusal as ConsentRefusal
 mod consent_index;
 pub use consent_index::QueryRecordAt;
 mod subject_store;
+mod read_memo;
+pub use read_memo::ReadMemo;
 pub(crate) use subject_store::{check_subject_chunks, record_kvs};
 pub use subject_store::SubjectHead;
 use subject_store::{SubjectChanges, SubjectDelta};
@@ -435,6 +437,17 @@ impl NodeSource for Ledger {
     }
 }
 
+/// Log node `(level, index)` in its stored chunk.
+fn log_node_in_chunk(chunk: &[u8], level: u8, index: u64) -> Result<Hash32, StoreError> {
+    let off = (index % LOG_CHUNK) as usize * 32;
+    let bytes = chunk
+        .get(off..off + 32)
+        .ok_or_else(|| StoreError::Corrupt(format!("log node ({level}, {index}) missing from its chunk")))?;
+    let mut h = [0u8; 32];
+    h.copy_from_slice(bytes);
+    Ok(Hash32(h))
+}
+
 fn log_err<E: std::fmt::Display>(e: MerkleError<E>) -> StoreError {
     StoreError::Log(e.to_string())
 }
@@ -667,13 +680,17 @@ impl Ledger {
             .tree
             .get(log_key(level, index / LOG_CHUNK))?
             .ok_or_else(|| StoreError::Corrupt(format!("log node ({level}, {index}) missing")))?;
-        let off = (index % LOG_CHUNK) as usize * 32;
-        let bytes = chunk
-            .get(off..off + 32)
-            .ok_or_else(|| StoreError::Corrupt(format!("log node ({level}, {index}) missing from its chunk")))?;
-        let mut h = [0u8; 32];
-        h.copy_from_slice(bytes);
-        Ok(Hash32(h))
+        log_node_in_chunk(&chunk, level, index)
+    }
+
+    /// The header's canonical bytes, as stored (what proof files carry in hex).
+    pub fn header_bytes(&self, height: Height) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.tree.get(height_key(b'h', height))?)
+    }
+
+    /// The commit certificate's canonical bytes, as stored.
+    pub fn certificate_bytes(&self, height: Height) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.tree.get(height_key(b'c', height))?)
     }
 
     pub fn header(&self, height: Height) -> Result<Option<BlockHeader>, StoreError> {

@@ -544,3 +544,73 @@ fn a_torn_write_of_the_consent_indexes_is_repaired_at_open() {
     drop(ledger);
     yrd_ledger::testkit::after_lock_release(|| yrd_ledger::audit::verify_store(dir.path(), &chain.genesis)).unwrap();
 }
+
+/// `Reader::entry_visible` (what subject reports use: the rule judged from the
+/// subject-record entry) gives, for every kind of viewer and every record
+/// (restricted or public, revoked or not), the verdict of `Reader::visible` on
+/// the attestation and its revocation read from the store, and notes the same
+/// opened authorisations.
+#[test]
+fn entry_visible_is_visible_of_attestation_and_revocation() {
+    use yrd_ledger::access::{Reader, Viewer};
+    use yrd_ledger::tx::RevocationReason;
+    let chain = TestChain::new(4, 2);
+    let (_d, mut ledger) = open(&chain);
+    commit(&chain, &mut ledger, vec![]);
+    let records = vec![
+        chain.attestation(0, 1, s(1), AttestationKind::TaxCredit),
+        chain.attestation(0, 2, s(1), AttestationKind::RedList),
+        chain.attestation(1, 1, s(1), AttestationKind::CreditRating),
+        chain.attestation(1, 2, s(1), AttestationKind::AdministrativePenalty),
+    ];
+    let end = until(&ledger, 90);
+    let mut block = records.clone();
+    block.push(chain.authorisation(0, 1, s(1), Purpose::LoanApplication, end));
+    commit(&chain, &mut ledger, block);
+    // A restricted and a public record revoked, by their issuers.
+    commit(
+        &chain,
+        &mut ledger,
+        vec![
+            chain.revocation(0, 3, id(&records[0]), RevocationReason::Repair),
+            chain.revocation(1, 3, id(&records[3]), RevocationReason::Dispute),
+        ],
+    );
+    let m = ledger.next_membership();
+    let issuer = |i: usize| m.issuer_any(&chain.issuer_keys[i].public()).unwrap().name.clone();
+    let agency = m.agency(&chain.agency_keys[0].public()).unwrap().name.clone();
+    let viewers = vec![
+        Viewer::Anonymous,
+        Viewer::Lender { name: "bank-0".into() },
+        Viewer::Lender { name: "bank-1".into() },
+        Viewer::Issuer { name: issuer(0) },
+        Viewer::Issuer { name: issuer(1) },
+        Viewer::Agency { name: agency },
+    ];
+    let head = ledger.subject_head(&s(1)).unwrap().unwrap();
+    let entries = ledger.subject_entries(&s(1), 0, head.count).unwrap();
+    assert_eq!(entries.len(), 4);
+    assert_eq!(entries.iter().filter(|e| e.revoked.is_some()).count(), 2);
+    let mut shown_somewhere = 0;
+    let mut hidden_somewhere = 0;
+    for viewer in viewers {
+        let by_entry = Reader::new(&ledger, viewer.clone());
+        let by_tx = Reader::new(&ledger, viewer.clone());
+        for e in &entries {
+            let sees = |id: &TxId| {
+                let t = ledger.logged_tx(id).unwrap().unwrap();
+                by_tx.visible(&t.decode().unwrap(), t.height).unwrap()
+            };
+            let expected = sees(&e.id) && e.revoked.as_ref().is_none_or(|(by, _)| sees(by));
+            let got = by_entry.entry_visible(&s(1), e).unwrap();
+            assert_eq!(got, expected, "{viewer:?}, record {:?} ({:?}, revoked {:?})", e.id, e.kind, e.revoked.is_some());
+            if got {
+                shown_somewhere += 1;
+            } else {
+                hidden_somewhere += 1;
+            }
+        }
+        assert_eq!(by_entry.opened(), by_tx.opened(), "{viewer:?}: the same authorisations opened");
+    }
+    assert!(shown_somewhere > 0 && hidden_somewhere > 0, "the cases include both verdicts");
+}

@@ -52,24 +52,16 @@ pub fn redact(reader: &Reader<'_>, tx: &SignedTransaction, height: Height, log_i
 /// revocation if revoked, [`redact`] lets through. Proof files carry every
 /// other entry of the page as its commitment only
 /// (`yrd_ledger::proof::report_page`), so they stay provably complete.
+///
+/// Judged from the subject record's entries ([`Reader::entry_visible`], the
+/// same rule as [`redact`] of both transactions) without reading them.
 pub fn visible_entries(reader: &Reader<'_>, subject: &Uscc, from: u64, limit: u64) -> ApiResult<HashSet<TxId>> {
     let ledger = reader.ledger();
     let mut shown = HashSet::new();
     let Some(head) = ledger.subject_head(subject).map_err(ApiError::store)? else { return Ok(shown) };
     let to = from.saturating_add(limit).min(head.count);
-    let entries = ledger.subject_entries(subject, from, to).map_err(ApiError::store)?;
-    let sees = |id: &TxId| -> ApiResult<bool> {
-        match ledger.logged_tx(id).map_err(ApiError::store)? {
-            Some(t) => Ok(redact(reader, &t.decode().map_err(ApiError::store)?, t.height, t.log_index)?.is_none()),
-            None => Err(ApiError::internal(format!("the subject record of {subject} names {id}, which is not stored"))),
-        }
-    };
-    for e in &entries {
-        let revocation_seen = match &e.revoked {
-            Some((by, _)) => sees(by)?,
-            None => true,
-        };
-        if sees(&e.id)? && revocation_seen {
+    for e in ledger.subject_entries(subject, from, to).map_err(ApiError::store)? {
+        if reader.entry_visible(subject, &e).map_err(ApiError::store)? {
             shown.insert(e.id);
         }
     }
