@@ -407,3 +407,29 @@ pub fn after_lock_release<T, E: std::fmt::Display>(mut f: impl FnMut() -> Result
         }
     }
 }
+
+/// Every leaf of a JSON value as (path, JSON pointer), depth first; an array is
+/// also listed itself as `path[]` (its pointer), after its elements. The proof
+/// tests and the console test tamper a file at each of them.
+pub fn json_leaves(v: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(v: &serde_json::Value, path: String, pointer: String, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    walk(x, p, format!("{pointer}/{k}"), out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    walk(x, format!("{path}[{i}]"), format!("{pointer}/{i}"), out);
+                }
+                out.push((format!("{path}[]"), pointer));
+            }
+            _ => out.push((path, pointer)),
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, String::new(), String::new(), &mut out);
+    out
+}

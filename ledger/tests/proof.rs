@@ -11,7 +11,7 @@ use yrd_consensus::CommitCertificate;
 use yrd_ledger::block::BlockHeader;
 use yrd_ledger::proof::{self, AnyVerdict, Check, ProofFile, VerifyError};
 use yrd_ledger::store::{Ledger, Status};
-use yrd_ledger::testkit::TestChain;
+use yrd_ledger::testkit::{json_leaves, TestChain};
 use yrd_ledger::tx::{Attestation, AttestationKind, RevocationReason, SignedTransaction, TxBody, TxId};
 use yrd_ledger::subjects::{EntryView, RecordPage};
 use yrd_ledger::uscc::Uscc;
@@ -220,24 +220,6 @@ fn without_indexes(path: &str) -> String {
     out
 }
 
-/// Every leaf of the JSON value: (path, pointer).
-fn leaves(v: &Value, path: String, pointer: String, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                leaves(x, p, format!("{pointer}/{k}"), out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                leaves(x, format!("{path}[{i}]"), format!("{pointer}/{i}"), out);
-            }
-            out.push((format!("{path}[]"), pointer));
-        }
-        _ => out.push((path, pointer)),
-    }
-}
 
 /// Changes every byte of every field of `file` (each byte of each hex string
 /// xor 0x01 and xor 0x80; numbers ±1; other strings one character; arrays one
@@ -245,8 +227,7 @@ fn leaves(v: &Value, path: String, pointer: String, out: &mut Vec<(String, Strin
 /// check allowed for that field. Returns the number of variants tried.
 fn tamper_everything(f: &Fixture, file: &Value) -> usize {
     verify_json(f, file).expect("the untouched file verifies");
-    let mut paths = Vec::new();
-    leaves(file, String::new(), String::new(), &mut paths);
+    let paths = json_leaves(file);
     let mut tried = 0;
     let mut expect = |path: &str, v: Value, what: &str| {
         tried += 1;
@@ -699,8 +680,7 @@ fn trace_and_consistency_verify_and_tampering_fails() {
     assert!(proof::verify_trace(&f.chain.genesis, &unrevoked, NOW).unwrap().revocations.is_empty());
     // The trace as JSON, every byte: must fail (whatever check names it).
     let file = serde_json::to_value(&t).unwrap();
-    let mut paths = Vec::new();
-    leaves(&file, String::new(), String::new(), &mut paths);
+    let paths = json_leaves(&file);
     let mut tried = 0;
     for (path, pointer) in &paths {
         if let Some(Value::String(s)) = file.pointer(pointer) {
@@ -725,8 +705,7 @@ fn trace_and_consistency_verify_and_tampering_fails() {
         let v = proof::verify_consistency(&f.chain.genesis, &c).unwrap();
         assert_eq!((v.from.height, v.to.height), (from, to));
         let file = serde_json::to_value(&c).unwrap();
-        let mut paths = Vec::new();
-        leaves(&file, String::new(), String::new(), &mut paths);
+        let paths = json_leaves(&file);
         for (path, pointer) in &paths {
             if let Some(Value::String(s)) = file.pointer(pointer) {
                 if path == "type" {

@@ -25,7 +25,7 @@ const MAX_AGENCIES = 64;
 const MAX_ISSUERS = 1024;
 const MAX_OBSERVERS = 1024;
 const MAX_LENDERS = 4096;
-const U64_MAX = (1n << 64n) - 1n;
+export const U64_MAX = (1n << 64n) - 1n;
 
 export const ROLES = ["agency", "validator", "issuer", "observer", "lender"];
 export const RETIRE_REASONS = ["removed", "rotated", "frozen"];

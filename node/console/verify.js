@@ -17,7 +17,7 @@
 import { keyProblem } from "./ed25519.js";
 import {
   GovState, genesisMembership, encodeMembership, encodeParams, encodeAgency, encodeIssuer, encodeObserver, encodeLender,
-  issuerOf, issuerAny, agencyOf, retiredKey, describe, paramsProblem,
+  issuerOf, issuerAny, agencyOf, retiredKey, describe, paramsProblem, U64_MAX,
 } from "./governance.js";
 
 const TE = new TextEncoder();
@@ -39,7 +39,6 @@ const MAX_QUERY_ENTRIES = 64;
 const MAX_METHOD_BYTES = 8;
 const MAX_REQUEST_PATH_BYTES = 256;
 const MAX_RECORD_LAG_BLOCKS = 600n;
-const U64_MAX = (1n << 64n) - 1n;
 const U32_MAX = (1n << 32n) - 1n;
 const ED25519_L = (1n << 252n) + 27742317777372353535851937790883648493n;
 

@@ -26,7 +26,7 @@ use yrd_consensus::crypto::sha256;
 use yrd_ledger::consent::Purpose;
 use yrd_ledger::proof_queries::query_audit;
 use yrd_ledger::queries::{Nonce, QueryEntry, QueryRecords, SignedRequest};
-use yrd_ledger::testkit::{ChangedChain, TestChain};
+use yrd_ledger::testkit::{json_leaves, ChangedChain, TestChain};
 use yrd_ledger::tx::{AttestationKind, RevocationReason, SignedTransaction, TxBody, TxId, TAG_TRANSACTION};
 use yrd_ledger::uscc::Uscc;
 use yrd_tests::chromium::{find_chromium, Browser};
@@ -79,24 +79,6 @@ fn text_of(b: &mut Browser, selector: &str) -> String {
 // Tampering (the cases of ledger/tests/proof.rs `tamper_everything`, sampled)
 // ---------------------------------------------------------------------------
 
-/// Every leaf of a JSON value: (path, JSON pointer); arrays also as `path[]`.
-fn leaves(v: &Value, path: String, pointer: String, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                leaves(x, p, format!("{pointer}/{k}"), out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                leaves(x, format!("{path}[{i}]"), format!("{pointer}/{i}"), out);
-            }
-            out.push((format!("{path}[]"), pointer));
-        }
-        _ => out.push((path, pointer)),
-    }
-}
 
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);
@@ -117,8 +99,7 @@ impl Rng {
 /// a fractional number, an upper-case hash).
 fn tampered(file: &Value, rng: &mut Rng) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    let mut paths = Vec::new();
-    leaves(file, String::new(), String::new(), &mut paths);
+    let paths = json_leaves(file);
     let mut push = |what: String, v: &Value| out.push((what, v.to_string()));
     for (path, pointer) in &paths {
         if path.ends_with("[]") {
