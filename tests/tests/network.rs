@@ -319,10 +319,7 @@ fn an_idle_chain_beats_slowly_yet_finalises_at_once_even_with_its_proposer_down(
         c.wait_height(i, idle_height, 30);
     }
     let a = submit_ok(&c, 1, &att(&c, 0, 1));
-    let (ha, _) = {
-        let v = c.wait_final(1, &a, 20);
-        (v["height"].as_u64().unwrap(), ())
-    };
+    let ha = c.wait_final(1, &a, 20)["height"].as_u64().unwrap();
     assert!(ha > idle_height, "{a} final at {ha}, not above {idle_height}");
     for i in 0..4 {
         c.wait_height(i, ha, 20);
