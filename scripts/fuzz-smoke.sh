@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 total_s=${FUZZ_SMOKE_SECONDS:-60}
 if [ "${YRD_FUZZ_SMOKE:-0}" != 1 ]; then
-    echo "fuzz-smoke: SKIPPED: set YRD_FUZZ_SMOKE=1 to run it (building the targets takes 3-30 min, beyond the CI budget; fuzz/README.md)"
+    echo "fuzz-smoke: SKIPPED: set YRD_FUZZ_SMOKE=1 to run it (building the instrumented targets takes 3-30 min, beyond the CI budget; every target ran uninstrumented in cargo test: tests/tests/fuzz_smoke.rs; fuzz/README.md)"
     exit 0
 fi
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

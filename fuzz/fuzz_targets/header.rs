@@ -1,13 +1,3 @@
-//! A block header (`BlockHeader::decode`: proof files and stored headers).
+//! The `header` target: `yrd_fuzz::targets::header` (fuzz/src/targets/header.rs).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use yrd_fuzz::{assert_canonical, assert_within};
-use yrd_ledger::block::{BlockHeader, MAX_HEADER_BYTES};
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(header) = BlockHeader::decode(data) else { return };
-    assert_within("block header", data, MAX_HEADER_BYTES);
-    assert_canonical("block header", &header, data);
-    let _ = header.hash().expect("a decoded header has a hash");
-    let _ = header.first_log_index();
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| yrd_fuzz::targets::header::run(data));

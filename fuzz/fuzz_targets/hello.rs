@@ -1,13 +1,3 @@
-//! The handshake a peer sends on connecting (`net::hello::Hello::decode`).
+//! The `hello` target: `yrd_fuzz::targets::hello` (fuzz/src/targets/hello.rs).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use yrd_fuzz::assert_within;
-use yrd_node::net::hello::{Hello, MAX_HELLO_BYTES};
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(hello) = Hello::decode(data) else { return };
-    assert_within("hello", data, MAX_HELLO_BYTES);
-    assert!(hello.encode() == data, "decode then encode changed the hello: {hello:?}");
-    let _ = hello.chain();
-    let _ = hello.same_chain(&hello);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| yrd_fuzz::targets::hello::run(data));

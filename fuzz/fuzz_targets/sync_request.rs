@@ -1,13 +1,3 @@
-//! A block-sync request (`wire::decode_sync_request`).
+//! The `sync_request` target: `yrd_fuzz::targets::sync_request` (fuzz/src/targets/sync_request.rs).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use yrd_fuzz::{assert_canonical, assert_within};
-use yrd_node::wire::{decode_sync_request, SyncRequest, MAX_SYNC_BLOCKS, MAX_SYNC_REQUEST_BYTES};
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(req) = decode_sync_request(data) else { return };
-    assert_within("sync request", data, MAX_SYNC_REQUEST_BYTES);
-    assert_canonical("sync request", &req, data);
-    let SyncRequest::Blocks { max, .. } = req;
-    assert!((1..=MAX_SYNC_BLOCKS).contains(&max), "sync request for {max} blocks accepted");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| yrd_fuzz::targets::sync_request::run(data));

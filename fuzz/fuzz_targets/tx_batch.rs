@@ -1,19 +1,3 @@
-//! A transaction-batch gossip message (`wire::decode_tx_batch`), each entry then
-//! decoded as a transaction.
+//! The `tx_batch` target: `yrd_fuzz::targets::tx_batch` (fuzz/src/targets/tx_batch.rs).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use yrd_fuzz::{assert_canonical, assert_within};
-use yrd_ledger::tx::SignedTransaction;
-use yrd_node::wire::{decode_tx_batch, MAX_TX_BATCH, MAX_TX_BATCH_BYTES};
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(batch) = decode_tx_batch(data) else { return };
-    assert_within("transaction batch", data, MAX_TX_BATCH_BYTES);
-    assert!(batch.0.len() <= MAX_TX_BATCH, "a batch of {} transactions was accepted", batch.0.len());
-    assert_canonical("transaction batch", &batch, data);
-    for bytes in &batch.0 {
-        if let Ok(tx) = SignedTransaction::decode(bytes) {
-            assert_canonical("transaction in a batch", &tx, bytes);
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| yrd_fuzz::targets::tx_batch::run(data));

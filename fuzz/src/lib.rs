@@ -5,6 +5,8 @@
 //!
 //! A failed property panics: libFuzzer records the input as a crash.
 
+pub mod targets;
+
 use std::cell::OnceCell;
 
 use yrd_consensus::codec;

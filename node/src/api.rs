@@ -194,10 +194,20 @@ impl<T: DeserializeOwned + BodyLimit + Send> FromRequest<AppState> for ApiJson<T
 
     async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
         let body = read_body(req, T::MAX_BODY_BYTES, app).await?;
-        serde_json::from_slice(&body.bytes)
-            .map(|v| ApiJson(v, body.permit))
-            .map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
+        parse_json_body(&body.bytes).map(|v| ApiJson(v, body.permit))
     }
+}
+
+/// How [`ApiJson`] reads a body: UTF-8 (RFC 8259 §8.1) checked first, as the
+/// batch body's parser does — serde_json skips the strings of unknown keys
+/// without checking them — then JSON into `T`; a refusal is 400 `bad_json`
+/// with the reason.
+pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        let at = e.valid_up_to();
+        return Err(ApiError::bad_request("bad_json", format!("invalid JSON body: not UTF-8 (byte {at} starts an invalid sequence)")));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
 }
 
 /// The body of `POST /v1/transactions/batch`, parsed by [`batch::parse`] (limits

@@ -153,6 +153,12 @@ fn malformed_input_gets_400_with_the_reason() {
     assert_eq!((status, v["code"].as_str().unwrap()), (400, "bad_json"), "{v}");
     assert!(v["error"].as_str().unwrap().contains("missing field `tx`"), "{v}");
 
+    // Invalid UTF-8 in the string of an ignored key: serde_json would skip it
+    // unread; the body is refused as the batch body is (RFC 8259 §8.1).
+    let (status, v) = h.post_raw("/v1/transactions", b"{\"note\": \"\xc7x\", \"tx\": \"00010203\"}".to_vec());
+    assert_eq!((status, v["code"].as_str().unwrap()), (400, "bad_json"), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("not UTF-8 (byte 10"), "{v}");
+
     // Valid hex, not a transaction.
     let (status, v) = h.post("/v1/transactions", &json!({"tx": "00010203"}));
     assert_eq!((status, v["code"].as_str().unwrap()), (400, "decode"), "{v}");

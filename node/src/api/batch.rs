@@ -204,6 +204,19 @@ mod tests {
         assert_eq!(parse(b"{\"txs\": [\"00\"], \"x\": \"\xe4\xb8\xad\"}").unwrap().len(), 1, "UTF-8 is fine");
     }
 
+    /// Found by the fuzz smoke run (tests/tests/fuzz_smoke.rs): a number beyond
+    /// f64's range in an ignored key. RFC 8259 §6 lets a reader take it; the
+    /// batch body and the single submission (`SubmitRequest`) both skip unknown
+    /// values unread and so agree on it — only `serde_json::Value` refuses it.
+    #[test]
+    fn a_huge_number_in_an_ignored_key_is_judged_as_the_single_submission_judges_it() {
+        let body = br#"{"note": {"x": [1, 2.5e00313, -1e999, null]}, "txs": ["00ff"]}"#;
+        assert_eq!(parse(body).unwrap().len(), 1);
+        let single = br#"{"note": {"x": [1, 2.5e00313, -1e999, null]}, "tx": "00ff"}"#;
+        assert_eq!(serde_json::from_slice::<crate::api::SubmitRequest>(single).unwrap().tx, "00ff");
+        assert!(serde_json::from_slice::<serde_json::Value>(body).is_err(), "serde_json's Value caps numbers at f64");
+    }
+
     #[test]
     fn entries_are_decoded_in_order_and_bad_hex_stays_in_its_slot() {
         let v = parse(br#"{"note": {"x": [1, 2]}, "txs": ["00ff", "zz", "abc", ""]}"#).unwrap();
