@@ -10,6 +10,14 @@
 //!    and spliced ranges), for an equal share of `YRD_FUZZ_SMOKE_SECONDS`
 //!    (default 48) per target.
 //!
+//! For long runs, `YRD_FUZZ_SMOKE_RUNS=<n>` runs exactly mutants 0..n of each
+//! target instead (no time share: the same inputs on every machine) and
+//! `YRD_FUZZ_SMOKE_TARGETS=tx,block` picks targets:
+//!
+//! ```text
+//! YRD_FUZZ_SMOKE_RUNS=10000000 YRD_FUZZ_SMOKE_TARGETS=hello cargo test -p yrd-tests --test fuzz_smoke -- --nocapture
+//! ```
+//!
 //! A failed property (a panic in a target) fails the test, naming the target,
 //! the seed and the mutant's number, and keeps the input under
 //! `target/fuzz-smoke/<target>/` so that `cargo fuzz run <target> <file>`
@@ -135,7 +143,7 @@ fn mutant(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
 enum Progress {
     /// About to run this input (kept for the report should it hang).
     Running(Vec<u8>),
-    Done { target: &'static str, corpus: usize, mutants: u64 },
+    Done { target: &'static str, corpus: usize, mutants: u64, elapsed: Duration },
     Failed { target: &'static str, which: String, input: Vec<u8>, message: String },
 }
 
@@ -160,13 +168,33 @@ fn message(payload: &(dyn std::any::Any + Send)) -> String {
 fn every_fuzz_target_passes_on_its_corpus_and_seeded_mutants() {
     let seed = env_u64("YRD_FUZZ_SMOKE_SEED", DEFAULT_SEED);
     let seconds = env_u64("YRD_FUZZ_SMOKE_SECONDS", DEFAULT_SECONDS);
-    let targets = yrd_fuzz::targets::ALL;
+    let runs = std::env::var("YRD_FUZZ_SMOKE_RUNS").ok().map(|_| env_u64("YRD_FUZZ_SMOKE_RUNS", 0));
+    let chosen: Option<Vec<String>> =
+        std::env::var("YRD_FUZZ_SMOKE_TARGETS").ok().map(|v| v.split(',').map(|t| t.trim().to_string()).collect());
+    let all = yrd_fuzz::targets::ALL;
+    if let Some(chosen) = &chosen {
+        let unknown: Vec<&String> = chosen.iter().filter(|c| !all.iter().any(|(n, _)| n == c)).collect();
+        assert!(unknown.is_empty(), "YRD_FUZZ_SMOKE_TARGETS names no target {unknown:?}; the targets: {:?}", all.iter().map(|t| t.0).collect::<Vec<_>>());
+    }
+    // Every target keeps its own stream (its index in `ALL`), so that its
+    // mutants do not depend on which targets run or how many mutants the
+    // targets before it managed.
+    let targets: Vec<(usize, &'static str, yrd_fuzz::targets::Run)> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, (n, _))| chosen.as_ref().is_none_or(|c| c.iter().any(|c| c == n)))
+        .map(|(i, (n, r))| (i, *n, *r))
+        .collect();
     let share = Duration::from_millis(seconds * 1000 / targets.len() as u64);
-    println!("fuzz smoke: seed {seed} (replay with YRD_FUZZ_SMOKE_SEED={seed}), {} targets, {share:?} each", targets.len());
+    match runs {
+        Some(n) => println!("fuzz smoke: seed {seed} (replay with YRD_FUZZ_SMOKE_SEED={seed}), {} targets, mutants 0..{n} each", targets.len()),
+        None => println!("fuzz smoke: seed {seed} (replay with YRD_FUZZ_SMOKE_SEED={seed}), {} targets, {share:?} each", targets.len()),
+    }
+    let count = targets.len();
 
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for (i, (target, run)) in targets.iter().enumerate() {
+        for (i, target, run) in targets {
             let attempt = |which: String, input: Vec<u8>| -> bool {
                 tx.send(Progress::Running(input.clone())).expect("the test is listening");
                 match std::panic::catch_unwind(|| run(&input)) {
@@ -186,17 +214,16 @@ fn every_fuzz_target_passes_on_its_corpus_and_seeded_mutants() {
                     break;
                 }
             }
-            // Every target has its own stream, so that a target's mutants do
-            // not depend on how many the targets before it managed.
             let mut rng = Rng::new(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let start = Instant::now();
             let mut mutants = 0u64;
-            while ok && start.elapsed() < share {
+            while ok && runs.map_or(start.elapsed() < share, |n| mutants < n) {
                 ok = attempt(format!("mutant {mutants} of seed {seed}"), mutant(&mut rng, &seeds));
                 mutants += 1;
             }
             if ok {
-                tx.send(Progress::Done { target, corpus: seeds.len(), mutants }).expect("the test is listening");
+                let elapsed = start.elapsed();
+                tx.send(Progress::Done { target, corpus: seeds.len(), mutants, elapsed }).expect("the test is listening");
             }
         }
     });
@@ -204,12 +231,13 @@ fn every_fuzz_target_passes_on_its_corpus_and_seeded_mutants() {
     let mut running = Vec::new();
     let mut failures = Vec::new();
     let mut done = 0;
-    while done < targets.len() {
+    while done < count {
         match rx.recv_timeout(HANG) {
             Ok(Progress::Running(input)) => running = input,
-            Ok(Progress::Done { target, corpus, mutants }) => {
+            Ok(Progress::Done { target, corpus, mutants, elapsed }) => {
                 done += 1;
-                println!("fuzz smoke: {target}: ok, {corpus} corpus inputs and {mutants} mutants");
+                let rate = mutants as f64 / elapsed.as_secs_f64().max(1e-3);
+                println!("fuzz smoke: {target}: ok, {corpus} corpus inputs and {mutants} mutants in {elapsed:.1?} ({rate:.0}/s)");
             }
             Ok(Progress::Failed { target, which, input, message }) => {
                 done += 1;
