@@ -45,6 +45,8 @@ const DEFAULT_SECONDS: u64 = 48;
 const MAX_LEN: usize = 4096;
 /// Longest a single execution may take before the run counts it as a hang.
 const HANG: Duration = Duration::from_secs(30);
+/// How often a long run (`YRD_FUZZ_SMOKE_RUNS`) prints its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate is inside the repository").to_path_buf()
@@ -217,9 +219,15 @@ fn every_fuzz_target_passes_on_its_corpus_and_seeded_mutants() {
             let mut rng = Rng::new(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let start = Instant::now();
             let mut mutants = 0u64;
+            let mut next_report = PROGRESS_EVERY;
             while ok && runs.map_or(start.elapsed() < share, |n| mutants < n) {
                 ok = attempt(format!("mutant {mutants} of seed {seed}"), mutant(&mut rng, &seeds));
                 mutants += 1;
+                // Long runs say how far they got, so that a stopped run still counts.
+                if runs.is_some() && start.elapsed() >= next_report {
+                    next_report += PROGRESS_EVERY;
+                    println!("fuzz smoke: {target}: {mutants} mutants passed so far, {:.0?}", start.elapsed());
+                }
             }
             if ok {
                 let elapsed = start.elapsed();
