@@ -286,7 +286,7 @@ fn the_smoke_run_covers_every_fuzz_binary() {
         }
     }
     let run: BTreeSet<String> = yrd_fuzz::targets::ALL.iter().map(|(n, _)| n.to_string()).collect();
-    assert_eq!(bins.len(), 16, "fuzz/Cargo.toml declares {} binaries: {bins:?}", bins.len());
+    assert!(!bins.is_empty(), "no [[bin]] found in fuzz/Cargo.toml");
     assert_eq!(run, bins, "yrd_fuzz::targets::ALL and fuzz/Cargo.toml's binaries differ");
     for name in &bins {
         let main = std::fs::read_to_string(repo().join(format!("fuzz/fuzz_targets/{name}.rs"))).expect("the target's binary");
