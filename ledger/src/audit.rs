@@ -48,13 +48,11 @@ fn open_store(dir: &Path) -> Result<(sled::Db, sled::Tree), Inconsistency> {
     if !dir.join("conf").is_file() || !dir.join("db").is_file() {
         return Err(bad(at, "no sled store here (expected the files `conf` and `db`)"));
     }
-    let db = sled::Config::new().path(dir).open().map_err(|e| {
-        let locked = matches!(&e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
-            || e.to_string().contains("acquire lock");
-        if locked {
+    let db = crate::sled_open::open(&sled::Config::new().path(dir), dir).map_err(|e| {
+        if crate::sled_open::is_lock_error(&e) {
             bad(
                 at.clone(),
-                format!("cannot open the store: {e} — it is locked, probably by a running node; stop the node first (sled locks its directory)"),
+                format!("cannot open the store: {e}; stop the node first (sled locks its directory while a store is open)"),
             )
         } else {
             bad(at.clone(), format!("cannot open the store: {e}"))

@@ -28,6 +28,7 @@ pub mod proof_queries;
 pub mod queries;
 pub mod repair;
 mod replay;
+pub mod sled_open;
 pub mod subjects;
 pub mod testkit;
 pub mod tx;

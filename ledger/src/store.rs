@@ -472,7 +472,7 @@ impl Ledger {
     pub fn open(dir: &Path, genesis: Genesis) -> Result<Ledger, StoreError> {
         genesis.validate().map_err(|e| StoreError::Genesis(e.to_string()))?;
         let chain = genesis.chain_id()?;
-        let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
+        let db = crate::sled_open::open(&sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024), dir)?;
         let tree = db.open_tree("ledger")?;
         match tree.get(META_CHAIN)? {
             Some(stored) => {

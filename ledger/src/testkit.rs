@@ -394,8 +394,9 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result
 /// ago — again while it fails on sled's directory lock, for up to 20 s. sled
 /// releases the lock only when its background flusher lets go of the last
 /// handle, a moment after the `Db` is dropped, and later on a loaded machine
-/// (a CI run once saw it still held). A separate process (a stopped node) never
-/// needs this.
+/// (CI runs saw it still held). `Ledger::open` and the audit now wait for a
+/// lock held by their own process themselves ([`crate::sled_open`]); the
+/// tests that predate that keep this wrapper, which then costs nothing.
 pub fn after_lock_release<T, E: std::fmt::Display>(mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {

@@ -103,6 +103,8 @@ fn a_running_node_holds_the_lock_and_the_error_says_so() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("stop the node first"), "{text}");
+    // The holder is named (from /proc/locks), and the child did not wait for it.
+    assert!(text.contains(&format!("locked by process {}", std::process::id())), "{text}");
 }
 
 /// Run by the test above in a child process.
