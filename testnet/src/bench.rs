@@ -68,6 +68,11 @@ pub struct BenchReport {
     pub max_peak_rss_mb: f64,
     /// Node CPU time per finalised attestation, averaged over the nodes, µs.
     pub node_cpu_us_per_tx: f64,
+    /// Per-signature costs of a batched and of a single strict check, measured
+    /// on this machine just before the run (`refcost`).
+    pub reference: crate::refcost::Reference,
+    /// `node_cpu_us_per_tx` in batched signature checks (issue 12 item 4's goal: ≤ 2).
+    pub node_cpu_vs_batched_check: f64,
     pub nodes: Vec<NodeFigures>,
     pub load: LoadReport,
     pub wall_s: f64,
@@ -105,6 +110,12 @@ fn machine() -> String {
 /// or after `bench`).
 pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Result<bool> {
     let stop = signals::install()?;
+    // The yardstick, before any node runs (issue 12, item 4).
+    let reference = crate::refcost::measure(Duration::from_secs(1));
+    println!(
+        "Reference on this machine: {:.1} µs per signature in a batched check (1,024 per batch), {:.1} µs per single strict check",
+        reference.batched_us, reference.single_us
+    );
     let opts = Options {
         validators,
         wan: wan.impairments()?,
@@ -259,8 +270,15 @@ pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Re
     } else {
         f64::NAN
     };
+    let cpu_vs_batched = node_cpu_us_per_tx / reference.batched_us;
     if node_cpu_us_per_tx.is_finite() {
         println!("node CPU per finalised attestation: {node_cpu_us_per_tx:.0} µs per node");
+        println!(
+            "  = {cpu_vs_batched:.1} × a batched signature check ({:.1} µs), {:.1} × a single strict check ({:.1} µs), measured before the run",
+            reference.batched_us,
+            node_cpu_us_per_tx / reference.single_us,
+            reference.single_us
+        );
     } else {
         println!("node CPU per finalised attestation: - (a node's figures are missing)");
     }
@@ -270,6 +288,8 @@ pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Re
         p99_ms: round2(load.p99_ms),
         max_peak_rss_mb: nodes.iter().map(|n| n.peak_rss_mb).fold(0.0, f64::max),
         node_cpu_us_per_tx: round2(node_cpu_us_per_tx),
+        reference,
+        node_cpu_vs_batched_check: round2(cpu_vs_batched),
         nodes,
         load,
         wall_s: wall,

@@ -21,6 +21,7 @@ mod chaos;
 mod load;
 mod procs;
 mod reads;
+mod refcost;
 mod samples;
 mod setup;
 mod signals;
