@@ -12,7 +12,8 @@
 //!
 //! For long runs, `YRD_FUZZ_SMOKE_RUNS=<n>` runs exactly mutants 0..n of each
 //! target instead (no time share: the same inputs on every machine) and
-//! `YRD_FUZZ_SMOKE_TARGETS=tx,block` picks targets:
+//! `YRD_FUZZ_SMOKE_TARGETS=tx,block` picks targets; `YRD_FUZZ_SMOKE_FROM=<k>`
+//! resumes a stopped long run (mutants below `k` are made, not run):
 //!
 //! ```text
 //! YRD_FUZZ_SMOKE_RUNS=10000000 YRD_FUZZ_SMOKE_TARGETS=hello cargo test -p yrd-tests --test fuzz_smoke -- --nocapture
@@ -145,7 +146,7 @@ fn mutant(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
 enum Progress {
     /// About to run this input (kept for the report should it hang).
     Running(Vec<u8>),
-    Done { target: &'static str, corpus: usize, mutants: u64, elapsed: Duration },
+    Done { target: &'static str, corpus: usize, from: u64, mutants: u64, elapsed: Duration },
     Failed { target: &'static str, which: String, input: Vec<u8>, message: String },
 }
 
@@ -171,6 +172,8 @@ fn every_fuzz_target_passes_on_its_corpus_and_seeded_mutants() {
     let seed = env_u64("YRD_FUZZ_SMOKE_SEED", DEFAULT_SEED);
     let seconds = env_u64("YRD_FUZZ_SMOKE_SECONDS", DEFAULT_SECONDS);
     let runs = std::env::var("YRD_FUZZ_SMOKE_RUNS").ok().map(|_| env_u64("YRD_FUZZ_SMOKE_RUNS", 0));
+    let from = env_u64("YRD_FUZZ_SMOKE_FROM", 0);
+    assert!(from == 0 || runs.is_some(), "YRD_FUZZ_SMOKE_FROM resumes a long run: set YRD_FUZZ_SMOKE_RUNS too");
     let chosen: Option<Vec<String>> =
         std::env::var("YRD_FUZZ_SMOKE_TARGETS").ok().map(|v| v.split(',').map(|t| t.trim().to_string()).collect());
     let all = yrd_fuzz::targets::ALL;
@@ -217,8 +220,14 @@ fn every_fuzz_target_passes_on_its_corpus_and_seeded_mutants() {
                 }
             }
             let mut rng = Rng::new(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let start = Instant::now();
             let mut mutants = 0u64;
+            // A resumed run makes the mutants it skips (the stream must advance
+            // exactly as in the first run) without running them; they passed there.
+            while mutants < from {
+                mutant(&mut rng, &seeds);
+                mutants += 1;
+            }
+            let start = Instant::now();
             let mut next_report = PROGRESS_EVERY;
             while ok && runs.map_or(start.elapsed() < share, |n| mutants < n) {
                 ok = attempt(format!("mutant {mutants} of seed {seed}"), mutant(&mut rng, &seeds));
@@ -226,12 +235,12 @@ fn every_fuzz_target_passes_on_its_corpus_and_seeded_mutants() {
                 // Long runs say how far they got, so that a stopped run still counts.
                 if runs.is_some() && start.elapsed() >= next_report {
                     next_report += PROGRESS_EVERY;
-                    println!("fuzz smoke: {target}: {mutants} mutants passed so far, {:.0?}", start.elapsed());
+                    println!("fuzz smoke: {target}: mutants 0..{mutants} passed so far (this run from {from}), {:.0?}", start.elapsed());
                 }
             }
             if ok {
                 let elapsed = start.elapsed();
-                tx.send(Progress::Done { target, corpus: seeds.len(), mutants, elapsed }).expect("the test is listening");
+                tx.send(Progress::Done { target, corpus: seeds.len(), from, mutants, elapsed }).expect("the test is listening");
             }
         }
     });
@@ -242,10 +251,11 @@ fn every_fuzz_target_passes_on_its_corpus_and_seeded_mutants() {
     while done < count {
         match rx.recv_timeout(HANG) {
             Ok(Progress::Running(input)) => running = input,
-            Ok(Progress::Done { target, corpus, mutants, elapsed }) => {
+            Ok(Progress::Done { target, corpus, from, mutants, elapsed }) => {
                 done += 1;
-                let rate = mutants as f64 / elapsed.as_secs_f64().max(1e-3);
-                println!("fuzz smoke: {target}: ok, {corpus} corpus inputs and {mutants} mutants in {elapsed:.1?} ({rate:.0}/s)");
+                let rate = (mutants - from) as f64 / elapsed.as_secs_f64().max(1e-3);
+                let which = if from == 0 { format!("{mutants} mutants") } else { format!("mutants {from}..{mutants} (resumed)") };
+                println!("fuzz smoke: {target}: ok, {corpus} corpus inputs and {which} in {elapsed:.1?} ({rate:.0}/s)");
             }
             Ok(Progress::Failed { target, which, input, message }) => {
                 done += 1;
