@@ -448,6 +448,15 @@ fn log_node_in_chunk(chunk: &[u8], level: u8, index: u64) -> Result<Hash32, Stor
     Ok(Hash32(h))
 }
 
+/// The bytes of the transaction at `loc` in its block's stored bytes.
+fn tx_in_block(block: &[u8], loc: &TxLocation) -> Result<Vec<u8>, StoreError> {
+    let start = loc.offset as usize;
+    let bytes = block
+        .get(start..start + loc.len as usize)
+        .ok_or_else(|| StoreError::Corrupt(format!("transaction index points outside block {}", loc.height)))?;
+    Ok(bytes.to_vec())
+}
+
 fn log_err<E: std::fmt::Display>(e: MerkleError<E>) -> StoreError {
     StoreError::Log(e.to_string())
 }
@@ -676,11 +685,14 @@ impl Ledger {
     }
 
     fn stored_log_node(&self, level: u8, index: u64) -> Result<Hash32, StoreError> {
-        let chunk = self
-            .tree
+        log_node_in_chunk(&self.log_chunk(level, index)?, level, index)
+    }
+
+    /// The stored chunk that holds log node `(level, index)`.
+    fn log_chunk(&self, level: u8, index: u64) -> Result<sled::IVec, StoreError> {
+        self.tree
             .get(log_key(level, index / LOG_CHUNK))?
-            .ok_or_else(|| StoreError::Corrupt(format!("log node ({level}, {index}) missing")))?;
-        log_node_in_chunk(&chunk, level, index)
+            .ok_or_else(|| StoreError::Corrupt(format!("log node ({level}, {index}) missing")))
     }
 
     /// The header's canonical bytes, as stored (what proof files carry in hex).
@@ -774,23 +786,23 @@ impl Ledger {
     pub fn logged_tx(&self, id: &TxId) -> Result<Option<LoggedTx>, StoreError> {
         let Some(loc) = self.tx_location(id)? else { return Ok(None) };
         let bytes = self.tx_bytes_at(&loc)?;
-        let header = self
-            .header(loc.height)?
-            .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} has no header", loc.height)))?;
-        Ok(Some(LoggedTx { bytes, height: loc.height, log_index: header.first_log_index() + loc.index as u64 }))
+        Ok(Some(LoggedTx { bytes, height: loc.height, log_index: self.first_log_index(loc.height)? + loc.index as u64 }))
+    }
+
+    /// The log index of the first transaction of the indexed block at `height`.
+    fn first_log_index(&self, height: Height) -> Result<u64, StoreError> {
+        let header = self.header(height)?.ok_or_else(|| StoreError::Corrupt(format!("indexed block {height} has no header")))?;
+        Ok(header.first_log_index())
     }
 
     /// The stored bytes of the transaction at `loc`, cut from its block.
     fn tx_bytes_at(&self, loc: &TxLocation) -> Result<Vec<u8>, StoreError> {
-        let block = self
-            .tree
-            .get(height_key(b'b', loc.height))?
-            .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} missing", loc.height)))?;
-        let start = loc.offset as usize;
-        let bytes = block
-            .get(start..start + loc.len as usize)
-            .ok_or_else(|| StoreError::Corrupt(format!("transaction index points outside block {}", loc.height)))?;
-        Ok(bytes.to_vec())
+        tx_in_block(&self.indexed_block(loc.height)?, loc)
+    }
+
+    /// The stored bytes of the block at `height`, which an index points to.
+    fn indexed_block(&self, height: Height) -> Result<sled::IVec, StoreError> {
+        self.tree.get(height_key(b'b', height))?.ok_or_else(|| StoreError::Corrupt(format!("indexed block {height} missing")))
     }
 
     fn tx_at(&self, loc: &TxLocation) -> Result<SignedTransaction, StoreError> {

@@ -24,8 +24,7 @@ use std::collections::HashMap;
 use yrd_consensus::crypto::Hash32;
 use yrd_consensus::types::Height;
 
-use super::{height_key, log_key, LoggedTx, Ledger, StoreError, TxLocation, LOG_CHUNK};
-use crate::block::BlockHeader;
+use super::{LoggedTx, Ledger, StoreError, TxLocation, LOG_CHUNK};
 use crate::merkle::{self, NodeSource};
 use crate::tx::TxId;
 
@@ -70,58 +69,34 @@ impl<'a> ReadMemo<'a> {
     }
 
     fn tx_bytes_at(&self, loc: &TxLocation) -> Result<Vec<u8>, StoreError> {
-        let cached = self.blocks.borrow().get(&loc.height).cloned();
-        let block = match cached {
-            Some(b) => b,
-            None => {
-                let b = self
-                    .ledger
-                    .tree
-                    .get(height_key(b'b', loc.height))?
-                    .ok_or_else(|| StoreError::Corrupt(format!("indexed block {} missing", loc.height)))?;
-                self.blocks.borrow_mut().insert(loc.height, b.clone());
-                b
-            }
-        };
-        let start = loc.offset as usize;
-        let bytes = block
-            .get(start..start + loc.len as usize)
-            .ok_or_else(|| StoreError::Corrupt(format!("transaction index points outside block {}", loc.height)))?;
-        Ok(bytes.to_vec())
+        let block = memo(&self.blocks, loc.height, || self.ledger.indexed_block(loc.height))?;
+        super::tx_in_block(&block, loc)
     }
 
     fn first_log_index(&self, height: Height) -> Result<u64, StoreError> {
-        if let Some(i) = self.first_log_index.borrow().get(&height) {
-            return Ok(*i);
-        }
-        let header: BlockHeader = self
-            .ledger
-            .header(height)?
-            .ok_or_else(|| StoreError::Corrupt(format!("indexed block {height} has no header")))?;
-        let first = header.first_log_index();
-        self.first_log_index.borrow_mut().insert(height, first);
-        Ok(first)
+        memo(&self.first_log_index, height, || self.ledger.first_log_index(height))
     }
+}
+
+/// The value under `key` in `cell`, loaded and kept there the first time.
+fn memo<K: std::hash::Hash + Eq, V: Clone>(
+    cell: &RefCell<HashMap<K, V>>,
+    key: K,
+    load: impl FnOnce() -> Result<V, StoreError>,
+) -> Result<V, StoreError> {
+    if let Some(v) = cell.borrow().get(&key) {
+        return Ok(v.clone());
+    }
+    let v = load()?;
+    cell.borrow_mut().insert(key, v.clone());
+    Ok(v)
 }
 
 impl NodeSource for ReadMemo<'_> {
     type Error = StoreError;
 
     fn node(&self, level: u8, index: u64) -> Result<Hash32, StoreError> {
-        let key = (level, index / LOG_CHUNK);
-        let cached = self.chunks.borrow().get(&key).cloned();
-        let chunk = match cached {
-            Some(c) => c,
-            None => {
-                let c = self
-                    .ledger
-                    .tree
-                    .get(log_key(level, key.1))?
-                    .ok_or_else(|| StoreError::Corrupt(format!("log node ({level}, {index}) missing")))?;
-                self.chunks.borrow_mut().insert(key, c.clone());
-                c
-            }
-        };
+        let chunk = memo(&self.chunks, (level, index / LOG_CHUNK), || self.ledger.log_chunk(level, index))?;
         super::log_node_in_chunk(&chunk, level, index)
     }
 
