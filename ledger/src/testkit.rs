@@ -390,25 +390,6 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result
     Ok(())
 }
 
-/// Runs `f` — typically an open of a store that this process dropped a moment
-/// ago — again while it fails on sled's directory lock, for up to 20 s. sled
-/// releases the lock only when its background flusher lets go of the last
-/// handle, a moment after the `Db` is dropped, and later on a loaded machine
-/// (CI runs saw it still held). `Ledger::open` and the audit now wait for a
-/// lock held by their own process themselves ([`crate::sled_open`]); the
-/// tests that predate that keep this wrapper, which then costs nothing.
-pub fn after_lock_release<T, E: std::fmt::Display>(mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        match f() {
-            Err(e) if e.to_string().contains("acquire lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
-    }
-}
-
 /// Every leaf of a JSON value as (path, JSON pointer), depth first; an array is
 /// also listed itself as `path[]` (its pointer), after its elements. The proof
 /// tests and the console test tamper a file at each of them.

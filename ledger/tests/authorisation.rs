@@ -298,7 +298,7 @@ fn lenders_join_rotate_and_leave_through_governance() {
     let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
     assert_eq!(ledger.grants(&s(1), "ningbo-bank").unwrap().len(), 1);
     drop(ledger);
-    yrd_ledger::testkit::after_lock_release(|| yrd_ledger::audit::verify_store(dir.path(), &chain.genesis)).unwrap();
+    yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
 }
 
 #[test]
@@ -425,7 +425,7 @@ fn a_query_record_names_a_committed_height_its_authorisation_covered_and_comes_w
     assert!(chain.commit_next(&mut ledger, vec![late]).is_err(), "block {next} with a late record was accepted");
     drop(ledger);
     // The auditor's replay applies the same rules to what was committed.
-    yrd_ledger::testkit::after_lock_release(|| yrd_ledger::audit::verify_store(dir.path(), &chain.genesis)).unwrap();
+    yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
 }
 
 #[test]
@@ -485,7 +485,7 @@ fn query_records_are_indexed_per_subject_and_checked_against_authorisations() {
     assert_eq!(ledger.query_records(&s(2), yrd_consensus::types::Height(0), 100).unwrap().len(), 1);
     assert_eq!(ledger.query_records(&s(1), yrd_consensus::types::Height(4), 100).unwrap().len(), 0);
     drop(ledger);
-    let report = yrd_ledger::testkit::after_lock_release(|| yrd_ledger::audit::verify_store(dir.path(), &chain.genesis)).unwrap();
+    let report = yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
     assert_eq!(report.height.0, 3);
 }
 
@@ -542,7 +542,7 @@ fn a_torn_write_of_the_consent_indexes_is_repaired_at_open() {
     assert_eq!(q.iter().map(|q| q.tx_id).collect::<Vec<_>>(), vec![id(&rec)]);
     assert!(ledger.query_records(&s(2), yrd_consensus::types::Height(0), 10).unwrap().is_empty());
     drop(ledger);
-    yrd_ledger::testkit::after_lock_release(|| yrd_ledger::audit::verify_store(dir.path(), &chain.genesis)).unwrap();
+    yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
 }
 
 /// `Reader::entry_visible` (what subject reports use: the rule judged from the

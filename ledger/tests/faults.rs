@@ -20,7 +20,7 @@ use yrd_ledger::audit::{verify_open, verify_store};
 use yrd_ledger::block::Block;
 use yrd_ledger::fault::{sled_fail, Tear};
 use yrd_ledger::store::{BlockError, Ledger};
-use yrd_ledger::testkit::{after_lock_release, TestChain};
+use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{AttestationKind, RevocationReason, SignedTransaction, TxBody, TxId};
 use yrd_ledger::uscc::Uscc;
 
@@ -98,11 +98,11 @@ fn commit(chain: &TestChain, ledger: &mut Ledger, txs: Vec<SignedTransaction>) -
     Ok(built.block)
 }
 
-/// Opens the store. After a failed write sled's background threads may hold the
-/// directory's lock for a moment after the handle is dropped (a node exits
-/// instead): wait for it, within a bound.
+/// Opens the store (after a failed write sled's background threads may hold the
+/// directory's lock for a moment after the handle is dropped; `Ledger::open`
+/// waits for a lock held by this process, `yrd_ledger::sled_open`).
 fn open(dir: &std::path::Path, chain: &TestChain) -> Result<Ledger, yrd_ledger::store::StoreError> {
-    after_lock_release(|| Ledger::open(dir, chain.genesis.clone()))
+    Ledger::open(dir, chain.genesis.clone())
 }
 
 /// sled's failpoints are process-wide: the tests of this file take turns.
@@ -235,7 +235,7 @@ fn injected_storage_faults_lose_nothing_acknowledged() {
             assert!(ledger.height().0 >= last_acked, "{ctx}: after {what} the store holds {}", ledger.height());
             drop(ledger);
             // The auditor re-derives everything from the blocks.
-            after_lock_release(|| verify_store(dir.path(), &chain.genesis))
+            verify_store(dir.path(), &chain.genesis)
                 .unwrap_or_else(|e| panic!("{ctx}: inconsistent after {what}: {e}"));
         }
     }
@@ -326,11 +326,11 @@ fn torn_governance_blocks_reopen_at_the_last_complete_block() {
                 println!("{ctx}: {r}");
             }
             drop(ledger);
-            after_lock_release(|| verify_store(dir.path(), &chain.genesis)).unwrap_or_else(|e| panic!("{ctx}: inconsistent after reopening: {e}"));
+            verify_store(dir.path(), &chain.genesis).unwrap_or_else(|e| panic!("{ctx}: inconsistent after reopening: {e}"));
             let ledger = run(dir.path(), plan.len());
             assert_eq!(ledger.gov().membership_at(effective).hash().expect("hash"), want_membership, "{ctx}");
             drop(ledger);
-            after_lock_release(|| verify_store(dir.path(), &chain.genesis)).unwrap_or_else(|e| panic!("{ctx}: inconsistent at the end: {e}"));
+            verify_store(dir.path(), &chain.genesis).unwrap_or_else(|e| panic!("{ctx}: inconsistent at the end: {e}"));
             cases += 1;
         }
     }
@@ -411,7 +411,7 @@ fn every_key_of_a_block_written_alone_is_found_at_open() {
             verify_open(&ledger).unwrap_or_else(|e| panic!("{ctx}: the node's open accepted an inconsistent store: {e}"));
             chain.commit_next(&mut ledger, txs.clone()).unwrap_or_else(|e| panic!("{ctx}: committing the block again: {e}"));
             drop(ledger);
-            after_lock_release(|| verify_store(dir.path(), &chain.genesis)).unwrap_or_else(|e| panic!("{ctx}: inconsistent after the retry: {e}"));
+            verify_store(dir.path(), &chain.genesis).unwrap_or_else(|e| panic!("{ctx}: inconsistent after the retry: {e}"));
             cases += 1;
         }
         let mut ledger = open(base.path(), &chain).expect("open");

@@ -164,7 +164,7 @@ fn full_disk_store_reopens_at_last_complete_block() {
         let height = ledger.height();
         drop(ledger);
         // An inconsistent store that opened without a repair fails here too.
-        let report = yrd_ledger::testkit::after_lock_release(|| verify_store(&dir, &chain.genesis))
+        let report = verify_store(&dir, &chain.genesis)
             .unwrap_or_else(|e| panic!("round {round}: store inconsistent after reopening: {e}"));
         assert_eq!(report.height, height);
         println!(

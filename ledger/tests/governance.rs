@@ -255,7 +255,7 @@ fn governance_survives_a_reopen_and_the_audit_replays_it() {
     }
     assert_eq!(ledger.next_membership().validators.len(), 5);
     drop(ledger);
-    let report = yrd_ledger::testkit::after_lock_release(|| yrd_ledger::audit::verify_store(dir.path(), &chain.genesis)).unwrap();
+    let report = yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
     assert_eq!(report.height.0, 9);
     let ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
     assert_eq!(ledger.next_membership().validators.len(), 5);

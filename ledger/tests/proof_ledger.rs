@@ -6,7 +6,7 @@ use std::path::Path;
 
 use yrd_ledger::audit::{verify_store, verify_store_self, verify_tree, Inconsistency, StoreReport};
 use yrd_ledger::store::Ledger;
-use yrd_ledger::testkit::{after_lock_release, TestChain};
+use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::{AttestationKind, RevocationReason, SignedTransaction};
 use yrd_ledger::uscc::Uscc;
 
@@ -37,14 +37,11 @@ fn build_store(dir: &Path, chain: &TestChain) {
     }
 }
 
-fn verify(dir: &Path, genesis: &yrd_ledger::genesis::Genesis) -> Result<StoreReport, Inconsistency> {
-    after_lock_release(|| verify_store(dir, genesis))
-}
-
 /// Rewrites one value in a copy of the store through sled.
 fn with_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
-    // No background flusher: the directory lock is released as soon as `db` drops.
-    let db = after_lock_release(|| sled::Config::new().path(dir).flush_every_ms(None).open()).unwrap();
+    // No background flusher: the directory lock is released as soon as `db` drops
+    // (`sled_open::open` waits for this process's own lock from an earlier handle).
+    let db = yrd_ledger::sled_open::open(&sled::Config::new().path(dir).flush_every_ms(None), dir).unwrap();
     let tree = db.open_tree("ledger").unwrap();
     f(&tree);
     db.flush().unwrap();
@@ -72,10 +69,10 @@ fn untouched_store_passes_with_or_without_a_genesis_file() {
     let dir = tempfile::tempdir().unwrap();
     let chain = TestChain::new(4, 2);
     build_store(dir.path(), &chain);
-    let report = verify(dir.path(), &chain.genesis).unwrap();
+    let report = verify_store(dir.path(), &chain.genesis).unwrap();
     assert_eq!(report.height.0, 12);
     assert_eq!(report.transactions, 39);
-    let (g, again) = after_lock_release(|| verify_store_self(dir.path())).unwrap();
+    let (g, again) = verify_store_self(dir.path()).unwrap();
     assert_eq!(g, chain.genesis);
     assert_eq!(again, report);
     // Another chain's genesis is refused.
@@ -120,7 +117,7 @@ fn a_value_changed_through_sled_is_found_and_located() {
     let dir = tempfile::tempdir().unwrap();
     let chain = TestChain::new(4, 2);
     build_store(dir.path(), &chain);
-    let good = verify(dir.path(), &chain.genesis).unwrap();
+    let good = verify_store(dir.path(), &chain.genesis).unwrap();
     type Edit = Box<dyn Fn(&sled::Tree)>;
     let cases: Vec<(&str, Edit, &str)> = vec![
         ("block body, a transaction byte", Box::new(|t| flip_value(t, &hkey(b'b', 5), 300)), "block 5"),
@@ -150,11 +147,11 @@ fn a_value_changed_through_sled_is_found_and_located() {
         let copy = tempfile::tempdir().unwrap();
         yrd_ledger::testkit::copy_dir(dir.path(), copy.path()).unwrap();
         with_tree(copy.path(), edit);
-        let err = verify(copy.path(), &chain.genesis).expect_err(name);
+        let err = verify_store(copy.path(), &chain.genesis).expect_err(name);
         assert!(err.location.contains(location), "{name}: found at {:?} ({}), expected {location:?}", err.location, err.problem);
     }
     // The original is untouched and still passes.
-    assert_eq!(verify(dir.path(), &chain.genesis).unwrap(), good);
+    assert_eq!(verify_store(dir.path(), &chain.genesis).unwrap(), good);
 }
 
 /// Every stored value matters: flipping a byte (first, last and a few between)
@@ -167,7 +164,7 @@ fn every_stored_value_byte_matters() {
     build_store(dir.path(), &chain);
     let copy = tempfile::tempdir().unwrap();
     yrd_ledger::testkit::copy_dir(dir.path(), copy.path()).unwrap();
-    let db = after_lock_release(|| sled::open(copy.path())).unwrap();
+    let db = sled::open(copy.path()).unwrap();
     let tree = db.open_tree("ledger").unwrap();
     let good = verify_tree(&tree, &chain.genesis).unwrap();
     let keys: Vec<(Vec<u8>, usize)> = tree.iter().map(|kv| kv.unwrap()).map(|(k, v)| (k.to_vec(), v.len())).collect();
@@ -213,7 +210,7 @@ fn raw_flips(dir: &Path, chain: &TestChain, good: &StoreReport, len: usize, stri
         std::fs::write(&f, bytes).unwrap();
         tried += 1;
         // sled may panic on some corruptions; that is a refusal, not a pass.
-        let r = std::panic::catch_unwind(|| verify(copy.path(), &chain.genesis));
+        let r = std::panic::catch_unwind(|| verify_store(copy.path(), &chain.genesis));
         match r {
             Err(_) | Ok(Err(Inconsistency { .. })) => {
                 found += 1;
@@ -235,7 +232,7 @@ fn raw_byte_flips_in_the_sled_files_never_pass_silently() {
     let dir = tempfile::tempdir().unwrap();
     let chain = TestChain::new(4, 2);
     build_store(dir.path(), &chain);
-    let good = verify(dir.path(), &chain.genesis).unwrap();
+    let good = verify_store(dir.path(), &chain.genesis).unwrap();
     // sled preallocates its segments: past the last non-zero byte the file is
     // unused. Flip bytes spread over the part that holds data.
     let bytes = std::fs::read(dir.path().join("db")).unwrap();
