@@ -203,10 +203,7 @@ impl<T: DeserializeOwned + BodyLimit + Send> FromRequest<AppState> for ApiJson<T
 /// without checking them — then JSON into `T`; a refusal is 400 `bad_json`
 /// with the reason.
 pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if let Err(e) = std::str::from_utf8(bytes) {
-        let at = e.valid_up_to();
-        return Err(ApiError::bad_request("bad_json", format!("invalid JSON body: not UTF-8 (byte {at} starts an invalid sequence)")));
-    }
+    batch::require_utf8(bytes).map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?;
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
 }
 

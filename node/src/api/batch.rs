@@ -52,12 +52,17 @@ enum Hit {
 
 type HitCell = Cell<Option<Hit>>;
 
+/// The UTF-8 check every JSON body of the API passes first (this one and the
+/// single submission's, `api::parse_json_body`), so both refuse the same bytes
+/// with the same words.
+pub fn require_utf8(body: &[u8]) -> Result<(), BatchParseError> {
+    std::str::from_utf8(body).map(|_| ()).map_err(|e| BatchParseError::NotUtf8 { valid_up_to: e.valid_up_to() })
+}
+
 /// Parses a batch body. Unknown top-level keys are ignored (without being kept);
 /// a repeated `txs` key is an error.
 pub fn parse(body: &[u8]) -> Result<Vec<Entry>, BatchParseError> {
-    if let Err(e) = std::str::from_utf8(body) {
-        return Err(BatchParseError::NotUtf8 { valid_up_to: e.valid_up_to() });
-    }
+    require_utf8(body)?;
     let hit = HitCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = RequestSeed(&hit).deserialize(&mut de).and_then(|v| de.end().map(|()| v));
