@@ -220,7 +220,6 @@ fn without_indexes(path: &str) -> String {
     out
 }
 
-
 /// Changes every byte of every field of `file` (each byte of each hex string
 /// xor 0x01 and xor 0x80; numbers ±1; other strings one character; arrays one
 /// element removed, one duplicated) and checks that verification fails with a
