@@ -603,7 +603,7 @@ fn attest_checks_its_input_before_contacting_the_node() {
 #[test]
 fn an_unreachable_node_is_reported_with_its_url() {
     let (_dir, key, _, evidence) = issuer_setup();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let o = run(&["attest", "--node", &url, "--key", p(&key), "--subject", SUBJECT, "--kind", "red-list", "--evidence", p(&evidence)]);
     assert_eq!(code(&o), 2);
@@ -849,9 +849,7 @@ fn node_refuses_a_bad_config_or_bad_overrides() {
     assert_eq!(code(&o), 2);
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use yrd_ledger::testkit::free_port;
 
 /// The `yrd node` glue with the real node: a one-validator chain started from a TOML
 /// file with flag overrides, an attestation submitted with `--wait`, queried, and the

@@ -370,6 +370,31 @@ impl ChangedChain {
     }
 }
 
+/// A free TCP port on 127.0.0.1 for a node (or a test) that will listen on it a
+/// moment later. Not `bind(0)`: the kernel hands ports from the same ephemeral
+/// range to every outgoing connection — including the nodes' own dials to peers
+/// that are not up yet — so a port picked that way and released can be taken
+/// before its node listens (seen in CI: `port … is already in use`). Ports come
+/// instead from below Linux's ephemeral range (10000–31999), in sequence from a
+/// per-process start, each checked free when picked: one process never hands
+/// out a port twice. Falls back to a kernel-picked port only if the whole span
+/// is taken.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
 /// Copies a directory tree (a store, to tamper with the copy). Errors say which
 /// path failed.
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {

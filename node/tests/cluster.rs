@@ -12,9 +12,7 @@ use yrd_node::config::{ConsensusConfig, HttpConfig, MempoolConfig, NodeConfig};
 use yrd_node::node::Node;
 use yrd_node::shared::Shared;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use yrd_ledger::testkit::free_port;
 
 async fn wait_height(shared: &Arc<Shared>, h: Height, secs: u64) {
     let mut rx = shared.committed.subscribe();

@@ -133,7 +133,9 @@ pub fn prepare_dir(dir: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// `count` TCP ports on 127.0.0.1: `base, base+1, ..` checked free if `base` is
-/// given, otherwise ports the kernel picks (bound together, then released).
+/// given, otherwise free ports from below the kernel's ephemeral range
+/// (`yrd_ledger::testkit::free_port`: a kernel-picked port, released, can be
+/// taken by one of the nodes' own outgoing dials before its node listens).
 pub fn pick_ports(base: Option<u16>, count: usize) -> Result<Vec<u16>> {
     match base {
         Some(b) => {
@@ -147,16 +149,12 @@ pub fn pick_ports(base: Option<u16>, count: usize) -> Result<Vec<u16>> {
             }
             Ok(ports)
         }
-        None => {
-            let listeners = (0..count)
-                .map(|_| TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)))
-                .collect::<std::io::Result<Vec<_>>>()
-                .context("cannot bind a free port on 127.0.0.1")?;
-            listeners
-                .iter()
-                .map(|l| Ok(l.local_addr()?.port()))
-                .collect()
-        }
+        None => (0..count)
+            .map(|_| match yrd_ledger::testkit::free_port() {
+                0 => Err(anyhow!("no free TCP port on 127.0.0.1")),
+                p => Ok(p),
+            })
+            .collect(),
     }
 }
 

@@ -6,7 +6,6 @@
 //! Every process a [`Cluster`] starts is killed when the cluster is dropped.
 
 use std::io::BufRead;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,27 +32,7 @@ pub fn yrd_bin() -> PathBuf {
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// A port for a test node to listen on. Not `bind(0)`: the kernel hands the
-/// same ephemeral ports to other tests' outgoing connections and binds, so a port
-/// picked that way and released could be taken before the node listened on it
-/// (seen once: `port … is already in use`). Ports come instead from below the
-/// ephemeral range (10000–31999), in sequence from a per-process start, each
-/// checked free when picked: one test process never hands out a port twice.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 10_000;
-    const SPAN: u32 = 22_000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(7_919) % SPAN;
-    for _ in 0..SPAN {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (FIRST + (start + n) % SPAN) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+use yrd_ledger::testkit::free_port;
 
 /// One node process.
 pub struct NodeProc {

@@ -215,14 +215,13 @@ fn a_second_process_with_a_live_validators_key_is_reported_on_both_sides() {
     std::fs::create_dir_all(&dir).expect("dir");
     let log_path = dir.join("node.log");
     let logf = std::fs::File::create(&log_path).expect("log");
-    let port = |_: ()| std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let mut child = Command::new(yrd_bin())
         .args(["node", "--config"])
         .arg(&c.nodes[3].config)
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .args(["--api", &format!("127.0.0.1:{}", port(()))])
-        .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", port(()))])
+        .args(["--api", &format!("127.0.0.1:{}", yrd_ledger::testkit::free_port())])
+        .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", yrd_ledger::testkit::free_port())])
         .env("RUST_LOG", "info")
         .stdin(std::process::Stdio::null())
         .stdout(logf.try_clone().expect("log"))
