@@ -159,9 +159,14 @@ fn chain() -> Hash32 {
     sha256(&[b"test chain"])
 }
 
+/// The fake node's key, as its status reports it.
+fn node_key() -> yrd_consensus::crypto::PublicKey {
+    yrd_consensus::crypto::SecretKey::from_seed(b"fake node").public()
+}
+
 fn status_json() -> Value {
     json!({
-        "chain_id": chain().to_hex(), "chain_name": "yrd-test", "node": "shanghai", "validator": true,
+        "chain_id": chain().to_hex(), "chain_name": "yrd-test", "node": "shanghai", "node_key": node_key().to_hex(), "validator": true,
         "height": 41, "round": 0, "step": "propose", "last_block_hash": "ab".repeat(32),
         "last_block_time_ms": 1_767_196_800_000u64, "log_size": 1234, "mempool_size": 3,
         "mempool_capacity": 200000, "peers": [{"name": "jiangsu", "key": "cd".repeat(32)}],
@@ -685,6 +690,27 @@ fn query_node() -> FakeNode {
             _ => (404, json!({"error": "no such route"})),
         }
     })
+}
+
+/// A signed read names the node it is for, read from the node's status: a
+/// node whose status has no `node_key` is refused with the reason, before any
+/// request is signed.
+#[test]
+fn a_signed_read_needs_the_node_key_from_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "lender.key");
+    let node = FakeNode::start(|method, path, _| match (method, path) {
+        ("GET", "/v1/status") => {
+            let mut v = status_json();
+            v.as_object_mut().unwrap().remove("node_key");
+            (200, v)
+        }
+        _ => (404, json!({"error": "no such route"})),
+    });
+    let o = run(&["query", "--node", &node.url, "--subject", SUBJECT, "--key", p(&key)]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("reports no node_key in /v1/status: it cannot take signed requests"), "{}", stderr(&o));
+    assert_eq!(node.requests().iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), vec!["/v1/status"], "nothing signed was sent");
 }
 
 #[test]

@@ -48,7 +48,7 @@ use crate::merkle::{self, INCLUSION_PROOF_HASHES_MAX};
 pub use crate::proof_gov::{AppliedProposal, GovBlock, GovTx};
 use crate::store::{entry_status, Ledger, ReadMemo, Status, StoreError};
 use crate::subjects::{subject_key, EntryView, ProofTerminal, RecordPage, SubjectEntry, SubjectProof, MAX_SUBJECT_RECORD_BYTES};
-use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId, MAX_TX_BYTES};
+use crate::tx::{RevocationReason, SignatureFault, SignedTransaction, TxBody, TxId, MAX_TX_BYTES};
 use crate::uscc::Uscc;
 use crate::validate::check_stateless;
 
@@ -1072,12 +1072,24 @@ impl<'g> Ctx<'g> {
             return Err(fail(check, format!("{field} is a governance {}, not a credit record", tx.tx.body.type_name())));
         }
         tx.tx.check_format().map_err(|e| fail(check, format!("{field}: malformed attestation: {e}")))?;
-        tx.verify_signature().map_err(|_| {
-            fail(
-                tx_check.unwrap_or(Check::IssuerSignature),
-                format!("{field}: the signature of issuer {:?} does not verify", self.key_name(&tx.tx.issuer)),
-            )
-        })?;
+        match tx.signature_fault() {
+            None => {}
+            Some(SignatureFault::Signer) => {
+                return Err(fail(
+                    tx_check.unwrap_or(Check::IssuerSignature),
+                    format!("{field}: the signature of issuer {:?} does not verify", self.key_name(&tx.tx.issuer)),
+                ))
+            }
+            Some(SignatureFault::Request { entry }) => {
+                return Err(fail(
+                    Check::QueryRecord,
+                    format!(
+                        "{field}: entry {entry}: the lender's signature over its request to node {:?} does not verify",
+                        self.key_name(&tx.tx.issuer)
+                    ),
+                ))
+            }
+        }
         let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
         Ok((tx, id, bytes))
     }

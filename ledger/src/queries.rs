@@ -1,10 +1,13 @@
 //! Signed API requests, query records and receipts (docs/access.md).
 //!
 //! A lender signs each request it sends to a node's API ([`SignedRequest`]):
-//! `ed25519(key, signing_bytes("api/request", canonical{chain, method, path,
+//! `ed25519(key, signing_bytes("api/request", canonical{chain, node, method, path,
 //! SHA-256(body), timestamp_ms, nonce}))`, the chain id making a request valid on
-//! one chain only, the timestamp and nonce making it single-use (a node refuses a
-//! timestamp outside its clock-skew window and a nonce it has seen in it).
+//! one chain only, the serving node's key valid at one node only, the timestamp
+//! and nonce making it single-use (a node refuses a timestamp outside its
+//! clock-skew window and a nonce it has seen in it; each node keeps its own
+//! replay cache, so without the node key the same request could be replayed to
+//! every other node within the window).
 //!
 //! When a node answers a request that an authorisation covers, it
 //! - signs a [`Receipt`] for the lender (`signing_bytes("api/receipt", …)`,
@@ -13,10 +16,13 @@
 //!   prove what it was shown;
 //! - records the query on chain: a [`QueryEntry`] (the signed request itself is
 //!   the evidence) in a batch transaction [`QueryRecords`] signed by the node's
-//!   key. Consensus checks the structure, that the key was a lender's and that
-//!   the authorisation named is that lender's for that subject, but not the
-//!   lenders' request signatures (an auditor's tool verifies them: `yrd audit
-//!   queries`). A node that served a query and never recorded it is caught by
+//!   key. Consensus checks the structure, that the key was a lender's, that the
+//!   authorisation named is that lender's for that subject, and every lender's
+//!   request signature, for the recording node's key
+//!   ([`crate::tx::SignedTransaction::verify_signature`]): a block never holds a
+//!   request the lender did not send to that node, so every path — admission,
+//!   block validation, `yrd audit queries` offline — gives the same verdict on
+//!   a record. A node that served a query and never recorded it is caught by
 //!   the receipt the lender holds.
 
 use std::fmt;
@@ -106,11 +112,13 @@ impl<'de> Deserialize<'de> for Nonce {
     }
 }
 
-/// What a lender signs (the chain id is implied by where a request is sent and
-/// where a record is stored; it is in the signed bytes, not in the record).
+/// What a lender signs. The chain id and the serving node's key are in the
+/// signed bytes, not in the request as stored: the chain is implied by where a
+/// record is stored, the node by the query-record transaction's signer.
 #[derive(Serialize)]
 struct RequestPayload<'a> {
     chain: &'a Hash32,
+    node: &'a PublicKey,
     method: &'a str,
     path: &'a str,
     body: &'a Hash32,
@@ -118,9 +126,10 @@ struct RequestPayload<'a> {
     nonce: &'a Nonce,
 }
 
-/// A lender's signed API request (the headers `X-YRD-Key`, `X-YRD-Timestamp`,
-/// `X-YRD-Nonce`, `X-YRD-Signature` with the method, the path-and-query as sent
-/// and the SHA-256 of the body).
+/// A lender's signed API request (the headers `X-YRD-Key`, `X-YRD-Node`,
+/// `X-YRD-Timestamp`, `X-YRD-Nonce`, `X-YRD-Signature` with the method, the
+/// path-and-query as sent and the SHA-256 of the body). The node it was signed
+/// for is not stored: it is the node that answers (and records) it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedRequest {
     pub key: PublicKey,
@@ -135,11 +144,13 @@ pub struct SignedRequest {
 }
 
 impl SignedRequest {
-    /// The request's HTTP headers as the node reads them (docs/access.md): every
-    /// client that signs requests sends exactly these.
-    pub fn headers(&self) -> [(&'static str, String); 4] {
+    /// The request's HTTP headers as the node reads them (docs/access.md), for a
+    /// request signed for `node`: every client that signs requests sends exactly
+    /// these.
+    pub fn headers(&self, node: &PublicKey) -> [(&'static str, String); 5] {
         [
             ("X-YRD-Key", self.key.to_hex()),
+            ("X-YRD-Node", node.to_hex()),
             ("X-YRD-Timestamp", self.timestamp_ms.to_string()),
             ("X-YRD-Nonce", self.nonce.to_hex()),
             ("X-YRD-Signature", self.signature.to_hex()),
@@ -147,14 +158,25 @@ impl SignedRequest {
     }
 
     /// The bytes signed before domain separation.
-    pub fn payload(chain: &Hash32, method: &str, path: &str, body: &Hash32, timestamp_ms: u64, nonce: &Nonce) -> Result<Vec<u8>, CodecError> {
-        codec::encode(&RequestPayload { chain, method, path, body, timestamp_ms, nonce })
+    pub fn payload(
+        chain: &Hash32,
+        node: &PublicKey,
+        method: &str,
+        path: &str,
+        body: &Hash32,
+        timestamp_ms: u64,
+        nonce: &Nonce,
+    ) -> Result<Vec<u8>, CodecError> {
+        codec::encode(&RequestPayload { chain, node, method, path, body, timestamp_ms, nonce })
     }
 
-    /// Signs a request.
+    /// Signs a request to the node whose key is `node` (validator or observer;
+    /// `GET /v1/status` names it as `node_key`).
+    #[allow(clippy::too_many_arguments)]
     pub fn sign(
         key: &SecretKey,
         chain: &Hash32,
+        node: &PublicKey,
         method: &str,
         path: &str,
         body: &[u8],
@@ -162,14 +184,15 @@ impl SignedRequest {
         nonce: Nonce,
     ) -> Result<SignedRequest, CodecError> {
         let body = sha256(&[body]);
-        let payload = Self::payload(chain, method, path, &body, timestamp_ms, &nonce)?;
+        let payload = Self::payload(chain, node, method, path, &body, timestamp_ms, &nonce)?;
         let signature = key.sign(TAG_API_REQUEST, &payload);
         Ok(SignedRequest { key: key.public(), method: method.to_string(), path: path.to_string(), body, timestamp_ms, nonce, signature })
     }
 
-    /// Verifies the lender's signature (the signature rule, `yrd_consensus::sigrule`).
-    pub fn verify(&self, chain: &Hash32) -> Result<(), CryptoError> {
-        let payload = Self::payload(chain, &self.method, &self.path, &self.body, self.timestamp_ms, &self.nonce)
+    /// Verifies the lender's signature over this request sent to `node` on
+    /// `chain` (the signature rule, `yrd_consensus::sigrule`).
+    pub fn verify(&self, chain: &Hash32, node: &PublicKey) -> Result<(), CryptoError> {
+        let payload = Self::payload(chain, node, &self.method, &self.path, &self.body, self.timestamp_ms, &self.nonce)
             .map_err(|_| CryptoError::BadSignature)?;
         self.key.verify(TAG_API_REQUEST, &payload, &self.signature)
     }

@@ -1178,11 +1178,10 @@ impl Ledger {
                 Ok(()) => self.check_stateful(tx, &id, &overlay, &gov, &consent)?,
             }
             .and_then(|_| {
-                if sig_verified(&id) || tx.verify_signature().is_ok() {
-                    Ok(())
-                } else {
-                    Err(TxError::BadSignature)
+                if sig_verified(&id) {
+                    return Ok(());
                 }
+                tx.signature_fault().map_or(Ok(()), |f| Err(f.error()))
             });
             if let Err(error) = verdict {
                 match mode {

@@ -384,13 +384,55 @@ impl SignedTransaction {
     }
 
     /// Verifies the issuer's signature under the signature rule
-    /// (`yrd_consensus::sigrule`): the one check every path uses.
+    /// (`yrd_consensus::sigrule`): the one check every path uses (admission,
+    /// block validation, sync, the audit, offline proofs). A query record's
+    /// signatures are the node's and, in every entry, the lender's over its
+    /// request to that node (`queries::SignedRequest::verify` with the record's
+    /// signer as the node): all of them must verify, so no path can accept a
+    /// record another refuses for a forged request. [`Self::signature_fault`]
+    /// says which one failed.
     pub fn verify_signature(&self) -> Result<(), yrd_consensus::crypto::CryptoError> {
-        let payload = self
-            .tx
-            .signing_payload()
-            .map_err(|_| yrd_consensus::crypto::CryptoError::BadSignature)?;
-        self.tx.issuer.verify(TAG_TRANSACTION, &payload, &self.signature)
+        match self.signature_fault() {
+            None => Ok(()),
+            Some(_) => Err(yrd_consensus::crypto::CryptoError::BadSignature),
+        }
+    }
+
+    /// The first signature of this transaction that does not verify, if any:
+    /// the signer's, else (query records) the first entry whose lender's
+    /// request signature does not.
+    pub fn signature_fault(&self) -> Option<SignatureFault> {
+        let Ok(payload) = self.tx.signing_payload() else { return Some(SignatureFault::Signer) };
+        if self.tx.issuer.verify(TAG_TRANSACTION, &payload, &self.signature).is_err() {
+            return Some(SignatureFault::Signer);
+        }
+        if let TxBody::RecordQueries(q) = &self.tx.body {
+            for (entry, e) in q.entries.iter().enumerate() {
+                if e.request.verify(&self.tx.chain, &self.tx.issuer).is_err() {
+                    return Some(SignatureFault::Request { entry });
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Which signature of a transaction does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureFault {
+    /// The signer's (issuer, agency, lender or node) over the transaction.
+    Signer,
+    /// A query record's entry: the lender's over its request to the record's node.
+    Request { entry: usize },
+}
+
+impl SignatureFault {
+    /// The transaction error for this fault.
+    pub fn error(self) -> crate::validate::TxError {
+        match self {
+            SignatureFault::Signer => crate::validate::TxError::BadSignature,
+            SignatureFault::Request { entry } => crate::validate::TxError::BadRequestSignature { entry },
+        }
     }
 }
 

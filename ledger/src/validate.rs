@@ -41,6 +41,8 @@ pub enum TxError {
     KindNotAllowed { issuer: String, kind: AttestationKind },
     #[error("issuer signature does not verify")]
     BadSignature,
+    #[error("query record entry {entry}: the lender's signature over its request does not verify for this record's node and chain")]
+    BadRequestSignature { entry: usize },
     #[error("transaction {0} is already on the ledger (replay)")]
     Duplicate(TxId),
     #[error("issuer {issuer:?} already used sequence number {sequence} (in transaction {by}); sequence numbers are single-use")]
@@ -72,6 +74,7 @@ impl TxError {
             TxError::UnknownIssuer(_) => "unknown_issuer",
             TxError::KindNotAllowed { .. } => "kind_not_allowed",
             TxError::BadSignature => "bad_signature",
+            TxError::BadRequestSignature { .. } => "bad_request_signature",
             TxError::Duplicate(_) => "duplicate",
             TxError::SequenceUsed { .. } => "sequence_used",
             TxError::TargetUnknown(_) => "target_unknown",
@@ -129,7 +132,9 @@ pub fn check_untrusted_bytes(
     }
     let tx = SignedTransaction::decode(bytes)?;
     check_stateless(membership, chain, &tx)?;
-    tx.verify_signature().map_err(|_| TxError::BadSignature)?;
+    if let Some(fault) = tx.signature_fault() {
+        return Err(fault.error());
+    }
     let id = tx.id()?;
     Ok((tx, id))
 }

@@ -349,18 +349,20 @@ fn the_genesis_checks_its_lenders() {
     g.validate().unwrap();
 }
 
-/// A query by lender `lender` about `subject` under `authorisation`, served at
-/// committed height `height` (time `served_at_ms`).
-fn query_at(chain: &TestChain, lender: usize, subject: Uscc, authorisation: TxId, height: u64, served_at_ms: u64, n: u8) -> QueryEntry {
+/// A query by lender `lender` to validator `node` about `subject` under
+/// `authorisation`, served at committed height `height` (time `served_at_ms`).
+#[allow(clippy::too_many_arguments)]
+fn query_at(chain: &TestChain, node: usize, lender: usize, subject: Uscc, authorisation: TxId, height: u64, served_at_ms: u64, n: u8) -> QueryEntry {
     let path = format!("/v1/subjects/{subject}/attestations");
+    let to = chain.validator_keys[node].public();
     let request =
-        SignedRequest::sign(&chain.lender_keys[lender], &chain.chain, "GET", &path, b"", served_at_ms - 10, Nonce([n; 16])).unwrap();
+        SignedRequest::sign(&chain.lender_keys[lender], &chain.chain, &to, "GET", &path, b"", served_at_ms - 10, Nonce([n; 16])).unwrap();
     QueryEntry { request, subject, authorisation, response: sha256(&[&[n]]), served_at_ms, height }
 }
 
 /// A query served at height 2 (where the tests commit their authorisations).
-fn query(chain: &TestChain, lender: usize, subject: Uscc, authorisation: TxId, served_at_ms: u64, n: u8) -> QueryEntry {
-    query_at(chain, lender, subject, authorisation, 2, served_at_ms, n)
+fn query(chain: &TestChain, node: usize, lender: usize, subject: Uscc, authorisation: TxId, served_at_ms: u64, n: u8) -> QueryEntry {
+    query_at(chain, node, lender, subject, authorisation, 2, served_at_ms, n)
 }
 
 fn record(chain: &TestChain, node: usize, seq: u64, entries: Vec<QueryEntry>) -> SignedTransaction {
@@ -387,12 +389,12 @@ fn a_query_record_names_a_committed_height_its_authorisation_covered_and_comes_w
     commit(&chain, &mut ledger, vec![a.clone(), b.clone()]);
     let t = TestChain::block_time_ms(3);
     // Height 2 is the tip: a record of a read at height 2 goes into block 3 or later.
-    let at_tip = record(&chain, 0, 1, vec![query_at(&chain, 0, s(1), id(&a), 2, t, 1)]);
+    let at_tip = record(&chain, 0, 1, vec![query_at(&chain, 0, 0, s(1), id(&a), 2, t, 1)]);
     admit(&ledger, &at_tip).unwrap();
-    let not_yet = record(&chain, 0, 1, vec![query_at(&chain, 0, s(1), id(&a), 3, t, 1)]);
+    let not_yet = record(&chain, 0, 1, vec![query_at(&chain, 0, 0, s(1), id(&a), 3, t, 1)]);
     assert!(bad_record(&ledger, &not_yet).contains("not before this block"));
     // Before the authorisation's block: not covered.
-    let before = record(&chain, 0, 1, vec![query_at(&chain, 0, s(1), id(&a), 1, t, 1)]);
+    let before = record(&chain, 0, 1, vec![query_at(&chain, 0, 0, s(1), id(&a), 1, t, 1)]);
     assert!(bad_record(&ledger, &before).contains("not yet committed"), "{}", bad_record(&ledger, &before));
     commit(&chain, &mut ledger, vec![at_tip]);
     // Block 4 ends a's validity (judged by block time, block 4's timestamp is
@@ -400,20 +402,20 @@ fn a_query_record_names_a_committed_height_its_authorisation_covered_and_comes_w
     commit(&chain, &mut ledger, vec![]);
     commit(&chain, &mut ledger, vec![]);
     let t5 = TestChain::block_time_ms(6);
-    let at4 = record(&chain, 1, 1, vec![query_at(&chain, 0, s(1), id(&a), 4, t5, 2)]);
+    let at4 = record(&chain, 1, 1, vec![query_at(&chain, 1, 0, s(1), id(&a), 4, t5, 2)]);
     admit(&ledger, &at4).unwrap();
-    let at5 = record(&chain, 1, 1, vec![query_at(&chain, 0, s(1), id(&a), 5, t5, 3)]);
+    let at5 = record(&chain, 1, 1, vec![query_at(&chain, 1, 0, s(1), id(&a), 5, t5, 3)]);
     assert!(bad_record(&ledger, &at5).contains("expired"), "{}", bad_record(&ledger, &at5));
     // A withdrawal ends b at its height: a read at that height is not covered.
     let w = chain.withdrawal(&chain.lender_keys[0], 3, id(&b), WithdrawReason::PurposeEnded);
     commit(&chain, &mut ledger, vec![w]);
     let wh = ledger.height().0;
-    let after_w = record(&chain, 1, 1, vec![query_at(&chain, 0, s(2), id(&b), wh, t5, 4)]);
+    let after_w = record(&chain, 1, 1, vec![query_at(&chain, 1, 0, s(2), id(&b), wh, t5, 4)]);
     assert!(bad_record(&ledger, &after_w).contains("withdrawn"), "{}", bad_record(&ledger, &after_w));
-    let before_w = record(&chain, 1, 1, vec![query_at(&chain, 0, s(2), id(&b), wh - 1, t5, 5)]);
+    let before_w = record(&chain, 1, 1, vec![query_at(&chain, 1, 0, s(2), id(&b), wh - 1, t5, 5)]);
     admit(&ledger, &before_w).unwrap();
     // The lag: a read at height 2 is recordable up to block 2 + MAX_RECORD_LAG_BLOCKS.
-    let late = record(&chain, 2, 1, vec![query_at(&chain, 0, s(1), id(&a), 2, t5, 6)]);
+    let late = record(&chain, 2, 1, vec![query_at(&chain, 2, 0, s(1), id(&a), 2, t5, 6)]);
     while ledger.height().0 + 1 < 2 + MAX_RECORD_LAG_BLOCKS {
         commit(&chain, &mut ledger, vec![]);
     }
@@ -461,7 +463,7 @@ fn query_records_are_indexed_per_subject_and_checked_against_authorisations() {
     let b = chain.authorisation(1, 1, s(2), Purpose::LoanApplication, until(&ledger, 30));
     commit(&chain, &mut ledger, vec![a.clone(), b.clone()]);
     let t = TestChain::block_time_ms(3);
-    let entries = vec![query(&chain, 0, s(1), id(&a), t, 1), query(&chain, 1, s(2), id(&b), t, 2), query(&chain, 0, s(1), id(&a), t, 3)];
+    let entries = vec![query(&chain, 0, 0, s(1), id(&a), t, 1), query(&chain, 0, 1, s(2), id(&b), t, 2), query(&chain, 0, 0, s(1), id(&a), t, 3)];
     let rec = chain.sign_with(&chain.validator_keys[0], 1, TxBody::RecordQueries(QueryRecords { entries }));
     // Only a node records queries.
     let by_issuer = chain.sign(0, 1, rec.tx.body.clone());
@@ -470,7 +472,7 @@ fn query_records_are_indexed_per_subject_and_checked_against_authorisations() {
     let wrong = chain.sign_with(
         &chain.validator_keys[1],
         1,
-        TxBody::RecordQueries(QueryRecords { entries: vec![query(&chain, 0, s(2), id(&b), t, 4)] }),
+        TxBody::RecordQueries(QueryRecords { entries: vec![query(&chain, 1, 0, s(2), id(&b), t, 4)] }),
     );
     assert_eq!(refused(&ledger, &wrong), "bad_query_record");
     let empty = chain.sign_with(&chain.validator_keys[1], 1, TxBody::RecordQueries(QueryRecords { entries: vec![] }));
@@ -481,12 +483,70 @@ fn query_records_are_indexed_per_subject_and_checked_against_authorisations() {
     assert_eq!(got.iter().map(|q| (q.height.0, q.entry, q.query.request.nonce.0[0])).collect::<Vec<_>>(), vec![(3, 0, 1), (3, 2, 3)]);
     assert!(got.iter().all(|q| q.tx_id == id(&rec)));
     // The request in the record is the lender's, verifiable by anyone.
-    got[0].query.request.verify(&chain.chain).unwrap();
+    got[0].query.request.verify(&chain.chain, &chain.validator_keys[0].public()).unwrap();
+    assert!(got[0].query.request.verify(&chain.chain, &chain.validator_keys[1].public()).is_err(), "good at one node only");
     assert_eq!(ledger.query_records(&s(2), yrd_consensus::types::Height(0), 100).unwrap().len(), 1);
     assert_eq!(ledger.query_records(&s(1), yrd_consensus::types::Height(4), 100).unwrap().len(), 0);
     drop(ledger);
     let report = yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
     assert_eq!(report.height.0, 3);
+}
+
+/// A lender's request is signed for the node it is sent to, and consensus checks
+/// every entry's request signature against the recording node's key: a record
+/// carrying a request sent to another node (a relay, or a replay by a node that
+/// saw it) or a forged one is refused at admission and fails block validation,
+/// so no certified block holds one and no query audit can be poisoned by it.
+#[test]
+fn a_query_record_carries_only_requests_signed_for_its_node_on_every_path() {
+    use yrd_consensus::types::Round;
+    use yrd_ledger::store::BlockError;
+    use yrd_ledger::validate::check_untrusted_bytes;
+    let chain = TestChain::new(4, 2);
+    let (_dir, mut ledger) = open(&chain);
+    // Another validator's copy of the chain (the builder caches its own
+    // execution, so the check that matters is another node's).
+    let (_dir2, mut other) = open(&chain);
+    commit(&chain, &mut ledger, vec![]);
+    let a = chain.authorisation(0, 1, s(1), Purpose::LoanApplication, until(&ledger, 30));
+    commit(&chain, &mut ledger, vec![a.clone()]);
+    for h in 1..=2 {
+        let block = ledger.block(yrd_consensus::types::Height(h)).unwrap().unwrap();
+        other.commit(&block, &chain.certify(&block.header)).unwrap();
+    }
+    let t = TestChain::block_time_ms(3);
+    let admit_bytes = |tx: &SignedTransaction| {
+        check_untrusted_bytes(&ledger.next_membership(), &ledger.chain_id(), &tx.encode().unwrap()).map(|_| ())
+    };
+    // Lender 0's request to node 0, recorded by node 1.
+    let relayed = record(&chain, 1, 1, vec![query(&chain, 0, 0, s(1), id(&a), t, 1)]);
+    // Node 1's own record, its second entry's request altered after signing.
+    let mut entries = vec![query(&chain, 1, 0, s(1), id(&a), t, 2), query(&chain, 1, 0, s(1), id(&a), t, 3)];
+    entries[1].request.timestamp_ms += 1;
+    let forged = record(&chain, 1, 2, entries);
+    let honest = record(&chain, 1, 3, vec![query(&chain, 1, 0, s(1), id(&a), t, 4)]);
+    assert_eq!(admit_bytes(&relayed), Err(TxError::BadRequestSignature { entry: 0 }));
+    assert_eq!(admit_bytes(&forged), Err(TxError::BadRequestSignature { entry: 1 }));
+    assert_eq!(TxError::BadRequestSignature { entry: 1 }.code(), "bad_request_signature");
+    admit_bytes(&honest).unwrap();
+    // A proposer that skipped admission (its builder trusts its mempool) puts them
+    // in a block: every validator that checks the block refuses it.
+    let h = ledger.height().next();
+    let proposer = ledger.validators_at(h).unwrap().proposer(h, Round(0));
+    for (what, bad, entry) in [("relayed", &relayed, 0), ("forged", &forged, 1)] {
+        let built = ledger.build_block(vec![honest.clone(), bad.clone()], proposer, Round(0), t + 10).unwrap();
+        assert_eq!(built.block.txs.len(), 2, "{what}: the builder trusts its candidates' signatures");
+        match other.validate_block(&built.block, &|_| false) {
+            Err(BlockError::InvalidTx { index: 1, error }) => assert_eq!(error, TxError::BadRequestSignature { entry }, "{what}"),
+            other => panic!("{what}: expected an invalid transaction, got {other:?}"),
+        }
+    }
+    // The honest record commits, and its request verifies for node 1 only.
+    commit(&chain, &mut ledger, vec![honest.clone()]);
+    let got = ledger.query_records(&s(1), yrd_consensus::types::Height(0), 100).unwrap();
+    assert_eq!(got.len(), 1);
+    got[0].query.request.verify(&chain.chain, &chain.validator_keys[1].public()).unwrap();
+    assert!(got[0].query.request.verify(&chain.chain, &chain.validator_keys[0].public()).is_err());
 }
 
 #[test]
@@ -520,7 +580,7 @@ fn a_torn_write_of_the_consent_indexes_is_repaired_at_open() {
         let a = chain.authorisation(0, 1, s(1), Purpose::LoanApplication, until(&ledger, 30));
         commit(&chain, &mut ledger, vec![a.clone()]);
         let t = TestChain::block_time_ms(3);
-        let rec = record(&chain, 0, 1, vec![query(&chain, 0, s(1), id(&a), t, 1)]);
+        let rec = record(&chain, 0, 1, vec![query(&chain, 0, 0, s(1), id(&a), t, 1)]);
         commit(&chain, &mut ledger, vec![rec.clone()]);
         // What a failed write of block 4 can leave, and the tip's entry lost.
         let tree = ledger.db().open_tree("ledger").unwrap();

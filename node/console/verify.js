@@ -834,6 +834,17 @@ class Ctx {
     if (!(await ed25519Verify(tx.issuer, tx.signature, signingBytes("ledger/transaction", tx.payload)))) {
       fail(txCheck || "issuer-signature", `${field}: the signature of issuer ${this.keyName(tx.issuer)} does not verify`);
     }
+    // A query record: every entry's request is signed by its lender for the
+    // recording node (`SignedTransaction::verify_signature`).
+    if (tx.bodyType === 6) {
+      for (let e = 0; e < tx.body.entries.length; e++) {
+        const rq = tx.body.entries[e].request;
+        const { payload } = requestBytes(this.chain, tx.issuer, rq);
+        if (!(await ed25519Verify(rq.key, rq.signature, signingBytes("api/request", payload)))) {
+          fail("query-record", `${field}: entry ${e}: the lender's signature over its request to node ${this.keyName(tx.issuer)} does not verify`);
+        }
+      }
+    }
     const id = await sha256(bytes);
     return { tx, id, bytes };
   }
@@ -1138,9 +1149,11 @@ async function verifyConsistencyFile(g, c) {
 }
 
 /** `canonical(SignedRequest)` without its signature, and the payload the lender signed (§4.2 step 6). */
-function requestBytes(chain, r) {
+/** A lender's request to `node`: the bytes it signed (`RequestPayload`: chain,
+ * node, then the request's fields) and its canonical bytes as stored. */
+function requestBytes(chain, node, r) {
   const fields = concat(encStr(r.method), encStr(r.path), r.body, u64be(r.timestamp_ms), r.nonce);
-  return { payload: concat(chain, fields), record: concat(r.key, fields, r.signature) };
+  return { payload: concat(chain, node, fields), record: concat(r.key, fields, r.signature) };
 }
 
 /** `Uscc::parse`: a USCC as people type it (§1.1) — ASCII white space trimmed,
@@ -1191,7 +1204,7 @@ async function verifyQueryAudit(g, q) {
       if (!lender) fail("query-record", `${at}: request key ${hex(rq.key)} is not a lender's key at height ${h}`);
       const why = requestProblem(rq);
       if (why) fail("query-record", `${at}: ${why}`);
-      const { payload, record } = requestBytes(ctx.chain, rq);
+      const { payload, record } = requestBytes(ctx.chain, tx.issuer, rq);
       if (!(await ed25519Verify(rq.key, rq.signature, signingBytes("api/request", payload)))) {
         fail("query-record", `${at}: lender ${JSON.stringify(lender.name)}'s signature over the request does not verify`);
       }

@@ -278,7 +278,10 @@ async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next)
         Ok(l) => l.next_membership(),
         Err(e) => return e.into_response(),
     };
-    match app.auth.authenticate(&app.shared.chain, &membership, req.method(), req.uri(), req.headers(), now_ms()) {
+    let Some(node) = app.shared.queries.public() else {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cannot_record", "this node has no key: it cannot take signed requests").into_response();
+    };
+    match app.auth.authenticate(&app.shared.chain, &node, &membership, req.method(), req.uri(), req.headers(), now_ms()) {
         Ok(caller) => {
             req.extensions_mut().insert(caller.clone());
             let response = next.run(req).await;
@@ -532,6 +535,10 @@ struct StatusResponse {
     chain_id: String,
     chain_name: String,
     node: String,
+    /// This node's key (hex): what a signed request names in `X-YRD-Node` and
+    /// signs, and what its query receipts are signed with. Null for a node
+    /// without a key (it takes no signed requests).
+    node_key: Option<String>,
     validator: bool,
     validator_index: Option<u32>,
     height: u64,
@@ -1053,6 +1060,7 @@ async fn status(State(app): State<AppState>) -> ApiResult<Json<StatusResponse>> 
         chain_id: s.chain.to_hex(),
         chain_name: genesis.chain_name.clone(),
         node: s.name.clone(),
+        node_key: s.queries.public().map(|k| k.to_hex()),
         validator: consensus.validator_index.is_some(),
         validator_index: consensus.validator_index,
         height,

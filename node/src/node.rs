@@ -1478,7 +1478,7 @@ fn admit_gossip(shared: &Shared, from: &PeerId, bytes: &[u8]) -> Verdict {
         matches!(
             r,
             Err(SubmitError::Invalid(
-                TxError::BadSignature | TxError::Decode(_) | TxError::TooLarge { .. } | TxError::WrongChain { .. }
+                TxError::BadSignature | TxError::BadRequestSignature { .. } | TxError::Decode(_) | TxError::TooLarge { .. } | TxError::WrongChain { .. }
             ))
         )
     });

@@ -270,9 +270,9 @@ mod tests {
     use yrd_ledger::tx::TxId;
     use yrd_ledger::uscc::Uscc;
 
-    fn entry(lender: &SecretKey, chain: &yrd_consensus::crypto::Hash32, n: u64) -> QueryEntry {
+    fn entry(lender: &SecretKey, chain: &yrd_consensus::crypto::Hash32, node: &SecretKey, n: u64) -> QueryEntry {
         let path = format!("/v1/subjects/{}/attestations", Uscc::sample(n));
-        let request = SignedRequest::sign(lender, chain, "GET", &path, b"", 1_800_000_000_000 + n, Nonce::random()).unwrap();
+        let request = SignedRequest::sign(lender, chain, &node.public(), "GET", &path, b"", 1_800_000_000_000 + n, Nonce::random()).unwrap();
         QueryEntry {
             request,
             subject: Uscc::sample(n),
@@ -288,7 +288,7 @@ mod tests {
         let node = SecretKey::from_seed(b"node");
         let lender = SecretKey::from_seed(b"lender");
         let chain = sha256(&[b"chain"]);
-        let entries: Vec<QueryEntry> = (1..=100).map(|n| entry(&lender, &chain, n)).collect();
+        let entries: Vec<QueryEntry> = (1..=100).map(|n| entry(&lender, &chain, &node, n)).collect();
         let recorder = QueryRecorder::new(Some(node.clone()), QueriesConfig::default());
         let txs = recorder.sign_numbered(&node, chain, Some(41), entries.clone());
         assert!(txs.len() > 1);
@@ -315,7 +315,7 @@ mod tests {
             );
         }
         // The next flush continues after them, even if the ledger has not seen them yet.
-        let more = recorder.sign_numbered(&node, chain, Some(41), vec![entry(&lender, &chain, 1)]);
+        let more = recorder.sign_numbered(&node, chain, Some(41), vec![entry(&lender, &chain, &node, 1)]);
         assert_eq!(more[0].tx.sequence, 42 + txs.len() as u64);
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use yrd_consensus::crypto::{sha256, SecretKey};
+use yrd_consensus::crypto::{sha256, PublicKey, SecretKey};
 use yrd_consensus::types::Round;
 use yrd_ledger::consent::{Purpose, WithdrawReason};
 use yrd_ledger::proof;
@@ -31,6 +31,8 @@ use yrd_node::shared::{now_ms, Shared};
 
 struct Harness {
     base: String,
+    /// The node's key: what its signed requests name.
+    node: PublicKey,
     shared: Arc<Shared>,
     chain: TestChain,
     agent: ureq::Agent,
@@ -45,7 +47,8 @@ impl Harness {
     fn with_queries(queries: yrd_node::queries::QueriesConfig) -> Harness {
         let chain = TestChain::new(4, 2);
         let served = common::serve(&chain, common::Options { queries, ..Default::default() });
-        Harness { base: served.base.clone(), shared: served.shared.clone(), chain, agent: common::agent(), _served: served }
+        let node = served.shared.queries.public().expect("the node has a key");
+        Harness { base: served.base.clone(), node, shared: served.shared.clone(), chain, agent: common::agent(), _served: served }
     }
 
     /// Commits `txs` as the next block, made now (real clock).
@@ -64,7 +67,7 @@ impl Harness {
     /// GET `path` as `caller`: (status, body text).
     fn get_as(&self, caller: &Caller, path: &str) -> (u16, String) {
         let mut req = self.agent.get(format!("{}{path}", self.base));
-        for (k, v) in caller.headers(&self.chain, path) {
+        for (k, v) in caller.headers(&self.chain, &self.node, path) {
             req = req.header(k, v);
         }
         let mut resp = req.call().unwrap();
@@ -97,20 +100,21 @@ impl Caller {
         }
     }
 
-    fn headers(&self, chain: &TestChain, path: &str) -> Vec<(&'static str, String)> {
+    fn headers(&self, chain: &TestChain, node: &PublicKey, path: &str) -> Vec<(&'static str, String)> {
         let (key, signer) = match self {
             Caller::Anonymous => return vec![],
             Caller::Key(_, k) => (k, k),
             Caller::WrongSignature(k, s) => (k, s),
         };
-        let r = SignedRequest::sign(signer, &chain.chain, "GET", path, b"", now_ms(), Nonce::random()).unwrap();
-        signed_headers(&key.public().to_hex(), &r)
+        let r = SignedRequest::sign(signer, &chain.chain, node, "GET", path, b"", now_ms(), Nonce::random()).unwrap();
+        signed_headers(&key.public().to_hex(), node, &r)
     }
 }
 
-fn signed_headers(key_hex: &str, r: &SignedRequest) -> Vec<(&'static str, String)> {
+fn signed_headers(key_hex: &str, node: &PublicKey, r: &SignedRequest) -> Vec<(&'static str, String)> {
     vec![
         ("X-YRD-Key", key_hex.to_string()),
+        ("X-YRD-Node", node.to_hex()),
         ("X-YRD-Timestamp", r.timestamp_ms.to_string()),
         ("X-YRD-Nonce", r.nonce.to_hex()),
         ("X-YRD-Signature", r.signature.to_hex()),
@@ -353,41 +357,55 @@ fn forged_replayed_stale_and_incomplete_signatures_are_refused() {
         let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
         (status, v["code"].as_str().unwrap_or("").to_string())
     };
-    let sign = |p: &str, ts: u64, nonce: Nonce| SignedRequest::sign(key, &h.chain.chain, "GET", p, b"", ts, nonce).unwrap();
+    let node = &h.node;
+    let sign = |p: &str, ts: u64, nonce: Nonce| SignedRequest::sign(key, &h.chain.chain, node, "GET", p, b"", ts, nonce).unwrap();
     // Replay: the same signed request twice.
     let r = sign(&path, now_ms(), Nonce::random());
-    let hd = signed_headers(&key.public().to_hex(), &r);
+    let hd = signed_headers(&key.public().to_hex(), node, &r);
     assert_eq!(call(hd.clone(), &path), (403, "no_authorisation".into()), "first use: valid signature, no authorisation");
     assert_eq!(call(hd, &path), (401, "replayed_request".into()));
     // Stale and future timestamps.
     for ts in [now_ms() - 10 * 60_000, now_ms() + 10 * 60_000] {
         let r = sign(&path, ts, Nonce::random());
-        assert_eq!(call(signed_headers(&key.public().to_hex(), &r), &path), (401, "stale_request".into()));
+        assert_eq!(call(signed_headers(&key.public().to_hex(), node, &r), &path), (401, "stale_request".into()));
     }
     // Signed for another path, another chain, another method.
     let r = sign("/v1/subjects/91350100M000100Y43/attestations", now_ms(), Nonce::random());
-    assert_eq!(call(signed_headers(&key.public().to_hex(), &r), &path), (401, "bad_signature".into()));
-    let other_chain = SignedRequest::sign(key, &sha256(&[b"other chain"]), "GET", &path, b"", now_ms(), Nonce::random()).unwrap();
-    assert_eq!(call(signed_headers(&key.public().to_hex(), &other_chain), &path), (401, "bad_signature".into()));
-    let post = SignedRequest::sign(key, &h.chain.chain, "POST", &path, b"", now_ms(), Nonce::random()).unwrap();
-    assert_eq!(call(signed_headers(&key.public().to_hex(), &post), &path), (401, "bad_signature".into()));
+    assert_eq!(call(signed_headers(&key.public().to_hex(), node, &r), &path), (401, "bad_signature".into()));
+    let other_chain = SignedRequest::sign(key, &sha256(&[b"other chain"]), node, "GET", &path, b"", now_ms(), Nonce::random()).unwrap();
+    assert_eq!(call(signed_headers(&key.public().to_hex(), node, &other_chain), &path), (401, "bad_signature".into()));
+    let post = SignedRequest::sign(key, &h.chain.chain, node, "POST", &path, b"", now_ms(), Nonce::random()).unwrap();
+    assert_eq!(call(signed_headers(&key.public().to_hex(), node, &post), &path), (401, "bad_signature".into()));
     // A failed signature does not burn the nonce: the genuine request with it still works once.
     let nonce = Nonce::random();
     let genuine = sign(&path, now_ms(), nonce);
-    let mut forged = signed_headers(&key.public().to_hex(), &genuine);
-    forged[3].1 = SecretKey::from_seed(b"forger").sign(b"api/request", b"x").to_hex();
+    let mut forged = signed_headers(&key.public().to_hex(), node, &genuine);
+    forged[4].1 = SecretKey::from_seed(b"forger").sign(b"api/request", b"x").to_hex();
     assert_eq!(call(forged, &path), (401, "bad_signature".into()));
-    assert_eq!(call(signed_headers(&key.public().to_hex(), &genuine), &path).0, 403);
+    assert_eq!(call(signed_headers(&key.public().to_hex(), node, &genuine), &path).0, 403);
     // Unknown key, missing header, malformed header.
     let stranger = SecretKey::from_seed(b"stranger");
-    let r = SignedRequest::sign(&stranger, &h.chain.chain, "GET", &path, b"", now_ms(), Nonce::random()).unwrap();
-    assert_eq!(call(signed_headers(&stranger.public().to_hex(), &r), &path), (401, "unknown_key".into()));
-    let mut partial = signed_headers(&key.public().to_hex(), &sign(&path, now_ms(), Nonce::random()));
+    let r = SignedRequest::sign(&stranger, &h.chain.chain, node, "GET", &path, b"", now_ms(), Nonce::random()).unwrap();
+    assert_eq!(call(signed_headers(&stranger.public().to_hex(), node, &r), &path), (401, "unknown_key".into()));
+    let mut partial = signed_headers(&key.public().to_hex(), node, &sign(&path, now_ms(), Nonce::random()));
     partial.pop();
     assert_eq!(call(partial, &path), (401, "signature_incomplete".into()));
-    let mut bad = signed_headers(&key.public().to_hex(), &sign(&path, now_ms(), Nonce::random()));
-    bad[2].1 = "zz".into();
+    let mut bad = signed_headers(&key.public().to_hex(), node, &sign(&path, now_ms(), Nonce::random()));
+    bad[3].1 = "zz".into();
     assert_eq!(call(bad, &path), (401, "bad_signature_header".into()));
+    // Good at one node only: a request signed for another validator is refused
+    // here, named or not — the replay cache is per node, so a request taken to
+    // another node would otherwise be served (and recorded) twice.
+    let elsewhere = h.chain.validator_keys.iter().map(|k| k.public()).find(|k| k != node).expect("another validator");
+    let r = SignedRequest::sign(key, &h.chain.chain, &elsewhere, "GET", &path, b"", now_ms(), Nonce::random()).unwrap();
+    let (status, code) = call(signed_headers(&key.public().to_hex(), &elsewhere, &r), &path);
+    assert_eq!((status, code.as_str()), (401, "wrong_node"));
+    let mut named_here = signed_headers(&key.public().to_hex(), &elsewhere, &r);
+    named_here[1].1 = node.to_hex();
+    assert_eq!(call(named_here, &path), (401, "bad_signature".into()), "signed for another node, sent naming this one");
+    let mut no_node = signed_headers(&key.public().to_hex(), node, &sign(&path, now_ms(), Nonce::random()));
+    no_node.remove(1);
+    assert_eq!(call(no_node, &path), (401, "signature_incomplete".into()));
 }
 
 #[test]
@@ -450,9 +468,9 @@ fn coverage_starts_at_the_authorisation_and_ends_at_withdrawal_or_expiry() {
 /// A lender's signed GET, keeping the request: (status, body, receipts as
 /// (receipt bytes hex, signature hex)).
 fn signed_get(h: &Harness, key: &SecretKey, path: &str) -> (SignedRequest, u16, String, Vec<(String, String)>) {
-    let r = SignedRequest::sign(key, &h.chain.chain, "GET", path, b"", now_ms(), Nonce::random()).unwrap();
+    let r = SignedRequest::sign(key, &h.chain.chain, &h.node, "GET", path, b"", now_ms(), Nonce::random()).unwrap();
     let mut req = h.agent.get(format!("{}{path}", h.base));
-    for (k, v) in signed_headers(&key.public().to_hex(), &r) {
+    for (k, v) in signed_headers(&key.public().to_hex(), &h.node, &r) {
         req = req.header(k, v);
     }
     let mut resp = req.call().unwrap();

@@ -19,6 +19,9 @@ pub struct Api {
     /// [`Api::attestation`] retries a 403 signed with each in turn.
     readers: Vec<yrd_consensus::crypto::SecretKey>,
     chain: yrd_consensus::crypto::Hash32,
+    /// The node's key (`node_key` in its status), read once, when the first
+    /// signed request is made: a signed request names the node it is sent to.
+    node: std::sync::OnceLock<yrd_consensus::crypto::PublicKey>,
 }
 
 /// Largest answer body read (a block of the largest size as JSON fits).
@@ -51,6 +54,7 @@ impl Api {
             base: base.trim_end_matches('/').to_string(),
             readers: Vec::new(),
             chain: yrd_consensus::crypto::Hash32::default(),
+            node: std::sync::OnceLock::new(),
         }
     }
 
@@ -62,14 +66,27 @@ impl Api {
         self
     }
 
-    /// GET `path` signed with `key` (docs/access.md): the status and body text.
+    /// The node's key, from its status (once).
+    pub fn node_key(&self) -> Result<yrd_consensus::crypto::PublicKey> {
+        if let Some(k) = self.node.get() {
+            return Ok(*k);
+        }
+        let status = self.status()?;
+        let hex = status.node_key.ok_or_else(|| anyhow!("{}: the node reports no node_key: it takes no signed requests", self.base))?;
+        let key = yrd_consensus::crypto::PublicKey::from_hex(&hex).map_err(|e| anyhow!("{}: malformed node_key: {e}", self.base))?;
+        Ok(*self.node.get_or_init(|| key))
+    }
+
+    /// GET `path` signed with `key` for this node (docs/access.md): the status
+    /// and body text.
     pub fn get_signed(&self, path: &str, key: &yrd_consensus::crypto::SecretKey) -> Result<(u16, String)> {
         let url = self.url(path);
+        let node = self.node_key()?;
         let ts = crate::setup::now_ms();
         let nonce = yrd_ledger::queries::Nonce::random();
-        let r = yrd_ledger::queries::SignedRequest::sign(key, &self.chain, "GET", path, b"", ts, nonce)?;
+        let r = yrd_ledger::queries::SignedRequest::sign(key, &self.chain, &node, "GET", path, b"", ts, nonce)?;
         let mut request = self.agent.get(&url);
-        for (name, value) in r.headers() {
+        for (name, value) in r.headers(&node) {
             request = request.header(name, value);
         }
         let mut resp = request
@@ -181,6 +198,9 @@ impl Api {
 pub struct Status {
     #[serde(default)]
     pub chain_id: String,
+    /// The node's key (hex), what signed requests to it name.
+    #[serde(default)]
+    pub node_key: Option<String>,
     pub height: u64,
     #[serde(default)]
     pub mempool_size: u64,

@@ -185,6 +185,7 @@ pub fn run(args: &ReadsArgs) -> Result<ReadsReport> {
         let (stop, latencies, refused, errors, bytes) =
             (stop.clone(), latencies.clone(), refused.clone(), errors.clone(), bytes.clone());
         let (base, lender, subjects, chain_id) = (base.clone(), lender.clone(), subjects.clone(), chain.chain);
+        let node = api.node_key()?;
         handles.push(std::thread::Builder::new().name(format!("reader-{t}")).spawn(move || {
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .timeout_global(Some(Duration::from_secs(30)))
@@ -198,12 +199,12 @@ pub fn run(args: &ReadsArgs) -> Result<ReadsReport> {
                 let subject = &subjects[i % subjects.len()];
                 i += 1;
                 let path = format!("/v1/proofs/subjects/{subject}");
-                let Ok(req) = SignedRequest::sign(&lender, &chain_id, "GET", &path, b"", now_ms(), Nonce::random()) else {
+                let Ok(req) = SignedRequest::sign(&lender, &chain_id, &node, "GET", &path, b"", now_ms(), Nonce::random()) else {
                     errors.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
                 let mut request = agent.get(format!("{base}{path}"));
-                for (name, value) in req.headers() {
+                for (name, value) in req.headers(&node) {
                     request = request.header(name, value);
                 }
                 let t0 = Instant::now();

@@ -37,6 +37,8 @@ use yrd_ledger::testkit::free_port;
 /// One node process.
 pub struct NodeProc {
     pub name: String,
+    /// The node's key: what a request signed for it names (`X-YRD-Node`).
+    pub key: yrd_consensus::crypto::PublicKey,
     /// libp2p TCP port on 127.0.0.1.
     pub p2p: u16,
     pub api: String,
@@ -153,6 +155,7 @@ impl Cluster {
             std::fs::write(&config_path, config).expect("write config");
             nodes.push(NodeProc {
                 name: name.clone(),
+                key: key.public(),
                 p2p: p2p[i],
                 api: format!("http://127.0.0.1:{}", apis[i]),
                 config: config_path,
@@ -239,14 +242,15 @@ impl Cluster {
         Some((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
     }
 
-    /// `GET path` on node `i`, signed with `key` (docs/access.md).
+    /// `GET path` on node `i`, signed with `key` for node `i` (docs/access.md).
     pub fn get_as(&self, i: usize, path: &str, key: &yrd_consensus::crypto::SecretKey) -> Option<(u16, Value)> {
         let url = format!("{}{}", self.nodes[i].api, path);
         let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
         let nonce = yrd_ledger::queries::Nonce::random();
-        let r = yrd_ledger::queries::SignedRequest::sign(key, &self.chain.chain, "GET", path, b"", ts, nonce).ok()?;
+        let node = self.nodes[i].key;
+        let r = yrd_ledger::queries::SignedRequest::sign(key, &self.chain.chain, &node, "GET", path, b"", ts, nonce).ok()?;
         let mut request = self.agent.get(&url);
-        for (name, value) in r.headers() {
+        for (name, value) in r.headers(&node) {
             request = request.header(name, value);
         }
         let mut resp = request

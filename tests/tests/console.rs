@@ -338,7 +338,8 @@ fn governance_and_crafted_cases(b: &mut Browser, dir: &Path, rng: &mut Rng) -> u
     c.chain.commit_next_with(&mut c.ledger, vec![auth.clone()], &c.new_validator_keys).expect("block 18");
     let served_ms = TestChain::block_time_ms(18);
     let path = format!("/v1/subjects/{s1}/attestations");
-    let request = SignedRequest::sign(&c.chain.lender_keys[0], &c.chain.chain, "GET", &path, b"", served_ms, Nonce([7; 16])).unwrap();
+    let node = c.chain.validator_keys[0].public();
+    let request = SignedRequest::sign(&c.chain.lender_keys[0], &c.chain.chain, &node, "GET", &path, b"", served_ms, Nonce([7; 16])).unwrap();
     let entry = QueryEntry { request, subject: s1, authorisation: auth.id().unwrap(), response: sha256(&[b"answer"]), served_at_ms: served_ms, height: 18 };
     let record = c.chain.sign_with(&c.chain.validator_keys[0], 1, TxBody::RecordQueries(QueryRecords { entries: vec![entry] }));
     c.chain.commit_next_with(&mut c.ledger, vec![record], &c.new_validator_keys).expect("block 19");

@@ -138,10 +138,11 @@ fn build() -> Seeds {
     seeds.add("api_batch", "mixed", br#"{"note": {"x": [1, 2.5e3, null]}, "txs": ["00ff", "zz", "abc", "", "\u0030\u0031"]}"#.to_vec());
     // Signed API requests: [mode, nonce(16), rest] (fuzz_targets/api_auth.rs).
     let nonce = Nonce([7; 16]);
-    let req = SignedRequest::sign(&chain.lender_keys[0], &chain.chain, "GET", "/v1/status", b"", NOW_MS, nonce).unwrap();
+    let node = chain.validator_keys[0].public();
+    let req = SignedRequest::sign(&chain.lender_keys[0], &chain.chain, &node, "GET", "/v1/status", b"", NOW_MS, nonce).unwrap();
     let mut raw = vec![0u8];
     raw.extend_from_slice(&nonce.0);
-    for (i, (_, value)) in req.headers().iter().enumerate() {
+    for (i, (_, value)) in req.headers(&node).iter().enumerate() {
         if i > 0 {
             raw.push(0xff);
         }
@@ -150,7 +151,7 @@ fn build() -> Seeds {
     raw.push(0xff);
     raw.extend_from_slice(b"/v1/status");
     seeds.add("api_auth", "raw-signed", raw);
-    for (i, (_, value)) in req.headers().iter().enumerate() {
+    for (i, (_, value)) in req.headers(&node).iter().enumerate() {
         let mut genuine = vec![1 | (i as u8) << 1];
         genuine.extend_from_slice(&[9; 16]);
         genuine.extend_from_slice(value.as_bytes());

@@ -237,7 +237,16 @@ pub fn submit(client: &Client, key: &SecretKey, body: TxBody, opts: &SubmitArgs)
     }
     // The submitter reads its own transaction (a restricted record, a consent
     // transaction) with its own key: the polls are signed (docs/access.md).
-    let reader = client.signed_with(key.clone(), chain);
+    let reader = match client.signed_with(key.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            if opts.json {
+                print_result(true, &id, None)?;
+            }
+            eprintln!("yrd: error: transaction {id} was submitted, but its finality cannot be awaited: {e:#}; check with `yrd query --id {id}`");
+            return Ok(ExitCode::from(crate::EXIT_USAGE));
+        }
+    };
     match wait_final(&reader, &id, Duration::from_secs(opts.timeout)) {
         Ok(record) => {
             if opts.json {

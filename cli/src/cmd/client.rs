@@ -98,8 +98,18 @@ pub struct ReadKeyArgs {
 pub struct Client {
     agent: ureq::Agent,
     base: String,
-    /// Signs GET requests: the key and the chain id (read from `/v1/status`).
-    signer: Option<(yrd_consensus::crypto::SecretKey, yrd_consensus::crypto::Hash32)>,
+    /// Signs GET requests when set.
+    signer: Option<Signer>,
+}
+
+/// How a client signs its requests: the key, and the chain and node it signs
+/// for (both read from the node's `/v1/status`: a signed request is good on one
+/// chain, at one node).
+#[derive(Clone)]
+struct Signer {
+    key: yrd_consensus::crypto::SecretKey,
+    chain: yrd_consensus::crypto::Hash32,
+    node: yrd_consensus::crypto::PublicKey,
 }
 
 impl Client {
@@ -130,25 +140,30 @@ impl Client {
         Ok(Client { agent: ureq::Agent::new_with_config(config), base, signer: None })
     }
 
-    /// The same node, with GET requests signed by `key` for chain `chain`.
-    pub fn signed_with(&self, key: yrd_consensus::crypto::SecretKey, chain: yrd_consensus::crypto::Hash32) -> Client {
-        Client { agent: self.agent.clone(), base: self.base.clone(), signer: Some((key, chain)) }
+    /// The same node, with GET requests signed by `key` for the chain and node
+    /// its `/v1/status` names.
+    pub fn signed_with(&self, key: yrd_consensus::crypto::SecretKey) -> anyhow::Result<Client> {
+        let status = self.get("/v1/status")?;
+        let field = |name: &str| {
+            status
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow::anyhow!("node at {} reports no {name} in /v1/status: it cannot take signed requests", self.base))
+        };
+        let chain = yrd_consensus::crypto::Hash32::from_hex(field("chain_id")?)
+            .map_err(|e| anyhow::anyhow!("node at {} reports a malformed chain_id: {e}", self.base))?;
+        let node = yrd_consensus::crypto::PublicKey::from_hex(field("node_key")?)
+            .map_err(|e| anyhow::anyhow!("node at {} reports a malformed node_key: {e}", self.base))?;
+        Ok(Client { agent: self.agent.clone(), base: self.base.clone(), signer: Some(Signer { key, chain, node }) })
     }
 
     /// A client whose GET requests are signed with the key in `key` (if any).
     pub fn signing(node: &str, key: Option<&std::path::PathBuf>) -> anyhow::Result<Client> {
-        let mut client = Client::new(node)?;
-        if let Some(path) = key {
-            let secret = yrd_node::keys::read_key_file(path)?;
-            let status = client.get("/v1/status")?;
-            let chain = status
-                .get("chain_id")
-                .and_then(Value::as_str)
-                .and_then(|h| yrd_consensus::crypto::Hash32::from_hex(h).ok())
-                .ok_or_else(|| anyhow::anyhow!("the node's status has no chain id"))?;
-            client.signer = Some((secret, chain));
+        let client = Client::new(node)?;
+        match key {
+            Some(path) => client.signed_with(yrd_node::keys::read_key_file(path)?),
+            None => Ok(client),
         }
-        Ok(client)
     }
 
     pub fn base(&self) -> &str {
@@ -169,14 +184,14 @@ impl Client {
         url: &str,
         path: &str,
     ) -> Result<ureq::RequestBuilder<ureq::typestate::WithoutBody>, NodeError> {
-        if let Some((key, chain)) = &self.signer {
+        if let Some(Signer { key, chain, node }) = &self.signer {
             let ts = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0);
-            let signed = yrd_ledger::queries::SignedRequest::sign(key, chain, "GET", path, b"", ts, yrd_ledger::queries::Nonce::random())
+            let signed = yrd_ledger::queries::SignedRequest::sign(key, chain, node, "GET", path, b"", ts, yrd_ledger::queries::Nonce::random())
                 .map_err(|e| NodeError::BadAnswer { url: url.to_string(), reason: format!("cannot sign the request: {e}") })?;
-            for (name, value) in signed.headers() {
+            for (name, value) in signed.headers(node) {
                 request = request.header(name, value);
             }
         }

@@ -1,16 +1,19 @@
 //! Signed requests (docs/access.md "Signed requests"): who is asking.
 //!
 //! A request without any `X-YRD-*` signature header is anonymous. A signed one
-//! carries all four: `X-YRD-Key` (64 hex), `X-YRD-Timestamp` (ms since the Unix
-//! epoch, decimal), `X-YRD-Nonce` (32 hex: 16 random bytes) and
+//! carries all five: `X-YRD-Key` (64 hex), `X-YRD-Node` (64 hex: the key of the
+//! node it is sent to, `node_key` in `GET /v1/status`), `X-YRD-Timestamp` (ms
+//! since the Unix epoch, decimal), `X-YRD-Nonce` (32 hex: 16 random bytes) and
 //! `X-YRD-Signature` (128 hex), the ed25519 signature of the key over
-//! `signing_bytes("api/request", canonical{chain, method, path-and-query,
+//! `signing_bytes("api/request", canonical{chain, node, method, path-and-query,
 //! SHA-256(body), timestamp_ms, nonce})` ([`yrd_ledger::queries::SignedRequest`]).
 //! Read routes are GETs: the body digest is that of the empty body.
 //!
 //! Refusals are 401 with the reason: a header missing or malformed
 //! (`signature_incomplete`, `bad_signature_header`), a timestamp outside the skew
-//! window (`stale_request`), a key that is not a lender, issuer or agency in force
+//! window (`stale_request`), a request signed for another node (`wrong_node`:
+//! the replay cache is this node's own, so a request must be good at one node
+//! only), a key that is not a lender, issuer or agency in force
 //! (`unknown_key`, or `key_retired`), a signature that does not verify
 //! (`bad_signature`), a (key, nonce) seen before within the window
 //! (`replayed_request`). The replay cache holds every accepted (key, nonce) whose
@@ -30,6 +33,7 @@ use yrd_ledger::queries::{Nonce, SignedRequest, MAX_REQUEST_PATH_BYTES};
 use super::ApiError;
 
 pub const HEADER_KEY: &str = "x-yrd-key";
+pub const HEADER_NODE: &str = "x-yrd-node";
 pub const HEADER_TIMESTAMP: &str = "x-yrd-timestamp";
 pub const HEADER_NONCE: &str = "x-yrd-nonce";
 pub const HEADER_SIGNATURE: &str = "x-yrd-signature";
@@ -118,31 +122,34 @@ impl RequestAuth {
 
     /// Who sent a request with these method, URI and headers (body: empty), at
     /// the node's time `now_ms`, under `membership` (the one in force for the
-    /// next block), on chain `chain`.
+    /// next block), on chain `chain`, to the node whose key is `node`.
+    #[allow(clippy::too_many_arguments)]
     pub fn authenticate(
         &self,
         chain: &Hash32,
+        node: &PublicKey,
         membership: &Membership,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         now_ms: u64,
     ) -> Result<Caller, ApiError> {
-        let parts = [HEADER_KEY, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE]
+        let parts = [HEADER_KEY, HEADER_NODE, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE]
             .map(|h| header(headers, h));
-        let [key, ts, nonce, sig] = parts;
-        let (key, ts, nonce, sig) = (key?, ts?, nonce?, sig?);
-        if key.is_none() && ts.is_none() && nonce.is_none() && sig.is_none() {
+        let [key, to, ts, nonce, sig] = parts;
+        let (key, to, ts, nonce, sig) = (key?, to?, ts?, nonce?, sig?);
+        if key.is_none() && to.is_none() && ts.is_none() && nonce.is_none() && sig.is_none() {
             return Ok(Caller::anonymous());
         }
-        let (Some(key), Some(ts), Some(nonce), Some(sig)) = (key, ts, nonce, sig) else {
+        let (Some(key), Some(to), Some(ts), Some(nonce), Some(sig)) = (key, to, ts, nonce, sig) else {
             return Err(unauthorised(
                 "signature_incomplete",
-                "a signed request carries all of X-YRD-Key, X-YRD-Timestamp, X-YRD-Nonce and X-YRD-Signature",
+                "a signed request carries all of X-YRD-Key, X-YRD-Node, X-YRD-Timestamp, X-YRD-Nonce and X-YRD-Signature",
             ));
         };
         let bad = |what: &str, e: String| unauthorised("bad_signature_header", format!("{what}: {e}"));
         let key = PublicKey::from_hex(key).map_err(|e| bad("X-YRD-Key", e.to_string()))?;
+        let to = PublicKey::from_hex(to).map_err(|e| bad("X-YRD-Node", e.to_string()))?;
         let timestamp_ms: u64 = ts.parse().map_err(|_| bad("X-YRD-Timestamp", format!("{ts:?} is not milliseconds since the Unix epoch")))?;
         let nonce = Nonce::from_hex(nonce).map_err(|e| bad("X-YRD-Nonce", e.to_string()))?;
         let signature = Signature::from_hex(sig).map_err(|e| bad("X-YRD-Signature", e.to_string()))?;
@@ -157,6 +164,19 @@ impl RequestAuth {
                 format!("timestamp {timestamp_ms} is {} ms from this node's clock {now_ms}; at most {} ms are accepted", timestamp_ms.abs_diff(now_ms), self.skew_ms),
             ));
         }
+        // Then the node: a request signed for another node is refused before any
+        // signature work, and would not verify here anyway.
+        if &to != node {
+            let name = |k: &PublicKey| membership.node_by_key(k).map_or_else(|| "an unknown node".to_string(), |n| format!("node {n:?}"));
+            return Err(unauthorised(
+                "wrong_node",
+                format!(
+                    "the request is signed for {} ({to}); this is {} ({node}): sign each request for the node it is sent to (its key is `node_key` in GET /v1/status)",
+                    name(&to),
+                    name(node)
+                ),
+            ));
+        }
         let viewer = viewer_of(membership, &key)?;
         let request = SignedRequest {
             key,
@@ -169,8 +189,8 @@ impl RequestAuth {
         };
         request.check_format().map_err(|e| bad("request", e))?;
         request
-            .verify(chain)
-            .map_err(|_| unauthorised("bad_signature", "the signature does not verify over this request (method, path and query, body digest, timestamp, nonce) on this chain"))?;
+            .verify(chain, node)
+            .map_err(|_| unauthorised("bad_signature", "the signature does not verify over this request (node, method, path and query, body digest, timestamp, nonce) on this chain"))?;
         self.remember(&request, now_ms)?;
         Ok(Caller { viewer, request: Some(request), opened: OpenedSink::default() })
     }
