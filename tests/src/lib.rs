@@ -261,6 +261,19 @@ impl Cluster {
         Some((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
     }
 
+    /// `GET path` on node `i` with these extra headers.
+    pub fn get_with_headers(&self, i: usize, path: &str, headers: &[(&str, String)]) -> Option<(u16, Value)> {
+        let url = format!("{}{}", self.nodes[i].api, path);
+        let mut request = self.agent.get(&url);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let mut resp = request.call().ok()?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().ok()?;
+        Some((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
+    }
+
     pub fn post(&self, i: usize, path: &str, body: &Value) -> Option<(u16, Value)> {
         let url = format!("{}{}", self.nodes[i].api, path);
         let mut resp = self.agent.post(&url).header("content-type", "application/json").send(body.to_string()).ok()?;

@@ -93,7 +93,29 @@ fn a_lender_reads_restricted_records_only_while_authorised_on_every_node() {
         assert_eq!(status, 403, "node {i}: {body}");
     }
 
-    // Every authorised read (a query and a report on each node) is recorded on
+    // A signed request is good at one node only: the same request, taken to the
+    // other nodes (each has its own replay cache), is refused there — served and
+    // recorded once, by the node it was signed for.
+    let path = format!("/v1/subjects/{s}/attestations");
+    let node0_key = c.nodes[0].key;
+    let request = yrd_ledger::queries::SignedRequest::sign(
+        &c.chain.lender_keys[0], &c.chain.chain, &node0_key, "GET", &path, b"",
+        yrd_node::shared::now_ms(), yrd_ledger::queries::Nonce::random(),
+    )
+    .unwrap();
+    let headers = request.headers(&node0_key);
+    for i in 1..4 {
+        let (status, body) = c.get_with_headers(i, &path, &headers).expect("node answers");
+        assert_eq!((status, body["code"].as_str()), (401, Some("wrong_node")), "node {i}: {body}");
+    }
+    let (status, body) = c.get_with_headers(0, &path, &headers).expect("node answers");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains(&rating_id), "{body}");
+    let (status, body) = c.get_with_headers(0, &path, &headers).expect("node answers");
+    assert_eq!((status, body["code"].as_str()), (401, Some("replayed_request")), "{body}");
+
+    // Every authorised read (a query and a report on each node, and the one
+    // request above on node 0) is recorded on
     // chain by the node that served it, and `yrd audit queries` lists all of them,
     // proofs checked offline, on every node — to an agency, and to the lender for
     // its own; the other lender has none.
@@ -114,8 +136,9 @@ fn a_lender_reads_restricted_records_only_while_authorised_on_every_node() {
             let queries = audit(i, admin.to_str().unwrap());
             let by_node =
                 |n: &str| queries.iter().filter(|q| q["node"] == n && q["lender"] == "bank-0" && q["authorisation"] == auth_id.as_str()).count();
-            if names.iter().all(|n| by_node(n) == 2) {
-                assert_eq!(queries.len(), 8, "node {i}: {queries:?}");
+            let expected = |n: &String| if n == &names[0] { 3 } else { 2 };
+            if names.iter().all(|n| by_node(n) == expected(n)) {
+                assert_eq!(queries.len(), 9, "node {i}: {queries:?}");
                 break;
             }
             assert!(
@@ -124,7 +147,7 @@ fn a_lender_reads_restricted_records_only_while_authorised_on_every_node() {
             );
             std::thread::sleep(std::time::Duration::from_millis(250));
         }
-        assert_eq!(audit(i, bank).len(), 8, "node {i}: the lender lists its own queries");
+        assert_eq!(audit(i, bank).len(), 9, "node {i}: the lender lists its own queries");
         assert!(audit(i, other).is_empty(), "node {i}: the other lender made no query");
     }
 
