@@ -82,8 +82,11 @@ pub(crate) const META_FORMAT: &[u8] = b"mformat";
 /// header's `subjects_root`; format 7: a record is stored in chunks (`s`
 /// head, `e` entries, `n` entries-tree nodes) and its value commits to the
 /// RFC 9162 root over the entries' commitments, so that a page of a record is
-/// proven alone and an append costs O(log n) (docs/proofs.md).
-pub const STORE_FORMAT: u64 = 7;
+/// proven alone and an append costs O(log n) (docs/proofs.md); format 8: the
+/// same layout, but a lender's request signature covers the serving node's key
+/// and consensus checks every query-record entry's signature (docs/access.md),
+/// so query records of a format-7 chain would not verify.
+pub const STORE_FORMAT: u64 = 8;
 /// Transactions per part of a block's transaction index (one `x` key).
 pub(crate) const TX_INDEX_PART: usize = 1024;
 /// Bytes of one transaction-index entry: id ‖ offset u32 ‖ len u32.

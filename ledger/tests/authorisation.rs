@@ -432,25 +432,29 @@ fn a_query_record_names_a_committed_height_its_authorisation_covered_and_comes_w
 
 #[test]
 fn a_store_of_an_older_format_is_refused_with_the_reason() {
-    let chain = TestChain::new(4, 2);
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
-        commit(&chain, &mut ledger, vec![]);
-        let tree = ledger.db().open_tree("ledger").unwrap();
-        // What main's format-4 node wrote.
-        tree.insert(b"mformat", &4u64.to_be_bytes()[..]).unwrap();
-        ledger.db().flush().unwrap();
-    }
-    match Ledger::open(dir.path(), chain.genesis.clone()) {
-        Err(e @ yrd_ledger::store::StoreError::Format { found: 4, expected }) => {
-            assert_eq!(expected, yrd_ledger::store::STORE_FORMAT);
-            assert!(expected > 4);
-            let msg = e.to_string();
-            assert!(msg.contains("store format 4") && msg.contains("start the node with an empty one"), "{msg}");
+    // Format 4 (before lenders) and format 7 (query records signed without the
+    // node's key, which format 8's consensus rule would refuse).
+    for old in [4u64, 7] {
+        let chain = TestChain::new(4, 2);
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+            commit(&chain, &mut ledger, vec![]);
+            let tree = ledger.db().open_tree("ledger").unwrap();
+            // What an older node wrote.
+            tree.insert(b"mformat", &old.to_be_bytes()[..]).unwrap();
+            ledger.db().flush().unwrap();
         }
-        Err(e) => panic!("expected a format refusal, got {e}"),
-        Ok(_) => panic!("a format-4 store was opened"),
+        match Ledger::open(dir.path(), chain.genesis.clone()) {
+            Err(e @ yrd_ledger::store::StoreError::Format { found, expected }) => {
+                assert_eq!((found, expected), (old, yrd_ledger::store::STORE_FORMAT));
+                assert!(expected > old);
+                let msg = e.to_string();
+                assert!(msg.contains(&format!("store format {old}")) && msg.contains("start the node with an empty one"), "{msg}");
+            }
+            Err(e) => panic!("expected a format refusal, got {e}"),
+            Ok(_) => panic!("a format-{old} store was opened"),
+        }
     }
 }
 
