@@ -23,9 +23,12 @@
 //! path ends.
 //!
 //! Updates cost O(log n) hashes per changed subject; the tree lives in memory
-//! and is rebuilt from the stored records when the store opens.
-
-use std::collections::HashMap;
+//! and is rebuilt from the stored records when the store opens. It is kept
+//! small (issue 12 item 6): a leaf holds its key and value only (its hash is
+//! recomputed when a parent is rehashed or a proof passes it), an internal node
+//! its two children and its hash, and there is no second index of the leaves —
+//! a lookup walks the tree (about log2(n) steps). `examples/subject_map_memory.rs`
+//! measures the resident bytes per enterprise.
 
 use serde::{Deserialize, Serialize};
 use yrd_consensus::codec::{self, CodecError};
@@ -261,7 +264,9 @@ fn bit(key: &[u8; 32], depth: usize) -> bool {
 
 enum Node {
     Empty,
-    Leaf { key: [u8; 32], value: Hash32, hash: Hash32 },
+    /// A leaf's hash is `leaf_hash(key, value)`, computed when asked (storing it
+    /// would make every node of the tree a third bigger).
+    Leaf { key: [u8; 32], value: Hash32 },
     Internal { left: Box<Node>, right: Box<Node>, hash: Hash32 },
 }
 
@@ -269,12 +274,13 @@ impl Node {
     fn hash(&self) -> Hash32 {
         match self {
             Node::Empty => Hash32::ZERO,
-            Node::Leaf { hash, .. } | Node::Internal { hash, .. } => *hash,
+            Node::Leaf { key, value } => leaf_hash(key, value),
+            Node::Internal { hash, .. } => *hash,
         }
     }
 
     fn leaf(key: [u8; 32], value: Hash32) -> Node {
-        Node::Leaf { key, value, hash: leaf_hash(&key, &value) }
+        Node::Leaf { key, value }
     }
 
     fn internal(left: Node, right: Node) -> Node {
@@ -362,14 +368,13 @@ fn normalise(changes: &[([u8; 32], Hash32)]) -> Vec<([u8; 32], Hash32)> {
 /// The in-memory subject map.
 pub struct SubjectMap {
     root: Node,
-    /// The leaves by key, so that `get` (asked for every attestation checked) is
-    /// one hash lookup instead of a walk down the tree.
-    values: HashMap<[u8; 32], Hash32>,
+    /// Keys in the map.
+    len: u64,
 }
 
 impl Default for SubjectMap {
     fn default() -> Self {
-        SubjectMap { root: Node::Empty, values: HashMap::new() }
+        SubjectMap { root: Node::Empty, len: 0 }
     }
 }
 
@@ -415,7 +420,7 @@ impl SubjectMap {
     /// Builds the map from (subject key, value) pairs in any order.
     pub fn from_entries(entries: &[([u8; 32], Hash32)]) -> Self {
         let items = normalise(entries);
-        SubjectMap { root: Node::build(0, &items), values: items.iter().copied().collect() }
+        SubjectMap { root: Node::build(0, &items), len: items.len() as u64 }
     }
 
     pub fn root(&self) -> Hash32 {
@@ -423,11 +428,11 @@ impl SubjectMap {
     }
 
     pub fn len(&self) -> u64 {
-        self.values.len() as u64
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.len == 0
     }
 
     /// The root after `changes`, leaving the map unchanged (for proposals).
@@ -438,18 +443,13 @@ impl SubjectMap {
     /// Inserts or overwrites values.
     pub fn apply(&mut self, changes: &[([u8; 32], Hash32)]) {
         let changes = normalise(changes);
-        self.values.extend(changes.iter().copied());
+        self.len += changes.iter().filter(|(k, _)| self.get(k).is_none()).count() as u64;
         let root = std::mem::replace(&mut self.root, Node::Empty);
         self.root = root.apply(0, &changes);
     }
 
+    /// The key's value: a walk down the tree (what `prove` walks).
     pub fn get(&self, key: &[u8; 32]) -> Option<Hash32> {
-        self.values.get(key).copied()
-    }
-
-    /// [`SubjectMap::get`] by walking the tree (what `prove` walks); tests check
-    /// that both agree.
-    pub fn get_from_tree(&self, key: &[u8; 32]) -> Option<Hash32> {
         let mut node = &self.root;
         let mut depth = 0;
         loop {
@@ -573,9 +573,12 @@ mod tests {
             assert_eq!(m.root(), SubjectMap::from_entries(&all).root(), "batch {batch}");
         }
         assert_eq!(m.len(), SubjectMap::from_entries(&all).len());
-        // The key index and the tree agree, for present, overwritten and absent keys.
+        // Lookups give the last value applied, for present, overwritten and absent
+        // keys; the count is of distinct keys.
+        let expected: std::collections::HashMap<[u8; 32], Hash32> = all.iter().copied().collect();
+        assert_eq!(m.len(), expected.len() as u64);
         for i in 0..80 {
-            assert_eq!(m.get(&key(i)), m.get_from_tree(&key(i)), "key {i}");
+            assert_eq!(m.get(&key(i)), expected.get(&key(i)).copied(), "key {i}");
         }
         assert!(m.get(&key(3)).is_some() && m.get(&key(79)).is_none());
     }
