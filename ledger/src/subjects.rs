@@ -300,17 +300,22 @@ impl Node {
         }
     }
 
-    /// Applies sorted, distinct `changes` (insert or overwrite) to the subtree at `depth`.
-    fn apply(self, depth: usize, changes: &[([u8; 32], Hash32)]) -> Node {
+    /// Applies sorted, distinct `changes` (insert or overwrite) to the subtree at
+    /// `depth`, in place: internal nodes on the changed paths keep their
+    /// allocations and get their hash recomputed; only where a leaf or an empty
+    /// slot is replaced is a subtree built.
+    fn apply(&mut self, depth: usize, changes: &[([u8; 32], Hash32)]) {
         if changes.is_empty() {
-            return self;
+            return;
         }
         match self {
-            Node::Empty => Node::build(depth, changes),
-            Node::Leaf { key, value, .. } => Node::build(depth, &merge_leaf(key, value, changes)),
-            Node::Internal { left, right, .. } => {
+            Node::Empty => *self = Node::build(depth, changes),
+            Node::Leaf { key, value } => *self = Node::build(depth, &merge_leaf(*key, *value, changes)),
+            Node::Internal { left, right, hash } => {
                 let split = changes.partition_point(|(k, _)| !bit(k, depth));
-                Node::internal(left.apply(depth + 1, &changes[..split]), right.apply(depth + 1, &changes[split..]))
+                left.apply(depth + 1, &changes[..split]);
+                right.apply(depth + 1, &changes[split..]);
+                *hash = internal_hash(&left.hash(), &right.hash());
             }
         }
     }
@@ -444,8 +449,7 @@ impl SubjectMap {
     pub fn apply(&mut self, changes: &[([u8; 32], Hash32)]) {
         let changes = normalise(changes);
         self.len += changes.iter().filter(|(k, _)| self.get(k).is_none()).count() as u64;
-        let root = std::mem::replace(&mut self.root, Node::Empty);
-        self.root = root.apply(0, &changes);
+        self.root.apply(0, &changes);
     }
 
     /// The key's value: a walk down the tree (what `prove` walks).
