@@ -37,7 +37,8 @@ use yrd_ledger::testkit::free_port;
 /// One node process.
 pub struct NodeProc {
     pub name: String,
-    /// The node's key: what a request signed for it names (`X-YRD-Node`).
+    /// The key the node was started with (its config's). A governance rotation
+    /// gives a validator another one: `Cluster::node_key` asks the node.
     pub key: yrd_consensus::crypto::PublicKey,
     /// libp2p TCP port on 127.0.0.1.
     pub p2p: u16,
@@ -242,12 +243,23 @@ impl Cluster {
         Some((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
     }
 
-    /// `GET path` on node `i`, signed with `key` for node `i` (docs/access.md).
+    /// Node `i`'s key as it reports it now (`node_key` in its status): what a
+    /// request signed for it names.
+    pub fn node_key(&self, i: usize) -> Option<yrd_consensus::crypto::PublicKey> {
+        let (status, v) = self.get(i, "/v1/status")?;
+        if status != 200 {
+            return None;
+        }
+        yrd_consensus::crypto::PublicKey::from_hex(v["node_key"].as_str()?).ok()
+    }
+
+    /// `GET path` on node `i`, signed with `key` for node `i` (docs/access.md;
+    /// the node's key read from its status, as a client does).
     pub fn get_as(&self, i: usize, path: &str, key: &yrd_consensus::crypto::SecretKey) -> Option<(u16, Value)> {
         let url = format!("{}{}", self.nodes[i].api, path);
+        let node = self.node_key(i)?;
         let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
         let nonce = yrd_ledger::queries::Nonce::random();
-        let node = self.nodes[i].key;
         let r = yrd_ledger::queries::SignedRequest::sign(key, &self.chain.chain, &node, "GET", path, b"", ts, nonce).ok()?;
         let mut request = self.agent.get(&url);
         for (name, value) in r.headers(&node) {
