@@ -365,7 +365,9 @@ fn every_key_of_a_block_written_alone_is_found_at_open() {
     let pid = proposal.id().expect("id");
     let served = TestChain::block_time_ms(3);
     let path = format!("/v1/subjects/{}/attestations", s(1));
-    let request = SignedRequest::sign(&chain.lender_keys[0], &chain.chain, "GET", &path, b"", served - 10, Nonce([7; 16]))
+    // Sent to validator 0, which records it below.
+    let node = chain.validator_keys[0].public();
+    let request = SignedRequest::sign(&chain.lender_keys[0], &chain.chain, &node, "GET", &path, b"", served - 10, Nonce([7; 16]))
         .expect("sign");
     let entry = QueryEntry { request, subject: s(1), authorisation: auth_id, response: yrd_consensus::crypto::sha256(&[b"r"]), served_at_ms: served, height: 2 };
     let plan: Vec<Vec<SignedTransaction>> = vec![
