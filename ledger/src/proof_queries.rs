@@ -10,8 +10,8 @@
 //! is at its place in its block's log, signed by a validator or observer in force
 //! at that height; each listed entry is about the subject, carries a request
 //! signed by a lender's key whose signature over its request to the recording
-//! node verifies (consensus checks it too: `SignedTransaction::verify_signature`),
-//! and was recorded within
+//! node verifies (checked for every entry with the record's own signature,
+//! `SignedTransaction::verify_signature`, as consensus does), and was recorded within
 //! [`MAX_RECORD_LAG_BLOCKS`] of the height it was served at.
 //!
 //! What a file does not prove: that it lists *every* query about the subject
@@ -195,9 +195,8 @@ pub fn verify_query_audit(genesis: &Genesis, q: &QueryAudit) -> Result<QueryAudi
                 fail(Check::QueryRecord, format!("{at}: request key {} is not a lender's key at height {h}", entry.request.key))
             })?;
             entry.request.check_format().map_err(|reason| fail(Check::QueryRecord, format!("{at}: {reason}")))?;
-            entry.request.verify(&ctx.chain, &tx.tx.issuer).map_err(|_| {
-                fail(Check::QueryRecord, format!("{at}: lender {lender:?}'s signature over the request does not verify"))
-            })?;
+            // The lender's signature over its request to this node was verified
+            // with the record's own signatures (`verify_block_tx`: every entry).
             if entry.height >= h || h > entry.height.saturating_add(MAX_RECORD_LAG_BLOCKS) {
                 return Err(fail(
                     Check::QueryRecord,
