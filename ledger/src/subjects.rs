@@ -303,19 +303,28 @@ impl Node {
     /// Applies sorted, distinct `changes` (insert or overwrite) to the subtree at
     /// `depth`, in place: internal nodes on the changed paths keep their
     /// allocations and get their hash recomputed; only where a leaf or an empty
-    /// slot is replaced is a subtree built.
-    fn apply(&mut self, depth: usize, changes: &[([u8; 32], Hash32)]) {
+    /// slot is replaced is a subtree built. Returns how many keys were new.
+    fn apply(&mut self, depth: usize, changes: &[([u8; 32], Hash32)]) -> usize {
         if changes.is_empty() {
-            return;
+            return 0;
         }
         match self {
-            Node::Empty => *self = Node::build(depth, changes),
-            Node::Leaf { key, value } => *self = Node::build(depth, &merge_leaf(*key, *value, changes)),
+            Node::Empty => {
+                *self = Node::build(depth, changes);
+                changes.len()
+            }
+            Node::Leaf { key, value } => {
+                let items = merge_leaf(*key, *value, changes);
+                // The leaf's key is new only if no change overwrote it.
+                let new = items.len() - 1;
+                *self = Node::build(depth, &items);
+                new
+            }
             Node::Internal { left, right, hash } => {
                 let split = changes.partition_point(|(k, _)| !bit(k, depth));
-                left.apply(depth + 1, &changes[..split]);
-                right.apply(depth + 1, &changes[split..]);
+                let new = left.apply(depth + 1, &changes[..split]) + right.apply(depth + 1, &changes[split..]);
                 *hash = internal_hash(&left.hash(), &right.hash());
+                new
             }
         }
     }
@@ -448,8 +457,7 @@ impl SubjectMap {
     /// Inserts or overwrites values.
     pub fn apply(&mut self, changes: &[([u8; 32], Hash32)]) {
         let changes = normalise(changes);
-        self.len += changes.iter().filter(|(k, _)| self.get(k).is_none()).count() as u64;
-        self.root.apply(0, &changes);
+        self.len += self.root.apply(0, &changes) as u64;
     }
 
     /// The key's value: a walk down the tree (what `prove` walks).
