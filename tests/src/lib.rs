@@ -236,11 +236,7 @@ impl Cluster {
     }
 
     pub fn get(&self, i: usize, path: &str) -> Option<(u16, Value)> {
-        let url = format!("{}{}", self.nodes[i].api, path);
-        let mut resp = self.agent.get(&url).call().ok()?;
-        let status = resp.status().as_u16();
-        let body = resp.body_mut().read_to_string().ok()?;
-        Some((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
+        self.get_with_headers(i, path, &[])
     }
 
     /// Node `i`'s key as it reports it now (`node_key` in its status): what a
@@ -256,21 +252,11 @@ impl Cluster {
     /// `GET path` on node `i`, signed with `key` for node `i` (docs/access.md;
     /// the node's key read from its status, as a client does).
     pub fn get_as(&self, i: usize, path: &str, key: &yrd_consensus::crypto::SecretKey) -> Option<(u16, Value)> {
-        let url = format!("{}{}", self.nodes[i].api, path);
         let node = self.node_key(i)?;
         let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
         let nonce = yrd_ledger::queries::Nonce::random();
         let r = yrd_ledger::queries::SignedRequest::sign(key, &self.chain.chain, &node, "GET", path, b"", ts, nonce).ok()?;
-        let mut request = self.agent.get(&url);
-        for (name, value) in r.headers(&node) {
-            request = request.header(name, value);
-        }
-        let mut resp = request
-            .call()
-            .ok()?;
-        let status = resp.status().as_u16();
-        let body = resp.body_mut().read_to_string().ok()?;
-        Some((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
+        self.get_with_headers(i, path, &r.headers(&node))
     }
 
     /// `GET path` on node `i` with these extra headers.
