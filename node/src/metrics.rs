@@ -49,6 +49,12 @@ pub struct Metrics {
     pub quorum_present: Gauge,
     /// Seconds since this node last committed a block (sampled 4 times a second).
     pub last_block_age_seconds: Gauge,
+    /// Bytes written to and read from peers' TCP connections, and gossip messages
+    /// published and received (copied from the network's counters 4 times a second).
+    pub p2p_bytes_sent: Counter,
+    pub p2p_bytes_received: Counter,
+    pub gossip_published: Counter,
+    pub gossip_received: Counter,
 }
 
 /// The version this binary was built from, as served by `yrd_build_info`.
@@ -87,6 +93,10 @@ impl Metrics {
             queries_refused: Counter::default(),
             quorum_present: Gauge::default(),
             last_block_age_seconds: Gauge::default(),
+            p2p_bytes_sent: Counter::default(),
+            p2p_bytes_received: Counter::default(),
+            gossip_published: Counter::default(),
+            gossip_received: Counter::default(),
             registry: Registry::with_prefix("yrd"),
         };
         m.registry.register("height", "Height of the last committed block", m.height.clone());
@@ -178,7 +188,28 @@ impl Metrics {
             "Seconds since this node last committed a block; a WARN is logged from 5 s",
             m.last_block_age_seconds.clone(),
         );
+        m.registry.register(
+            "p2p_bytes_sent",
+            "Bytes written to peers' TCP connections (noise, yamux and every protocol included; sampled 4 times a second)",
+            m.p2p_bytes_sent.clone(),
+        );
+        m.registry.register("p2p_bytes_received", "Bytes read from peers' TCP connections (sampled 4 times a second)", m.p2p_bytes_received.clone());
+        m.registry.register(
+            "gossip_published",
+            "Gossip messages (transaction batches, consensus messages) this node published; each goes to every connected peer",
+            m.gossip_published.clone(),
+        );
+        m.registry.register("gossip_received", "Gossip messages received from peers, before validation (duplicates excluded)", m.gossip_received.clone());
         m
+    }
+
+    /// Brings the network counters up to the network's own figures.
+    pub fn sample_network(&self, s: &crate::net::NetStats) {
+        let up = |c: &Counter, now: u64| c.inc_by(now.saturating_sub(c.get()));
+        up(&self.p2p_bytes_sent, s.bytes_sent);
+        up(&self.p2p_bytes_received, s.bytes_received);
+        up(&self.gossip_published, s.gossip_published);
+        up(&self.gossip_received, s.gossip_received);
     }
 
     /// The OpenMetrics text exposition.

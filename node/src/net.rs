@@ -47,12 +47,13 @@ use std::{
 
 use futures::StreamExt;
 use libp2p::{
+    core::upgrade,
     gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, TopicHash},
     identity::{self, Keypair},
     multiaddr::Protocol,
     noise, ping, request_response,
     swarm::{dial_opts::DialOpts, ConnectionId, DialError, NetworkBehaviour, SwarmEvent},
-    tcp, yamux, StreamProtocol, Swarm, SwarmBuilder,
+    tcp, yamux, StreamProtocol, Swarm, SwarmBuilder, Transport as _,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -372,6 +373,12 @@ pub struct NetStats {
     pub ping_closures: u64,
     /// Peers refused because their hello named another chain.
     pub wrong_chain: u64,
+    /// Bytes written to peers' TCP connections (noise, yamux and every protocol included).
+    pub bytes_sent: u64,
+    /// Bytes read from peers' TCP connections.
+    pub bytes_received: u64,
+    /// Gossip messages this node published (each goes to every connected subscriber).
+    pub gossip_published: u64,
 }
 
 #[derive(Default)]
@@ -384,6 +391,9 @@ struct Counters {
     ping_closures: AtomicU64,
     /// Peers refused because their hello named another chain.
     wrong_chain: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+    gossip_published: AtomicU64,
 }
 
 /// At most one WARN about refused connections per this long.
@@ -649,6 +659,9 @@ impl NetHandle {
             pings_ok: c.pings_ok.load(Ordering::Relaxed),
             ping_closures: c.ping_closures.load(Ordering::Relaxed),
             wrong_chain: c.wrong_chain.load(Ordering::Relaxed),
+            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: c.bytes_received.load(Ordering::Relaxed),
+            gossip_published: c.gossip_published.load(Ordering::Relaxed),
         }
     }
 
@@ -738,6 +751,7 @@ fn build_swarm(
     cfg: &NetConfig,
     key: Keypair,
     allowed: HashSet<PeerId>,
+    counters: &Arc<Counters>,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let topics: Vec<TopicHash> = Topic::ALL
         .iter()
@@ -792,11 +806,15 @@ fn build_swarm(
     let idle = cfg.idle_timeout;
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
+        // What `with_tcp` builds, with the TCP stream wrapped to count its bytes.
+        .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            let traffic = counters.clone();
+            Ok(tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                .map(move |stream, _| Counted { inner: stream, counters: traffic.clone() })
+                .upgrade(upgrade::Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default()))
+        })
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_behaviour(|_| behaviour)
         .map_err(|e| NetError::Transport(e.to_string()))?
@@ -818,7 +836,8 @@ pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent
         allowed.insert(peer_id_from_ed25519(pk)?);
     }
 
-    let mut swarm = build_swarm(&cfg, key, allowed.clone())?;
+    let counters = Arc::new(Counters::default());
+    let mut swarm = build_swarm(&cfg, key, allowed.clone(), &counters)?;
     let mut topics = HashMap::new();
     for t in Topic::ALL {
         let it = IdentTopic::new(cfg.topic_name(t));
@@ -842,7 +861,6 @@ pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent
     let bootstrap = bootstrap_entries(&cfg, &local, &mut swarm);
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (ev_tx, ev_rx) = mpsc::channel(cfg.event_capacity);
-    let counters = Arc::new(Counters::default());
     let handle = NetHandle {
         cmd: cmd_tx,
         local,
@@ -1107,7 +1125,10 @@ impl Task {
                     .behaviour_mut()
                     .gossipsub
                     .publish(hash, bytes)
-                    .map(|id| GossipId(id.0))
+                    .map(|id| {
+                        bump(&self.counters.gossip_published);
+                        GossipId(id.0)
+                    })
                     .map_err(|e| NetError::Publish {
                         topic,
                         reason: e.to_string(),
@@ -1661,5 +1682,54 @@ impl Task {
                 Err(e) => self.dial_failed(i, &e),
             }
         }
+    }
+}
+
+/// A peer's TCP stream, counting the bytes it carries into [`NetStats::bytes_sent`] and
+/// [`NetStats::bytes_received`] (what the wire carries: noise, yamux and every protocol).
+struct Counted<S> {
+    inner: S,
+    counters: Arc<Counters>,
+}
+
+impl<S: futures::AsyncRead + Unpin> futures::AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            self.counters.bytes_received.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: futures::AsyncWrite + Unpin> futures::AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            self.counters.bytes_sent.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
     }
 }

@@ -613,6 +613,7 @@ impl Driver {
         self.note_best_known();
         let m = &self.shared.metrics;
         m.last_block_age_seconds.set(self.last_commit_at.elapsed().as_secs() as i64);
+        m.sample_network(&self.net.stats());
         let connected: Vec<PublicKey> = self.peer_keys.values().copied().collect();
         let members: Vec<(String, PublicKey)> = match self.shared.ledger.read() {
             Ok(l) => l.next_membership().validators.iter().map(|v| (v.name.clone(), v.key)).collect(),

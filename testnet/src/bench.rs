@@ -57,6 +57,70 @@ pub struct NodeFigures {
     pub cpu_s: f64,
     /// Peak resident memory (VmHWM), MiB.
     pub peak_rss_mb: f64,
+    /// Network traffic over the load run, from the node's `/metrics`.
+    pub traffic: Traffic,
+}
+
+/// One node's network counters over the load run (`/metrics` before and after)
+/// and the same per block it committed meanwhile.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Traffic {
+    pub blocks: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub gossip_published: u64,
+    pub gossip_received: u64,
+    pub bytes_sent_per_block: f64,
+    pub bytes_received_per_block: f64,
+    /// Gossip messages published and received, per block.
+    pub messages_per_block: f64,
+}
+
+/// The counters the traffic figures come from, read from a node's `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    blocks: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    gossip_published: u64,
+    gossip_received: u64,
+}
+
+impl Counters {
+    fn read(api: &crate::api::Api) -> Option<Counters> {
+        let text = api.get_text("/metrics").ok()??;
+        let value = |name: &str| -> Option<u64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+                .map(|v| v as u64)
+        };
+        Some(Counters {
+            blocks: value("yrd_blocks_committed_total")?,
+            bytes_sent: value("yrd_p2p_bytes_sent_total")?,
+            bytes_received: value("yrd_p2p_bytes_received_total")?,
+            gossip_published: value("yrd_gossip_published_total")?,
+            gossip_received: value("yrd_gossip_received_total")?,
+        })
+    }
+
+    fn since(self, before: Counters) -> Traffic {
+        let blocks = self.blocks.saturating_sub(before.blocks);
+        let per = |x: u64| if blocks > 0 { (x as f64 / blocks as f64).round() } else { f64::NAN };
+        let t = Traffic {
+            blocks,
+            bytes_sent: self.bytes_sent.saturating_sub(before.bytes_sent),
+            bytes_received: self.bytes_received.saturating_sub(before.bytes_received),
+            gossip_published: self.gossip_published.saturating_sub(before.gossip_published),
+            gossip_received: self.gossip_received.saturating_sub(before.gossip_received),
+            ..Traffic::default()
+        };
+        Traffic {
+            bytes_sent_per_block: per(t.bytes_sent),
+            bytes_received_per_block: per(t.bytes_received),
+            messages_per_block: per(t.gossip_published + t.gossip_received),
+            ..t
+        }
+    }
 }
 
 /// The bench's JSON line: the three headline figures first.
@@ -73,6 +137,15 @@ pub struct BenchReport {
     pub reference: crate::refcost::Reference,
     /// `node_cpu_us_per_tx` in batched signature checks (issue 12 item 4's goal: ≤ 2).
     pub node_cpu_vs_batched_check: f64,
+    /// Averages over the nodes of their traffic per block committed during the run
+    /// (bytes on peers' TCP connections, each direction; gossip messages published + received).
+    pub bytes_sent_per_block_per_node: f64,
+    pub bytes_received_per_block_per_node: f64,
+    pub messages_per_block_per_node: f64,
+    /// `loopback`, `wan (netem)`, `wan (relay)` or `wan (namespaces, no delays)`.
+    pub links: String,
+    /// `--wan --relay`: bytes the relays carried between validators over the whole run.
+    pub relay_bytes: Option<u64>,
     pub nodes: Vec<NodeFigures>,
     pub load: LoadReport,
     pub wall_s: f64,
@@ -169,6 +242,7 @@ pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Re
     );
     let loadavg_before = loadavg_1m();
     let ticks0: Vec<Option<u64>> = node_pids.iter().map(|p| procs::cpu_ticks(*p)).collect();
+    let traffic0: Vec<Option<Counters>> = tn.quick.iter().map(Counters::read).collect();
     let t0 = Instant::now();
     let mut client = Procs::default();
     let proc = client.spawn("load client", cmd, None)?;
@@ -207,6 +281,17 @@ pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Re
     };
     let wall = t0.elapsed().as_secs_f64();
     let loadavg_after = loadavg_1m();
+    // The counters are copied into /metrics every 250 ms: let the last copy happen.
+    std::thread::sleep(Duration::from_millis(300));
+    let traffic: Vec<Traffic> = tn
+        .quick
+        .iter()
+        .zip(&traffic0)
+        .map(|(api, before)| match (before, Counters::read(api)) {
+            (Some(b), Some(a)) => a.since(*b),
+            _ => Traffic { bytes_sent_per_block: f64::NAN, bytes_received_per_block: f64::NAN, messages_per_block: f64::NAN, ..Traffic::default() },
+        })
+        .collect();
     let hz = procs::clock_ticks_per_s() as f64;
     let nodes: Vec<NodeFigures> = tn
         .layout
@@ -214,7 +299,8 @@ pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Re
         .iter()
         .zip(&node_pids)
         .zip(&ticks0)
-        .map(|((spec, pid), t0)| {
+        .zip(&traffic)
+        .map(|(((spec, pid), t0), traffic)| {
             let cpu_s = match (t0, procs::cpu_ticks(*pid)) {
                 (Some(a), Some(b)) => b.saturating_sub(*a) as f64 / hz,
                 _ => f64::NAN,
@@ -225,9 +311,20 @@ pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Re
                 cpu_pct: cpu_s / wall * 100.0,
                 cpu_s,
                 peak_rss_mb: procs::peak_rss_kib(*pid).map_or(f64::NAN, |k| k as f64 / 1024.0),
+                traffic: *traffic,
             }
         })
         .collect();
+    // With --relay, the bytes between validators measured on the links themselves
+    // (whole run, set-up included): a check on the nodes' own counters.
+    let relay_bytes = tn.relays.as_ref().map(|r| r.total_bytes());
+    let links = match (&tn.wan, &tn.relays) {
+        (Some(_), _) if wan.no_netem => "wan (namespaces, no delays)",
+        (Some(_), _) => "wan (netem)",
+        (None, Some(_)) => "wan (relay)",
+        (None, None) => "loopback",
+    }
+    .to_string();
     let (json_line, other) = reader
         .join()
         .map_err(|_| anyhow!("reading the load client's output failed"))?;
@@ -253,12 +350,17 @@ pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Re
         tn.layout.nodes.len()
     );
     load::print_report(&load);
-    println!("node       CPU (% of one core)   CPU time   peak memory (VmHWM)");
+    match relay_bytes {
+        Some(b) => println!("links: {links}; the relays carried {:.1} MB between validators over the whole run", b as f64 / 1e6),
+        None => println!("links: {links}"),
+    }
+    println!("node       CPU (% of one core)   CPU time   peak memory (VmHWM)   blocks   per block: sent      received    gossip messages");
     for n in &nodes {
         if n.cpu_s.is_finite() {
+            let t = &n.traffic;
             println!(
-                "{:<10} {:>6.0}%               {:>6.1} s   {:>6.1} MiB",
-                n.name, n.cpu_pct, n.cpu_s, n.peak_rss_mb
+                "{:<10} {:>6.0}%               {:>6.1} s   {:>6.1} MiB            {:>6}   {:>9.0} B  {:>9.0} B  {:>6.0}",
+                n.name, n.cpu_pct, n.cpu_s, n.peak_rss_mb, t.blocks, t.bytes_sent_per_block, t.bytes_received_per_block, t.messages_per_block
             );
         } else {
             println!("{:<10}      -                    -            -      (the process was gone at the end)", n.name);
@@ -282,7 +384,16 @@ pub fn run(args: &BenchArgs, validators: usize, wan: &crate::wan::WanArgs) -> Re
     } else {
         println!("node CPU per finalised attestation: - (a node's figures are missing)");
     }
+    let mean = |f: fn(&Traffic) -> f64| {
+        let v: Vec<f64> = nodes.iter().map(|n| f(&n.traffic)).filter(|x| x.is_finite()).collect();
+        if v.is_empty() { f64::NAN } else { (v.iter().sum::<f64>() / v.len() as f64).round() }
+    };
     let report = BenchReport {
+        bytes_sent_per_block_per_node: mean(|t| t.bytes_sent_per_block),
+        bytes_received_per_block_per_node: mean(|t| t.bytes_received_per_block),
+        messages_per_block_per_node: mean(|t| t.messages_per_block),
+        links,
+        relay_bytes,
         finalized_per_s: round2(load.finalized_per_s),
         p50_ms: round2(load.p50_ms),
         p99_ms: round2(load.p99_ms),

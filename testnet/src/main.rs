@@ -27,6 +27,7 @@ mod setup;
 mod signals;
 mod stats;
 mod testnet;
+mod relay;
 mod wan;
 mod wan_matrix;
 

@@ -225,13 +225,16 @@ pub struct Placement {
     pub host: Ipv4Addr,
     pub api_port: u16,
     pub p2p_port: u16,
+    /// Where this node dials each other node (`via[j]`, `--wan --relay`: a relay on
+    /// 127.0.0.1); empty: at that node's own address and libp2p port.
+    pub via: Vec<Option<(Ipv4Addr, u16)>>,
 }
 
 /// Every node on 127.0.0.1 with the given ports.
 pub fn loopback(ports: &[(u16, u16)]) -> Vec<Placement> {
     ports
         .iter()
-        .map(|(a, p)| Placement { host: Ipv4Addr::LOCALHOST, api_port: *a, p2p_port: *p })
+        .map(|(a, p)| Placement { host: Ipv4Addr::LOCALHOST, api_port: *a, p2p_port: *p, via: Vec::new() })
         .collect()
 }
 
@@ -313,17 +316,23 @@ pub fn create(dir: &Path, agencies: &[AgencySpec], places: &[Placement], tuning:
     std::fs::write(&genesis_path, genesis.to_json_pretty() + "\n")
         .with_context(|| format!("cannot write {}", genesis_path.display()))?;
 
-    let mut peer_addrs = Vec::with_capacity(n);
+    let mut peer_ids = Vec::with_capacity(n);
     for (i, key) in validator_keys.iter().enumerate() {
-        let peer_id = yrd_node::net::peer_id_from_ed25519(&key.public().0)
-            .map_err(|e| anyhow!("peer id of validator {}: {e}", agencies[i].name))?;
-        peer_addrs.push(format!("/ip4/{}/tcp/{}/p2p/{peer_id}", places[i].host, places[i].p2p_port));
+        peer_ids.push(
+            yrd_node::net::peer_id_from_ed25519(&key.public().0)
+                .map_err(|e| anyhow!("peer id of validator {}: {e}", agencies[i].name))?,
+        );
     }
+    // Node i's address of node j: j's own, or the relay i dials it through.
+    let peer_addr = |i: usize, j: usize| {
+        let (host, port) = places[i].via.get(j).copied().flatten().unwrap_or((places[j].host, places[j].p2p_port));
+        format!("/ip4/{host}/tcp/{port}/p2p/{}", peer_ids[j])
+    };
     let mut nodes = Vec::with_capacity(n);
     for (i, ag) in agencies.iter().enumerate() {
         let (name, region) = (ag.name, ag.region);
         let node_dir = dir.join(name);
-        let Placement { host, api_port, p2p_port } = places[i].clone();
+        let Placement { host, api_port, p2p_port, .. } = places[i].clone();
         let config = NodeConfig {
             name: name.to_string(),
             genesis: genesis_path.clone(),
@@ -331,12 +340,7 @@ pub fn create(dir: &Path, agencies: &[AgencySpec], places: &[Placement], tuning:
             data_dir: node_dir.join("data"),
             listen: format!("/ip4/{host}/tcp/{p2p_port}"),
             api: format!("{host}:{api_port}"),
-            peers: peer_addrs
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, a)| a.clone())
-                .collect(),
+            peers: (0..n).filter(|j| *j != i).map(|j| peer_addr(i, j)).collect(),
             log_format: "text".into(),
             mempool: MempoolConfig {
                 max_txs: tuning.mempool_max_txs,

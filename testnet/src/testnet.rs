@@ -45,6 +45,8 @@ pub struct Testnet {
     /// The emulated network (`--wan`); declared after `procs` so that the nodes are
     /// stopped before their namespaces are deleted.
     pub wan: Option<wan::Network>,
+    /// The delay relays (`--wan --relay`); like `wan`, stopped after the nodes.
+    pub relays: Option<crate::relay::Relays>,
     /// Extra environment of each node's process (see [`Options::node_env`]).
     node_env: Vec<Vec<(String, String)>>,
     pub started: Instant,
@@ -58,10 +60,32 @@ impl Testnet {
         let yrd = procs::yrd_binary()?;
         let dir = setup::prepare_dir(opts.dir.as_deref())?;
         println!("Testnet directory: {}", dir.display());
+        let mut relays = None;
         let (places, network) = match &opts.wan {
             None => {
                 let ports = setup::node_ports(opts.base_port, agencies.len())?;
                 (setup::loopback(&ports), None)
+            }
+            Some(imp) if imp.relay => {
+                let ports = setup::node_ports(opts.base_port, agencies.len())?;
+                let matrix = crate::wan_matrix::delay_matrix(agencies);
+                let p2p: Vec<u16> = ports.iter().map(|p| p.1).collect();
+                let r = crate::relay::Relays::start(&p2p, &matrix, imp.jitter_ms)?;
+                println!(
+                    "WAN by relay: {} TCP relays on 127.0.0.1 apply the one-way delays of the city matrix (docs/testnet.md), jitter {} ms; \
+                     every node on 127.0.0.1, the load client's requests not delayed",
+                    r.links.len(),
+                    imp.jitter_ms
+                );
+                print!("{}", crate::wan_matrix::format_matrix(agencies, &matrix));
+                let mut places = setup::loopback(&ports);
+                for (i, place) in places.iter_mut().enumerate() {
+                    place.via = (0..agencies.len())
+                        .map(|j| r.address(i, j).map(|a| (std::net::Ipv4Addr::LOCALHOST, a.port())))
+                        .collect();
+                }
+                relays = Some(r);
+                (places, None)
             }
             Some(imp) => {
                 let net = wan::Network::create(agencies, imp)?;
@@ -85,7 +109,7 @@ impl Testnet {
                 let places = net
                     .node_ips
                     .iter()
-                    .map(|ip| setup::Placement { host: *ip, api_port: wan::API_PORT, p2p_port: wan::P2P_PORT })
+                    .map(|ip| setup::Placement { host: *ip, api_port: wan::API_PORT, p2p_port: wan::P2P_PORT, via: Vec::new() })
                     .collect();
                 (places, Some(net))
             }
@@ -126,6 +150,7 @@ impl Testnet {
             quick,
             procs: Procs::default(),
             wan: network,
+            relays,
             node_env: opts.node_env.clone(),
             started: Instant::now(),
         };

@@ -55,6 +55,9 @@ pub struct Impairments {
     pub jitter_ms: f64,
     /// No delays at all: namespaces and veths only (a kernel without sch_netem).
     pub no_netem: bool,
+    /// The delays applied by relays on 127.0.0.1 instead of namespaces and netem
+    /// (`crate::relay`; no root, no sch_netem needed).
+    pub relay: bool,
 }
 
 /// The `--wan` flags (testnet and bench).
@@ -70,8 +73,11 @@ pub struct WanArgs {
     #[arg(long, requires = "wan", global = true, default_value_t = 0.0)]
     pub jitter: f64,
     /// With --wan: namespaces and links without delays (for kernels without sch_netem)
-    #[arg(long, requires = "wan", global = true)]
+    #[arg(long, requires = "wan", global = true, conflicts_with = "relay")]
     pub no_netem: bool,
+    /// With --wan: the same delays applied by TCP relays in yrd-testnet, every node on 127.0.0.1 (no root, no sch_netem; no --loss)
+    #[arg(long, requires = "wan", global = true)]
+    pub relay: bool,
 }
 
 impl WanArgs {
@@ -85,7 +91,10 @@ impl WanArgs {
         if !(0.0..=1000.0).contains(&self.jitter) {
             bail!("--jitter {} ms is outside 0..=1000", self.jitter);
         }
-        Ok(Some(Impairments { loss_pct: self.loss, jitter_ms: self.jitter, no_netem: self.no_netem }))
+        if self.relay {
+            crate::relay::check(self.loss)?;
+        }
+        Ok(Some(Impairments { loss_pct: self.loss, jitter_ms: self.jitter, no_netem: self.no_netem, relay: self.relay }))
     }
 }
 
@@ -268,7 +277,7 @@ impl Network {
         if !imp.no_netem && !netem_available()? {
             bail!(
                 "--wan: this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM), so link delays cannot be emulated; \
-                 use --no-netem for namespaces without delays"
+                 use --relay for the same delays through relays on 127.0.0.1, or --no-netem for namespaces without delays"
             );
         }
         let pid = std::process::id();
@@ -414,7 +423,7 @@ mod tests {
     #[test]
     fn tc_script_has_a_class_netem_and_filter_per_destination() {
         let dests = [(Ipv4Addr::new(10, 77, 3, 2), 2.7), (Ipv4Addr::new(10, 77, 3, 100), 1.0)];
-        let s = tc_script(&dests, &Impairments { loss_pct: 0.5, jitter_ms: 1.0, no_netem: false });
+        let s = tc_script(&dests, &Impairments { loss_pct: 0.5, jitter_ms: 1.0, no_netem: false, relay: false });
         assert_eq!(s.lines().count(), 2 + 3 * 2, "{s}");
         assert!(s.contains("classid 1:10 htb") && s.contains("classid 1:11 htb"), "{s}");
         assert!(s.contains("parent 1:10 handle 10: netem limit 100000 delay 2.7ms 1.0ms loss 0.5%"), "{s}");

@@ -251,7 +251,7 @@ pub fn run(args: &ChaosArgs, validators: usize) -> Result<bool> {
             storage: Some(yrd_node::config::StorageConfig { reserve_mib: RESERVE_MIB, low_mib: LOW_MIB }),
             ..Default::default()
         },
-        wan: ns_reason.is_none().then_some(crate::wan::Impairments { loss_pct: 0.0, jitter_ms: 0.0, no_netem: true }),
+        wan: ns_reason.is_none().then_some(crate::wan::Impairments { loss_pct: 0.0, jitter_ms: 0.0, no_netem: true, relay: false }),
         node_env,
     };
     let mut tn = Testnet::start(&opts, &stop)?;
