@@ -16,7 +16,7 @@ pub struct Metrics {
     pub txs_committed: Counter,
     pub txs_submitted: Counter,
     pub txs_rejected: Counter,
-    /// Refused for delay: the oldest pending transaction had waited past half of `mempool.max_wait_ms` (also in `txs_rejected`).
+    /// Refused for delay: the oldest pending transaction had waited past the admission target (`admission.rs`; also in `txs_rejected`).
     pub txs_refused_overload: Counter,
     pub blocks_committed: Counter,
     pub commit_latency_seconds: Histogram,
@@ -108,7 +108,7 @@ impl Metrics {
         m.registry.register("transactions_rejected", "Transactions refused (invalid or mempool full)", m.txs_rejected.clone());
         m.registry.register(
             "transactions_refused_overload",
-            "Transactions refused because the oldest pending one had waited more than half of mempool.max_wait_ms",
+            "Transactions refused because the oldest pending one had waited more than the admission target (mempool.max_wait_ms less three recent block times, at most half)",
             m.txs_refused_overload.clone(),
         );
         m.registry.register("blocks_committed", "Blocks committed", m.blocks_committed.clone());

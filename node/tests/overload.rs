@@ -57,8 +57,8 @@ fn a_node_that_finalises_nothing_refuses_at_once_instead_of_queueing_to_the_coun
         .map(|i| chain.attestation((i % 2) as usize, 1 + i / 2, Uscc::sample(i), AttestationKind::RedList))
         .collect();
     let target = s.shared.mempool.lock().unwrap().admission_target().expect("the gate is on");
-    // Three batches of 1,000 are admitted at once: the first two fit the
-    // always-admitted length, and past it a queue whose oldest transaction is
+    // Three batches of 1,000 are admitted at once: the first joins an empty
+    // queue (always admitted), and past that a queue whose oldest transaction is
     // young is admitted however long it is (the gate never starves a chain that
     // keeps up).
     for b in 0..3 {
@@ -97,12 +97,18 @@ fn a_node_that_finalises_nothing_refuses_at_once_instead_of_queueing_to_the_coun
     let metrics = agent.get(format!("{}/metrics", s.base)).call().unwrap().body_mut().read_to_string().unwrap();
     assert!(metrics.contains("transactions_refused_overload_total 20001"), "{metrics}");
 
-    // Blocks are finalised: the first 2,500 leave the queue, which is short again,
-    // and the fourth batch is admitted.
+    // Blocks are finalised: with 2,500 gone the 500 left still have an old head,
+    // and a batch that would make the queue longer than the always-admitted
+    // length is still refused; once all are final the queue is empty and the
+    // fourth batch is admitted.
     let done: Vec<_> = txs[..2500].iter().map(|t| t.id().unwrap()).collect();
+    s.shared.forget_committed(&done);
+    let (status, retry, v) = post(&agent, &batch_url, &fourth);
+    assert_overloaded(status, retry, &v);
+    let done: Vec<_> = txs[2500..3000].iter().map(|t| t.id().unwrap()).collect();
     s.shared.forget_committed(&done);
     let (status, retry, v) = post(&agent, &batch_url, &fourth);
     assert_eq!((status, retry), (200, None), "{v}");
     assert!(v["results"].as_array().unwrap().iter().all(|e| e["status"] == "pending"), "{v}");
-    assert_eq!(s.shared.mempool.lock().unwrap().len(), 1500);
+    assert_eq!(s.shared.mempool.lock().unwrap().len(), 1000);
 }

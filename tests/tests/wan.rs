@@ -2,7 +2,8 @@
 //! pairs through a bridge, with the city-to-city delays (docs/testnet.md). The
 //! tests need root and iproute2; where namespaces cannot be made they print why
 //! and return. On a kernel without sch_netem they run `--wan --no-netem` (the
-//! namespaces and links, no delays) and say so.
+//! namespaces and links, no delays) and say so. The `--wan --relay` test (the same
+//! delays through relays on 127.0.0.1) needs neither root nor netem and always runs.
 
 use std::io::BufReader;
 use std::process::{Command, Stdio};
@@ -171,4 +172,105 @@ fn is_root() -> bool {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0")))
         .unwrap_or(false)
+}
+
+/// `--wan --relay` (no root, no netem needed, so it runs everywhere): five validators
+/// on 127.0.0.1 whose every peer address is one of the run's relays — never another
+/// node's own libp2p port — finalise the samples identically, each with four peers,
+/// and their traffic counters move; after SIGINT the relays' ports are closed.
+#[test]
+fn validators_behind_delay_relays_finalise_and_the_relays_close_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let tn = dir.path().join("tn");
+    let mut c = Command::new(yrd_bin().with_file_name("yrd-testnet"));
+    c.args(["--validators", "5", "--wan", "--relay"])
+        .arg("--dir")
+        .arg(&tn)
+        .env("YRD_BIN", yrd_bin())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = KillOnDrop(c.spawn().unwrap());
+    let pid = child.0.id();
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let lines = std::sync::Mutex::new(Vec::<String>::new());
+    let ready = read_until(&mut out, 300, |l| {
+        lines.lock().unwrap().push(l.to_string());
+        l.contains("Press Ctrl-C")
+    });
+    let seen = lines.lock().unwrap().join("\n");
+    assert!(ready.is_some(), "the --wan --relay testnet never reached its summary:\n{seen}");
+    assert!(seen.contains("on all 5 nodes") && !seen.contains("DISAGREEMENT"), "{seen}");
+    assert!(seen.contains("WAN by relay: 20 TCP relays"), "{seen}");
+    assert!(seen.contains("one-way delay, ms"), "the matrix is printed:\n{seen}");
+    let drain = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
+    });
+
+    let testnet: Value = serde_json::from_str(&std::fs::read_to_string(tn.join("testnet.json")).unwrap()).unwrap();
+    let nodes = testnet["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 5);
+    // Every node's own libp2p port, from its config.
+    let port_of = |addr: &str| -> u16 {
+        let parts: Vec<&str> = addr.split('/').collect();
+        let i = parts.iter().position(|p| *p == "tcp").unwrap_or_else(|| panic!("no tcp in {addr}"));
+        parts[i + 1].parse().unwrap()
+    };
+    let configs: Vec<toml::Value> = nodes
+        .iter()
+        .map(|n| {
+            let name = n["name"].as_str().unwrap();
+            toml::from_str(&std::fs::read_to_string(tn.join(name).join("node.toml")).unwrap()).unwrap()
+        })
+        .collect();
+    let own: Vec<u16> = configs.iter().map(|c| port_of(c["listen"].as_str().unwrap())).collect();
+    let mut relay_ports = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let peers = c["peers"].as_array().unwrap();
+        assert_eq!(peers.len(), 4);
+        for p in peers {
+            let p = p.as_str().unwrap();
+            assert!(p.starts_with("/ip4/127.0.0.1/tcp/"), "node {i} peer {p}");
+            let port = port_of(p);
+            assert!(!own.contains(&port), "node {i} dials a node directly: {p}");
+            relay_ports.push(port);
+        }
+    }
+    relay_ports.sort();
+    relay_ports.dedup();
+    assert_eq!(relay_ports.len(), 20, "one relay per ordered pair");
+    for (i, n) in nodes.iter().enumerate() {
+        let api = n["api"].as_str().unwrap();
+        let mut resp = ureq::get(&format!("{api}/v1/status")).call().unwrap();
+        let status: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        assert_eq!(status["peers"].as_array().unwrap().len(), 4, "node {i}: {status}");
+        // The traffic counters (sampled every 250 ms) have moved: the samples went through.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut resp = ureq::get(&format!("{api}/metrics")).call().unwrap();
+            let text = resp.body_mut().read_to_string().unwrap();
+            let value = |name: &str| -> u64 {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+                    .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}")) as u64
+            };
+            let (sent, received) = (value("yrd_p2p_bytes_sent_total"), value("yrd_p2p_bytes_received_total"));
+            let gossip = value("yrd_gossip_published_total") + value("yrd_gossip_received_total");
+            if sent > 10_000 && received > 10_000 && gossip > 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {i}: traffic counters did not move: sent {sent} received {received} gossip {gossip}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+    let status = yrd_tests::wait_child(&mut child.0, 60, "yrd-testnet");
+    let _ = drain.join();
+    assert!(status.success(), "yrd-testnet --wan --relay exited with {status}");
+    for port in relay_ports {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "relay port {port} still accepts connections after the run stopped"
+        );
+    }
 }
