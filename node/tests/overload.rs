@@ -103,6 +103,12 @@ fn a_node_that_finalises_nothing_refuses_at_once_instead_of_queueing_to_the_coun
     // fourth batch is admitted.
     let done: Vec<_> = txs[..2500].iter().map(|t| t.id().unwrap()).collect();
     s.shared.forget_committed(&done);
+    // The new head came with the third batch: let it age past the target too.
+    let target = s.shared.mempool.lock().unwrap().admission_target().expect("the gate is on");
+    while s.shared.mempool.lock().unwrap().oldest_wait() <= target {
+        assert!(std::time::Instant::now() < deadline, "the new head never aged past {target:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (status, retry, v) = post(&agent, &batch_url, &fourth);
     assert_overloaded(status, retry, &v);
     let done: Vec<_> = txs[2500..3000].iter().map(|t| t.id().unwrap()).collect();

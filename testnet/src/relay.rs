@@ -36,8 +36,10 @@ use tokio::time::Instant;
 
 /// Bytes read at once from one side of a relayed connection.
 const CHUNK: usize = 64 * 1024;
-/// Chunks in flight (read, not yet written) per direction; past this the reader waits.
-const IN_FLIGHT: usize = 4096;
+/// Chunks in flight (read, not yet written) per direction; past this the reader
+/// waits, so a node that stops reading (SIGSTOP) holds at most 256 × 64 KiB of each
+/// link's relay memory, and its peers feel the back-pressure as with a real link.
+const IN_FLIGHT: usize = 256;
 
 /// One directed link: node `from` dials `to` through `listen`.
 #[derive(Debug, Clone)]
