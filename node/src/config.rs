@@ -12,7 +12,7 @@
 //!
 //! [mempool]
 //! max_txs = 50000
-//! max_wait_ms = 1000                      # refuse (503 overloaded) while the oldest pending waited > half of this
+//! max_wait_ms = 1000                      # refuse (503 overloaded) while the oldest pending waited > this less 3 block times
 //!
 //! [consensus]
 //! propose_timeout_ms = 3000

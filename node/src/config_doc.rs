@@ -52,7 +52,7 @@ pub const FIELDS: &[FieldDoc] = &[
         "mempool",
         "max_wait_ms",
         Some("1000"),
-        "bound on a client's wait to finality: while the oldest pending transaction has waited more than half of it, submissions get HTTP 503 `overloaded` with Retry-After (0: count only)",
+        "bound on a client's wait to finality: while the oldest pending transaction has waited more than it less three recent block times (at most half of it, at least a tenth), submissions get HTTP 503 `overloaded` with Retry-After (0: count only)",
     ),
     field("consensus", "propose_timeout_ms", Some("3000"), "how long a validator waits for a round's proposal before voting nil"),
     field("consensus", "propose_timeout_delta_ms", Some("500"), "added to propose_timeout_ms for each further round of a height"),
