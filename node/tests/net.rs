@@ -241,6 +241,18 @@ async fn gossip_reaches_everyone_through_validation() {
         Err(NetError::TooLarge { .. })
     ));
 
+    // The traffic counters (yrd_p2p_bytes_*, yrd_gossip_*): A and C published two each
+    // (the oversize one never left A), B none; B received four first copies (forwarded
+    // copies are not counted again) and A the one B forwarded; every node's wire
+    // counters moved, by at least what it carried.
+    let (sa, sb, sc) = (a.net.stats(), b.net.stats(), c.net.stats());
+    assert_eq!((sa.gossip_published, sb.gossip_published, sc.gossip_published), (2, 0, 2), "{sa:?} {sb:?} {sc:?}");
+    assert_eq!((sa.gossip_received, sb.gossip_received), (1, 4), "{sa:?} {sb:?}");
+    let payloads = (b"tx from a".len() + b"vote from a".len()) as u64;
+    for s in [&sa, &sb, &sc] {
+        assert!(s.bytes_sent > payloads && s.bytes_received > payloads, "{s:?}");
+    }
+
     a.stop().await;
     b.stop().await;
     c.stop().await;
