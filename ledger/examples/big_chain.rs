@@ -116,7 +116,7 @@ fn main() -> Result<(), String> {
         done += txs.len() as u64;
         chain.commit_next(&mut ledger, txs)?;
         blocks += 1;
-        if blocks % 250 == 0 || last.elapsed() > Duration::from_secs(60) {
+        if blocks.is_multiple_of(250) || last.elapsed() > Duration::from_secs(60) {
             last = Instant::now();
             eprintln!(
                 "{done} attestations in {blocks} blocks, {:.0} s, {:.0}/s; VmRSS {:.0} MiB, VmHWM {:.0} MiB; {:.2} GB on disk",
