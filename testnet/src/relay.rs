@@ -34,6 +34,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::chaos::plan::Rng;
+
 /// Bytes read at once from one side of a relayed connection.
 const CHUNK: usize = 64 * 1024;
 /// Chunks in flight (read, not yet written) per direction; past this the reader
@@ -211,7 +213,7 @@ async fn pipe(
         }
         let _ = w.shutdown().await;
     });
-    let mut rng = SplitMix(seed);
+    let mut rng = Rng::new(seed);
     let mut last_due = Instant::now();
     let mut buf = vec![0u8; CHUNK];
     loop {
@@ -231,24 +233,6 @@ async fn pipe(
     }
     drop(tx);
     let _ = writer.await;
-}
-
-/// A small seeded generator for the jitter (reproducible per link and connection).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// Checks the relays can be used for `n` nodes: refuses what they cannot emulate.

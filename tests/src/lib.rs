@@ -341,8 +341,7 @@ impl Cluster {
     pub fn metric(&self, i: usize, name: &str) -> Option<f64> {
         let url = format!("{}/metrics", self.nodes[i].api);
         let text = self.agent.get(&url).call().ok()?.body_mut().read_to_string().ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        metric_in(&text, name)
     }
 
     /// `yrd audit verify-ledger` on node `i`'s data (stop the node first): exit
@@ -486,6 +485,11 @@ pub fn raise_nofile() -> u64 {
 }
 
 /// Reads a child's stdout lines until `pred` matches one (bounded by `secs`).
+/// The value of metric `name` (as served, e.g. `yrd_height`) in a `/metrics` text.
+pub fn metric_in(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 pub fn read_until(reader: &mut impl BufRead, secs: u64, pred: impl Fn(&str) -> bool) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut line = String::new();

@@ -49,6 +49,24 @@ fn root_link_exists(pid: u32) -> bool {
     Command::new("ip").args(["link", "show", &format!("yw{pid}h")]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
+/// Reads `child`'s stdout until the testnet's summary ("Press Ctrl-C"), failing
+/// with what it printed if it never comes; returns that output and a thread that
+/// drains the rest.
+fn until_summary(child: &mut KillOnDrop, what: &str) -> (String, std::thread::JoinHandle<()>) {
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let lines = std::sync::Mutex::new(Vec::<String>::new());
+    let ready = read_until(&mut out, 300, |l| {
+        lines.lock().unwrap().push(l.to_string());
+        l.contains("Press Ctrl-C")
+    });
+    let seen = lines.lock().unwrap().join("\n");
+    assert!(ready.is_some(), "the {what} testnet never reached its summary:\n{seen}");
+    let drain = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
+    });
+    (seen, drain)
+}
+
 fn wan_cmd(dir: &std::path::Path, validators: usize, with_netem: bool) -> Command {
     let mut c = Command::new(yrd_bin().with_file_name("yrd-testnet"));
     c.args(["--validators", &validators.to_string(), "--wan"]);
@@ -76,21 +94,11 @@ fn validators_in_namespaces_finalise_and_every_namespace_is_removed_on_sigint() 
     let dir = tempfile::tempdir().unwrap();
     let mut child = KillOnDrop(wan_cmd(&dir.path().join("tn"), 5, with_netem).spawn().unwrap());
     let pid = child.0.id();
-    let mut out = BufReader::new(child.0.stdout.take().unwrap());
-    let lines = std::sync::Mutex::new(Vec::<String>::new());
-    let ready = read_until(&mut out, 300, |l| {
-        lines.lock().unwrap().push(l.to_string());
-        l.contains("Press Ctrl-C")
-    });
-    let seen = lines.lock().unwrap().join("\n");
-    assert!(ready.is_some(), "the --wan testnet never reached its summary:\n{seen}");
+    let (seen, drain) = until_summary(&mut child, "--wan");
     assert!(seen.contains("on all 5 nodes") && !seen.contains("DISAGREEMENT"), "{seen}");
     if with_netem {
         assert!(seen.contains("one-way delay, ms"), "the matrix is printed:\n{seen}");
     }
-    let drain = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut out, &mut std::io::sink());
-    });
     // Namespaces: hub, five nodes, the client.
     let mut ns = yrd_tests::wan_namespaces_of(pid);
     ns.sort();
@@ -191,20 +199,10 @@ fn validators_behind_delay_relays_finalise_and_the_relays_close_on_sigint() {
         .stderr(Stdio::inherit());
     let mut child = KillOnDrop(c.spawn().unwrap());
     let pid = child.0.id();
-    let mut out = BufReader::new(child.0.stdout.take().unwrap());
-    let lines = std::sync::Mutex::new(Vec::<String>::new());
-    let ready = read_until(&mut out, 300, |l| {
-        lines.lock().unwrap().push(l.to_string());
-        l.contains("Press Ctrl-C")
-    });
-    let seen = lines.lock().unwrap().join("\n");
-    assert!(ready.is_some(), "the --wan --relay testnet never reached its summary:\n{seen}");
+    let (seen, drain) = until_summary(&mut child, "--wan --relay");
     assert!(seen.contains("on all 5 nodes") && !seen.contains("DISAGREEMENT"), "{seen}");
     assert!(seen.contains("WAN by relay: 20 TCP relays"), "{seen}");
     assert!(seen.contains("one-way delay, ms"), "the matrix is printed:\n{seen}");
-    let drain = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut out, &mut std::io::sink());
-    });
 
     let testnet: Value = serde_json::from_str(&std::fs::read_to_string(tn.join("testnet.json")).unwrap()).unwrap();
     let nodes = testnet["nodes"].as_array().unwrap();
@@ -249,9 +247,7 @@ fn validators_behind_delay_relays_finalise_and_the_relays_close_on_sigint() {
             let mut resp = ureq::get(&format!("{api}/metrics")).call().unwrap();
             let text = resp.body_mut().read_to_string().unwrap();
             let value = |name: &str| -> u64 {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
-                    .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}")) as u64
+                yrd_tests::metric_in(&text, name).unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}")) as u64
             };
             let (sent, received) = (value("yrd_p2p_bytes_sent_total"), value("yrd_p2p_bytes_received_total"));
             let gossip = value("yrd_gossip_published_total") + value("yrd_gossip_received_total");

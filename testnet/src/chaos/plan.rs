@@ -152,6 +152,11 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Uniform in [0, 1) (the relays' jitter).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// Uniform in `lo..=hi` (`lo` if `hi <= lo`).
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         if hi <= lo {
