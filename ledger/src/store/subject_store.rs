@@ -127,6 +127,9 @@ impl NodeSource for SubjectNodes<'_> {
 /// changed (by position) and the entries-tree nodes added or changed.
 #[derive(Debug, Clone)]
 pub(crate) struct SubjectDelta {
+    /// The entry count before the block: chunks wholly past it hold nothing yet,
+    /// so writing them needs no read.
+    pub old_count: u64,
     pub head: SubjectHead,
     pub entries: BTreeMap<u64, SubjectEntry>,
     pub nodes: BTreeMap<(u8, u64), Hash32>,
@@ -254,11 +257,19 @@ impl Ledger {
         }
         nodes.size = count + leaves.len() as u64;
         let root = merkle::root(&nodes, nodes.size).map_err(tree_err)?;
-        Ok(SubjectDelta { head: SubjectHead { count: nodes.size, root }, entries, nodes: nodes.extra.into_iter().collect() })
+        Ok(SubjectDelta {
+            old_count: count,
+            head: SubjectHead { count: nodes.size, root },
+            entries,
+            nodes: nodes.extra.into_iter().collect(),
+        })
     }
 
     /// Adds the writes of `delta` to the block's batch: the head, each entry
-    /// chunk and node chunk it touches (read, patched, written whole).
+    /// chunk and node chunk it touches (read, patched, written whole). A chunk
+    /// that starts at or past what the record held before the block (its entry
+    /// count, or `count >> level` complete nodes at a level) is not stored yet
+    /// and is not read: new subjects and fresh chunks cost no lookup.
     pub(crate) fn write_subject(&self, batch: &mut BlockBatch, subject: &Uscc, delta: &SubjectDelta) -> Result<(), StoreError> {
         batch.insert(subject_db_key(subject), codec::encode(&delta.head)?);
         let mut chunks: BTreeMap<u64, Vec<(u64, &SubjectEntry)>> = BTreeMap::new();
@@ -267,7 +278,8 @@ impl Ledger {
         }
         for (chunk, changed) in chunks {
             let key = entry_chunk_key(subject, chunk);
-            let mut entries = match self.tree.get(&key)? {
+            let stored = chunk.saturating_mul(ENTRY_CHUNK) < delta.old_count;
+            let mut entries = match stored.then(|| self.tree.get(&key)).transpose()?.flatten() {
                 Some(v) => decode_entry_chunk(&v)?,
                 None => Vec::new(),
             };
@@ -289,7 +301,9 @@ impl Ledger {
         }
         for ((level, chunk), changed) in chunks {
             let key = node_chunk_key(subject, level, chunk);
-            let mut bytes = self.tree.get(&key)?.map(|v| v.to_vec()).unwrap_or_default();
+            let nodes_before = if level < 64 { delta.old_count >> level } else { 0 };
+            let stored = chunk.saturating_mul(NODE_CHUNK) < nodes_before;
+            let mut bytes = stored.then(|| self.tree.get(&key)).transpose()?.flatten().map(|v| v.to_vec()).unwrap_or_default();
             for (off, h) in changed {
                 if off < bytes.len() {
                     bytes[off..off + 32].copy_from_slice(&h.0);
