@@ -471,8 +471,14 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport> {
             .min((ahead_chunks * CHUNK) as u64)
     };
     let t_sign = Instant::now();
+    if presign_all {
+        eprintln!("load: signing all {total} before the clock starts (runs of at most {PRESIGN_ALL_MAX}; longer ones sign as they go)");
+    }
     while made.load(Ordering::Relaxed) < want_ready && t_sign.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(5));
+    }
+    if presign_all {
+        eprintln!("load: signed {} in {:.1} s", made.load(Ordering::Relaxed), t_sign.elapsed().as_secs_f64());
     }
 
     let commits = Arc::new(Mutex::new(Commits::default()));
