@@ -12,6 +12,7 @@
 set -u
 runs=${1:?RUNS}; max_s=${2:?MAX_SECONDS}; shift 2
 cd "$(dirname "$0")/.."
+. scripts/fuzz-lib.sh
 bin_dir=${FUZZ_TARGET_DIR:-fuzz/target}/$(rustc -vV | sed -n 's/^host: //p')/release
 work=${FUZZ_WORK:-$(mktemp -d /var/tmp/yrd-fuzz-long.XXXXXX)}
 seed=${FUZZ_SEED:-1337}
@@ -28,14 +29,7 @@ for t in "$@"; do
         echo "fuzz-long: $t: ok, ${n:-?} executions in ${secs} s ($(( ${n:-0} / (secs > 0 ? secs : 1) ))/s), seed $seed, corpus $(ls "$work/$t/new" | wc -l) new inputs, $(date -u +%H:%M) UTC"
     else
         echo "fuzz-long: $t: FAILED (seed $seed)"
-        grep -E 'panicked at|ERROR: |SUMMARY' "$log" | head -5 || true
-        for c in "$work/$t"/crash/*; do
-            [ -e "$c" ] || continue
-            mkdir -p fuzz/artifacts/"$t"
-            cp "$c" fuzz/artifacts/"$t"/
-            echo "fuzz-long: $t: input kept in fuzz/artifacts/$t/$(basename "$c")"
-            echo "  reproduce: (cd fuzz && cargo +nightly fuzz run $t artifacts/$t/$(basename "$c"))"
-        done
+        fuzz_failed fuzz-long "$t" "$work/$t" "$log"
         failed+=("$t")
     fi
 done

@@ -15,6 +15,7 @@
 # (`rustup toolchain install nightly`, `cargo install cargo-fuzz`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/fuzz-lib.sh
 
 total_s=${FUZZ_SMOKE_SECONDS:-60}
 if [ "${YRD_FUZZ_SMOKE:-0}" != 1 ]; then
@@ -54,14 +55,7 @@ for t in $targets; do
         echo "fuzz-smoke: $t: ok, ${runs:-?} executions in ${per_s} s"
     else
         echo "fuzz-smoke: $t: FAILED"
-        grep -E 'panicked at|ERROR: |SUMMARY' "$log" | head -5 || true
-        for c in "$work/$t"/crash/*; do
-            [ -e "$c" ] || continue
-            mkdir -p fuzz/artifacts/"$t"
-            cp "$c" fuzz/artifacts/"$t"/
-            echo "fuzz-smoke: $t: input kept in fuzz/artifacts/$t/$(basename "$c")"
-            echo "  reproduce: (cd fuzz && cargo +nightly fuzz run $t artifacts/$t/$(basename "$c"))"
-        done
+        fuzz_failed fuzz-smoke "$t" "$work/$t" "$log"
         failed+=("$t")
     fi
 done

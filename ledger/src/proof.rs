@@ -1090,7 +1090,7 @@ impl<'g> Ctx<'g> {
                 ))
             }
         }
-        let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
+        let id = TxId::of_canonical(&bytes);
         Ok((tx, id, bytes))
     }
 

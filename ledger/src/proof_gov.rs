@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use yrd_consensus::crypto::{sha256, Hash32};
+use yrd_consensus::crypto::Hash32;
 use yrd_consensus::types::Height;
 
 use crate::block::BlockHeader;
@@ -186,7 +186,7 @@ impl Ctx<'_> {
                 format!("{field}: not at position {} of block {} (log index {index}): {e}", gt.position, header.height),
             )
         })?;
-        Ok((tx, TxId(sha256(&[&bytes]))))
+        Ok((tx, TxId::of_canonical(&bytes)))
     }
 
     /// The proposals the replay found in force at the anchor, in the order applied.

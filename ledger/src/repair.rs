@@ -121,7 +121,7 @@ pub(crate) fn check_tip(ledger: &Ledger, indexed: u64) -> Result<(), String> {
         let mut entries = Vec::with_capacity(tip.block.txs.len());
         for tx in &tip.block.txs {
             let bytes = tx.encode().map_err(|e| e.to_string())?;
-            entries.push((crate::tx::TxId(yrd_consensus::crypto::sha256(&[&bytes])), offset as u32, bytes.len() as u32));
+            entries.push((crate::tx::TxId::of_canonical(&bytes), offset as u32, bytes.len() as u32));
             offset += bytes.len();
         }
         let expected = encode_tx_index(&entries);

@@ -231,7 +231,7 @@ impl Replay {
             let loc = format!("block {h} transaction {i}");
             let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
             check_tx(&membership, tx).map_err(|e| bad(&loc, e))?;
-            let id = TxId(yrd_consensus::crypto::sha256(&[&tb]));
+            let id = TxId::of_canonical(&tb);
             block_gov.apply(tx, &id, i as u32).map_err(|e| bad(&loc, e.to_string()))?;
             self.log.append(&tb);
             if !self.seen_ids.insert(id) {

@@ -1170,7 +1170,7 @@ impl Ledger {
         let mut accepted: Vec<(usize, &SignedTransaction, TxId, Vec<u8>)> = Vec::with_capacity(txs.len());
         for (index, tx) in txs.iter().enumerate() {
             let bytes = tx.encode()?;
-            let id = TxId(yrd_consensus::crypto::sha256(&[&bytes]));
+            let id = TxId::of_canonical(&bytes);
             // Signature last (the costliest check), on its own: the signature rule never
             // batches, so this verdict is the one every other path gives. A storage
             // failure is not a verdict on the transaction: it fails the block.

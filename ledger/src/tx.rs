@@ -32,6 +32,12 @@ pub const MAX_FIELD_VALUE_BYTES: usize = 256;
 pub struct TxId(pub Hash32);
 
 impl TxId {
+    /// The id of the transaction whose canonical encoding is `bytes`: their
+    /// SHA-256 (the one definition; [`SignedTransaction::id`] encodes first).
+    pub fn of_canonical(bytes: &[u8]) -> TxId {
+        TxId(sha256(&[bytes]))
+    }
+
     pub fn to_hex(&self) -> String {
         self.0.to_hex()
     }
@@ -380,7 +386,7 @@ impl SignedTransaction {
 
     /// The transaction id: SHA-256 of the canonical bytes.
     pub fn id(&self) -> Result<TxId, CodecError> {
-        Ok(TxId(sha256(&[&self.encode()?])))
+        Ok(TxId::of_canonical(&self.encode()?))
     }
 
     /// Verifies the issuer's signature under the signature rule

@@ -137,7 +137,7 @@ pub fn check_untrusted_bytes(
     }
     // `decode` refused anything but the canonical encoding, so these bytes are
     // the ones the id is defined over (no second encoding).
-    let id = TxId(yrd_consensus::crypto::sha256(&[bytes]));
+    let id = TxId::of_canonical(bytes);
     Ok((tx, id))
 }
 

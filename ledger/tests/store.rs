@@ -364,9 +364,7 @@ fn transaction_index_across_parts_and_reopen() {
 /// shows up here as a key that differs from the scratch build.
 #[test]
 fn subject_records_across_chunk_boundaries_match_a_build_from_scratch() {
-    let dir = tempfile::tempdir().unwrap();
-    let chain = TestChain::new(4, 2);
-    let mut ledger = Ledger::open(dir.path(), chain.genesis.clone()).unwrap();
+    let (dir, chain, mut ledger) = fresh();
     let s = Uscc::sample(77);
     let mut seq = [0u64; 2];
     let mut next = |issuer: usize| {

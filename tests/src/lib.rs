@@ -484,12 +484,12 @@ pub fn raise_nofile() -> u64 {
     getrlimit(Resource::RLIMIT_NOFILE).map(|l| l.0).unwrap_or(1024)
 }
 
-/// Reads a child's stdout lines until `pred` matches one (bounded by `secs`).
 /// The value of metric `name` (as served, e.g. `yrd_height`) in a `/metrics` text.
 pub fn metric_in(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// Reads a child's stdout lines until `pred` matches one (bounded by `secs`).
 pub fn read_until(reader: &mut impl BufRead, secs: u64, pred: impl Fn(&str) -> bool) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut line = String::new();

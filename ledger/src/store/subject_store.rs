@@ -92,6 +92,12 @@ pub(crate) fn record_kvs(rec: &SubjectRecord) -> Result<Vec<KeyValue>, CodecErro
     Ok(out)
 }
 
+/// Complete nodes at `level` of an entries tree over `count` leaves (what its
+/// node chunks at that level hold).
+fn complete_nodes(count: u64, level: u8) -> u64 {
+    count.checked_shr(u32::from(level)).unwrap_or(0)
+}
+
 fn decode_entry_chunk(v: &[u8]) -> Result<Vec<SubjectEntry>, StoreError> {
     Ok(codec::decode(v, MAX_ENTRY_CHUNK_BYTES, "subject entry chunk")?)
 }
@@ -301,8 +307,7 @@ impl Ledger {
         }
         for ((level, chunk), changed) in chunks {
             let key = node_chunk_key(subject, level, chunk);
-            let nodes_before = if level < 64 { delta.old_count >> level } else { 0 };
-            let stored = chunk.saturating_mul(NODE_CHUNK) < nodes_before;
+            let stored = chunk.saturating_mul(NODE_CHUNK) < complete_nodes(delta.old_count, level);
             let mut bytes = stored.then(|| self.tree.get(&key)).transpose()?.flatten().map(|v| v.to_vec()).unwrap_or_default();
             for (off, h) in changed {
                 if off < bytes.len() {
@@ -381,8 +386,7 @@ pub(crate) fn check_subject_chunks(tree: &sled::Tree) -> Result<(), String> {
         let chunk = k.get(20..28).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes).ok_or_else(|| format!("node chunk key {} is malformed", hex::encode(&k)))?;
         let (count, _, seen) = heads.get_mut(k.get(1..19).unwrap_or_default()).ok_or_else(|| format!("subject {subject} has entries-tree nodes but no head"))?;
         *seen += 1;
-        let nodes = if level < 64 { *count >> level } else { 0 };
-        let want = nodes.saturating_sub(chunk * NODE_CHUNK).min(NODE_CHUNK) as usize * 32;
+        let want = complete_nodes(*count, level).saturating_sub(chunk * NODE_CHUNK).min(NODE_CHUNK) as usize * 32;
         if want == 0 || v.len() != want {
             return Err(format!("subject {subject}: entries-tree level {level} chunk {chunk} holds {} bytes, a record of {count} has {want}", v.len()));
         }
