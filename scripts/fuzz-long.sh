@@ -3,7 +3,9 @@
 # executions per target). Usage:
 #   scripts/fuzz-long.sh RUNS MAX_SECONDS TARGET...
 # Builds nothing: build first with
-#   (cd fuzz && CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-target} cargo +nightly fuzz build -O --debug-assertions [-s none])
+#   (cd fuzz && CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-target} cargo +nightly fuzz build -O [-s none])
+# (debug assertions and overflow checks come from fuzz/Cargo.toml's release profile;
+# --debug-assertions would also turn them on inside curve25519-dalek, twice as slow)
 # Each target runs from its seed corpus (fuzz/corpus/T, read only) into a scratch
 # corpus, with -seed fixed (printed), until RUNS executions or MAX_SECONDS. One line per
 # target: executions, seconds, executions per second, new coverage-corpus size; a crash

@@ -37,7 +37,7 @@ per_s=$(( total_s / count ))
 [ "$per_s" -ge 1 ] || per_s=1
 
 start=$(date +%s)
-(cd fuzz && nice cargo +nightly fuzz build -O --debug-assertions)
+(cd fuzz && nice cargo +nightly fuzz build -O)  # debug assertions: fuzz/Cargo.toml
 echo "fuzz-smoke: built $count targets in $(( $(date +%s) - start )) s"
 
 bin_dir=fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release
