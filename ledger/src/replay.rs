@@ -28,7 +28,7 @@ use crate::governance::{GovState, Membership};
 use crate::merkle::MemoryLog;
 use crate::store::issuer_chunk_key;
 use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectRecord};
-use crate::tx::{SignedTransaction, TxBody, TxId};
+use crate::tx::{SignedTransaction, TxBody, TxId, MAX_TX_BYTES};
 use crate::uscc::Uscc;
 
 /// The stored key of height `h` under a one-byte prefix (`b`, `h`, `c`).
@@ -230,6 +230,9 @@ impl Replay {
         for (i, tx) in block.txs.iter().enumerate() {
             let loc = format!("block {h} transaction {i}");
             let tb = tx.encode().map_err(|e| bad(&loc, e.to_string()))?;
+            if tb.len() > MAX_TX_BYTES {
+                return Err(bad(&loc, format!("{} bytes, over the {MAX_TX_BYTES}-byte transaction limit", tb.len())));
+            }
             check_tx(&membership, tx).map_err(|e| bad(&loc, e))?;
             let id = TxId::of_canonical(&tb);
             block_gov.apply(tx, &id, i as u32).map_err(|e| bad(&loc, e.to_string()))?;
@@ -270,6 +273,10 @@ impl Replay {
                         Some((_, e)) if e.revoked.is_some() => {
                             return Err(bad(&loc, format!("revokes {} which is already revoked", r.target)))
                         }
+                        // Execution looks a target up in the committed store only.
+                        Some((_, e)) if e.height.0 >= h => {
+                            return Err(bad(&loc, format!("revokes {} of the same block (its target must be committed first)", r.target)))
+                        }
                         // The target's issuer by name, as it was when it signed
                         // (its key may have been rotated since).
                         Some((_, e))
@@ -291,6 +298,14 @@ impl Replay {
                 TxBody::Propose(_) | TxBody::Approve(_) => {} // applied by block_gov above
                 TxBody::Authorise(_) | TxBody::Withdraw(_) | TxBody::RecordQueries(_) => {} // by block_consent above
             }
+        }
+        // The block limits of validation (`Ledger::validate_block`), in force at h.
+        let params = &membership.params;
+        if block.txs.len() > params.max_block_txs as usize {
+            return Err(bad(at("body"), format!("{} transactions, over the limit of {}", block.txs.len(), params.max_block_txs)));
+        }
+        if offset > params.max_block_bytes as usize {
+            return Err(bad(at("body"), format!("{offset} bytes, over the limit of {}", params.max_block_bytes)));
         }
         let delta = block_gov.finish();
         let header = &block.header;

@@ -42,7 +42,7 @@ use yrd_consensus::crypto::{Hash32, PublicKey};
 use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex, ValidatorSet, ValidatorSetError};
 use yrd_consensus::{CertificateError, CommitCertificate};
 
-use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES};
+use crate::block::{Block, BlockHeader, MAX_CERTIFICATE_BYTES, MAX_HEADER_BYTES};
 use crate::consent::{self, BlockConsent, ConsentDelta, Refusal as ConsentRefusal};
 
 mod consent_index;
@@ -57,7 +57,7 @@ use crate::genesis::Genesis;
 use crate::governance::{BlockGov, GovDelta, GovState, Membership, ProposalRecord};
 use crate::merkle::{self, MerkleError, NodeSource};
 use crate::subjects::{subject_key, SubjectEntry, SubjectMap, SubjectProof};
-use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId};
+use crate::tx::{RevocationReason, SignedTransaction, TxBody, TxId, MAX_TX_BYTES};
 use crate::uscc::Uscc;
 use crate::validate::{check_stateless, TxError};
 
@@ -467,8 +467,9 @@ fn log_err<E: std::fmt::Display>(e: MerkleError<E>) -> StoreError {
 /// How `execute` treats an invalid transaction.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Leave it out (building a proposal).
-    Skip,
+    /// Leave it out (building a proposal), and stop before the block's bytes
+    /// would pass this many (header allowance included).
+    Skip { max_bytes: usize },
     /// Reject the block (validating one).
     Fail,
 }
@@ -1035,7 +1036,8 @@ impl Ledger {
     }
 
     /// Builds the next block from candidate transactions (already signature-checked),
-    /// leaving out any that are invalid against the state.
+    /// leaving out any that are invalid against the state, within the chain's
+    /// `max_block_txs` and `max_block_bytes`.
     pub fn build_block(
         &self,
         candidates: Vec<SignedTransaction>,
@@ -1043,11 +1045,30 @@ impl Ledger {
         round: Round,
         timestamp_ms: u64,
     ) -> Result<Built, StoreError> {
-        let timestamp_ms = timestamp_ms.max(self.last_header.as_ref().map_or(0, |h| h.timestamp_ms + 1));
-        let max = self.next_membership().params.max_block_txs as usize;
+        self.build_block_within(candidates, proposer, round, timestamp_ms, usize::MAX)
+    }
+
+    /// [`Ledger::build_block`], also within `max_bytes` of block bytes (a node
+    /// passes what one consensus message can carry). The block is the longest
+    /// prefix of the valid candidates that fits: a candidate that does not fit
+    /// and every one after it stay out, neither in the block nor rejected (they
+    /// wait for the next block).
+    pub fn build_block_within(
+        &self,
+        candidates: Vec<SignedTransaction>,
+        proposer: ValidatorIndex,
+        round: Round,
+        timestamp_ms: u64,
+        max_bytes: usize,
+    ) -> Result<Built, StoreError> {
+        let timestamp_ms = timestamp_ms.max(self.last_header.as_ref().map_or(0, |h| h.timestamp_ms.saturating_add(1)));
+        let params = &self.next_membership().params;
+        let max = params.max_block_txs as usize;
+        let max_bytes = max_bytes.min(params.max_block_bytes as usize);
         let mut candidates = candidates;
         candidates.truncate(max);
-        let (exec, rejected, kept) = match self.execute(&candidates, proposer, round, timestamp_ms, Mode::Skip, &|_| true) {
+        let mode = Mode::Skip { max_bytes };
+        let (exec, rejected, kept) = match self.execute(&candidates, proposer, round, timestamp_ms, mode, &|_| true) {
             Ok(v) => v,
             Err(BlockError::Store(e)) => return Err(e),
             Err(e) => return Err(StoreError::Corrupt(format!("building a block failed: {e}"))),
@@ -1112,6 +1133,32 @@ impl Ledger {
         Ok(hash)
     }
 
+    /// Whether `block`'s body is the one its header commits to: the header is for
+    /// the next height, and its transaction count, log size and log root are those
+    /// of this body appended to our log. A certificate signs the header only, so a
+    /// body that came with one (sync, a relayed proposal or certified block) may
+    /// have been swapped on the way; this tells such a body (the sender's fault)
+    /// from a block that is itself invalid (a verdict on the quorum or proposer
+    /// that signed it). `false` for a header of another height.
+    pub fn body_matches_header(&self, block: &Block) -> Result<bool, StoreError> {
+        let h = &block.header;
+        let n = block.txs.len() as u64;
+        if h.height != self.height.next()
+            || h.parent != self.last_hash
+            || u64::from(h.tx_count) != n
+            || self.log_size.checked_add(n) != Some(h.log_size)
+        {
+            return Ok(false);
+        }
+        let mut leaves = Vec::with_capacity(block.txs.len());
+        for tx in &block.txs {
+            leaves.push(merkle::leaf_hash(&tx.encode()?));
+        }
+        let log_nodes = merkle::append_nodes(self, self.log_size, &leaves).map_err(log_err)?;
+        let view = LogView { ledger: self, extra: log_nodes.iter().map(|(l, i, x)| ((*l, *i), *x)).collect(), size: h.log_size };
+        Ok(merkle::root(&view, h.log_size).map_err(log_err)? == h.log_root)
+    }
+
     /// Whether an execution of exactly this block (header and body) is cached.
     fn cached_matches(&self, hash: &BlockHash, block: &Block) -> Result<bool, CodecError> {
         let Ok(p) = self.pending.lock() else { return Ok(false) };
@@ -1168,13 +1215,25 @@ impl Ledger {
         let mut rejected = Vec::new();
         // (position in `txs`, transaction, id, canonical bytes)
         let mut accepted: Vec<(usize, &SignedTransaction, TxId, Vec<u8>)> = Vec::with_capacity(txs.len());
+        // Block bytes so far, counting the header at its largest (building only).
+        let mut block_len = MAX_HEADER_BYTES + 8;
         for (index, tx) in txs.iter().enumerate() {
             let bytes = tx.encode()?;
+            if let Mode::Skip { max_bytes } = mode {
+                if block_len + bytes.len() > max_bytes {
+                    break;
+                }
+            }
             let id = TxId::of_canonical(&bytes);
             // Signature last (the costliest check), on its own: the signature rule never
             // batches, so this verdict is the one every other path gives. A storage
             // failure is not a verdict on the transaction: it fails the block.
-            let checked = check_stateless(&membership, &self.chain, tx)
+            // The size limit of admission (`validate::check_untrusted_bytes`) holds in a
+            // block too: a block's body is decoded under the block's limit only, and a
+            // transaction over MAX_TX_BYTES committed here could not be read back
+            // (`tx_at` decodes under the transaction limit), nor proven offline.
+            let checked = if bytes.len() > MAX_TX_BYTES { Err(TxError::TooLarge { len: bytes.len() }) } else { Ok(()) }
+                .and_then(|_| check_stateless(&membership, &self.chain, tx))
                 .and_then(|_| if overlay.ids.contains_key(&id) { Err(TxError::Duplicate(id)) } else { Ok(()) });
             let verdict = match checked {
                 Err(e) => Err(e),
@@ -1189,7 +1248,7 @@ impl Ledger {
             if let Err(error) = verdict {
                 match mode {
                     Mode::Fail => return Err(BlockError::InvalidTx { index, error }),
-                    Mode::Skip => {
+                    Mode::Skip { .. } => {
                         rejected.push((id, error));
                         continue;
                     }
@@ -1206,6 +1265,7 @@ impl Ledger {
             if let TxBody::Revoke(r) = &tx.tx.body {
                 overlay.revoked.insert(r.target, id);
             }
+            block_len += bytes.len();
             accepted.push((index, tx, id, bytes));
         }
         // Log: append leaf hashes of the canonical transaction bytes.

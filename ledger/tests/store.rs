@@ -401,3 +401,130 @@ fn subject_records_across_chunk_boundaries_match_a_build_from_scratch() {
     yrd_ledger::audit::verify_open(&ledger).unwrap_or_else(|e| panic!("after reopening: {e}"));
     assert_eq!(ledger.subject_head(&s).unwrap().unwrap().count, total);
 }
+
+/// An attestation of issuer 0 with `n` public fields of 256 bytes each.
+fn with_fields(chain: &TestChain, sequence: u64, n: usize) -> SignedTransaction {
+    let mut tx = chain.attestation(0, sequence, Uscc::sample(sequence), AttestationKind::RedList);
+    let yrd_ledger::tx::TxBody::Attest(mut a) = tx.tx.body.clone() else { unreachable!() };
+    a.fields = (0..n).map(|i| (format!("f{i}"), "x".repeat(yrd_ledger::tx::MAX_FIELD_VALUE_BYTES))).collect();
+    tx = chain.sign(0, sequence, yrd_ledger::tx::TxBody::Attest(a));
+    tx
+}
+
+#[test]
+fn a_transaction_over_the_size_limit_is_refused_in_a_block_as_at_admission() {
+    // Admission refuses a transaction over MAX_TX_BYTES; block validation (a
+    // proposal, sync, the audit) must too: a body is decoded under the block's
+    // limit only, and a committed transaction over the limit could not be read
+    // back (`tx_at` decodes under the transaction limit).
+    let (_dir, chain, ledger) = fresh();
+    let big = with_fields(&chain, 7, 20);
+    let len = big.encode().unwrap().len();
+    assert!(len > yrd_ledger::tx::MAX_TX_BYTES, "{len}");
+    assert!(matches!(
+        yrd_ledger::validate::check_untrusted_bytes(&chain.membership(), &chain.genesis.chain_id().unwrap(), &big.encode().unwrap()),
+        Err(TxError::TooLarge { .. })
+    ));
+    let small = chain.attestation(1, 8, Uscc::sample(8), AttestationKind::RedList);
+    let built = ledger.build_block(vec![small.clone(), big.clone()], ValidatorIndex(1), Round(0), 5).unwrap();
+    assert_eq!(built.block.txs, vec![small.clone()], "the builder leaves it out");
+    assert!(matches!(built.rejected.as_slice(), [(id, TxError::TooLarge { len: l })] if *id == big.id().unwrap() && *l == len));
+    // A block carrying it, with its header as it would be: refused at the
+    // transaction, for its size, before anything else about it is judged.
+    let mut bad = built.block.clone();
+    bad.txs.push(big);
+    bad.header.tx_count += 1;
+    assert!(
+        matches!(ledger.validate_block(&bad, &|_| false), Err(BlockError::InvalidTx { index: 1, error: TxError::TooLarge { .. } })),
+        "{:?}",
+        ledger.validate_block(&bad, &|_| false)
+    );
+}
+
+#[test]
+fn a_block_is_built_within_the_byte_budget_and_the_rest_waits() {
+    let (_dir, chain, mut ledger) = fresh();
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut other = Ledger::open(dir2.path(), chain.genesis.clone()).unwrap();
+    let candidates: Vec<SignedTransaction> = (1..=50).map(|s| with_fields(&chain, s, yrd_ledger::tx::MAX_FIELDS)).collect();
+    let each = candidates[0].encode().unwrap().len();
+    let total: usize = candidates.iter().map(|t| t.encode().unwrap().len()).sum();
+    let budget = 32 * 1024;
+    assert!(total > 3 * budget, "{total}");
+    let mut pending = candidates.clone();
+    let mut heights = 0;
+    while !pending.is_empty() {
+        let h = ledger.height().next();
+        let proposer = ledger.validators_at(h).unwrap().proposer(h, Round(0));
+        let built = ledger.build_block_within(pending.clone(), proposer, Round(0), 1_000 + h.0, budget).unwrap();
+        let bytes = built.block.encode().unwrap().len();
+        assert!(bytes <= budget, "block {h}: {bytes} bytes over the {budget}-byte budget");
+        assert!(built.rejected.is_empty(), "nothing is rejected for size: {:?}", built.rejected);
+        let n = built.block.txs.len();
+        assert!(n >= 1 && bytes + each > budget - 1024 - 8 || n == pending.len(), "block {h}: {n} transactions, {bytes} bytes: not full");
+        assert_eq!(built.block.txs[..], pending[..n], "the block is a prefix of the candidates");
+        // Another node validates and commits the same block.
+        other.validate_block(&built.block, &|_| false).unwrap();
+        let cert = chain.certify(&built.block.header);
+        other.commit(&built.block, &cert).unwrap();
+        ledger.commit(&built.block, &cert).unwrap();
+        pending.drain(..n);
+        heights += 1;
+        assert!(heights <= 50, "no progress");
+    }
+    assert!(heights >= 4, "{heights} blocks for {total} bytes in blocks of at most {budget}");
+    // Without a budget of its own, the chain's max_block_bytes bounds a block.
+    let params = yrd_ledger::genesis::ChainParams { max_block_bytes: 64 * 1024, ..Default::default() };
+    let chain = TestChain::with_params(4, 2, params);
+    let dir3 = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir3.path(), chain.genesis.clone()).unwrap();
+    let candidates: Vec<SignedTransaction> = (1..=60).map(|s| with_fields(&chain, s, yrd_ledger::tx::MAX_FIELDS)).collect();
+    let built = ledger.build_block(candidates, ValidatorIndex(1), Round(0), 5).unwrap();
+    let bytes = built.block.encode().unwrap().len();
+    assert!(bytes <= 64 * 1024 && built.block.txs.len() < 60, "{bytes} bytes, {} transactions", built.block.txs.len());
+    ledger.validate_block(&built.block, &|_| false).unwrap();
+}
+
+#[test]
+fn a_body_is_matched_against_the_header_that_commits_to_it() {
+    // A certificate signs the header only: a body that came with one may have been
+    // swapped on the way, which is the sender's fault, not the quorum's.
+    let (_dir, chain, mut ledger) = fresh();
+    commit(&mut ledger, &chain, vec![chain.attestation(0, 1, Uscc::sample(1), AttestationKind::RedList)]);
+    let txs: Vec<SignedTransaction> =
+        (2..6).map(|s| chain.attestation((s % 2) as usize, s, Uscc::sample(s), AttestationKind::RedList)).collect();
+    let h = ledger.height().next();
+    let proposer = ledger.validators_at(h).unwrap().proposer(h, Round(0));
+    let good = ledger.build_block(txs.clone(), proposer, Round(0), 1_000_000).unwrap().block;
+    assert!(ledger.body_matches_header(&good).unwrap());
+    let swapped = {
+        let mut b = good.clone();
+        b.txs[2] = chain.attestation(0, 99, Uscc::sample(99), AttestationKind::RedList);
+        b
+    };
+    let reordered = {
+        let mut b = good.clone();
+        b.txs.swap(0, 3);
+        b
+    };
+    let shorter = {
+        let mut b = good.clone();
+        b.txs.pop();
+        b
+    };
+    let empty = {
+        let mut b = good.clone();
+        b.txs.clear();
+        b
+    };
+    for (what, b) in [("swapped", &swapped), ("reordered", &reordered), ("shorter", &shorter), ("empty", &empty)] {
+        assert_eq!(b.header, good.header);
+        assert!(!ledger.body_matches_header(b).unwrap(), "{what}");
+        assert!(ledger.validate_block(b, &|_| false).is_err(), "{what}");
+    }
+    // The genuine body still validates and commits after the others were judged.
+    ledger.validate_block(&good, &|_| false).unwrap();
+    ledger.commit(&good, &chain.certify(&good.header)).unwrap();
+    // A header of a height that is not the next one is not matched.
+    assert!(!ledger.body_matches_header(&good).unwrap());
+}

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub block_txs: Histogram,
     pub block_write_seconds: Histogram,
     pub invalid_messages: Counter,
+    /// Transaction gossip batches ignored because ADMISSION_QUEUE batches were already waiting (node.rs).
+    pub gossip_batches_shed: Counter,
     pub disk_free_bytes: Gauge,
     pub disk_low: Gauge,
     pub halted: Gauge,
@@ -78,6 +80,7 @@ impl Metrics {
             block_txs: Histogram::new([0.0, 1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4096.0]),
             block_write_seconds: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0, 2.5]),
             invalid_messages: Counter::default(),
+            gossip_batches_shed: Counter::default(),
             disk_free_bytes: Gauge::default(),
             disk_low: Gauge::default(),
             halted: Gauge::default(),
@@ -135,13 +138,18 @@ impl Metrics {
         );
         m.registry.register("invalid_messages", "Invalid messages received from peers (three from one peer get it dropped for 60 s)", m.invalid_messages.clone());
         m.registry.register(
+            "gossip_batches_shed",
+            "Transaction gossip batches not admitted because 64 were already waiting for the admission workers (their authors still propose them)",
+            m.gossip_batches_shed.clone(),
+        );
+        m.registry.register(
             "halted",
             "1 when the node stopped following the chain because a certified block fails its validation (see /v1/status)",
             m.halted.clone(),
         );
         m.registry.register(
             "clock_offset_ms",
-            "Median of (block timestamp - our clock) over recent blocks proposed by other validators; beyond +-15000 our clock is wrong",
+            "Median over the other validators of (block timestamp - our clock) for the latest block each proposed; beyond +-15000 our clock is wrong",
             m.clock_offset_ms.clone(),
         );
         m.registry.register("api_connections", "HTTP API connections open (sampled every 250 ms)", m.api_connections.clone());

@@ -813,7 +813,12 @@ fn build_swarm(
                 .map(move |stream, _| Counted { inner: stream, counters: traffic.clone() })
                 .upgrade(upgrade::Version::V1Lazy)
                 .authenticate(noise::Config::new(key)?)
-                .multiplex(yamux::Config::default()))
+                .multiplex(yamux::Config::default())
+                // A connection that has not finished the noise handshake and the
+                // multiplexer negotiation by then is closed: before it, the peer is
+                // nobody (not yet checked against the allowed keys), and without a
+                // deadline anyone who can reach the port could hold sockets open.
+                .timeout(UPGRADE_TIMEOUT))
         })
         .map_err(|e| NetError::Transport(e.to_string()))?
         .with_behaviour(|_| behaviour)
@@ -822,6 +827,10 @@ fn build_swarm(
         .build();
     Ok(swarm)
 }
+
+/// Longest a new connection may take to authenticate (noise) and negotiate its
+/// multiplexer.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts the network on the current tokio runtime: listens on `cfg.listen` (waiting
 /// until the listener is up), subscribes to both topics, starts dialling the bootstrap

@@ -5,7 +5,7 @@
 //! particular `PersistSafety` is written and flushed before the next action (the
 //! broadcast of the vote it covers) runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 use yrd_consensus::codec;
-use yrd_consensus::core::{Action, Config as CoreConfig, Core, Event, HeightSets, TimeoutConfig};
+use yrd_consensus::core::{Action, Config as CoreConfig, Core, Event, HeightSets, Rejection, TimeoutConfig};
 use yrd_consensus::crypto::{Hash32, PublicKey};
 use yrd_consensus::types::{BlockHash, Height, Round, ValidatorIndex};
 use yrd_consensus::{CommitCertificate, SafetyState, Timeout};
@@ -45,12 +45,21 @@ const TX_GOSSIP_INTERVAL_MS: u64 = 10;
 const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
 /// Proposals for future heights kept until we get there.
 const MAX_FUTURE_PROPOSALS: usize = 64;
+/// Most block bodies held for the current height (proposals of its rounds, ours,
+/// synced): rounds within core::MAX_ROUNDS_AHEAD, a few values each at most from
+/// honest proposers.
+const MAX_BODIES: usize = 128;
 /// A peer that sends this many invalid messages is dropped ...
 const STRIKES_BEFORE_BAN: u32 = 3;
 /// ... for this long (it may reconnect afterwards; every message is still verified).
 const BAN_DURATION: Duration = Duration::from_secs(60);
 /// Gossiped transaction batches admitted concurrently (one per core).
 const ADMISSION_WORKERS: usize = 2;
+/// Transaction gossip batches admitted at once or waiting for a worker; past
+/// this a new batch is ignored (metric `yrd_gossip_batches_shed_total`).
+const ADMISSION_QUEUE: usize = 64;
+/// Sync requests served at once (one per peer).
+const SYNC_SERVING: usize = 4;
 /// A validator seen at a height we have finished is sent that height's certified
 /// block only if it is still there this much later. Most such messages are late
 /// votes from a validator that is just finishing the height itself; pushing a
@@ -318,12 +327,16 @@ impl Node {
             tx_outbox: Vec::new(),
             synced: BTreeMap::new(),
             sync_inflight: false,
+            sync_attempts: 0,
+            proposal_bodies: BTreeMap::new(),
             sync_results: mpsc::channel(16),
             peer_keys: HashMap::new(),
             strikes: HashMap::new(),
             strike_tx,
             strike_rx,
             admission: Arc::new(tokio::sync::Semaphore::new(ADMISSION_WORKERS)),
+            admission_queue: Arc::new(tokio::sync::Semaphore::new(ADMISSION_QUEUE)),
+            sync_serving: SyncServing::default(),
             behind: BTreeMap::new(),
             disk_checked_at: Instant::now(),
             halted: None,
@@ -460,6 +473,10 @@ struct Driver {
     /// Certified blocks fetched by sync, not yet committed.
     synced: BTreeMap<Height, (Block, CommitCertificate)>,
     sync_inflight: bool,
+    /// The body kept for each (height, round) proposal (see MAX_BODIES).
+    proposal_bodies: BTreeMap<(Height, Round), BlockHash>,
+    /// Sync requests started, to rotate the first peer asked.
+    sync_attempts: usize,
     sync_results: (mpsc::Sender<Vec<CertifiedPair>>, mpsc::Receiver<Vec<CertifiedPair>>),
     peer_keys: HashMap<PeerId, PublicKey>,
     /// Invalid messages per peer since its last ban.
@@ -469,6 +486,10 @@ struct Driver {
     strike_rx: mpsc::Receiver<PeerId>,
     /// Bounds concurrent admission of gossiped transaction batches.
     admission: Arc<tokio::sync::Semaphore>,
+    /// Batches admitted or waiting (ADMISSION_QUEUE).
+    admission_queue: Arc<tokio::sync::Semaphore>,
+    /// Sync requests being served.
+    sync_serving: SyncServing,
     /// Validators seen at a finished height: (lowest such height, when to look again).
     behind: BTreeMap<PublicKey, (Height, Instant)>,
     /// When free disk space was last measured.
@@ -557,7 +578,10 @@ impl Driver {
                     if self.halted.is_some() {
                         continue;
                     }
-                    if let Some(top) = blocks.iter().map(|(b, _)| b.header.height.0).max() {
+                    // Only what sync could verify (the certificates of this height and
+                    // the next); later blocks are checked when applied.
+                    let verified = self.core.height().next().0;
+                    if let Some(top) = blocks.iter().map(|(b, _)| b.header.height.0).filter(|h| *h <= verified).max() {
                         self.best_known = self.best_known.max(top);
                     }
                     // Shown before the batch is applied, so a catch-up that fits in
@@ -670,14 +694,16 @@ impl Driver {
     /// catch-up's start, progress and end (`liveness::CatchUpMonitor`).
     fn note_best_known(&mut self) {
         let height = self.shared.height().0;
-        // A validator working on height h has seen h − 1 final.
-        let validators: Vec<PublicKey> = self.core.sets().current.keys().to_vec();
-        let peers_final = validators
-            .iter()
-            .filter_map(|k| self.core.peer_progress(k))
-            .map(|(h, _)| h.0.saturating_sub(1))
-            .max()
-            .unwrap_or(0);
+        // A validator working on height h has seen h − 1 final. The (f+1)-th
+        // highest claim, as the core's own sync rule: at least one honest
+        // validator stands there (one Byzantine validator's vote for height
+        // u64::MAX would otherwise make this node "catching up" for good).
+        let set = &self.core.sets().current;
+        let mut claims: Vec<u64> =
+            set.keys().iter().filter_map(|k| self.core.peer_progress(k)).map(|(h, _)| h.0.saturating_sub(1)).collect();
+        claims.sort_unstable_by(|a, b| b.cmp(a));
+        let f = set.len().saturating_sub(1) / 3;
+        let peers_final = claims.get(f).copied().unwrap_or(0);
         self.best_known = self.best_known.max(peers_final).max(height);
         if let Ok(mut h) = self.shared.health.lock() {
             h.liveness = Liveness { best_known_height: self.best_known, last_commit_at: Some(self.last_commit_at) };
@@ -757,11 +783,29 @@ impl Driver {
                 // Admission (decoding, signatures, ledger lookups) runs on the blocking
                 // pool, at most ADMISSION_WORKERS batches at a time, so that consensus
                 // never waits behind it. Verdicts and strikes come back asynchronously.
+                // Bounded before any work or waiting: a batch over the batch limit
+                // is refused at once, and past ADMISSION_QUEUE batches waiting for a
+                // worker the newest is not admitted here (ignored: not forwarded,
+                // not struck; its author still proposes it, and a block carrying it
+                // has its signatures checked then), so a fast peer cannot pile up
+                // tasks and memory behind two workers.
+                if bytes.len() > wire::MAX_TX_BATCH_BYTES {
+                    warn!(peer = %author, len = bytes.len(), "transaction batch over the batch limit");
+                    let _ = self.net.report(id, from, Verdict::Reject).await;
+                    self.strike(author).await;
+                    return Ok(());
+                }
+                let Ok(queued) = self.admission_queue.clone().try_acquire_owned() else {
+                    self.shared.metrics.gossip_batches_shed.inc();
+                    let _ = self.net.report(id, from, Verdict::Ignore).await;
+                    return Ok(());
+                };
                 let shared = self.shared.clone();
                 let net = self.net.clone();
                 let strikes = self.strike_tx.clone();
                 let permits = self.admission.clone();
                 tokio::spawn(async move {
+                    let _queued = queued;
                     let Ok(_permit) = permits.acquire_owned().await else { return };
                     let verdict = tokio::task::spawn_blocking(move || admit_gossip(&shared, &author, &bytes))
                         .await
@@ -791,20 +835,35 @@ impl Driver {
                 }
             }
             NetEvent::Request { peer, bytes, channel } => {
-                let response = match wire::decode_sync_request(&bytes) {
-                    Ok(SyncRequest::Blocks { from, max }) => self.sync_response(from, max),
+                let (from, max) = match wire::decode_sync_request(&bytes) {
+                    Ok(SyncRequest::Blocks { from, max }) => (from, max),
                     Err(e) => {
                         warn!(%peer, error = %e, "malformed sync request");
                         self.strike(peer).await;
-                        None
+                        return Ok(());
                     }
                 };
-                match response {
-                    Some(r) => {
-                        let _ = self.net.respond(channel, r).await;
+                // Served on the blocking pool (reading and encoding up to 4 MiB is
+                // no work for the consensus task), one request per peer at a time
+                // and SYNC_SERVING in all; a request beyond that is dropped (the
+                // asker times out and asks again, or asks another peer).
+                let Some(slot) = self.sync_serving.admit(peer) else {
+                    debug!(%peer, "sync request dropped: already serving this peer or too many");
+                    drop(channel);
+                    return Ok(());
+                };
+                let shared = self.shared.clone();
+                let net = self.net.clone();
+                tokio::spawn(async move {
+                    let response = tokio::task::spawn_blocking(move || sync_response(&shared, from, max)).await.ok().flatten();
+                    match response {
+                        Some(r) => {
+                            let _ = net.respond(channel, r).await;
+                        }
+                        None => drop(channel),
                     }
-                    None => drop(channel),
-                }
+                    drop(slot);
+                });
             }
             NetEvent::PeerConnected(p) => {
                 let agency = match net::ed25519_from_peer_id(&p) {
@@ -838,20 +897,6 @@ impl Driver {
         }
     }
 
-    fn sync_response(&self, from: Height, max: u32) -> Option<Vec<u8>> {
-        let ledger = self.shared.ledger.read().ok()?;
-        let mut out = Vec::new();
-        let mut size = 0usize;
-        let mut h = from;
-        while h <= ledger.height() && out.len() < max as usize && size < wire::SYNC_RESPONSE_SOFT_BYTES {
-            let (Ok(Some(b)), Ok(Some(c))) = (ledger.block_bytes(h), ledger.certificate(h)) else { break };
-            size += b.len();
-            out.push((b, c));
-            h = h.next();
-        }
-        codec::encode(&SyncResponse::Blocks(out)).ok()
-    }
-
     /// Handles a consensus message; returns the gossip verdict.
     async fn on_consensus_msg(&mut self, msg: ConsensusMsg) -> anyhow::Result<Verdict> {
         if self.halted.is_some() {
@@ -871,12 +916,23 @@ impl Driver {
                 let voted = v.vote.height;
                 let actions = self.core.handle(Event::Vote(v));
                 let rejected = actions.iter().any(|a| matches!(a, Action::Rejected(_)));
+                // A vote that fails verification against the exact set of its height
+                // (bad signature, unknown index, wrong chain) is the sender's fault:
+                // honest nodes forward only votes that verify. Struck like an invalid
+                // proposal, so that a peer cannot make us check signatures for free.
+                let invalid = actions.iter().any(|a| matches!(a, Action::Rejected(Rejection::InvalidVote { .. })));
                 if !rejected && voted == height {
                     // Another validator works on this height: not idle (hold_if_idle).
                     self.peer_voted_at = Some(height);
                 }
                 self.execute(actions).await?;
-                Ok(if rejected { Verdict::Ignore } else { Verdict::Accept })
+                Ok(if invalid {
+                    Verdict::Reject
+                } else if rejected {
+                    Verdict::Ignore
+                } else {
+                    Verdict::Accept
+                })
             }
             ConsensusMsg::Proposal { proposal, block } => {
                 let chain = self.shared.chain;
@@ -893,21 +949,51 @@ impl Driver {
                     warn!("proposal's block does not hash to the proposed value");
                     return Ok(Verdict::Reject);
                 }
-                if set.key(proposal.proposal.proposer) != Some(&self.me) {
-                    self.sample_clock(&block);
+                if block.header.height != ph {
+                    warn!(height = ph.0, block_height = block.header.height.0, "proposal of a block of another height");
+                    return Ok(Verdict::Reject);
                 }
                 if ph < height {
                     return Ok(Verdict::Ignore);
                 }
+                // Rounds the core would not store (core::MAX_ROUNDS_AHEAD): their
+                // bodies are not kept either, so that a proposer cannot fill memory
+                // with proposals for rounds far ahead.
+                let round = proposal.proposal.round;
+                let base = if ph == height { self.core.round().0 } else { 0 };
+                if round.0 > base.saturating_add(yrd_consensus::core::MAX_ROUNDS_AHEAD) {
+                    return Ok(Verdict::Ignore);
+                }
+                if set.key(proposal.proposal.proposer) != Some(&self.me) {
+                    self.sample_clock(proposal.proposal.proposer.0, &block);
+                }
                 if ph > height {
-                    if self.future_proposals.len() < MAX_FUTURE_PROPOSALS {
+                    // One per round (the first: a second is the proposer
+                    // equivocating), so one proposer cannot crowd out the others'.
+                    let held = self.future_proposals.iter().any(|(p, _)| p.proposal.height == ph && p.proposal.round == round);
+                    if !held && self.future_proposals.len() < MAX_FUTURE_PROPOSALS {
                         self.future_proposals.push((proposal, block));
                     }
                     return Ok(Verdict::Accept);
                 }
                 let valid = self.check_block(&block)?;
+                if !valid && !self.body_matches(&block)? {
+                    // The proposer signed the header; whoever changed the body on
+                    // the way is to blame, and the core never hears of it (else it
+                    // would judge the value invalid and take the genuine copy for a
+                    // duplicate).
+                    warn!(height = ph.0, "a proposal's body is not the one its signed header commits to (altered on the way): refused");
+                    return Ok(Verdict::Reject);
+                }
                 // A valid body never gives way to an invalid one under the same hash.
-                if valid || !self.bodies.contains_key(&hash) {
+                // One body per round, the first's (the core keeps the first
+                // proposal of a round; a second is the proposer equivocating, and
+                // it may sign as many as it likes), and at most MAX_BODIES in all:
+                // a body not kept is fetched by sync if its value is decided.
+                let first_of_round = self.proposal_bodies.get(&(ph, round)).is_none_or(|h| *h == hash);
+                let room = self.bodies.len() < MAX_BODIES || self.bodies.contains_key(&hash);
+                if first_of_round && room && (valid || !self.bodies.contains_key(&hash)) {
+                    self.proposal_bodies.insert((ph, round), hash);
                     self.bodies.insert(hash, block);
                 }
                 let actions = self.core.handle(Event::Proposal { proposal, valid });
@@ -927,6 +1013,10 @@ impl Driver {
                     return Ok(Verdict::Ignore); // too far ahead to verify: sync fetches it in order
                 };
                 if certificate.verify(&self.shared.chain, &validators, certificate.height, &hash).is_err() {
+                    return Ok(Verdict::Reject);
+                }
+                if certificate.height == height && !self.body_matches(&block)? {
+                    warn!(height = height.0, "a certified block's body is not the one its header commits to (altered on the way): refused");
                     return Ok(Verdict::Reject);
                 }
                 self.synced.insert(certificate.height, (block, certificate));
@@ -969,6 +1059,19 @@ impl Driver {
         }
     }
 
+    /// Whether `block`'s body is the one its header commits to
+    /// (`Ledger::body_matches_header`); true for a block of another height than
+    /// the next (judged when it is the next).
+    fn body_matches(&self, block: &Block) -> Result<bool, StorageFailure> {
+        let Ok(ledger) = self.shared.ledger.read() else { return Ok(true) };
+        if block.header.height != ledger.height().next() {
+            return Ok(true);
+        }
+        ledger
+            .body_matches_header(block)
+            .map_err(|e| StorageFailure::store(format!("reading the log to check block {}", block.header.height), e))
+    }
+
     /// Feeds certified blocks obtained by sync to the core, in height order.
     async fn apply_synced(&mut self) -> anyhow::Result<()> {
         loop {
@@ -976,6 +1079,14 @@ impl Driver {
             let Some((block, cert)) = self.synced.remove(&h) else { break };
             // Drop anything older.
             self.synced = self.synced.split_off(&h);
+            if !self.body_matches(&block)? {
+                // The certificate signs the header only: the peer that served this
+                // body changed it. Drop it and what came with it; the next sync
+                // starts from another peer.
+                warn!(height = h.0, "a synced block's body is not the one its certified header commits to: dropped");
+                self.synced.clear();
+                break;
+            }
             let hash = cert.block_hash;
             self.bodies.insert(hash, block);
             let actions = self.core.handle(Event::CommitCertified(cert));
@@ -1127,8 +1238,14 @@ impl Driver {
         self.future_proposals = later.into_iter().filter(|(p, _)| p.proposal.height > h).collect();
         for (proposal, block) in now {
             let valid = self.check_block(&block)?;
+            if !valid && !self.body_matches(&block)? {
+                warn!(height = h.0, "a kept proposal's body is not the one its signed header commits to: dropped");
+                continue;
+            }
             if let Ok(hash) = block.hash() {
-                self.bodies.insert(hash, block);
+                if valid || !self.bodies.contains_key(&hash) {
+                    self.bodies.insert(hash, block);
+                }
             }
             queue.extend(self.core.handle(Event::Proposal { proposal, valid }));
         }
@@ -1147,7 +1264,8 @@ impl Driver {
         self.execute(queue.into()).await
     }
 
-    /// Writes a decided block. Returns false if the node halted instead.
+    /// Writes a decided block. Returns false if it did not: the node halted, or the
+    /// body held was not the certified one and is being fetched again.
     ///
     /// A storage failure is fatal ([`StorageFailure`]: a failed write or read, or
     /// a write that would eat into the disk reserve): we never continue with a
@@ -1174,6 +1292,17 @@ impl Driver {
             Ok(ids) => ids,
             Err(BlockError::Store(e)) => return Err(StorageFailure::store(format!("committing block {h}"), e).into()),
             Err(e) => {
+                let body = self.bodies.get(&cert.block_hash).ok_or_else(|| anyhow!("body vanished"))?;
+                if !self.body_matches(body)? {
+                    // Not a verdict on the quorum: the body is not the certified one
+                    // (every path that stores a body checks this first; kept as the
+                    // last line before a halt). Fetch it again.
+                    warn!(height = h.0, error = %e, "the body held for a certified block is not the one its header commits to: fetching it again");
+                    self.bodies.remove(&cert.block_hash);
+                    self.awaiting_commit = Some(cert);
+                    self.start_sync(h);
+                    return Ok(false);
+                }
                 self.halt(&cert, e.to_string());
                 return Ok(false);
             }
@@ -1200,6 +1329,7 @@ impl Driver {
             "committed"
         );
         self.bodies.retain(|_, b| b.header.height > cert.height);
+        self.proposal_bodies.retain(|(h, _), _| *h > cert.height);
         self.last_commit_at = Instant::now();
         self.pending_proposal = None;
         Ok(true)
@@ -1249,16 +1379,16 @@ impl Driver {
     }
 
     /// Samples our clock against a proposal's timestamp (another validator's).
-    fn sample_clock(&mut self, block: &Block) {
-        let offset_ms = block.header.timestamp_ms as i64 - now_ms() as i64;
-        let verdict = self.clock.sample(offset_ms, Instant::now());
+    fn sample_clock(&mut self, proposer: u32, block: &Block) {
+        let offset_ms = crate::health::clock_offset_ms(block.header.timestamp_ms, now_ms());
+        let verdict = self.clock.sample(proposer, offset_ms, Instant::now());
         if let ClockVerdict::Drifted { offset_ms, warn: true } = verdict {
             let direction = if offset_ms > 0 { "behind" } else { "ahead of" };
             warn!(
                 offset_ms,
-                "this node's clock is {} s {direction} the other validators' (median of recent proposals); \
+                "this node's clock is {} s {direction} the other validators' (median of their latest proposals); \
                  beyond 30 s it refuses their proposals or they refuse its own — fix the clock (NTP)",
-                offset_ms.abs() / 1000
+                offset_ms.unsigned_abs() / 1000
             );
         }
         let offset = self.clock.offset_ms();
@@ -1294,7 +1424,7 @@ impl Driver {
             let ledger = self.shared.ledger.read().map_err(|_| anyhow!("ledger lock poisoned"))?;
             let started = Instant::now();
             let built = ledger
-                .build_block(candidates, me, round, now_ms())
+                .build_block_within(candidates, me, round, now_ms(), wire::MAX_PROPOSED_BLOCK_BYTES)
                 .map_err(|e| StorageFailure::store(format!("building our proposal for block {height}"), e))?;
             debug!(height = height.0, txs = built.block.txs.len(), ms = started.elapsed().as_millis() as u64, "built our proposal");
             built
@@ -1393,10 +1523,16 @@ impl Driver {
         if self.sync_inflight {
             return;
         }
-        let peers: Vec<PeerId> = self.peer_keys.keys().copied().collect();
+        let mut peers: Vec<PeerId> = self.peer_keys.keys().copied().collect();
         if peers.is_empty() {
             return;
         }
+        // A different first peer each time, so that a peer serving bad bodies
+        // (dropped in `apply_synced`) is not asked first again and again.
+        peers.sort_unstable();
+        self.sync_attempts = self.sync_attempts.wrapping_add(1);
+        let first = self.sync_attempts % peers.len();
+        peers.rotate_left(first);
         self.sync_inflight = true;
         let net = self.net.clone();
         let tx = self.sync_results.0.clone();
@@ -1461,6 +1597,46 @@ fn sets_after(ledger: &Ledger, committed: Height) -> anyhow::Result<HeightSets> 
 }
 
 /// Admits a gossiped transaction batch; the verdict for gossipsub.
+/// The certified blocks from `from` on that a sync request asks for, encoded.
+fn sync_response(shared: &Shared, from: Height, max: u32) -> Option<Vec<u8>> {
+    let ledger = shared.ledger.read().ok()?;
+    let mut out = Vec::new();
+    let mut size = 0usize;
+    let mut h = from;
+    while h <= ledger.height() && out.len() < max.min(wire::MAX_SYNC_BLOCKS) as usize && size < wire::SYNC_RESPONSE_SOFT_BYTES {
+        let (Ok(Some(b)), Ok(Some(c))) = (ledger.block_bytes(h), ledger.certificate(h)) else { break };
+        size += b.len();
+        out.push((b, c));
+        h = h.next();
+    }
+    codec::encode(&SyncResponse::Blocks(out)).ok()
+}
+
+/// Sync requests being served: at most one per peer and [`SYNC_SERVING`] in all.
+#[derive(Clone, Default)]
+struct SyncServing(Arc<Mutex<HashSet<PeerId>>>);
+
+/// A sync request being served; dropping it frees the peer's slot.
+struct SyncSlot(SyncServing, PeerId);
+
+impl SyncServing {
+    fn admit(&self, peer: PeerId) -> Option<SyncSlot> {
+        let mut serving = self.0.lock().ok()?;
+        if serving.len() >= SYNC_SERVING || !serving.insert(peer) {
+            return None;
+        }
+        Some(SyncSlot(self.clone(), peer))
+    }
+}
+
+impl Drop for SyncSlot {
+    fn drop(&mut self) {
+        if let Ok(mut serving) = (self.0).0.lock() {
+            serving.remove(&self.1);
+        }
+    }
+}
+
 fn admit_gossip(shared: &Shared, from: &PeerId, bytes: &[u8]) -> Verdict {
     use crate::shared::SubmitError;
     use yrd_ledger::validate::TxError;

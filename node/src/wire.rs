@@ -8,6 +8,11 @@ use yrd_ledger::block::Block;
 
 /// Largest consensus gossip message: a proposal carries its block.
 pub const MAX_CONSENSUS_MSG_BYTES: usize = 9 * 1024 * 1024;
+/// Most bytes of a block this node proposes: what a proposal message can carry
+/// beside the signed proposal (a few hundred bytes; 64 KiB allowed). The chain's
+/// `max_block_bytes` may be larger (up to 16 MiB); a block over this could not be
+/// gossiped, and every proposer would build it again and again.
+pub const MAX_PROPOSED_BLOCK_BYTES: usize = MAX_CONSENSUS_MSG_BYTES - 64 * 1024;
 /// Largest transaction-batch gossip message.
 pub const MAX_TX_BATCH_BYTES: usize = 1024 * 1024;
 /// Most transactions in one gossip batch.
