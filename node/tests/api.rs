@@ -676,6 +676,13 @@ fn unknown_routes_wrong_methods_and_oversize_bodies_answer_json() {
     let (status, v) = h.post_raw("/v1/transactions/batch", huge);
     assert_eq!((status, v["code"].as_str().unwrap()), (413, "body_too_large"), "{v}");
 
+    // A path segment that is not UTF-8 gets our JSON error too (the console's
+    // asset route answered axum's plain-text 400).
+    for path in ["/console/%FF", "/v1/attestations/%FF"] {
+        let (status, v) = h.get(path);
+        assert_eq!((status, v["code"].as_str().unwrap_or("")), (400, "bad_path"), "{path}: {v}");
+    }
+
     // The server is still fine afterwards.
     assert_eq!(h.get("/v1/status").0, 200);
 }

@@ -8,7 +8,7 @@
 //! fetched from anywhere else: the Content-Security-Policy allows only this
 //! origin, and no inline script.
 
-use axum::extract::Path;
+use super::ApiPath;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -48,7 +48,7 @@ pub(super) async fn index(headers: HeaderMap) -> Response {
 }
 
 /// `GET /console/{asset}`: one of [`ASSETS`], else 404 `not_found`.
-pub(super) async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+pub(super) async fn asset(ApiPath(name): ApiPath<String>, headers: HeaderMap) -> Response {
     serve(&name, &headers)
 }
 
