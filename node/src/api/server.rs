@@ -11,6 +11,11 @@
 //!   the header timeout, the next head after an answer within the idle timeout
 //!   (checked every [`SWEEP_INTERVAL`]); a body within the body timeout (in the
 //!   body reader, answered 408). A request head is at most [`MAX_HEAD_BYTES`].
+//!   An answer the client stops taking (no byte of it accepted by the socket for
+//!   [`WRITE_STALL`]: a client that pipelines requests and never reads, or reads
+//!   nothing of a large answer) closes the connection ([`StallGuard`]): else its
+//!   request would stay in progress, and a few thousand such clients would hold
+//!   every connection slot.
 //! - **Shutdown.** Stop accepting, close the connections waiting on their client,
 //!   let requests in progress finish (long polls are woken) for at most
 //!   [`SHUTDOWN_GRACE`], then close whatever is left.
@@ -38,6 +43,92 @@ use crate::metrics::Metrics;
 /// How often waiting connections are checked against the header and idle
 /// timeouts: the timeouts are kept to within this.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Longest the socket may refuse every byte of an answer before the connection
+/// is closed.
+pub const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// A TCP stream whose writes fail (`TimedOut`) once the socket has accepted none
+/// of our bytes for `stall`; reads are untouched (their waits are bounded by the
+/// header, idle and body timeouts). Linux wakes a writer when a third or so of
+/// the send buffer is free, so with [`WRITE_STALL`] only a client reading less
+/// than about a tenth of a megabyte per 30 s is cut off.
+pub struct StallGuard {
+    inner: TcpStream,
+    stall: Duration,
+    /// Set when a write first found the socket full; cleared by any progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallGuard {
+    pub fn new(inner: TcpStream, stall: Duration) -> StallGuard {
+        StallGuard { inner, stall, stalled: None }
+    }
+
+    /// Called when a write or flush is pending: starts the stall clock, or fails
+    /// once it ran out.
+    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        let stall = self.stall;
+        let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client took no byte of the answer for {} s", stall.as_secs_f64()),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progress<T>(&mut self, ready: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        self.stalled = None;
+        ready
+    }
+}
+
+impl tokio::io::AsyncRead for StallGuard {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for StallGuard {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Pending => self.pending(cx),
+            ready => self.progress(ready),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.pending(cx),
+            ready => self.progress(ready),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Pending => self.pending(cx),
+            ready => self.progress(ready),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// Largest request head (request line and headers). It bounds hyper's read
 /// buffer (8 KiB is its minimum), and so the memory of every connection that is
@@ -241,7 +332,7 @@ async fn serve_connection(
             Ok::<_, Infallible>(resp.map(|inner| Body::new(GuardedBody { inner, _guard: guard })))
         }
     });
-    let conn = http.serve_connection(TokioIo::new(stream), service);
+    let conn = http.serve_connection(TokioIo::new(StallGuard::new(stream, WRITE_STALL)), service);
     let mut conn = std::pin::pin!(conn);
     let mut draining = false;
     loop {
@@ -299,5 +390,63 @@ impl HttpBody for GuardedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn a_client_that_takes_no_byte_fails_the_write_and_a_slow_reader_does_not() {
+        // A client that reads nothing: the socket buffers fill, then the write
+        // stalls and fails within the stall time.
+        let (server, client) = pair().await;
+        let mut guarded = StallGuard::new(server, Duration::from_millis(300));
+        let chunk = vec![7u8; 64 * 1024];
+        let started = Instant::now();
+        let err = loop {
+            match tokio::time::timeout(Duration::from_secs(30), guarded.write_all(&chunk)).await {
+                Ok(Ok(())) => assert!(started.elapsed() < Duration::from_secs(30), "writes never stalled"),
+                Ok(Err(e)) => break e,
+                Err(_) => panic!("the stalled write neither failed nor finished in 30 s"),
+            }
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        drop(client);
+
+        // A client that reads in pauses but steadily (up to 1 MiB every 50 ms, so
+        // the kernel wakes the writer — it waits for a third of the send buffer to
+        // free — well within the 1 s stall): every write completes.
+        let (server, mut client) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 1024 * 1024];
+            let mut total = 0usize;
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                match client.read(&mut buf).await {
+                    Ok(0) | Err(_) => return total,
+                    Ok(n) => total += n,
+                }
+            }
+        });
+        let mut guarded = StallGuard::new(server, Duration::from_secs(1));
+        let total = 8 * 1024 * 1024;
+        let mut sent = 0;
+        while sent < total {
+            guarded.write_all(&chunk).await.expect("a steady reader never trips the stall");
+            sent += chunk.len();
+        }
+        guarded.shutdown().await.unwrap();
+        drop(guarded);
+        assert_eq!(reader.await.unwrap(), total);
     }
 }
