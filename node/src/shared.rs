@@ -208,11 +208,19 @@ impl Shared {
         let Ok(mut mempool) = self.mempool.lock() else {
             return items.iter().map(|_| Err(SubmitError::Unavailable("mempool lock poisoned".into()))).collect();
         };
+        // Gossip skips the ledger lookups while the mempool is less than half full
+        // (the proposer's build judges every transaction against the ledger
+        // anyway). Past half, it looks them up like a client's: else a peer
+        // re-gossiping old committed transactions (public, validly signed) could
+        // fill the mempool with them between this node's proposals and have
+        // clients refused `mempool_full`.
+        let lookups = recent.is_none() || mempool.len() >= mempool.capacity() / 2;
         let mut out = Vec::with_capacity(items.len());
         for c in checked {
             let r = c.map_err(SubmitError::from).and_then(|(tx, id)| {
                 match &recent {
-                    None => match ledger.check_tx(&tx, &id) {
+                    Some(r) if r.contains(&id) => return Err(TxError::Duplicate(id).into()),
+                    _ if lookups => match ledger.check_tx(&tx, &id) {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => {
                             // Possibly admitted from gossip without the lookups: drop it.
@@ -221,8 +229,7 @@ impl Shared {
                         }
                         Err(e) => return Err(SubmitError::Unavailable(format!("the ledger could not be read: {e}"))),
                     },
-                    Some(r) if r.contains(&id) => return Err(TxError::Duplicate(id).into()),
-                    Some(_) => {}
+                    _ => {}
                 }
                 if mempool.contains(&id) {
                     return Ok((id, Admission::AlreadyPending));

@@ -805,7 +805,8 @@ fn openapi_describes_every_route_and_the_body_limits() {
 
 /// Gossip admission checks decoding, rules and signatures, drops late gossip of
 /// recently committed transactions from memory, and leaves the index lookups to
-/// block building, which drops what the ledger refuses.
+/// block building, which drops what the ledger refuses — until the mempool is
+/// half full, when it looks gossip up too.
 #[test]
 fn gossip_admission_drops_late_gossip_and_block_building_drops_older_replays() {
     use yrd_node::shared::{SubmitError, Source};
@@ -851,4 +852,15 @@ fn gossip_admission_drops_late_gossip_and_block_building_drops_older_replays() {
     assert!(matches!(client[0], Err(SubmitError::Invalid(TxError::Duplicate(_)))), "{:?}", client[0]);
     assert!(!h.shared.mempool.lock().unwrap().contains(&old.id().unwrap()));
     assert!(h.shared.mempool.lock().unwrap().contains(&fresh.id().unwrap()));
+
+    // Once the mempool is half full, gossip is looked up like a client's: a peer
+    // re-gossiping old committed transactions cannot fill it with them.
+    let more: Vec<Vec<u8>> =
+        (10..59u64).map(|s| h.chain.attestation(1, s, Uscc::sample(100 + s), AttestationKind::RedList).encode().unwrap()).collect();
+    let more_refs: Vec<&[u8]> = more.iter().map(|b| b.as_slice()).collect();
+    assert!(h.shared.admit(&more_refs, Source::Gossip).iter().all(|r| r.is_ok()));
+    assert_eq!(h.shared.mempool.lock().unwrap().len(), 50, "half of the 100");
+    let again = h.shared.admit(&refs[..1], Source::Gossip);
+    assert!(matches!(again[0], Err(SubmitError::Invalid(TxError::Duplicate(_)))), "{:?}", again[0]);
+    assert!(!h.shared.mempool.lock().unwrap().contains(&old.id().unwrap()));
 }
