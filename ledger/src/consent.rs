@@ -315,6 +315,26 @@ pub fn lender_name(m: &Membership, key: &PublicKey) -> Option<String> {
         .or_else(|| m.retired_key(key).filter(|r| r.role == Role::Lender).map(|r| r.name.clone()))
 }
 
+/// The lender whose key signed a request served at committed height `served`,
+/// judged against the membership `m` of the recording block: a lender's key in
+/// force, or one retired (rotated, removed) *after* `served` — a key retired at
+/// or before it could not have been served (the API refuses retired keys), so a
+/// record of such a request is a forgery with a leaked key. The one rule of
+/// block validation, the audit's replay and the offline query audit.
+pub fn request_lender(m: &Membership, key: &PublicKey, served: u64) -> Result<String, String> {
+    if let Some(l) = m.lender(key) {
+        return Ok(l.name.clone());
+    }
+    match m.retired_key(key).filter(|r| r.role == Role::Lender) {
+        Some(r) if served < r.since => Ok(r.name.clone()),
+        Some(r) => Err(format!(
+            "key {key} of lender {:?} was retired at height {} ({}), not after the height {served} the request was served at",
+            r.name, r.since, r.reason
+        )),
+        None => Err(format!("key {key} is not a lender's key")),
+    }
+}
+
 /// What the ledger knows about a transaction a withdrawal names.
 pub enum Target {
     Missing,
@@ -472,8 +492,15 @@ impl<'a, S: ConsentSource> BlockConsent<'a, S> {
                     return Err(ConsentError::NotANode(t.issuer).into());
                 }
                 let mut subjects = Vec::with_capacity(q.entries.len());
+                let mut requests = std::collections::HashSet::with_capacity(q.entries.len());
                 for (index, e) in q.entries.iter().enumerate() {
                     let bad = |reason: String| Refusal::Invalid(ConsentError::BadQueryRecord { index, reason });
+                    // One entry per request: a request is answered once (the API
+                    // refuses a replayed nonce), so a copy would only inflate the
+                    // lender's read trail.
+                    if !requests.insert((e.request.key, e.request.nonce)) {
+                        return Err(bad(format!("request nonce {} of key {} is recorded twice", hex::encode(e.request.nonce.0), e.request.key)));
+                    }
                     // Served at a committed height before this block, recorded
                     // within the bound (docs/access.md "Query receipts").
                     if e.height >= self.height {
@@ -490,8 +517,7 @@ impl<'a, S: ConsentSource> BlockConsent<'a, S> {
                     if e.served_at_ms > ahead {
                         return Err(bad(format!("served at {} ms, after this block's time {} ms", e.served_at_ms, self.timestamp_ms)));
                     }
-                    let lender = lender_name(&self.membership, &e.request.key)
-                        .ok_or_else(|| bad(format!("key {} is not a lender's key", e.request.key)))?;
+                    let lender = request_lender(&self.membership, &e.request.key, e.height).map_err(bad)?;
                     let served_time = self
                         .source
                         .block_time_ms(e.height)

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use yrd_consensus::crypto::{Hash32, PublicKey};
 use yrd_consensus::types::Height;
 
-use crate::consent::lender_name;
+use crate::consent::request_lender;
 use crate::genesis::Genesis;
 use crate::proof::{
     block_tx, check_format, fail, latest_anchor, verify_block_tx, Anchor, BlockInfo, BlockTx, BuildError, Check, Ctx, GovBlock,
@@ -191,9 +191,8 @@ pub fn verify_query_audit(genesis: &Genesis, q: &QueryAudit) -> Result<QueryAudi
             if entry.subject != subject {
                 return Err(fail(Check::QueryRecord, format!("{at} is about {}, not {subject}", entry.subject)));
             }
-            let lender = lender_name(m, &entry.request.key).ok_or_else(|| {
-                fail(Check::QueryRecord, format!("{at}: request key {} is not a lender's key at height {h}", entry.request.key))
-            })?;
+            let lender = request_lender(m, &entry.request.key, entry.height)
+                .map_err(|reason| fail(Check::QueryRecord, format!("{at}: {reason} (at height {h})")))?;
             entry.request.check_format().map_err(|reason| fail(Check::QueryRecord, format!("{at}: {reason}")))?;
             // The lender's signature over its request to this node was verified
             // with the record's own signatures (`verify_block_tx`: every entry).

@@ -678,3 +678,39 @@ fn entry_visible_is_visible_of_attestation_and_revocation() {
     }
     assert!(shown_somewhere > 0 && hidden_somewhere > 0, "the cases include both verdicts");
 }
+
+#[test]
+fn a_query_record_holds_each_request_once_and_none_served_after_its_key_was_retired() {
+    let chain = TestChain::new(4, 2);
+    let (dir, mut ledger) = open(&chain);
+    commit(&chain, &mut ledger, vec![]);
+    let a = chain.authorisation(0, 1, s(1), Purpose::LoanApplication, until(&ledger, 300));
+    commit(&chain, &mut ledger, vec![a.clone()]);
+    let t = TestChain::block_time_ms(3);
+    // The same request twice in one record (a replay would only inflate the
+    // lender's read trail); two requests are fine.
+    let twice = record(&chain, 0, 1, vec![query(&chain, 0, 0, s(1), id(&a), t, 1), query(&chain, 0, 0, s(1), id(&a), t, 1)]);
+    assert!(bad_record(&ledger, &twice).contains("recorded twice"), "{}", bad_record(&ledger, &twice));
+    assert!(chain.commit_next(&mut ledger, vec![twice]).is_err(), "a block with it is refused too");
+    let two = record(&chain, 0, 1, vec![query(&chain, 0, 0, s(1), id(&a), t, 1), query(&chain, 0, 0, s(1), id(&a), t, 2)]);
+    admit(&ledger, &two).unwrap();
+    commit(&chain, &mut ledger, vec![two]);
+
+    // The lender's key is rotated out at height E: what it signed before E was
+    // served can still be recorded; a request served at E or later cannot have
+    // been (the API refuses a retired key), so recording one is a forgery with a
+    // leaked key.
+    let name = chain.genesis.lenders[0].name.clone();
+    let fresh = SecretKey::from_seed(b"lender-0-rotated");
+    let e = govern(&chain, &mut ledger, 1, vec![Change::RotateLenderKey { name, key: fresh.public() }]);
+    assert_eq!(ledger.next_membership().retired_key(&chain.lender_keys[0].public()).map(|r| r.since), Some(e));
+    let t = TestChain::block_time_ms(e + 2);
+    let before = record(&chain, 1, 1, vec![query_at(&chain, 1, 0, s(1), id(&a), e - 1, t, 3)]);
+    admit(&ledger, &before).unwrap();
+    commit(&chain, &mut ledger, vec![before]);
+    let after = record(&chain, 1, 2, vec![query_at(&chain, 1, 0, s(1), id(&a), e, t, 4)]);
+    assert!(bad_record(&ledger, &after).contains("was retired at height"), "{}", bad_record(&ledger, &after));
+    assert!(chain.commit_next(&mut ledger, vec![after]).is_err(), "a block with it is refused too");
+    drop(ledger);
+    yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
+}
