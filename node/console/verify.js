@@ -1200,8 +1200,15 @@ async function verifyQueryAudit(g, q) {
       seen.add(key);
       if (entry.subject !== subject.uscc) fail("query-record", `${at} is about ${entry.subject}, not ${subject.uscc}`);
       const rq = entry.request;
-      const lender = m.lenders.find((l) => eq(l.key, rq.key)) || (() => { const x = retiredKey(m, rq.key); return x && x.role === "lender" ? x : null; })();
+      const inForce = m.lenders.find((l) => eq(l.key, rq.key));
+      const retired = (() => { const x = retiredKey(m, rq.key); return x && x.role === "lender" ? x : null; })();
+      const lender = inForce || retired;
       if (!lender) fail("query-record", `${at}: request key ${hex(rq.key)} is not a lender's key at height ${h}`);
+      // A key retired at or before the height the request was served at could not
+      // have been served (consent::request_lender).
+      if (!inForce && !(entry.height < retired.since)) {
+        fail("query-record", `${at}: key ${hex(rq.key)} of lender ${JSON.stringify(retired.name)} was retired at height ${retired.since}, not after the height ${entry.height} the request was served at`);
+      }
       const why = requestProblem(rq);
       if (why) fail("query-record", `${at}: ${why}`);
       // Its signature was verified with the record's (Ctx.tx: every entry).
