@@ -315,20 +315,27 @@ pub fn lender_name(m: &Membership, key: &PublicKey) -> Option<String> {
         .or_else(|| m.retired_key(key).filter(|r| r.role == Role::Lender).map(|r| r.name.clone()))
 }
 
+/// Blocks after a lender key's retirement within which a request it signed may
+/// still have been served: the API authenticates a request against the
+/// membership after its committed height and serves it from a tip read a moment
+/// later, when blocks may have been committed meanwhile.
+pub const RETIRED_KEY_GRACE_BLOCKS: u64 = 16;
+
 /// The lender whose key signed a request served at committed height `served`,
 /// judged against the membership `m` of the recording block: a lender's key in
-/// force, or one retired (rotated, removed) *after* `served` — a key retired at
-/// or before it could not have been served (the API refuses retired keys), so a
-/// record of such a request is a forgery with a leaked key. The one rule of
-/// block validation, the audit's replay and the offline query audit.
+/// force, or one retired (rotated, removed) at `since` with `served < since +`
+/// [`RETIRED_KEY_GRACE_BLOCKS`] — a key retired well before could not have been
+/// served (the API refuses retired keys), so a record of such a request is a
+/// forgery with a leaked key. The one rule of block validation, the audit's
+/// replay and the offline query audit (and the console's verifier).
 pub fn request_lender(m: &Membership, key: &PublicKey, served: u64) -> Result<String, String> {
     if let Some(l) = m.lender(key) {
         return Ok(l.name.clone());
     }
     match m.retired_key(key).filter(|r| r.role == Role::Lender) {
-        Some(r) if served < r.since => Ok(r.name.clone()),
+        Some(r) if served < r.since.saturating_add(RETIRED_KEY_GRACE_BLOCKS) => Ok(r.name.clone()),
         Some(r) => Err(format!(
-            "key {key} of lender {:?} was retired at height {} ({}), not after the height {served} the request was served at",
+            "key {key} of lender {:?} was retired at height {} ({}), more than {RETIRED_KEY_GRACE_BLOCKS} blocks before the height {served} the request was served at",
             r.name, r.since, r.reason
         )),
         None => Err(format!("key {key} is not a lender's key")),
@@ -495,11 +502,16 @@ impl<'a, S: ConsentSource> BlockConsent<'a, S> {
                 let mut requests = std::collections::HashSet::with_capacity(q.entries.len());
                 for (index, e) in q.entries.iter().enumerate() {
                     let bad = |reason: String| Refusal::Invalid(ConsentError::BadQueryRecord { index, reason });
-                    // One entry per request: a request is answered once (the API
-                    // refuses a replayed nonce), so a copy would only inflate the
-                    // lender's read trail.
-                    if !requests.insert((e.request.key, e.request.nonce)) {
-                        return Err(bad(format!("request nonce {} of key {} is recorded twice", hex::encode(e.request.nonce.0), e.request.key)));
+                    // One entry per request and subject: a request is answered once
+                    // (the API refuses a replayed nonce) with one entry per subject
+                    // it opened, so a copy would only inflate the lender's read trail.
+                    if !requests.insert((e.request.key, e.request.nonce, e.subject)) {
+                        return Err(bad(format!(
+                            "request nonce {} of key {} is recorded twice for {}",
+                            hex::encode(e.request.nonce.0),
+                            e.request.key,
+                            e.subject
+                        )));
                     }
                     // Served at a committed height before this block, recorded
                     // within the bound (docs/access.md "Query receipts").

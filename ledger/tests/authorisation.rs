@@ -680,35 +680,46 @@ fn entry_visible_is_visible_of_attestation_and_revocation() {
 }
 
 #[test]
-fn a_query_record_holds_each_request_once_and_none_served_after_its_key_was_retired() {
+fn a_query_record_holds_each_request_once_per_subject_and_none_served_long_after_its_key_was_retired() {
+    use yrd_ledger::consent::RETIRED_KEY_GRACE_BLOCKS;
     let chain = TestChain::new(4, 2);
     let (dir, mut ledger) = open(&chain);
     commit(&chain, &mut ledger, vec![]);
     let a = chain.authorisation(0, 1, s(1), Purpose::LoanApplication, until(&ledger, 300));
-    commit(&chain, &mut ledger, vec![a.clone()]);
+    let b = chain.authorisation(0, 2, s(2), Purpose::LoanApplication, until(&ledger, 300));
+    commit(&chain, &mut ledger, vec![a.clone(), b.clone()]);
     let t = TestChain::block_time_ms(3);
-    // The same request twice in one record (a replay would only inflate the
-    // lender's read trail); two requests are fine.
+    // The same request twice for one subject (a replay would only inflate the
+    // lender's read trail) is refused; two requests are fine, and so is one
+    // request that opened two subjects (a block or an issuer's list: one entry
+    // per subject, the same request in each).
     let twice = record(&chain, 0, 1, vec![query(&chain, 0, 0, s(1), id(&a), t, 1), query(&chain, 0, 0, s(1), id(&a), t, 1)]);
     assert!(bad_record(&ledger, &twice).contains("recorded twice"), "{}", bad_record(&ledger, &twice));
     assert!(chain.commit_next(&mut ledger, vec![twice]).is_err(), "a block with it is refused too");
-    let two = record(&chain, 0, 1, vec![query(&chain, 0, 0, s(1), id(&a), t, 1), query(&chain, 0, 0, s(1), id(&a), t, 2)]);
-    admit(&ledger, &two).unwrap();
-    commit(&chain, &mut ledger, vec![two]);
+    let one = query(&chain, 0, 0, s(1), id(&a), t, 2);
+    let same_request_other_subject = QueryEntry { subject: s(2), authorisation: id(&b), ..one.clone() };
+    let two_subjects = record(&chain, 0, 1, vec![one, same_request_other_subject, query(&chain, 0, 0, s(1), id(&a), t, 3)]);
+    admit(&ledger, &two_subjects).unwrap();
+    commit(&chain, &mut ledger, vec![two_subjects]);
 
-    // The lender's key is rotated out at height E: what it signed before E was
-    // served can still be recorded; a request served at E or later cannot have
-    // been (the API refuses a retired key), so recording one is a forgery with a
-    // leaked key.
+    // The lender's key is rotated out at height E. A request it signed may have
+    // been served up to RETIRED_KEY_GRACE_BLOCKS later (the API authenticates
+    // against the membership after its tip and serves a moment later); one
+    // served after that cannot have been (the API refuses a retired key), so
+    // recording it is a forgery with a leaked key.
     let name = chain.genesis.lenders[0].name.clone();
     let fresh = SecretKey::from_seed(b"lender-0-rotated");
     let e = govern(&chain, &mut ledger, 1, vec![Change::RotateLenderKey { name, key: fresh.public() }]);
     assert_eq!(ledger.next_membership().retired_key(&chain.lender_keys[0].public()).map(|r| r.since), Some(e));
-    let t = TestChain::block_time_ms(e + 2);
-    let before = record(&chain, 1, 1, vec![query_at(&chain, 1, 0, s(1), id(&a), e - 1, t, 3)]);
-    admit(&ledger, &before).unwrap();
-    commit(&chain, &mut ledger, vec![before]);
-    let after = record(&chain, 1, 2, vec![query_at(&chain, 1, 0, s(1), id(&a), e, t, 4)]);
+    let last = e + RETIRED_KEY_GRACE_BLOCKS - 1;
+    while ledger.height().0 <= last {
+        commit(&chain, &mut ledger, vec![]);
+    }
+    let t = TestChain::block_time_ms(ledger.height().0 + 1);
+    let within = record(&chain, 1, 1, vec![query_at(&chain, 1, 0, s(1), id(&a), last, t, 4)]);
+    admit(&ledger, &within).unwrap();
+    commit(&chain, &mut ledger, vec![within]);
+    let after = record(&chain, 1, 2, vec![query_at(&chain, 1, 0, s(1), id(&a), last + 1, t, 5)]);
     assert!(bad_record(&ledger, &after).contains("was retired at height"), "{}", bad_record(&ledger, &after));
     assert!(chain.commit_next(&mut ledger, vec![after]).is_err(), "a block with it is refused too");
     drop(ledger);

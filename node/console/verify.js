@@ -46,6 +46,8 @@ export const KINDS = ["red-list", "serious-dishonesty", "administrative-penalty"
 const GRADES = ["A", "B", "M", "C", "D"];
 const SEVERITIES = ["minor", "general", "serious"];
 const REASONS = ["repair", "dispute", "error"];
+/** consent::RETIRED_KEY_GRACE_BLOCKS */
+const RETIRED_KEY_GRACE_BLOCKS = 16n;
 const TX_TYPES = ["attestation", "revocation", "proposal", "approval", "authorisation", "withdrawal", "query-records"];
 const USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 const USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
@@ -1204,10 +1206,10 @@ async function verifyQueryAudit(g, q) {
       const retired = (() => { const x = retiredKey(m, rq.key); return x && x.role === "lender" ? x : null; })();
       const lender = inForce || retired;
       if (!lender) fail("query-record", `${at}: request key ${hex(rq.key)} is not a lender's key at height ${h}`);
-      // A key retired at or before the height the request was served at could not
-      // have been served (consent::request_lender).
-      if (!inForce && !(entry.height < retired.since)) {
-        fail("query-record", `${at}: key ${hex(rq.key)} of lender ${JSON.stringify(retired.name)} was retired at height ${retired.since}, not after the height ${entry.height} the request was served at`);
+      // A key retired more than RETIRED_KEY_GRACE_BLOCKS before the height the
+      // request was served at could not have been served (consent::request_lender).
+      if (!inForce && !(BigInt(entry.height) < BigInt(retired.since) + RETIRED_KEY_GRACE_BLOCKS)) {
+        fail("query-record", `${at}: key ${hex(rq.key)} of lender ${JSON.stringify(retired.name)} was retired at height ${retired.since}, more than ${RETIRED_KEY_GRACE_BLOCKS} blocks before the height ${entry.height} the request was served at`);
       }
       const why = requestProblem(rq);
       if (why) fail("query-record", `${at}: ${why}`);

@@ -139,7 +139,7 @@ impl Metrics {
         m.registry.register("invalid_messages", "Invalid messages received from peers (three from one peer get it dropped for 60 s)", m.invalid_messages.clone());
         m.registry.register(
             "gossip_batches_shed",
-            "Transaction gossip batches not admitted because 64 were already waiting for the admission workers (their authors still propose them)",
+            "Transaction gossip batches not admitted because 64 were already waiting for the admission workers (a validator that authored one still proposes its transactions)",
             m.gossip_batches_shed.clone(),
         );
         m.registry.register(

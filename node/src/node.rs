@@ -45,6 +45,10 @@ const TX_GOSSIP_INTERVAL_MS: u64 = 10;
 const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
 /// Proposals for future heights kept until we get there.
 const MAX_FUTURE_PROPOSALS: usize = 64;
+/// How often sync is retried for a decided block whose body we lack.
+const BODY_SYNC_RETRY: Duration = Duration::from_secs(1);
+/// Of the MAX_FUTURE_PROPOSALS, at most this many from one gossip author.
+const FUTURE_PROPOSALS_PER_AUTHOR: usize = 8;
 /// Most block bodies held for the current height (proposals of its rounds, ours,
 /// synced): rounds within core::MAX_ROUNDS_AHEAD, a few values each at most from
 /// honest proposers.
@@ -315,6 +319,9 @@ impl Node {
             timer_seq: 0,
             bodies: HashMap::new(),
             future_proposals: Vec::new(),
+            msg_author: None,
+            blame_author: false,
+            body_sync_at: Instant::now(),
             awaiting_commit: None,
             pending_proposal: None,
             last_commit_at: Instant::now(),
@@ -450,7 +457,15 @@ struct Driver {
     /// Block bodies seen for the current and next heights, by hash.
     bodies: HashMap<BlockHash, Block>,
     /// Proposals for heights above ours, replayed when we get there.
-    future_proposals: Vec<(yrd_consensus::SignedProposal, Block)>,
+    /// Proposals for the next height, with the peer that authored the gossip.
+    future_proposals: Vec<(yrd_consensus::SignedProposal, Block, PeerId)>,
+    /// The author of the consensus gossip being handled.
+    msg_author: Option<PeerId>,
+    /// Set while handling a consensus message whose author is to be struck
+    /// although the message is reported `Ignore` (see `on_net_event`).
+    blame_author: bool,
+    /// When sync was last started for a decided block whose body we lack.
+    body_sync_at: Instant,
     /// A decided certificate whose block body we still have to fetch.
     awaiting_commit: Option<CommitCertificate>,
     /// We are the proposer and still have to build `(height, round)`; since when.
@@ -606,6 +621,13 @@ impl Driver {
                 }
                 _ = tick.tick() => {
                     self.flush_tx_gossip().await;
+                    // A decided block whose body we lack: ask again every second
+                    // (the core asks once per round; a sync attempt can come back
+                    // empty, or with a body that is dropped for not matching).
+                    if self.awaiting_commit.is_some() && !self.sync_inflight && self.body_sync_at.elapsed() >= BODY_SYNC_RETRY {
+                        self.body_sync_at = Instant::now();
+                        self.start_sync(self.core.height());
+                    }
                     self.remind_halt();
                     self.release_held_propose().await?;
                     self.maybe_propose().await?;
@@ -767,7 +789,7 @@ impl Driver {
 
     async fn flush_tx_gossip(&mut self) {
         while !self.tx_outbox.is_empty() {
-            let n = self.tx_outbox.len().min(wire::MAX_TX_BATCH);
+            let n = gossip_batch_len(&self.tx_outbox);
             let batch = TxBatch(self.tx_outbox.drain(..n).collect());
             let Ok(bytes) = codec::encode(&batch) else { continue };
             if let Err(e) = self.net.publish(Topic::Transactions, bytes).await {
@@ -786,8 +808,10 @@ impl Driver {
                 // Bounded before any work or waiting: a batch over the batch limit
                 // is refused at once, and past ADMISSION_QUEUE batches waiting for a
                 // worker the newest is not admitted here (ignored: not forwarded,
-                // not struck; its author still proposes it, and a block carrying it
-                // has its signatures checked then), so a fast peer cannot pile up
+                // not struck; its author still holds it in its mempool — a validator
+                // proposes it, and a block carrying it has its signatures checked
+                // then; an observer's client transactions wait for the author's next
+                // gossip of them or are lost with it), so a fast peer cannot pile up
                 // tasks and memory behind two workers.
                 if bytes.len() > wire::MAX_TX_BATCH_BYTES {
                     warn!(peer = %author, len = bytes.len(), "transaction batch over the batch limit");
@@ -826,11 +850,22 @@ impl Driver {
                         warn!(peer = %author, error = %e, "malformed consensus message");
                         Verdict::Reject
                     }
-                    Ok(msg) => self.on_consensus_msg(msg).await?,
+                    Ok(msg) => {
+                        self.blame_author = false;
+                        self.msg_author = Some(author);
+                        let verdict = self.on_consensus_msg(msg).await;
+                        self.msg_author = None;
+                        verdict?
+                    }
                 };
                 let _ = self.net.report(id, from, verdict).await;
                 // Blame the author, never a relay (see the transaction topic above).
-                if verdict == Verdict::Reject {
+                // Some faults are the author's but a relay may have forwarded them
+                // honestly without the means to see them (a vote it did not verify,
+                // the body of a height it has not reached): those are `Ignore` for
+                // gossipsub, which scores the relay, and struck here against the
+                // author only.
+                if verdict == Verdict::Reject || std::mem::take(&mut self.blame_author) {
                     self.strike(author).await;
                 }
             }
@@ -926,13 +961,10 @@ impl Driver {
                     self.peer_voted_at = Some(height);
                 }
                 self.execute(actions).await?;
-                Ok(if invalid {
-                    Verdict::Reject
-                } else if rejected {
-                    Verdict::Ignore
-                } else {
-                    Verdict::Accept
-                })
+                if invalid {
+                    self.blame_author = true;
+                }
+                Ok(if rejected { Verdict::Ignore } else { Verdict::Accept })
             }
             ConsensusMsg::Proposal { proposal, block } => {
                 let chain = self.shared.chain;
@@ -968,11 +1000,20 @@ impl Driver {
                     self.sample_clock(proposal.proposal.proposer.0, &block);
                 }
                 if ph > height {
-                    // One per round (the first: a second is the proposer
-                    // equivocating), so one proposer cannot crowd out the others'.
-                    let held = self.future_proposals.iter().any(|(p, _)| p.proposal.height == ph && p.proposal.round == round);
-                    if !held && self.future_proposals.len() < MAX_FUTURE_PROPOSALS {
-                        self.future_proposals.push((proposal, block));
+                    // Its body cannot be checked before we reach its height, so a
+                    // relay may have altered it: kept per gossip author (the genuine
+                    // copy is authored by the proposer; a relay that alters one
+                    // authors its copy), one per round and author, at most
+                    // FUTURE_PROPOSALS_PER_AUTHOR per author and MAX_FUTURE_PROPOSALS
+                    // in all, so that no peer can crowd out another's.
+                    if let Some(author) = self.msg_author {
+                        let mine = self.future_proposals.iter().filter(|(_, _, a)| *a == author);
+                        let (held, count) = mine.fold((false, 0), |(held, n), (p, _, _)| {
+                            (held || (p.proposal.height == ph && p.proposal.round == round), n + 1)
+                        });
+                        if !held && count < FUTURE_PROPOSALS_PER_AUTHOR && self.future_proposals.len() < MAX_FUTURE_PROPOSALS {
+                            self.future_proposals.push((proposal, block, author));
+                        }
                     }
                     return Ok(Verdict::Accept);
                 }
@@ -983,7 +1024,8 @@ impl Driver {
                     // would judge the value invalid and take the genuine copy for a
                     // duplicate).
                     warn!(height = ph.0, "a proposal's body is not the one its signed header commits to (altered on the way): refused");
-                    return Ok(Verdict::Reject);
+                    self.blame_author = true;
+                    return Ok(Verdict::Ignore);
                 }
                 // A valid body never gives way to an invalid one under the same hash.
                 // One body per round, the first's (the core keeps the first
@@ -1017,9 +1059,12 @@ impl Driver {
                 }
                 if certificate.height == height && !self.body_matches(&block)? {
                     warn!(height = height.0, "a certified block's body is not the one its header commits to (altered on the way): refused");
-                    return Ok(Verdict::Reject);
+                    self.blame_author = true;
+                    return Ok(Verdict::Ignore);
                 }
-                self.synced.insert(certificate.height, (block, certificate));
+                // A block of the next height waits; a copy already held is kept (an
+                // altered one is dropped when applied, and sync fetches it again).
+                self.synced.entry(certificate.height).or_insert((block, certificate));
                 self.apply_synced().await?;
                 Ok(Verdict::Accept)
             }
@@ -1085,6 +1130,7 @@ impl Driver {
                 // starts from another peer.
                 warn!(height = h.0, "a synced block's body is not the one its certified header commits to: dropped");
                 self.synced.clear();
+                self.start_sync(h);
                 break;
             }
             let hash = cert.block_hash;
@@ -1234,9 +1280,9 @@ impl Driver {
     fn after_height_change(&mut self, queue: &mut std::collections::VecDeque<Action>) -> Result<(), StorageFailure> {
         let h = self.core.height();
         let (now, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.future_proposals).into_iter().partition(|(p, _)| p.proposal.height == h);
-        self.future_proposals = later.into_iter().filter(|(p, _)| p.proposal.height > h).collect();
-        for (proposal, block) in now {
+            std::mem::take(&mut self.future_proposals).into_iter().partition(|(p, _, _)| p.proposal.height == h);
+        self.future_proposals = later.into_iter().filter(|(p, _, _)| p.proposal.height > h).collect();
+        for (proposal, block, _) in now {
             let valid = self.check_block(&block)?;
             if !valid && !self.body_matches(&block)? {
                 warn!(height = h.0, "a kept proposal's body is not the one its signed header commits to: dropped");
@@ -1597,6 +1643,26 @@ fn sets_after(ledger: &Ledger, committed: Height) -> anyhow::Result<HeightSets> 
 }
 
 /// Admits a gossiped transaction batch; the verdict for gossipsub.
+/// How many of the transactions at the front of `outbox` go into the next gossip
+/// batch: at most [`wire::MAX_TX_BATCH`] and, encoded, at most
+/// [`wire::MAX_TX_BATCH_BYTES`] (each item costs its length prefix too; the
+/// batch's own prefix is counted once) — a batch over the byte limit is refused
+/// by every peer and its author struck. At least one when `outbox` is not empty
+/// (a transaction is at most MAX_TX_BYTES, far under the batch limit).
+fn gossip_batch_len(outbox: &[Vec<u8>]) -> usize {
+    let mut n = 0;
+    let mut len = 8usize;
+    for t in outbox.iter().take(wire::MAX_TX_BATCH) {
+        let item = 8 + t.len();
+        if n > 0 && len + item > wire::MAX_TX_BATCH_BYTES {
+            break;
+        }
+        len += item;
+        n += 1;
+    }
+    n
+}
+
 /// The certified blocks from `from` on that a sync request asks for, encoded.
 fn sync_response(shared: &Shared, from: Height, max: u32) -> Option<Vec<u8>> {
     let ledger = shared.ledger.read().ok()?;
@@ -1669,5 +1735,33 @@ fn admit_gossip(shared: &Shared, from: &PeerId, bytes: &[u8]) -> Verdict {
         // batch is therefore not forwarded; a transaction that misses a validator
         // still reaches it inside its issuer node's next proposal.
         Verdict::Ignore
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gossip_batches_stay_within_the_count_and_byte_limits_peers_enforce() {
+        for (count, size) in [(2_000usize, 4_096usize), (2_000, 2_600), (2_000, 300), (1, 4_096), (700, 1)] {
+            let mut outbox: Vec<Vec<u8>> = (0..count).map(|i| vec![(i % 251) as u8; size]).collect();
+            let mut batches = 0;
+            while !outbox.is_empty() {
+                let n = gossip_batch_len(&outbox);
+                assert!(n >= 1, "{count} x {size} B: no progress");
+                let batch = TxBatch(outbox.drain(..n).collect());
+                let bytes = codec::encode(&batch).unwrap();
+                assert!(bytes.len() <= wire::MAX_TX_BATCH_BYTES, "{count} x {size} B: a batch of {} bytes", bytes.len());
+                let back = wire::decode_tx_batch(&bytes).expect("every peer accepts the batch");
+                assert_eq!(back.0.len(), n);
+                // Full, unless it is the last: one more item would not have fit.
+                if !outbox.is_empty() && n < wire::MAX_TX_BATCH {
+                    assert!(bytes.len() + 8 + outbox[0].len() > wire::MAX_TX_BATCH_BYTES, "{count} x {size} B: batch not full");
+                }
+                batches += 1;
+            }
+            assert!(batches >= count.div_ceil(wire::MAX_TX_BATCH));
+        }
     }
 }

@@ -159,10 +159,10 @@ impl QueryRecorder {
         let empty = sign(Vec::new(), first).map_or(usize::MAX, |t| encoded_len(&t));
         let mut groups: Vec<Vec<QueryEntry>> = Vec::new();
         let (mut batch, mut size) = (Vec::new(), empty);
-        // One entry per request (consensus refuses a record holding a request
-        // twice; the API's replay cache makes a second answer impossible anyway).
+        // One entry per request and subject (consensus refuses a record holding
+        // one twice; the API's replay cache makes a second answer impossible anyway).
         let mut seen = std::collections::HashSet::new();
-        for e in entries.into_iter().filter(|e| seen.insert((e.request.key, e.request.nonce))) {
+        for e in entries.into_iter().filter(|e| seen.insert((e.request.key, e.request.nonce, e.subject))) {
             let len = yrd_consensus::codec::encode(&e).map_or(usize::MAX, |b| b.len());
             if !batch.is_empty() && (batch.len() >= MAX_QUERY_ENTRIES || size.saturating_add(len) > MAX_TX_BYTES) {
                 groups.push(std::mem::take(&mut batch));
