@@ -6,6 +6,8 @@
 //! keep its health figures sane, refuse the swapped body without halting, and
 //! commit the genuine block when it comes.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +20,6 @@ use yrd_ledger::store::Ledger;
 use yrd_ledger::testkit::{free_port, TestChain};
 use yrd_ledger::tx::AttestationKind;
 use yrd_ledger::uscc::Uscc;
-use yrd_node::config::{ConsensusConfig, HttpConfig, MempoolConfig, NodeConfig};
 use yrd_node::health::CLOCK_OFFSET_MAX_MS;
 use yrd_node::net::{self, NetConfig, NetHandle, Topic};
 use yrd_node::node::Node;
@@ -54,23 +55,7 @@ async fn a_byzantine_validator_cannot_crash_halt_or_mislead_an_honest_one() {
     let node_port = free_port();
 
     // The honest validator: index 0.
-    let key_path = dir.path().join("v0.key");
-    yrd_node::keys::write_key_file(&key_path, &chain.validator_keys[0]).unwrap();
-    let cfg = NodeConfig {
-        name: chain.genesis.validators[0].name.clone(),
-        genesis: genesis_path.clone(),
-        key: key_path,
-        data_dir: dir.path().join("data0"),
-        listen: format!("/ip4/127.0.0.1/tcp/{node_port}"),
-        api: "127.0.0.1:0".into(),
-        peers: vec![],
-        log_format: "text".into(),
-        mempool: MempoolConfig::default(),
-        consensus: ConsensusConfig { block_interval_ms: 50, empty_block_after_ms: 1000, ..ConsensusConfig::default() },
-        storage: Default::default(),
-        http: HttpConfig::default(),
-        queries: Default::default(),
-    };
+    let cfg = common::validator_config(&chain, 0, dir.path(), &genesis_path, node_port, vec![]);
     let node = Node::start(cfg).await.unwrap();
     let shared: Arc<Shared> = node.shared();
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

@@ -1,6 +1,8 @@
 //! Four validators in one process on loopback: they finalise submitted
 //! attestations and agree on every block.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +10,6 @@ use yrd_consensus::types::Height;
 use yrd_ledger::testkit::TestChain;
 use yrd_ledger::tx::AttestationKind;
 use yrd_ledger::uscc::Uscc;
-use yrd_node::config::{ConsensusConfig, HttpConfig, MempoolConfig, NodeConfig};
 use yrd_node::node::Node;
 use yrd_node::shared::Shared;
 
@@ -39,8 +40,6 @@ async fn four_validators_finalise_attestations() {
     let mut shareds = Vec::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     for i in 0..4 {
-        let key_path = dir.path().join(format!("v{i}.key"));
-        yrd_node::keys::write_key_file(&key_path, &chain.validator_keys[i]).unwrap();
         let peers = (0..4)
             .filter(|j| *j != i)
             .map(|j| {
@@ -48,21 +47,7 @@ async fn four_validators_finalise_attestations() {
                 format!("/ip4/127.0.0.1/tcp/{}/p2p/{pid}", ports[j])
             })
             .collect();
-        let cfg = NodeConfig {
-            name: chain.genesis.validators[i].name.clone(),
-            genesis: genesis_path.clone(),
-            key: key_path,
-            data_dir: dir.path().join(format!("data{i}")),
-            listen: format!("/ip4/127.0.0.1/tcp/{}", ports[i]),
-            api: "127.0.0.1:0".into(),
-            peers,
-            log_format: "text".into(),
-            mempool: MempoolConfig::default(),
-            consensus: ConsensusConfig { block_interval_ms: 50, empty_block_after_ms: 1000, ..ConsensusConfig::default() },
-            storage: Default::default(),
-            http: HttpConfig::default(),
-            queries: Default::default(),
-        };
+        let cfg = common::validator_config(&chain, i, dir.path(), &genesis_path, ports[i], peers);
         let node = Node::start(cfg).await.unwrap();
         shareds.push(node.shared());
         let mut rx = stop_rx.clone();

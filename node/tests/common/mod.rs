@@ -145,3 +145,35 @@ impl Drop for Served {
         }
     }
 }
+
+/// The configuration of validator `i` of `chain` for an in-process [`yrd_node::node::Node`]
+/// on 127.0.0.1: its key written under `dir`, data in `dir/data{i}`, p2p on `port`,
+/// the API on an ephemeral port, 50 ms blocks and an empty block after a second
+/// (used by the multi-node tests: cluster, byzantine).
+pub fn validator_config(
+    chain: &TestChain,
+    i: usize,
+    dir: &std::path::Path,
+    genesis: &std::path::Path,
+    port: u16,
+    peers: Vec<String>,
+) -> yrd_node::config::NodeConfig {
+    use yrd_node::config::{ConsensusConfig, HttpConfig, MempoolConfig, NodeConfig};
+    let key = dir.join(format!("v{i}.key"));
+    yrd_node::keys::write_key_file(&key, &chain.validator_keys[i]).unwrap();
+    NodeConfig {
+        name: chain.genesis.validators[i].name.clone(),
+        genesis: genesis.to_path_buf(),
+        key,
+        data_dir: dir.join(format!("data{i}")),
+        listen: format!("/ip4/127.0.0.1/tcp/{port}"),
+        api: "127.0.0.1:0".into(),
+        peers,
+        log_format: "text".into(),
+        mempool: MempoolConfig::default(),
+        consensus: ConsensusConfig { block_interval_ms: 50, empty_block_after_ms: 1000, ..ConsensusConfig::default() },
+        storage: Default::default(),
+        http: HttpConfig::default(),
+        queries: Default::default(),
+    }
+}
