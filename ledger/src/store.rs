@@ -464,6 +464,9 @@ fn log_err<E: std::fmt::Display>(e: MerkleError<E>) -> StoreError {
     StoreError::Log(e.to_string())
 }
 
+/// New nodes of the log: (level, index, hash).
+type LogNodes = Vec<(u8, u64, Hash32)>;
+
 /// How `execute` treats an invalid transaction.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -1154,9 +1157,18 @@ impl Ledger {
         for tx in &block.txs {
             leaves.push(merkle::leaf_hash(&tx.encode()?));
         }
-        let log_nodes = merkle::append_nodes(self, self.log_size, &leaves).map_err(log_err)?;
-        let view = LogView { ledger: self, extra: log_nodes.iter().map(|(l, i, x)| ((*l, *i), *x)).collect(), size: h.log_size };
-        Ok(merkle::root(&view, h.log_size).map_err(log_err)? == h.log_root)
+        let (_, root) = self.log_after(&leaves)?;
+        Ok(root == h.log_root)
+    }
+
+    /// The log's new nodes and root after appending `leaves` to it (nothing is
+    /// written): what a block's header commits to.
+    fn log_after(&self, leaves: &[Hash32]) -> Result<(LogNodes, Hash32), StoreError> {
+        let log_nodes = merkle::append_nodes(self, self.log_size, leaves).map_err(log_err)?;
+        let size = self.log_size + leaves.len() as u64;
+        let view = LogView { ledger: self, extra: log_nodes.iter().map(|(l, i, h)| ((*l, *i), *h)).collect(), size };
+        let root = merkle::root(&view, size).map_err(log_err)?;
+        Ok((log_nodes, root))
     }
 
     /// Whether an execution of exactly this block (header and body) is cached.
@@ -1270,14 +1282,8 @@ impl Ledger {
         }
         // Log: append leaf hashes of the canonical transaction bytes.
         let leaves: Vec<Hash32> = accepted.iter().map(|(_, _, _, b)| merkle::leaf_hash(b)).collect();
-        let log_nodes = merkle::append_nodes(self, self.log_size, &leaves).map_err(log_err)?;
+        let (log_nodes, log_root) = self.log_after(&leaves)?;
         let new_size = self.log_size + leaves.len() as u64;
-        let view = LogView {
-            ledger: self,
-            extra: log_nodes.iter().map(|(l, i, h)| ((*l, *i), *h)).collect(),
-            size: new_size,
-        };
-        let log_root = merkle::root(&view, new_size).map_err(log_err)?;
 
         // Subjects and issuer index.
         let mut changed: BTreeMap<Uscc, SubjectChanges> = BTreeMap::new();
