@@ -147,7 +147,7 @@ pub fn verify_tree(tree: &sled::Tree, genesis: &Genesis) -> Result<StoreReport, 
 
     // Governance is replayed with the blocks: the membership of every height.
     let mut replay = Replay::new(genesis);
-    let mut parent = Parent::default();
+    let mut parent = Parent::genesis(genesis);
     let mut tx_count = 0u64;
     let mut x_parts = 0u64;
     let mut check_tx = |membership: &Membership, tx: &crate::tx::SignedTransaction| -> Result<(), String> {

@@ -106,7 +106,7 @@ pub(crate) fn check_tip(ledger: &Ledger, indexed: u64) -> Result<(), String> {
                 .ok_or_else(|| format!("block {} header missing", height - 1))?;
             Parent { hash: header.hash().map_err(|e| e.to_string())?, timestamp_ms: header.timestamp_ms }
         } else {
-            Parent::default()
+            Parent::genesis(ledger.genesis())
         };
         let validators = ledger.validators_at(Height(height)).map_err(|e| format!("validators of block {height}: {e}"))?;
         let tip = read_certified_block(tree, height, &ledger.chain_id(), &validators, parent).map_err(|e| e.to_string())?;
@@ -532,7 +532,7 @@ fn replay_blocks(
     writes: &mut Writes,
 ) -> Result<(Replay, u64, Option<String>, bool), StoreError> {
     let mut replay = Replay::new(genesis);
-    let mut parent = Parent::default();
+    let mut parent = Parent::genesis(genesis);
     for h in 1..=top {
         let validators = match replay.validators_at(h) {
             Ok(v) => v,

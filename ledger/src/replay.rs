@@ -49,10 +49,17 @@ pub(crate) struct CertifiedBlock {
 }
 
 /// What the block before the one being read left behind.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub(crate) struct Parent {
     pub hash: Hash32,
     pub timestamp_ms: u64,
+}
+
+impl Parent {
+    /// Block 1's parent: no hash, and the genesis time (block 1 must be later).
+    pub fn genesis(genesis: &Genesis) -> Parent {
+        Parent { hash: Hash32::default(), timestamp_ms: genesis.genesis_time_ms }
+    }
 }
 
 /// Reads block `h` from `tree` and checks it: body, header and certificate
@@ -93,8 +100,9 @@ pub(crate) fn read_certified_block(
     if header.parent != parent.hash {
         return Err(bad(at("header"), format!("parent {} but block {} hashes to {}", header.parent, h - 1, parent.hash)));
     }
-    if h > 1 && header.timestamp_ms <= parent.timestamp_ms {
-        return Err(bad(at("header"), "timestamp does not increase"));
+    if header.timestamp_ms <= parent.timestamp_ms {
+        let parent_is = if h == 1 { "the genesis time" } else { "its parent's" };
+        return Err(bad(at("header"), format!("timestamp {} ms is not after {parent_is} ({} ms)", header.timestamp_ms, parent.timestamp_ms)));
     }
     let proposer = validators.proposer(header.height, header.round);
     if header.proposer != proposer {

@@ -123,7 +123,7 @@ pub enum BlockError {
     WrongHeight { expected: Height, got: Height },
     #[error("block parent {got}, expected {expected}")]
     WrongParent { expected: BlockHash, got: BlockHash },
-    #[error("block timestamp {got} ms is not after the parent's {parent} ms")]
+    #[error("block timestamp {got} ms is not after the parent's {parent} ms (block 1's: the genesis time)")]
     TimestampNotIncreasing { parent: u64, got: u64 },
     #[error("block has {got} transactions, more than the {max} allowed")]
     TooManyTxs { got: usize, max: u32 },
@@ -1064,7 +1064,8 @@ impl Ledger {
         timestamp_ms: u64,
         max_bytes: usize,
     ) -> Result<Built, StoreError> {
-        let timestamp_ms = timestamp_ms.max(self.last_header.as_ref().map_or(0, |h| h.timestamp_ms.saturating_add(1)));
+        let parent_ts = self.last_header.as_ref().map_or(self.genesis.genesis_time_ms, |h| h.timestamp_ms);
+        let timestamp_ms = timestamp_ms.max(parent_ts.saturating_add(1));
         let params = &self.next_membership().params;
         let max = params.max_block_txs as usize;
         let max_bytes = max_bytes.min(params.max_block_bytes as usize);
@@ -1098,8 +1099,9 @@ impl Ledger {
         if h.parent != self.last_hash {
             return Err(BlockError::WrongParent { expected: self.last_hash, got: h.parent });
         }
-        let parent_ts = self.last_header.as_ref().map_or(0, |p| p.timestamp_ms);
-        if self.height.0 > 0 && h.timestamp_ms <= parent_ts {
+        // Block 1's parent time is the genesis time: no block is older than its chain.
+        let parent_ts = self.last_header.as_ref().map_or(self.genesis.genesis_time_ms, |p| p.timestamp_ms);
+        if h.timestamp_ms <= parent_ts {
             return Err(BlockError::TimestampNotIncreasing { parent: parent_ts, got: h.timestamp_ms });
         }
         let set = self.validators_at(h.height).map_err(|e| StoreError::Corrupt(format!("validator set: {e}")))?;

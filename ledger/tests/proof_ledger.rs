@@ -154,6 +154,49 @@ fn a_value_changed_through_sled_is_found_and_located() {
     assert_eq!(verify_store(dir.path(), &chain.genesis).unwrap(), good);
 }
 
+/// Rewrites block `h`'s stored header (in the body and the `h` key) with the
+/// timestamp `ts`; its certificate is left as it was.
+fn set_block_time(tree: &sled::Tree, h: u64, ts: u64) {
+    let bytes = tree.get(hkey(b'b', h)).unwrap().unwrap();
+    let mut block = yrd_ledger::block::Block::decode(&bytes, usize::MAX).unwrap();
+    block.header.timestamp_ms = ts;
+    tree.insert(hkey(b'b', h), block.encode().unwrap()).unwrap();
+    tree.insert(hkey(b'h', h), yrd_consensus::codec::encode(&block.header).unwrap()).unwrap();
+}
+
+/// The audit judges block times as block validation does: each block later
+/// than its parent, block 1 later than the genesis time. (The timestamp is
+/// checked before the certificate, so a header rewritten here is found there.)
+#[test]
+fn the_audit_refuses_a_block_not_later_than_its_parent_and_block_one_not_later_than_the_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 2);
+    build_store(dir.path(), &chain);
+    let genesis_ms = chain.genesis.genesis_time_ms;
+    let b1 = Ledger::open(dir.path(), chain.genesis.clone()).unwrap().header(yrd_consensus::types::Height(1)).unwrap().unwrap();
+    assert!(b1.timestamp_ms > genesis_ms);
+    let cases: Vec<(u64, u64, &str)> = vec![
+        (1, genesis_ms, "is not after the genesis time"),
+        (1, genesis_ms - 1, "is not after the genesis time"),
+        (2, b1.timestamp_ms, "is not after its parent's"),
+    ];
+    for (h, ts, says) in cases {
+        let copy = tempfile::tempdir().unwrap();
+        yrd_ledger::testkit::copy_dir(dir.path(), copy.path()).unwrap();
+        with_tree(copy.path(), |t| set_block_time(t, h, ts));
+        let err = verify_store(copy.path(), &chain.genesis).expect_err(says);
+        assert_eq!(err.location, format!("block {h} header"), "{err}");
+        assert!(err.problem.contains(says), "block {h} at {ts}: {err}");
+    }
+    // One millisecond later than the parent passes this check and is then
+    // refused by the certificate, which signed the original header.
+    let copy = tempfile::tempdir().unwrap();
+    yrd_ledger::testkit::copy_dir(dir.path(), copy.path()).unwrap();
+    with_tree(copy.path(), |t| set_block_time(t, 1, genesis_ms + 1));
+    let err = verify_store(copy.path(), &chain.genesis).unwrap_err();
+    assert_eq!(err.location, "block 1 certificate", "{err}");
+}
+
 /// Every stored value matters: flipping a byte (first, last and a few between)
 /// of any value of any key is found. Runs on one open copy, flipping back after
 /// each check.

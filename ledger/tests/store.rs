@@ -159,6 +159,39 @@ fn revocation_changes_status_and_keeps_history() {
 }
 
 #[test]
+fn block_times_increase_from_the_genesis_time() {
+    let (_dir, chain, mut ledger) = fresh();
+    let genesis_ms = chain.genesis.genesis_time_ms;
+    assert!(genesis_ms > 1_000);
+    let a = chain.attestation(0, 1, Uscc::sample(1), AttestationKind::RedList);
+    // The builder never stamps block 1 before the genesis: a proposer whose
+    // clock is behind gets the earliest valid time.
+    let built = ledger.build_block(vec![a.clone()], ValidatorIndex(1), Round(0), 5).unwrap();
+    assert_eq!(built.block.header.timestamp_ms, genesis_ms + 1);
+    for ts in [0, 5, genesis_ms - 1, genesis_ms] {
+        let mut early = built.block.clone();
+        early.header.timestamp_ms = ts;
+        match ledger.validate_block(&early, &|_| false) {
+            Err(e @ BlockError::TimestampNotIncreasing { parent, got }) => {
+                assert_eq!((parent, got), (genesis_ms, ts));
+                assert!(e.to_string().contains("genesis time"), "{e}");
+            }
+            other => panic!("block 1 at {ts} ms (genesis {genesis_ms}): {other:?}"),
+        }
+    }
+    let block1 = commit(&mut ledger, &chain, vec![a]);
+    // Block 2: after block 1, whatever the proposer's clock says.
+    let b = chain.attestation(0, 2, Uscc::sample(2), AttestationKind::RedList);
+    let proposer = ledger.validators_at(Height(2)).unwrap().proposer(Height(2), Round(0));
+    let built = ledger.build_block(vec![b], proposer, Round(0), 5).unwrap();
+    assert_eq!(built.block.header.timestamp_ms, block1.header.timestamp_ms + 1);
+    let mut same = built.block.clone();
+    same.header.timestamp_ms = block1.header.timestamp_ms;
+    assert!(matches!(ledger.validate_block(&same, &|_| false), Err(BlockError::TimestampNotIncreasing { .. })));
+    assert!(ledger.validate_block(&built.block, &|_| false).is_ok());
+}
+
+#[test]
 fn tampered_blocks_and_bad_certificates_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let chain = TestChain::new(4, 1);

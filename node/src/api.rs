@@ -54,7 +54,7 @@ use yrd_ledger::uscc::Uscc;
 use crate::shared::{now_ms, Shared, SubmitError, MAX_BATCH};
 
 pub use body::MAX_BODY_BYTES_IN_FLIGHT_LIMIT;
-pub use server::ServeLimits;
+pub use server::{long_poll_cap, ServeLimits};
 
 /// Largest body of `POST /v1/transactions`: one hex transaction plus JSON framing.
 pub const MAX_SUBMIT_BODY_BYTES: usize = 2 * MAX_TX_BYTES + 1024;
@@ -589,6 +589,9 @@ pub struct AppState {
     body: Arc<body::BodyLimits>,
     /// Signed requests: skew window and replay cache.
     auth: Arc<auth::RequestAuth>,
+    /// Permits for long polls (`ServeLimits::max_long_polls`).
+    long_polls: Arc<tokio::sync::Semaphore>,
+    max_long_polls: usize,
 }
 
 impl AppState {
@@ -656,6 +659,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         stopping: Arc::new(watch::channel(false).0),
         body: Arc::new(body::BodyLimits::new(limits.body_timeout, limits.max_body_bytes_in_flight)),
         auth: Arc::new(auth::RequestAuth::new(limits.request_skew_ms)),
+        long_polls: Arc::new(tokio::sync::Semaphore::new(limits.max_long_polls)),
+        max_long_polls: limits.max_long_polls,
     })
 }
 
@@ -704,11 +709,13 @@ pub async fn serve(
     let stopping = Arc::new(watch::channel(false).0);
     let body = Arc::new(body::BodyLimits::new(limits.body_timeout, limits.max_body_bytes_in_flight));
     let auth = Arc::new(auth::RequestAuth::new(limits.request_skew_ms));
-    let app = build(AppState { shared: shared.clone(), stopping: stopping.clone(), body, auth });
+    let long_polls = Arc::new(tokio::sync::Semaphore::new(limits.max_long_polls));
+    let app = build(AppState { shared: shared.clone(), stopping: stopping.clone(), body, auth, long_polls, max_long_polls: limits.max_long_polls });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(
             %addr,
             max_connections = limits.max_connections,
+            max_long_polls = limits.max_long_polls,
             header_timeout_ms = limits.header_timeout.as_millis() as u64,
             idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
             body_timeout_ms = limits.body_timeout.as_millis() as u64,
@@ -1088,6 +1095,24 @@ async fn wait(
 ) -> ApiResult<Json<WaitResponse>> {
     let target = parse_height(&height)?;
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(WAIT_TIMEOUT_DEFAULT_MS).min(WAIT_TIMEOUT_MAX_MS));
+    if app.shared.height() >= target {
+        return Ok(Json(WaitResponse { height: app.shared.height().0, timed_out: false }));
+    }
+    // Held until the answer: at most `max_long_polls` wait at once.
+    let Ok(_permit) = app.long_polls.clone().try_acquire_owned() else {
+        app.shared.metrics.api_long_polls_refused.inc();
+        let mut err = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "too many long polls: {} requests already wait for a height on this node, as many as half of \
+                 its connections may; retry later or poll GET /v1/status",
+                app.max_long_polls
+            ),
+        );
+        err.retry_after_s = Some(1);
+        return Err(err);
+    };
     let mut committed = app.shared.committed.subscribe();
     let mut stopping = app.stopping.subscribe();
     let reached = tokio::select! {

@@ -17,6 +17,7 @@ pub mod fatal;
 pub mod fdlimit;
 pub mod health;
 pub mod keys;
+pub mod lagging;
 pub mod liveness;
 pub mod net;
 pub mod mempool;

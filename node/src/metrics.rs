@@ -39,6 +39,8 @@ pub struct Metrics {
     pub api_connections_timed_out: Counter,
     /// Request bodies refused because the in-flight body budget was used up.
     pub api_bodies_refused: Counter,
+    /// Long polls refused (503 busy) because half of the connections already wait.
+    pub api_long_polls_refused: Counter,
     /// Authorised queries served and waiting to be submitted in a record transaction.
     pub query_queue_depth: Gauge,
     /// Query entries submitted in record transactions this node signed.
@@ -90,6 +92,7 @@ impl Metrics {
             api_connections_refused: Counter::default(),
             api_connections_timed_out: Counter::default(),
             api_bodies_refused: Counter::default(),
+            api_long_polls_refused: Counter::default(),
             query_queue_depth: Gauge::default(),
             queries_submitted: Counter::default(),
             queries_unrecorded: Counter::default(),
@@ -184,6 +187,11 @@ impl Metrics {
             "api_bodies_refused",
             "Request bodies refused (503 busy) because the in-flight body budget was used up",
             m.api_bodies_refused.clone(),
+        );
+        m.registry.register(
+            "api_long_polls_refused",
+            "Long polls (GET /v1/wait) refused (503 busy) because half of the API connections already wait",
+            m.api_long_polls_refused.clone(),
         );
         m.registry.register("build", "The yrd version of this node (the value is always 1)", Info::new(vec![("version".to_string(), VERSION.to_string())]));
         m.registry.register(

@@ -28,6 +28,7 @@ use crate::disk::DiskSpace;
 use crate::fatal::{StorageFailure, WriteWatch};
 use crate::health::{ClockMonitor, ClockStatus, ClockVerdict, Halt};
 use crate::keys::read_key_file;
+use crate::lagging::Lagging;
 use crate::liveness::{self, CatchUpMonitor, CatchUpVerdict, Liveness, StallMonitor, StallVerdict};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
@@ -64,13 +65,6 @@ const ADMISSION_WORKERS: usize = 2;
 const ADMISSION_QUEUE: usize = 64;
 /// Sync requests served at once (one per peer).
 const SYNC_SERVING: usize = 4;
-/// A validator seen at a height we have finished is sent that height's certified
-/// block only if it is still there this much later. Most such messages are late
-/// votes from a validator that is just finishing the height itself; pushing a
-/// whole block to every peer for each of them cost every node a block decode and
-/// a certificate check per height (several percent of its CPU under load). A
-/// validator that is really behind also fetches blocks itself (sync).
-const PEER_BEHIND_GRACE: Duration = Duration::from_secs(2);
 
 /// At shutdown, how long the API may take to finish its requests ...
 const API_DRAIN: Duration = Duration::from_secs(5);
@@ -344,7 +338,7 @@ impl Node {
             admission: Arc::new(tokio::sync::Semaphore::new(ADMISSION_WORKERS)),
             admission_queue: Arc::new(tokio::sync::Semaphore::new(ADMISSION_QUEUE)),
             sync_serving: SyncServing::default(),
-            behind: BTreeMap::new(),
+            lagging: Lagging::default(),
             disk_checked_at: Instant::now(),
             halted: None,
             halt_logged: Instant::now(),
@@ -505,8 +499,8 @@ struct Driver {
     admission_queue: Arc<tokio::sync::Semaphore>,
     /// Sync requests being served.
     sync_serving: SyncServing,
-    /// Validators seen at a finished height: (lowest such height, when to look again).
-    behind: BTreeMap<PublicKey, (Height, Instant)>,
+    /// Validators seen at a finished height, and the blocks pushed to them.
+    lagging: Lagging,
     /// When free disk space was last measured.
     disk_checked_at: Instant,
     /// Set when a certified block fails our validation: we stop following the
@@ -1211,8 +1205,7 @@ impl Driver {
                     warn!(evidence = ?e, "equivocation detected");
                 }
                 Action::PeerBehind { height, peer } => {
-                    let e = self.behind.entry(peer).or_insert((height, Instant::now() + PEER_BEHIND_GRACE));
-                    e.0 = e.0.min(height);
+                    self.lagging.seen_behind(peer, height, Instant::now());
                 }
                 Action::SyncNeeded { height, ahead } => {
                     debug!(height = height.0, ahead = ahead.0, "behind; syncing");
@@ -1225,17 +1218,15 @@ impl Driver {
     }
 
     /// Sends the certified block to each validator still at a finished height
-    /// [`PEER_BEHIND_GRACE`] after it was first seen there.
+    /// [`crate::lagging::PEER_BEHIND_GRACE`] after it was first seen there, at
+    /// most once per [`crate::lagging::PUSH_REPEAT`] for a height (`Lagging::due`).
     async fn help_lagging(&mut self) {
-        let now = Instant::now();
-        let due: Vec<(PublicKey, Height)> =
-            self.behind.iter().filter(|(_, (_, at))| *at <= now).map(|(v, (h, _))| (*v, *h)).collect();
+        let ours = self.core.height();
+        let core = &self.core;
+        let due = self.lagging.due(Instant::now(), |peer, height| {
+            height < ours && core.peer_progress(peer).is_none_or(|(h, _)| h <= height)
+        });
         for (peer, height) in due {
-            self.behind.remove(&peer);
-            let still_behind = self.core.peer_progress(&peer).is_none_or(|(h, _)| h <= height);
-            if !still_behind || height >= self.core.height() {
-                continue;
-            }
             let found = {
                 let Ok(ledger) = self.shared.ledger.read() else { return };
                 match (ledger.block(height), ledger.certificate(height)) {

@@ -62,6 +62,7 @@ impl Server {
 fn limits(max_connections: usize, header_ms: u64, idle_ms: u64, body_ms: u64) -> ServeLimits {
     ServeLimits {
         max_connections,
+        max_long_polls: max_connections,
         header_timeout: Duration::from_millis(header_ms),
         idle_timeout: Duration::from_millis(idle_ms),
         body_timeout: Duration::from_millis(body_ms),
@@ -256,6 +257,42 @@ fn when_every_connection_is_busy_a_new_one_gets_503_too_many_connections() {
     }
     assert_eq!(s.get("/v1/status").0, 200);
     assert!(s.metric("yrd_api_connections_refused_total") >= 1.0);
+}
+
+#[test]
+fn long_polls_hold_at_most_half_of_the_connections() {
+    // Four connections: two may wait; the others stay for short requests.
+    let s = Server::start(ServeLimits { max_long_polls: api::long_poll_cap(4), ..limits(4, 10_000, 10_000, 10_000) });
+    assert_eq!(api::long_poll_cap(4), 2);
+    let mut polls: Vec<TcpStream> = (0..2).map(|_| s.connect()).collect();
+    for p in &mut polls {
+        send(p, b"GET /v1/wait/100?timeout_ms=20000 HTTP/1.1\r\nhost: x\r\n\r\n");
+    }
+    wait_until("two long polls running", Duration::from_secs(5), || s.shared.committed.receiver_count() == 2);
+    // A third is refused at once, with the reason and a retry hint.
+    let mut third = s.connect();
+    send(&mut third, b"GET /v1/wait/100?timeout_ms=20000 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    let mut raw = Vec::new();
+    third.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).to_lowercase();
+    assert!(raw.starts_with("http/1.1 503"), "{raw}");
+    assert!(raw.contains("retry-after: 1\r\n"), "{raw}");
+    assert!(raw.contains("\"code\":\"busy\"") && raw.contains("too many long polls"), "{raw}");
+    assert_eq!(s.metric("yrd_api_long_polls_refused_total"), 1.0);
+    // Short requests still get in, and so does a wait for a height already reached.
+    assert_eq!(s.get("/v1/status").0, 200);
+    let (status, v) = s.get("/v1/wait/0?timeout_ms=20000");
+    assert_eq!((status, v["timed_out"].as_bool()), (200, Some(false)), "{v}");
+    // When the waits end, their permits are back.
+    s.shared.committed.send_replace(Height(100));
+    for p in &mut polls {
+        let (status, v) = answer(p).expect("long poll answered");
+        assert_eq!((status, v["timed_out"].as_bool()), (200, Some(false)), "{v}");
+    }
+    drop(polls);
+    let (status, v) = s.get("/v1/wait/101?timeout_ms=50");
+    assert_eq!((status, v["timed_out"].as_bool()), (200, Some(true)), "{v}");
+    assert_eq!(s.metric("yrd_api_long_polls_refused_total"), 1.0);
 }
 
 #[test]

@@ -100,7 +100,8 @@ pub struct Args {
     max_block_txs: Option<u32>,
 
     /// Genesis time, RFC 3339 (2026-01-01T00:00:00+08:00) or milliseconds since the
-    /// Unix epoch; default now. Fix it to make the genesis (and chain id) reproducible
+    /// Unix epoch; default now. Fix it to make the genesis (and chain id) reproducible.
+    /// Block 1 must be stamped later: a time in the future delays the first block
     #[arg(long, value_name = "TIME")]
     genesis_time: Option<String>,
 

@@ -155,6 +155,9 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeLimits {
     pub max_connections: usize,
+    /// Long polls (`GET /v1/wait`) held at once: [`long_poll_cap`] of the
+    /// connection cap, so that waiting clients cannot hold every connection.
+    pub max_long_polls: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub body_timeout: Duration,
@@ -167,6 +170,7 @@ impl ServeLimits {
     pub fn new(http: &HttpConfig, max_connections: usize) -> ServeLimits {
         ServeLimits {
             max_connections,
+            max_long_polls: long_poll_cap(max_connections),
             header_timeout: Duration::from_millis(http.header_timeout_ms),
             idle_timeout: Duration::from_millis(http.idle_timeout_ms),
             body_timeout: Duration::from_millis(http.body_timeout_ms),
@@ -174,6 +178,15 @@ impl ServeLimits {
             request_skew_ms: http.request_skew_ms,
         }
     }
+}
+
+/// Long polls a server with `max_connections` holds at once: half of them (at
+/// least one). A long poll keeps its connection busy for up to 30 s and the cap
+/// never closes a busy connection, so without this a client opening enough of
+/// them kept every other client at 503 `too_many_connections`; with it, the other
+/// half stays for requests that end in milliseconds.
+pub fn long_poll_cap(max_connections: usize) -> usize {
+    (max_connections / 2).max(1)
 }
 
 impl Default for ServeLimits {
