@@ -330,6 +330,11 @@ impl Membership {
     }
 
     /// The retirement record of `key`, if it was retired.
+    /// Whether a member of `role` named `name` was removed (its retired key says so).
+    fn removed_name(&self, role: Role, name: &str) -> bool {
+        self.retired.iter().any(|r| r.role == role && r.name == name && r.reason == RetireReason::Removed)
+    }
+
     pub fn retired_key(&self, key: &PublicKey) -> Option<&RetiredKey> {
         self.retired.iter().find(|r| &r.key == key)
     }
@@ -395,6 +400,14 @@ impl Membership {
                 if self.agencies.iter().any(|x| x.name == a.name) {
                     return Err(ChangeError::NameTaken { what: Role::Agency, name: a.name.clone() });
                 }
+                // Approvals count by agency name: a removed agency's name is never
+                // reused (its approvals of open proposals would count again).
+                if self.removed_name(Role::Agency, &a.name) {
+                    return Err(ChangeError::Invalid(format!(
+                        "agency name {:?} belonged to a removed agency; approvals on chain name it, so it is never reused",
+                        a.name
+                    )));
+                }
                 if self.agencies.len() >= MAX_AGENCIES {
                     return Err(ChangeError::TooMany { what: Role::Agency, max: MAX_AGENCIES });
                 }
@@ -453,6 +466,15 @@ impl Membership {
                 check_kinds(&i.kinds)?;
                 if let Some(what) = self.node_name_taken(&i.name) {
                     return Err(ChangeError::NameTaken { what, name: i.name.clone() });
+                }
+                // Revocation authority and read access follow the issuer's name: a
+                // removed issuer's name is never reused (a newcomer would revoke
+                // and read what the removed issuer signed).
+                if self.removed_name(Role::Issuer, &i.name) {
+                    return Err(ChangeError::Invalid(format!(
+                        "issuer name {:?} belonged to a removed issuer; its records on chain name it, so it is never reused",
+                        i.name
+                    )));
                 }
                 if self.issuers.len() >= MAX_ISSUERS {
                     return Err(ChangeError::TooMany { what: Role::Issuer, max: MAX_ISSUERS });
@@ -515,7 +537,7 @@ impl Membership {
                     return Err(ChangeError::NameTaken { what: Role::Lender, name: l.name.clone() });
                 }
                 // Authorisations name their lender: a name is never reused.
-                if self.retired.iter().any(|r| r.role == Role::Lender && r.name == l.name && r.reason == RetireReason::Removed) {
+                if self.removed_name(Role::Lender, &l.name) {
                     return Err(ChangeError::Invalid(format!(
                         "lender name {:?} belonged to a removed lender; authorisations on chain name it, so it is never reused",
                         l.name

@@ -107,7 +107,8 @@ pub struct QueryAuditVerdict {
 /// The query audit of `subject` from height `from`, at most
 /// [`MAX_QUERY_AUDIT_ENTRIES`] entries (a block's entries are never split across
 /// pages unless one block alone holds more), keeping only the entries `keep`
-/// accepts (a lender sees its own queries).
+/// accepts (a lender sees its own queries), in record transactions all of whose
+/// entries `keep` accepts (the file carries each record whole).
 pub fn query_audit(
     ledger: &Ledger,
     subject: &Uscc,
@@ -130,14 +131,24 @@ pub fn query_audit(
         }
     }
     let mut records: Vec<QueryRecordProof> = Vec::new();
-    let mut last: Option<TxId> = None;
+    // The record transaction in the file is whole (its bytes are the log leaf),
+    // so it shows every entry it holds, about any subject: it is listed only if
+    // `keep` accepts all of them (a lender's file never shows another lender's
+    // queries; record transactions hold one request key's entries each,
+    // `node::queries`, but a Byzantine or older recorder may have mixed them).
+    let mut last: Option<(TxId, bool)> = None;
     for q in found.into_iter().filter(|q| keep(ledger, q.height, &q.query)) {
-        if last != Some(q.tx_id) {
-            records.push(QueryRecordProof { record: block_tx(ledger, &q.tx_id)?, entries: Vec::new() });
-            last = Some(q.tx_id);
+        if last.map(|(id, _)| id) != Some(q.tx_id) {
+            let whole = record_kept_whole(ledger, &q.tx_id, q.height, keep)?;
+            if whole {
+                records.push(QueryRecordProof { record: block_tx(ledger, &q.tx_id)?, entries: Vec::new() });
+            }
+            last = Some((q.tx_id, whole));
         }
-        if let Some(r) = records.last_mut() {
-            r.entries.push(q.entry);
+        if last.is_some_and(|(_, whole)| whole) {
+            if let Some(r) = records.last_mut() {
+                r.entries.push(q.entry);
+            }
         }
     }
     Ok(QueryAudit {
@@ -148,6 +159,20 @@ pub fn query_audit(
         governance: crate::proof_gov::section(ledger, header.height)?,
         records,
         next_from,
+    })
+}
+
+/// Whether `keep` accepts every entry of record transaction `id` (committed at `height`).
+fn record_kept_whole(
+    ledger: &Ledger,
+    id: &TxId,
+    height: Height,
+    keep: &dyn Fn(&Ledger, Height, &QueryEntry) -> bool,
+) -> Result<bool, BuildError> {
+    let rec = ledger.tx_record(id, 0)?.ok_or(BuildError::NotFound(*id))?;
+    Ok(match &rec.tx.tx.body {
+        crate::tx::TxBody::RecordQueries(r) => r.entries.iter().all(|e| keep(ledger, height, e)),
+        _ => false,
     })
 }
 

@@ -261,3 +261,35 @@ fn governance_survives_a_reopen_and_the_audit_replays_it() {
     assert_eq!(ledger.next_membership().validators.len(), 5);
     assert_eq!(ledger.gov().proposal(&id(&p)).unwrap().state_at(9), "applied");
 }
+
+/// Rights that follow a name (revocation and reads for an issuer, approvals for an
+/// agency, authorisations for a lender) never pass to a newcomer under a removed
+/// member's name; a rotation keeps the name, and an unused name is free.
+#[test]
+fn a_removed_agencys_or_issuers_name_is_never_given_again() {
+    use yrd_ledger::genesis::AgencyInfo;
+    use yrd_ledger::governance::Membership;
+    let chain = TestChain::new(4, 2);
+    let m = Membership::from_genesis(&chain.genesis);
+    let issuer = m.issuers[1].clone();
+    let agency = m.agencies[3].clone();
+    let k = |s: &[u8]| SecretKey::from_seed(s).public();
+
+    let mut gone = m.clone();
+    gone.apply(&Change::RemoveIssuer { name: issuer.name.clone() }, 5).unwrap();
+    gone.apply(&Change::RemoveAgency { name: agency.name.clone() }, 5).unwrap();
+    let again_issuer = Change::AddIssuer(IssuerInfo { key: k(b"newcomer issuer"), ..issuer.clone() });
+    let err = gone.clone().apply(&again_issuer, 9).unwrap_err().to_string();
+    assert!(err.contains("belonged to a removed issuer") && err.contains("never reused"), "{err}");
+    let again_agency = Change::AddAgency(AgencyInfo { key: k(b"newcomer agency"), ..agency.clone() });
+    let err = gone.clone().apply(&again_agency, 9).unwrap_err().to_string();
+    assert!(err.contains("belonged to a removed agency") && err.contains("never reused"), "{err}");
+    // Other names are free.
+    let mut ok = gone.clone();
+    ok.apply(&Change::AddIssuer(IssuerInfo { name: "zj-new-issuer".into(), key: k(b"newcomer issuer"), ..issuer.clone() }), 9).unwrap();
+    ok.apply(&Change::AddAgency(AgencyInfo { name: "zj-new-agency".into(), key: k(b"newcomer agency"), ..agency.clone() }), 9).unwrap();
+    // A rotated (not removed) issuer keeps its name and its rights.
+    let mut rotated = m.clone();
+    rotated.apply(&Change::RotateIssuerKey { name: issuer.name.clone(), key: k(b"rotated issuer") }, 5).unwrap();
+    assert_eq!(rotated.issuer_by_name(&issuer.name).unwrap().key, k(b"rotated issuer"));
+}

@@ -142,6 +142,12 @@ function newKeyProblem(m, key) {
   if (r) return `key ${hexOf(key)} was retired at height ${r.since} (${r.reason} ${r.role} ${JSON.stringify(r.name)}) and can never be used again`;
   return null;
 }
+// Whether a member of `role` named `name` was removed (its retired key says so):
+// removed agency, issuer and lender names are never reused.
+function removedName(m, role, name) {
+  return m.retired.some((r) => r.role === role && r.name === name && r.reason === "removed");
+}
+
 function retire(m, key, role, name, since, reason) {
   if (!retiredKey(m, key)) m.retired.push({ key, role, name, since, reason });
 }
@@ -161,6 +167,9 @@ function applyChange(m, c, at) {
     case CHANGE.AddAgency: {
       if ((why = nameProblem("agency", c.name))) return why;
       if (m.agencies.some((x) => x.name === c.name)) return `an agency named ${JSON.stringify(c.name)} already exists`;
+      if (removedName(m, "agency", c.name)) {
+        return `agency name ${JSON.stringify(c.name)} belonged to a removed agency; approvals on chain name it, so it is never reused`;
+      }
       if (m.agencies.length >= MAX_AGENCIES) return `too many agency: at most ${MAX_AGENCIES}`;
       if ((why = newKeyProblem(m, c.key))) return why;
       m.agencies.push({ name: c.name, region: c.region, key: c.key });
@@ -216,6 +225,9 @@ function applyChange(m, c, at) {
       if ((why = kindsProblem(c.kinds))) return why;
       const taken = nodeNameTaken(m, c.name);
       if (taken) return `a ${taken} named ${JSON.stringify(c.name)} already exists`;
+      if (removedName(m, "issuer", c.name)) {
+        return `issuer name ${JSON.stringify(c.name)} belonged to a removed issuer; its records on chain name it, so it is never reused`;
+      }
       if (m.issuers.length >= MAX_ISSUERS) return `too many issuer: at most ${MAX_ISSUERS}`;
       if ((why = newKeyProblem(m, c.key))) return why;
       m.issuers.push({ name: c.name, region: c.region, key: c.key, kinds: c.kinds, may_revoke_any: c.may_revoke_any });
@@ -281,7 +293,7 @@ function applyChange(m, c, at) {
     case CHANGE.AddLender: {
       if ((why = nameProblem("lender", c.name))) return why;
       if (m.lenders.some((x) => x.name === c.name)) return `a lender named ${JSON.stringify(c.name)} already exists`;
-      if (m.retired.some((r) => r.role === "lender" && r.name === c.name && r.reason === "removed")) {
+      if (removedName(m, "lender", c.name)) {
         return `lender name ${JSON.stringify(c.name)} belonged to a removed lender; authorisations on chain name it, so it is never reused`;
       }
       if (!m.agencies.some((a) => a.name === c.sponsor)) return unknown("agency", c.sponsor);

@@ -162,17 +162,30 @@ impl QueryRecorder {
         // One entry per request and subject (consensus refuses a record holding
         // one twice; the API's replay cache makes a second answer impossible anyway).
         let mut seen = std::collections::HashSet::new();
+        // One request key's entries per transaction: a query audit file carries a
+        // record transaction whole, and a lender's file must not show another
+        // lender's queries (`proof_queries::query_audit` leaves mixed ones out).
+        let mut by_key: Vec<(yrd_consensus::crypto::PublicKey, Vec<QueryEntry>)> = Vec::new();
         for e in entries.into_iter().filter(|e| seen.insert((e.request.key, e.request.nonce, e.subject))) {
-            let len = yrd_consensus::codec::encode(&e).map_or(usize::MAX, |b| b.len());
-            if !batch.is_empty() && (batch.len() >= MAX_QUERY_ENTRIES || size.saturating_add(len) > MAX_TX_BYTES) {
+            match by_key.iter_mut().find(|(k, _)| *k == e.request.key) {
+                Some((_, v)) => v.push(e),
+                None => by_key.push((e.request.key, vec![e])),
+            }
+        }
+        for (_, key_entries) in by_key {
+            for e in key_entries {
+                let len = yrd_consensus::codec::encode(&e).map_or(usize::MAX, |b| b.len());
+                if !batch.is_empty() && (batch.len() >= MAX_QUERY_ENTRIES || size.saturating_add(len) > MAX_TX_BYTES) {
+                    groups.push(std::mem::take(&mut batch));
+                    size = empty;
+                }
+                size = size.saturating_add(len);
+                batch.push(e);
+            }
+            if !batch.is_empty() {
                 groups.push(std::mem::take(&mut batch));
                 size = empty;
             }
-            size = size.saturating_add(len);
-            batch.push(e);
-        }
-        if !batch.is_empty() {
-            groups.push(batch);
         }
         let mut out = Vec::new();
         let mut sequence = first;
@@ -320,5 +333,30 @@ mod tests {
         // The next flush continues after them, even if the ledger has not seen them yet.
         let more = recorder.sign_numbered(&node, chain, Some(41), vec![entry(&lender, &chain, &node, 1)]);
         assert_eq!(more[0].tx.sequence, 42 + txs.len() as u64);
+    }
+
+    #[test]
+    fn each_record_holds_one_request_keys_entries() {
+        let node = SecretKey::from_seed(b"node");
+        let (a, b) = (SecretKey::from_seed(b"lender a"), SecretKey::from_seed(b"lender b"));
+        let chain = sha256(&[b"chain"]);
+        // Interleaved reads of two lenders, few enough for one transaction.
+        let entries: Vec<QueryEntry> =
+            (1..=6).map(|n| entry(if n % 2 == 0 { &a } else { &b }, &chain, &node, n)).collect();
+        let txs = QueryRecorder::sign_records(&node, chain, 1, entries.clone());
+        assert_eq!(txs.len(), 2, "one transaction per lender key");
+        let mut back = Vec::new();
+        for t in &txs {
+            let TxBody::RecordQueries(q) = &t.tx.body else { panic!("not a record") };
+            let key = q.entries[0].request.key;
+            assert!(q.entries.iter().all(|e| e.request.key == key), "a record mixes request keys");
+            back.extend(q.entries.iter().cloned());
+        }
+        // Nothing lost; each key's entries keep their order.
+        assert_eq!(back.len(), entries.len());
+        for k in [b.public(), a.public()] {
+            let mine = |v: &[QueryEntry]| v.iter().filter(|e| e.request.key == k).cloned().collect::<Vec<_>>();
+            assert_eq!(mine(&back), mine(&entries));
+        }
     }
 }

@@ -465,6 +465,30 @@ fn coverage_starts_at_the_authorisation_and_ends_at_withdrawal_or_expiry() {
     assert_eq!(code(h.get_as(&other, &by_id(&a))), (403, "restricted".into()));
 }
 
+#[test]
+fn a_frozen_issuers_key_reads_nothing() {
+    use yrd_ledger::governance::Change;
+    let h = Harness::new();
+    let penalty = h.chain.attestation(1, 1, Uscc::sample(2), AttestationKind::AdministrativePenalty);
+    h.commit(vec![penalty.clone()]);
+    let path = format!("/v1/attestations/{}", penalty.id().unwrap());
+    let issuer = Caller::Key("issuer-1".into(), h.chain.issuer_keys[1].clone());
+    assert_eq!(h.get_as(&issuer, &path).0, 200, "the issuer reads its own restricted record");
+    // The agencies freeze it (a leaked key): in force from the next block.
+    let name = h.chain.genesis.issuers[1].name.clone();
+    let p = h.chain.propose(0, 1, vec![Change::FreezeIssuer { name }], 1_000);
+    h.commit(vec![p.clone()]);
+    h.commit(vec![h.chain.approve(1, 1, p.id().unwrap()), h.chain.approve(2, 1, p.id().unwrap())]);
+    h.commit(vec![]);
+    let (status, body) = h.get_as(&issuer, &path);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, v["code"].as_str().unwrap()), (401, "key_retired"), "{body}");
+    assert!(v["error"].as_str().unwrap().contains("frozen"), "{body}");
+    // Its listing by issuer is no longer opened to it either.
+    let listing = format!("/v1/issuers/{}/attestations", h.chain.genesis.issuers[1].name);
+    assert_eq!(h.get_as(&issuer, &listing).0, 401);
+}
+
 /// A lender's signed GET, keeping the request: (status, body, receipts as
 /// (receipt bytes hex, signature hex)).
 fn signed_get(h: &Harness, key: &SecretKey, path: &str) -> (SignedRequest, u16, String, Vec<(String, String)>) {
@@ -598,11 +622,38 @@ fn query_records_are_listed_with_proofs_to_agencies_and_to_each_lender_for_its_o
     assert_eq!(v.queries[0].request, r0.digest().unwrap());
     assert_eq!((v.queries[0].lender.as_str(), v.queries[1].lender.as_str()), ("bank-0", "bank-1"));
     assert_eq!(v.queries[0].served_height, served);
-    // A lender sees its own queries only.
-    let (status, body) = h.get_as(&Caller::Key("bank-1".into(), h.chain.lender_keys[1].clone()), &route);
+    // A lender sees its own queries only, in records that hold nothing else: the
+    // file carries each record transaction whole, so the record above (bank-0's
+    // and bank-1's entries, as a Byzantine or older recorder may sign) is left
+    // out of bank-1's file; one holding bank-1's entries alone is listed.
+    let bank1 = Caller::Key("bank-1".into(), h.chain.lender_keys[1].clone());
+    let (status, body) = h.get_as(&bank1, &route);
+    assert_eq!(status, 200);
+    assert!(verify(&body).queries.is_empty(), "a mixed record was shown to a lender: {body}");
+    let (r1b, status, _, _) = signed_get(&h, &h.chain.lender_keys[1], &path);
+    assert_eq!(status, 200);
+    let own = h.chain.sign_with(
+        &h.chain.validator_keys[0],
+        2,
+        TxBody::RecordQueries(QueryRecords { entries: vec![entry(r1b.clone(), a1.id().unwrap())] }),
+    );
+    h.commit(vec![own]);
+    let (status, body) = h.get_as(&bank1, &route);
     assert_eq!(status, 200);
     let v = verify(&body);
     assert_eq!(v.queries.iter().map(|q| q.lender.as_str()).collect::<Vec<_>>(), vec!["bank-1"]);
+    assert_eq!(v.queries[0].request, r1b.digest().unwrap());
+    // Every request key in every record transaction of the file is bank-1's.
+    let file: Value = serde_json::from_str(&body).unwrap();
+    for rec in file["records"].as_array().unwrap() {
+        let tx_hex = rec["record"]["included"]["tx"].as_str().unwrap();
+        let tx = yrd_ledger::tx::SignedTransaction::decode(&hex::decode(tx_hex).unwrap()).unwrap();
+        let TxBody::RecordQueries(q) = &tx.tx.body else { panic!("not a record") };
+        assert!(q.entries.iter().all(|e| e.request.key == h.chain.lender_keys[1].public()), "{body}");
+    }
+    // The agency still sees all three.
+    let (_, body) = h.get_as(&agency, &route);
+    assert_eq!(verify(&body).queries.len(), 3);
     // Nobody else.
     for caller in [Caller::Anonymous, Caller::Key("issuer-0".into(), h.chain.issuer_keys[0].clone())] {
         let (status, body) = h.get_as(&caller, &route);

@@ -229,13 +229,15 @@ impl RequestAuth {
     }
 }
 
-/// The viewer a key is in `membership`: a lender, an issuer (current key; a
-/// frozen issuer too — it reads, it cannot sign records) or an agency's admin key.
+/// The viewer a key is in `membership`: a lender, an issuer (current key, not
+/// frozen) or an agency's admin key. A frozen issuer's key is retired (a freeze
+/// answers a leaked key): it reads nothing, as it signs nothing, until a rotation
+/// gives the issuer a new key.
 fn viewer_of(membership: &Membership, key: &PublicKey) -> Result<Viewer, ApiError> {
     if let Some(l) = membership.lender(key) {
         return Ok(Viewer::Lender { name: l.name.clone() });
     }
-    if let Some(i) = membership.issuer_any(key) {
+    if let Some(i) = membership.issuer(key) {
         return Ok(Viewer::Issuer { name: i.name.clone() });
     }
     if let Some(a) = membership.agency(key) {
