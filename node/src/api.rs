@@ -438,6 +438,8 @@ fn attestation_json(ledger: &Ledger, r: &TxRecord) -> ApiResult<AttestationJson>
 enum RecordJson {
     Full(Box<AttestationJson>),
     Redacted(redact::RedactedJson),
+    /// In an issuer's listing: the sequence number alone (see [`by_issuer`]).
+    RedactedSequence { redacted: bool, sequence: u64 },
 }
 
 fn attestations_json(reader: &Reader<'_>, records: &[TxRecord]) -> ApiResult<Vec<RecordJson>> {
@@ -946,9 +948,20 @@ async fn by_issuer(
             .ok_or_else(|| ApiError::not_found(format!("issuer {name:?} is not an issuer of the membership in force")))?;
         let records = ledger.by_issuer(&issuer.key, q.after, limit as usize, now).map_err(ApiError::store)?;
         let reader = caller.reader(ledger);
+        // A record the caller may not read is listed by its sequence number only
+        // (paging goes on): its commitment and place (height, log index), as the
+        // subject's listing shows them, would name the issuer of that redacted entry.
+        let attestations = attestations_json(&reader, &records)?
+            .into_iter()
+            .zip(&records)
+            .map(|(j, r)| match j {
+                RecordJson::Redacted(_) => RecordJson::RedactedSequence { redacted: true, sequence: r.tx.tx.sequence },
+                full => full,
+            })
+            .collect();
         Ok(Json(IssuerResponse {
             issuer: IssuerJson::of(&issuer),
-            attestations: attestations_json(&reader, &records)?,
+            attestations,
             last_sequence: ledger.last_sequence(&issuer.key).map_err(ApiError::store)?,
         }))
     })

@@ -466,14 +466,45 @@ fn coverage_starts_at_the_authorisation_and_ends_at_withdrawal_or_expiry() {
 }
 
 #[test]
+fn an_issuers_listing_does_not_tie_it_to_a_subjects_redacted_entries() {
+    let h = Harness::new();
+    let s2 = Uscc::sample(2);
+    let public = h.chain.attestation(1, 1, s2, AttestationKind::RedList);
+    let penalty = h.chain.attestation(1, 2, s2, AttestationKind::CreditRating);
+    h.commit(vec![public.clone(), penalty.clone()]);
+    let name = h.chain.genesis.issuers[1].name.clone();
+    let json = |caller: &Caller, path: &str| -> Value {
+        let (status, body) = h.get_as(caller, path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let subject = json(&Caller::Anonymous, &format!("/v1/subjects/{s2}/attestations"));
+    let hidden: Vec<&Value> = subject["attestations"].as_array().unwrap().iter().filter(|r| r["redacted"] == true).collect();
+    assert_eq!(hidden.len(), 1, "{subject}");
+    let listing = json(&Caller::Anonymous, &format!("/v1/issuers/{name}/attestations"));
+    let entries = listing["attestations"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{listing}");
+    assert_eq!(entries[0]["id"], public.id().unwrap().to_hex());
+    // The restricted one: its sequence number, nothing to join on.
+    assert_eq!(entries[1], serde_json::json!({"redacted": true, "sequence": 2}));
+    let text = listing.to_string();
+    assert!(!text.contains(hidden[0]["commitment"].as_str().unwrap()), "{text}");
+    // Its issuer sees it in full.
+    let issuer = Caller::Key("issuer-1".into(), h.chain.issuer_keys[1].clone());
+    let own = json(&issuer, &format!("/v1/issuers/{name}/attestations"));
+    assert_eq!(own["attestations"][1]["id"], penalty.id().unwrap().to_hex());
+}
+
+#[test]
 fn a_frozen_issuers_key_reads_nothing() {
     use yrd_ledger::governance::Change;
     let h = Harness::new();
-    let penalty = h.chain.attestation(1, 1, Uscc::sample(2), AttestationKind::AdministrativePenalty);
-    h.commit(vec![penalty.clone()]);
-    let path = format!("/v1/attestations/{}", penalty.id().unwrap());
+    let rating = h.chain.attestation(1, 1, Uscc::sample(2), AttestationKind::CreditRating);
+    h.commit(vec![rating.clone()]);
+    let path = format!("/v1/attestations/{}", rating.id().unwrap());
     let issuer = Caller::Key("issuer-1".into(), h.chain.issuer_keys[1].clone());
     assert_eq!(h.get_as(&issuer, &path).0, 200, "the issuer reads its own restricted record");
+    assert_eq!(h.get_as(&Caller::Anonymous, &path).0, 403);
     // The agencies freeze it (a leaked key): in force from the next block.
     let name = h.chain.genesis.issuers[1].name.clone();
     let p = h.chain.propose(0, 1, vec![Change::FreezeIssuer { name }], 1_000);

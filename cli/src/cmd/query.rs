@@ -247,6 +247,18 @@ fn row(record: &Value) -> [String; 7] {
     let obj = record.as_object().unwrap_or(&empty);
     // A restricted record this caller may not read (docs/access.md): its commitment only.
     if obj.get("redacted").and_then(Value::as_bool) == Some(true) {
+        // In an issuer's listing: its sequence number only.
+        if let (None, Some(sequence)) = (obj.get("commitment"), obj.get("sequence").and_then(Value::as_u64)) {
+            return [
+                "(restricted)".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!("sequence {sequence}"),
+                "-".into(),
+                "-".into(),
+            ];
+        }
         let commitment = text_field(record, "commitment");
         let commitment = commitment.get(..TABLE_HASH_HEX_DIGITS).map_or(commitment.to_string(), |c| format!("{c}…"));
         return [
