@@ -53,7 +53,7 @@ pub enum Class {
     /// a revocation, of the revoker.
     Restricted { subject: Uscc, issuers: Vec<String> },
     /// An authorisation or withdrawal of lender `lender`; `signer` is the name of
-    /// a withdrawal's signer when it is an agency or issuer.
+    /// a withdrawal's signer when it is an issuer.
     Consent { lender: String, signer: Option<String> },
     Queries,
 }
@@ -236,10 +236,10 @@ impl Ledger {
                     }
                     None => String::new(),
                 };
-                let signer = at
-                    .issuer_any(&tx.tx.issuer)
-                    .map(|i| i.name.clone())
-                    .or_else(|| at.agency(&tx.tx.issuer).map(|a| a.name.clone()));
+                // The withdrawing issuer, by name (issuers read what they withdrew).
+                // Not an agency's name: agencies read every consent transaction, and
+                // an issuer may bear an agency's name (separate namespaces).
+                let signer = at.issuer_any(&tx.tx.issuer).map(|i| i.name.clone());
                 Class::Consent { lender, signer }
             }
             TxBody::RecordQueries(_) => Class::Queries,

@@ -725,3 +725,38 @@ fn a_query_record_holds_each_request_once_per_subject_and_none_served_long_after
     drop(ledger);
     yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
 }
+
+/// A withdrawal signed by an agency is not opened to an issuer that bears the
+/// agency's name (issuers and agencies have separate namespaces); the issuer that
+/// withdraws reads its own withdrawal.
+#[test]
+fn an_agencys_withdrawal_is_not_read_by_an_issuer_of_the_same_name() {
+    use yrd_ledger::access::{may_read, Class, Viewer};
+    let mut chain = TestChain::new(4, 2);
+    let shared_name = chain.genesis.issuers[0].name.clone();
+    let old = std::mem::replace(&mut chain.genesis.agencies[1].name, shared_name.clone());
+    for l in chain.genesis.lenders.iter_mut().filter(|l| l.sponsor == old) {
+        l.sponsor = shared_name.clone();
+    }
+    chain.chain = chain.genesis.chain_id().unwrap();
+    let (_d, mut ledger) = open(&chain);
+    let s = Uscc::sample(1);
+    let until = TestChain::block_time_ms(1) + 24 * 3600 * 1000;
+    let a = chain.authorisation(0, 1, s, Purpose::LoanApplication, until);
+    let b = chain.authorisation(0, 2, s, Purpose::Guarantee, until);
+    commit(&chain, &mut ledger, vec![a.clone(), b.clone()]);
+    let by_agency = chain.withdrawal(&chain.agency_keys[1], 1, a.id().unwrap(), WithdrawReason::ConsentWithdrawn);
+    let by_issuer = chain.withdrawal(&chain.issuer_keys[0], 1, b.id().unwrap(), WithdrawReason::ConsentWithdrawn);
+    commit(&chain, &mut ledger, vec![by_agency.clone(), by_issuer.clone()]);
+    let h = ledger.height();
+    let issuer = Viewer::Issuer { name: shared_name.clone() };
+    let agency = Viewer::Agency { name: shared_name };
+    let reads = |v: &Viewer, tx: &SignedTransaction| {
+        let class = ledger.tx_class(tx, h).unwrap();
+        assert!(matches!(class, Class::Consent { .. }), "{class:?}");
+        may_read::<()>(v, &class, |_| Ok(false)).unwrap()
+    };
+    assert!(!reads(&issuer, &by_agency), "the issuer read the agency's withdrawal");
+    assert!(reads(&issuer, &by_issuer), "the issuer cannot read its own withdrawal");
+    assert!(reads(&agency, &by_agency) && reads(&agency, &by_issuer));
+}
