@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use yrd_consensus::codec::{self, CodecError};
 use yrd_consensus::crypto::{sha256, Hash32, PublicKey, DOMAIN_PREFIX};
-use yrd_consensus::types::{ValidatorIndex, ValidatorSet, ValidatorSetError, MAX_VALIDATORS};
+use yrd_consensus::types::{ValidatorIndex, ValidatorSet, ValidatorSetError};
 
 use crate::tx::AttestationKind;
 
@@ -333,8 +333,15 @@ impl Genesis {
     /// Checks names, keys, uniqueness and limits.
     pub fn validate(&self) -> Result<(), GenesisError> {
         check_name("chain", &self.chain_name)?;
-        if self.validators.len() > MAX_VALIDATORS {
-            return Err(GenesisError::TooMany { what: "validators", count: self.validators.len(), max: MAX_VALIDATORS });
+        // As many as governance may reach (`MAX_MEMBER_VALIDATORS`, docs/proofs.md:
+        // 1–16), not the consensus layer's larger bound: a genesis the console's
+        // verifier and every later membership check accept alike.
+        if self.validators.len() > crate::governance::MAX_MEMBER_VALIDATORS {
+            return Err(GenesisError::TooMany {
+                what: "validators",
+                count: self.validators.len(),
+                max: crate::governance::MAX_MEMBER_VALIDATORS,
+            });
         }
         if self.issuers.len() > MAX_ISSUERS {
             return Err(GenesisError::TooMany { what: "issuers", count: self.issuers.len(), max: MAX_ISSUERS });

@@ -293,3 +293,21 @@ fn a_removed_agencys_or_issuers_name_is_never_given_again() {
     rotated.apply(&Change::RotateIssuerKey { name: issuer.name.clone(), key: k(b"rotated issuer") }, 5).unwrap();
     assert_eq!(rotated.issuer_by_name(&issuer.name).unwrap().key, k(b"rotated issuer"));
 }
+
+/// A genesis holds at most as many validators as governance may ever reach (16,
+/// as docs/proofs.md and the console's verifier say), not the consensus layer's
+/// larger bound.
+#[test]
+fn a_genesis_holds_at_most_sixteen_validators() {
+    use yrd_ledger::governance::MAX_MEMBER_VALIDATORS;
+    let chain = TestChain::new(MAX_MEMBER_VALIDATORS, 2);
+    chain.genesis.validate().unwrap();
+    let mut more = chain.genesis.clone();
+    more.validators.push(new_validator("validator-extra", b"validator-extra").0);
+    match more.validate() {
+        Err(e @ yrd_ledger::genesis::GenesisError::TooMany { what: "validators", count: 17, max: 16 }) => {
+            assert!(e.to_string().contains("17"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

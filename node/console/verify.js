@@ -529,7 +529,8 @@ function kindsList(v, p) {
 function name(v, p) {
   str(v, p);
   const n = [...v].length;
-  if (n < 1 || n > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(v) || v.trim() !== v) genesisFail(`${p}: bad name ${JSON.stringify(v)}`);
+  // Rust's `str::trim` strips White_Space only (not U+FEFF, which JavaScript's trim also strips).
+  if (n < 1 || n > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(v) || /^\p{White_Space}|\p{White_Space}$/u.test(v)) genesisFail(`${p}: bad name ${JSON.stringify(v)}`);
   return v;
 }
 function region(v, p) { str(v, p); if (!/^[A-Z]{2,8}$/.test(v)) genesisFail(`${p}: region ${JSON.stringify(v)} is not 2-8 upper-case letters`); return v; }
@@ -570,6 +571,15 @@ export async function readGenesis(text) {
   const lenders = ("lenders" in g ? arr(g.lenders, "lenders") : []).map((v, i) => { const p = `lenders[${i}]`; obj(v, p, ["name", "sponsor", "key"]); return { name: name(v.name, `${p}.name`), sponsor: name(v.sponsor, `${p}.sponsor`), key: hash(v.key, `${p}.key`) }; });
   if (validators.length < 1 || validators.length > 16) genesisFail(`${validators.length} validators, expected 1 to 16`);
   if (issuers.length > 1024 || observers.length > 1024 || agencies.length > 64 || lenders.length > 4096) genesisFail("too many issuers, observers, agencies or lenders");
+  // Names: validators, issuers and observers share one namespace; agencies and
+  // lenders have their own (Genesis::validate).
+  for (const group of [[...validators, ...issuers, ...observers], agencies, lenders]) {
+    const seen = new Set();
+    for (const x of group) {
+      if (seen.has(x.name)) genesisFail(`name ${JSON.stringify(x.name)} is used twice`);
+      seen.add(x.name);
+    }
+  }
   const keys = new Set();
   for (const x of [...validators, ...issuers, ...observers, ...agencies, ...lenders]) {
     const k = hex(x.key);
