@@ -283,12 +283,43 @@ async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next)
     };
     match app.auth.authenticate(&app.shared.chain, &node, &membership, req.method(), req.uri(), req.headers(), now_ms()) {
         Ok(caller) => {
+            if let (yrd_ledger::access::Viewer::Lender { .. }, Some(e)) = (&caller.viewer, behind_for_lenders(&app)) {
+                return e.into_response();
+            }
             req.extensions_mut().insert(caller.clone());
             let response = next.run(req).await;
             receipts::record_and_sign(&app.shared, &caller, response).await
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// A node this many blocks or more behind the best height it knows of refuses
+/// lenders' signed requests (503 `catching_up`): a lender's read is judged
+/// against the consent at this node's tip, and a node behind has not seen a
+/// withdrawal or an expiry the chain already holds. Not fewer: under load a
+/// healthy node may trail its peers by a block or two for a moment.
+pub const LENDER_READ_MAX_LAG_BLOCKS: u64 = 8;
+
+/// The refusal of [`LENDER_READ_MAX_LAG_BLOCKS`]. Other readers' rights do not
+/// lapse that way.
+fn behind_for_lenders(app: &AppState) -> Option<ApiError> {
+    let height = app.shared.height().0;
+    let best = app.shared.health.lock().ok().map(|h| h.liveness.clone())?;
+    if best.best_known_height < height.saturating_add(LENDER_READ_MAX_LAG_BLOCKS) {
+        return None;
+    }
+    let mut e = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "catching_up",
+        format!(
+            "node {} is catching up (at height {height} of {} known): a lender's read is judged against the consent \
+             at this node's tip, which may miss a withdrawal; ask another node, or retry when it has caught up",
+            app.shared.name, best.best_known_height
+        ),
+    );
+    e.retry_after_s = Some(1);
+    Some(e)
 }
 
 // ---------------------------------------------------------------------------

@@ -496,6 +496,31 @@ fn an_issuers_listing_does_not_tie_it_to_a_subjects_redacted_entries() {
 }
 
 #[test]
+fn a_node_behind_the_chain_refuses_lenders_reads_until_it_has_caught_up() {
+    let h = Harness::new();
+    let s1 = Uscc::sample(1);
+    let a = h.chain.authorisation(0, 1, s1, Purpose::LoanApplication, now_ms() + 24 * 3600 * 1000);
+    h.commit(vec![h.chain.attestation(0, 1, s1, AttestationKind::CreditRating), a]);
+    let path = format!("/v1/subjects/{s1}/attestations");
+    let lender = Caller::Key("bank-0".into(), h.chain.lender_keys[0].clone());
+    assert_eq!(h.get_as(&lender, &path).0, 200);
+    // The node learns the chain is eight blocks further on (it may have missed a
+    // withdrawal): lenders are sent elsewhere, with the reason.
+    let lag = yrd_node::api::LENDER_READ_MAX_LAG_BLOCKS;
+    let height = h.shared.height().0;
+    h.shared.health.lock().unwrap().liveness.best_known_height = height + lag;
+    let (status, body) = h.get_as(&lender, &path);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, v["code"].as_str().unwrap()), (503, "catching_up"), "{body}");
+    assert!(v["error"].as_str().unwrap().contains(&format!("at height {height} of {} known", height + lag)), "{body}");
+    // Others read as before (anonymous: the redacted listing).
+    assert_eq!(h.get_as(&Caller::Anonymous, &path).0, 200);
+    // A block less is a moment's lag under load: the lender reads again.
+    h.shared.health.lock().unwrap().liveness.best_known_height = height + lag - 1;
+    assert_eq!(h.get_as(&lender, &path).0, 200);
+}
+
+#[test]
 fn a_frozen_issuers_key_reads_nothing() {
     use yrd_ledger::governance::Change;
     let h = Harness::new();
