@@ -116,7 +116,8 @@ pub struct IssuerInfo {
     pub may_revoke_any: bool,
 }
 
-/// A non-voting node allowed to connect (a lender's or auditor's observer).
+/// A non-voting node allowed to connect: a full replica (an auditor's or a
+/// regulator's node; never a lender's — it holds every record, docs/access.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObserverInfo {

@@ -87,7 +87,8 @@ pub struct Args {
     #[arg(long = "issuer", value_name = "NAME:REGION:KEY[:KINDS][:revoke-any]", required = true)]
     issuers: Vec<String>,
 
-    /// An observer node allowed to connect: NAME:KEY (repeatable)
+    /// An observer node allowed to connect: NAME:KEY (repeatable). A full replica that holds
+    /// every record: an auditor's or regulator's node, never a lender's (docs/access.md)
     #[arg(long = "observer", value_name = "NAME:KEY")]
     observers: Vec<String>,
 
