@@ -685,6 +685,19 @@ impl GovError {
     }
 }
 
+/// Whether approval `e` counts under membership `m`: its agency is in force and
+/// the key that signed it is still the agency's (no rotation of that agency's
+/// key took effect after the approval's height). A rotation answers a leaked
+/// key: what the old key approved stops counting, and the agency may approve
+/// again with its new key.
+pub fn approval_counts(m: &Membership, e: &ApprovalEntry) -> bool {
+    m.agencies.iter().any(|a| a.name == e.agency)
+        && !m
+            .retired
+            .iter()
+            .any(|r| r.role == Role::Agency && r.reason == RetireReason::Rotated && r.name == e.agency && r.since > e.height)
+}
+
 /// Whether `approving` of `total` agencies is more than `num/den` of them.
 pub fn threshold_met(approving: usize, total: usize, num: u32, den: u32) -> bool {
     (approving as u128) * (den as u128) > (num as u128) * (total as u128)
@@ -990,7 +1003,7 @@ impl BlockGov<'_> {
                 if self.height > r.proposal.deadline {
                     return Err(GovError::ProposalExpired { id: a.proposal, deadline: r.proposal.deadline, height: self.height });
                 }
-                if r.approvals.iter().any(|x| x.agency == agency.name) {
+                if r.approvals.iter().any(|x| x.agency == agency.name && approval_counts(&self.membership, x)) {
                     return Err(GovError::AlreadyApproved { id: a.proposal, agency: agency.name.clone() });
                 }
                 Ok(())
@@ -1028,13 +1041,16 @@ impl BlockGov<'_> {
             }
             _ => return Ok(()),
         };
-        // Approved once more than the threshold of the agencies in force approve.
+        // Approved once more than the threshold of the agencies in force approve
+        // (distinct agencies, each by an approval that still counts).
         let m = &self.membership;
-        let in_force: BTreeSet<&str> = m.agencies.iter().map(|a| a.name.as_str()).collect();
         if let Some(rec) = self.changed.get_mut(&target) {
-            let approving = rec.approvals.iter().filter(|a| in_force.contains(a.agency.as_str())).count();
+            let approving: BTreeSet<&str> =
+                rec.approvals.iter().filter(|a| approval_counts(m, a)).map(|a| a.agency.as_str()).collect();
+            let in_force = m.agencies.len();
+            let approving = approving.len();
             let g = &m.params.governance;
-            if threshold_met(approving, in_force.len(), g.approval_num, g.approval_den) {
+            if threshold_met(approving, in_force, g.approval_num, g.approval_den) {
                 let delay = if rec.proposal.changes.iter().all(Change::is_freeze) { 1 } else { g.activation_delay_blocks };
                 rec.outcome = Outcome::Approved { height: self.height, index, effective: self.height + delay };
                 self.completed.push(target);

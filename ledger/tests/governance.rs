@@ -311,3 +311,46 @@ fn a_genesis_holds_at_most_sixteen_validators() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A leaked agency key's approval stops counting once the key is rotated: the
+/// proposal it approved needs the threshold without it, and the agency may
+/// approve again with its new key. The audit replays the same verdicts.
+#[test]
+fn an_approval_by_a_key_rotated_out_since_no_longer_counts() {
+    use yrd_ledger::governance::approval_counts;
+    let chain = TestChain::new(4, 2);
+    let (dir, mut ledger) = open(&chain);
+    commit(&chain, &mut ledger, vec![], &[]); // 1
+    // Agency 3 (its key about to leak) proposes P: its own approval, 1 of 3 needed.
+    let p = chain.propose(3, 1, vec![Change::FreezeIssuer { name: chain.genesis.issuers[0].name.clone() }], 1_000);
+    commit(&chain, &mut ledger, vec![p.clone()], &[]); // 2
+    // The agencies rotate agency 3's key (0 proposes; 1 and 2 approve).
+    let new3 = SecretKey::from_seed(b"agency-3-new");
+    let name3 = chain.genesis.agencies[3].name.clone();
+    let rot = chain.propose(0, 1, vec![Change::RotateAgencyKey { name: name3.clone(), key: new3.public() }], 1_000);
+    commit(&chain, &mut ledger, vec![rot.clone()], &[]); // 3
+    commit(&chain, &mut ledger, vec![chain.approve(1, 1, id(&rot)), chain.approve(2, 1, id(&rot))], &[]); // 4: approved
+    while ledger.gov().proposal(&id(&rot)).unwrap().state_at(ledger.height().0) != "applied" {
+        commit(&chain, &mut ledger, vec![], &[]);
+    }
+    let m = ledger.next_membership();
+    let rec = ledger.gov().proposal(&id(&p)).unwrap().clone();
+    assert!(!approval_counts(&m, &rec.approvals[0]), "the rotated key's approval still counts");
+    // Two more agencies approve P: with the old key's approval it would be three
+    // of four; without it, two — P stays open.
+    commit(&chain, &mut ledger, vec![chain.approve(0, 2, id(&p)), chain.approve(1, 2, id(&p))], &[]);
+    assert_eq!(ledger.gov().proposal(&id(&p)).unwrap().outcome, Outcome::Open);
+    // Agency 3 approves again with its new key: three that count, approved.
+    let again = chain.sign_with(&new3, 1, yrd_ledger::tx::TxBody::Approve(yrd_ledger::governance::GovApproval { proposal: id(&p) }));
+    admit(&ledger, &again).unwrap();
+    commit(&chain, &mut ledger, vec![again.clone()], &[]);
+    assert!(matches!(ledger.gov().proposal(&id(&p)).unwrap().outcome, Outcome::Approved { .. } | Outcome::Applied { .. }));
+    // Closed now: no more approvals.
+    let twice = chain.sign_with(&new3, 2, yrd_ledger::tx::TxBody::Approve(yrd_ledger::governance::GovApproval { proposal: id(&p) }));
+    assert!(matches!(admit(&ledger, &twice), Err(TxError::Governance(GovError::ProposalClosed { .. }))));
+    // The audit replays it to the same state.
+    let height = ledger.height();
+    drop(ledger);
+    let report = yrd_ledger::audit::verify_store(dir.path(), &chain.genesis).unwrap();
+    assert_eq!(report.height, height);
+}

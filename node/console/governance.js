@@ -142,6 +142,13 @@ function newKeyProblem(m, key) {
   if (r) return `key ${hexOf(key)} was retired at height ${r.since} (${r.reason} ${r.role} ${JSON.stringify(r.name)}) and can never be used again`;
   return null;
 }
+// G4: whether an approval still counts: its agency is in force and no rotation of
+// that agency's key took effect after the approval (governance.rs `approval_counts`).
+function approvalCounts(m, e) {
+  return m.agencies.some((a) => a.name === e.agency)
+    && !m.retired.some((r) => r.role === "agency" && r.reason === "rotated" && r.name === e.agency && r.since > e.height);
+}
+
 // Whether a member of `role` named `name` was removed (its retired key says so):
 // removed agency, issuer and lender names are never reused.
 function removedName(m, role, name) {
@@ -395,7 +402,7 @@ export class GovState {
   constructor(m0) {
     /** [effective height, membership from then on], by height; height 1 is the genesis. */
     this.timeline = [[1n, m0]];
-    /** Proposal id (hex) → record { id, height, proposer, proposal, approvals: [names], outcome }. */
+    /** Proposal id (hex) → record { id, height, proposer, proposal, approvals: [{ agency, height }], outcome }. */
     this.proposals = new Map();
     /** Effective height (as a decimal string) → proposal ids due then, in approval order. */
     this.scheduled = new Map();
@@ -502,7 +509,7 @@ class BlockGov {
       if (!r || r.height >= h) return `proposal ${pid} is not on the ledger (approve a proposal committed in an earlier block)`;
       if (r.outcome.state !== "open") return `proposal ${pid} is already ${r.outcome.state}; no more approvals are taken`;
       if (h > r.proposal.deadline) return `proposal ${pid} expired at height ${r.proposal.deadline} (this is height ${h})`;
-      if (r.approvals.includes(agency.name)) return `agency ${JSON.stringify(agency.name)} already approved proposal ${pid}`;
+      if (r.approvals.some((x) => x.agency === agency.name && approvalCounts(this.m, x))) return `agency ${JSON.stringify(agency.name)} already approved proposal ${pid}`;
       return null;
     }
     return "not a governance transaction";
@@ -515,17 +522,17 @@ class BlockGov {
     const agency = agencyOf(this.m, tx.issuer).name;
     let target;
     if (tx.bodyType === 2) {
-      this.changed.set(id, { id, height: this.h, proposer: agency, proposal: tx.body, approvals: [agency], outcome: { state: "open" } });
+      this.changed.set(id, { id, height: this.h, proposer: agency, proposal: tx.body, approvals: [{ agency, height: this.h }], outcome: { state: "open" } });
       target = id;
     } else {
       target = hexOf(tx.body.proposal);
       const rec = this.record(target);
-      this.changed.set(target, { ...rec, approvals: [...rec.approvals, agency] });
+      this.changed.set(target, { ...rec, approvals: [...rec.approvals, { agency, height: this.h }] });
     }
-    // G4: the threshold, counted among the agencies in force.
+    // G4: the threshold: distinct agencies in force whose approval still counts.
     const inForce = new Set(this.m.agencies.map((a) => a.name));
     const rec = this.changed.get(target);
-    const approving = BigInt(rec.approvals.filter((a) => inForce.has(a)).length);
+    const approving = BigInt(new Set(rec.approvals.filter((a) => approvalCounts(this.m, a)).map((a) => a.agency)).size);
     const g = this.m.params.governance;
     if (approving * g.approval_den > g.approval_num * BigInt(inForce.size)) {
       const delay = rec.proposal.changes.every((c) => c.t === CHANGE.FreezeIssuer) ? 1n : g.activation_delay_blocks;

@@ -316,7 +316,9 @@ fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     }
     for ap in p.get("approvals").and_then(Value::as_array).into_iter().flatten() {
         let f = |k: &str| ap.get(k).map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).unwrap_or_default();
-        println!("approved by  {} at height {} (tx {})", f("agency"), f("height"), f("tx"));
+        // `counts: false`: its agency left, or rotated its key after approving.
+        let stale = if ap.get("counts").and_then(Value::as_bool) == Some(false) { ", no longer counts" } else { "" };
+        println!("approved by  {} at height {} (tx {}{stale})", f("agency"), f("height"), f("tx"));
     }
     if let Some(n) = p.get("approvals_needed").and_then(Value::as_u64).filter(|n| *n > 0) {
         println!("needs        {n} more approval(s)");

@@ -45,6 +45,9 @@ pub(super) struct ApprovalJson {
     agency: String,
     tx: String,
     height: u64,
+    /// Whether it counts now: `false` once its agency left or rotated its key
+    /// after approving (docs/governance.md, "Approval").
+    counts: bool,
 }
 
 /// How many more approvals `rec` needs under `m` (0 when not open).
@@ -53,7 +56,15 @@ fn approvals_needed(rec: &ProposalRecord, m: &Membership) -> usize {
         return 0;
     }
     let total = m.agencies.len();
-    let have = rec.approvals.iter().filter(|a| m.agencies.iter().any(|x| x.name == a.agency)).count();
+    // Distinct agencies whose approval still counts (consensus's rule: in force,
+    // and not by a key rotated out since).
+    let have = rec
+        .approvals
+        .iter()
+        .filter(|a| yrd_ledger::governance::approval_counts(m, a))
+        .map(|a| a.agency.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let g = &m.params.governance;
     (have..=total).find(|n| yrd_ledger::governance::threshold_met(*n, total, g.approval_num, g.approval_den)).map_or(0, |n| n - have)
 }
@@ -83,7 +94,12 @@ pub(super) fn proposal_json(ledger: &Ledger, rec: &ProposalRecord) -> ProposalJs
         approvals: rec
             .approvals
             .iter()
-            .map(|a| ApprovalJson { agency: a.agency.clone(), tx: a.tx.to_hex(), height: a.height })
+            .map(|a| ApprovalJson {
+                agency: a.agency.clone(),
+                tx: a.tx.to_hex(),
+                height: a.height,
+                counts: yrd_ledger::governance::approval_counts(&ledger.next_membership(), a),
+            })
             .collect(),
         approvals_needed: approvals_needed(rec, &ledger.next_membership()),
     }
