@@ -240,3 +240,26 @@ fn only_a_proposal_of_freezes_alone_takes_effect_at_the_next_block() {
     assert_eq!(effective(&alone), a + 1, "a freeze alone: the next block");
     assert_eq!(effective(&mixed), a + d, "a freeze with another change: the activation delay");
 }
+
+#[test]
+fn an_approval_by_an_agency_removed_since_no_longer_counts() {
+    let chain = TestChain::new(4, 2);
+    let (_d, mut ledger) = open(&chain);
+    let g = &chain.genesis;
+    let gone = (0..g.agencies.len()).rev().find(|i| !g.lenders.iter().any(|l| l.sponsor == g.agencies[*i].name)).unwrap();
+    let others: Vec<usize> = (0..4).filter(|i| *i != gone).collect();
+    // The agency to be removed proposes P (its own approval).
+    let p = chain.propose(gone, 1, vec![Change::FreezeIssuer { name: g.issuers[0].name.clone() }], 1_000);
+    let remove = chain.propose(others[0], 1, vec![Change::RemoveAgency { name: g.agencies[gone].name.clone() }], 1_000);
+    chain.commit_next(&mut ledger, vec![p.clone(), remove.clone()]).unwrap();
+    chain.commit_next(&mut ledger, vec![chain.approve(others[1], 1, id(&remove)), chain.approve(others[2], 1, id(&remove))]).unwrap();
+    while ledger.gov().proposal(&id(&remove)).unwrap().state_at(ledger.height().0) != "applied" {
+        chain.commit_next(&mut ledger, vec![]).unwrap();
+    }
+    // Two of the three agencies left approve: with the removed agency's approval
+    // that would be three; two of three is not more than two thirds.
+    chain.commit_next(&mut ledger, vec![chain.approve(others[0], 2, id(&p)), chain.approve(others[1], 2, id(&p))]).unwrap();
+    assert_eq!(ledger.gov().proposal(&id(&p)).unwrap().outcome, Outcome::Open);
+    chain.commit_next(&mut ledger, vec![chain.approve(others[2], 2, id(&p))]).unwrap();
+    assert!(matches!(ledger.gov().proposal(&id(&p)).unwrap().outcome, Outcome::Approved { .. } | Outcome::Applied { .. }));
+}
