@@ -263,3 +263,33 @@ fn an_approval_by_an_agency_removed_since_no_longer_counts() {
     chain.commit_next(&mut ledger, vec![chain.approve(others[2], 2, id(&p))]).unwrap();
     assert!(matches!(ledger.gov().proposal(&id(&p)).unwrap().outcome, Outcome::Approved { .. } | Outcome::Applied { .. }));
 }
+
+#[test]
+fn an_approval_in_the_same_block_as_its_proposal_is_refused() {
+    let chain = TestChain::new(4, 2);
+    let (_d, mut ledger) = open(&chain);
+    let p = chain.propose(0, 1, vec![Change::FreezeIssuer { name: chain.genesis.issuers[0].name.clone() }], 1_000);
+    let a1 = chain.approve(1, 1, id(&p));
+    let built = ledger.build_block(vec![p.clone(), a1.clone()], proposer(&ledger), Round(0), 5).unwrap();
+    assert_eq!(built.block.txs, vec![p.clone()]);
+    assert!(
+        matches!(built.rejected.as_slice(), [(i, TxError::Governance(GovError::UnknownProposal(q)))] if *i == id(&a1) && *q == id(&p)),
+        "{:?}",
+        built.rejected
+    );
+    // In the next block it counts.
+    chain.commit_next(&mut ledger, vec![p.clone()]).unwrap();
+    chain.commit_next(&mut ledger, vec![a1]).unwrap();
+    assert_eq!(ledger.gov().proposal(&id(&p)).unwrap().approvals.len(), 2);
+}
+
+/// Consensus constants the specification states (docs/access.md, docs/proofs.md):
+/// every node and every offline verifier must use the same values.
+#[test]
+fn the_documented_consensus_constants() {
+    assert_eq!(yrd_ledger::consent::RETIRED_KEY_GRACE_BLOCKS, 16);
+    assert_eq!(yrd_ledger::queries::MAX_RECORD_LAG_BLOCKS, 600);
+    assert_eq!(yrd_ledger::queries::MAX_SERVED_AHEAD_MS, 60_000);
+    assert_eq!(MAX_TX_BYTES, 4096);
+    assert_eq!(yrd_ledger::governance::MAX_MEMBER_VALIDATORS, 16);
+}
