@@ -293,3 +293,19 @@ fn the_documented_consensus_constants() {
     assert_eq!(MAX_TX_BYTES, 4096);
     assert_eq!(yrd_ledger::governance::MAX_MEMBER_VALIDATORS, 16);
 }
+
+#[test]
+fn a_block_that_does_not_name_the_tip_as_its_parent_is_refused() {
+    let chain = TestChain::new(4, 2);
+    let (_d, mut ledger) = open(&chain);
+    chain.commit_next(&mut ledger, vec![chain.attestation(0, 1, Uscc::sample(1), AttestationKind::RedList)]).unwrap();
+    let a = chain.attestation(0, 2, Uscc::sample(2), AttestationKind::RedList);
+    let built = ledger.build_block(vec![a], proposer(&ledger), Round(0), 5).unwrap();
+    ledger.validate_block(&built.block, &|_| false).unwrap();
+    let mut b = built.block.clone();
+    b.header.parent.0[0] ^= 1;
+    match ledger.validate_block(&b, &|_| false) {
+        Err(BlockError::WrongParent { expected, got }) => assert_eq!((expected, got), (built.block.header.parent, b.header.parent)),
+        r => panic!("{r:?}"),
+    }
+}
